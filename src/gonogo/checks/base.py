@@ -1,0 +1,139 @@
+"""The one small interface between the runner and a check kind.
+
+A check kind is a class with a `kind` name, a pydantic `Settings` model (the plan's
+`checks.<name>` section minus `kind`, validated once when the plan loads) and a `run`
+method. It reports what it measures through the `CheckContext`, which writes every
+metric and artifact to the evidence store the moment it is recorded, so nothing
+measured is lost if the check crashes afterwards.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ArtifactRef", "CheckContext", "CheckKind", "CheckOutcome", "CommandResult"]
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import ClassVar, Generic, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from gonogo.units import Unit
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """A stored artifact: content-addressed by sha256."""
+
+    sha256: str
+    name: str
+    size: int
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """How a command started by a check ended."""
+
+    argv: list[str]
+    returncode: int | None  # None: it could not be started or was killed on timeout
+    started_at: datetime
+    ended_at: datetime
+    timed_out: bool = False
+    start_error: str | None = None  # why it could not be started
+    output: ArtifactRef | None = None  # stdout and stderr, interleaved
+
+    @property
+    def duration(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What a check says about its own run. Gates, not this, decide the verdict.
+
+    `completed`: the check ran and recorded what it could measure.
+    `error`: the check could not measure (command did not start, no report written);
+    the metrics it could not produce are *not measured*, which fails their gates.
+    """
+
+    status: Literal["completed", "error"]
+    message: str = ""
+    details: list[str] = field(default_factory=list)
+
+
+class CheckContext(Protocol):
+    """What the runner gives a check. One per check execution."""
+
+    @property
+    def check_name(self) -> str: ...
+
+    @property
+    def plan_dir(self) -> Path: ...
+
+    @property
+    def work_dir(self) -> Path:
+        """An empty scratch directory that belongs to this check execution."""
+        ...
+
+    @property
+    def base_url(self) -> str | None: ...
+
+    def expand(self, text: str) -> str:
+        """Substitute `{port.NAME}`, `{base_url}`, `{plan_dir}` and `{work_dir}` in text."""
+        ...
+
+    def record_metric(
+        self,
+        name: str,
+        value: float,
+        unit: Unit,
+        *,
+        dimension: str,
+        source: str,
+        artifact: ArtifactRef | None = None,
+        window: tuple[datetime, datetime] | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record `<check_name>.<name>`; it is committed to the store before this returns."""
+        ...
+
+    def store_artifact(
+        self, content: Path | bytes, *, name: str, media_type: str = "application/octet-stream"
+    ) -> ArtifactRef: ...
+
+    def run_command(
+        self,
+        argv: Sequence[str] | str,
+        *,
+        cwd: Path,
+        env: Mapping[str, str] | None = None,
+        shell: bool = False,
+        timeout: float | None = None,
+        name: str = "command",
+    ) -> CommandResult:
+        """Run a command in its own process group, tracked so it never outlives gonogo.
+
+        stdout and stderr are stored as an artifact; the command is killed (with its
+        children) on timeout, Ctrl-C or gonogo's death.
+        """
+        ...
+
+    def progress(self, message: str) -> None:
+        """Tell the user what is happening now (shown live, not stored as a metric)."""
+        ...
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+class CheckKind(ABC, Generic[SettingsT]):
+    """Base class of a check kind. Register it in the `gonogo.checks` entry-point group."""
+
+    kind: ClassVar[str]
+    Settings: ClassVar[type[BaseModel]]
+
+    @abstractmethod
+    def run(self, settings: SettingsT, ctx: CheckContext) -> CheckOutcome:
+        """Measure, recording metrics and artifacts through `ctx` as they are produced."""

@@ -1,0 +1,125 @@
+"""What the evidence store keeps, as plain typed records (no database types leak out)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtifactRecord",
+    "CheckRecord",
+    "EventRecord",
+    "GateRecord",
+    "MetricRecord",
+    "RunRecord",
+    "SampleSeries",
+    "VerdictRecord",
+]
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+RunStatus = Literal["running", "completed", "failed", "aborted"]
+GateStatus = Literal["pass", "fail", "warn", "not_measured"]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    name: str
+    plan_path: str
+    plan_hash: str
+    git_commit: str | None
+    host: str
+    tool_versions: dict[str, str]
+    started_at: datetime
+    ended_at: datetime | None
+    # completed: every check ran; failed: the run could not be completed (exit 3);
+    # aborted: gonogo was interrupted or killed; what it measured until then is kept.
+    status: RunStatus
+    message: str
+    owner_pid: int
+    decision: str | None = None  # GO / NO-GO once a verdict exists
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    check: str  # the check that measured it; the metric's full name is `<check>.<name>`
+    name: str
+    value: float
+    unit: str
+    dimension: str
+    source: str  # where it came from: command, file, URL
+    recorded_at: datetime
+    artifact_sha256: str | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    id: int | None = None
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.check}.{self.name}"
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    name: str
+    kind: str
+    status: str  # running / completed / error / aborted
+    message: str
+    started_at: datetime
+    ended_at: datetime | None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    sha256: str
+    name: str
+    size: int
+    media_type: str
+    check: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    at: datetime
+    source: str  # "system", a service name, a check name
+    kind: str  # started, ready, exited, failed, progress, ...
+    message: str
+
+
+@dataclass(frozen=True)
+class SampleSeries:
+    """A time series, e.g. the RSS of one service sampled every second."""
+
+    name: str  # e.g. "rss"
+    labels: dict[str, str]  # e.g. {"service": "api"}
+    unit: str
+    points: list[tuple[datetime, float]]
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    metric: str  # the metric name the gate was evaluated on (globs already expanded)
+    pattern: str  # the gate as written in the plan
+    expr: str
+    severity: str  # must / should
+    status: GateStatus
+    value: float | None
+    unit: str | None
+    threshold: str  # the limit, human-readable
+    dimension: str
+    source: str  # where the value came from (the metric's source), or why it is missing
+    metric_id: int | None = None
+
+
+@dataclass(frozen=True)
+class VerdictRecord:
+    decision: Literal["GO", "NO-GO"]
+    score: float | None  # overall, 0-100; None when nothing was measured
+    minimum_score: float
+    dimensions: dict[str, float | None]  # None: not measured
+    reasons: list[str]
+    gates: list[GateRecord]
+    decided_at: datetime

@@ -1,0 +1,221 @@
+"""The plan as typed models. Validated once, when the plan loads; trusted everywhere after.
+
+Strings may contain placeholders that are filled in at run time:
+`{port.NAME}` (a free TCP port gonogo allocates for NAME), `{base_url}`, `{plan_dir}`,
+`{work_dir}` (a check's scratch directory).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CheckSpec",
+    "Duration",
+    "GateSpec",
+    "Plan",
+    "ReadinessProbe",
+    "Score",
+    "Service",
+    "SystemSpec",
+]
+
+import re
+import signal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from gonogo.threshold import Threshold, parse_threshold
+from gonogo.units import parse_duration
+
+PLACEHOLDER = re.compile(r"\{(port\.[A-Za-z0-9_-]+|base_url|plan_dir|work_dir)\}")
+DIMENSIONS = ("tests", "coverage", "performance", "reliability", "security", "operations")
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors (with a suggestion), never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    PlainSerializer(lambda seconds: f"{seconds}s", return_type=str),
+    Field(description="seconds, or a string such as 500ms, 2s, 1m"),
+]
+
+
+def _parse_threshold_field(value: Any) -> Threshold:
+    if isinstance(value, Threshold):
+        return value
+    return parse_threshold(value)
+
+
+ThresholdField = Annotated[
+    Threshold,
+    BeforeValidator(_parse_threshold_field),
+    PlainSerializer(lambda threshold: threshold.text, return_type=str),
+]
+
+
+def _signal_number(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    name = str(value).upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise ValueError(f"{value!r} is not a signal name; expected e.g. SIGTERM, SIGINT") from None
+
+
+SignalField = Annotated[int, BeforeValidator(_signal_number)]
+
+
+class ReadinessProbe(StrictModel):
+    """How to tell a service is ready: exactly one of `http`, `tcp`, `command`."""
+
+    http: str | None = None
+    status: int | list[int] = 200
+    tcp: str | None = Field(default=None, description="host:port")
+    command: list[str] | str | None = None
+    timeout: Duration = 30.0
+    interval: Duration = 0.2
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ReadinessProbe:
+        given = [name for name in ("http", "tcp", "command") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a readiness probe needs exactly one of http (a URL), tcp (host:port) "
+                f"or command; got {', '.join(given) or 'none'}"
+            )
+        return self
+
+    @property
+    def statuses(self) -> list[int]:
+        return [self.status] if isinstance(self.status, int) else list(self.status)
+
+
+class Service(StrictModel):
+    command: list[str] | str
+    shell: bool = False
+    cwd: str | None = None  # relative to the plan's directory
+    env: dict[str, str] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+    ready: ReadinessProbe | None = None
+    stop_signal: SignalField = int(signal.SIGTERM)
+    grace: Duration = 10.0
+
+    @field_validator("command")
+    @classmethod
+    def _non_empty(cls, value: list[str] | str) -> list[str] | str:
+        if not value:
+            raise ValueError("a command must not be empty")
+        return value
+
+
+class SystemSpec(StrictModel):
+    base_url: str | None = None
+    services: dict[str, Service] = Field(default_factory=dict)
+    sample_interval: Duration = 1.0
+
+    @model_validator(mode="after")
+    def _dependencies_exist_and_do_not_cycle(self) -> SystemSpec:
+        for name, service in self.services.items():
+            for dependency in service.depends_on:
+                if dependency not in self.services:
+                    raise ValueError(
+                        f"service {name!r} depends on {dependency!r}, which is not a service "
+                        f"of this plan (services: {', '.join(self.services)})"
+                    )
+        service_order(self.services)  # raises on a cycle
+        return self
+
+
+def service_order(services: dict[str, Service]) -> list[str]:
+    """Names in an order where every service comes after what it depends on."""
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            raise ValueError(f"services depend on each other in a cycle: {' -> '.join([*path, name])}")
+        state[name] = "visiting"
+        for dependency in services[name].depends_on:
+            visit(dependency, [*path, name])
+        state[name] = "done"
+        order.append(name)
+
+    for name in services:
+        visit(name, [])
+    return order
+
+
+class CheckSpec(BaseModel):
+    """A named check: its kind and the kind's own settings (validated by the kind's model)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    kind: str
+    settings: BaseModel
+    timeout: float | None = None  # seconds; the whole check is stopped after it
+    needs_system: bool = True  # False: runs before services start (e.g. unit tests)
+
+
+class GateSpec(StrictModel):
+    metric: str  # a metric name or a glob over metric names (`*.error_rate`)
+    expr: ThresholdField
+    severity: Literal["must", "should"] = "must"
+    dimension: str | None = None  # overrides the measured metric's dimension
+
+
+class Score(StrictModel):
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "tests": 3.0,
+            "coverage": 1.0,
+            "performance": 2.0,
+            "reliability": 3.0,
+            "security": 3.0,
+            "operations": 1.0,
+        }
+    )
+    minimum: float = Field(default=80.0, ge=0, le=100, description="overall score needed for GO, 0-100")
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    path: Path  # the plan file, absolute
+    text: str  # the plan exactly as read, kept as evidence
+    name: str
+    system: SystemSpec
+    checks: dict[str, CheckSpec]
+    gates: list[GateSpec]
+    score: Score
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    def port_names(self) -> list[str]:
+        """Every `{port.NAME}` the plan mentions, in order of first mention."""
+        names: list[str] = []
+        for match in PLACEHOLDER.finditer(self.text):
+            token = match.group(1)
+            if token.startswith("port.") and token[5:] not in names:
+                names.append(token[5:])
+        return names
