@@ -79,5 +79,8 @@ def parse_threshold(text: str) -> Threshold:
     relative = _RELATIVE.match(rest)
     if relative:
         return Threshold(text.strip(), op, float(relative.group(1)) / 100.0, "ratio", True)
-    value, unit = parse_quantity(rest)
+    try:
+        value, unit = parse_quantity(rest)
+    except ValueError as error:
+        raise ValueError(f"{text.strip()!r} is not a threshold: {error}") from None
     return Threshold(text.strip(), op, value, unit)

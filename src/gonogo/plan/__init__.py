@@ -1,0 +1,26 @@
+"""The plan: what to start, what to check, and what GO means. The only package that knows YAML."""
+
+from gonogo.plan.load import load_plan, parse_plan
+from gonogo.plan.model import (
+    CheckSpec,
+    GateSpec,
+    Plan,
+    ReadinessProbe,
+    Score,
+    Service,
+    SystemSpec,
+    service_order,
+)
+
+__all__ = [
+    "CheckSpec",
+    "GateSpec",
+    "Plan",
+    "ReadinessProbe",
+    "Score",
+    "Service",
+    "SystemSpec",
+    "load_plan",
+    "parse_plan",
+    "service_order",
+]

@@ -2,7 +2,8 @@
 
 Strings may contain placeholders that are filled in at run time:
 `{port.NAME}` (a free TCP port gonogo allocates for NAME), `{base_url}`, `{plan_dir}`,
-`{work_dir}` (a check's scratch directory).
+`{run_dir}` (a fresh directory per run, for the services' data), `{work_dir}`
+(a check's scratch directory).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pydantic import (
 from gonogo.threshold import Threshold, parse_threshold
 from gonogo.units import parse_duration
 
-PLACEHOLDER = re.compile(r"\{(port\.[A-Za-z0-9_-]+|base_url|plan_dir|work_dir)\}")
+PLACEHOLDER = re.compile(r"\{(port\.[A-Za-z0-9_-]+|base_url|plan_dir|run_dir|work_dir)\}")
 DIMENSIONS = ("tests", "coverage", "performance", "reliability", "security", "operations")
 
 

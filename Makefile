@@ -1,0 +1,43 @@
+# `make demo`: a full readiness run on the bundled example service.
+# `make test`: lint, type checks and the test suite.
+# Both set up everything they need on a fresh machine (virtualenv, pip and Debian packages).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+APT_GET := $(shell command -v apt-get 2>/dev/null)
+
+.PHONY: demo test lint typecheck unit system-packages clean
+
+$(STAMP): pyproject.toml examples/docservice/pyproject.toml
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]' -e examples/docservice
+	touch $(STAMP)
+
+# PostgreSQL (for the evidence-store tests against a real server) comes from Debian.
+system-packages:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ -n "$(APT_GET)" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	  else echo "PostgreSQL is not installed and apt-get is not available" >&2; exit 1; fi; \
+	fi
+
+demo: $(STAMP)
+	cd examples/docservice && PATH="$(BIN):$$PATH" gonogo run gonogo.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP) system-packages
+	PATH="$(BIN):$$PATH" $(BIN)/pytest -q -ra
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) .gonogo examples/docservice/.gonogo

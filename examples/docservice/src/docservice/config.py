@@ -1,0 +1,56 @@
+"""Settings shared by the processes: command-line flags first, then environment, then defaults."""
+
+from __future__ import annotations
+
+__all__ = ["ApiSettings", "WorkerSettings", "env_flag", "setup_logging"]
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """True when the variable is set to 1/true/yes/on (case-insensitive)."""
+    value = (environ if environ is not None else os.environ).get(name, "")
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    db_path: Path
+    storage_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_bytes: int = 100 * 1024 * 1024
+    token_ttl: float = 3600.0  # seconds
+    max_attempts: int = 5  # given to each job the API enqueues
+    scrypt_n: int = 2**14  # scrypt cost; tests lower it to stay fast
+    # Deliberate failure switches, for gonogo's own tests (see README).
+    fail_uploads: bool = False  # DOCSERVICE_FAIL_UPLOADS=1: POST /documents answers 500
+    never_ready: bool = False  # DOCSERVICE_NEVER_READY=1: GET /health never answers 200
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    db_path: Path
+    storage_dir: Path
+    enricher_url: str
+    worker_id: str
+    poll_interval: float = 0.1  # seconds between polls when the queue is empty
+    lease_seconds: float = 30.0  # a claimed job is reclaimable by others after this
+    backoff_base: float = 0.5  # retry delay: base * 2**(attempt-1), capped
+    backoff_max: float = 30.0
+    enricher_timeout: float = 5.0
+
+
+def setup_logging(process: str, level: str | None = None) -> None:
+    """One line per event on stderr, with the process name so interleaved logs stay readable."""
+    logging.basicConfig(
+        level=(level or os.environ.get("DOCSERVICE_LOG_LEVEL", "INFO")).upper(),
+        format=f"%(asctime)s {process}[%(process)d] %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )

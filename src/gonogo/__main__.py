@@ -1,0 +1,3 @@
+from gonogo.cli import main
+
+main()

@@ -1,0 +1,265 @@
+"""The `gonogo` command. Exit codes: 0 GO, 1 NO-GO, 2 bad plan or usage, 3 run not completed."""
+
+from __future__ import annotations
+
+__all__ = ["main"]
+
+import sys
+from importlib.resources import files
+from pathlib import Path
+from typing import NoReturn
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from gonogo import __version__
+from gonogo.errors import GonogoError, PlanError, RunFailed, UserError
+from gonogo.evidence import Store
+from gonogo.plan import load_plan, service_order
+from gonogo.report import FORMATS, collect, print_summary, render
+from gonogo.run import execute
+from gonogo.run.progress import ProgressPrinter
+from gonogo.units import format_value
+
+EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+PLAN_OPTION = click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The plan whose evidence to read (default: ./gonogo.yaml if present).",
+)
+STORE_OPTION = click.option(
+    "--store",
+    "store_url",
+    envvar="GONOGO_STORE",
+    default=None,
+    help="Evidence store URL: sqlite:///path.db or postgresql://user@host/db "
+    "(default: sqlite in .gonogo/ beside the plan; env GONOGO_STORE).",
+)
+
+
+def _state_dir(plan_path: Path | None) -> Path:
+    if plan_path is not None:
+        base = plan_path if plan_path.is_dir() else plan_path.parent
+    else:
+        base = Path.cwd()
+    return base.resolve() / ".gonogo"
+
+
+def _store_url(store_url: str | None, state_dir: Path) -> str:
+    return store_url or f"sqlite:///{state_dir / 'gonogo.db'}"
+
+
+def _open_store(store_url: str | None, plan_path: Path | None) -> tuple[Store, str, Path]:
+    state_dir = _state_dir(plan_path)
+    url = _store_url(store_url, state_dir)
+    if url.startswith("sqlite:///") and not store_url:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    store = Store.open(url, artifacts_dir=state_dir / "artifacts")
+    return store, url, state_dir
+
+
+def _default_plan(plan_path: Path | None) -> Path | None:
+    if plan_path is not None:
+        return plan_path
+    candidate = Path("gonogo.yaml")
+    return candidate if candidate.exists() else None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gonogo")
+def cli() -> None:
+    """gonogo: is this service ready for production? GO or NO-GO, with the evidence."""
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--force", is_flag=True, help="Overwrite an existing gonogo.yaml.")
+def init(directory: Path, force: bool) -> None:
+    """Write a commented starter gonogo.yaml into DIRECTORY."""
+    target = directory / "gonogo.yaml"
+    if target.exists() and not force:
+        raise UserError(f"{target} already exists; use --force to overwrite it")
+    directory.mkdir(parents=True, exist_ok=True)
+    starter = files("gonogo.plan").joinpath("starter.yaml").read_text(encoding="utf-8")
+    target.write_text(starter.replace("{project}", directory.resolve().name), encoding="utf-8")
+    console.print(f"wrote {target}; edit it, then run [bold]gonogo validate[/] and [bold]gonogo run[/]")
+
+
+@cli.command()
+@click.argument("plan", type=click.Path(path_type=Path), default="gonogo.yaml")
+def validate(plan: Path) -> None:
+    """Check a plan without running it (exit 2 on any error)."""
+    loaded = load_plan(plan)
+    console.print(f"[green]✓[/] {loaded.path} is a valid plan: [bold]{loaded.name}[/]")
+    services = service_order(dict(loaded.system.services))
+    if services:
+        console.print(f"  services (start order): {', '.join(services)}")
+    if loaded.system.base_url:
+        console.print(f"  base URL: {loaded.system.base_url}")
+    for name, spec in loaded.checks.items():
+        console.print(f"  check {name}: {spec.kind}")
+    console.print(f"  {len(loaded.gates)} gates, minimum score {loaded.score.minimum:g}")
+
+
+@cli.command()
+@click.argument("plan", type=click.Path(path_type=Path), default="gonogo.yaml")
+@STORE_OPTION
+@click.option("--keep-scratch", is_flag=True, help="Keep the services' data directory ({run_dir}).")
+def run(plan: Path, store_url: str | None, keep_scratch: bool) -> None:
+    """Run the readiness run: start the system, run the checks, print gates and verdict."""
+    loaded = load_plan(plan)
+    store, url, state_dir = _open_store(store_url, loaded.path)
+    with store, ProgressPrinter(console) as progress:
+        store.mark_stale_runs_aborted()
+        outcome = execute(
+            loaded,
+            store,
+            store_url=url,
+            state_dir=state_dir,
+            progress=progress,
+            keep_scratch=keep_scratch,
+        )
+    with store:
+        print_summary(collect(store, outcome.run_id), console)
+    console.print(f"reports: {outcome.reports['json'].parent}/")
+    for name, path in outcome.reports.items():
+        console.print(f"  {name:6} {path}")
+    if outcome.status != "completed":
+        sys.exit(EXIT_INCOMPLETE)
+    sys.exit(EXIT_GO if outcome.verdict.decision == "GO" else EXIT_NO_GO)
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True, help="How many runs to list.")
+@PLAN_OPTION
+@STORE_OPTION
+def history(limit: int, plan_path: Path | None, store_url: str | None) -> None:
+    """List earlier runs, newest first."""
+    store, _, _ = _open_store(store_url, _default_plan(plan_path))
+    with store:
+        store.mark_stale_runs_aborted()
+        runs = store.list_runs(limit)
+    if not runs:
+        console.print("no runs yet; start one with [bold]gonogo run[/]")
+        return
+    table = Table("run", "plan", "started (UTC)", "duration", "status", "verdict")
+    for record in runs:
+        duration = (
+            format_value((record.ended_at - record.started_at).total_seconds(), "seconds")
+            if record.ended_at
+            else "—"
+        )
+        table.add_row(
+            record.id,
+            record.name,
+            f"{record.started_at:%Y-%m-%d %H:%M:%S}",
+            duration,
+            record.status,
+            record.decision or "—",
+        )
+    console.print(table)
+
+
+@cli.command()
+@click.argument("run_ref", metavar="RUN", default="latest")
+@PLAN_OPTION
+@STORE_OPTION
+def show(run_ref: str, plan_path: Path | None, store_url: str | None) -> None:
+    """Show one run: its status, checks, metrics, gates and verdict."""
+    store, _, _ = _open_store(store_url, _default_plan(plan_path))
+    with store:
+        store.mark_stale_runs_aborted()
+        report = collect(store, store.resolve_run(run_ref).id)
+    record = report.run
+    console.print(
+        f"[bold]run {record.id}[/]  plan {escape(record.name)}  status [bold]{record.status}[/]"
+        f"  started {record.started_at:%Y-%m-%d %H:%M:%S} UTC"
+    )
+    if record.message:
+        console.print(f"  {escape(record.message)}")
+    checks = Table("check", "kind", "status", "message", title="Checks", title_justify="left")
+    for check in report.checks:
+        checks.add_row(check.name, check.kind, check.status, escape(check.message))
+    console.print(checks)
+    metrics = Table("metric", "value", "dimension", "source", title="Metrics", title_justify="left")
+    for metric in report.metrics:
+        metrics.add_row(
+            metric.full_name, format_value(metric.value, metric.unit), metric.dimension, escape(metric.source)
+        )
+    console.print(metrics)
+    if report.verdict is not None:
+        print_summary(report, console)
+
+
+@cli.command()
+@click.argument("run_ref", metavar="RUN", default="latest")
+@click.option("--format", "format_name", type=click.Choice(["terminal", *FORMATS]), default="terminal")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
+@PLAN_OPTION
+@STORE_OPTION
+def report(
+    run_ref: str, format_name: str, output: Path | None, plan_path: Path | None, store_url: str | None
+) -> None:
+    """Render the report of a run from its stored evidence."""
+    store, _, _ = _open_store(store_url, _default_plan(plan_path))
+    with store:
+        document = collect(store, store.resolve_run(run_ref).id)
+    if format_name == "terminal":
+        print_summary(document, console)
+        return
+    text = render(document, format_name)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"wrote {output}")
+
+
+@cli.command("mark-aborted", hidden=True)
+@click.argument("run_id")
+@click.option("--store", "store_url", required=True)
+@click.option("--artifacts", type=click.Path(path_type=Path), required=True)
+def mark_aborted(run_id: str, store_url: str, artifacts: Path) -> None:
+    """Called by the reaper when gonogo died mid-run: close the run as aborted."""
+    with Store.open(store_url, artifacts_dir=artifacts) as store:
+        store.finish_run(run_id, "aborted", "gonogo was killed before the run completed")
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {escape(message)}")
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="gonogo", standalone_mode=False)
+    except click.exceptions.Abort:
+        _fail("interrupted", EXIT_INCOMPLETE)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(EXIT_USAGE)
+    except PlanError as error:
+        errors.print(f"[bold red]the plan has {len(error.issues)} problem(s):[/]")
+        for issue in error.issues:
+            errors.print(f"  {escape(str(issue))}")
+        sys.exit(EXIT_USAGE)
+    except UserError as error:
+        _fail(str(error), EXIT_USAGE)
+    except (RunFailed, GonogoError) as error:
+        _fail(str(error), EXIT_INCOMPLETE)
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INCOMPLETE)

@@ -1,0 +1,219 @@
+"""The database tables of the evidence store (SQLAlchemy Core), private to the store.
+
+Times are stored in UTC and always come back as aware datetimes; JSON values (labels,
+tool versions, reasons) are stored as text so SQLite and PostgreSQL behave the same.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "UTCDateTime",
+    "artifacts",
+    "checks",
+    "events",
+    "gates",
+    "metadata",
+    "metrics",
+    "points",
+    "runs",
+    "schema_version",
+    "series",
+    "verdicts",
+]
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+# Bump when the tables change; the store refuses a database of another version so a
+# future migration step can be put exactly there.
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as UTC; SQLite keeps no zone, so UTC is re-attached on read."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            # A naive time is ambiguous (local? UTC?); refusing it catches the bug early.
+            raise ValueError(f"naive datetime {value.isoformat()} given to the evidence store")
+        value = value.astimezone(UTC)
+        # SQLite's DateTime stores text without an offset; give it plain UTC.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# 64-bit ids on PostgreSQL (points add up over years of sampling); SQLite's rowid alias
+# must be spelled exactly INTEGER to autoincrement.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+# A single row: the version of the tables in this database.
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", Integer, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("plan_path", Text, nullable=False),
+    Column("plan_hash", String(128), nullable=False),
+    Column("plan_text", Text, nullable=False),
+    Column("git_commit", String(64)),
+    Column("host", Text, nullable=False),
+    Column("tool_versions", Text, nullable=False),  # JSON object
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Column("status", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("owner_pid", Integer, nullable=False),
+    # The owner's start time (epoch seconds) tells a live owner from a reused pid.
+    Column("owner_create_time", Float),
+    Index("ix_runs_started_at", "started_at"),
+    Index("ix_runs_status", "status"),
+)
+
+checks = Table(
+    "checks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("check_name", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("unit", Text, nullable=False),
+    Column("dimension", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("artifact_sha256", String(64)),
+    Column("window_start", UTCDateTime),
+    Column("window_end", UTCDateTime),
+    Column("labels", Text, nullable=False),  # JSON object
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+# One row per (run, name); the bytes live once in the artifact directory, by sha256.
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("sha256", String(64), nullable=False, index=True),
+    Column("size", BigInteger, nullable=False),
+    Column("media_type", Text, nullable=False),
+    Column("check_name", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("run_id", "name", name="uq_artifacts_run_name"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("message", Text, nullable=False),
+)
+
+series = Table(
+    "series",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("labels", Text, nullable=False),  # canonical JSON (sorted keys): part of identity
+    Column("unit", Text, nullable=False),
+    UniqueConstraint("run_id", "name", "labels", name="uq_series_run_name_labels"),
+)
+
+points = Table(
+    "points",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("series_id", Id, ForeignKey("series.id", ondelete="CASCADE"), nullable=False),
+    Column("t", UTCDateTime, nullable=False),
+    Column("value", Float, nullable=False),
+    Index("ix_points_series_t", "series_id", "t"),
+)
+
+verdicts = Table(
+    "verdicts",
+    metadata,
+    Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("decision", String(8), nullable=False),
+    Column("score", Float),
+    Column("minimum_score", Float, nullable=False),
+    Column("dimensions", Text, nullable=False),  # JSON object, null = not measured
+    Column("reasons", Text, nullable=False),  # JSON list
+    Column("decided_at", UTCDateTime, nullable=False),
+)
+
+gates = Table(
+    "gates",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column(
+        "run_id", ForeignKey("verdicts.run_id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("position", Integer, nullable=False),  # order of the gates in the verdict
+    Column("metric", Text, nullable=False),
+    Column("pattern", Text, nullable=False),
+    Column("expr", Text, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("value", Float),
+    Column("unit", Text),
+    Column("threshold", Text, nullable=False),
+    Column("dimension", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    # No foreign key: the gate result stays meaningful even if metrics are pruned.
+    Column("metric_id", Id),
+)

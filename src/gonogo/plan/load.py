@@ -1,0 +1,304 @@
+"""Reading a plan file: YAML → typed models, with errors that point at the file and line.
+
+This is the only module that knows the YAML. Every problem found is reported at once,
+each with the file, line, column and field path, what was expected, and the closest
+valid key when a key looks like a typo.
+"""
+
+from __future__ import annotations
+
+__all__ = ["load_plan", "parse_plan"]
+
+import difflib
+import types
+import typing
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from gonogo import plugins
+from gonogo.errors import PlanError, PlanIssue, UserError
+from gonogo.plan.model import CheckSpec, GateSpec, Plan, Score, SystemSpec
+from gonogo.units import parse_duration
+
+Location = tuple[str | int, ...]
+TOP_LEVEL_KEYS = ("name", "system", "checks", "gates", "score")
+CHECK_COMMON_KEYS = ("kind", "timeout", "needs_system")
+
+
+class _Document:
+    """YAML data plus where each part of it stands in the file."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.file = file
+        self.marks: dict[Location, tuple[int, int]] = {}
+        self.issues: list[PlanIssue] = []
+        self._constructor = yaml.constructor.SafeConstructor()
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as error:
+            mark = error.problem_mark or error.context_mark
+            problem = error.problem or error.context or "invalid YAML"
+            raise PlanError(
+                [
+                    PlanIssue(
+                        file,
+                        mark.line + 1 if mark else None,
+                        mark.column + 1 if mark else None,
+                        "",
+                        f"invalid YAML: {problem}",
+                    )
+                ]
+            ) from None
+        self.data: Any = self._construct(node, ()) if node is not None else None
+
+    def _construct(self, node: yaml.Node, location: Location) -> Any:
+        self.marks[location] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self._constructor.construct_object(key_node, deep=True)
+                if isinstance(key, list | dict):
+                    self.issue(location, "a mapping key must be a plain value", key_node)
+                    continue
+                if key in result:
+                    self.issue(
+                        (*location, key),
+                        f"duplicate key {key!r} (first at line {self.marks[(*location, key)][0]}); "
+                        "to give one metric several gates, use a list of thresholds",
+                        key_node,
+                    )
+                    continue
+                result[key] = self._construct(value_node, (*location, key))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self._construct(item, (*location, i)) for i, item in enumerate(node.value)]
+        return self._constructor.construct_object(node, deep=True)
+
+    def issue(self, location: Location, message: str, node: yaml.Node | None = None) -> None:
+        if node is not None:
+            line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        else:
+            line, column = self.mark(location)
+        self.issues.append(PlanIssue(self.file, line, column, _dotted(location), message))
+
+    def mark(self, location: Location) -> tuple[int | None, int | None]:
+        """The position of `location`, or of its nearest ancestor that has one."""
+        for end in range(len(location), -1, -1):
+            if location[:end] in self.marks:
+                return self.marks[location[:end]]
+        return None, None
+
+
+def _dotted(location: Location) -> str:
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + str(part)
+    return text
+
+
+def _describe_input(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _field_names(model: type[BaseModel], location: Location) -> list[str]:
+    """The valid keys at `location` inside `model` (for 'did you mean' suggestions)."""
+    current: Any = model
+    for part in location:
+        current = _unwrap(current, part)
+        if current is None:
+            return []
+    current = _unwrap_optional(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                return arg
+    if origin is typing.Annotated:
+        return _unwrap_optional(typing.get_args(annotation)[0])
+    return annotation
+
+
+def _unwrap(annotation: Any, part: str | int) -> Any:
+    annotation = _unwrap_optional(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        field = annotation.model_fields.get(str(part))
+        return field.annotation if field else None
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is dict and len(args) == 2:
+        return args[1]
+    if origin is list and args:
+        return args[0]
+    return None
+
+
+def _suggest(key: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    if candidates:
+        return f"; expected one of: {', '.join(candidates)}"
+    return ""
+
+
+def _validate(document: _Document, model: type[BaseModel], data: Any, location: Location) -> BaseModel | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        for detail in error.errors():
+            loc = tuple(part for part in detail["loc"] if part != "__root__")
+            # pydantic adds the member type of a union to loc (e.g. 'list[str]'); drop it
+            loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "int"))))
+            full = (*location, *loc)
+            kind = detail["type"]
+            if kind == "extra_forbidden":
+                key = str(loc[-1]) if loc else ""
+                message = f"unknown key {key!r}" + _suggest(key, _field_names(model, loc[:-1]))
+            elif kind == "missing":
+                message = f"required field {str(loc[-1])!r} is missing"
+            else:
+                text = detail["msg"].removeprefix("Value error, ")
+                message = f"{text} (got {_describe_input(detail.get('input'))})"
+            document.issue(full, message)
+        return None
+
+
+def parse_plan(text: str, path: Path) -> Plan:
+    """Validate plan text read from `path`; raises PlanError listing every issue."""
+    file = str(path)
+    document = _Document(file, text)
+    data = document.data
+    if data is None:
+        raise PlanError([PlanIssue(file, 1, 1, "", "the plan is empty; run `gonogo init` for a starter")])
+    if not isinstance(data, dict):
+        document.issue((), f"a plan must be a mapping of keys ({', '.join(TOP_LEVEL_KEYS)})")
+        raise PlanError(document.issues)
+
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            document.issue((key,), f"unknown key {key!r}" + _suggest(str(key), list(TOP_LEVEL_KEYS)))
+
+    name = data.get("name", path.parent.name)
+    if not isinstance(name, str):
+        document.issue(("name",), f"expected a string, got {_describe_input(name)}")
+    system = _validate(document, SystemSpec, data.get("system") or {}, ("system",))
+    score = _validate(document, Score, data.get("score") or {}, ("score",))
+    checks = dict(_checks(document, data.get("checks") or {}))
+    gates = list(_gates(document, data.get("gates") or {}, set(checks)))
+
+    if document.issues:
+        raise PlanError(sorted(document.issues, key=lambda i: (i.line or 0, i.column or 0)))
+    assert isinstance(system, SystemSpec) and isinstance(score, Score)
+    return Plan(path=path, text=text, name=str(name), system=system, checks=checks, gates=gates, score=score)
+
+
+def _checks(document: _Document, raw: Any) -> Iterator[tuple[str, CheckSpec]]:
+    if not isinstance(raw, dict):
+        document.issue(("checks",), "expected a mapping of check name → settings")
+        return
+    for name, entry in raw.items():
+        where: Location = ("checks", name)
+        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+            document.issue(where, "a check name must use letters, digits, '_' or '-' only")
+            continue
+        if not isinstance(entry, dict):
+            document.issue(where, "expected a mapping with at least a 'kind'")
+            continue
+        kind = entry.get("kind")
+        if kind is None:
+            document.issue(
+                where,
+                "required field 'kind' is missing; expected one of: " + ", ".join(plugins.available_kinds()),
+            )
+            continue
+        try:
+            kind_class = plugins.load_kind(str(kind))
+        except UserError:
+            document.issue(
+                (*where, "kind"),
+                f"unknown check kind {kind!r}" + _suggest(str(kind), plugins.available_kinds()),
+            )
+            continue
+        timeout: float | None = None
+        if "timeout" in entry and "timeout" not in kind_class.Settings.model_fields:
+            try:
+                timeout = parse_duration(entry["timeout"])
+            except ValueError as error:
+                document.issue((*where, "timeout"), str(error))
+        needs_system = entry.get("needs_system", True)
+        settings_data = {
+            key: value
+            for key, value in entry.items()
+            if key not in CHECK_COMMON_KEYS or key in kind_class.Settings.model_fields
+        }
+        settings_data.pop("kind", None)
+        if "timeout" in kind_class.Settings.model_fields and "timeout" in entry:
+            timeout = None  # the kind applies its own timeout
+        settings = _validate(document, kind_class.Settings, settings_data, where)
+        if settings is not None:
+            yield (
+                name,
+                CheckSpec(
+                    kind=str(kind), settings=settings, timeout=timeout, needs_system=bool(needs_system)
+                ),
+            )
+
+
+def _gates(document: _Document, raw: Any, check_names: set[str]) -> Iterator[GateSpec]:
+    if not isinstance(raw, dict):
+        document.issue(
+            ("gates",), 'expected a mapping of metric name → threshold, e.g. unit.pass_rate: ">= 99%"'
+        )
+        return
+    for metric, rules in raw.items():
+        where: Location = ("gates", metric)
+        if not isinstance(metric, str) or not metric:
+            document.issue(where, "a gate's key must be a metric name such as unit.pass_rate")
+            continue
+        prefix = metric.split(".", 1)[0]
+        if not any(c in prefix for c in "*?[") and check_names and prefix not in check_names:
+            document.issue(
+                where,
+                f"no check named {prefix!r} in this plan" + _suggest(prefix, sorted(check_names)),
+            )
+            continue
+        items = rules if isinstance(rules, list) else [rules]
+        for index, rule in enumerate(items):
+            at: Location = (*where, index) if isinstance(rules, list) else where
+            data = {"metric": metric, **rule} if isinstance(rule, dict) else {"metric": metric, "expr": rule}
+            gate = _validate(document, GateSpec, data, at)
+            if isinstance(gate, GateSpec):
+                yield gate
+
+
+def load_plan(path: Path | str) -> Plan:
+    """Read and validate the plan at `path` (a file, or a directory holding gonogo.yaml)."""
+    plan_path = Path(path)
+    if plan_path.is_dir():
+        plan_path = plan_path / "gonogo.yaml"
+    plan_path = plan_path.resolve()
+    try:
+        raw = plan_path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{plan_path}: no such plan file; create one with `gonogo init`") from None
+    except OSError as error:
+        raise UserError(f"{plan_path}: cannot read the plan: {error.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{plan_path}: the plan is not UTF-8 text (byte {error.start})") from None
+    return parse_plan(text, plan_path)

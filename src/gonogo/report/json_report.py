@@ -1,0 +1,48 @@
+"""`report.json`: the whole run as data. Schema documented in docs/report-json.md."""
+
+from __future__ import annotations
+
+__all__ = ["SCHEMA", "render_json"]
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from gonogo.report.document import RunReport
+
+SCHEMA = "gonogo.report/1"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def render_json(report: RunReport) -> str:
+    verdict = report.verdict
+    document: dict[str, Any] = {
+        "schema": SCHEMA,
+        "run": asdict(report.run),
+        "verdict": None,
+        "gates": [],
+        "checks": [asdict(check) for check in report.checks],
+        "metrics": [{**asdict(metric), "full_name": metric.full_name} for metric in report.metrics],
+        "artifacts": [asdict(artifact) for artifact in report.artifacts],
+    }
+    if verdict is not None:
+        document["verdict"] = {
+            "decision": verdict.decision,
+            "score": verdict.score,
+            "minimum_score": verdict.minimum_score,
+            "dimensions": verdict.dimensions,
+            "reasons": verdict.reasons,
+            "decided_at": verdict.decided_at,
+        }
+        document["gates"] = [asdict(gate) for gate in verdict.gates]
+    return json.dumps(_plain(document), indent=2, sort_keys=False) + "\n"

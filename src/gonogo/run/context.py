@@ -1,0 +1,219 @@
+"""The context objects of a run: one `RunContext` per run, one `CheckRunContext` per check.
+
+They are the only path from checks and services to the evidence store, so every
+measurement is committed the moment it is made.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CheckRunContext", "RunContext"]
+
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gonogo.checks.base import ArtifactRef, CommandResult
+from gonogo.evidence import EventRecord, MetricRecord, SampleSeries, Store
+from gonogo.plan import Plan
+from gonogo.plan.model import PLACEHOLDER
+from gonogo.system import Reaper, run_command
+from gonogo.units import Unit
+
+_UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class RunContext:
+    """Everything one readiness run shares; passed around instead of globals."""
+
+    plan: Plan
+    store: Store
+    run_id: str
+    ports: dict[str, int]
+    run_dir: Path  # reports and logs of this run
+    scratch_dir: Path  # {run_dir}: the services' data and the checks' work dirs
+    reaper: Reaper
+    progress: Callable[[str, str], None]  # (source, message) → shown to the user
+    started_monotonic: float
+    _samples: SampleRecorder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._samples = SampleRecorder(self.store, self.run_id)
+
+    @property
+    def base_url(self) -> str | None:
+        if self.plan.system.base_url is None:
+            return None
+        return self.expand(self.plan.system.base_url)
+
+    def expand(self, text: str, work_dir: Path | None = None) -> str:
+        def substitute(match: re.Match[str]) -> str:
+            token = match.group(1)
+            if token.startswith("port."):
+                return str(self.ports[token[5:]])
+            if token == "base_url":
+                return self.base_url or match.group(0)
+            if token == "plan_dir":
+                return str(self.plan.directory)
+            if token == "run_dir":
+                return str(self.scratch_dir)
+            return str(work_dir or self.scratch_dir)
+
+        return PLACEHOLDER.sub(substitute, text)
+
+    def event(self, source: str, kind: str, message: str) -> None:
+        self.store.add_event(self.run_id, EventRecord(datetime.now(UTC), source, kind, message))
+
+    # SystemObserver
+    def on_event(self, source: str, kind: str, message: str) -> None:
+        self.event(source, kind, message)
+        self.progress(source, message)
+
+    def on_sample(
+        self,
+        service: str,
+        at: datetime,
+        cpu_percent: float,
+        rss_bytes: float,
+        open_fds: float,
+        threads: float,
+    ) -> None:
+        self._samples.add(service, at, cpu_percent, rss_bytes, open_fds, threads)
+
+    def flush_samples(self) -> None:
+        self._samples.flush()
+
+
+class SampleRecorder:
+    """Buffers resource samples a few seconds, so the store sees one write per series."""
+
+    FLUSH_EVERY = 5.0
+    _SERIES = (("cpu", "ratio"), ("rss", "bytes"), ("fds", "count"), ("threads", "count"))
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self._store, self._run_id = store, run_id
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str], list[tuple[datetime, float]]] = {}
+        self._last_flush = datetime.now(UTC)
+
+    def add(self, service: str, at: datetime, cpu: float, rss: float, fds: float, threads: float) -> None:
+        values = (cpu / 100.0, rss, fds, threads)
+        with self._lock:
+            for (name, _), value in zip(self._SERIES, values, strict=True):
+                self._pending.setdefault((service, name), []).append((at, value))
+            due = (at - self._last_flush).total_seconds() >= self.FLUSH_EVERY
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            self._last_flush = datetime.now(UTC)
+        units = dict(self._SERIES)
+        for (service, name), points in pending.items():
+            self._store.add_samples(
+                self._run_id, SampleSeries(name, {"service": service}, units[name], points)
+            )
+
+
+class CheckRunContext:
+    """What one check sees of the run (implements gonogo.checks.base.CheckContext)."""
+
+    def __init__(self, run: RunContext, check_name: str) -> None:
+        self._run = run
+        self._check_name = check_name
+        self._work_dir = run.scratch_dir / "checks" / check_name
+        self._work_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_recorded = 0
+
+    @property
+    def check_name(self) -> str:
+        return self._check_name
+
+    @property
+    def plan_dir(self) -> Path:
+        return self._run.plan.directory
+
+    @property
+    def work_dir(self) -> Path:
+        return self._work_dir
+
+    @property
+    def base_url(self) -> str | None:
+        return self._run.base_url
+
+    def expand(self, text: str) -> str:
+        return self._run.expand(text, self._work_dir)
+
+    def record_metric(
+        self,
+        name: str,
+        value: float,
+        unit: Unit,
+        *,
+        dimension: str,
+        source: str,
+        artifact: ArtifactRef | None = None,
+        window: tuple[datetime, datetime] | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self._run.store.add_metric(
+            self._run.run_id,
+            MetricRecord(
+                check=self._check_name,
+                name=name,
+                value=float(value),
+                unit=unit,
+                dimension=dimension,
+                source=source,
+                recorded_at=datetime.now(UTC),
+                artifact_sha256=artifact.sha256 if artifact else None,
+                window_start=window[0] if window else None,
+                window_end=window[1] if window else None,
+                labels=dict(labels or {}),
+            ),
+        )
+        self.metrics_recorded += 1
+
+    def store_artifact(
+        self, content: Path | bytes, *, name: str, media_type: str = "application/octet-stream"
+    ) -> ArtifactRef:
+        return self._run.store.add_artifact(
+            self._run.run_id, content, name=name, media_type=media_type, check=self._check_name
+        )
+
+    def run_command(
+        self,
+        argv: Sequence[str] | str,
+        *,
+        cwd: Path,
+        env: Mapping[str, str] | None = None,
+        shell: bool = False,
+        timeout: float | None = None,
+        name: str = "command",
+    ) -> CommandResult:
+        safe_name = _UNSAFE_FILE_CHARACTERS.sub("_", name)
+        log_path = self._work_dir / f"{safe_name}.log"
+        shown = argv if isinstance(argv, str) else " ".join(argv)
+        self.progress(f"running {shown}")
+        outcome = run_command(
+            argv, cwd=cwd, env=env, shell=shell, timeout=timeout, log_path=log_path, reaper=self._run.reaper
+        )
+        output = None
+        if log_path.exists():
+            output = self.store_artifact(log_path, name=f"{safe_name}.log", media_type="text/plain")
+        return CommandResult(
+            argv=[argv] if isinstance(argv, str) else list(argv),
+            returncode=outcome.returncode,
+            started_at=outcome.started_at,
+            ended_at=outcome.ended_at,
+            timed_out=outcome.timed_out,
+            start_error=outcome.start_error,
+            output=output,
+        )
+
+    def progress(self, message: str) -> None:
+        self._run.progress(self._check_name, message)
