@@ -117,15 +117,20 @@ def _field_names(model: type[BaseModel], location: Location) -> list[str]:
             return []
     current = _unwrap_optional(current)
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
+        return [field.alias or name for name, field in current.model_fields.items()]
     return []
 
 
 def _unwrap_optional(annotation: Any) -> Any:
+    """The useful member of `X | None` (a model first, else any container)."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        for arg in members:
             if isinstance(arg, type) and issubclass(arg, BaseModel):
+                return arg
+        for arg in members:
+            if typing.get_origin(arg) in (dict, list):
                 return arg
     if origin is typing.Annotated:
         return _unwrap_optional(typing.get_args(annotation)[0])
@@ -135,8 +140,10 @@ def _unwrap_optional(annotation: Any) -> Any:
 def _unwrap(annotation: Any, part: str | int) -> Any:
     annotation = _unwrap_optional(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        field = annotation.model_fields.get(str(part))
-        return field.annotation if field else None
+        for name, field in annotation.model_fields.items():
+            if str(part) in (name, field.alias):
+                return field.annotation
+        return None
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is dict and len(args) == 2:

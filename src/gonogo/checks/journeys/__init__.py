@@ -1,0 +1,10 @@
+"""The `journeys` check kind: multi-step HTTP user workflows with evidence.
+
+Plan settings are in `gonogo.checks.journeys.settings`, the metrics in
+`gonogo.checks.journeys.metrics`.
+"""
+
+from gonogo.checks.journeys.check import JourneysCheck
+from gonogo.checks.journeys.settings import JourneysSettings
+
+__all__ = ["JourneysCheck", "JourneysSettings"]

@@ -1,0 +1,490 @@
+"""Running journeys: `iterations` of each journey, `concurrency` of them in flight at once.
+
+One `httpx.AsyncClient` per check run (HTTP/1.1, pooled connections, no redirects
+followed, no proxy from the environment), so traffic goes only to the base URL. Each
+iteration has its own variables and its own cookie jar, so concurrent iterations never
+see each other's sessions. An iteration stops at its first failing step; that failure is
+kept with the step, the request, the status and an excerpt of the response.
+
+Timing: a step's latency runs from sending the request (upload included) to having read
+the whole response; for a poll step, from the first attempt to the response on which the
+condition held. An iteration's duration covers all its steps.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Engine",
+    "Failure",
+    "IterationResult",
+    "JourneyResult",
+    "StepResult",
+]
+
+import asyncio
+import hashlib
+import mimetypes
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from pathlib import Path
+from typing import IO, Any, cast
+
+import httpx
+
+from gonogo import __version__
+from gonogo.checks.journeys.assertions import check_expect, check_poll
+from gonogo.checks.journeys.payload import FilePayload, GeneratedPayload, Payload, generated_seed
+from gonogo.checks.journeys.reply import EXCERPT_BYTES, MAX_KEPT_BODY, Reply
+from gonogo.checks.journeys.settings import BodySource, Journey, JourneysSettings, Step
+from gonogo.checks.journeys.variables import (
+    ExtractionError,
+    VariableError,
+    render,
+    render_value,
+)
+
+Expand = Callable[[str], str]
+PROGRESS_EVERY = 0.5  # seconds between progress messages for one journey
+POLL_ATTEMPT_GRACE = 1.0  # a poll attempt started before the deadline may run this far past it
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: str
+    ok: bool
+    latency: float  # seconds
+    status: int | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Failure:
+    journey: str
+    iteration: int
+    step: str
+    method: str
+    url: str
+    status: int | None  # None: no response
+    message: str
+    response_excerpt: str  # at most EXCERPT_BYTES of the body
+    response_size: int | None
+    attempts: int
+    at: str  # ISO 8601, UTC
+
+    def summary(self) -> str:
+        status = self.status if self.status is not None else "no response"
+        return (
+            f"{self.journey} #{self.iteration} step {self.step}: {self.method} {self.url} → "
+            f"{status}: {self.message}"
+        )
+
+
+@dataclass(frozen=True)
+class IterationResult:
+    iteration: int
+    started_at: datetime
+    duration: float  # seconds
+    steps: list[StepResult]
+    failure: Failure | None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+@dataclass(frozen=True)
+class JourneyResult:
+    name: str
+    journey: Journey
+    started_at: datetime
+    ended_at: datetime
+    iterations: list[IterationResult]  # in iteration order
+
+    @property
+    def failures(self) -> list[Failure]:
+        return [result.failure for result in self.iterations if result.failure is not None]
+
+
+class _StepFailed(Exception):
+    def __init__(self, message: str, reply: Reply | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reply = reply
+
+
+class _NoSharedCookies(DefaultCookiePolicy):
+    """The client's own jar keeps nothing: each iteration has its own."""
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+
+@dataclass
+class _Iteration:
+    journey: str
+    number: int
+    variables: dict[str, Any]
+    cookies: httpx.Cookies = field(default_factory=httpx.Cookies)
+    sent: dict[tuple[str, str | None], str] = field(default_factory=dict)  # sha256 of bodies
+
+
+@dataclass
+class _Prepared:
+    request: httpx.Request
+    payloads: dict[str | None, Payload]
+
+
+class Engine:
+    """Runs every journey of the settings against `base_url`, one journey after another."""
+
+    def __init__(
+        self,
+        settings: JourneysSettings,
+        base_url: str,
+        *,
+        files: Mapping[str, Path],
+        expand: Expand,
+        progress: Callable[[str], None],
+    ) -> None:
+        self._settings = settings
+        self._base = base_url.rstrip("/")
+        self._origin = _origin(httpx.URL(self._base))
+        self._files = files  # a BodySource.path as written → the file
+        self._expand = expand
+        self._progress = progress
+
+    async def run(self, on_journey_done: Callable[[JourneyResult], None]) -> list[JourneyResult]:
+        results = []
+        async with self._client() as client:
+            for name, journey in self._settings.journeys.items():
+                result = await self._journey(client, name, journey)
+                on_journey_done(result)
+                results.append(result)
+        return results
+
+    def _client(self) -> httpx.AsyncClient:
+        most = max(journey.concurrency for journey in self._settings.journeys.values())
+        return httpx.AsyncClient(
+            http1=True,
+            http2=False,
+            verify=self._settings.verify_tls,
+            follow_redirects=False,
+            trust_env=False,
+            timeout=httpx.Timeout(self._settings.request_timeout),
+            limits=httpx.Limits(max_connections=most, max_keepalive_connections=most),
+            cookies=CookieJar(policy=_NoSharedCookies()),
+            headers={"User-Agent": f"gonogo-journeys/{__version__}"},
+        )
+
+    async def _journey(self, client: httpx.AsyncClient, name: str, journey: Journey) -> JourneyResult:
+        started_at = datetime.now(UTC)
+        total = journey.iterations
+        self._progress(f"{name}: {total} iterations, {journey.concurrency} at a time")
+        numbers: Iterator[int] = iter(range(1, total + 1))
+        results: list[IterationResult] = []
+        hashed = {
+            journey.body_source_key(step.expect.body_sha256_of)
+            for step in journey.steps
+            if step.expect.body_sha256_of is not None
+        }
+        last_report = time.monotonic()
+
+        async def worker() -> None:
+            nonlocal last_report
+            for number in numbers:
+                results.append(await self._iteration(client, name, journey, number, hashed))
+                now = time.monotonic()
+                if now - last_report >= PROGRESS_EVERY or len(results) == total:
+                    last_report = now
+                    failed = sum(1 for result in results if not result.ok)
+                    self._progress(f"{name}: {len(results)}/{total} iterations, {failed} failed")
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(journey.concurrency, total)):
+                group.create_task(worker())
+        results.sort(key=lambda result: result.iteration)
+        return JourneyResult(name, journey, started_at, datetime.now(UTC), results)
+
+    async def _iteration(
+        self,
+        client: httpx.AsyncClient,
+        name: str,
+        journey: Journey,
+        number: int,
+        hashed: set[tuple[str, str | None]],
+    ) -> IterationResult:
+        started_at = datetime.now(UTC)
+        started = time.perf_counter()
+        variables: dict[str, Any] = {"iteration": number, "uuid": str(uuid.uuid4()), "journey": name}
+        for key, value in journey.variables.items():
+            variables[key] = render_value(value, variables, self._expand)
+        state = _Iteration(name, number, variables)
+        steps: list[StepResult] = []
+        failure: Failure | None = None
+        for step in journey.steps:
+            result, failure = await self._step(client, state, step, hashed)
+            steps.append(result)
+            if failure is not None:
+                break
+        return IterationResult(number, started_at, time.perf_counter() - started, steps, failure)
+
+    async def _step(
+        self,
+        client: httpx.AsyncClient,
+        state: _Iteration,
+        step: Step,
+        hashed: set[tuple[str, str | None]],
+    ) -> tuple[StepResult, Failure | None]:
+        started = time.perf_counter()
+        attempts = 0
+        method, url = step.request.method, step.request.path
+        reply: Reply | None = None
+
+        def fill(value: Any) -> Any:
+            return render_value(value, state.variables, self._expand)
+
+        try:
+            base_timeout = step.request_timeout or self._settings.request_timeout
+            poll = step.poll
+            deadline = started + poll.timeout if poll is not None else None
+            while True:
+                attempts += 1
+                timeout = base_timeout
+                if deadline is not None:
+                    timeout = min(base_timeout, max(deadline - time.perf_counter(), POLL_ATTEMPT_GRACE))
+                prepared = self._prepare(client, state, step, timeout)
+                url = str(prepared.request.url)
+                try:
+                    reply = None
+                    reply = await self._send(client, prepared.request, state.cookies, timeout, step)
+                    problems = []
+                    if poll is not None:
+                        problems = check_poll(poll, reply, fill)
+                except _StepFailed as error:
+                    if poll is None:
+                        raise
+                    problems = [error.message]
+                finally:
+                    for key, payload in prepared.payloads.items():
+                        if (step.name, key) in hashed:
+                            state.sent[(step.name, key)] = payload.sha256()
+                        payload.close()
+                if not problems:
+                    break
+                assert poll is not None and deadline is not None
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    raise _StepFailed(
+                        f"the poll condition did not hold within {poll.timeout:g}s "
+                        f"({attempts} attempts); last: {'; '.join(problems)}",
+                        reply,
+                    )
+                await asyncio.sleep(min(poll.interval, remaining))
+            latency = time.perf_counter() - started
+            assert reply is not None
+            sent = None
+            if step.expect.body_sha256_of is not None:
+                sent = state.sent.get(self._source_key(state, step))
+            problems = check_expect(step.expect, reply, fill, sent)
+            if problems:
+                raise _StepFailed("; ".join(problems), reply)
+            for variable, extractor in step.extract.items():
+                try:
+                    state.variables[variable] = extractor.extract(reply)
+                except ExtractionError as error:
+                    raise _StepFailed(f"cannot extract {variable} ({extractor}): {error}", reply) from None
+        except (_StepFailed, VariableError) as error:
+            failed_reply = error.reply if isinstance(error, _StepFailed) else None
+            message = error.message if isinstance(error, _StepFailed) else str(error)
+            failure = Failure(
+                journey=state.journey,
+                iteration=state.number,
+                step=step.name,
+                method=method,
+                url=url,
+                status=failed_reply.status if failed_reply else None,
+                message=message,
+                response_excerpt=failed_reply.excerpt() if failed_reply else "",
+                response_size=failed_reply.size if failed_reply else None,
+                attempts=attempts,
+                at=datetime.now(UTC).isoformat(),
+            )
+            status = failed_reply.status if failed_reply else None
+            elapsed = time.perf_counter() - started
+            return StepResult(step.name, False, elapsed, status, attempts), failure
+        return StepResult(step.name, True, latency, reply.status, attempts), None
+
+    def _source_key(self, state: _Iteration, step: Step) -> tuple[str, str | None]:
+        journey = self._settings.journeys[state.journey]
+        assert step.expect.body_sha256_of is not None
+        return journey.body_source_key(step.expect.body_sha256_of)
+
+    # -- building a request -------------------------------------------------------------
+
+    def _prepare(
+        self, client: httpx.AsyncClient, state: _Iteration, step: Step, timeout: float
+    ) -> _Prepared:
+        spec = step.request
+        variables = state.variables
+
+        def text(template: str) -> str:
+            return render(template, variables, self._expand)
+
+        url = self._url(text(spec.path))
+        headers = httpx.Headers(
+            {text(key): text(value) for key, value in self._settings.headers.items()}
+        )
+        headers.update({text(key): text(value) for key, value in spec.headers.items()})
+        params = [
+            (text(key), _field_text(item, text))
+            for key, value in spec.query.items()
+            for item in (value if isinstance(value, list) else [value])
+        ]
+        if params:  # added to a query the path may have (httpx's `params=` would replace it)
+            url = str(httpx.URL(url).copy_merge_params(httpx.QueryParams(tuple(params))))
+        payloads: dict[str | None, Payload] = {}
+        arguments: dict[str, Any] = {}
+        try:
+            if spec.has_json:
+                arguments["json"] = render_value(spec.json_body, variables, self._expand)
+            elif spec.form is not None:
+                arguments["data"] = {
+                    text(key): [_field_text(item, text) for item in value]
+                    if isinstance(value, list)
+                    else _field_text(value, text)
+                    for key, value in spec.form.items()
+                }
+            elif spec.multipart is not None:
+                files: list[tuple[str, Any]] = []
+                for key, value in spec.multipart.items():
+                    if isinstance(value, BodySource):
+                        payload = self._payload(value, state, step, key)
+                        payloads[key] = payload
+                        filename = self._filename(value, key, payload, text)
+                        content_type = value.content_type or _guess_type(filename)
+                        files.append((key, (filename, cast(IO[bytes], payload), content_type)))
+                    else:
+                        for item in value if isinstance(value, list) else [value]:
+                            files.append((key, (None, _field_text(item, text).encode())))
+                arguments["files"] = files
+            elif isinstance(spec.body, str):
+                arguments["content"] = text(spec.body).encode()
+            elif spec.body is not None:
+                payload = self._payload(spec.body, state, step, None)
+                payloads[None] = payload
+                arguments["content"] = payload.chunks()
+                headers["Content-Length"] = str(payload.size)
+                if "content-type" not in headers:
+                    name = self._filename(spec.body, "body", payload, text)
+                    headers["Content-Type"] = spec.body.content_type or _guess_type(name)
+            request = client.build_request(
+                spec.method, url, headers=headers, timeout=timeout, **arguments
+            )
+        except BaseException:
+            for payload in payloads.values():
+                payload.close()
+            raise
+        state.cookies.set_cookie_header(request)
+        return _Prepared(request, payloads)
+
+    def _url(self, path: str) -> str:
+        url = self._base + path if path.startswith("/") else path
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as error:
+            raise _StepFailed(f"{url!r} is not a valid URL: {error}") from None
+        if not parsed.is_absolute_url:
+            raise _StepFailed(
+                f"the path {path!r} must start with / (it is appended to the base URL) "
+                "or be a URL under the base URL"
+            )
+        if _origin(parsed) != self._origin:
+            raise _StepFailed(
+                f"{url} is not under the base URL {self._base}; journeys only send requests there"
+            )
+        return url
+
+    def _payload(self, source: BodySource, state: _Iteration, step: Step, key: str | None) -> Payload:
+        if source.generate is not None:
+            seed = generated_seed(state.journey, state.number, step.name, key)
+            return GeneratedPayload(source.generate, seed)
+        assert source.path is not None
+        path = self._files[source.path]
+        try:
+            return FilePayload(path)
+        except OSError as error:
+            raise _StepFailed(f"cannot read {path}: {error.strerror or error}") from None
+
+    @staticmethod
+    def _filename(
+        source: BodySource, key: str, payload: Payload, text: Callable[[str], str]
+    ) -> str:
+        if source.filename is not None:
+            return text(source.filename)
+        if isinstance(payload, FilePayload):
+            return payload.path.name
+        return f"{key}.bin"
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        client: httpx.AsyncClient,
+        request: httpx.Request,
+        cookies: httpx.Cookies,
+        timeout: float,
+        step: Step,
+    ) -> Reply:
+        keep = MAX_KEPT_BODY if step.needs_body else EXCERPT_BYTES
+        try:
+            async with asyncio.timeout(timeout):
+                response = await client.send(request, stream=True)
+                try:
+                    digest = hashlib.sha256()
+                    kept = bytearray()
+                    size = 0
+                    async for chunk in response.aiter_bytes():
+                        digest.update(chunk)
+                        size += len(chunk)
+                        if len(kept) < keep:
+                            kept += chunk[: keep - len(kept)]
+                finally:
+                    await response.aclose()
+        except (TimeoutError, httpx.TimeoutException):
+            raise _StepFailed(f"no complete response within {timeout:g}s") from None
+        except httpx.ConnectError as error:
+            raise _StepFailed(f"could not connect to {self._base}: {error or 'connection failed'}") from None
+        except httpx.HTTPError as error:
+            raise _StepFailed(f"{type(error).__name__}: {error or 'the exchange failed'}") from None
+        except OSError as error:  # reading a file to upload
+            raise _StepFailed(f"could not send the request body: {error}") from None
+        cookies.extract_cookies(response)
+        return Reply(
+            status=response.status_code,
+            headers=response.headers,
+            body=bytes(kept),
+            size=size,
+            sha256=digest.hexdigest(),
+            complete=len(kept) == size,
+        )
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
+
+
+def _field_text(value: Any, text: Callable[[str], str]) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return text(value)
+    return str(value)
+
+
+def _guess_type(filename: str) -> str:
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"

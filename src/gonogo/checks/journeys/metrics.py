@@ -1,0 +1,160 @@
+"""What the journeys check records, and the evidence each figure points to.
+
+Names are relative to the check (the runner prefixes `<check>.`):
+
+| metric | unit | dimension |
+|---|---|---|
+| `success_rate` — iterations that completed every step / all iterations | ratio | tests |
+| `iterations`, `failures` — over all journeys (a failed iteration is one failure) | count | tests |
+| `<journey>.success_rate`, `<journey>.iterations`, `<journey>.failures` | ratio, count | tests |
+| `<journey>.duration.p50/p95/p99/max` — whole iteration, successful ones only | seconds | performance |
+| `<journey>.<step>.iterations` — iterations that reached the step | count | tests |
+| `<journey>.<step>.success_rate` — of those, the ones where the step passed | ratio | tests |
+| `<journey>.<step>.latency.p50/p95/p99/max` — passed executions only | seconds | performance |
+
+A step no iteration reached has no `success_rate`; a journey or step with no success has
+no latency or duration figures: they are *not measured*, never zero.
+
+Percentiles are exact, by nearest rank over the sorted samples x₁ ≤ … ≤ xₙ:
+pP = x⌈P/100·n⌉ (so p50 of 4 samples is the 2nd, p99 of 10 samples is the 10th).
+
+Evidence: each journey's figures point to `journey-<journey>.json` (every iteration, its
+steps with status, latency and attempts, and its failure); the overall figures point to
+`journey-failures.json` (every failure of every journey).
+"""
+
+from __future__ import annotations
+
+__all__ = ["Recorder", "percentile"]
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from gonogo.checks.base import ArtifactRef, CheckContext
+from gonogo.checks.journeys.engine import Failure, IterationResult, JourneyResult
+from gonogo.units import Unit
+
+PERCENTILES = (("p50", 50.0), ("p95", 95.0), ("p99", 99.0))
+_Record = Callable[[str, float, Unit, str, "str | None"], None]
+
+
+def percentile(samples: Sequence[float], rank: float) -> float:
+    """The nearest-rank percentile of samples (which need not be sorted); samples non-empty."""
+    ordered = sorted(samples)
+    index = max(math.ceil(rank / 100.0 * len(ordered)), 1) - 1
+    return ordered[index]
+
+
+class Recorder:
+    """Turns journey results into metrics and artifacts, as each journey finishes."""
+
+    def __init__(self, ctx: CheckContext, base_url: str) -> None:
+        self._ctx = ctx
+        self._base_url = base_url
+
+    def journey(self, result: JourneyResult) -> None:
+        name, journey = result.name, result.journey
+        artifact = self._ctx.store_artifact(
+            _dump(
+                {
+                    "journey": name,
+                    "base_url": self._base_url,
+                    "started_at": result.started_at.isoformat(),
+                    "ended_at": result.ended_at.isoformat(),
+                    "iterations": journey.iterations,
+                    "concurrency": journey.concurrency,
+                    "steps": [step.name for step in journey.steps],
+                    "results": [_iteration(item) for item in result.iterations],
+                    "failures": [asdict(failure) for failure in result.failures],
+                }
+            ),
+            name=f"journey-{name}.json",
+            media_type="application/json",
+        )
+        source = (
+            f"journey {name}: {journey.iterations} iterations of {len(journey.steps)} steps, "
+            f"{journey.concurrency} at a time, against {self._base_url}"
+        )
+        window = (result.started_at, result.ended_at)
+
+        def record(metric: str, value: float, unit: Unit, dimension: str, step: str | None = None) -> None:
+            labels = {"journey": name} if step is None else {"journey": name, "step": step}
+            self._ctx.record_metric(
+                metric, value, unit, dimension=dimension, source=source, artifact=artifact,
+                window=window, labels=labels,
+            )
+
+        runs = result.iterations
+        passed = [item for item in runs if item.ok]
+        record(f"{name}.iterations", len(runs), "count", "tests")
+        record(f"{name}.failures", len(runs) - len(passed), "count", "tests")
+        if runs:
+            record(f"{name}.success_rate", len(passed) / len(runs), "ratio", "tests")
+        self._spread(record, f"{name}.duration", [item.duration for item in passed])
+        for step in journey.steps:
+            executions = [s for item in runs for s in item.steps if s.step == step.name]
+            prefix = f"{name}.{step.name}"
+            record(f"{prefix}.iterations", len(executions), "count", "tests", step.name)
+            if executions:
+                ok = [s.latency for s in executions if s.ok]
+                record(f"{prefix}.success_rate", len(ok) / len(executions), "ratio", "tests", step.name)
+                self._spread(record, f"{prefix}.latency", ok, step.name)
+
+    @staticmethod
+    def _spread(record: _Record, metric: str, samples: list[float], step: str | None = None) -> None:
+        if not samples:
+            return
+        for suffix, rank in PERCENTILES:
+            record(f"{metric}.{suffix}", percentile(samples, rank), "seconds", "performance", step)
+        record(f"{metric}.max", max(samples), "seconds", "performance", step)
+
+    def overall(self, results: list[JourneyResult]) -> ArtifactRef:
+        failures: list[Failure] = [failure for result in results for failure in result.failures]
+        iterations = sum(len(result.iterations) for result in results)
+        artifact = self._ctx.store_artifact(
+            _dump(
+                {
+                    "base_url": self._base_url,
+                    "iterations": iterations,
+                    "failures": [asdict(failure) for failure in failures],
+                }
+            ),
+            name="journey-failures.json",
+            media_type="application/json",
+        )
+        window: tuple[datetime, datetime] | None = None
+        if results:
+            window = (results[0].started_at, results[-1].ended_at)
+        source = (
+            f"journeys {', '.join(result.name for result in results)} against {self._base_url}"
+        )
+
+        def record(metric: str, value: float, unit: Unit) -> None:
+            self._ctx.record_metric(
+                metric, value, unit, dimension="tests", source=source, artifact=artifact, window=window
+            )
+
+        record("iterations", iterations, "count")
+        record("failures", len(failures), "count")
+        if iterations:
+            record("success_rate", (iterations - len(failures)) / iterations, "ratio")
+        return artifact
+
+
+def _iteration(result: IterationResult) -> dict[str, Any]:
+    return {
+        "iteration": result.iteration,
+        "ok": result.ok,
+        "started_at": result.started_at.isoformat(),
+        "duration": result.duration,
+        "steps": [asdict(step) for step in result.steps],
+        "failed_step": result.failure.step if result.failure else None,
+    }
+
+
+def _dump(document: Any) -> bytes:
+    return json.dumps(document, indent=2, ensure_ascii=False).encode()

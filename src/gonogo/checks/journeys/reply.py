@@ -1,0 +1,75 @@
+"""A response as the journey sees it once its body has been read (and hashed).
+
+The body is streamed: every byte goes through sha256, but only what a step needs is
+kept in memory (the whole body, up to `MAX_KEPT_BODY`, when the step reads JSON or text
+from it; otherwise just the first `EXCERPT_BYTES` for failure reports).
+"""
+
+from __future__ import annotations
+
+__all__ = ["EXCERPT_BYTES", "MAX_KEPT_BODY", "Reply", "ReplyError", "excerpt"]
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+EXCERPT_BYTES = 2048
+MAX_KEPT_BODY = 16 * 1024 * 1024
+
+_NOT_PARSED = object()
+
+
+class ReplyError(ValueError):
+    """The body cannot be read the way the step asks (not JSON, too large)."""
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: httpx.Headers
+    body: bytes  # the first bytes of the body (all of it when `complete`)
+    size: int  # the body's full size in bytes
+    sha256: str  # of the whole (decoded) body
+    complete: bool  # `body` holds the whole body
+    _json: Any = field(default=_NOT_PARSED, repr=False)
+
+    def json(self) -> Any:
+        if self._json is _NOT_PARSED:
+            if not self.complete:
+                raise ReplyError(
+                    f"the response body is {self.size} bytes, more than the "
+                    f"{MAX_KEPT_BODY // (1024 * 1024)} MiB gonogo reads as JSON"
+                )
+            try:
+                self._json = json.loads(self.body)
+            except ValueError as error:
+                content_type = self.headers.get("content-type", "no content type")
+                raise ReplyError(f"the response is not JSON ({content_type}): {error}") from None
+        return self._json
+
+    def text(self) -> str:
+        if not self.complete:
+            raise ReplyError(
+                f"the response body is {self.size} bytes, more than the "
+                f"{MAX_KEPT_BODY // (1024 * 1024)} MiB gonogo keeps as text"
+            )
+        return self.body.decode("utf-8", errors="replace")
+
+    def excerpt(self) -> str:
+        return excerpt(self.body, self.size, self.headers.get("content-type", ""))
+
+
+def excerpt(body: bytes, size: int, content_type: str) -> str:
+    """At most `EXCERPT_BYTES` of the body as text, or a description of binary content."""
+    head = body[:EXCERPT_BYTES]
+    textual = any(word in content_type for word in ("text", "json", "xml", "html", "form"))
+    if not textual and head:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as error:
+            # A multi-byte character cut at the end of the excerpt is still text.
+            if error.start < len(head) - 3:
+                return f"<{size} bytes of binary content, {content_type or 'no content type'}>"
+    return head.decode("utf-8", errors="replace")

@@ -1,0 +1,235 @@
+"""Plans load into typed models; every mistake names file, line, field and what was expected."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gonogo.errors import PlanError, UserError
+from gonogo.plan import load_plan, parse_plan
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gonogo.yaml"
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def issues_of(path: Path) -> list[str]:
+    with pytest.raises(PlanError) as caught:
+        load_plan(path)
+    return [str(issue) for issue in caught.value.issues]
+
+
+VALID = """
+name: shop
+system:
+  services:
+    db:
+      command: [sleep, "600"]
+      ready: {tcp: "127.0.0.1:{port.db}", timeout: 5s}
+    api:
+      command: "python -m http.server {port.api}"
+      env: {DB_PORT: "{port.db}"}
+      depends_on: [db]
+      ready: {http: "http://127.0.0.1:{port.api}/", status: [200, 204], timeout: 1m}
+      stop_signal: INT
+      grace: 500ms
+  base_url: "http://127.0.0.1:{port.api}"
+checks:
+  unit:
+    kind: tests
+    command: [pytest]
+    junit: [reports/*.xml]
+  smoke:
+    kind: journeys
+    journeys:
+      home:
+        steps:
+          - name: home
+            request: {method: GET, path: /}
+gates:
+  unit.pass_rate: ">= 99%"
+  "*.success_rate": {expr: ">= 100%", severity: should}
+  smoke.home.home.latency.p95: ["< 2s", {expr: "< 500ms", severity: should}]
+score:
+  minimum: 75
+  weights: {tests: 2}
+"""
+
+
+def test_a_valid_plan_loads_into_typed_models(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, VALID))
+    api = plan.system.services["api"]
+    assert api.depends_on == ["db"]
+    assert api.grace == 0.5
+    assert api.stop_signal == 2
+    assert api.ready is not None and api.ready.statuses == [200, 204] and api.ready.timeout == 60
+    assert plan.port_names() == ["db", "api"]
+    assert set(plan.checks) == {"unit", "smoke"}
+    assert plan.checks["unit"].kind == "tests"
+    assert [(g.metric, g.expr.text, g.severity) for g in plan.gates] == [
+        ("unit.pass_rate", ">= 99%", "must"),
+        ("*.success_rate", ">= 100%", "should"),
+        ("smoke.home.home.latency.p95", "< 2s", "must"),
+        ("smoke.home.home.latency.p95", "< 500ms", "should"),
+    ]
+    assert plan.gates[0].expr.value == pytest.approx(0.99)
+    assert plan.score.minimum == 75
+
+
+def test_a_directory_means_its_gonogo_yaml(tmp_path: Path) -> None:
+    write(tmp_path, VALID)
+    assert load_plan(tmp_path).name == "shop"
+
+
+def test_a_typo_names_line_field_and_suggests_the_key(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        system:
+          services:
+            api:
+              comand: [sleep, "1"]
+        """,
+    )
+    found = issues_of(path)
+    assert any(
+        f"{path}:4:7: system.services.api.comand: unknown key 'comand'; did you mean 'command'?" in i
+        for i in found
+    ), found
+
+
+def test_a_wrong_type_names_line_and_field(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        system:
+          services:
+            api:
+              command: [sleep, "1"]
+              depends_on: 7
+        """,
+    )
+    (issue,) = issues_of(path)
+    assert issue.startswith(f"{path}:5:19: system.services.api.depends_on:")
+    assert "valid list" in issue
+
+
+def test_a_missing_field_names_the_field(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        system:
+          services:
+            api:
+              env: {A: "1"}
+        """,
+    )
+    (issue,) = issues_of(path)
+    assert issue.startswith(f"{path}:4:7: system.services.api.command:")
+    assert "required field 'command' is missing" in issue
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        nmae: x
+        checks:
+          unit: {kind: tsts}
+        gates:
+          unit.pass_rate: "about 99"
+        score: {minimum: 120}
+        """,
+    )
+    found = issues_of(path)
+    assert any(":1:1: nmae: unknown key 'nmae'; did you mean 'name'?" in i for i in found)
+    assert any(":3:17: checks.unit.kind: unknown check kind 'tsts'; did you mean 'tests'?" in i for i in found)
+    assert any(":5:19: gates.unit.pass_rate.expr: 'about 99' is not a threshold" in i for i in found)
+    assert any(":6:8: score.minimum:" in i and "less than or equal to 100" in i for i in found)
+
+
+def test_bad_values_say_what_was_expected(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        system:
+          services:
+            api:
+              command: [x]
+              stop_signal: SIGNOPE
+              ready: {http: "http://x/", tcp: "x:1"}
+              grace: 10 parsecs
+        """,
+    )
+    found = "\n".join(issues_of(path))
+    assert "system.services.api.stop_signal: 'SIGNOPE' is not a signal name" in found
+    assert "exactly one of http (a URL), tcp (host:port) or command; got http, tcp" in found
+    assert "system.services.api.grace:" in found and "not a quantity" in found
+
+
+def test_dependency_problems(tmp_path: Path) -> None:
+    unknown = write(tmp_path, "system: {services: {api: {command: [x], depends_on: [db]}}}\n")
+    assert "depends on 'db', which is not a service of this plan" in "\n".join(issues_of(unknown))
+    cycle = write(
+        tmp_path,
+        "system: {services: {a: {command: [x], depends_on: [b]}, b: {command: [x], depends_on: [a]}}}\n",
+    )
+    assert "cycle: a -> b -> a" in "\n".join(issues_of(cycle))
+
+
+def test_duplicate_gate_keys_are_refused_with_a_hint(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        checks: {unit: {kind: tests, junit: [a.xml]}}
+        gates:
+          unit.pass_rate: ">= 99%"
+          unit.pass_rate: ">= 90%"
+        """,
+    )
+    (issue,) = issues_of(path)
+    assert ":4:3: gates.unit.pass_rate: duplicate key 'unit.pass_rate' (first at line 3)" in issue
+    assert "use a list of thresholds" in issue
+
+
+def test_a_gate_on_an_unknown_check(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        checks: {unit: {kind: tests, junit: [a.xml]}}
+        gates:
+          unti.pass_rate: ">= 99%"
+        """,
+    )
+    (issue,) = issues_of(path)
+    assert "no check named 'unti' in this plan; did you mean 'unit'?" in issue
+
+
+def test_invalid_yaml_points_at_the_problem(tmp_path: Path) -> None:
+    path = write(tmp_path, "system:\n  services: [a\n")
+    (issue,) = issues_of(path)
+    assert issue.startswith(f"{path}:3:1:") and "invalid YAML" in issue
+
+
+def test_empty_and_missing_plans(tmp_path: Path) -> None:
+    assert "the plan is empty" in "\n".join(issues_of(write(tmp_path, "")))
+    with pytest.raises(UserError, match="no such plan file"):
+        load_plan(tmp_path / "nope.yaml")
+
+
+def test_a_plan_with_only_a_base_url_starts_nothing(tmp_path: Path) -> None:
+    plan = parse_plan("system: {base_url: 'http://127.0.0.1:8080'}\n", tmp_path / "p.yaml")
+    assert plan.system.services == {}
+    assert plan.system.base_url == "http://127.0.0.1:8080"
+
+
+def test_the_starter_plan_is_valid(tmp_path: Path) -> None:
+    from importlib.resources import files
+
+    text = files("gonogo.plan").joinpath("starter.yaml").read_text().replace("{project}", "x")
+    plan = parse_plan(text, tmp_path / "gonogo.yaml")
+    assert "smoke" in plan.checks

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+
+from gonogo.threshold import parse_threshold
+from gonogo.units import format_value, parse_duration, parse_quantity
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "unit"),
+    [
+        ("2s", 2.0, "seconds"),
+        ("250ms", 0.25, "seconds"),
+        ("1.5m", 90.0, "seconds"),
+        ("99.9%", 0.999, "ratio"),
+        ("50MB", 50e6, "bytes"),
+        ("1KiB", 1024, "bytes"),
+        ("0", 0.0, "number"),
+        (3, 3.0, "number"),
+        ("100/s", 100.0, "per_second"),
+    ],
+)
+def test_quantities(text: str | int, value: float, unit: str) -> None:
+    parsed = parse_quantity(text)
+    assert parsed[0] == pytest.approx(value) and parsed[1] == unit
+
+
+def test_bad_quantities_say_what_is_expected() -> None:
+    with pytest.raises(ValueError, match="unknown unit 'parsecs'"):
+        parse_quantity("3 parsecs")
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("5%")
+
+
+def test_thresholds() -> None:
+    assert parse_threshold("< 2s").holds(1.99) and not parse_threshold("< 2s").holds(2.0)
+    assert parse_threshold(">= 99%").holds(0.99) and not parse_threshold(">= 99%").holds(0.9899)
+    assert parse_threshold("== 0").holds(0) and not parse_threshold("== 0").holds(1)
+    relative = parse_threshold("<= +10% baseline")
+    assert relative.relative_to_baseline and relative.holds(1.1, baseline=1.0)
+    assert not relative.holds(1.2, baseline=1.0)
+    with pytest.raises(ValueError, match="not a threshold"):
+        parse_threshold("about 3")
+    assert parse_threshold(">= 99%").compatible_with("ratio")
+    assert not parse_threshold("< 2s").compatible_with("ratio")
+
+
+def test_formatting() -> None:
+    assert format_value(0.995, "ratio") == "99.50%"
+    assert format_value(1.0, "ratio") == "100%"
+    assert format_value(0.0123, "seconds") == "12.3 ms"
+    assert format_value(3 * 1024**2, "bytes") == "3.0 MiB"
+    assert format_value(None, "count") == "—"
