@@ -26,7 +26,7 @@ from gonogo.units import format_value
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 PLAN_OPTION = click.option(
     "--plan",
@@ -234,9 +234,13 @@ def report(
 @click.option("--store", "store_url", required=True)
 @click.option("--artifacts", type=click.Path(path_type=Path), required=True)
 def mark_aborted(run_id: str, store_url: str, artifacts: Path) -> None:
-    """Called by the reaper when gonogo died mid-run: close the run as aborted."""
+    """Called by the reaper when gonogo died mid-run: close the run as aborted.
+
+    Only runs whose owner process is gone are touched, so a run that did finish keeps
+    its status even if this fires late.
+    """
     with Store.open(store_url, artifacts_dir=artifacts) as store:
-        store.finish_run(run_id, "aborted", "gonogo was killed before the run completed")
+        store.mark_stale_runs_aborted()
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "SCHEMA_VERSION",
+    "CleanText",
     "UTCDateTime",
     "artifacts",
     "checks",
@@ -74,6 +75,19 @@ class UTCDateTime(TypeDecorator[datetime]):
 # must be spelled exactly INTEGER to autoincrement.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
+
+class CleanText(TypeDecorator[str]):
+    """Text, with NUL characters stored as U+FFFD: PostgreSQL refuses NUL in text, and a
+    service's log line that contains one must not crash the run. Done on every backend
+    so both store the same thing."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else value.replace("\x00", "\ufffd")
+
+
 metadata = MetaData()
 
 # A single row: the version of the tables in this database.
@@ -88,17 +102,17 @@ runs = Table(
     "runs",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("name", Text, nullable=False),
-    Column("plan_path", Text, nullable=False),
+    Column("name", CleanText, nullable=False),
+    Column("plan_path", CleanText, nullable=False),
     Column("plan_hash", String(128), nullable=False),
-    Column("plan_text", Text, nullable=False),
+    Column("plan_text", CleanText, nullable=False),
     Column("git_commit", String(64)),
-    Column("host", Text, nullable=False),
-    Column("tool_versions", Text, nullable=False),  # JSON object
+    Column("host", CleanText, nullable=False),
+    Column("tool_versions", CleanText, nullable=False),  # JSON object
     Column("started_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime),
     Column("status", String(16), nullable=False),
-    Column("message", Text, nullable=False),
+    Column("message", CleanText, nullable=False),
     Column("owner_pid", Integer, nullable=False),
     # The owner's start time (epoch seconds) tells a live owner from a reused pid.
     Column("owner_create_time", Float),
@@ -111,10 +125,10 @@ checks = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("name", Text, nullable=False),
-    Column("kind", Text, nullable=False),
+    Column("name", CleanText, nullable=False),
+    Column("kind", CleanText, nullable=False),
     Column("status", String(32), nullable=False),
-    Column("message", Text, nullable=False),
+    Column("message", CleanText, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("ended_at", UTCDateTime),
 )
@@ -124,16 +138,16 @@ metrics = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("check_name", Text, nullable=False),
-    Column("name", Text, nullable=False),
+    Column("check_name", CleanText, nullable=False),
+    Column("name", CleanText, nullable=False),
     Column("value", Float, nullable=False),
-    Column("unit", Text, nullable=False),
-    Column("dimension", Text, nullable=False),
-    Column("source", Text, nullable=False),
+    Column("unit", CleanText, nullable=False),
+    Column("dimension", CleanText, nullable=False),
+    Column("source", CleanText, nullable=False),
     Column("artifact_sha256", String(64)),
     Column("window_start", UTCDateTime),
     Column("window_end", UTCDateTime),
-    Column("labels", Text, nullable=False),  # JSON object
+    Column("labels", CleanText, nullable=False),  # JSON object
     Column("recorded_at", UTCDateTime, nullable=False),
 )
 
@@ -143,11 +157,11 @@ artifacts = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
-    Column("name", Text, nullable=False),
+    Column("name", CleanText, nullable=False),
     Column("sha256", String(64), nullable=False, index=True),
     Column("size", BigInteger, nullable=False),
-    Column("media_type", Text, nullable=False),
-    Column("check_name", Text),
+    Column("media_type", CleanText, nullable=False),
+    Column("check_name", CleanText),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("run_id", "name", name="uq_artifacts_run_name"),
 )
@@ -158,9 +172,9 @@ events = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("at", UTCDateTime, nullable=False),
-    Column("source", Text, nullable=False),
-    Column("kind", Text, nullable=False),
-    Column("message", Text, nullable=False),
+    Column("source", CleanText, nullable=False),
+    Column("kind", CleanText, nullable=False),
+    Column("message", CleanText, nullable=False),
 )
 
 series = Table(
@@ -168,9 +182,9 @@ series = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
-    Column("name", Text, nullable=False),
-    Column("labels", Text, nullable=False),  # canonical JSON (sorted keys): part of identity
-    Column("unit", Text, nullable=False),
+    Column("name", CleanText, nullable=False),
+    Column("labels", CleanText, nullable=False),  # canonical JSON (sorted keys): part of identity
+    Column("unit", CleanText, nullable=False),
     UniqueConstraint("run_id", "name", "labels", name="uq_series_run_name_labels"),
 )
 
@@ -191,8 +205,8 @@ verdicts = Table(
     Column("decision", String(8), nullable=False),
     Column("score", Float),
     Column("minimum_score", Float, nullable=False),
-    Column("dimensions", Text, nullable=False),  # JSON object, null = not measured
-    Column("reasons", Text, nullable=False),  # JSON list
+    Column("dimensions", CleanText, nullable=False),  # JSON object, null = not measured
+    Column("reasons", CleanText, nullable=False),  # JSON list
     Column("decided_at", UTCDateTime, nullable=False),
 )
 
@@ -200,20 +214,18 @@ gates = Table(
     "gates",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column(
-        "run_id", ForeignKey("verdicts.run_id", ondelete="CASCADE"), nullable=False, index=True
-    ),
+    Column("run_id", ForeignKey("verdicts.run_id", ondelete="CASCADE"), nullable=False, index=True),
     Column("position", Integer, nullable=False),  # order of the gates in the verdict
-    Column("metric", Text, nullable=False),
-    Column("pattern", Text, nullable=False),
-    Column("expr", Text, nullable=False),
+    Column("metric", CleanText, nullable=False),
+    Column("pattern", CleanText, nullable=False),
+    Column("expr", CleanText, nullable=False),
     Column("severity", String(16), nullable=False),
     Column("status", String(16), nullable=False),
     Column("value", Float),
-    Column("unit", Text),
-    Column("threshold", Text, nullable=False),
-    Column("dimension", Text, nullable=False),
-    Column("source", Text, nullable=False),
+    Column("unit", CleanText),
+    Column("threshold", CleanText, nullable=False),
+    Column("dimension", CleanText, nullable=False),
+    Column("source", CleanText, nullable=False),
     # No foreign key: the gate result stays meaningful even if metrics are pruned.
     Column("metric_id", Id),
 )

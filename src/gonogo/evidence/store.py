@@ -8,15 +8,46 @@ from __future__ import annotations
 
 __all__ = ["Store"]
 
-from collections.abc import Sequence
-from datetime import datetime
+import contextlib
+import json
+import math
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Literal, cast
+
+import psutil
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Row,
+    Select,
+    Table,
+    delete,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from gonogo.checks.base import ArtifactRef
+from gonogo.errors import UserError
+from gonogo.evidence import schema as s
+from gonogo.evidence.artifacts import ArtifactFiles
+from gonogo.evidence.engine import driver_message, open_engine
 from gonogo.evidence.records import (
     ArtifactRecord,
     CheckRecord,
     EventRecord,
+    GateRecord,
+    GateStatus,
     MetricRecord,
     RunRecord,
     RunStatus,
@@ -24,17 +55,56 @@ from gonogo.evidence.records import (
     VerdictRecord,
 )
 
+_RUN_STATUSES: frozenset[str] = frozenset({"running", "completed", "failed", "aborted"})
+# psutil derives a start time from the boot time, which can shift by a second when the
+# clock is adjusted; a reused pid starts later than that.
+_CREATE_TIME_TOLERANCE = 2.0
+_PG_SCHEMA_LOCK = 0x676F6E6F676F  # "gonogo": serializes schema creation between clients
+_IN_CHUNK = 500  # ids per `IN (...)`, well below every backend's parameter limit
+
 
 class Store:
     """Open with `Store.open(url, artifacts_dir=...)`; close with `close()` or `with`."""
 
+    def __init__(self, engine: Engine, artifacts_dir: Path, *, display_url: str) -> None:
+        """Private: use `Store.open`."""
+        self._engine = engine
+        self._files = ArtifactFiles(artifacts_dir)
+        self._display_url = display_url
+        self._sqlite = engine.dialect.name == "sqlite"
+        # SQLite has one writer at a time; queueing our own threads here is cheaper than
+        # letting them spin on the busy timeout. PostgreSQL needs no such thing.
+        self._write_lock: threading.Lock | None = threading.Lock() if self._sqlite else None
+        self._closed = False
+
     @classmethod
     def open(cls, url: str, *, artifacts_dir: Path) -> Store:
         """`sqlite:///abs/path.db` or `postgresql://user@host:port/db`; creates the schema."""
-        raise NotImplementedError
+        engine, display = open_engine(url)
+        store = cls(engine, artifacts_dir, display_url=display)
+        try:
+            store._create_schema()
+        except DBAPIError as exc:
+            engine.dispose()
+            what = "SQLite database" if store._sqlite else "PostgreSQL"
+            reason = driver_message(exc)
+            raise UserError(
+                f"cannot open the evidence store: {what} at {display} is not usable: {reason}"
+            ) from exc
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    @property
+    def display_url(self) -> str:
+        """The store's URL with any password hidden, for messages and reports."""
+        return self._display_url
 
     def close(self) -> None:
-        raise NotImplementedError
+        if not self._closed:
+            self._closed = True
+            self._engine.dispose()
 
     def __enter__(self) -> Store:
         return self
@@ -56,19 +126,94 @@ class Store:
         owner_pid: int,
     ) -> str:
         """Create a run with status `running`; returns its id (sortable by start time)."""
-        raise NotImplementedError
+        create_time = _process_create_time(owner_pid) if host == _this_host() else None
+        for attempt in range(8):
+            started_at = self.when()
+            run_id = _new_run_id(started_at)
+            try:
+                with self._write() as conn:
+                    conn.execute(
+                        s.runs.insert().values(
+                            id=run_id,
+                            name=name,
+                            plan_path=plan_path,
+                            plan_hash=plan_hash,
+                            plan_text=plan_text,
+                            git_commit=git_commit,
+                            host=host,
+                            tool_versions=_dump(tool_versions),
+                            started_at=started_at,
+                            ended_at=None,
+                            status="running",
+                            message="",
+                            owner_pid=owner_pid,
+                            owner_create_time=create_time,
+                        )
+                    )
+                return run_id
+            except IntegrityError:
+                # Same second and same 24 random bits: astronomically rare, just retry.
+                if attempt == 7:
+                    raise
+        raise AssertionError("unreachable")
 
     def finish_run(self, run_id: str, status: RunStatus, message: str = "") -> None:
-        raise NotImplementedError
+        if status not in _RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        with self._write() as conn:
+            done = conn.execute(
+                update(s.runs)
+                .where(s.runs.c.id == run_id)
+                .values(status=status, message=message, ended_at=self.when())
+            )
+            if done.rowcount == 0:
+                raise _no_run(run_id)
 
     def begin_check(self, run_id: str, name: str, kind: str) -> int:
-        raise NotImplementedError
+        with self._write_for(run_id) as conn:
+            result = conn.execute(
+                s.checks.insert().values(
+                    run_id=run_id,
+                    name=name,
+                    kind=kind,
+                    status="running",
+                    message="",
+                    started_at=self.when(),
+                    ended_at=None,
+                )
+            )
+            return _new_id(result.inserted_primary_key)
 
     def end_check(self, check_id: int, status: str, message: str = "") -> None:
-        raise NotImplementedError
+        with self._write() as conn:
+            done = conn.execute(
+                update(s.checks)
+                .where(s.checks.c.id == check_id)
+                .values(status=status, message=message, ended_at=self.when())
+            )
+            if done.rowcount == 0:
+                raise UserError(f"no check with id {check_id} in the evidence store")
 
     def add_metric(self, run_id: str, metric: MetricRecord) -> int:
-        raise NotImplementedError
+        _require_number(metric.value, f"metric {metric.full_name}")
+        with self._write_for(run_id) as conn:
+            result = conn.execute(
+                s.metrics.insert().values(
+                    run_id=run_id,
+                    check_name=metric.check,
+                    name=metric.name,
+                    value=metric.value,
+                    unit=metric.unit,
+                    dimension=metric.dimension,
+                    source=metric.source,
+                    artifact_sha256=metric.artifact_sha256,
+                    window_start=metric.window_start,
+                    window_end=metric.window_end,
+                    labels=_dump(metric.labels),
+                    recorded_at=metric.recorded_at,
+                )
+            )
+            return _new_id(result.inserted_primary_key)
 
     def add_artifact(
         self,
@@ -79,59 +224,501 @@ class Store:
         media_type: str = "application/octet-stream",
         check: str | None = None,
     ) -> ArtifactRef:
-        """Copy content into the content-addressed artifact directory and record it."""
-        raise NotImplementedError
+        """Copy content into the content-addressed artifact directory and record it.
+
+        The file is in place before its row commits, so a crash can leave an unreferenced
+        file but never a row without its file. Storing another artifact under a name the
+        run already has replaces that row (the older file stays if anything refers to it).
+        """
+        if isinstance(content, bytes):
+            blob = self._files.put_bytes(content)
+        else:
+            blob = self._files.put_file(content, name)
+        values = {
+            "sha256": blob.sha256,
+            "size": blob.size,
+            "media_type": media_type,
+            "check_name": check,
+            "created_at": self.when(),
+        }
+        with self._write_for(run_id) as conn:
+            stmt = self._insert(s.artifacts).values(run_id=run_id, name=name, **values)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "name"], set_=values))
+        return ArtifactRef(sha256=blob.sha256, name=name, size=blob.size)
 
     def add_event(self, run_id: str, event: EventRecord) -> None:
-        raise NotImplementedError
+        with self._write_for(run_id) as conn:
+            conn.execute(
+                s.events.insert().values(
+                    run_id=run_id,
+                    at=event.at,
+                    source=event.source,
+                    kind=event.kind,
+                    message=event.message,
+                )
+            )
 
     def add_samples(self, run_id: str, series: SampleSeries) -> None:
         """Append points to a time series (same name and labels: same series)."""
-        raise NotImplementedError
+        for _, value in series.points:
+            _require_number(value, f"sample of {series.name}")
+        labels = _dump(series.labels)
+        with self._write_for(run_id) as conn:
+            # Two threads may create the same series at once (PostgreSQL): let the
+            # unique constraint decide, then read back whichever row won.
+            conn.execute(
+                self._insert(s.series)
+                .values(run_id=run_id, name=series.name, labels=labels, unit=series.unit)
+                .on_conflict_do_nothing(index_elements=["run_id", "name", "labels"])
+            )
+            row = conn.execute(
+                select(s.series.c.id, s.series.c.unit).where(
+                    s.series.c.run_id == run_id,
+                    s.series.c.name == series.name,
+                    s.series.c.labels == labels,
+                )
+            ).one()
+            if row.unit != series.unit:
+                raise ValueError(
+                    f"series {series.name} {series.labels} is in {row.unit!r}, not {series.unit!r}"
+                )
+            if series.points:
+                conn.execute(
+                    s.points.insert(),
+                    [{"series_id": row.id, "t": t, "value": v} for t, v in series.points],
+                )
 
     def save_verdict(self, run_id: str, verdict: VerdictRecord) -> None:
         """Store (or replace) the verdict and its gate results."""
-        raise NotImplementedError
+        if verdict.score is not None:
+            _require_number(verdict.score, "verdict score")
+        for gate in verdict.gates:
+            if gate.value is not None:
+                _require_number(gate.value, f"value of gate {gate.pattern}")
+        with self._write() as conn:
+            if not self._run_exists(conn, run_id):
+                raise _no_run(run_id)
+            conn.execute(delete(s.gates).where(s.gates.c.run_id == run_id))
+            conn.execute(delete(s.verdicts).where(s.verdicts.c.run_id == run_id))
+            conn.execute(
+                s.verdicts.insert().values(
+                    run_id=run_id,
+                    decision=verdict.decision,
+                    score=verdict.score,
+                    minimum_score=verdict.minimum_score,
+                    dimensions=json.dumps(verdict.dimensions),
+                    reasons=json.dumps(verdict.reasons),
+                    decided_at=verdict.decided_at,
+                )
+            )
+            if verdict.gates:
+                conn.execute(
+                    s.gates.insert(),
+                    [
+                        {
+                            "run_id": run_id,
+                            "position": position,
+                            "metric": g.metric,
+                            "pattern": g.pattern,
+                            "expr": g.expr,
+                            "severity": g.severity,
+                            "status": g.status,
+                            "value": g.value,
+                            "unit": g.unit,
+                            "threshold": g.threshold,
+                            "dimension": g.dimension,
+                            "source": g.source,
+                            "metric_id": g.metric_id,
+                        }
+                        for position, g in enumerate(verdict.gates)
+                    ],
+                )
 
     def mark_stale_runs_aborted(self) -> list[str]:
         """Runs still `running` whose owner process on this host is gone become `aborted`."""
-        raise NotImplementedError
+        host = _this_host()
+        with self._read() as conn:
+            candidates = conn.execute(
+                select(s.runs.c.id, s.runs.c.owner_pid, s.runs.c.owner_create_time)
+                .where(s.runs.c.status == "running", s.runs.c.host == host)
+                .order_by(s.runs.c.started_at)
+            ).all()
+        aborted: list[str] = []
+        for row in candidates:
+            if _owner_alive(row.owner_pid, row.owner_create_time):
+                continue
+            with self._write() as conn:
+                # Only if still running: its owner may have finished it meanwhile.
+                done = conn.execute(
+                    update(s.runs)
+                    .where(s.runs.c.id == row.id, s.runs.c.status == "running")
+                    .values(
+                        status="aborted",
+                        ended_at=self.when(),
+                        message=(
+                            f"gonogo process {row.owner_pid} on {host} ended without "
+                            "finishing the run (killed or crashed); evidence recorded "
+                            "until then is kept"
+                        ),
+                    )
+                )
+            if done.rowcount:
+                aborted.append(row.id)
+        return aborted
+
+    def delete_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete runs with everything recorded for them, and artifact files no run uses."""
+        ids = list(dict.fromkeys(run_ids))
+        if not ids:
+            return
+        released: set[str] = set()
+        with self._write() as conn:
+            for chunk in _chunks(ids):
+                released.update(
+                    conn.execute(
+                        select(s.artifacts.c.sha256).where(s.artifacts.c.run_id.in_(chunk))
+                    ).scalars()
+                )
+                # Children first: correct even where cascading deletes are not enforced.
+                series_ids = select(s.series.c.id).where(s.series.c.run_id.in_(chunk))
+                conn.execute(delete(s.points).where(s.points.c.series_id.in_(series_ids)))
+                for table in (s.series, s.gates, s.verdicts, s.metrics, s.artifacts, s.events, s.checks):
+                    conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
+                conn.execute(delete(s.runs).where(s.runs.c.id.in_(chunk)))
+            still_used: set[str] = set()
+            for chunk in _chunks(sorted(released)):
+                still_used.update(
+                    conn.execute(
+                        select(s.artifacts.c.sha256).where(s.artifacts.c.sha256.in_(chunk))
+                    ).scalars()
+                )
+                still_used.update(
+                    conn.execute(
+                        select(s.metrics.c.artifact_sha256).where(s.metrics.c.artifact_sha256.in_(chunk))
+                    ).scalars()
+                )
+        # After the commit: a crash in between leaves orphan files, never dangling rows.
+        for sha256 in released - still_used:
+            self._files.remove(sha256)
 
     # -- reading ---------------------------------------------------------------------
     def resolve_run(self, ref: str) -> RunRecord:
         """A run by id, unique id prefix, or `latest`; raises UserError if none or ambiguous."""
-        raise NotImplementedError
+        ref = ref.strip()
+        if not ref:
+            raise UserError("no run given: pass a run id, a unique prefix of one, or 'latest'")
+        with self._read() as conn:
+            if ref == "latest":
+                row = conn.execute(
+                    _runs_query().order_by(s.runs.c.started_at.desc(), s.runs.c.id.desc())
+                ).first()
+                if row is None:
+                    raise UserError("no runs in the evidence store yet")
+                return _run_record(row)
+            row = conn.execute(_runs_query().where(s.runs.c.id == ref)).first()
+            if row is not None:
+                return _run_record(row)
+            pattern = _escape_like(ref) + "%"
+            rows = conn.execute(
+                _runs_query()
+                .where(s.runs.c.id.like(pattern, escape="\\"))
+                .order_by(s.runs.c.started_at.desc(), s.runs.c.id.desc())
+                .limit(11)
+            ).all()
+        if not rows:
+            raise UserError(f"no run matches {ref!r} (list runs with `gonogo history`)")
+        if len(rows) > 1:
+            shown = ", ".join(r.id for r in rows[:10])
+            more = " and more" if len(rows) > 10 else ""
+            raise UserError(f"run {ref!r} is ambiguous: it matches {shown}{more}; give more of the id")
+        return _run_record(rows[0])
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:
-        raise NotImplementedError
+        """The newest runs first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                _runs_query().order_by(s.runs.c.started_at.desc(), s.runs.c.id.desc()).limit(limit)
+            ).all()
+        return [_run_record(row) for row in rows]
 
     def plan_text(self, run_id: str) -> str:
-        raise NotImplementedError
+        with self._read() as conn:
+            value = conn.execute(select(s.runs.c.plan_text).where(s.runs.c.id == run_id)).scalar_one_or_none()
+        if value is None:
+            raise _no_run(run_id)
+        return str(value)
 
     def metrics(self, run_id: str) -> list[MetricRecord]:
-        raise NotImplementedError
+        c = s.metrics.c
+        with self._read() as conn:
+            rows = conn.execute(select(s.metrics).where(c.run_id == run_id).order_by(c.id)).all()
+        return [
+            MetricRecord(
+                check=r.check_name,
+                name=r.name,
+                value=r.value,
+                unit=r.unit,
+                dimension=r.dimension,
+                source=r.source,
+                recorded_at=r.recorded_at,
+                artifact_sha256=r.artifact_sha256,
+                window_start=r.window_start,
+                window_end=r.window_end,
+                labels=_load_str_dict(r.labels),
+                id=r.id,
+            )
+            for r in rows
+        ]
 
     def checks(self, run_id: str) -> list[CheckRecord]:
-        raise NotImplementedError
+        c = s.checks.c
+        with self._read() as conn:
+            rows = conn.execute(select(s.checks).where(c.run_id == run_id).order_by(c.id)).all()
+        return [
+            CheckRecord(
+                name=r.name,
+                kind=r.kind,
+                status=r.status,
+                message=r.message,
+                started_at=r.started_at,
+                ended_at=r.ended_at,
+                id=r.id,
+            )
+            for r in rows
+        ]
 
     def artifacts(self, run_id: str) -> list[ArtifactRecord]:
-        raise NotImplementedError
+        c = s.artifacts.c
+        with self._read() as conn:
+            rows = conn.execute(
+                select(s.artifacts).where(c.run_id == run_id).order_by(c.created_at, c.id)
+            ).all()
+        return [
+            ArtifactRecord(
+                sha256=r.sha256,
+                name=r.name,
+                size=r.size,
+                media_type=r.media_type,
+                check=r.check_name,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
 
     def artifact_path(self, sha256: str) -> Path:
-        raise NotImplementedError
+        """Where the artifact's bytes are (read-only); it may be missing if pruned by hand."""
+        return self._files.path(sha256)
 
     def events(self, run_id: str) -> list[EventRecord]:
-        raise NotImplementedError
+        c = s.events.c
+        with self._read() as conn:
+            rows = conn.execute(select(s.events).where(c.run_id == run_id).order_by(c.at, c.id)).all()
+        return [EventRecord(at=r.at, source=r.source, kind=r.kind, message=r.message) for r in rows]
 
     def samples(self, run_id: str) -> list[SampleSeries]:
-        raise NotImplementedError
+        with self._read() as conn:
+            all_series = conn.execute(
+                select(s.series).where(s.series.c.run_id == run_id).order_by(s.series.c.id)
+            ).all()
+            points: dict[int, list[tuple[datetime, float]]] = {r.id: [] for r in all_series}
+            rows = conn.execute(
+                select(s.points.c.series_id, s.points.c.t, s.points.c.value)
+                .join(s.series, s.series.c.id == s.points.c.series_id)
+                .where(s.series.c.run_id == run_id)
+                .order_by(s.points.c.series_id, s.points.c.t, s.points.c.id)
+            )
+            for series_id, t, value in rows:
+                points[series_id].append((t, value))
+        return [
+            SampleSeries(name=r.name, labels=_load_str_dict(r.labels), unit=r.unit, points=points[r.id])
+            for r in all_series
+        ]
 
     def verdict(self, run_id: str) -> VerdictRecord | None:
-        raise NotImplementedError
+        with self._read() as conn:
+            row = conn.execute(select(s.verdicts).where(s.verdicts.c.run_id == run_id)).first()
+            if row is None:
+                return None
+            gate_rows = conn.execute(
+                select(s.gates).where(s.gates.c.run_id == run_id).order_by(s.gates.c.position)
+            ).all()
+        dimensions = json.loads(row.dimensions)
+        return VerdictRecord(
+            decision=cast(Literal["GO", "NO-GO"], row.decision),
+            score=row.score,
+            minimum_score=row.minimum_score,
+            dimensions={str(k): None if v is None else float(v) for k, v in dimensions.items()},
+            reasons=[str(reason) for reason in json.loads(row.reasons)],
+            gates=[
+                GateRecord(
+                    metric=g.metric,
+                    pattern=g.pattern,
+                    expr=g.expr,
+                    severity=g.severity,
+                    status=cast(GateStatus, g.status),
+                    value=g.value,
+                    unit=g.unit,
+                    threshold=g.threshold,
+                    dimension=g.dimension,
+                    source=g.source,
+                    metric_id=g.metric_id,
+                )
+                for g in gate_rows
+            ],
+            decided_at=row.decided_at,
+        )
 
     def when(self) -> datetime:
         """Now, as the store records times (UTC, aware)."""
-        raise NotImplementedError
+        return datetime.now(UTC)
 
-    def delete_runs(self, run_ids: Sequence[str]) -> None:
-        raise NotImplementedError
+    # -- machinery -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One transaction, committed when the block ends: every write is durable on return."""
+        try:
+            with self._write_lock or contextlib.nullcontext(), self._engine.connect() as conn:
+                conn.execution_options(gonogo_write=True)
+                with conn.begin():
+                    yield conn
+        except StatementError as exc:
+            # A value our column types refuse (a naive datetime): the caller's bug, shown
+            # as the plain ValueError rather than wrapped with the SQL statement.
+            if isinstance(exc.orig, ValueError):
+                raise exc.orig from None
+            raise
+
+    @contextlib.contextmanager
+    def _write_for(self, run_id: str) -> Iterator[Connection]:
+        """A write that belongs to a run: an unknown run id is reported as such."""
+        try:
+            with self._write() as conn:
+                yield conn
+        except IntegrityError as exc:
+            with self._read() as conn:
+                exists = self._run_exists(conn, run_id)
+            if not exists:
+                raise _no_run(run_id) from exc
+            raise
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        # A transaction so that multi-query reads see one consistent snapshot.
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _insert(self, table: Table) -> Any:
+        """The dialect's INSERT, which knows ON CONFLICT (both backends support it)."""
+        insert: Insert = sqlite_dialect.insert(table) if self._sqlite else pg_dialect.insert(table)
+        return insert
+
+    @staticmethod
+    def _run_exists(conn: Connection, run_id: str) -> bool:
+        found = conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first()
+        return found is not None
+
+    def _create_schema(self) -> None:
+        with self._write() as conn:
+            if not self._sqlite:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_SCHEMA_LOCK})
+            s.metadata.create_all(conn)
+            found = conn.execute(select(s.schema_version.c.version)).scalar_one_or_none()
+            if found is None:
+                conn.execute(s.schema_version.insert().values(id=1, version=s.SCHEMA_VERSION))
+            elif found != s.SCHEMA_VERSION:
+                newer = "a newer" if found > s.SCHEMA_VERSION else "an older"
+                raise UserError(
+                    f"the evidence store at {self._display_url} was written by {newer} "
+                    f"gonogo (schema version {found}; this gonogo reads version "
+                    f"{s.SCHEMA_VERSION})"
+                )
+
+
+# -- helpers ---------------------------------------------------------------------------
+def _this_host() -> str:
+    return socket.gethostname()
+
+
+def _new_run_id(started_at: datetime) -> str:
+    # UTC to the second, then random: sorts by start time, short enough to type.
+    return f"{started_at:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _process_create_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def _owner_alive(pid: int, create_time: float | None) -> bool:
+    """Is the process that owns a run still there (and the same process, not a reused pid)?"""
+    if pid == os.getpid():
+        return True
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False  # dead, its parent just has not reaped it yet
+        if create_time is not None:
+            return abs(process.create_time() - create_time) <= _CREATE_TIME_TOLERANCE
+        return True
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True  # exists, but we may not look at it (another user): assume alive
+
+
+def _runs_query() -> Select[Any]:
+    return select(s.runs, s.verdicts.c.decision).outerjoin(s.verdicts, s.verdicts.c.run_id == s.runs.c.id)
+
+
+def _run_record(row: Row[Any]) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        name=row.name,
+        plan_path=row.plan_path,
+        plan_hash=row.plan_hash,
+        git_commit=row.git_commit,
+        host=row.host,
+        tool_versions=_load_str_dict(row.tool_versions),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        status=cast(RunStatus, row.status),
+        message=row.message,
+        owner_pid=row.owner_pid,
+        decision=row.decision,
+    )
+
+
+def _no_run(run_id: str) -> UserError:
+    return UserError(f"no run {run_id!r} in the evidence store")
+
+
+def _new_id(primary_key: Sequence[Any] | None) -> int:
+    assert primary_key is not None
+    return int(primary_key[0])
+
+
+def _require_number(value: float, what: str) -> None:
+    # SQLite silently stores NaN as NULL; "not measured" is never a number.
+    if math.isnan(value):
+        raise ValueError(f"{what} is NaN; record nothing instead of a value that is not one")
+
+
+def _dump(mapping: Mapping[str, str]) -> str:
+    # Sorted keys: a series' labels are part of its identity, so one spelling only.
+    return json.dumps(dict(mapping), sort_keys=True, separators=(",", ":"))
+
+
+def _load_str_dict(raw: str) -> dict[str, str]:
+    loaded = json.loads(raw)
+    return {str(k): str(v) for k, v in loaded.items()}
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _IN_CHUNK):
+        yield items[start : start + _IN_CHUNK]
