@@ -46,6 +46,14 @@ class WorkerSettings:
     enricher_timeout: float = 5.0
 
 
+def _plain_uvicorn_name(record: logging.LogRecord) -> bool:
+    # uvicorn logs its lifecycle INFO lines as "uvicorn.error"; say "uvicorn" so a log
+    # scan for "error" finds real errors only.
+    if record.name == "uvicorn.error":
+        record.name = "uvicorn"
+    return True
+
+
 def setup_logging(process: str, level: str | None = None) -> None:
     """One line per event on stderr, with the process name so interleaved logs stay readable."""
     logging.basicConfig(
@@ -54,3 +62,5 @@ def setup_logging(process: str, level: str | None = None) -> None:
         stream=sys.stderr,
         force=True,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_plain_uvicorn_name)

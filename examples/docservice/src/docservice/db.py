@@ -308,8 +308,7 @@ class Database:
         """Delete the owner's document (and its jobs); the deleted row, or None if not found."""
         with self.transaction() as conn:
             row = conn.execute(
-                f"SELECT {DOCUMENT_COLUMNS} FROM documents d"
-                " WHERE d.id = :id AND d.owner_id = :owner_id",
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.id = :id AND d.owner_id = :owner_id",
                 {"id": doc_id, "owner_id": owner_id},
             ).fetchone()
             if row is None:
@@ -371,9 +370,7 @@ class Database:
             )
         return cursor.rowcount == 1
 
-    def complete_job(
-        self, job_id: int, worker_id: str, result: dict[str, Any], *, now: float
-    ) -> bool:
+    def complete_job(self, job_id: int, worker_id: str, result: dict[str, Any], *, now: float) -> bool:
         """Store the result and mark the document processed, if the job is still ours."""
         with self.transaction() as conn:
             row = conn.execute(
@@ -392,9 +389,7 @@ class Database:
             )
         return True
 
-    def retry_job(
-        self, job_id: int, worker_id: str, error: str, *, available_at: float, now: float
-    ) -> bool:
+    def retry_job(self, job_id: int, worker_id: str, error: str, *, available_at: float, now: float) -> bool:
         """Put the job back in the queue, runnable again from `available_at`."""
         with self.transaction() as conn:
             row = conn.execute(
@@ -413,8 +408,7 @@ class Database:
             if row is None:
                 return False
             conn.execute(
-                "UPDATE documents SET status = 'pending', error = :error, updated_at = :now"
-                " WHERE id = :id",
+                "UPDATE documents SET status = 'pending', error = :error, updated_at = :now WHERE id = :id",
                 {"error": error, "now": now, "id": row["document_id"]},
             )
         return True
@@ -432,8 +426,7 @@ class Database:
             if row is None:
                 return False
             conn.execute(
-                "UPDATE documents SET status = 'failed', error = :error, updated_at = :now"
-                " WHERE id = :id",
+                "UPDATE documents SET status = 'failed', error = :error, updated_at = :now WHERE id = :id",
                 {"error": error, "now": now, "id": row["document_id"]},
             )
         return True

@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from docservice.db import ClaimedJob, Database
@@ -25,7 +25,7 @@ from docservice.db import ClaimedJob, Database
 log = logging.getLogger("docservice.jobs")
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     DONE = "done"
     RETRY = "retry"
     FAILED = "failed"
@@ -44,7 +44,7 @@ def backoff_delay(
     plus up to `jitter` (a fraction) of random spread so retries do not stampede."""
     if attempt < 1:
         raise ValueError("attempt counts from 1")
-    delay = min(cap, base * 2 ** (attempt - 1))
+    delay = min(cap, base * 2.0 ** (attempt - 1))
     return delay * (1.0 + jitter * rng())
 
 
@@ -77,9 +77,7 @@ class JobQueue:
         is failed here rather than run again, and the next job is tried instead.
         """
         while True:
-            job = self.db.claim_job(
-                self.worker_id, now=self.clock(), lease_seconds=self.lease_seconds
-            )
+            job = self.db.claim_job(self.worker_id, now=self.clock(), lease_seconds=self.lease_seconds)
             if job is None:
                 return None
             if job.previous_claimant is not None:
@@ -123,9 +121,7 @@ class JobQueue:
         if job.attempts >= job.max_attempts:
             return self.fail(job, f"gave up after {job.attempts} attempts: {error}")
         now = self.clock()
-        delay = backoff_delay(
-            job.attempts, base=self.backoff_base, cap=self.backoff_max, jitter=self.jitter
-        )
+        delay = backoff_delay(job.attempts, base=self.backoff_base, cap=self.backoff_max, jitter=self.jitter)
         if self.db.retry_job(job.id, self.worker_id, error, available_at=now + delay, now=now):
             log.info(
                 "job %s attempt %d/%d failed (%s); retry in %.2fs",

@@ -1,0 +1,720 @@
+"""The docservice HTTP API (FastAPI, served by uvicorn).
+
+    python -m docservice.api --port 8000 --db data/docservice.db --storage data/files
+
+Every flag has an environment variable (DOCSERVICE_PORT, DOCSERVICE_DB, ...; see
+`--help`). Users register and log in for a bearer token; documents are uploaded as
+multipart (`file`, optional `title`), streamed to disk, and queued for the worker.
+"""
+
+from __future__ import annotations
+
+__all__ = ["create_app", "main", "parse_args"]
+
+import argparse
+import logging
+import os
+import re
+import signal
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO, Literal, cast
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, field_validator
+from python_multipart import MultipartParser
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import parse_options_header
+from starlette.requests import ClientDisconnect
+
+from docservice import __version__
+from docservice.auth import TokenIssuer, hash_password, normalize_email, valid_email
+from docservice.config import ApiSettings, env_flag, setup_logging
+from docservice.db import Database, Document, NewDocument, User
+from docservice.storage import Storage, TooLarge, UploadWriter
+
+log = logging.getLogger("docservice.api")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MAX_TITLE = 200
+MAX_FILENAME = 255
+# After an upload goes over the limit, the rest of the body is read and discarded (so the
+# client sees the 413 rather than a reset connection), but only up to this much more.
+DRAIN_LIMIT = 64 * 1024 * 1024
+DOWNLOAD_CHUNK = 256 * 1024
+CONTENT_TYPE_PATTERN = re.compile(r"^[\w.+-]{1,64}/[\w.+-]{1,128}$")
+DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+
+
+# -- request and response models ---------------------------------------------------------
+
+
+class Credentials(BaseModel):
+    email: str = Field(max_length=254, examples=["ada@example.test"])
+    password: str = Field(min_length=8, max_length=256, examples=["correct horse battery"])
+
+
+class RegisterRequest(Credentials):
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        value = normalize_email(value)
+        if not valid_email(value):
+            raise ValueError("not a valid email address")
+        return value
+
+
+class LoginRequest(BaseModel):
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=256)
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+DocumentStatus = Literal["pending", "processing", "processed", "failed"]
+
+
+class UploadOut(BaseModel):
+    id: str
+    status: DocumentStatus
+    sha256: str
+    size: int
+    title: str | None
+    filename: str | None
+    content_type: str | None
+
+
+class DocumentOut(UploadOut):
+    result: dict[str, Any] | None = Field(description="the worker's processing result, once processed")
+    error: str | None = Field(description="why processing failed, or the last retried error")
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class DocumentPage(BaseModel):
+    items: list[DocumentOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class Health(BaseModel):
+    status: str
+    db: str
+
+
+class ErrorOut(BaseModel):
+    detail: Any
+
+
+def _iso(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _document_out(doc: Document) -> DocumentOut:
+    return DocumentOut(
+        id=doc.id,
+        status=cast(DocumentStatus, doc.status),  # the table's CHECK constraint holds it
+        sha256=doc.sha256,
+        size=doc.size,
+        title=doc.title,
+        filename=doc.filename,
+        content_type=doc.content_type,
+        result=doc.result,
+        error=doc.error,
+        attempts=doc.attempts,
+        created_at=_iso(doc.created_at),
+        updated_at=_iso(doc.updated_at),
+    )
+
+
+# -- streaming multipart upload ----------------------------------------------------------
+
+
+class UploadError(Exception):
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+class MultipartUpload:
+    """Feeds a multipart/form-data body, chunk by chunk, straight into the storage.
+
+    Only the `file` part's bytes go to disk (hashed on the way); `title` is kept in memory
+    up to MAX_TITLE characters; other fields are ignored. Nothing is buffered whole.
+    """
+
+    def __init__(self, boundary: bytes, storage: Storage, max_bytes: int) -> None:
+        self.storage = storage
+        self.max_bytes = max_bytes
+        self.parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_value,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_part_end": self._part_end,
+            },
+        )
+        self.writer: UploadWriter | None = None
+        self.file_done = False
+        self.filename: str | None = None
+        self.content_type: str | None = None
+        self.title: bytearray | None = None
+        self.too_large = False
+        self.error: str | None = None
+        self._headers: dict[bytes, bytes] = {}
+        self._field = bytearray()
+        self._value = bytearray()
+        self._part: str | None = None  # "file", "title" or None (ignored)
+
+    # parser callbacks
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._part = None
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[bytes(self._field).strip().lower()] = bytes(self._value).strip()
+        self._field.clear()
+        self._value.clear()
+
+    def _headers_finished(self) -> None:
+        _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = params.get(b"name", b"").decode("utf-8", errors="replace")
+        if name == "file" and self.error is None:
+            if self.writer is not None:
+                self.error = "only one `file` part is allowed"
+                return
+            self._part = "file"
+            raw_name = params.get(b"filename")
+            if raw_name is not None:
+                self.filename = _clean_filename(raw_name.decode("utf-8", errors="replace"))
+            self.content_type = _clean_content_type(self._headers.get(b"content-type", b"").decode("latin-1"))
+            self.writer = self.storage.new_upload(self.max_bytes)
+        elif name == "title":
+            self._part = "title"
+            self.title = bytearray()
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._part == "file" and self.writer is not None and not self.too_large:
+            try:
+                self.writer.write(memoryview(data)[start:end])
+            except TooLarge:
+                self.too_large = True
+        elif self._part == "title" and self.title is not None:
+            self.title += data[start:end]
+            if len(self.title) > 4 * MAX_TITLE:
+                self.error = f"title is longer than {MAX_TITLE} characters"
+                self._part = None
+
+    def _part_end(self) -> None:
+        if self._part == "file":
+            self.file_done = True
+        self._part = None
+
+    # driving
+
+    def feed(self, chunk: bytes) -> None:
+        if not self.too_large:
+            self.parser.write(chunk)
+
+    def finish(self) -> tuple[UploadWriter, str | None]:
+        """The completed file and the title; raises UploadError for a bad upload."""
+        if self.too_large:
+            raise UploadError(413, f"the file is larger than the limit of {self.max_bytes} bytes")
+        self.parser.finalize()
+        if self.error is not None:
+            raise UploadError(422, self.error)
+        if self.writer is None or not self.file_done:
+            raise UploadError(422, "a multipart `file` part is required")
+        title = None
+        if self.title is not None:
+            title = self.title.decode("utf-8", errors="replace").strip()
+            if len(title) > MAX_TITLE:
+                raise UploadError(422, f"title is longer than {MAX_TITLE} characters")
+        return self.writer, title or self.filename
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+
+
+def _clean_filename(name: str) -> str | None:
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:MAX_FILENAME] or None
+
+
+def _clean_content_type(value: str) -> str:
+    value = value.split(";", 1)[0].strip().lower()
+    return value if CONTENT_TYPE_PATTERN.match(value) else "application/octet-stream"
+
+
+UPLOAD_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "title": {"type": "string", "maxLength": MAX_TITLE},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+# -- access log, metrics and security headers --------------------------------------------
+
+
+class AccessLog:
+    """Pure ASGI middleware: one log line per request, counters for /metrics, and the
+    security headers on every response. (Pure ASGI so streaming bodies stay streamed.)"""
+
+    def __init__(self, app: ASGIApp, counters: Counter[tuple[str, str, int]]) -> None:
+        self.app = app
+        self.counters = counters
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status_code = 500
+        path: str = scope["path"]
+        is_docs = path.startswith(DOCS_PATHS)
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+                headers = list(message.get("headers", []))
+                headers.extend(SECURITY_HEADERS)
+                if not is_docs:
+                    headers.append(API_CSP)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.counters[(scope["method"], route, status_code)] += 1
+            log.info(
+                '%s "%s %s" %d %.1fms',
+                scope["client"][0] if scope.get("client") else "-",
+                scope["method"],
+                path,
+                status_code,
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+# -- authentication and ownership (dependencies) -----------------------------------------
+
+BEARER = HTTPBearer(auto_error=False, description="a token from POST /login")
+
+
+def current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> User:
+    issuer: TokenIssuer = request.app.state.issuer
+    user = issuer.authenticate(credentials.credentials) if credentials else None
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing, invalid or expired bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def owned_document(doc_id: str, request: Request, user: CurrentUser) -> Document:
+    db: Database = request.app.state.db
+    doc = db.get_document(doc_id, owner_id=user.id)
+    if doc is None:  # someone else's document is indistinguishable from none
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "document not found")
+    return doc
+
+
+OwnedDocument = Annotated[Document, Depends(owned_document)]
+
+
+# -- the application ---------------------------------------------------------------------
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    db = Database(settings.db_path)
+    db.initialize()
+    storage = Storage(settings.storage_dir)
+    storage.initialize()
+    issuer = TokenIssuer(db, ttl=settings.token_ttl, scrypt_n=settings.scrypt_n)
+    counters: Counter[tuple[str, str, int]] = Counter()
+
+    app = FastAPI(
+        title="docservice",
+        version=__version__,
+        description="gonogo's example system under test: users, tokens and documents "
+        "processed asynchronously by a worker.",
+    )
+    app.add_middleware(AccessLog, counters=counters)
+    app.state.settings = settings
+    app.state.db = db
+    app.state.storage = storage
+    app.state.issuer = issuer
+
+    Responses = dict[int | str, dict[str, Any]]
+    unauthorized: Responses = {401: {"model": ErrorOut, "description": "missing, invalid or expired token"}}
+    not_found: Responses = {404: {"model": ErrorOut, "description": "no such document of yours"}}
+
+    @app.get(
+        "/health",
+        response_model=Health,
+        tags=["operations"],
+        responses={503: {"model": Health, "description": "not ready"}},
+    )
+    def health() -> JSONResponse:
+        if settings.never_ready:
+            return JSONResponse(
+                {"status": "unavailable", "db": "not checked (DOCSERVICE_NEVER_READY=1)"},
+                status_code=503,
+            )
+        try:
+            db.ping()
+        except Exception as exc:
+            log.error("health check: database error: %s", exc)
+            return JSONResponse({"status": "error", "db": f"error: {exc}"}, status_code=503)
+        return JSONResponse({"status": "ok", "db": "ok"})
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
+    def metrics() -> str:
+        """Prometheus text format: documents and jobs by status, queue age, HTTP requests."""
+        now = time.time()
+        lines = ["# TYPE docservice_documents gauge"]
+        for state, count in sorted(db.count_documents_by_status().items()):
+            lines.append(f'docservice_documents{{status="{state}"}} {count}')
+        lines.append("# TYPE docservice_jobs gauge")
+        for state, count in sorted(db.count_jobs_by_status().items()):
+            lines.append(f'docservice_jobs{{status="{state}"}} {count}')
+        lines.append("# TYPE docservice_jobs_oldest_queued_seconds gauge")
+        lines.append(f"docservice_jobs_oldest_queued_seconds {db.oldest_queued_age(now):.3f}")
+        lines.append("# TYPE docservice_http_requests_total counter")
+        for (method, route, code), count in sorted(counters.items()):
+            lines.append(
+                f'docservice_http_requests_total{{method="{method}",route="{route}",status="{code}"}} {count}'
+            )
+        return "\n".join(lines) + "\n"
+
+    @app.post(
+        "/register",
+        status_code=status.HTTP_201_CREATED,
+        response_model=UserOut,
+        tags=["users"],
+        responses={409: {"model": ErrorOut, "description": "email already registered"}},
+    )
+    def register(body: RegisterRequest) -> UserOut:
+        password_hash = hash_password(body.password, n=settings.scrypt_n)
+        user = db.create_user(uuid.uuid4().hex, body.email, password_hash, time.time())
+        if user is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, "email already registered")
+        return UserOut(id=user.id, email=user.email)
+
+    @app.post(
+        "/login",
+        response_model=TokenOut,
+        tags=["users"],
+        responses={401: {"model": ErrorOut, "description": "wrong email or password"}},
+    )
+    def login(body: LoginRequest) -> TokenOut:
+        token = issuer.login(body.email, body.password)
+        if token is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "wrong email or password",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return TokenOut(access_token=token, expires_in=int(settings.token_ttl))
+
+    @app.post(
+        "/documents",
+        status_code=status.HTTP_201_CREATED,
+        response_model=UploadOut,
+        tags=["documents"],
+        openapi_extra=UPLOAD_OPENAPI,
+        responses={
+            **unauthorized,
+            400: {"model": ErrorOut, "description": "malformed multipart body"},
+            413: {"model": ErrorOut, "description": "file larger than the configured limit"},
+            415: {"model": ErrorOut, "description": "not multipart/form-data"},
+            422: {"model": ErrorOut, "description": "no `file` part, or an invalid title"},
+        },
+    )
+    async def upload_document(request: Request, user: CurrentUser) -> UploadOut:
+        """Upload a document (multipart `file`, optional `title`); it is streamed to disk
+        and queued for processing: poll `GET /documents/{id}` until it is `processed`."""
+        if settings.fail_uploads:
+            await _drain(request, DRAIN_LIMIT)
+            log.error("upload refused: DOCSERVICE_FAIL_UPLOADS=1")
+            raise HTTPException(500, "uploads are failing on purpose (DOCSERVICE_FAIL_UPLOADS=1)")
+        media_type, params = parse_options_header(request.headers.get("content-type", ""))
+        boundary = params.get(b"boundary")
+        if media_type != b"multipart/form-data" or not boundary:
+            await _drain(request, DRAIN_LIMIT)
+            raise HTTPException(
+                status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "expected multipart/form-data with a boundary"
+            )
+        upload = MultipartUpload(boundary, storage, settings.max_upload_bytes)
+        committed = False
+        try:
+            drained = 0
+            async for chunk in request.stream():
+                if upload.too_large:
+                    drained += len(chunk)
+                    if drained > DRAIN_LIMIT:
+                        break
+                    continue
+                upload.feed(chunk)
+            writer, title = upload.finish()
+            doc_id = uuid.uuid4().hex
+            key = storage.key_for(doc_id)
+            await run_in_threadpool(storage.commit, writer, key)
+            committed = True
+            new = NewDocument(
+                id=doc_id,
+                owner_id=user.id,
+                title=title,
+                filename=upload.filename,
+                content_type=upload.content_type,
+                size=writer.size,
+                sha256=writer.sha256,
+                storage_key=key,
+            )
+            try:
+                doc = await run_in_threadpool(
+                    db.create_document, new, max_attempts=settings.max_attempts, now=time.time()
+                )
+            except BaseException:
+                storage.delete(key)
+                raise
+        except UploadError as exc:
+            raise HTTPException(exc.status_code, exc.detail) from None
+        except ClientDisconnect:
+            log.info("upload abandoned: the client disconnected")
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "client disconnected") from None
+        except MultipartParseError as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed multipart body: {exc}") from None
+        finally:
+            if not committed:
+                upload.abort()
+        return UploadOut(
+            id=doc.id,
+            status="pending",
+            sha256=doc.sha256,
+            size=doc.size,
+            title=doc.title,
+            filename=doc.filename,
+            content_type=doc.content_type,
+        )
+
+    @app.get("/documents", response_model=DocumentPage, tags=["documents"], responses=unauthorized)
+    def list_documents(
+        user: CurrentUser,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    ) -> DocumentPage:
+        """The caller's documents, newest first."""
+        docs, total = db.list_documents(user.id, limit=limit, offset=offset)
+        return DocumentPage(
+            items=[_document_out(doc) for doc in docs], total=total, limit=limit, offset=offset
+        )
+
+    @app.get(
+        "/documents/{doc_id}",
+        response_model=DocumentOut,
+        tags=["documents"],
+        responses={**unauthorized, **not_found},
+    )
+    def get_document(doc: OwnedDocument) -> DocumentOut:
+        return _document_out(doc)
+
+    @app.get(
+        "/documents/{doc_id}/content",
+        tags=["documents"],
+        response_class=StreamingResponse,
+        responses={
+            **unauthorized,
+            **not_found,
+            200: {
+                "description": "the exact bytes uploaded",
+                "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            },
+        },
+    )
+    def download_document(doc: OwnedDocument) -> StreamingResponse:
+        try:
+            stream = storage.path_for(doc.storage_key).open("rb")
+        except FileNotFoundError:  # deleted between the lookup and now
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "document not found") from None
+        headers = {
+            "Content-Length": str(os.fstat(stream.fileno()).st_size),
+            "X-Content-SHA256": doc.sha256,
+            "Content-Disposition": _content_disposition(doc.filename),
+        }
+        return StreamingResponse(
+            _iter_file(stream),
+            media_type=doc.content_type or "application/octet-stream",
+            headers=headers,
+        )
+
+    @app.delete(
+        "/documents/{doc_id}",
+        status_code=status.HTTP_204_NO_CONTENT,
+        tags=["documents"],
+        responses={**unauthorized, **not_found},
+    )
+    def delete_document(doc_id: str, user: CurrentUser) -> Response:
+        doc = db.delete_document(doc_id, user.id)
+        if doc is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "document not found")
+        storage.delete(doc.storage_key)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    return app
+
+
+async def _drain(request: Request, limit: int) -> None:
+    """Read and discard up to `limit` bytes of the body, so the client gets our answer."""
+    drained = 0
+    async for chunk in request.stream():
+        drained += len(chunk)
+        if drained > limit:
+            break
+
+
+def _iter_file(stream: BinaryIO) -> Iterator[bytes]:
+    with stream:
+        while chunk := stream.read(DOWNLOAD_CHUNK):
+            yield chunk
+
+
+def _content_disposition(filename: str | None) -> str:
+    if not filename:
+        return "attachment"
+    ascii_name = filename.encode("ascii", errors="replace").decode("ascii").replace('"', "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+# -- command line ------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> ApiSettings:
+    env = os.environ
+    parser = argparse.ArgumentParser(prog="python -m docservice.api", description=__doc__)
+    parser.add_argument("--host", default=env.get("DOCSERVICE_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env.get("DOCSERVICE_PORT", "8000")))
+    parser.add_argument("--db", default=env.get("DOCSERVICE_DB", "data/docservice.db"))
+    parser.add_argument("--storage", default=env.get("DOCSERVICE_STORAGE", "data/files"))
+    parser.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=int(env.get("DOCSERVICE_MAX_UPLOAD_BYTES", str(100 * 1024 * 1024))),
+    )
+    parser.add_argument("--token-ttl", type=float, default=float(env.get("DOCSERVICE_TOKEN_TTL", "3600")))
+    parser.add_argument("--max-attempts", type=int, default=int(env.get("DOCSERVICE_MAX_ATTEMPTS", "5")))
+    parser.add_argument("--scrypt-n", type=int, default=int(env.get("DOCSERVICE_SCRYPT_N", str(2**14))))
+    args = parser.parse_args(argv)
+    return ApiSettings(
+        db_path=Path(args.db),
+        storage_dir=Path(args.storage),
+        host=args.host,
+        port=args.port,
+        max_upload_bytes=args.max_upload_bytes,
+        token_ttl=args.token_ttl,
+        max_attempts=args.max_attempts,
+        scrypt_n=args.scrypt_n,
+        fail_uploads=env_flag("DOCSERVICE_FAIL_UPLOADS"),
+        never_ready=env_flag("DOCSERVICE_NEVER_READY"),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import uvicorn
+
+    settings = parse_args(argv)
+    setup_logging("api")
+    if settings.fail_uploads:
+        log.warning("DOCSERVICE_FAIL_UPLOADS=1: every upload will answer 500")
+    if settings.never_ready:
+        log.warning("DOCSERVICE_NEVER_READY=1: /health will never answer 200")
+    app = create_app(settings)
+    # uvicorn handles SIGTERM/SIGINT itself (graceful shutdown), then re-raises the signal
+    # to the handler that was installed before it: make that a no-op so we exit 0.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
+    signal.signal(signal.SIGINT, lambda _signum, _frame: None)
+    log.info("listening on http://%s:%d (db=%s)", settings.host, settings.port, settings.db_path)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

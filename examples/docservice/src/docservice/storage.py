@@ -1,0 +1,95 @@
+"""Document bytes on the local filesystem, written in a streaming fashion.
+
+An upload is written to `<root>/tmp/` while it arrives, hashed and size-checked chunk by
+chunk, and moved into place (`<root>/<2 hex>/<id>`) with an atomic rename only once it is
+complete, so a reader never sees a partial file and an aborted upload leaves nothing.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Storage", "TooLarge", "UploadWriter"]
+
+import hashlib
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import BinaryIO
+
+KEY_PATTERN = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{32}$")
+
+
+class TooLarge(Exception):
+    """The upload went over the size limit."""
+
+
+class UploadWriter:
+    """Receives one upload's bytes: writes, hashes and counts them, enforcing the limit."""
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._digest = hashlib.sha256()
+        self._file: BinaryIO | None = path.open("xb")
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self._file is None:
+            raise ValueError("upload already finished or aborted")
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            self.abort()
+            raise TooLarge(f"upload exceeds {self.max_bytes} bytes")
+        self._digest.update(data)
+        self._file.write(data)
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        """Flush and close the file (it stays in the temporary area until committed)."""
+        if self._file is not None:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self.path.unlink(missing_ok=True)
+
+
+class Storage:
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.tmp = self.root / "tmp"
+
+    def initialize(self) -> None:
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def key_for(doc_id: str) -> str:
+        return f"{doc_id[:2]}/{doc_id}"
+
+    def path_for(self, key: str) -> Path:
+        """The file of a storage key; keys are validated so no path escapes the root."""
+        if not KEY_PATTERN.match(key):
+            raise ValueError(f"invalid storage key {key!r}")
+        return self.root / key
+
+    def new_upload(self, max_bytes: int) -> UploadWriter:
+        return UploadWriter(self.tmp / f"{uuid.uuid4().hex}.part", max_bytes)
+
+    def commit(self, upload: UploadWriter, key: str) -> Path:
+        """Move a finished upload to its final place, atomically."""
+        upload.close()
+        target = self.path_for(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(upload.path, target)
+        return target
+
+    def delete(self, key: str) -> None:
+        self.path_for(key).unlink(missing_ok=True)
