@@ -25,7 +25,8 @@ from gonogo.units import format_value
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
-console = Console(highlight=False)
+# Logs in CI are read in wide viewers: do not wrap them at 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 PLAN_OPTION = click.option(

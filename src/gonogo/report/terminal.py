@@ -19,25 +19,30 @@ _STATUS_STYLE = {
 }
 
 
-def gate_table(report: RunReport) -> Table:
-    table = Table(title="Gates", title_justify="left", expand=False, show_lines=False)
-    for column in ("metric", "value", "threshold", "severity", "status", "source"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("value", "status"))
+def gate_table(report: RunReport, width: int) -> Table:
+    # Sources can be long commands; a narrow terminal leaves them to the reports.
+    with_source = width >= 110
+    table = Table(title="Gates", title_justify="left", expand=False)
+    table.add_column("metric", overflow="fold")
+    for column in ("value", "threshold", "severity", "status"):
+        table.add_column(column, no_wrap=True)
+    if with_source:
+        table.add_column("source", no_wrap=True, overflow="ellipsis", max_width=60)
     for gate in report.verdict.gates if report.verdict else []:
-        table.add_row(
+        row = [
             gate.metric,
             format_value(gate.value, gate.unit or "number"),
             gate.expr,
             gate.severity,
             _STATUS_STYLE[gate.status],
-            gate.source,
-        )
+        ]
+        table.add_row(*row, *([gate.source] if with_source else []))
     return table
 
 
 def print_summary(report: RunReport, console: Console) -> None:
     verdict = report.verdict
-    console.print(gate_table(report))
+    console.print(gate_table(report, console.width))
     if verdict is None:
         console.print(Panel(f"[bold]no verdict[/]: {report.run.message}", title=report.run.id))
         return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = ["CheckRunContext", "RunContext"]
 
+import os
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -168,7 +169,7 @@ class CheckRunContext:
                 value=float(value),
                 unit=unit,
                 dimension=dimension,
-                source=source,
+                source=self._portable(source),
                 recorded_at=datetime.now(UTC),
                 artifact_sha256=artifact.sha256 if artifact else None,
                 window_start=window[0] if window else None,
@@ -177,6 +178,14 @@ class CheckRunContext:
             ),
         )
         self.metrics_recorded += 1
+
+    def _portable(self, source: str) -> str:
+        """Paths inside this run's scratch space read as `{work_dir}`: shorter, and the same
+        from run to run, so sources can be compared across runs."""
+        plan_dir = self._run.plan.directory
+        for path in (str(self._work_dir), os.path.relpath(self._work_dir, plan_dir)):
+            source = source.replace(path, "{work_dir}")
+        return source.replace(f"{plan_dir}/", "")
 
     def store_artifact(
         self, content: Path | bytes, *, name: str, media_type: str = "application/octet-stream"
