@@ -91,6 +91,7 @@ def execute(
             "--artifacts",
             str(state_dir / "artifacts"),
         ],
+        log_path=run_dir / "reaper.log",
     )
     ctx = RunContext(
         plan=plan,
@@ -129,7 +130,6 @@ def execute(
                     problems.append(
                         f"the system under test did not start: {failure.service} {failure.reason}"
                     )
-                    ctx.event(failure.service, "failed", str(failure))
                     progress(failure.service, str(failure))
                     for name, _ in late:
                         _record_not_run(ctx, name, plan.checks[name], "the system under test did not start")

@@ -1,8 +1,8 @@
-"""Finding and killing processes through /proc, with the standard library only.
+"""Finding and killing processes through /proc.
 
-The reaper imports this module, so it must stay free of third-party imports and of
-anything that could fail at import time. A process belongs to what gonogo started when
-it is in one of our process groups, carries one of our environment entries
+Standard library only: the last-resort killing must not depend on anything that could
+be missing or broken. A process belongs to what gonogo started when it is in one of our
+process groups, carries one of our environment entries
 (`GONOGO_RUN_TOKEN=…`, `GONOGO_PROCESS_TAG=…`), or descends from such a process: the
 environment survives `setsid()`, the process group survives a cleared environment, and
 descent catches a child that did both while its parent is still alive.
@@ -13,13 +13,14 @@ from __future__ import annotations
 __all__ = [
     "ProcInfo",
     "Selector",
+    "info",
     "kill_until_gone",
     "scan",
     "select",
     "signal_all",
-    "start_time",
 ]
 
+import contextlib
 import os
 import signal
 import time
@@ -36,7 +37,8 @@ class ProcInfo:
     start_time: int  # clock ticks since boot: with the pid, identifies a process for good
 
 
-def _read_stat(pid: int) -> ProcInfo | None:
+def info(pid: int) -> ProcInfo | None:
+    """The process `pid` now (zombies included), or None if there is none."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
             data = stat.read()
@@ -55,15 +57,10 @@ def scan() -> list[ProcInfo]:
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            info = _read_stat(int(entry))
-            if info is not None and info.state not in ("Z", "X"):
-                found.append(info)
+            process = info(int(entry))
+            if process is not None and process.state not in ("Z", "X"):
+                found.append(process)
     return found
-
-
-def start_time(pid: int) -> int | None:
-    info = _read_stat(pid)
-    return None if info is None else info.start_time
 
 
 def _environ_has(pid: int, entries: Iterable[bytes]) -> bool:
@@ -89,18 +86,18 @@ def select(selector: Selector, processes: list[ProcInfo] | None = None) -> list[
     """The live processes `selector` designates, including their descendants."""
     processes = scan() if processes is None else processes
     chosen: dict[int, ProcInfo] = {}
-    for info in processes:
-        if info.pid in selector.spare:
+    for process in processes:
+        if process.pid in selector.spare:
             continue
         if (
-            info.pgid in selector.pgids
-            or (info.pid, info.start_time) in selector.processes
-            or (selector.env_entries and _environ_has(info.pid, selector.env_entries))
+            process.pgid in selector.pgids
+            or (process.pid, process.start_time) in selector.processes
+            or (selector.env_entries and _environ_has(process.pid, selector.env_entries))
         ):
-            chosen[info.pid] = info
+            chosen[process.pid] = process
     children: dict[int, list[ProcInfo]] = {}
-    for info in processes:
-        children.setdefault(info.ppid, []).append(info)
+    for process in processes:
+        children.setdefault(process.ppid, []).append(process)
     pending = list(chosen)
     while pending:
         for child in children.get(pending.pop(), []):
@@ -111,11 +108,9 @@ def select(selector: Selector, processes: list[ProcInfo] | None = None) -> list[
 
 
 def signal_all(selected: Iterable[ProcInfo], signum: int) -> None:
-    for info in selected:
-        try:
-            os.kill(info.pid, signum)
-        except OSError:  # already gone, or not ours
-            pass
+    for process in selected:
+        with contextlib.suppress(OSError):  # already gone, or not ours
+            os.kill(process.pid, signum)
 
 
 def kill_until_gone(selector: Selector, *, deadline: float, quiet_rounds: int = 2) -> int:
@@ -128,10 +123,8 @@ def kill_until_gone(selector: Selector, *, deadline: float, quiet_rounds: int = 
     quiet = 0
     while quiet < quiet_rounds and time.monotonic() < deadline:
         for pgid in selector.pgids:
-            try:
+            with contextlib.suppress(OSError):
                 os.killpg(pgid, signal.SIGKILL)
-            except OSError:
-                pass
         found = select(selector)
         if found:
             quiet = 0
