@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from gonogo import plugins
 from gonogo.errors import PlanError, PlanIssue, UserError
 from gonogo.plan.model import CheckSpec, GateSpec, Plan, Score, SystemSpec
+from gonogo.threshold import parse_threshold
 from gonogo.units import parse_duration
 
 Location = tuple[str | int, ...]
@@ -35,6 +36,7 @@ class _Document:
     def __init__(self, file: str, text: str) -> None:
         self.file = file
         self.marks: dict[Location, tuple[int, int]] = {}
+        self.key_marks: dict[Location, tuple[int, int]] = {}  # where a mapping key is written
         self.issues: list[PlanIssue] = []
         self._constructor = yaml.constructor.SafeConstructor()
         try:
@@ -72,15 +74,23 @@ class _Document:
                         key_node,
                     )
                     continue
+                self.key_marks[(*location, key)] = (
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
+                )
                 result[key] = self._construct(value_node, (*location, key))
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self._construct(item, (*location, i)) for i, item in enumerate(node.value)]
         return self._constructor.construct_object(node, deep=True)
 
-    def issue(self, location: Location, message: str, node: yaml.Node | None = None) -> None:
+    def issue(
+        self, location: Location, message: str, node: yaml.Node | None = None, at_key: bool = False
+    ) -> None:
         if node is not None:
             line, column = node.start_mark.line + 1, node.start_mark.column + 1
+        elif at_key and location in self.key_marks:
+            line, column = self.key_marks[location]
         else:
             line, column = self.mark(location)
         self.issues.append(PlanIssue(self.file, line, column, _dotted(location), message))
@@ -172,6 +182,7 @@ def _validate(document: _Document, model: type[BaseModel], data: Any, location: 
             loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "int"))))
             full = (*location, *loc)
             kind = detail["type"]
+            at_key = kind == "extra_forbidden"
             if kind == "extra_forbidden":
                 key = str(loc[-1]) if loc else ""
                 message = f"unknown key {key!r}" + _suggest(key, _field_names(model, loc[:-1]))
@@ -179,8 +190,9 @@ def _validate(document: _Document, model: type[BaseModel], data: Any, location: 
                 message = f"required field {str(loc[-1])!r} is missing"
             else:
                 text = detail["msg"].removeprefix("Value error, ")
-                message = f"{text} (got {_describe_input(detail.get('input'))})"
-            document.issue(full, message)
+                shown = _describe_input(detail.get("input"))
+                message = text if shown in text else f"{text} (got {shown})"
+            document.issue(full, message, at_key=at_key)
         return None
 
 
@@ -197,7 +209,9 @@ def parse_plan(text: str, path: Path) -> Plan:
 
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            document.issue((key,), f"unknown key {key!r}" + _suggest(str(key), list(TOP_LEVEL_KEYS)))
+            document.issue(
+                (key,), f"unknown key {key!r}" + _suggest(str(key), list(TOP_LEVEL_KEYS)), at_key=True
+            )
 
     name = data.get("name", path.parent.name)
     if not isinstance(name, str):
@@ -286,8 +300,13 @@ def _gates(document: _Document, raw: Any, check_names: set[str]) -> Iterator[Gat
         items = rules if isinstance(rules, list) else [rules]
         for index, rule in enumerate(items):
             at: Location = (*where, index) if isinstance(rules, list) else where
-            data = {"metric": metric, **rule} if isinstance(rule, dict) else {"metric": metric, "expr": rule}
-            gate = _validate(document, GateSpec, data, at)
+            if not isinstance(rule, dict):
+                try:
+                    rule = {"expr": parse_threshold(rule)}
+                except ValueError as error:
+                    document.issue(at, str(error))
+                    continue
+            gate = _validate(document, GateSpec, {"metric": metric, **rule}, at)
             if isinstance(gate, GateSpec):
                 yield gate
 

@@ -12,6 +12,7 @@ __all__ = ["decide"]
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Literal
 
 from gonogo.evidence.records import GateRecord, VerdictRecord
 from gonogo.plan.model import DIMENSIONS, Score
@@ -59,7 +60,7 @@ def decide(
         reasons.append("no gate could be measured, so there is no score")
     elif overall is not None and overall < score.minimum:
         reasons.append(f"overall score {overall:.1f} is below the minimum {score.minimum:g}")
-    decision = "NO-GO" if reasons else "GO"
+    decision: Literal["GO", "NO-GO"] = "NO-GO" if reasons else "GO"
     if decision == "GO":
         reasons = ["every must gate passed"] + [
             describe_gate(gate) for gate in gates if gate.status in ("warn", "not_measured")

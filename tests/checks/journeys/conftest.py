@@ -51,7 +51,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop(process)
 
 
-
 @pytest.fixture
 def run_check(server: str, tmp_path: Path) -> Run:
     """Run the journeys check on settings given as YAML text, a dict or a settings object."""

@@ -184,8 +184,12 @@ async def put_blob(name: str, request: Request) -> dict[str, Any]:
             size += len(chunk)
             out.write(chunk)
     blobs[name] = {"path": path, "size": size, "sha256": digest.hexdigest()}
-    return {"name": name, "size": size, "sha256": digest.hexdigest(),
-            "content_type": request.headers.get("content-type")}
+    return {
+        "name": name,
+        "size": size,
+        "sha256": digest.hexdigest(),
+        "content_type": request.headers.get("content-type"),
+    }
 
 
 @app.get("/blobs/{name}")

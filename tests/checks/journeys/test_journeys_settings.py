@@ -175,8 +175,14 @@ def test_journey_variables_may_only_use_earlier_ones() -> None:
 
 def test_body_sha256_of_must_name_an_earlier_step_that_sends_something() -> None:
     base = {"name": "get", "request": {"path": "/x"}}
-    upload = {"name": "up", "request": {"method": "POST", "path": "/u", "multipart": {
-        "a": {"generate": 10}, "b": {"generate": 20}, "title": "t"}}}
+    upload = {
+        "name": "up",
+        "request": {
+            "method": "POST",
+            "path": "/u",
+            "multipart": {"a": {"generate": 10}, "b": {"generate": 20}, "title": "t"},
+        },
+    }
 
     later = {"journeys": {"j": {"steps": [{**base, "expect": {"body_sha256_of": "up"}}, upload]}}}
     assert "which is not an earlier step" in error_of(later)
@@ -187,8 +193,9 @@ def test_body_sha256_of_must_name_an_earlier_step_that_sends_something() -> None
     no_field = {"journeys": {"j": {"steps": [upload, {**base, "expect": {"body_sha256_of": "up.title"}}]}}}
     assert "sends no file in multipart field 'title'" in error_of(no_field)
 
-    nothing = {"journeys": {"j": {"steps": [base, {**base, "name": "again",
-                                                    "expect": {"body_sha256_of": "get"}}]}}}
+    nothing = {
+        "journeys": {"j": {"steps": [base, {**base, "name": "again", "expect": {"body_sha256_of": "get"}}]}}
+    }
     assert "sends no file or body" in error_of(nothing)
 
     fine = {"journeys": {"j": {"steps": [upload, {**base, "expect": {"body_sha256_of": "up.b"}}]}}}
@@ -220,7 +227,6 @@ def test_settings_are_frozen() -> None:
     parsed = JourneysSettings.model_validate(one_step({"name": "s", "request": {"path": "/"}}))
     with pytest.raises(ValidationError):
         parsed.request_timeout = 1.0  # type: ignore[misc]
-
 
 
 def test_settings_dump_to_plan_form_and_back() -> None:

@@ -26,9 +26,7 @@ def status_problem(statuses: tuple[int, ...] | None, status: int) -> str | None:
     return f"expected status {wanted}, got {status}"
 
 
-def _json_problems(
-    fields: Mapping[JsonPath, Matcher], reply: Reply, render: Render
-) -> list[str]:
+def _json_problems(fields: Mapping[JsonPath, Matcher], reply: Reply, render: Render) -> list[str]:
     if not fields:
         return []
     try:
@@ -44,9 +42,7 @@ def _json_problems(
     return problems
 
 
-def check_expect(
-    expect: Expect, reply: Reply, render: Render, sent_sha256: str | None
-) -> list[str]:
+def check_expect(expect: Expect, reply: Reply, render: Render, sent_sha256: str | None) -> list[str]:
     """Every way the response falls short of `expect` (empty: it is as expected).
 
     `sent_sha256` is the checksum of what `expect.body_sha256_of` names.

@@ -34,9 +34,7 @@ class JourneysCheck(CheckKind[JourneysSettings]):
         assert base_url is not None
         files, missing = _files(settings, ctx)
         if missing:
-            return CheckOutcome(
-                "error", f"{len(missing)} file(s) to upload cannot be read", details=missing
-            )
+            return CheckOutcome("error", f"{len(missing)} file(s) to upload cannot be read", details=missing)
         recorder = Recorder(ctx, base_url)
         engine = Engine(settings, base_url, files=files, expand=ctx.expand, progress=ctx.progress)
         results = asyncio.run(engine.run(on_journey_done=recorder.journey))
@@ -48,14 +46,11 @@ def _base_url(settings: JourneysSettings, ctx: CheckContext) -> tuple[str | None
     """(the base URL, None) or (None, why there is none)."""
     raw = settings.base_url or ctx.base_url
     if not raw:
-        return None, (
-            "no base URL: set base_url in this check or system.base_url in the plan"
-        )
+        return None, ("no base URL: set base_url in this check or system.base_url in the plan")
     text = ctx.expand(raw).rstrip("/")
     if not text or "{base_url}" in text:
         return None, (
-            f"no base URL: base_url is {raw!r} but the plan has no system.base_url; "
-            "set one of them"
+            f"no base URL: base_url is {raw!r} but the plan has no system.base_url; set one of them"
         )
     try:
         url = httpx.URL(text)

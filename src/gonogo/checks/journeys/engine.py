@@ -325,9 +325,7 @@ class Engine:
 
     # -- building a request -------------------------------------------------------------
 
-    def _prepare(
-        self, client: httpx.AsyncClient, state: _Iteration, step: Step, timeout: float
-    ) -> _Prepared:
+    def _prepare(self, client: httpx.AsyncClient, state: _Iteration, step: Step, timeout: float) -> _Prepared:
         spec = step.request
         variables = state.variables
 
@@ -335,9 +333,7 @@ class Engine:
             return render(template, variables, self._expand)
 
         url = self._url(text(spec.path))
-        headers = httpx.Headers(
-            {text(key): text(value) for key, value in self._settings.headers.items()}
-        )
+        headers = httpx.Headers({text(key): text(value) for key, value in self._settings.headers.items()})
         headers.update({text(key): text(value) for key, value in spec.headers.items()})
         params = [
             (text(key), _field_text(item, text))
@@ -381,9 +377,7 @@ class Engine:
                 if "content-type" not in headers:
                     name = self._filename(spec.body, "body", payload, text)
                     headers["Content-Type"] = spec.body.content_type or _guess_type(name)
-            request = client.build_request(
-                spec.method, url, headers=headers, timeout=timeout, **arguments
-            )
+            request = client.build_request(spec.method, url, headers=headers, timeout=timeout, **arguments)
         except BaseException:
             for payload in payloads.values():
                 payload.close()
@@ -420,9 +414,7 @@ class Engine:
             raise _StepFailed(f"cannot read {path}: {error.strerror or error}") from None
 
     @staticmethod
-    def _filename(
-        source: BodySource, key: str, payload: Payload, text: Callable[[str], str]
-    ) -> str:
+    def _filename(source: BodySource, key: str, payload: Payload, text: Callable[[str], str]) -> str:
         if source.filename is not None:
             return text(source.filename)
         if isinstance(payload, FilePayload):

@@ -36,7 +36,7 @@ class JsonPath:
         if not isinstance(text, str) or not text.startswith("$"):
             raise JsonPathError(
                 f"{text!r} is not a JSON path; expected one starting with $, "
-                "such as $.id, $.items[0].name or $[\"odd-key\"]"
+                'such as $.id, $.items[0].name or $["odd-key"]'
             )
         parts: list[str | int] = []
         position = 1
@@ -48,7 +48,7 @@ class JsonPath:
             else:
                 raise JsonPathError(
                     f"{text!r} is not a supported JSON path (problem at {text[position:]!r}); "
-                    "use dotted keys and [index], e.g. $.items[0].name, or $[\"key\"] "
+                    'use dotted keys and [index], e.g. $.items[0].name, or $["key"] '
                     "for keys that are not identifiers"
                 )
             if pattern is _KEY:

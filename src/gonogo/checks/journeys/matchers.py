@@ -69,9 +69,7 @@ class Matcher:
             values.extend(self.one_of)
         return values
 
-    def check(
-        self, subject: str, found: bool, actual: Any, render: Callable[[Any], Any]
-    ) -> str | None:
+    def check(self, subject: str, found: bool, actual: Any, render: Callable[[Any], Any]) -> str | None:
         """None when satisfied, else why not. `render` fills variables in expected values."""
         if self.exists is not None:
             if self.exists and not found:

@@ -84,8 +84,14 @@ class Recorder:
         def record(metric: str, value: float, unit: Unit, dimension: str, step: str | None = None) -> None:
             labels = {"journey": name} if step is None else {"journey": name, "step": step}
             self._ctx.record_metric(
-                metric, value, unit, dimension=dimension, source=source, artifact=artifact,
-                window=window, labels=labels,
+                metric,
+                value,
+                unit,
+                dimension=dimension,
+                source=source,
+                artifact=artifact,
+                window=window,
+                labels=labels,
             )
 
         runs = result.iterations
@@ -129,9 +135,7 @@ class Recorder:
         window: tuple[datetime, datetime] | None = None
         if results:
             window = (results[0].started_at, results[-1].ended_at)
-        source = (
-            f"journeys {', '.join(result.name for result in results)} against {self._base_url}"
-        )
+        source = f"journeys {', '.join(result.name for result in results)} against {self._base_url}"
 
         def record(metric: str, value: float, unit: Unit) -> None:
             self._ctx.record_metric(

@@ -105,8 +105,7 @@ def _parse_name(value: Any) -> str:
 def _parse_variable_name(value: Any) -> str:
     if not isinstance(value, str) or not _VARIABLE.match(value):
         raise ValueError(
-            f"{value!r} is not a valid variable name; use letters, digits and '_', "
-            "not starting with a digit"
+            f"{value!r} is not a valid variable name; use letters, digits and '_', not starting with a digit"
         )
     if value in _RESERVED:
         raise ValueError(f"{value!r} is a built-in name and cannot be redefined")
@@ -367,9 +366,7 @@ class Poll(StrictModel):
     @model_validator(mode="after")
     def _has_condition(self) -> Poll:
         if not self.until and self.status is None:
-            raise ValueError(
-                "poll needs a condition: until (JSON path → expected value), status, or both"
-            )
+            raise ValueError("poll needs a condition: until (JSON path → expected value), status, or both")
         return self
 
     def templates(self) -> Iterator[tuple[str, Any]]:
@@ -494,8 +491,6 @@ class JourneysSettings(StrictModel):
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not (
-            PLACEHOLDER.match(value) or value.startswith(("http://", "https://"))
-        ):
+        if value is not None and not (PLACEHOLDER.match(value) or value.startswith(("http://", "https://"))):
             raise ValueError("expected an http:// or https:// URL, or {base_url}")
         return value
