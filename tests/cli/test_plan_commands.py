@@ -1,0 +1,82 @@
+"""`gonogo init` and `gonogo validate`: exit 2 with file, line and field for a bad plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cli_support import gonogo, write_plan
+
+
+def test_init_writes_a_starter_plan_that_validates(tmp_path: Path) -> None:
+    created = gonogo("init", cwd=tmp_path)
+    assert created.code == 0, created.text
+    assert (tmp_path / "gonogo.yaml").read_text().startswith("# gonogo plan for ")
+    valid = gonogo("validate", cwd=tmp_path)
+    assert valid.code == 0, valid.text
+    assert "is a valid plan" in valid.out
+    again = gonogo("init", cwd=tmp_path)
+    assert again.code == 2 and "already exists" in again.err
+
+
+def test_a_typo_exits_2_naming_line_field_and_the_right_key(tmp_path: Path) -> None:
+    plan = write_plan(
+        tmp_path,
+        """
+        system:
+          services:
+            api:
+              command: [sleep, "1"]
+              redy: {tcp: "127.0.0.1:1"}
+        """,
+    )
+    result = gonogo("validate", cwd=tmp_path)
+    assert result.code == 2
+    assert f"{plan}:5:7: system.services.api.redy: unknown key 'redy'; did you mean 'ready'?" in result.err
+    assert "Traceback" not in result.text
+
+
+def test_a_wrong_type_exits_2_naming_line_and_field(tmp_path: Path) -> None:
+    plan = write_plan(
+        tmp_path,
+        """
+        system:
+          services:
+            api:
+              command: [sleep, "1"]
+              grace: forever
+        """,
+    )
+    result = gonogo("validate", cwd=tmp_path)
+    assert result.code == 2
+    assert f"{plan}:5:14: system.services.api.grace: 'forever' is not a quantity" in result.err
+    assert "Traceback" not in result.text
+
+
+def test_a_missing_field_exits_2_naming_the_field(tmp_path: Path) -> None:
+    plan = write_plan(
+        tmp_path,
+        """
+        checks:
+          e2e:
+            kind: journeys
+            journeys:
+              home:
+                iterations: 2
+        """,
+    )
+    result = gonogo("validate", cwd=tmp_path)
+    assert result.code == 2
+    assert f"{plan}:6:9: checks.e2e.journeys.home.steps: required field 'steps' is missing" in result.err
+
+
+def test_run_refuses_a_bad_plan_with_exit_2_and_starts_nothing(tmp_path: Path) -> None:
+    write_plan(tmp_path, "system: {services: {api: {command: [sleep, '60'], depends_on: [db]}}}\n")
+    result = gonogo("run", cwd=tmp_path)
+    assert result.code == 2
+    assert "depends on 'db', which is not a service of this plan" in result.err
+    assert not (tmp_path / ".gonogo").exists()
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert gonogo("frobnicate", cwd=tmp_path).code == 2
+    assert gonogo("validate", "missing.yaml", cwd=tmp_path).code == 2

@@ -1,0 +1,202 @@
+"""`gonogo run` on small real systems, and reading its evidence back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+from cli_support import JUNIT_FIXTURE, gonogo, write_plan
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
+
+
+def latest_report(plan_dir: Path) -> dict:  # type: ignore[type-arg]
+    (run_dir,) = sorted((plan_dir / ".gonogo" / "runs").iterdir())[-1:]
+    return json.loads((run_dir / "report.json").read_text())
+
+
+def test_a_passing_run_is_go_with_four_reports(web_plan: Path, tmp_path: Path) -> None:
+    summary = tmp_path / "step-summary.md"
+    result = gonogo("run", cwd=web_plan.parent, GITHUB_STEP_SUMMARY=str(summary))
+    assert result.code == 0, result.text
+    # progress, the gate table and the verdict
+    assert "web  ready after" in result.out
+    assert "smoke.success_rate" in result.out and "GO" in result.out
+    report = latest_report(web_plan.parent)
+    assert report["schema"] == "gonogo.report/1"
+    assert report["run"]["status"] == "completed" and report["verdict"]["decision"] == "GO"
+    gates = {g["metric"]: g for g in report["gates"]}
+    assert gates["smoke.success_rate"]["status"] == "pass"
+    assert gates["smoke.success_rate"]["value"] == 1.0
+    assert gates["smoke.home.index.latency.p95"]["source"].startswith("journey home")
+    metrics = {m["full_name"]: m for m in report["metrics"]}
+    # the ingested JUnit file: 9 tests, 4 passed, 2 skipped
+    assert metrics["unit.total"]["value"] == 9 and metrics["unit.passed"]["value"] == 4
+    assert metrics["unit.total"]["artifact_sha256"]
+    assert {"web.log", "journey-home.json", str(JUNIT_FIXTURE)} <= {a["name"] for a in report["artifacts"]}
+    run_dir = web_plan.parent / ".gonogo" / "runs" / report["run"]["id"]
+    assert {p.name for p in run_dir.iterdir()} >= {"report.json", "summary.md", "gates.junit.xml"}
+    assert "# gonogo: web — **GO**" in summary.read_text()
+    suite = ElementTree.parse(run_dir / "gates.junit.xml").getroot().find("testsuite")
+    assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "0"
+
+
+def test_reports_regenerate_from_the_store(web_plan: Path) -> None:
+    assert gonogo("run", cwd=web_plan.parent).code == 0
+    report = latest_report(web_plan.parent)
+    run_id = report["run"]["id"]
+    run_dir = web_plan.parent / ".gonogo" / "runs" / run_id
+    again = gonogo("report", run_id[:15], "--format", "json", cwd=web_plan.parent)
+    assert again.code == 0, again.text
+    assert again.out == (run_dir / "report.json").read_text()
+    markdown = gonogo("report", "latest", "--format", "md", cwd=web_plan.parent)
+    assert markdown.out == (run_dir / "summary.md").read_text()
+    history = gonogo("history", cwd=web_plan.parent)
+    assert run_id in history.out and "completed" in history.out and "GO" in history.out
+    shown = gonogo("show", run_id, cwd=web_plan.parent)
+    assert "smoke.home.index.latency.p95" in shown.out and "unit.pass_rate" in shown.out
+    assert gonogo("show", "nope", cwd=web_plan.parent).code == 2
+
+
+def test_a_failing_must_gate_is_no_go_with_the_reason(web_plan: Path) -> None:
+    text = web_plan.read_text().replace('smoke.success_rate: ">= 100%"', 'unit.pass_rate: ">= 99%"')
+    web_plan.write_text(text)
+    result = gonogo("run", cwd=web_plan.parent)
+    assert result.code == 1, result.text
+    report = latest_report(web_plan.parent)
+    assert report["verdict"]["decision"] == "NO-GO"
+    assert any(r.startswith("unit.pass_rate = 57.14% fails >= 99%") for r in report["verdict"]["reasons"])
+
+
+def test_a_journey_step_answering_an_error_is_no_go_naming_the_step(web_plan: Path) -> None:
+    web_plan.write_text(web_plan.read_text().replace("path: /index.html", "path: /missing.html"))
+    result = gonogo("run", cwd=web_plan.parent)
+    assert result.code == 1, result.text
+    report = latest_report(web_plan.parent)
+    assert "smoke.success_rate = 0% fails >= 100%" in " ".join(report["verdict"]["reasons"])
+    smoke = next(c for c in report["checks"] if c["name"] == "smoke")
+    assert "home #1 step index: GET http://127.0.0.1:" in smoke["message"]
+    assert "/missing.html → 404: expected status 200, got 404" in smoke["message"]
+
+
+def test_a_service_that_never_gets_ready_exits_3_with_its_last_log_lines(tmp_path: Path) -> None:
+    write_plan(
+        tmp_path,
+        """
+        system:
+          services:
+            stuck:
+              command: [python, -c, "import time; print('warming up the flux capacitor', flush=True); time.sleep(60)"]
+              ready: {tcp: "127.0.0.1:{port.stuck}", timeout: 2s}
+        checks:
+          smoke:
+            kind: journeys
+            base_url: "http://127.0.0.1:{port.stuck}"
+            journeys: {home: {steps: [{name: home, request: {path: /}}]}}
+        gates:
+          smoke.success_rate: ">= 100%"
+        """,
+    )
+    result = gonogo("run", cwd=tmp_path)
+    assert result.code == 3, result.text
+    assert "stuck" in result.out and "warming up the flux capacitor" in result.out
+    report = latest_report(tmp_path)
+    assert report["run"]["status"] == "failed"
+    assert report["verdict"]["decision"] == "NO-GO"
+    assert report["checks"][0]["status"] == "not_run"
+    assert report["gates"][0]["status"] == "not_measured"
+
+
+def test_a_test_command_that_cannot_start_is_not_measured(tmp_path: Path) -> None:
+    write_plan(
+        tmp_path,
+        """
+        checks:
+          unit:
+            kind: tests
+            command: [no-such-test-runner, --all]
+            junit: [report.xml]
+        gates:
+          unit.pass_rate: ">= 99%"
+        """,
+    )
+    result = gonogo("run", cwd=tmp_path)
+    assert result.code == 1, result.text
+    report = latest_report(tmp_path)
+    (gate,) = report["gates"]
+    assert gate["status"] == "not_measured"
+    assert report["checks"][0]["status"] == "error"
+
+
+@pytest.fixture
+def running_site(tmp_path: Path) -> Iterator[int]:
+    """An environment that is already running, started by the test, not by gonogo."""
+    from cli_support import gonogo_env
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("ok\n")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+            import http.server, functools, sys
+            handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+            print(server.server_address[1], flush=True)
+            server.serve_forever()
+            """
+            ),
+            str(site),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=gonogo_env(),
+    )
+    try:
+        assert server.stdout is not None
+        yield int(server.stdout.readline())
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_a_plan_with_only_a_base_url_starts_nothing(tmp_path: Path, running_site: int) -> None:
+    plan_dir = tmp_path / "plan"
+    plan_dir.mkdir()
+    write_plan(
+        plan_dir,
+        f"""
+        system:
+          base_url: "http://127.0.0.1:{running_site}"
+        checks:
+          smoke:
+            kind: journeys
+            journeys: {{home: {{steps: [{{name: home, request: {{path: /index.html}}}}]}}}}
+        gates:
+          smoke.success_rate: ">= 100%"
+        """,
+    )
+    result = gonogo("run", cwd=plan_dir)
+    assert result.code == 0, result.text
+    assert "starting" not in result.out
+    report = latest_report(plan_dir)
+    assert not [a for a in report["artifacts"] if a["name"].endswith(".log") and a["check"] is None]
+
+
+@pytest.mark.postgresql
+def test_a_team_store_on_postgresql(web_plan: Path, postgres_url: str) -> None:
+    result = gonogo("run", "--store", postgres_url, cwd=web_plan.parent)
+    assert result.code == 0, result.text
+    history = gonogo("history", "--store", postgres_url, cwd=web_plan.parent)
+    assert "web" in history.out and "GO" in history.out
+    assert not (web_plan.parent / ".gonogo" / "gonogo.db").exists()
+    assert JUNIT_FIXTURE.exists()
