@@ -92,7 +92,10 @@ def test_a_service_that_never_gets_ready_exits_3_with_its_last_log_lines(tmp_pat
         system:
           services:
             stuck:
-              command: [python, -c, "import time; print('warming up the flux capacitor', flush=True); time.sleep(60)"]
+              command:
+                - python
+                - -c
+                - "import time; print('warming up the flux capacitor', flush=True); time.sleep(60)"
               ready: {tcp: "127.0.0.1:{port.stuck}", timeout: 2s}
         checks:
           smoke:
