@@ -1,0 +1,80 @@
+"""The bundled example, run as `make demo` does, and broken on purpose in three ways."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_support import EXAMPLE, gonogo
+
+pytestmark = pytest.mark.usefixtures("no_leftovers")
+
+
+def example_plan(directory: Path, *, unit: bool = True, ready_timeout: str = "30s") -> Path:
+    """The example's own plan, placed in `directory` so the run writes nothing into the repo."""
+    text = (EXAMPLE / "gonogo.yaml").read_text()
+    text = text.replace("{plan_dir}", str(EXAMPLE)).replace("    cwd: .\n", f"    cwd: {EXAMPLE}\n")
+    text = text.replace("status: 200, timeout: 30s", f"status: 200, timeout: {ready_timeout}")
+    if not unit:
+        start, end = text.index("  unit:\n"), text.index("  e2e:\n")
+        text = text[:start] + text[end:]
+        text = "\n".join(line for line in text.splitlines() if not line.startswith("  unit."))
+    path = directory / "gonogo.yaml"
+    path.write_text(text)
+    return path
+
+
+def report_of(plan: Path) -> dict:  # type: ignore[type-arg]
+    (run_dir,) = sorted((plan.parent / ".gonogo" / "runs").iterdir())[-1:]
+    return json.loads((run_dir / "report.json").read_text())
+
+
+def test_the_example_is_go(tmp_path: Path) -> None:
+    plan = example_plan(tmp_path)
+    result = gonogo("run", cwd=tmp_path, timeout=300)
+    assert result.code == 0, result.text
+    report = report_of(plan)
+    assert report["verdict"]["decision"] == "GO"
+    metrics = {m["full_name"]: m["value"] for m in report["metrics"]}
+    assert metrics["unit.pass_rate"] == 1.0 and metrics["unit.total"] >= 100
+    assert metrics["unit.coverage.critical.lines"] >= 0.9
+    assert metrics["e2e.bulk_upload.iterations"] == 20
+    assert metrics["e2e.large_upload.success_rate"] == 1.0
+    artifacts = {a["name"] for a in report["artifacts"]}
+    assert {"api.log", "worker.log", "enricher.log"} <= artifacts
+
+
+def test_a_failing_unit_test_is_no_go_naming_it(tmp_path: Path) -> None:
+    plan = example_plan(tmp_path)
+    result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_BREAK_UNIT_TEST="1")
+    assert result.code == 1, result.text
+    report = report_of(plan)
+    assert any(
+        r.startswith("unit.pass_rate = ") and "fails >= 100%" in r for r in report["verdict"]["reasons"]
+    )
+    unit = next(c for c in report["checks"] if c["name"] == "unit")
+    assert "test_words_split_across_read_chunks_count_once" in unit["message"]
+
+
+def test_an_upload_answering_500_is_no_go_naming_the_step(tmp_path: Path) -> None:
+    plan = example_plan(tmp_path, unit=False)
+    result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_FAIL_UPLOADS="1")
+    assert result.code == 1, result.text
+    report = report_of(plan)
+    failed = {g["metric"] for g in report["gates"] if g["status"] == "fail"}
+    assert "e2e.upload_and_fetch.upload.success_rate" in failed
+    assert "e2e.upload_and_fetch.register.success_rate" not in failed
+    e2e = next(c for c in report["checks"] if c["name"] == "e2e")
+    assert "step upload: POST" in e2e["message"] and "→ 500" in e2e["message"]
+
+
+def test_an_api_that_never_gets_ready_exits_3_with_its_log(tmp_path: Path) -> None:
+    plan = example_plan(tmp_path, unit=False, ready_timeout="4s")
+    result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_NEVER_READY="1")
+    assert result.code == 3, result.text
+    assert "service 'api'" in result.out and "last log lines of 'api'" in result.out
+    assert "GET /health" in result.out  # the API's own log lines, showing the 503s
+    report = report_of(plan)
+    assert report["run"]["status"] == "failed"
+    assert report["verdict"]["decision"] == "NO-GO"
