@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml examples/docservice/pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]' -e examples/docservice
+	$(BIN)/python -m pip install -q -e '.[dev]' -e 'examples/docservice[test]'
 	touch $(STAMP)
 
 # PostgreSQL (for the evidence-store tests against a real server) comes from Debian.

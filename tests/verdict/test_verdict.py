@@ -39,7 +39,7 @@ def test_pass_fail_warn_and_not_measured() -> None:
     assert [r.status for r in results] == ["pass", "fail", "warn", "not_measured"]
     assert results[0].source == "source of unit.pass_rate"
     assert results[1].dimension == "coverage"
-    assert results[3].value is None and results[3].source == "not measured"
+    assert results[3].value is None and results[3].source == "no check recorded it"
 
 
 def test_globs_expand_to_every_matching_metric_and_report_no_match() -> None:

@@ -43,6 +43,7 @@ class CommandResult:
     timed_out: bool = False
     start_error: str | None = None  # why it could not be started
     output: ArtifactRef | None = None  # stdout and stderr, interleaved
+    output_tail: list[str] = field(default_factory=list)  # its last lines, to show on failure
 
     @property
     def duration(self) -> float:

@@ -11,7 +11,7 @@ __all__ = ["CheckRunContext", "RunContext"]
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,8 @@ from gonogo.checks.base import ArtifactRef, CommandResult
 from gonogo.evidence import EventRecord, MetricRecord, SampleSeries, Store
 from gonogo.plan import Plan
 from gonogo.plan.model import PLACEHOLDER
-from gonogo.system import Reaper, run_command
+from gonogo.run.progress import Progress
+from gonogo.system import Reaper, run_command, tail_lines
 from gonogo.units import Unit
 
 _UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -37,7 +38,7 @@ class RunContext:
     run_dir: Path  # reports and logs of this run
     scratch_dir: Path  # {run_dir}: the services' data and the checks' work dirs
     reaper: Reaper
-    progress: Callable[[str, str], None]  # (source, message) → shown to the user
+    progress: Progress
     started_monotonic: float
     _samples: SampleRecorder = field(init=False)
 
@@ -71,7 +72,7 @@ class RunContext:
     # SystemObserver
     def on_event(self, source: str, kind: str, message: str) -> None:
         self.event(source, kind, message)
-        self.progress(source, message)
+        self.progress.milestone(source, message)
 
     def on_sample(
         self,
@@ -207,13 +208,14 @@ class CheckRunContext:
         safe_name = _UNSAFE_FILE_CHARACTERS.sub("_", name)
         log_path = self._work_dir / f"{safe_name}.log"
         shown = argv if isinstance(argv, str) else " ".join(argv)
-        self.progress(f"running {shown}")
+        self._run.progress.milestone(self._check_name, f"running {shown}")
         outcome = run_command(
             argv, cwd=cwd, env=env, shell=shell, timeout=timeout, log_path=log_path, reaper=self._run.reaper
         )
-        output = None
+        output, tail = None, []
         if log_path.exists():
             output = self.store_artifact(log_path, name=f"{safe_name}.log", media_type="text/plain")
+            tail = tail_lines(log_path, 15)
         return CommandResult(
             argv=[argv] if isinstance(argv, str) else list(argv),
             returncode=outcome.returncode,
@@ -222,7 +224,8 @@ class CheckRunContext:
             timed_out=outcome.timed_out,
             start_error=outcome.start_error,
             output=output,
+            output_tail=tail,
         )
 
     def progress(self, message: str) -> None:
-        self._run.progress(self._check_name, message)
+        self._run.progress.update(self._check_name, message)

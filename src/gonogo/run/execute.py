@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ from gonogo.evidence.records import RunStatus
 from gonogo.plan import CheckSpec, Plan
 from gonogo.report import write_reports
 from gonogo.run.context import CheckRunContext, RunContext
+from gonogo.run.progress import Progress
 from gonogo.system import Reaper, System, allocate_ports
 from gonogo.verdict import decide, evaluate_gates
 
@@ -61,7 +62,7 @@ def execute(
     *,
     store_url: str,
     state_dir: Path,
-    progress: Callable[[str, str], None],
+    progress: Progress,
     keep_scratch: bool = False,
 ) -> RunOutcome:
     run_id = store.begin_run(
@@ -104,7 +105,7 @@ def execute(
         progress=progress,
         started_monotonic=time.monotonic(),
     )
-    progress("run", f"run {run_id} of plan {plan.path.name} started")
+    progress.milestone("run", f"run {run_id} of plan {plan.path.name} started")
     status: RunStatus = "completed"
     problems: list[str] = []
     system: System | None = None
@@ -130,7 +131,7 @@ def execute(
                     problems.append(
                         f"the system under test did not start: {failure.service} {failure.reason}"
                     )
-                    progress(failure.service, str(failure))
+                    progress.milestone(failure.service, str(failure))
                     for name, _ in late:
                         _record_not_run(ctx, name, plan.checks[name], "the system under test did not start")
                     late = []
@@ -142,7 +143,7 @@ def execute(
                     except ServiceFailed as failure:
                         status = "failed"
                         problems.append(f"service {failure.service} {failure.reason} during check {name}")
-                        progress(failure.service, str(failure))
+                        progress.milestone(failure.service, str(failure))
                         for later_name, later_spec in late[index + 1 :]:
                             _record_not_run(ctx, later_name, later_spec, f"service {failure.service} died")
                         break
@@ -150,7 +151,7 @@ def execute(
         status = "aborted"
         why = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted (Ctrl-C)"
         problems.append(f"the run was {why} before it completed")
-        progress("run", f"{why}: stopping the system, keeping what was measured")
+        progress.milestone("run", f"{why}: stopping the system, keeping what was measured")
     finally:
         with _signals_ignored():
             if system is not None:
@@ -177,7 +178,7 @@ def _run_check(ctx: RunContext, name: str, spec: CheckSpec) -> list[str]:
     kind: CheckKind[object] = plugins.load_kind(spec.kind)()  # type: ignore[type-var]
     check_id = ctx.store.begin_check(ctx.run_id, name, spec.kind)
     check_ctx = CheckRunContext(ctx, name)
-    ctx.progress(name, f"check {name} ({spec.kind}) started")
+    ctx.progress.milestone(name, f"check {name} ({spec.kind}) started")
     started = time.monotonic()
     try:
         with _time_limit(spec.timeout):
@@ -185,7 +186,7 @@ def _run_check(ctx: RunContext, name: str, spec: CheckSpec) -> list[str]:
     except CheckTimedOut:
         message = f"stopped after its timeout of {spec.timeout:g}s"
         ctx.store.end_check(check_id, "error", message)
-        ctx.progress(name, f"error: {message}")
+        ctx.progress.milestone(name, f"error: {message}")
         return [f"check {name} {message}"]
     except KeyboardInterrupt:
         ctx.store.end_check(check_id, "aborted", "interrupted")
@@ -197,17 +198,20 @@ def _run_check(ctx: RunContext, name: str, spec: CheckSpec) -> list[str]:
         )
         message = f"crashed: {type(error).__name__}: {error}"
         ctx.store.end_check(check_id, "error", message)
-        ctx.progress(name, f"error: {message}")
+        ctx.progress.milestone(name, f"error: {message}")
         return [f"check {name} {message}"]
     text = outcome.message or outcome.status
     if outcome.details:
         text += " — " + "; ".join(outcome.details[:5])
     ctx.store.end_check(check_id, outcome.status, text)
-    ctx.progress(
+    ctx.progress.milestone(
         name,
         f"{outcome.status} in {time.monotonic() - started:.1f}s, "
         f"{check_ctx.metrics_recorded} metrics" + (f": {outcome.message}" if outcome.message else ""),
     )
+    if outcome.status == "error":
+        for detail in outcome.details[:5]:
+            ctx.progress.milestone(name, f"  {detail}")
     return [f"check {name} could not measure: {outcome.message}"] if outcome.status == "error" else []
 
 

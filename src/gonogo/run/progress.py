@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
-__all__ = ["ProgressPrinter"]
+__all__ = ["Progress", "ProgressPrinter"]
 
 import time
 from types import TracebackType
+from typing import Protocol
 
 from rich.console import Console
 from rich.markup import escape
 from rich.status import Status
 
 
+class Progress(Protocol):
+    """Where a run reports what it is doing."""
+
+    def milestone(self, source: str, message: str) -> None:
+        """A state change or a result: always shown."""
+        ...
+
+    def update(self, source: str, message: str) -> None:
+        """A running count from a check: shown live, printed at most once a second."""
+        ...
+
+
 class ProgressPrinter:
     """Prints progress lines with elapsed time and keeps a live status line on a terminal.
 
-    Frequent updates from one source (a journey counting iterations) are shown on the
-    status line and printed at most once a second, so logs in CI stay readable.
+    Updates from one source (a journey counting iterations) are shown on the status line
+    and printed at most once a second, so logs in CI stay readable.
     """
 
     MIN_PRINT_INTERVAL = 1.0
@@ -46,23 +59,25 @@ class ProgressPrinter:
     def _status_text(self) -> str:
         return f"[bold]{escape(self._current)}[/]  [dim]{self.elapsed():.0f}s elapsed[/]"
 
-    def __call__(self, source: str, message: str) -> None:
+    def milestone(self, source: str, message: str) -> None:
+        self._print(source, message)
+
+    def update(self, source: str, message: str) -> None:
+        if time.monotonic() - self._last_printed.get(source, 0.0) >= self.MIN_PRINT_INTERVAL:
+            self._print(source, message)
+        else:
+            self._current = f"{source}: {message}"
+            self._refresh()
+
+    def _print(self, source: str, message: str) -> None:
         self._current = f"{source}: {message}"
-        now = time.monotonic()
-        if now - self._last_printed.get(source, 0.0) >= self.MIN_PRINT_INTERVAL or _is_milestone(message):
-            self._last_printed[source] = now
-            self._console.print(
-                f"[dim]{self.elapsed():7.1f}s[/] [cyan]{escape(source):>12}[/]  {escape(message)}",
-                highlight=False,
-            )
+        self._last_printed[source] = time.monotonic()
+        self._console.print(
+            f"[dim]{self.elapsed():7.1f}s[/] [cyan]{escape(source):>12}[/]  {escape(message)}",
+            highlight=False,
+        )
+        self._refresh()
+
+    def _refresh(self) -> None:
         if self._status is not None:
             self._status.update(self._status_text())
-
-
-def _is_milestone(message: str) -> bool:
-    """Lines that must always be printed: results and state changes, not counters."""
-    lowered = message.lower()
-    return any(
-        word in lowered
-        for word in ("ready", "fail", "error", "exited", "stopp", "start", "done", "complete", "metric")
-    )

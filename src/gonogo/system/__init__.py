@@ -14,10 +14,12 @@ __all__ = [
     "SystemObserver",
     "allocate_ports",
     "run_command",
+    "tail_lines",
 ]
 
 from gonogo.system.command import CommandOutcome, run_command
 from gonogo.system.observer import SystemObserver
 from gonogo.system.ports import allocate_ports
+from gonogo.system.process import tail_lines
 from gonogo.system.reaper import Reaper
 from gonogo.system.system import System

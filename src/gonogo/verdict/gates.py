@@ -29,7 +29,7 @@ def evaluate_gates(gates: Sequence[GateSpec], metrics: Sequence[MetricRecord]) -
         elif gate.metric in latest:
             results.append(_evaluate(gate, latest[gate.metric]))
         else:
-            results.append(_not_measured(gate, gate.metric, "not measured"))
+            results.append(_not_measured(gate, gate.metric, "no check recorded it"))
     return results
 
 

@@ -73,6 +73,7 @@ class _Run:
         self.window: tuple[datetime, datetime] | None = None
         self.before: dict[str, Signature] | None = None  # None: no command, all files count
         self.exit_code: int | None = None
+        self.output_tail: list[str] = []  # the command's last output lines
 
     def run(self) -> CheckOutcome:
         if not self.cwd.is_dir():
@@ -95,6 +96,8 @@ class _Run:
             message = "; ".join(self.problems)
             if self.summary_parts:
                 message += " (measured: " + "; ".join(self.summary_parts) + ")"
+            if self.output_tail:
+                details.append("last output of the command: " + " ⏎ ".join(self.output_tail))
             return CheckOutcome("error", message, details)
         return CheckOutcome("completed", "; ".join(self.summary_parts), details)
 
@@ -118,7 +121,6 @@ class _Run:
         globs = [*self.junit_globs, *([self.coverage_glob] if self.coverage_glob else [])]
         # Taken just before the start: any of these files unchanged afterwards is stale.
         self.before = {str(path): _signature(path) for path in _find(self.cwd, globs)}
-        ctx.progress(f"running {self.command_text}")
         result = ctx.run_command(
             argv,
             cwd=self.cwd,
@@ -141,6 +143,7 @@ class _Run:
                 "its reports, if any, are incomplete and were not counted",
             )
         self.exit_code = result.returncode
+        self.output_tail = result.output_tail
         self._metric("command.exit_code", result.returncode, "number", self.command_text, result.output)
         self.summary_parts.append(f"command exited {result.returncode} in {result.duration:.1f} s")
         return result
