@@ -234,22 +234,25 @@ def spawn(
     tag = secrets.token_hex(8)
     full_env = {**os.environ, **(env or {}), **reaper.env(), TAG_VARIABLE: tag}
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        popen = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=full_env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent(),  # see _die_with_parent for when it is safe
-        )
-    started = procfs.info(popen.pid)
-    tree = ProcessTree(popen, tag, started.start_time if started is not None else -1)
+    # A Ctrl-C can land anywhere in here, even inside Popen after the fork; the tag finds
+    # the new process then, since nobody else holds it yet.
     try:
+        with open(log_path, "wb") as log:
+            popen = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=full_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(),  # see _die_with_parent for when it is safe
+            )
+        started = procfs.info(popen.pid)
+        tree = ProcessTree(popen, tag, started.start_time if started is not None else -1)
         reaper.register(popen.pid, popen.pid)
     except BaseException:
-        tree.stop(signal.SIGKILL, 0)
+        orphan = procfs.Selector(pgids=set(), processes=set(), env_entries={f"{TAG_VARIABLE}={tag}".encode()})
+        procfs.kill_until_gone(orphan, deadline=time.monotonic() + _KILL_WAIT)
         raise
     return tree
