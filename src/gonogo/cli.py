@@ -190,12 +190,22 @@ def show(run_ref: str, plan_path: Path | None, store_url: str | None) -> None:
     for check in report.checks:
         checks.add_row(check.name, check.kind, check.status, escape(check.message))
     console.print(checks)
-    metrics = Table("metric", "value", "dimension", "source", title="Metrics", title_justify="left")
+    metrics = Table("metric", "value", "dimension", title="Metrics", title_justify="left")
+    metrics.add_column("source", no_wrap=True, overflow="ellipsis", max_width=70)
     for metric in report.metrics:
         metrics.add_row(
             metric.full_name, format_value(metric.value, metric.unit), metric.dimension, escape(metric.source)
         )
     console.print(metrics)
+    if report.resources:
+        resources = Table(
+            "service", "resource", "samples", "min", "mean", "max", "last",
+            title="Resources of the services", title_justify="left",
+        )  # fmt: skip
+        for item in report.resources:
+            shown = [format_value(v, item.unit) for v in (item.minimum, item.mean, item.maximum, item.last)]
+            resources.add_row(item.labels.get("service", "—"), item.name, str(item.samples), *shown)
+        console.print(resources)
     if report.verdict is not None:
         print_summary(report, console)
 

@@ -40,6 +40,10 @@ def test_a_passing_run_is_go_with_four_reports(web_plan: Path, tmp_path: Path) -
     assert metrics["unit.total"]["value"] == 9 and metrics["unit.passed"]["value"] == 4
     assert metrics["unit.total"]["artifact_sha256"]
     assert {"web.log", "journey-home.json", str(JUNIT_FIXTURE)} <= {a["name"] for a in report["artifacts"]}
+    resources = {(r["labels"]["service"], r["name"]): r for r in report["resources"]}
+    assert resources[("web", "rss")]["maximum"] > 1_000_000  # a real Python process
+    assert resources[("web", "threads")]["samples"] >= 1
+    assert any(e["source"] == "web" and e["kind"] == "ready" for e in report["events"])
     run_dir = web_plan.parent / ".gonogo" / "runs" / report["run"]["id"]
     assert {p.name for p in run_dir.iterdir()} >= {"report.json", "summary.md", "gates.junit.xml"}
     assert "# gonogo: web — **GO**" in summary.read_text()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["RunReport", "collect"]
+__all__ = ["ResourceSummary", "RunReport", "collect"]
 
 from dataclasses import dataclass
+from statistics import fmean
 
 from gonogo.evidence import (
     ArtifactRecord,
@@ -12,9 +13,32 @@ from gonogo.evidence import (
     EventRecord,
     MetricRecord,
     RunRecord,
+    SampleSeries,
     Store,
     VerdictRecord,
 )
+
+
+@dataclass(frozen=True)
+class ResourceSummary:
+    """One sampled series (e.g. RSS of the api service) reduced to what a reader scans for."""
+
+    name: str
+    labels: dict[str, str]
+    unit: str
+    samples: int
+    minimum: float
+    mean: float
+    maximum: float
+    last: float
+
+    @classmethod
+    def of(cls, series: SampleSeries) -> ResourceSummary:
+        values = [value for _, value in series.points]
+        return cls(
+            series.name, series.labels, series.unit, len(values),
+            min(values), fmean(values), max(values), values[-1],
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -24,6 +48,7 @@ class RunReport:
     metrics: list[MetricRecord]
     artifacts: list[ArtifactRecord]
     events: list[EventRecord]
+    resources: list[ResourceSummary]
     verdict: VerdictRecord | None
 
     @property
@@ -38,5 +63,6 @@ def collect(store: Store, run_id: str) -> RunReport:
         metrics=store.metrics(run_id),
         artifacts=store.artifacts(run_id),
         events=store.events(run_id),
+        resources=[ResourceSummary.of(series) for series in store.samples(run_id) if series.points],
         verdict=store.verdict(run_id),
     )

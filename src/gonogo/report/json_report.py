@@ -34,6 +34,8 @@ def render_json(report: RunReport) -> str:
         "checks": [asdict(check) for check in report.checks],
         "metrics": [{**asdict(metric), "full_name": metric.full_name} for metric in report.metrics],
         "artifacts": [asdict(artifact) for artifact in report.artifacts],
+        "resources": [asdict(resource) for resource in report.resources],
+        "events": [asdict(event) for event in report.events],
     }
     if verdict is not None:
         document["verdict"] = {

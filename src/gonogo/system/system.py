@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = ["SETTLE_SECONDS", "System"]
 
+import logging
 import shlex
 import signal
 import threading
@@ -34,6 +35,8 @@ from gonogo.system.sampler import ResourceSampler
 
 # A service without a probe is ready once started, unless it exits this soon.
 SETTLE_SECONDS = 0.5
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -117,11 +120,17 @@ class System:
             if self._stopped:
                 return
             self._stopped = True
+        if self._monitor is not None:
+            self._monitor.stop()
+            # A last sample while everything still runs: even a short run has one.
+            try:
+                self._watch()
+            except Exception:
+                _log.exception("the last sample before stopping failed")
+        with self._lock:
             for service in self._running.values():
                 service.stopping = True  # from now on an exit is expected
             stopping = list(reversed(self._running.values()))
-        if self._monitor is not None:
-            self._monitor.stop()
         first_error: Exception | None = None
         for service in stopping:
             try:
