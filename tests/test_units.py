@@ -51,3 +51,19 @@ def test_formatting() -> None:
     assert format_value(0.0123, "seconds") == "12.3 ms"
     assert format_value(3 * 1024**2, "bytes") == "3.0 MiB"
     assert format_value(None, "count") == "—"
+
+
+def test_timeframe_thresholds_find_the_longest_breach() -> None:
+    threshold = parse_threshold("< 500ms for 10s")
+    assert threshold.timeframe == 10 and threshold.value == 0.5
+    series = [(float(t), 0.9 if 5 <= t < 17 else 0.1) for t in range(30)]
+    breach = threshold.longest_breach(series)
+    assert breach is not None and (breach.start, breach.seconds, breach.worst) == (5, 12, 0.9)
+    # a gap in the series ends a breach; one breaching second is a one-second breach
+    gapped = threshold.longest_breach([(0.0, 0.1), (1.0, 0.7), (2.0, 0.9), (4.0, 0.8)])
+    assert gapped is not None and gapped.seconds == 2
+    assert threshold.longest_breach([(0.0, 0.1), (1.0, 0.2)]) is None
+    with pytest.raises(ValueError, match="timeframe after 'for' is not a duration"):
+        parse_threshold("< 1s for ever")
+    with pytest.raises(ValueError, match="cannot have a timeframe"):
+        parse_threshold("<= +10% baseline for 10s")

@@ -1,18 +1,20 @@
 """Threshold expressions of gates, as people write them: `"< 2s"`, `">= 99%"`, `"== 0"`.
 
 A relative form compares with a baseline: `"<= +10% baseline"` (at most 10% above it).
+A timeframe applies it to a per-second series, in the spirit of Taurus:
+`"< 500ms for 10s"` fails when the series is in breach for 10 consecutive seconds.
 """
 
 from __future__ import annotations
 
-__all__ = ["Threshold", "parse_threshold"]
+__all__ = ["Breach", "Threshold", "parse_threshold"]
 
 import operator
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
-from gonogo.units import Unit, format_value, parse_quantity
+from gonogo.units import Unit, format_value, parse_duration, parse_quantity
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
@@ -24,6 +26,16 @@ _OPERATORS: dict[str, Callable[[float, float], bool]] = {
 }
 _EXPRESSION = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(.+?)\s*$")
 _RELATIVE = re.compile(r"^([-+]\d+(?:\.\d+)?)\s*%\s+baseline$")
+_TIMEFRAME = re.compile(r"^(.*?)\s+for\s+(\S+)$")
+
+
+@dataclass(frozen=True)
+class Breach:
+    """The longest stretch of a per-second series in which a threshold did not hold."""
+
+    start: float  # seconds, as the series counts them
+    seconds: float
+    worst: float  # the value furthest from the limit within the stretch
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,7 @@ class Threshold:
     value: float  # in the base unit of `unit`; for a relative threshold, the fraction
     unit: Unit
     relative_to_baseline: bool = False
+    timeframe: float | None = None  # seconds: the threshold applies to a per-second series
 
     def holds(self, measured: float, baseline: float | None = None) -> bool:
         """Whether `measured` satisfies the threshold (`baseline` needed when relative)."""
@@ -57,18 +70,56 @@ class Threshold:
             return False
         return self.unit == metric_unit
 
+    def longest_breach(self, points: Sequence[tuple[float, float]], step: float = 1.0) -> Breach | None:
+        """The longest run of consecutive points (`step` apart) where the threshold fails.
+
+        Each point stands for the `step` seconds that start at its time, so one breaching
+        point is a breach of `step` seconds; a gap in the series ends a run.
+        """
+        best: Breach | None = None
+        run_start: float | None = None
+        previous = worst = 0.0
+        for t, value in sorted(points):
+            if self.holds(value):
+                run_start = None
+                continue
+            if run_start is None or t - previous > step * 1.5:
+                run_start, worst = t, value
+            elif abs(value - self.value) > abs(worst - self.value):
+                worst = value
+            previous = t
+            length = t - run_start + step
+            if best is None or length > best.seconds:
+                best = Breach(run_start, length, worst)
+        return best
+
     def describe(self, baseline: float | None = None, metric_unit: str = "number") -> str:
         if self.relative_to_baseline:
             if baseline is None:
                 return self.text
             return f"{self.op} {format_value(self.limit(baseline), metric_unit)} ({self.text})"
-        return f"{self.op} {format_value(self.value, self.unit if self.unit != 'number' else metric_unit)}"
+        limit = f"{self.op} {format_value(self.value, self.unit if self.unit != 'number' else metric_unit)}"
+        return limit if self.timeframe is None else f"{limit} for {format_value(self.timeframe, 'seconds')}"
 
 
 def parse_threshold(text: str) -> Threshold:
     """Parse a threshold expression; raises ValueError with a message meant for the user."""
     if not isinstance(text, str):
         raise ValueError(f"expected a threshold expression such as '< 2s' or '>= 99%', got {text!r}")
+    timeframe = _TIMEFRAME.match(text.strip())
+    if timeframe:
+        try:
+            seconds = parse_duration(timeframe.group(2))
+        except ValueError as error:
+            raise ValueError(
+                f"{text.strip()!r}: the timeframe after 'for' is not a duration: {error}"
+            ) from None
+        if seconds <= 0:
+            raise ValueError(f"{text.strip()!r}: the timeframe after 'for' must be longer than 0")
+        inner = parse_threshold(timeframe.group(1))
+        if inner.relative_to_baseline:
+            raise ValueError(f"{text.strip()!r}: a baseline threshold cannot have a timeframe")
+        return replace(inner, text=text.strip(), timeframe=seconds)
     match = _EXPRESSION.match(text)
     if not match:
         raise ValueError(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -120,3 +120,21 @@ def test_run_problems_make_it_no_go() -> None:
     passing = evaluate_gates([gate("unit.pass_rate", ">= 99%")], [metric("unit.pass_rate", 1.0)])
     verdict = decide(passing, Score(), run_problems=["the run was interrupted"])
     assert verdict.decision == "NO-GO" and verdict.reasons == ["the run was interrupted"]
+
+
+def test_a_timeframe_gate_fails_only_on_a_long_enough_breach() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def per_second(values: list[float]) -> list[tuple[datetime, float]]:
+        return [(start + timedelta(seconds=i), v) for i, v in enumerate(values)]
+
+    p95 = metric("load.latency.p95", 0.3, unit="seconds", dimension="performance")
+    gates = [gate("load.latency.p95", "< 500ms for 5s"), gate("load.latency.p95", "< 500ms for 3s", "should")]
+    short = per_second([0.2] * 10 + [0.9] * 4 + [0.2] * 10)
+    results = evaluate_gates(gates, [p95], {"load.latency.p95": short})
+    assert [r.status for r in results] == ["pass", "warn"]
+    assert "longest breach 4 s from second 10" in results[0].source
+    long = per_second([0.2] * 10 + [0.9] * 6)
+    assert evaluate_gates(gates, [p95], {"load.latency.p95": long})[0].status == "fail"
+    (missing,) = evaluate_gates(gates[:1], [p95])
+    assert missing.status == "not_measured" and "no per-second series" in missing.source

@@ -100,6 +100,30 @@ class CheckContext(Protocol):
         """Record `<check_name>.<name>`; it is committed to the store before this returns."""
         ...
 
+    def record_series(
+        self,
+        name: str,
+        unit: Unit,
+        points: Sequence[tuple[datetime, float]],
+        *,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        """Record (or extend) the per-second series of metric `<check_name>.<name>`.
+
+        Gates with a timeframe (`"p95 < 500ms for 10s"`) are evaluated on it.
+        """
+        ...
+
+    def breached(
+        self, name: str, *, so_far: float | None, per_second: Sequence[tuple[datetime, float]]
+    ) -> str | None:
+        """Why to stop now, if a gate marked `abort_on_fail` on `<check_name>.<name>` is in breach.
+
+        A gate with a timeframe looks at `per_second`; one without compares `so_far`, the
+        value of the metric over everything measured until now. None: carry on.
+        """
+        ...
+
     def store_artifact(
         self, content: Path | bytes, *, name: str, media_type: str = "application/octet-stream"
     ) -> ArtifactRef: ...

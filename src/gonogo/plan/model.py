@@ -181,6 +181,9 @@ class GateSpec(StrictModel):
     expr: ThresholdField
     severity: Literal["must", "should"] = "must"
     dimension: str | None = None  # overrides the measured metric's dimension
+    # Stop the check that measures this metric as soon as the gate is in breach while it
+    # runs (a load test that is already failing need not go on).
+    abort_on_fail: bool = False
 
 
 class Score(StrictModel):

@@ -63,6 +63,10 @@ def collect(store: Store, run_id: str) -> RunReport:
         metrics=store.metrics(run_id),
         artifacts=store.artifacts(run_id),
         events=store.events(run_id),
-        resources=[ResourceSummary.of(series) for series in store.samples(run_id) if series.points],
+        resources=[
+            ResourceSummary.of(series)
+            for series in store.samples(run_id)
+            if series.points and "service" in series.labels
+        ],
         verdict=store.verdict(run_id),
     )

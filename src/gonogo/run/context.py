@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from gonogo.checks.base import ArtifactRef, CommandResult
@@ -179,6 +180,42 @@ class CheckRunContext:
             ),
         )
         self.metrics_recorded += 1
+
+    def record_series(
+        self,
+        name: str,
+        unit: Unit,
+        points: Sequence[tuple[datetime, float]],
+        *,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        self._run.store.add_samples(
+            self._run.run_id,
+            SampleSeries(f"{self._check_name}.{name}", {"check": self._check_name, **(labels or {})}, unit,
+                         list(points)),
+        )  # fmt: skip
+
+    def breached(
+        self, name: str, *, so_far: float | None, per_second: Sequence[tuple[datetime, float]]
+    ) -> str | None:
+        full_name = f"{self._check_name}.{name}"
+        for gate in self._run.plan.gates:
+            if not gate.abort_on_fail or not fnmatchcase(full_name, gate.metric):
+                continue
+            threshold = gate.expr
+            if threshold.timeframe is None:
+                if so_far is not None and not threshold.holds(so_far):
+                    return (
+                        f"gate {gate.metric} {threshold.text} failed while running ({full_name} = {so_far:g})"
+                    )
+                continue
+            breach = threshold.longest_breach([(t.timestamp(), value) for t, value in per_second])
+            if breach is not None and breach.seconds >= threshold.timeframe:
+                return (
+                    f"gate {gate.metric} {threshold.text} failed while running "
+                    f"({breach.seconds:.0f} s in breach)"
+                )
+        return None
 
     def _portable(self, source: str) -> str:
         """Paths inside this run's scratch space read as `{work_dir}`: shorter, and the same

@@ -165,7 +165,8 @@ def execute(
                 shutil.rmtree(scratch_dir, ignore_errors=True)
 
     with _signals_ignored():
-        gates = evaluate_gates(plan.gates, store.metrics(run_id))
+        series = {s.name: s.points for s in store.samples(run_id) if "check" in s.labels}
+        gates = evaluate_gates(plan.gates, store.metrics(run_id), series)
         verdict = decide(gates, plan.score, run_problems=problems)
         store.save_verdict(run_id, verdict)
         store.finish_run(run_id, status, "; ".join(problems))

@@ -1,10 +1,15 @@
-"""Evaluating gates against measured metrics. A gate with no metric is *not measured*."""
+"""Evaluating gates against measured metrics. A gate with no metric is *not measured*.
+
+A gate with a timeframe (`"< 500ms for 10s"`) is evaluated on the per-second series of its
+metric: it fails when the series is in breach for that long without a break.
+"""
 
 from __future__ import annotations
 
 __all__ = ["evaluate_gates"]
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from fnmatch import fnmatchcase
 
 from gonogo.evidence.records import GateRecord, GateStatus, MetricRecord
@@ -14,8 +19,17 @@ from gonogo.units import format_value
 _GLOB_CHARACTERS = "*?["
 
 
-def evaluate_gates(gates: Sequence[GateSpec], metrics: Sequence[MetricRecord]) -> list[GateRecord]:
-    """One result per gate and matched metric; globs expand to every metric they match."""
+Series = Mapping[str, Sequence[tuple[datetime, float]]]
+
+
+def evaluate_gates(
+    gates: Sequence[GateSpec], metrics: Sequence[MetricRecord], series: Series | None = None
+) -> list[GateRecord]:
+    """One result per gate and matched metric; globs expand to every metric they match.
+
+    `series`: per-second series by full metric name, for gates with a timeframe.
+    """
+    series = series or {}
     latest: dict[str, MetricRecord] = {}
     for metric in metrics:  # recorded order: a metric measured twice keeps its last value
         latest[metric.full_name] = metric
@@ -25,9 +39,9 @@ def evaluate_gates(gates: Sequence[GateSpec], metrics: Sequence[MetricRecord]) -
             names = sorted(name for name in latest if fnmatchcase(name, gate.metric))
             if not names:
                 results.append(_not_measured(gate, gate.metric, "no measured metric matches this pattern"))
-            results.extend(_evaluate(gate, latest[name]) for name in names)
+            results.extend(_evaluate(gate, latest[name], series.get(name)) for name in names)
         elif gate.metric in latest:
-            results.append(_evaluate(gate, latest[gate.metric]))
+            results.append(_evaluate(gate, latest[gate.metric], series.get(gate.metric)))
         else:
             results.append(_not_measured(gate, gate.metric, "no check recorded it"))
     return results
@@ -48,10 +62,25 @@ def _not_measured(gate: GateSpec, metric: str, why: str) -> GateRecord:
     )
 
 
-def _evaluate(gate: GateSpec, metric: MetricRecord) -> GateRecord:
+def _evaluate(
+    gate: GateSpec, metric: MetricRecord, points: Sequence[tuple[datetime, float]] | None
+) -> GateRecord:
     threshold = gate.expr
     status: GateStatus
     source = metric.source
+    breach = None
+    if threshold.timeframe is not None and threshold.compatible_with(metric.unit):
+        if not points:
+            return _not_measured(gate, metric.full_name, f"no per-second series of {metric.full_name}")
+        breach = threshold.longest_breach([(t.timestamp(), value) for t, value in points])
+        start = points[0][0].timestamp()
+        if breach is None:
+            source = f"never in breach over {len(points)} s ({metric.source})"
+        else:
+            source = (
+                f"longest breach {breach.seconds:.0f} s from second {breach.start - start:.0f} "
+                f"(worst {format_value(breach.worst, metric.unit)}) ({metric.source})"
+            )
     if threshold.relative_to_baseline:
         # Baselines come from earlier runs; none is wired in yet, and a relative gate
         # with nothing to compare with must say so rather than pass.
@@ -62,6 +91,9 @@ def _evaluate(gate: GateSpec, metric: MetricRecord) -> GateRecord:
             f"the threshold is in {threshold.unit} but {metric.full_name} is measured in "
             f"{metric.unit} ({metric.source})"
         )
+    elif threshold.timeframe is not None:
+        held = breach is None or breach.seconds < threshold.timeframe
+        status = "pass" if held else ("fail" if gate.severity == "must" else "warn")
     elif threshold.holds(metric.value):
         status = "pass"
     else:

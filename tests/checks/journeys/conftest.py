@@ -1,4 +1,4 @@
-"""A real test server in a subprocess, and the check run against it with a fake context."""
+"""A real test server in a subprocess, and the check run against it with a recording context."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from journeys_support import FakeContext, Run, free_port, stop
+from journeys_support import Run, free_port, stop
+from recording_context import MakeContext, RecordingContext
 
 from gonogo.checks.base import CheckOutcome
 from gonogo.checks.journeys import JourneysCheck, JourneysSettings
@@ -52,7 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def run_check(server: str, tmp_path: Path) -> Run:
+def run_check(server: str, tmp_path: Path, recording_context: MakeContext) -> Run:
     """Run the journeys check on settings given as YAML text, a dict or a settings object."""
 
     def run(
@@ -60,17 +61,16 @@ def run_check(server: str, tmp_path: Path) -> Run:
         *,
         base_url: str | None = None,
         use_server: bool = True,
-    ) -> tuple[CheckOutcome, FakeContext]:
+    ) -> tuple[CheckOutcome, RecordingContext]:
         if isinstance(plan, JourneysSettings):
             settings = plan
         else:
             data = yaml.safe_load(plan) if isinstance(plan, str) else plan
             settings = JourneysSettings.model_validate(data)
-        work_dir = tmp_path / "work"
-        work_dir.mkdir(exist_ok=True)
-        ctx = FakeContext(
+        ctx = recording_context(
+            check_name="e2e",
             plan_dir=tmp_path,
-            work_dir=work_dir,
+            work_dir=tmp_path / "work",
             base_url=base_url if base_url is not None or not use_server else server,
         )
         outcome = JourneysCheck().run(settings, ctx)

@@ -15,15 +15,15 @@ from pydantic import ValidationError
 
 from gonogo.checks.tests import TestsCheck, TestsSettings
 
-if TYPE_CHECKING:  # the class lives in conftest; only the `ctx` fixture is used at run time
-    from conftest import FakeContext
+if TYPE_CHECKING:  # only the `ctx` fixture (tests/checks/tests/conftest.py) is used at run time
+    from recording_context import RecordingContext
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 SAMPLE = FIXTURES / "sample_project"
 TEST_METRICS = {"total", "passed", "failed", "errors", "skipped", "flaky", "pass_rate", "duration"}
 
 
-def run(ctx: FakeContext, **settings: Any) -> Any:
+def run(ctx: RecordingContext, **settings: Any) -> Any:
     return TestsCheck().run(TestsSettings(**settings), ctx)
 
 
@@ -31,7 +31,7 @@ def python(code: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-def test_real_pytest_run_with_coverage(ctx: FakeContext) -> None:
+def test_real_pytest_run_with_coverage(ctx: RecordingContext) -> None:
     outcome = run(
         ctx,
         command=[
@@ -89,15 +89,15 @@ def test_real_pytest_run_with_coverage(ctx: FakeContext) -> None:
     assert sorted(p.name for p in SAMPLE.iterdir()) == ["calc.py", "check_sample.py", "pytest.ini"]
 
 
-def test_command_that_does_not_exist(ctx: FakeContext) -> None:
+def test_command_that_does_not_exist(ctx: RecordingContext) -> None:
     outcome = run(ctx, command=["gonogo-no-such-test-runner", "--all"], junit=["junit.xml"])
     assert outcome.status == "error"
     assert "could not be started" in outcome.message
     assert "gonogo-no-such-test-runner" in outcome.message
-    assert ctx.metrics == []
+    assert ctx.metrics == {}
 
 
-def test_command_that_writes_no_report(ctx: FakeContext) -> None:
+def test_command_that_writes_no_report(ctx: RecordingContext) -> None:
     outcome = run(ctx, command=python("print('all good, honest')"), junit=["reports/*.xml"])
     assert outcome.status == "error"
     assert "the command wrote no JUnit report" in outcome.message
@@ -106,7 +106,7 @@ def test_command_that_writes_no_report(ctx: FakeContext) -> None:
     assert not TEST_METRICS & set(ctx.values())
 
 
-def test_a_report_left_by_an_earlier_run_is_ignored(ctx: FakeContext) -> None:
+def test_a_report_left_by_an_earlier_run_is_ignored(ctx: RecordingContext) -> None:
     stale = ctx.plan_dir / "junit.xml"
     shutil.copy(FIXTURES / "junit" / "pytest.xml", stale)
     old = time.time() - 3600
@@ -118,7 +118,7 @@ def test_a_report_left_by_an_earlier_run_is_ignored(ctx: FakeContext) -> None:
     assert stale.exists()  # ignored, never deleted
 
 
-def test_a_report_rewritten_by_the_command_counts(ctx: FakeContext) -> None:
+def test_a_report_rewritten_by_the_command_counts(ctx: RecordingContext) -> None:
     report = ctx.plan_dir / "junit.xml"
     shutil.copy(FIXTURES / "junit" / "empty_suite.xml", report)
     source = FIXTURES / "junit" / "nested.xml"
@@ -131,7 +131,7 @@ def test_a_report_rewritten_by_the_command_counts(ctx: FakeContext) -> None:
     assert ctx.values()["total"] == 5
 
 
-def test_ingest_only_several_files(ctx: FakeContext) -> None:
+def test_ingest_only_several_files(ctx: RecordingContext) -> None:
     outcome = run(ctx, junit=[str(FIXTURES / "junit" / "surefire" / "TEST-*.xml")])
     assert outcome.status == "completed", outcome
     values = ctx.values()
@@ -155,17 +155,17 @@ def test_ingest_only_several_files(ctx: FakeContext) -> None:
     assert any("flaky: com.acme.docs.OrderServiceTest::retriesPaymentTimeout" in d for d in outcome.details)
 
 
-def test_a_hostile_report_is_an_error_with_no_counts(ctx: FakeContext) -> None:
+def test_a_hostile_report_is_an_error_with_no_counts(ctx: RecordingContext) -> None:
     shutil.copy(FIXTURES / "junit" / "pytest.xml", ctx.plan_dir / "a.xml")
     shutil.copy(FIXTURES / "junit" / "hostile" / "billion_laughs.xml", ctx.plan_dir / "b.xml")
     outcome = run(ctx, junit=["*.xml"])
     assert outcome.status == "error"
     assert "b.xml:2: refused" in outcome.message
-    assert ctx.metrics == []
+    assert ctx.metrics == {}
     assert len(ctx.artifacts) == 2  # both kept as evidence
 
 
-def test_a_truncated_report_written_by_the_command(ctx: FakeContext) -> None:
+def test_a_truncated_report_written_by_the_command(ctx: RecordingContext) -> None:
     outcome = run(
         ctx,
         command=python("open('out.xml', 'w').write('<testsuite><testcase name=\"a\">')"),
@@ -177,14 +177,14 @@ def test_a_truncated_report_written_by_the_command(ctx: FakeContext) -> None:
     assert ctx.values()["command.exit_code"] == 0
 
 
-def test_timeout_is_not_measured(ctx: FakeContext) -> None:
+def test_timeout_is_not_measured(ctx: RecordingContext) -> None:
     outcome = run(ctx, command=python("import time; time.sleep(30)"), timeout="300ms", junit=["x.xml"])
     assert outcome.status == "error"
     assert "timed out" in outcome.message
     assert set(ctx.values()) == {"command.duration"}
 
 
-def test_nonzero_exit_with_failures_is_a_normal_run(ctx: FakeContext) -> None:
+def test_nonzero_exit_with_failures_is_a_normal_run(ctx: RecordingContext) -> None:
     source = FIXTURES / "junit" / "nested.xml"
     code = f"import shutil, sys; shutil.copy({str(source)!r}, 'r.xml'); sys.exit(3)"
     outcome = run(ctx, command=python(code), junit=["r.xml"])
@@ -194,7 +194,7 @@ def test_nonzero_exit_with_failures_is_a_normal_run(ctx: FakeContext) -> None:
     assert not any("although" in d for d in outcome.details)
 
 
-def test_nonzero_exit_without_failures_is_flagged(ctx: FakeContext) -> None:
+def test_nonzero_exit_without_failures_is_flagged(ctx: RecordingContext) -> None:
     report = '<testsuite><testcase name="a"/></testsuite>'
     code = f"import sys; open('clean.xml', 'w').write({report!r}); sys.exit(2)"
     outcome = run(ctx, command=python(code), junit=["clean.xml"])
@@ -203,7 +203,7 @@ def test_nonzero_exit_without_failures_is_flagged(ctx: FakeContext) -> None:
     assert any("exited 2 although its reports show no failure" in d for d in outcome.details)
 
 
-def test_no_test_ran_records_counts_but_no_pass_rate(ctx: FakeContext) -> None:
+def test_no_test_ran_records_counts_but_no_pass_rate(ctx: RecordingContext) -> None:
     outcome = run(ctx, junit=[str(FIXTURES / "junit" / "empty_suite.xml")])
     assert outcome.status == "completed"
     assert ctx.values()["total"] == 0
@@ -211,7 +211,7 @@ def test_no_test_ran_records_counts_but_no_pass_rate(ctx: FakeContext) -> None:
     assert any("pass_rate not recorded: no test ran" in d for d in outcome.details)
 
 
-def test_critical_globs_matching_nothing_say_so(ctx: FakeContext) -> None:
+def test_critical_globs_matching_nothing_say_so(ctx: RecordingContext) -> None:
     outcome = run(
         ctx,
         coverage={
@@ -228,7 +228,7 @@ def test_critical_globs_matching_nothing_say_so(ctx: FakeContext) -> None:
     assert "src/billing/**" in note and "src/docsvc/api.py" in note
 
 
-def test_coverage_without_branch_data_records_no_branch_metric(ctx: FakeContext) -> None:
+def test_coverage_without_branch_data_records_no_branch_metric(ctx: RecordingContext) -> None:
     report = ctx.plan_dir / "cov.json"
     report.write_text(json.dumps({"files": {"a.py": {"summary": {"covered_lines": 1, "num_statements": 2}}}}))
     outcome = run(ctx, coverage={"file": "cov.json", "format": "coveragepy"})
@@ -237,7 +237,7 @@ def test_coverage_without_branch_data_records_no_branch_metric(ctx: FakeContext)
     assert any("coverage.branches not recorded" in d for d in outcome.details)
 
 
-def test_missing_coverage_report_is_an_error_but_tests_still_count(ctx: FakeContext) -> None:
+def test_missing_coverage_report_is_an_error_but_tests_still_count(ctx: RecordingContext) -> None:
     outcome = run(
         ctx,
         junit=[str(FIXTURES / "junit" / "nested.xml")],
@@ -249,7 +249,7 @@ def test_missing_coverage_report_is_an_error_but_tests_still_count(ctx: FakeCont
     assert "coverage.lines" not in ctx.values()
 
 
-def test_shell_command_and_cwd(ctx: FakeContext) -> None:
+def test_shell_command_and_cwd(ctx: RecordingContext) -> None:
     sub = ctx.plan_dir / "svc"
     sub.mkdir()
     source = FIXTURES / "junit" / "go-junit-report.xml"
@@ -261,7 +261,7 @@ def test_shell_command_and_cwd(ctx: FakeContext) -> None:
     assert ctx.values()["command.exit_code"] == 1
 
 
-def test_string_command_keeps_expanded_paths_with_spaces_whole(ctx: FakeContext) -> None:
+def test_string_command_keeps_expanded_paths_with_spaces_whole(ctx: RecordingContext) -> None:
     spaced = ctx.work_dir / "with space"
     spaced.mkdir()
     shutil.copy(FIXTURES / "junit" / "nested.xml", spaced / "src.xml")
@@ -273,7 +273,7 @@ def test_string_command_keeps_expanded_paths_with_spaces_whole(ctx: FakeContext)
     assert ctx.values()["total"] == 5
 
 
-def test_missing_cwd(ctx: FakeContext) -> None:
+def test_missing_cwd(ctx: RecordingContext) -> None:
     outcome = run(ctx, command=python("pass"), cwd="nowhere", junit=["x.xml"])
     assert outcome.status == "error"
     assert "nowhere" in outcome.message
@@ -320,7 +320,7 @@ def test_registered_as_an_entry_point() -> None:
     assert TestsCheck.kind == "tests" and TestsCheck.Settings is TestsSettings
 
 
-def test_coverage_split_across_reports_is_merged(ctx: FakeContext) -> None:
+def test_coverage_split_across_reports_is_merged(ctx: RecordingContext) -> None:
     (ctx.plan_dir / "cov").mkdir()
     (ctx.plan_dir / "cov" / "web.info").write_text("SF:web/a.js\nDA:1,1\nDA:2,0\nend_of_record\n")
     (ctx.plan_dir / "cov" / "api.info").write_text("SF:api/b.js\nDA:1,1\nDA:2,1\nend_of_record\n")
@@ -334,10 +334,10 @@ def test_coverage_split_across_reports_is_merged(ctx: FakeContext) -> None:
     assert [entry["file"] for entry in listed] == ["cov/api.info", "cov/web.info"]
 
 
-def test_a_hostile_coverage_report_is_an_error_and_kept(ctx: FakeContext) -> None:
+def test_a_hostile_coverage_report_is_an_error_and_kept(ctx: RecordingContext) -> None:
     shutil.copy(FIXTURES / "coverage" / "hostile" / "cobertura_bomb.xml", ctx.plan_dir / "coverage.xml")
     outcome = run(ctx, coverage={"file": "coverage.xml"})
     assert outcome.status == "error"
     assert "coverage.xml:2: refused" in outcome.message
-    assert ctx.metrics == []
+    assert ctx.metrics == {}
     assert ctx.artifact_names == ["coverage.xml"]
