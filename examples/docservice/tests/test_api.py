@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -294,6 +295,18 @@ def test_fail_uploads_switch(settings: ApiSettings) -> None:
     assert "DOCSERVICE_FAIL_UPLOADS" in response.json()["detail"]
 
 
+def test_slow_route_switch(settings: ApiSettings) -> None:
+    slowed = dataclasses.replace(settings, slow_route="GET /health", slow_seconds=0.3)
+    with TestClient(create_app(slowed)) as client:
+        started = time.perf_counter()
+        assert client.get("/health").status_code == 200
+        slow = time.perf_counter() - started
+        started = time.perf_counter()
+        assert client.get("/documents", headers=auth_headers(client)).status_code == 200
+        fast = time.perf_counter() - started
+    assert slow >= 0.3 > fast
+
+
 def test_a_failed_insert_removes_the_stored_file(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     headers = auth_headers(client)
     state = client.app.state  # type: ignore[attr-defined]
@@ -331,7 +344,9 @@ def test_parse_args_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("DOCSERVICE_PORT", "9123")
     monkeypatch.setenv("DOCSERVICE_FAIL_UPLOADS", "1")
     monkeypatch.setenv("DOCSERVICE_NEVER_READY", "true")
+    monkeypatch.setenv("DOCSERVICE_SLOW_ROUTE", "GET /documents")
     settings = api.parse_args(["--db", "x.db", "--max-upload-bytes", "10"])
+    assert settings.slow_route == "GET /documents" and settings.slow_seconds == 0.5
     assert (settings.port, settings.db_path, settings.max_upload_bytes) == (9123, Path("x.db"), 10)
     assert settings.fail_uploads and settings.never_ready
     monkeypatch.setenv("DOCSERVICE_FAIL_UPLOADS", "0")

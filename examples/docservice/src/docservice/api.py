@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = ["create_app", "main", "parse_args"]
 
 import argparse
+import asyncio
 import logging
 import os
 import re
@@ -318,9 +319,17 @@ class AccessLog:
     """Pure ASGI middleware: one log line per request, counters for /metrics, and the
     security headers on every response. (Pure ASGI so streaming bodies stay streamed.)"""
 
-    def __init__(self, app: ASGIApp, counters: Counter[tuple[str, str, int]]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        counters: Counter[tuple[str, str, int]],
+        slow_route: str | None = None,
+        slow_seconds: float = 0.0,
+    ) -> None:
         self.app = app
         self.counters = counters
+        self.slow_route = slow_route  # "METHOD /path": slowed on purpose (DOCSERVICE_SLOW_ROUTE)
+        self.slow_seconds = slow_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -343,6 +352,8 @@ class AccessLog:
             await send(message)
 
         try:
+            if self.slow_route == f"{scope['method']} {path}":
+                await asyncio.sleep(self.slow_seconds)
             await self.app(scope, receive, send_with_headers)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
@@ -408,7 +419,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         description="gonogo's example system under test: users, tokens and documents "
         "processed asynchronously by a worker.",
     )
-    app.add_middleware(AccessLog, counters=counters)
+    app.add_middleware(
+        AccessLog, counters=counters, slow_route=settings.slow_route, slow_seconds=settings.slow_seconds
+    )
     app.state.settings = settings
     app.state.db = db
     app.state.storage = storage
@@ -685,6 +698,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ApiSettings:
         scrypt_n=args.scrypt_n,
         fail_uploads=env_flag("DOCSERVICE_FAIL_UPLOADS"),
         never_ready=env_flag("DOCSERVICE_NEVER_READY"),
+        slow_route=env.get("DOCSERVICE_SLOW_ROUTE") or None,
+        slow_seconds=float(env.get("DOCSERVICE_SLOW_SECONDS", "0.5")),
     )
 
 
@@ -697,6 +712,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("DOCSERVICE_FAIL_UPLOADS=1: every upload will answer 500")
     if settings.never_ready:
         log.warning("DOCSERVICE_NEVER_READY=1: /health will never answer 200")
+    if settings.slow_route:
+        log.warning("DOCSERVICE_SLOW_ROUTE: %s is %.3fs slow", settings.slow_route, settings.slow_seconds)
     app = create_app(settings)
     # uvicorn handles SIGTERM/SIGINT itself (graceful shutdown), then re-raises the signal
     # to the handler that was installed before it: make that a no-op so we exit 0.

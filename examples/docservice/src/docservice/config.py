@@ -31,6 +31,9 @@ class ApiSettings:
     # Deliberate failure switches, for gonogo's own tests (see README).
     fail_uploads: bool = False  # DOCSERVICE_FAIL_UPLOADS=1: POST /documents answers 500
     never_ready: bool = False  # DOCSERVICE_NEVER_READY=1: GET /health never answers 200
+    # DOCSERVICE_SLOW_ROUTE="GET /documents": that route answers DOCSERVICE_SLOW_SECONDS later
+    slow_route: str | None = None
+    slow_seconds: float = 0.5
 
 
 @dataclass(frozen=True)
