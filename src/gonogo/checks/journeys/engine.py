@@ -90,6 +90,7 @@ class IterationResult:
     duration: float  # seconds
     steps: list[StepResult]
     failure: Failure | None
+    variables: dict[str, Any] = field(default_factory=dict)  # as they stood after the last step
 
     @property
     def ok(self) -> bool:
@@ -230,7 +231,9 @@ class Engine:
             steps.append(result)
             if failure is not None:
                 break
-        return IterationResult(number, started_at, time.perf_counter() - started, steps, failure)
+        return IterationResult(
+            number, started_at, time.perf_counter() - started, steps, failure, dict(state.variables)
+        )
 
     async def _step(
         self,

@@ -1,0 +1,190 @@
+"""The `load` check's settings: the plan's `checks.<name>` section, validated once.
+
+```yaml
+checks:
+  load:
+    kind: load
+    model: open                    # open (arrival rate) | closed (virtual users)
+    rate: 200/s                    # open: constant arrivals; or `stages` to ramp
+    duration: 60s
+    warmup: 5s                     # measured apart, not in the results
+    setup:                         # a journey run once first; its variables feed the requests
+      steps:
+        - name: login
+          request: {method: POST, path: /login, json: {user: demo}}
+          extract: {token: "json:$.token"}
+    requests:
+      - {name: list, path: /documents, headers: {Authorization: "Bearer {token}"}, component: api, weight: 3}
+      - {name: health, path: /health, component: api}
+```
+"""
+
+from __future__ import annotations
+
+__all__ = ["GeneratorLimits", "LoadRequest", "LoadSettings", "Stage"]
+
+import json
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from gonogo.checks.journeys.settings import Journey, Name, Statuses
+from gonogo.checks.journeys.variables import BUILTINS, names_in, unknown_message
+from gonogo.plan.model import Duration, StrictModel
+from gonogo.units import parse_quantity
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _parse_rate(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a rate such as 200/s or 200")
+    number, unit = parse_quantity(value)
+    if unit not in ("per_second", "number") or number <= 0:
+        raise ValueError(f"{value!r} is not a rate; expected requests per second such as 200/s")
+    return number
+
+
+def _parse_ratio(value: Any) -> float:
+    number, unit = parse_quantity(value)
+    if unit not in ("ratio", "number") or not 0 <= number <= 1:
+        raise ValueError(f"{value!r} is not a share; expected e.g. 90% or 0.9")
+    return number
+
+
+Rate = Annotated[float, BeforeValidator(_parse_rate), Field(description="requests per second, e.g. 200/s")]
+Ratio = Annotated[float, BeforeValidator(_parse_ratio), Field(description="a share, e.g. 90%")]
+
+
+class Stage(StrictModel):
+    """Ramp linearly from the previous stage's rate (the first starts at 0) to `rate`."""
+
+    duration: Duration
+    rate: Rate
+
+
+class LoadRequest(StrictModel):
+    """One request the load picks by weight. `{name}` placeholders come from `setup`."""
+
+    name: Name
+    method: str = "GET"
+    path: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str] = Field(default_factory=dict)
+    json_body: Any = Field(default=None, alias="json")
+    form: dict[str, str] | None = None
+    body: str | None = None
+    component: Name = "default"  # gates can read each component's error rate on its own
+    weight: int = Field(default=1, ge=1, le=10_000)
+    expect_status: Statuses = None  # default: any status below 400 is a success
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value.upper() not in METHODS:
+            raise ValueError(f"{value!r} is not an HTTP method; expected one of {', '.join(METHODS)}")
+        return value.upper()
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must start with '/': requests go to the check's base URL only")
+        return value
+
+    @model_validator(mode="after")
+    def _one_body(self) -> LoadRequest:
+        given = [k for k, v in (("json", self.json_body), ("form", self.form), ("body", self.body)) if v]
+        if len(given) > 1:
+            raise ValueError(f"give at most one body (json, form or body), not {', '.join(given)}")
+        return self
+
+    def target(self) -> str:
+        return (
+            self.path + ("&" if "?" in self.path else "?") + urlencode(self.query)
+            if self.query
+            else self.path
+        )
+
+    def body_template(self) -> tuple[str | None, str | None]:
+        """(text with placeholders, content type) of the body, if any."""
+        if self.json_body is not None:
+            return json.dumps(self.json_body, separators=(",", ":")), "application/json"
+        if self.form is not None:
+            return urlencode(self.form), "application/x-www-form-urlencoded"
+        return self.body, None
+
+
+class GeneratorLimits(StrictModel):
+    """Beyond these the generator itself was the bottleneck: the run is invalid."""
+
+    max_cpu: Ratio = 0.9  # of the generator's cores
+    max_late: Ratio = 0.01  # of the requests sent later than `late_threshold`
+
+
+class LoadSettings(StrictModel):
+    base_url: str | None = None
+    model: Literal["open", "closed"] = "open"
+    rate: Rate | None = None
+    stages: list[Stage] = Field(default_factory=list)
+    arrivals: Literal["constant", "poisson"] = "constant"
+    seed: int = 1
+    users: int | None = Field(default=None, ge=1, le=100_000)
+    think_time: Duration = 0.0
+    duration: Duration | None = None
+    max_requests: int | None = Field(default=None, ge=1)
+    max_duration: Duration = 3600.0  # a hard stop, whatever else the plan says
+    warmup: Duration = 0.0
+    workers: int | Literal["auto"] = 1
+    max_connections: int = Field(default=256, ge=1, le=100_000)
+    request_timeout: Duration = 10.0
+    late_threshold: Duration = 0.01
+    generator: GeneratorLimits = Field(default_factory=GeneratorLimits)
+    setup: Journey | None = None
+    requests: list[LoadRequest] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> LoadSettings:
+        if self.model == "open":
+            if (self.rate is None) == (not self.stages):
+                raise ValueError("an open model needs exactly one of `rate` (constant) or `stages` (a ramp)")
+            if self.users is not None:
+                raise ValueError(
+                    "`users` belongs to the closed model; the open model sets `rate` or `stages`"
+                )
+        else:
+            if self.users is None:
+                raise ValueError("a closed model needs `users` (how many virtual users)")
+            if self.rate is not None or self.stages:
+                raise ValueError(
+                    "`rate` and `stages` belong to the open model; the closed model sets `users`"
+                )
+        if self.duration is None and self.max_requests is None and not self.stages:
+            raise ValueError("a load must be bounded: give `duration` or `max_requests` (or `stages`)")
+        if isinstance(self.workers, int) and not 1 <= self.workers <= 64:
+            raise ValueError("`workers` is 'auto' or a number from 1 to 64")
+        names = [request.name for request in self.requests]
+        if len(set(names)) != len(names):
+            raise ValueError(f"request names must be unique: {names}")
+        known = set(BUILTINS) | self._setup_variables()
+        for request in self.requests:
+            text, _ = request.body_template()
+            for name in sorted(names_in([request.path, request.headers, request.query, text or ""])):
+                if name not in known:
+                    raise ValueError(f"request {request.name}: " + unknown_message(name, known))
+        return self
+
+    def _setup_variables(self) -> set[str]:
+        if self.setup is None:
+            return set()
+        found = set(self.setup.variables)
+        for step in self.setup.steps:
+            found |= set(step.extract)
+        return found
+
+    @property
+    def planned_duration(self) -> float:
+        """How long the load runs at most, warm-up included."""
+        ramp = sum(stage.duration for stage in self.stages)
+        return min(self.max_duration, self.warmup + (self.duration or ramp or self.max_duration))
