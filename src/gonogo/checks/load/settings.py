@@ -95,7 +95,8 @@ class LoadRequest(StrictModel):
 
     @model_validator(mode="after")
     def _one_body(self) -> LoadRequest:
-        given = [k for k, v in (("json", self.json_body), ("form", self.form), ("body", self.body)) if v]
+        bodies = (("json", self.json_body), ("form", self.form), ("body", self.body))
+        given = [name for name, value in bodies if value is not None]
         if len(given) > 1:
             raise ValueError(f"give at most one body (json, form or body), not {', '.join(given)}")
         return self
