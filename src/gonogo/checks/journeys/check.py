@@ -7,7 +7,7 @@ to upload that is not there.
 
 from __future__ import annotations
 
-__all__ = ["JourneysCheck"]
+__all__ = ["JourneysCheck", "resolve_base_url", "upload_files"]
 
 import asyncio
 import os
@@ -28,11 +28,11 @@ class JourneysCheck(CheckKind[JourneysSettings]):
     Settings = JourneysSettings
 
     def run(self, settings: JourneysSettings, ctx: CheckContext) -> CheckOutcome:
-        base_url, problem = _base_url(settings, ctx)
+        base_url, problem = resolve_base_url(settings.base_url, ctx)
         if problem:
             return CheckOutcome("error", problem)
         assert base_url is not None
-        files, missing = _files(settings, ctx)
+        files, missing = upload_files(settings, ctx)
         if missing:
             return CheckOutcome("error", f"{len(missing)} file(s) to upload cannot be read", details=missing)
         recorder = Recorder(ctx, base_url)
@@ -42,9 +42,9 @@ class JourneysCheck(CheckKind[JourneysSettings]):
         return _outcome(results)
 
 
-def _base_url(settings: JourneysSettings, ctx: CheckContext) -> tuple[str | None, str | None]:
-    """(the base URL, None) or (None, why there is none)."""
-    raw = settings.base_url or ctx.base_url
+def resolve_base_url(configured: str | None, ctx: CheckContext) -> tuple[str | None, str | None]:
+    """(the base URL, None) or (None, why there is none): the check's own, else the plan's."""
+    raw = configured or ctx.base_url
     if not raw:
         return None, ("no base URL: set base_url in this check or system.base_url in the plan")
     text = ctx.expand(raw).rstrip("/")
@@ -63,7 +63,7 @@ def _base_url(settings: JourneysSettings, ctx: CheckContext) -> tuple[str | None
     return text, None
 
 
-def _files(settings: JourneysSettings, ctx: CheckContext) -> tuple[dict[str, Path], list[str]]:
+def upload_files(settings: JourneysSettings, ctx: CheckContext) -> tuple[dict[str, Path], list[str]]:
     """Every file the journeys upload (path as written → file), and the ones unreadable."""
     files: dict[str, Path] = {}
     missing: list[str] = []
