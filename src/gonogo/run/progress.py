@@ -21,7 +21,7 @@ class Progress(Protocol):
         ...
 
     def update(self, source: str, message: str) -> None:
-        """A running count from a check: shown live, printed at most once a second."""
+        """A running count from a check: shown live, printed at most every few seconds."""
         ...
 
 
@@ -29,10 +29,10 @@ class ProgressPrinter:
     """Prints progress lines with elapsed time and keeps a live status line on a terminal.
 
     Updates from one source (a journey counting iterations) are shown on the status line
-    and printed at most once a second, so logs in CI stay readable.
+    and printed at most every few seconds, so logs in CI stay readable.
     """
 
-    MIN_PRINT_INTERVAL = 1.0
+    MIN_PRINT_INTERVAL = 5.0
 
     def __init__(self, console: Console) -> None:
         self._console = console

@@ -1,0 +1,17 @@
+"""Build of gonogo's C extension; everything else about the package is in pyproject.toml.
+
+`pip install -e '.[dev]'` (what `make test` and `make demo` run) compiles it in place.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "gonogo.checks.load._engine",
+            sources=["src/gonogo/checks/load/_engine.c"],
+            extra_compile_args=["-O2", "-Wall"],
+            libraries=["m"],
+        )
+    ]
+)

@@ -1,0 +1,1994 @@
+/*
+ * gonogo.checks.load._engine: the hot loop of the load generator.
+ *
+ * One Engine object runs one worker's share of a load test on the calling thread,
+ * with the GIL released: epoll, non-blocking keep-alive HTTP/1.1 connections with
+ * TCP_NODELAY, pre-serialized requests, and a response parser that skips bodies
+ * without copying them. Linux only. Traffic may only go to a loopback address.
+ *
+ * Two load models:
+ *   open   - arrivals follow a schedule (constant or linearly ramping stages,
+ *            optionally Poisson). Every arrival has an *intended* send time. If no
+ *            connection is free at that time, the request waits in a FIFO queue;
+ *            `max_connections` caps concurrency. A request that waited longer than
+ *            `timeout` (or found the queue full) is *dropped* and counted.
+ *   closed - `users` virtual users, one connection each, `think_time` between a
+ *            response and the user's next request.
+ *
+ * Every response is recorded twice in microseconds: from the intended time
+ * (corrected for coordinated omission, as wrk2 does) and from the time the request
+ * was handed to a connection (uncorrected). The histograms use exactly
+ * HdrHistogram's bucket/sub-bucket layout (lowest discernible 1 us, highest
+ * trackable 3,600,000,000 us, 3 significant digits) so the Python side rebuilds a
+ * real hdrh HdrHistogram from the counts without loss.
+ *
+ * Per-second series (measured phase only): requests sent, responses, errors by kind,
+ * late, dropped, max scheduling lag and a 2-significant-digit corrected-latency
+ * histogram kept sparse (index, count) pairs.
+ *
+ * About every 50 ms the loop re-acquires the GIL briefly: PyErr_CheckSignals (so
+ * Ctrl-C stops the run), the optional `should_stop` callable, and once per wall
+ * second the optional `progress` callable. On any of these the loop closes every
+ * socket first; the data recorded so far stays readable through results().
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------- */
+/* Constants                                                                  */
+/* ------------------------------------------------------------------------- */
+
+#define NS_PER_S 1000000000LL
+#define NS_PER_MS 1000000LL
+#define HIGHEST_TRACKABLE 3600000000LL /* microseconds: one hour */
+#define MAIN_SIGFIGS 3
+#define SERIES_SIGFIGS 2
+#define NSTATUS 1000          /* status codes 0..999 counted directly */
+#define READ_BUF (256 * 1024) /* one shared read buffer: bodies are skipped in it */
+#define MAX_HEAD (64 * 1024)  /* response header block larger than this: protocol error */
+#define MAX_EVENTS 512
+#define TICK_NS (50 * NS_PER_MS)             /* signal check / should_stop cadence */
+#define CONNECT_ERROR_PAUSE_NS (10 * NS_PER_MS) /* closed model: pause after a failed connect */
+#define MAX_ENDPOINTS 4096
+
+/* Error kinds: keep in sync with ERROR_KINDS below and engine.py. */
+enum {
+    E_4XX,      /* response with status 400-499 (a response, but an error) */
+    E_5XX,      /* response with status 500-599 */
+    E_REFUSED,  /* connect: ECONNREFUSED */
+    E_CONNECT,  /* connect: any other failure (unreachable, no local port, fd limit) */
+    E_RESET,    /* ECONNRESET / EPIPE while sending or receiving */
+    E_CLOSED,   /* server closed the connection before the response was complete */
+    E_TIMEOUT,  /* no complete response within `timeout` of sending */
+    E_PROTOCOL, /* unparseable or unsupported response */
+    NERR
+};
+static const char *const ERROR_KINDS[NERR] = {"http_4xx", "http_5xx", "refused", "connect",
+                                             "reset",    "closed",   "timeout", "protocol"};
+
+enum { PH_MEASURED = 0, PH_WARMUP = 1 };
+
+/* Connection states. */
+enum {
+    C_FREE,       /* no socket */
+    C_CONNECTING, /* non-blocking connect in progress, a request is attached */
+    C_WRITING,    /* request partially written (large body), waiting for EPOLLOUT */
+    C_READING,    /* request written, waiting for the response */
+    C_IDLE        /* open keep-alive connection without a request (open model pool) */
+};
+
+/* Parser states. */
+enum {
+    P_HEAD,
+    P_BODY,
+    P_UNTIL_CLOSE,
+    P_CHUNK_SIZE,
+    P_CHUNK_EXT,
+    P_CHUNK_SIZE_LF,
+    P_CHUNK_DATA,
+    P_CHUNK_DATA_CR,
+    P_CHUNK_DATA_LF,
+    P_TRAILER_START,
+    P_TRAILER_LINE,
+    P_TRAILER_END_LF
+};
+enum { PARSE_NEED = 0, PARSE_DONE = 1, PARSE_ERROR = -1 };
+
+/* Connection flags. */
+#define F_CLOSE 0x01   /* close after this response (Connection: close, HTTP/1.0, desync) */
+#define F_HEAD 0x02    /* current request is HEAD: response has no body */
+#define F_GOT 0x04     /* some response bytes were received for the current request */
+#define F_RETRIED 0x08 /* current request was already retried once on a new connection */
+
+/* ------------------------------------------------------------------------- */
+/* HdrHistogram-compatible bucket layout (unit magnitude 0: lowest value 1)  */
+/* ------------------------------------------------------------------------- */
+
+typedef struct {
+    int half_mag;       /* sub_bucket_half_count_magnitude */
+    int64_t half_count; /* sub_bucket_half_count */
+    int64_t mask;       /* sub_bucket_mask */
+    int32_t counts_len;
+} hlayout;
+
+/* Mirrors HdrHistogram's constructor (hdrh/histogram.py, HdrHistogram_c). */
+static void hlayout_init(hlayout *l, int sigfigs) {
+    double largest_single_unit = 2.0 * pow(10.0, sigfigs);
+    int mag = (int)ceil(log2(largest_single_unit));
+    l->half_mag = mag > 1 ? mag - 1 : 0;
+    int64_t sub_count = (int64_t)1 << (l->half_mag + 1);
+    l->half_count = sub_count / 2;
+    l->mask = sub_count - 1;
+    int64_t smallest_untrackable = sub_count;
+    int buckets = 1;
+    while (smallest_untrackable <= HIGHEST_TRACKABLE) {
+        smallest_untrackable <<= 1;
+        buckets++;
+    }
+    l->counts_len = (int32_t)((buckets + 1) * l->half_count);
+}
+
+/* counts index of a value, exactly as HdrHistogram computes it; values outside
+ * [0, highest trackable] are clamped (a latency over an hour is recorded as an hour). */
+static inline int32_t hindex(const hlayout *l, int64_t v) {
+    if (v < 0) v = 0;
+    if (v > HIGHEST_TRACKABLE) v = HIGHEST_TRACKABLE;
+    int pow2ceiling = 64 - __builtin_clzll((uint64_t)v | (uint64_t)l->mask);
+    int bucket = pow2ceiling - (l->half_mag + 1);
+    int64_t sub = v >> bucket;
+    return (int32_t)((((int64_t)bucket + 1) << l->half_mag) + sub - l->half_count);
+}
+
+static hlayout L_MAIN, L_SERIES;
+
+/* ------------------------------------------------------------------------- */
+/* Data structures                                                            */
+/* ------------------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t sent, responses, late, dropped;
+    uint64_t unfinished; /* sent, no outcome: the run was stopped */
+    uint64_t unsent;     /* scheduled, still queued when the run was stopped */
+    uint64_t errors[NERR];
+} counters;
+
+typedef struct {
+    char *req; /* the serialized request */
+    size_t len;
+    int head; /* HEAD request: response has no body */
+    counters c[2];
+    uint64_t *status[2]; /* NSTATUS counters per phase */
+    uint64_t *hcorr, *hunc; /* measured phase only, L_MAIN layout */
+} endpoint;
+
+typedef struct {
+    int64_t second;
+    double span; /* seconds covered: 1 except for the last record */
+    uint64_t sent, responses, late, dropped;
+    uint64_t errors[NERR];
+    int64_t max_lag_ns;
+    size_t hoff, hlen; /* (index, count) pairs in series.sparse */
+} secrec;
+
+typedef struct {
+    int64_t base_ns; /* start of second 0: the start of the measured phase */
+    int started;
+    int64_t cur, next_ns;
+    secrec curr;
+    uint32_t *dense; /* current second's histogram, L_SERIES layout */
+    int32_t dmin, dmax;
+    secrec *recs;
+    size_t n, cap;
+    uint32_t *sparse; /* pairs */
+    size_t ns, scap;
+    size_t delivered; /* records already handed to the progress callback */
+} series_t;
+
+typedef struct conn {
+    int fd;
+    uint8_t state, phase, pstate, flags;
+    uint32_t ep;
+    int32_t status;
+    int32_t prev, next; /* busy list (deadline order) or idle list */
+    int64_t intended, sent, deadline;
+    int64_t remaining; /* body / chunk bytes left */
+    size_t woff;       /* request bytes written */
+    uint64_t nreq;     /* responses completed on this socket */
+    char *hbuf;        /* header bytes split across reads (rare) */
+    uint32_t hlen, hcap;
+    uint32_t digits; /* chunk-size digits seen */
+    uint32_t gen;    /* socket generation: tells stale epoll events from current ones */
+} conn_t;
+
+typedef struct {
+    int64_t intended;
+    uint32_t ep;
+    uint32_t phase;
+} qitem;
+
+typedef struct {
+    int64_t due;
+    int32_t user;
+} titem;
+
+typedef struct {
+    double dur, r0, r1, cum0, t0; /* t0: stage start in seconds from run start */
+} stage_t;
+
+typedef struct {
+    PyObject_HEAD
+    /* --- configuration --- */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    int family;
+    endpoint *eps;
+    uint32_t nep;
+    uint32_t *seq; /* deterministic smooth weighted round-robin sequence */
+    size_t seqlen, seqpos;
+    double *cumw; /* fallback: cumulative weights for seeded random choice */
+    double wtotal;
+    int closed;
+    stage_t *stages;
+    int nstages;
+    int poisson;
+    uint64_t rng[4];
+    int users;
+    int64_t think_ns;
+    double duration_s; /* closed model: measured duration; 0: none */
+    uint64_t max_requests;
+    int64_t warmup_ns, timeout_ns, late_ns;
+    int max_conn;
+    size_t max_queue;
+    int64_t start_at_ns;
+    double arrival_offset;
+
+    /* --- run state --- */
+    int ran, running;
+    int stop_flag; /* written by stop() from any thread: accessed atomically */
+    int epfd;
+    char *buf;
+    conn_t *conns;
+    int nconns;
+    int32_t busy_head, busy_tail;
+    int32_t idle_head; /* idle connections, LIFO (most recently used first) */
+    int32_t *free_slots;
+    int nfree;
+    int nopen;
+    qitem *q;
+    size_t qcap, qhead, qlen;
+    titem *tq; /* closed model think timers; FIFO since think time is constant */
+    size_t tqcap, tqhead, tqlen;
+    int64_t start_ns, measure_ns, end_ns, finish_ns;
+    double n_next; /* schedule position in "operational time" (arrival count) */
+    int stage_i;
+    int64_t next_arrival;
+    int sched_done;
+    uint64_t measured_issued;
+    int64_t max_lag_ns;
+    uint64_t conns_opened, retries;
+    series_t S;
+    double cpu_user, cpu_sys;
+    const char *stopped; /* NULL, "signal", "stop" or "error" */
+    int64_t next_tick, next_progress;
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyThreadState *tstate;
+    PyObject *progress_cb, *stop_cb;
+} Engine;
+
+/* ------------------------------------------------------------------------- */
+/* Small helpers                                                              */
+/* ------------------------------------------------------------------------- */
+
+static inline int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+/* xoshiro256** */
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+static inline double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
+
+static inline int ieq(const char *a, const char *lower, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        char c = a[i];
+        if (c >= 'A' && c <= 'Z') c = (char)(c + 32);
+        if (c != lower[i]) return 0;
+    }
+    return 1;
+}
+
+/* case-insensitive search of a lowercase token in [p, p+n) */
+static int contains_ci(const char *p, size_t n, const char *tok) {
+    size_t tl = strlen(tok);
+    for (size_t i = 0; i + tl <= n; i++)
+        if (ieq(p + i, tok, tl)) return 1;
+    return 0;
+}
+
+static void *xcalloc(size_t n, size_t size) { return n ? calloc(n, size) : calloc(1, 1); }
+
+/* ------------------------------------------------------------------------- */
+/* Per-second series                                                          */
+/* ------------------------------------------------------------------------- */
+
+static int series_init(series_t *S) {
+    memset(S, 0, sizeof(*S));
+    S->dense = xcalloc((size_t)L_SERIES.counts_len, sizeof(uint32_t));
+    S->dmin = INT32_MAX;
+    S->dmax = -1;
+    return S->dense ? 0 : -1;
+}
+
+static void series_free(series_t *S) {
+    free(S->dense);
+    free(S->recs);
+    free(S->sparse);
+    memset(S, 0, sizeof(*S));
+}
+
+/* Close the current second: its histogram goes to the sparse pairs. Allocation
+ * failure here loses only that second's histogram, never counts. */
+static void series_finalize(series_t *S, double span) {
+    secrec *r = &S->curr;
+    r->span = span;
+    r->hoff = S->ns;
+    r->hlen = 0;
+    for (int32_t i = S->dmin; i <= S->dmax; i++) {
+        if (!S->dense[i]) continue;
+        if (S->ns + 1 > S->scap) {
+            size_t ncap = S->scap ? S->scap * 2 : 4096;
+            uint32_t *p = realloc(S->sparse, ncap * 2 * sizeof(uint32_t));
+            if (!p) break;
+            S->sparse = p;
+            S->scap = ncap;
+        }
+        S->sparse[2 * S->ns] = (uint32_t)i;
+        S->sparse[2 * S->ns + 1] = S->dense[i];
+        S->ns++;
+        r->hlen++;
+        S->dense[i] = 0;
+    }
+    if (S->dmax >= 0 && S->dmin <= S->dmax)
+        memset(S->dense + S->dmin, 0, (size_t)(S->dmax - S->dmin + 1) * sizeof(uint32_t));
+    S->dmin = INT32_MAX;
+    S->dmax = -1;
+    if (S->n + 1 > S->cap) {
+        size_t ncap = S->cap ? S->cap * 2 : 256;
+        secrec *p = realloc(S->recs, ncap * sizeof(secrec));
+        if (!p) return; /* keep going; the record is lost, not the run */
+        S->recs = p;
+        S->cap = ncap;
+    }
+    S->recs[S->n++] = *r;
+}
+
+/* The record for time `now` (>= base), closing finished seconds on the way. */
+static secrec *series_at(series_t *S, int64_t now) {
+    if (!S->started) {
+        S->started = 1;
+        S->cur = 0;
+        S->next_ns = S->base_ns + NS_PER_S;
+        memset(&S->curr, 0, sizeof(S->curr));
+    }
+    while (now >= S->next_ns) {
+        series_finalize(S, 1.0);
+        S->cur++;
+        S->next_ns += NS_PER_S;
+        memset(&S->curr, 0, sizeof(S->curr));
+        S->curr.second = S->cur;
+    }
+    return &S->curr;
+}
+
+static inline void series_latency(series_t *S, int64_t us) {
+    int32_t i = hindex(&L_SERIES, us);
+    S->dense[i]++;
+    if (i < S->dmin) S->dmin = i;
+    if (i > S->dmax) S->dmax = i;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Connection lists                                                           */
+/* ------------------------------------------------------------------------- */
+
+static void busy_append(Engine *E, conn_t *c) {
+    int32_t i = (int32_t)(c - E->conns);
+    c->prev = E->busy_tail;
+    c->next = -1;
+    if (E->busy_tail >= 0)
+        E->conns[E->busy_tail].next = i;
+    else
+        E->busy_head = i;
+    E->busy_tail = i;
+}
+
+static void busy_remove(Engine *E, conn_t *c) {
+    if (c->prev >= 0)
+        E->conns[c->prev].next = c->next;
+    else
+        E->busy_head = c->next;
+    if (c->next >= 0)
+        E->conns[c->next].prev = c->prev;
+    else
+        E->busy_tail = c->prev;
+    c->prev = c->next = -1;
+}
+
+static void idle_push(Engine *E, conn_t *c) {
+    int32_t i = (int32_t)(c - E->conns);
+    c->state = C_IDLE;
+    c->prev = -1;
+    c->next = E->idle_head;
+    if (E->idle_head >= 0) E->conns[E->idle_head].prev = i;
+    E->idle_head = i;
+}
+
+static void idle_remove(Engine *E, conn_t *c) {
+    if (c->prev >= 0)
+        E->conns[c->prev].next = c->next;
+    else
+        E->idle_head = c->next;
+    if (c->next >= 0) E->conns[c->next].prev = c->prev;
+    c->prev = c->next = -1;
+}
+
+static conn_t *idle_pop(Engine *E) {
+    if (E->idle_head < 0) return NULL;
+    conn_t *c = &E->conns[E->idle_head];
+    idle_remove(E, c);
+    return c;
+}
+
+/* epoll data: slot index and socket generation */
+#define EVDATA(E, c) ((uint64_t)((c) - (E)->conns) | ((uint64_t)(c)->gen << 32))
+
+/* Close the socket; the slot stays (closed model: the user's) or returns to the
+ * free list (open model). */
+static void conn_close(Engine *E, conn_t *c) {
+    if (c->fd >= 0) {
+        close(c->fd); /* also removes it from the epoll set */
+        c->fd = -1;
+        E->nopen--;
+    }
+    c->state = C_FREE;
+    c->hlen = 0;
+    if (!E->closed) E->free_slots[E->nfree++] = (int32_t)(c - E->conns);
+}
+
+/* Start a non-blocking connect. Returns 0 when in progress or done (state tells),
+ * or an error kind. */
+static int conn_open(Engine *E, conn_t *c) {
+    int fd = socket(E->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return E_CONNECT;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    E->conns_opened++;
+    int rc = connect(fd, (struct sockaddr *)&E->addr, E->addrlen);
+    if (rc < 0 && errno != EINPROGRESS) {
+        int kind = errno == ECONNREFUSED ? E_REFUSED : E_CONNECT;
+        close(fd);
+        return kind;
+    }
+    c->gen++;
+    struct epoll_event ev;
+    ev.data.u64 = EVDATA(E, c);
+    ev.events = rc == 0 ? EPOLLIN : (EPOLLIN | EPOLLOUT);
+    if (epoll_ctl(E->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        close(fd);
+        return E_CONNECT;
+    }
+    c->fd = fd;
+    c->nreq = 0;
+    c->state = rc == 0 ? C_READING : C_CONNECTING;
+    E->nopen++;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Request lifecycle                                                          */
+/* ------------------------------------------------------------------------- */
+
+static void after_release(Engine *E, conn_t *c, int64_t now, int err);
+static void send_request(Engine *E, conn_t *c, int64_t now);
+
+static inline series_t *measured_series(Engine *E, int phase) { return phase == PH_MEASURED ? &E->S : NULL; }
+
+/* Attach a request to connection c (which may still be connecting). */
+static void begin(Engine *E, conn_t *c, uint32_t ep, int64_t intended, int phase, int64_t now) {
+    endpoint *e = &E->eps[ep];
+    c->ep = ep;
+    c->phase = (uint8_t)phase;
+    c->intended = intended;
+    c->sent = now;
+    c->deadline = now + E->timeout_ns;
+    c->woff = 0;
+    c->pstate = P_HEAD;
+    c->hlen = 0;
+    c->status = 0;
+    c->flags = e->head ? F_HEAD : 0;
+    busy_append(E, c);
+    counters *k = &e->c[phase];
+    k->sent++;
+    int late = now - intended > E->late_ns;
+    if (late) k->late++;
+    series_t *S = measured_series(E, phase);
+    if (S) {
+        secrec *r = series_at(S, now);
+        r->sent++;
+        if (late) r->late++;
+    }
+}
+
+/* The request on c failed: count it, close the socket, free the slot. */
+static void fail(Engine *E, conn_t *c, int kind, int64_t now) {
+    endpoint *e = &E->eps[c->ep];
+    e->c[c->phase].errors[kind]++;
+    series_t *S = measured_series(E, c->phase);
+    if (S) series_at(S, now)->errors[kind]++;
+    busy_remove(E, c);
+    conn_close(E, c);
+    after_release(E, c, now, kind);
+}
+
+/* A reused keep-alive connection that the server had already closed fails with
+ * EOF/RST before any response byte. As HTTP clients do, send the request once more
+ * on a new connection; a fresh connection failing the same way is an error. */
+static void retry_or_fail(Engine *E, conn_t *c, int kind, int64_t now) {
+    if (c->nreq > 0 && !(c->flags & (F_GOT | F_RETRIED)) && (kind == E_CLOSED || kind == E_RESET)) {
+        close(c->fd);
+        c->fd = -1;
+        E->nopen--;
+        E->retries++;
+        busy_remove(E, c);
+        int err = conn_open(E, c);
+        if (err) {
+            /* count it against the request, slot handling as in fail() */
+            endpoint *e = &E->eps[c->ep];
+            e->c[c->phase].errors[err]++;
+            series_t *S = measured_series(E, c->phase);
+            if (S) series_at(S, now)->errors[err]++;
+            conn_close(E, c);
+            after_release(E, c, now, err);
+            return;
+        }
+        c->flags |= F_RETRIED;
+        c->woff = 0;
+        c->deadline = now + E->timeout_ns;
+        busy_append(E, c);
+        if (c->state == C_READING) send_request(E, c, now); /* connected at once */
+        return;
+    }
+    fail(E, c, kind, now);
+}
+
+static void send_request(Engine *E, conn_t *c, int64_t now) {
+    endpoint *e = &E->eps[c->ep];
+    /* One send() per request in the common case; MSG_NOSIGNAL: no SIGPIPE. */
+    while (c->woff < e->len) {
+        ssize_t n = send(c->fd, e->req + c->woff, e->len - c->woff, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->woff += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (c->state != C_WRITING) {
+                struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u64 = EVDATA(E, c)};
+                epoll_ctl(E->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+                c->state = C_WRITING;
+            }
+            return;
+        }
+        retry_or_fail(E, c, E_RESET, now);
+        return;
+    }
+    if (c->state == C_WRITING) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = EVDATA(E, c)};
+        epoll_ctl(E->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    }
+    c->state = C_READING;
+}
+
+/* Hand a request to a connection: an idle one, else a new one under the cap.
+ * Returns 0 if none could be had (the caller queues the request). */
+static int dispatch(Engine *E, uint32_t ep, int64_t intended, int phase, int64_t now) {
+    conn_t *c = idle_pop(E);
+    if (c) {
+        c->state = C_READING;
+        begin(E, c, ep, intended, phase, now);
+        send_request(E, c, now);
+        return 1;
+    }
+    if (E->nopen >= E->max_conn || E->nfree == 0) return 0;
+    c = &E->conns[E->free_slots[--E->nfree]];
+    int err = conn_open(E, c);
+    begin(E, c, ep, intended, phase, now);
+    if (err) {
+        fail(E, c, err, now);
+        return 1;
+    }
+    if (c->state == C_READING) send_request(E, c, now);
+    return 1;
+}
+
+static void drop(Engine *E, uint32_t ep, int phase, int64_t now) {
+    E->eps[ep].c[phase].dropped++;
+    series_t *S = measured_series(E, phase);
+    if (S) series_at(S, now)->dropped++;
+}
+
+static int enqueue(Engine *E, uint32_t ep, int64_t intended, int phase, int64_t now) {
+    if (E->qlen >= E->max_queue) {
+        drop(E, ep, phase, now);
+        return 0;
+    }
+    if (E->qlen == E->qcap) {
+        size_t ncap = E->qcap ? E->qcap * 2 : 1024;
+        qitem *p = malloc(ncap * sizeof(qitem));
+        if (!p) {
+            drop(E, ep, phase, now);
+            return 0;
+        }
+        for (size_t i = 0; i < E->qlen; i++) p[i] = E->q[(E->qhead + i) % E->qcap];
+        free(E->q);
+        E->q = p;
+        E->qcap = ncap;
+        E->qhead = 0;
+    }
+    qitem *it = &E->q[(E->qhead + E->qlen) % E->qcap];
+    it->intended = intended;
+    it->ep = ep;
+    it->phase = (uint32_t)phase;
+    E->qlen++;
+    return 1;
+}
+
+static inline qitem *qfront(Engine *E) { return E->qlen ? &E->q[E->qhead] : NULL; }
+static inline void qpop(Engine *E) {
+    E->qhead = (E->qhead + 1) % E->qcap;
+    E->qlen--;
+}
+
+/* Queued requests: drop the expired ones at the head, send the rest while
+ * connections can be had. */
+static void drain_queue(Engine *E, int64_t now) {
+    qitem *it;
+    while ((it = qfront(E)) != NULL) {
+        if (now - it->intended > E->timeout_ns) {
+            drop(E, it->ep, (int)it->phase, now);
+            qpop(E);
+            continue;
+        }
+        if (E->idle_head < 0 && (E->nopen >= E->max_conn || E->nfree == 0)) break;
+        qitem copy = *it;
+        qpop(E);
+        dispatch(E, copy.ep, copy.intended, (int)copy.phase, now);
+    }
+}
+
+static uint32_t next_endpoint(Engine *E) {
+    if (E->seq) {
+        uint32_t ep = E->seq[E->seqpos];
+        if (++E->seqpos == E->seqlen) E->seqpos = 0;
+        return ep;
+    }
+    double u = rng_unit(E->rng) * E->wtotal;
+    uint32_t lo = 0, hi = E->nep - 1;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (E->cumw[mid] > u)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* closed model: can a user still send a request intended at time t? */
+static int closed_may_send(Engine *E, int64_t t) {
+    if (t >= E->end_ns) return 0;
+    if (t >= E->measure_ns && E->max_requests && E->measured_issued >= E->max_requests) return 0;
+    return 1;
+}
+
+static void user_send(Engine *E, conn_t *c, int64_t intended, int64_t now) {
+    int phase = intended < E->measure_ns ? PH_WARMUP : PH_MEASURED;
+    if (phase == PH_MEASURED) E->measured_issued++;
+    uint32_t ep = next_endpoint(E);
+    int err = 0;
+    if (c->fd < 0) {
+        err = conn_open(E, c);
+    } else {
+        c->state = C_READING;
+    }
+    begin(E, c, ep, intended, phase, now);
+    if (err) {
+        fail(E, c, err, now);
+        return;
+    }
+    if (c->state == C_READING) send_request(E, c, now);
+}
+
+static void think_push(Engine *E, int32_t user, int64_t due) {
+    /* capacity == users and a user is queued at most once: never full */
+    titem *t = &E->tq[(E->tqhead + E->tqlen) % E->tqcap];
+    t->due = due;
+    t->user = user;
+    E->tqlen++;
+}
+
+/* The connection has finished with its request: err is -1 after a response, else
+ * the error kind. Never recurses into another failure path: after an error, queued
+ * requests are sent from the main loop and a closed-model user waits on a timer. */
+static void after_release(Engine *E, conn_t *c, int64_t now, int err) {
+    if (!E->closed) {
+        if (c->fd < 0) return; /* the main loop drains the queue onto new connections */
+        /* keep-alive socket: serve the queue first, else park it */
+        qitem *it;
+        while ((it = qfront(E)) != NULL && now - it->intended > E->timeout_ns) {
+            drop(E, it->ep, (int)it->phase, now);
+            qpop(E);
+        }
+        if (it) {
+            qitem copy = *it;
+            qpop(E);
+            c->state = C_READING;
+            begin(E, c, copy.ep, copy.intended, (int)copy.phase, now);
+            send_request(E, c, now);
+        } else {
+            idle_push(E, c);
+        }
+        return;
+    }
+    /* closed model: the same user goes on after its think time */
+    if (c->fd >= 0) c->state = C_IDLE;
+    if (err < 0 && E->think_ns == 0) {
+        if (closed_may_send(E, now)) user_send(E, c, now, now);
+        return;
+    }
+    /* After a failed connect a user without think time pauses instead of spinning. Only
+     * then: every timer of a run has the same delay, so the timer FIFO stays in due order. */
+    int64_t d = E->think_ns;
+    if ((err == E_REFUSED || err == E_CONNECT) && d == 0) d = CONNECT_ERROR_PAUSE_NS;
+    if (closed_may_send(E, now + d)) think_push(E, (int32_t)(c - E->conns), now + d);
+}
+
+static void complete(Engine *E, conn_t *c, int64_t now) {
+    endpoint *e = &E->eps[c->ep];
+    int phase = c->phase;
+    counters *k = &e->c[phase];
+    k->responses++;
+    int st = c->status;
+    if (st >= 0 && st < NSTATUS) e->status[phase][st]++;
+    int err = st >= 500 ? E_5XX : (st >= 400 ? E_4XX : -1);
+    if (err >= 0) k->errors[err]++;
+    if (phase == PH_MEASURED) {
+        int64_t corr = (now - c->intended) / 1000, unc = (now - c->sent) / 1000;
+        e->hcorr[hindex(&L_MAIN, corr)]++;
+        e->hunc[hindex(&L_MAIN, unc)]++;
+        secrec *r = series_at(&E->S, now);
+        r->responses++;
+        if (err >= 0) r->errors[err]++;
+        series_latency(&E->S, corr);
+    }
+    busy_remove(E, c);
+    c->nreq++;
+    if (c->flags & F_CLOSE || c->state == C_WRITING) {
+        conn_close(E, c);
+    } else {
+        c->state = C_IDLE;
+    }
+    after_release(E, c, now, -1);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Response parsing                                                           */
+/* ------------------------------------------------------------------------- */
+
+/* Parse a complete header block [h, h+len) ending in an empty line.
+ * Returns 1: final response headers, 2: interim (1xx) response, -1: error. */
+static int parse_headers(conn_t *c, const char *h, size_t len) {
+    if (len < 13 || memcmp(h, "HTTP/1.", 7) != 0 || h[8] != ' ') return -1;
+    int minor = h[7] - '0';
+    if (h[9] < '0' || h[9] > '9' || h[10] < '0' || h[10] > '9' || h[11] < '0' || h[11] > '9') return -1;
+    int status = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
+    if (h[12] != ' ' && h[12] != '\r' && h[12] != '\n') return -1;
+    const char *end = h + len;
+    const char *p = memchr(h, '\n', len);
+    if (!p) return -1;
+    p++;
+    int64_t clen = -1;
+    int chunked = 0, close_conn = minor < 1;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol) break;
+        size_t ll = (size_t)(eol - p);
+        if (ll && p[ll - 1] == '\r') ll--;
+        if (ll == 0) break; /* the empty line */
+        const char *colon = memchr(p, ':', ll);
+        if (colon) {
+            size_t nl = (size_t)(colon - p);
+            const char *v = colon + 1, *ve = p + ll;
+            while (v < ve && (*v == ' ' || *v == '\t')) v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+            size_t vl = (size_t)(ve - v);
+            if (nl == 14 && ieq(p, "content-length", 14)) {
+                if (vl == 0 || vl > 18) return -1;
+                int64_t n = 0;
+                for (size_t i = 0; i < vl; i++) {
+                    if (v[i] < '0' || v[i] > '9') return -1;
+                    n = n * 10 + (v[i] - '0');
+                }
+                clen = n;
+            } else if (nl == 17 && ieq(p, "transfer-encoding", 17)) {
+                chunked = contains_ci(v, vl, "chunked");
+            } else if (nl == 10 && ieq(p, "connection", 10)) {
+                if (contains_ci(v, vl, "close"))
+                    close_conn = 1;
+                else if (contains_ci(v, vl, "keep-alive"))
+                    close_conn = 0;
+            }
+        }
+        p = eol + 1;
+    }
+    if (status >= 100 && status < 200) {
+        if (status == 101) return -1; /* no protocol upgrades */
+        return 2;
+    }
+    c->status = status;
+    if (close_conn) c->flags |= F_CLOSE;
+    if ((c->flags & F_HEAD) || status == 204 || status == 304) {
+        c->pstate = P_HEAD; /* no body; caller sees done */
+        c->remaining = 0;
+        return 1;
+    }
+    if (chunked) {
+        c->pstate = P_CHUNK_SIZE;
+        c->remaining = 0;
+        c->digits = 0;
+    } else if (clen >= 0) {
+        c->pstate = P_BODY;
+        c->remaining = clen;
+    } else {
+        c->pstate = P_UNTIL_CLOSE; /* body ends when the server closes */
+        c->flags |= F_CLOSE;
+    }
+    return 1;
+}
+
+static const char *find_head_end(const char *p, size_t n) {
+    /* memchr for '\n' is fast; look for "\r\n\r\n" around each one. */
+    const char *end = p + n, *s = p;
+    while (s < end) {
+        const char *lf = memchr(s, '\n', (size_t)(end - s));
+        if (!lf) return NULL;
+        if (lf + 2 < end + 0 && lf[1] == '\r' && lf[2] == '\n' && lf > p && lf[-1] == '\r') return lf - 1;
+        s = lf + 1;
+    }
+    return NULL;
+}
+
+static inline int hexval(char ch) {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* Feed n bytes to the parser. On PARSE_DONE, *extra is the number of bytes left
+ * over after the response. */
+static int parse(conn_t *c, const char *d, size_t n, size_t *extra) {
+    size_t i = 0;
+    for (;;) {
+        switch (c->pstate) {
+        case P_HEAD: {
+            if (i >= n) return PARSE_NEED;
+            const char *hs;
+            size_t hl, used;
+            if (c->hlen == 0) {
+                const char *e = find_head_end(d + i, n - i);
+                if (!e) {
+                    /* partial header block: keep it (rare) */
+                    size_t take = n - i;
+                    if (take > MAX_HEAD) return PARSE_ERROR;
+                    if (take > c->hcap) {
+                        char *nb = realloc(c->hbuf, MAX_HEAD + 4);
+                        if (!nb) return PARSE_ERROR;
+                        c->hbuf = nb;
+                        c->hcap = MAX_HEAD + 4;
+                    }
+                    memcpy(c->hbuf, d + i, take);
+                    c->hlen = (uint32_t)take;
+                    return PARSE_NEED;
+                }
+                hs = d + i;
+                hl = (size_t)(e + 4 - hs);
+                used = hl;
+            } else {
+                size_t old = c->hlen;
+                size_t room = MAX_HEAD + 4 - old;
+                size_t take = n - i < room ? n - i : room;
+                if (c->hcap < MAX_HEAD + 4) {
+                    char *nb = realloc(c->hbuf, MAX_HEAD + 4);
+                    if (!nb) return PARSE_ERROR;
+                    c->hbuf = nb;
+                    c->hcap = MAX_HEAD + 4;
+                }
+                memcpy(c->hbuf + old, d + i, take);
+                size_t from = old > 3 ? old - 3 : 0;
+                const char *e = find_head_end(c->hbuf + from, old + take - from);
+                if (!e) {
+                    c->hlen = (uint32_t)(old + take);
+                    if (c->hlen > MAX_HEAD) return PARSE_ERROR;
+                    return PARSE_NEED;
+                }
+                hs = c->hbuf;
+                hl = (size_t)(e + 4 - hs);
+                used = hl - old;
+            }
+            c->hlen = 0;
+            int r = parse_headers(c, hs, hl);
+            i += used;
+            if (r < 0) return PARSE_ERROR;
+            if (r == 2) continue; /* interim response: the real one follows */
+            if (c->pstate == P_HEAD || (c->pstate == P_BODY && c->remaining == 0)) {
+                *extra = n - i;
+                return PARSE_DONE;
+            }
+            continue;
+        }
+        case P_BODY: {
+            size_t avail = n - i;
+            if ((int64_t)avail < c->remaining) {
+                c->remaining -= (int64_t)avail;
+                return PARSE_NEED;
+            }
+            i += (size_t)c->remaining;
+            c->remaining = 0;
+            *extra = n - i;
+            return PARSE_DONE;
+        }
+        case P_UNTIL_CLOSE:
+            return PARSE_NEED;
+        case P_CHUNK_DATA: {
+            size_t avail = n - i;
+            if ((int64_t)avail < c->remaining) {
+                c->remaining -= (int64_t)avail;
+                return PARSE_NEED;
+            }
+            i += (size_t)c->remaining;
+            c->remaining = 0;
+            c->pstate = P_CHUNK_DATA_CR;
+            continue;
+        }
+        default:
+            break;
+        }
+        /* the byte-at-a-time states of chunked framing (short lines only) */
+        if (i >= n) return PARSE_NEED;
+        char ch = d[i++];
+        switch (c->pstate) {
+        case P_CHUNK_SIZE: {
+            int v = hexval(ch);
+            if (v >= 0) {
+                if (++c->digits > 15) return PARSE_ERROR;
+                c->remaining = c->remaining * 16 + v;
+            } else if (c->digits == 0) {
+                return PARSE_ERROR;
+            } else if (ch == ';' || ch == ' ' || ch == '\t') {
+                c->pstate = P_CHUNK_EXT;
+            } else if (ch == '\r') {
+                c->pstate = P_CHUNK_SIZE_LF;
+            } else if (ch == '\n') {
+                goto chunk_size_done;
+            } else {
+                return PARSE_ERROR;
+            }
+            break;
+        }
+        case P_CHUNK_EXT:
+            if (ch == '\r')
+                c->pstate = P_CHUNK_SIZE_LF;
+            else if (ch == '\n')
+                goto chunk_size_done;
+            break;
+        case P_CHUNK_SIZE_LF:
+            if (ch != '\n') return PARSE_ERROR;
+        chunk_size_done:
+            c->digits = 0;
+            c->pstate = c->remaining == 0 ? P_TRAILER_START : P_CHUNK_DATA;
+            break;
+        case P_CHUNK_DATA_CR:
+            if (ch == '\r')
+                c->pstate = P_CHUNK_DATA_LF;
+            else if (ch == '\n')
+                c->pstate = P_CHUNK_SIZE;
+            else
+                return PARSE_ERROR;
+            break;
+        case P_CHUNK_DATA_LF:
+            if (ch != '\n') return PARSE_ERROR;
+            c->pstate = P_CHUNK_SIZE;
+            break;
+        case P_TRAILER_START:
+            if (ch == '\r') {
+                c->pstate = P_TRAILER_END_LF;
+            } else if (ch == '\n') {
+                *extra = n - i;
+                return PARSE_DONE;
+            } else {
+                c->pstate = P_TRAILER_LINE;
+            }
+            break;
+        case P_TRAILER_LINE:
+            if (ch == '\n') c->pstate = P_TRAILER_START;
+            break;
+        case P_TRAILER_END_LF:
+            if (ch != '\n') return PARSE_ERROR;
+            *extra = n - i;
+            return PARSE_DONE;
+        default:
+            return PARSE_ERROR;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------- */
+/* Socket events                                                              */
+/* ------------------------------------------------------------------------- */
+
+static void on_readable(Engine *E, conn_t *c) {
+    for (;;) {
+        ssize_t n = recv(c->fd, E->buf, READ_BUF, 0);
+        if (n > 0) {
+            if (c->state == C_IDLE) {
+                /* bytes nobody asked for: the connection can't be trusted */
+                if (!E->closed) idle_remove(E, c);
+                conn_close(E, c);
+                return;
+            }
+            c->flags |= F_GOT;
+            size_t extra = 0;
+            int r = parse(c, E->buf, (size_t)n, &extra);
+            if (r == PARSE_ERROR) {
+                fail(E, c, E_PROTOCOL, mono_ns());
+                return;
+            }
+            if (r == PARSE_DONE) {
+                if (extra) c->flags |= F_CLOSE; /* more than one response: desync */
+                complete(E, c, mono_ns());
+                return;
+            }
+            if ((size_t)n < READ_BUF) return; /* level-triggered: epoll tells when more arrives */
+            continue;
+        }
+        if (n == 0) {
+            if (c->state == C_IDLE) {
+                if (!E->closed) idle_remove(E, c);
+                conn_close(E, c);
+                return;
+            }
+            int64_t now = mono_ns();
+            if (c->pstate == P_UNTIL_CLOSE) {
+                complete(E, c, now);
+                return;
+            }
+            retry_or_fail(E, c, E_CLOSED, now);
+            return;
+        }
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        if (c->state == C_IDLE) {
+            if (!E->closed) idle_remove(E, c);
+            conn_close(E, c);
+            return;
+        }
+        retry_or_fail(E, c, E_RESET, mono_ns());
+        return;
+    }
+}
+
+static void on_event(Engine *E, conn_t *c, uint32_t ev) {
+    if (c->state == C_FREE) return; /* closed earlier in this batch */
+    if (c->state == C_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+        if (err) {
+            fail(E, c, err == ECONNREFUSED ? E_REFUSED : E_CONNECT, mono_ns());
+            return;
+        }
+        if (!(ev & EPOLLOUT)) return;
+        struct epoll_event mod = {.events = EPOLLIN, .data.u64 = EVDATA(E, c)};
+        epoll_ctl(E->epfd, EPOLL_CTL_MOD, c->fd, &mod);
+        c->state = C_READING;
+        send_request(E, c, mono_ns());
+        return;
+    }
+    if ((ev & EPOLLOUT) && c->state == C_WRITING) {
+        send_request(E, c, mono_ns());
+        if (c->state == C_FREE || c->state == C_CONNECTING) return;
+    }
+    if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(E, c);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Schedule (open model)                                                      */
+/* ------------------------------------------------------------------------- */
+
+static double stage_count(const stage_t *s) {
+    if (isinf(s->dur)) return INFINITY;
+    return s->dur * (s->r0 + s->r1) / 2.0;
+}
+
+/* Time (ns from run start) of the arrival at operational time n: invert the
+ * cumulative arrival count N(t) = r0 t + (r1 - r0) t^2 / (2 d) of the stage. */
+static int64_t arrival_at(Engine *E, double n) {
+    while (E->stage_i < E->nstages) {
+        stage_t *s = &E->stages[E->stage_i];
+        double cnt = stage_count(s);
+        if (n < s->cum0 + cnt) break;
+        E->stage_i++;
+    }
+    if (E->stage_i >= E->nstages) return -1;
+    stage_t *s = &E->stages[E->stage_i];
+    double m = n - s->cum0, t;
+    if (m <= 0) {
+        t = 0;
+    } else if (s->r0 == s->r1 || isinf(s->dur)) {
+        t = m / s->r0;
+    } else {
+        double a = (s->r1 - s->r0) / (2.0 * s->dur);
+        double disc = s->r0 * s->r0 + 4.0 * a * m;
+        if (disc < 0) disc = 0;
+        t = 2.0 * m / (s->r0 + sqrt(disc)); /* stable form of the quadratic root */
+        if (t > s->dur) t = s->dur;
+    }
+    return (int64_t)((s->t0 + t) * 1e9);
+}
+
+static void schedule_next(Engine *E) {
+    if (E->poisson) E->n_next += -log1p(-rng_unit(E->rng));
+    else E->n_next += 1.0;
+    int64_t t = arrival_at(E, E->n_next);
+    if (t < 0 || E->start_ns + t >= E->end_ns)
+        E->sched_done = 1;
+    else
+        E->next_arrival = E->start_ns + t;
+}
+
+/* ------------------------------------------------------------------------- */
+/* The run                                                                    */
+/* ------------------------------------------------------------------------- */
+
+static void count_unfinished(Engine *E) {
+    for (int i = 0; i < E->nconns; i++) {
+        conn_t *c = &E->conns[i];
+        if (c->state == C_CONNECTING || c->state == C_WRITING || c->state == C_READING)
+            E->eps[c->ep].c[c->phase].unfinished++;
+    }
+    qitem *it;
+    while ((it = qfront(E)) != NULL) {
+        E->eps[it->ep].c[it->phase].unsent++;
+        qpop(E);
+    }
+}
+
+static void totals(Engine *E, int phase, counters *out) {
+    memset(out, 0, sizeof(*out));
+    for (uint32_t i = 0; i < E->nep; i++) {
+        counters *k = &E->eps[i].c[phase];
+        out->sent += k->sent;
+        out->responses += k->responses;
+        out->late += k->late;
+        out->dropped += k->dropped;
+        for (int j = 0; j < NERR; j++) out->errors[j] += k->errors[j];
+    }
+}
+
+static PyObject *record_dict(Engine *E, secrec *r) {
+    PyObject *errs = PyTuple_New(NERR);
+    if (!errs) return NULL;
+    for (int j = 0; j < NERR; j++) PyTuple_SET_ITEM(errs, j, PyLong_FromUnsignedLongLong(r->errors[j]));
+    PyObject *hist = r->hlen ? PyBytes_FromStringAndSize((const char *)(E->S.sparse + 2 * r->hoff),
+                                                         (Py_ssize_t)(r->hlen * 2 * sizeof(uint32_t)))
+                             : PyBytes_FromStringAndSize("", 0);
+    if (!hist) {
+        Py_DECREF(errs);
+        return NULL;
+    }
+    return Py_BuildValue("{s:L,s:d,s:K,s:K,s:K,s:K,s:N,s:L,s:N}", "second", (long long)r->second, "span", r->span,
+                         "sent", (unsigned long long)r->sent, "responses", (unsigned long long)r->responses,
+                         "late", (unsigned long long)r->late, "dropped", (unsigned long long)r->dropped, "errors",
+                         errs, "max_lag_us", (long long)(r->max_lag_ns / 1000), "hist", hist);
+}
+
+static PyObject *counters_dict(counters *k) {
+    PyObject *errs = PyTuple_New(NERR);
+    if (!errs) return NULL;
+    for (int j = 0; j < NERR; j++) PyTuple_SET_ITEM(errs, j, PyLong_FromUnsignedLongLong(k->errors[j]));
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:N}", "sent", (unsigned long long)k->sent, "responses",
+                         (unsigned long long)k->responses, "late", (unsigned long long)k->late, "dropped",
+                         (unsigned long long)k->dropped, "unfinished", (unsigned long long)k->unfinished, "unsent",
+                         (unsigned long long)k->unsent, "errors", errs);
+}
+
+/* With the GIL held: the progress snapshot for the wall second just completed. */
+static PyObject *progress_dict(Engine *E, int64_t now) {
+    counters m, w;
+    totals(E, PH_MEASURED, &m);
+    totals(E, PH_WARMUP, &w);
+    PyObject *recs = PyList_New(0);
+    if (!recs) return NULL;
+    for (; E->S.delivered < E->S.n; E->S.delivered++) {
+        PyObject *d = record_dict(E, &E->S.recs[E->S.delivered]);
+        if (!d || PyList_Append(recs, d) < 0) {
+            Py_XDECREF(d);
+            Py_DECREF(recs);
+            return NULL;
+        }
+        Py_DECREF(d);
+    }
+    return Py_BuildValue("{s:d,s:N,s:N,s:N,s:i,s:n,s:O}", "elapsed", (double)(now - E->start_ns) / 1e9, "measured",
+                         counters_dict(&m), "warmup", counters_dict(&w), "records", recs, "open_connections",
+                         E->nopen, "queued", (Py_ssize_t)E->qlen, "in_warmup", now < E->measure_ns ? Py_True : Py_False);
+}
+
+/* Every TICK_NS: with the GIL briefly re-acquired, signals, should_stop and, once
+ * per wall second, progress. Returns -1 when the run must stop on an exception. */
+static int tick(Engine *E, int64_t now) {
+    if (now >= E->measure_ns) series_at(&E->S, now);
+    int rc = 0;
+    PyEval_RestoreThread(E->tstate);
+    if (PyErr_CheckSignals() < 0) {
+        E->stopped = "signal";
+        rc = -1;
+    } else if (E->stop_cb) {
+        PyObject *r = PyObject_CallNoArgs(E->stop_cb);
+        if (!r) {
+            E->stopped = "error";
+            rc = -1;
+        } else {
+            int t = PyObject_IsTrue(r);
+            Py_DECREF(r);
+            if (t < 0) {
+                E->stopped = "error";
+                rc = -1;
+            } else if (t) {
+                __atomic_store_n(&E->stop_flag, 1, __ATOMIC_RELAXED);
+            }
+        }
+    }
+    if (rc == 0 && E->progress_cb && now >= E->next_progress) {
+        while (E->next_progress <= now) E->next_progress += NS_PER_S;
+        PyObject *d = progress_dict(E, now);
+        PyObject *r = d ? PyObject_CallOneArg(E->progress_cb, d) : NULL;
+        Py_XDECREF(d);
+        if (!r) {
+            E->stopped = "error";
+            rc = -1;
+        }
+        Py_XDECREF(r);
+    }
+    if (rc < 0) PyErr_Fetch(&E->exc_type, &E->exc_value, &E->exc_tb);
+    E->tstate = PyEval_SaveThread();
+    return rc;
+}
+
+static int wait_events(Engine *E, struct epoll_event *evs, int64_t timeout_ns) {
+    static int no_pwait2 = 0;
+    if (!no_pwait2) {
+        struct timespec ts = {.tv_sec = timeout_ns / NS_PER_S, .tv_nsec = timeout_ns % NS_PER_S};
+        int n = epoll_pwait2(E->epfd, evs, MAX_EVENTS, &ts, NULL);
+        if (n >= 0 || errno != ENOSYS) return n;
+        no_pwait2 = 1; /* kernels before 5.11: millisecond timeouts */
+    }
+    int ms = (int)((timeout_ns + NS_PER_MS - 1) / NS_PER_MS);
+    return epoll_wait(E->epfd, evs, MAX_EVENTS, ms);
+}
+
+static int run_loop(Engine *E) {
+    struct epoll_event evs[MAX_EVENTS];
+    int64_t now = mono_ns();
+    E->start_ns = E->start_at_ns > now ? E->start_at_ns : now;
+    E->measure_ns = E->start_ns + E->warmup_ns;
+    E->S.base_ns = E->measure_ns;
+    E->next_tick = now + TICK_NS;
+    E->next_progress = E->start_ns + NS_PER_S;
+    if (E->closed) {
+        E->end_ns = E->duration_s > 0 ? E->measure_ns + (int64_t)(E->duration_s * 1e9) : INT64_MAX;
+        for (int u = 0; u < E->users; u++) think_push(E, u, E->start_ns);
+    } else {
+        double total = 0;
+        for (int i = 0; i < E->nstages; i++) total += E->stages[i].dur;
+        E->end_ns = isinf(total) ? INT64_MAX : E->start_ns + (int64_t)(total * 1e9);
+        E->n_next = E->arrival_offset;
+        if (E->poisson) E->n_next += -log1p(-rng_unit(E->rng));
+        int64_t t = arrival_at(E, E->n_next);
+        if (t < 0 || E->start_ns + t >= E->end_ns)
+            E->sched_done = 1;
+        else
+            E->next_arrival = E->start_ns + t;
+    }
+
+    for (;;) {
+        now = mono_ns();
+        if (now >= E->next_tick) {
+            E->next_tick = now + TICK_NS;
+            if (tick(E, now) < 0) return -1;
+        }
+        if (__atomic_load_n(&E->stop_flag, __ATOMIC_RELAXED)) {
+            if (!E->stopped) E->stopped = "stop";
+            return 0;
+        }
+
+        /* due arrivals */
+        if (!E->closed) {
+            while (!E->sched_done && E->next_arrival <= now) {
+                int64_t t = E->next_arrival;
+                int phase = t < E->measure_ns ? PH_WARMUP : PH_MEASURED;
+                if (phase == PH_MEASURED && E->max_requests && E->measured_issued >= E->max_requests) {
+                    E->sched_done = 1;
+                    break;
+                }
+                int64_t lag = now - t;
+                if (lag > E->max_lag_ns) E->max_lag_ns = lag;
+                if (phase == PH_MEASURED) {
+                    secrec *r = series_at(&E->S, now);
+                    if (lag > r->max_lag_ns) r->max_lag_ns = lag;
+                    E->measured_issued++;
+                }
+                uint32_t ep = next_endpoint(E);
+                /* FIFO: nobody may overtake requests already waiting */
+                if (E->qlen || !dispatch(E, ep, t, phase, now)) enqueue(E, ep, t, phase, now);
+                schedule_next(E);
+            }
+            if (E->qlen) drain_queue(E, now);
+        } else {
+            while (E->tqlen && E->tq[E->tqhead].due <= now) {
+                titem it = E->tq[E->tqhead];
+                E->tqhead = (E->tqhead + 1) % E->tqcap;
+                E->tqlen--;
+                if (!closed_may_send(E, it.due)) continue;
+                int64_t lag = now - it.due;
+                if (lag > E->max_lag_ns) E->max_lag_ns = lag;
+                if (it.due >= E->measure_ns) {
+                    secrec *r = series_at(&E->S, now);
+                    if (lag > r->max_lag_ns) r->max_lag_ns = lag;
+                }
+                user_send(E, &E->conns[it.user], it.due, now);
+            }
+        }
+
+        /* timeouts: the busy list is in deadline order */
+        while (E->busy_head >= 0 && E->conns[E->busy_head].deadline <= now)
+            fail(E, &E->conns[E->busy_head], E_TIMEOUT, now);
+
+        /* done? */
+        if (E->busy_head < 0) {
+            if (E->closed ? E->tqlen == 0 : (E->sched_done && E->qlen == 0)) return 0;
+        }
+
+        /* sleep until the next thing to do */
+        int64_t wake = E->next_tick;
+        if (!E->closed && !E->sched_done && E->next_arrival < wake) wake = E->next_arrival;
+        if (E->closed && E->tqlen && E->tq[E->tqhead].due < wake) wake = E->tq[E->tqhead].due;
+        if (E->busy_head >= 0 && E->conns[E->busy_head].deadline < wake) wake = E->conns[E->busy_head].deadline;
+        if (E->qlen) {
+            int64_t exp = E->q[E->qhead].intended + E->timeout_ns + 1;
+            if (exp < wake) wake = exp;
+        }
+        now = mono_ns();
+        int64_t timeout = wake > now ? wake - now : 0;
+        int n = wait_events(E, evs, timeout);
+        if (n < 0 && errno != EINTR) {
+            PyEval_RestoreThread(E->tstate);
+            PyErr_SetFromErrno(PyExc_OSError);
+            PyErr_Fetch(&E->exc_type, &E->exc_value, &E->exc_tb);
+            E->tstate = PyEval_SaveThread();
+            E->stopped = "error";
+            return -1;
+        }
+        for (int i = 0; i < n; i++) {
+            conn_t *c = &E->conns[(uint32_t)evs[i].data.u64];
+            if ((uint32_t)(evs[i].data.u64 >> 32) != c->gen) continue; /* event of a socket closed in this batch */
+            on_event(E, c, evs[i].events);
+        }
+    }
+}
+
+static void rusage_thread(double *user, double *sys) {
+    struct rusage ru;
+    getrusage(RUSAGE_THREAD, &ru);
+    *user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
+    *sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static PyObject *Engine_run(Engine *E, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"progress", "should_stop", "start_ns", NULL};
+    PyObject *progress = Py_None, *should_stop = Py_None;
+    long long start_ns = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOL:run", kwlist, &progress, &should_stop, &start_ns)) return NULL;
+    if (E->ran) {
+        PyErr_SetString(PyExc_RuntimeError, "an Engine runs once");
+        return NULL;
+    }
+    if ((progress != Py_None && !PyCallable_Check(progress)) ||
+        (should_stop != Py_None && !PyCallable_Check(should_stop))) {
+        PyErr_SetString(PyExc_TypeError, "progress and should_stop must be callables or None");
+        return NULL;
+    }
+    E->ran = 1;
+    E->start_at_ns = start_ns;
+    E->progress_cb = progress == Py_None ? NULL : progress;
+    E->stop_cb = should_stop == Py_None ? NULL : should_stop;
+    E->nconns = E->closed ? E->users : E->max_conn;
+    E->conns = xcalloc((size_t)E->nconns, sizeof(conn_t));
+    E->free_slots = xcalloc((size_t)E->nconns, sizeof(int32_t));
+    E->buf = malloc(READ_BUF);
+    E->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (E->closed) {
+        E->tqcap = (size_t)E->users;
+        E->tq = xcalloc(E->tqcap, sizeof(titem));
+    }
+    if (!E->conns || !E->free_slots || !E->buf || (E->closed && !E->tq) || series_init(&E->S) < 0) {
+        if (E->epfd >= 0) close(E->epfd);
+        E->epfd = -1;
+        return PyErr_NoMemory();
+    }
+    if (E->epfd < 0) return PyErr_SetFromErrno(PyExc_OSError);
+    for (int i = 0; i < E->nconns; i++) {
+        E->conns[i].fd = -1;
+        E->conns[i].prev = E->conns[i].next = -1;
+    }
+    for (int i = E->nconns - 1; i >= 0; i--) E->free_slots[E->nfree++] = i;
+    E->busy_head = E->busy_tail = E->idle_head = -1;
+
+    Py_INCREF(progress);
+    Py_INCREF(should_stop);
+    E->running = 1;
+    /* Precise sleeps: the default 50 us timer slack would make every scheduled send late. */
+    int old_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    double u0, s0, u1, s1;
+    rusage_thread(&u0, &s0);
+    E->tstate = PyEval_SaveThread();
+    int rc = run_loop(E);
+    int64_t end = mono_ns();
+    if (E->stopped) count_unfinished(E);
+    for (int i = 0; i < E->nconns; i++)
+        if (E->conns[i].fd >= 0) {
+            close(E->conns[i].fd);
+            E->conns[i].fd = -1;
+        }
+    E->nopen = 0;
+    close(E->epfd);
+    E->epfd = -1;
+    if (E->S.started || end >= E->measure_ns) {
+        series_at(&E->S, end);
+        series_finalize(&E->S, (double)(end - (E->S.base_ns + E->S.cur * NS_PER_S)) / 1e9);
+    }
+    PyEval_RestoreThread(E->tstate);
+    rusage_thread(&u1, &s1);
+    if (old_slack > 0) prctl(PR_SET_TIMERSLACK, (unsigned long)old_slack, 0, 0, 0);
+    E->cpu_user = u1 - u0;
+    E->cpu_sys = s1 - s0;
+    E->finish_ns = end;
+    E->running = 0;
+    for (int i = 0; i < E->nconns; i++) {
+        free(E->conns[i].hbuf);
+        E->conns[i].hbuf = NULL;
+    }
+    free(E->buf);
+    E->buf = NULL;
+    E->progress_cb = E->stop_cb = NULL;
+    Py_DECREF(progress);
+    Py_DECREF(should_stop);
+    if (rc < 0) {
+        PyErr_Restore(E->exc_type, E->exc_value, E->exc_tb);
+        E->exc_type = E->exc_value = E->exc_tb = NULL;
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Engine_stop(Engine *E, PyObject *Py_UNUSED(ignored)) {
+    __atomic_store_n(&E->stop_flag, 1, __ATOMIC_RELAXED);
+    Py_RETURN_NONE;
+}
+
+/* (first nonzero index, bytes of uint64 counts up to the last nonzero one) */
+static PyObject *hist_export(const uint64_t *h, int32_t len) {
+    int32_t lo = 0, hi = len - 1;
+    while (lo < len && !h[lo]) lo++;
+    if (lo == len) return Py_BuildValue("(iy#)", 0, "", (Py_ssize_t)0);
+    while (hi > lo && !h[hi]) hi--;
+    return Py_BuildValue("(iy#)", lo, (const char *)(h + lo), (Py_ssize_t)((hi - lo + 1) * sizeof(uint64_t)));
+}
+
+static PyObject *status_dict(const uint64_t *st) {
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    for (int i = 0; i < NSTATUS; i++) {
+        if (!st[i]) continue;
+        PyObject *k = PyLong_FromLong(i), *v = PyLong_FromUnsignedLongLong(st[i]);
+        int rc = (k && v) ? PyDict_SetItem(d, k, v) : -1;
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+        if (rc < 0) {
+            Py_DECREF(d);
+            return NULL;
+        }
+    }
+    return d;
+}
+
+static PyObject *Engine_results(Engine *E, PyObject *Py_UNUSED(ignored)) {
+    if (!E->ran || E->running) {
+        PyErr_SetString(PyExc_RuntimeError, "results are available once run() has returned");
+        return NULL;
+    }
+    PyObject *eps = PyList_New(E->nep);
+    if (!eps) return NULL;
+    for (uint32_t i = 0; i < E->nep; i++) {
+        endpoint *e = &E->eps[i];
+        PyObject *m = counters_dict(&e->c[PH_MEASURED]), *w = counters_dict(&e->c[PH_WARMUP]);
+        PyObject *sm = status_dict(e->status[PH_MEASURED]), *sw = status_dict(e->status[PH_WARMUP]);
+        PyObject *hc = hist_export(e->hcorr, L_MAIN.counts_len), *hu = hist_export(e->hunc, L_MAIN.counts_len);
+        if (!m || !w || !sm || !sw || !hc || !hu) {
+            Py_XDECREF(m);
+            Py_XDECREF(w);
+            Py_XDECREF(sm);
+            Py_XDECREF(sw);
+            Py_XDECREF(hc);
+            Py_XDECREF(hu);
+            Py_DECREF(eps);
+            return NULL;
+        }
+        PyDict_SetItemString(m, "status", sm);
+        PyDict_SetItemString(w, "status", sw);
+        Py_DECREF(sm);
+        Py_DECREF(sw);
+        PyObject *d = Py_BuildValue("{s:N,s:N,s:N,s:N}", "measured", m, "warmup", w, "corrected", hc, "uncorrected", hu);
+        if (!d) {
+            Py_DECREF(eps);
+            return NULL;
+        }
+        PyList_SET_ITEM(eps, i, d);
+    }
+    PyObject *series = PyList_New((Py_ssize_t)E->S.n);
+    if (!series) {
+        Py_DECREF(eps);
+        return NULL;
+    }
+    for (size_t i = 0; i < E->S.n; i++) {
+        PyObject *d = record_dict(E, &E->S.recs[i]);
+        if (!d) {
+            Py_DECREF(eps);
+            Py_DECREF(series);
+            return NULL;
+        }
+        PyList_SET_ITEM(series, (Py_ssize_t)i, d);
+    }
+    return Py_BuildValue("{s:N,s:N,s:L,s:L,s:L,s:d,s:d,s:d,s:L,s:K,s:K,s:s}", "endpoints", eps, "series", series,
+                         "start_ns", (long long)E->start_ns, "measure_start_ns", (long long)E->measure_ns, "end_ns",
+                         (long long)E->finish_ns, "wall_s", (double)(E->finish_ns - E->start_ns) / 1e9, "cpu_user_s",
+                         E->cpu_user, "cpu_sys_s", E->cpu_sys, "max_lag_us", (long long)(E->max_lag_ns / 1000),
+                         "connections_opened", (unsigned long long)E->conns_opened, "retries",
+                         (unsigned long long)E->retries, "stopped", E->stopped);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Construction                                                               */
+/* ------------------------------------------------------------------------- */
+
+static int parse_loopback(Engine *E, const char *host, int port) {
+    memset(&E->addr, 0, sizeof(E->addr));
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&E->addr;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&E->addr;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        if ((ntohl(a4->sin_addr.s_addr) >> 24) != 127) goto refuse;
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        E->family = AF_INET;
+        E->addrlen = sizeof(*a4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        if (!IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr)) goto refuse;
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        E->family = AF_INET6;
+        E->addrlen = sizeof(*a6);
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "host '%s' is not an IPv4 or IPv6 address literal", host);
+    return -1;
+refuse:
+    PyErr_Format(PyExc_ValueError,
+                 "refusing to send load to %s: only loopback addresses (127.0.0.0/8, ::1) are allowed", host);
+    return -1;
+}
+
+static int build_sequence(Engine *E, const int64_t *w, uint64_t offset) {
+    /* reduce weights by their gcd */
+    int64_t g = 0;
+    for (uint32_t i = 0; i < E->nep; i++) {
+        int64_t a = w[i], b = g;
+        while (b) {
+            int64_t t = a % b;
+            a = b;
+            b = t;
+        }
+        g = a;
+    }
+    double total = 0;
+    for (uint32_t i = 0; i < E->nep; i++) total += (double)(w[i] / g);
+    E->wtotal = total;
+    if (total <= (double)(1 << 20) && total * E->nep <= 5e7) {
+        /* smooth weighted round-robin: a deterministic, evenly interleaved sequence */
+        E->seqlen = (size_t)total;
+        E->seq = malloc(E->seqlen * sizeof(uint32_t));
+        int64_t *cur = xcalloc(E->nep, sizeof(int64_t));
+        if (!E->seq || !cur) {
+            free(cur);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (size_t k = 0; k < E->seqlen; k++) {
+            uint32_t best = 0;
+            for (uint32_t i = 0; i < E->nep; i++) {
+                cur[i] += w[i] / g;
+                if (cur[i] > cur[best]) best = i;
+            }
+            cur[best] -= (int64_t)total;
+            E->seq[k] = best;
+        }
+        free(cur);
+        E->seqpos = (size_t)(offset % E->seqlen);
+        return 0;
+    }
+    /* very large weight totals: seeded random choice by cumulative weight */
+    E->cumw = malloc(E->nep * sizeof(double));
+    if (!E->cumw) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    double acc = 0;
+    for (uint32_t i = 0; i < E->nep; i++) {
+        acc += (double)(w[i] / g);
+        E->cumw[i] = acc;
+    }
+    return 0;
+}
+
+static int Engine_init(Engine *E, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"host",          "port",           "requests",       "weights",     "closed",
+                             "stages",        "poisson",        "seed",           "users",       "think_time",
+                             "duration",      "max_requests",   "warmup",         "max_connections",
+                             "max_queue",     "timeout",        "late_threshold", "sequence_offset",
+                             "arrival_offset", NULL};
+    const char *host;
+    int port, closed = 0, poisson = 0, users = 1, max_conn = 64;
+    PyObject *requests, *weights, *stages = NULL;
+    unsigned long long seed = 0, max_requests = 0, seq_offset = 0;
+    double think = 0, duration = 0, warmup = 0, timeout = 10.0, late = 0.01, arrival_offset = 0;
+    Py_ssize_t max_queue = 1000000;
+    if (E->ran || E->eps) {
+        PyErr_SetString(PyExc_RuntimeError, "an Engine is initialised once");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "siOO|$pOpKiddKdinddKd:Engine", kwlist, &host, &port, &requests,
+                                     &weights, &closed, &stages, &poisson, &seed, &users, &think, &duration,
+                                     &max_requests, &warmup, &max_conn, &max_queue, &timeout, &late, &seq_offset, &arrival_offset))
+        return -1;
+    if (port < 1 || port > 65535) {
+        PyErr_Format(PyExc_ValueError, "port %d out of range", port);
+        return -1;
+    }
+    if (parse_loopback(E, host, port) < 0) return -1;
+    PyObject *rq = PySequence_Fast(requests, "requests must be a sequence of bytes");
+    if (!rq) return -1;
+    PyObject *wq = PySequence_Fast(weights, "weights must be a sequence of int");
+    if (!wq) {
+        Py_DECREF(rq);
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(rq);
+    int rc = -1;
+    int64_t *w = NULL;
+    if (n < 1 || n > MAX_ENDPOINTS || PySequence_Fast_GET_SIZE(wq) != n) {
+        PyErr_Format(PyExc_ValueError, "need 1 to %d requests, with one weight each", MAX_ENDPOINTS);
+        goto out;
+    }
+    E->nep = (uint32_t)n;
+    E->eps = xcalloc((size_t)n, sizeof(endpoint));
+    w = xcalloc((size_t)n, sizeof(int64_t));
+    if (!E->eps || !w) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *b = PySequence_Fast_GET_ITEM(rq, i);
+        char *data;
+        Py_ssize_t len;
+        if (PyBytes_AsStringAndSize(b, &data, &len) < 0) goto out;
+        if (len < 16) {
+            PyErr_SetString(PyExc_ValueError, "a request must be a serialized HTTP/1.1 request");
+            goto out;
+        }
+        endpoint *e = &E->eps[i];
+        e->req = malloc((size_t)len);
+        e->status[0] = xcalloc(NSTATUS, sizeof(uint64_t));
+        e->status[1] = xcalloc(NSTATUS, sizeof(uint64_t));
+        e->hcorr = xcalloc((size_t)L_MAIN.counts_len, sizeof(uint64_t));
+        e->hunc = xcalloc((size_t)L_MAIN.counts_len, sizeof(uint64_t));
+        if (!e->req || !e->status[0] || !e->status[1] || !e->hcorr || !e->hunc) {
+            PyErr_NoMemory();
+            goto out;
+        }
+        memcpy(e->req, data, (size_t)len);
+        e->len = (size_t)len;
+        e->head = memcmp(data, "HEAD ", 5) == 0;
+        long long wi = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(wq, i));
+        if (wi == -1 && PyErr_Occurred()) goto out;
+        if (wi < 1 || wi > (1LL << 40)) {
+            PyErr_SetString(PyExc_ValueError, "weights must be positive integers");
+            goto out;
+        }
+        w[i] = wi;
+    }
+    uint64_t sm = seed;
+    for (int i = 0; i < 4; i++) E->rng[i] = splitmix64(&sm);
+    if (build_sequence(E, w, seq_offset) < 0) goto out;
+
+    E->closed = closed;
+    E->poisson = poisson;
+    E->users = users;
+    E->think_ns = (int64_t)(think * 1e9);
+    E->duration_s = duration;
+    E->max_requests = max_requests;
+    E->warmup_ns = (int64_t)(warmup * 1e9);
+    E->timeout_ns = (int64_t)(timeout * 1e9);
+    E->late_ns = (int64_t)(late * 1e9);
+    E->max_conn = max_conn;
+    E->max_queue = (size_t)max_queue;
+    E->arrival_offset = arrival_offset;
+    if (timeout <= 0 || late < 0 || think < 0 || duration < 0 || warmup < 0 || max_queue < 0 ||
+        !(arrival_offset >= 0 && arrival_offset < 1)) {
+        PyErr_SetString(PyExc_ValueError, "timeout must be > 0; think_time, duration, warmup, late_threshold, "
+                                          "max_queue >= 0; arrival_offset in [0, 1)");
+        goto out;
+    }
+    if (closed) {
+        if (users < 1 || users > 1000000) {
+            PyErr_SetString(PyExc_ValueError, "closed model: users must be between 1 and 1000000");
+            goto out;
+        }
+        if (duration <= 0 && max_requests == 0) {
+            PyErr_SetString(PyExc_ValueError, "closed model: a duration or max_requests bound is required");
+            goto out;
+        }
+    } else {
+        if (max_conn < 1 || max_conn > 1000000) {
+            PyErr_SetString(PyExc_ValueError, "open model: max_connections must be between 1 and 1000000");
+            goto out;
+        }
+        PyObject *sq = stages ? PySequence_Fast(stages, "stages must be a sequence of (duration, r0, r1)") : NULL;
+        if (!sq) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "open model: stages are required");
+            goto out;
+        }
+        Py_ssize_t ns = PySequence_Fast_GET_SIZE(sq);
+        E->stages = xcalloc((size_t)ns, sizeof(stage_t));
+        E->nstages = (int)ns;
+        double cum = 0, t0 = 0;
+        for (Py_ssize_t i = 0; i < ns; i++) {
+            stage_t *s = &E->stages[i];
+            if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(sq, i), "ddd;a stage is (duration, r0, r1)", &s->dur,
+                                  &s->r0, &s->r1)) {
+                Py_DECREF(sq);
+                goto out;
+            }
+            int bad = !(s->dur > 0) || !(s->r0 >= 0) || !(s->r1 >= 0) || isinf(s->r0) || isinf(s->r1) ||
+                      (isinf(s->dur) && (s->r0 != s->r1 || s->r0 <= 0 || i != ns - 1));
+            if (bad) {
+                Py_DECREF(sq);
+                PyErr_SetString(PyExc_ValueError, "stage durations must be > 0 and rates >= 0 (an unbounded "
+                                                  "stage must be the last, at a constant positive rate)");
+                goto out;
+            }
+            s->cum0 = cum;
+            s->t0 = t0;
+            cum += stage_count(s);
+            t0 += s->dur;
+        }
+        Py_DECREF(sq);
+        if (isinf(t0) && max_requests == 0) {
+            PyErr_SetString(PyExc_ValueError, "open model: an unbounded schedule needs max_requests");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(w);
+    Py_DECREF(rq);
+    Py_DECREF(wq);
+    return rc;
+}
+
+static PyObject *Engine_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    Engine *E = (Engine *)type->tp_alloc(type, 0);
+    if (E) E->epfd = -1;
+    return (PyObject *)E;
+}
+
+static void Engine_dealloc(Engine *E) {
+    if (E->eps)
+        for (uint32_t i = 0; i < E->nep; i++) {
+            free(E->eps[i].req);
+            free(E->eps[i].status[0]);
+            free(E->eps[i].status[1]);
+            free(E->eps[i].hcorr);
+            free(E->eps[i].hunc);
+        }
+    free(E->eps);
+    free(E->seq);
+    free(E->cumw);
+    free(E->stages);
+    free(E->conns);
+    free(E->free_slots);
+    free(E->q);
+    free(E->tq);
+    free(E->buf);
+    series_free(&E->S);
+    Py_XDECREF(E->exc_type);
+    Py_XDECREF(E->exc_value);
+    Py_XDECREF(E->exc_tb);
+    Py_TYPE(E)->tp_free((PyObject *)E);
+}
+
+static PyMethodDef Engine_methods[] = {
+    {"run", (PyCFunction)(void (*)(void))Engine_run, METH_VARARGS | METH_KEYWORDS,
+     "run(progress=None, should_stop=None, start_ns=0) -> None\n\nRun the load on this thread, GIL released, "
+     "starting at CLOCK_MONOTONIC time start_ns (now if earlier). "
+     "Raises what a signal handler, progress or should_stop raised, after closing every socket."},
+    {"stop", (PyCFunction)Engine_stop, METH_NOARGS, "Ask a running engine to stop (any thread); effective within 50 ms."},
+    {"results", (PyCFunction)Engine_results, METH_NOARGS, "The recorded data, once run() has returned or raised."},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject EngineType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gonogo.checks.load._engine.Engine",
+    .tp_basicsize = sizeof(Engine),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One worker's load run. See gonogo.checks.load.engine for the Python API.",
+    .tp_new = Engine_new,
+    .tp_init = (initproc)Engine_init,
+    .tp_dealloc = (destructor)Engine_dealloc,
+    .tp_methods = Engine_methods,
+};
+
+/* ------------------------------------------------------------------------- */
+/* Module functions                                                           */
+/* ------------------------------------------------------------------------- */
+
+/* Test hook: record values (us) with the engine's own indexing; returns
+ * (first index, counts bytes) like results() does for the latency histograms. */
+static PyObject *mod_record_values(PyObject *self, PyObject *args) {
+    PyObject *values;
+    int sigfigs = MAIN_SIGFIGS;
+    if (!PyArg_ParseTuple(args, "O|i:record_values", &values, &sigfigs)) return NULL;
+    if (sigfigs != MAIN_SIGFIGS && sigfigs != SERIES_SIGFIGS) {
+        PyErr_SetString(PyExc_ValueError, "significant figures must be 2 or 3");
+        return NULL;
+    }
+    const hlayout *l = sigfigs == MAIN_SIGFIGS ? &L_MAIN : &L_SERIES;
+    PyObject *seq = PySequence_Fast(values, "values must be a sequence of int");
+    if (!seq) return NULL;
+    uint64_t *h = xcalloc((size_t)l->counts_len, sizeof(uint64_t));
+    if (!h) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (v == -1 && PyErr_Occurred()) {
+            free(h);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        h[hindex(l, v)]++;
+    }
+    Py_DECREF(seq);
+    PyObject *r = hist_export(h, l->counts_len);
+    free(h);
+    return r;
+}
+
+static PyObject *mod_counts_len(PyObject *self, PyObject *arg) {
+    long s = PyLong_AsLong(arg);
+    if (s == -1 && PyErr_Occurred()) return NULL;
+    if (s != MAIN_SIGFIGS && s != SERIES_SIGFIGS) {
+        PyErr_SetString(PyExc_ValueError, "significant figures must be 2 or 3");
+        return NULL;
+    }
+    return PyLong_FromLong(s == MAIN_SIGFIGS ? L_MAIN.counts_len : L_SERIES.counts_len);
+}
+
+/* A worker process must not outlive the process that started it. */
+static PyObject *mod_set_parent_death_signal(PyObject *self, PyObject *arg) {
+    long sig = PyLong_AsLong(arg);
+    if (sig == -1 && PyErr_Occurred()) return NULL;
+    if (prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0) < 0) return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"record_values", mod_record_values, METH_VARARGS,
+     "record_values(values, significant_figures=3) -> (first_index, counts_bytes)"},
+    {"counts_len", mod_counts_len, METH_O, "counts_len(significant_figures) -> int"},
+    {"set_parent_death_signal", mod_set_parent_death_signal, METH_O,
+     "set_parent_death_signal(signum): prctl(PR_SET_PDEATHSIG)"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "gonogo.checks.load._engine",
+                                       "The C hot loop of gonogo's load engine.", -1, module_methods};
+
+PyMODINIT_FUNC PyInit__engine(void) {
+    hlayout_init(&L_MAIN, MAIN_SIGFIGS);
+    hlayout_init(&L_SERIES, SERIES_SIGFIGS);
+    if (PyType_Ready(&EngineType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moduledef);
+    if (!m) return NULL;
+    Py_INCREF(&EngineType);
+    if (PyModule_AddObject(m, "Engine", (PyObject *)&EngineType) < 0) {
+        Py_DECREF(&EngineType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyObject *kinds = PyTuple_New(NERR);
+    if (!kinds) return NULL;
+    for (int i = 0; i < NERR; i++) PyTuple_SET_ITEM(kinds, i, PyUnicode_FromString(ERROR_KINDS[i]));
+    PyModule_AddObject(m, "ERROR_KINDS", kinds);
+    PyModule_AddIntConstant(m, "HIGHEST_TRACKABLE", (long)HIGHEST_TRACKABLE);
+    PyModule_AddIntConstant(m, "SIGNIFICANT_FIGURES", MAIN_SIGFIGS);
+    PyModule_AddIntConstant(m, "SERIES_SIGNIFICANT_FIGURES", SERIES_SIGFIGS);
+    return m;
+}

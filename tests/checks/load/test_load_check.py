@@ -1,0 +1,134 @@
+"""The load check end to end against a real HTTP server, with the runner's side recorded."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from engine_support import Server, engine_test_server
+from recording_context import MakeContext, RecordingContext
+
+from gonogo.checks.base import CheckOutcome
+from gonogo.checks.load import LoadCheck, LoadSettings
+from gonogo.checks.load import histogram as hist
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    with engine_test_server() as running:
+        yield running
+
+
+def run(
+    make: MakeContext, server: Server, settings: dict[str, Any], **context: Any
+) -> tuple[CheckOutcome, RecordingContext]:
+    ctx = make(check_name="load", base_url=f"http://127.0.0.1:{server.port}")
+    for name, rule in context.get("abort_when", {}).items():
+        ctx.abort_when[name] = rule
+    outcome = LoadCheck().run(LoadSettings.model_validate(settings), ctx)
+    return outcome, ctx
+
+
+MIX = [
+    {"name": "page", "path": "/fixed/100", "component": "api", "weight": 3},
+    {"name": "broken", "path": "/status/500", "component": "worker", "weight": 1},
+]
+
+
+def test_an_open_model_run_records_every_figure(recording_context: MakeContext, server: Server) -> None:
+    outcome, ctx = run(recording_context, server, {"rate": "200/s", "duration": "2s", "requests": MIX})
+    assert outcome.status == "completed", outcome
+    assert ctx.value("requests") == pytest.approx(400, abs=4)
+    assert ctx.value("endpoint.page.requests") == pytest.approx(300, abs=3)
+    assert ctx.value("error_rate") == pytest.approx(0.25, abs=0.01)
+    assert ctx.value("errors.5xx") == ctx.value("endpoint.broken.requests")
+    # each component's error rate on its own: the worker's route fails, the api's does not
+    assert ctx.value("component.worker.error_rate") == 1.0
+    assert ctx.value("component.api.error_rate") == 0.0
+    assert 0 < ctx.value("latency.p50") <= ctx.value("latency.p99") <= ctx.value("latency.max") < 1
+    assert ctx.value("latency_uncorrected.p99") <= ctx.value("latency.p99") * 1.01
+    assert ctx.value("rps") == pytest.approx(200, rel=0.05)
+    assert ctx.value("generator.valid") == 1 and ctx.value("dropped") == 0
+    # the histograms are kept as evidence, and the latency metrics point at them
+    document = json.loads(ctx.artifact("load-histograms.json"))
+    overall = hist.decode(document["overall"]["corrected"])
+    assert overall.get_total_count() == ctx.value("requests")
+    assert ctx.metric("latency.p95").artifact is not None
+    assert "open model, constant arrivals at 200/s" in ctx.metric("requests").source
+    # per-second series for gates with a timeframe
+    assert len(ctx.series["rps"]) >= 2 and len(ctx.series["latency.p95"]) >= 2
+    assert all(rate == pytest.approx(0.25, abs=0.1) for _, rate in ctx.series["error_rate"])
+
+
+def test_a_saturated_generator_makes_the_run_invalid(recording_context: MakeContext, server: Server) -> None:
+    outcome, ctx = run(
+        recording_context,
+        server,
+        {"rate": 100, "duration": "2s", "requests": MIX[:1], "generator": {"max_cpu": "0%"}},
+    )
+    assert outcome.status == "error" and "invalid run" in outcome.message
+    assert ctx.value("generator.valid") == 0
+    assert "latency.p95" not in ctx.metrics and "latency.p95" not in ctx.series
+    assert ctx.value("requests") > 0  # what the server did is still measured
+
+
+def test_an_abort_on_fail_gate_stops_the_load_early(recording_context: MakeContext, server: Server) -> None:
+    def too_many_errors(so_far: float | None, per_second: object) -> str | None:
+        return "error_rate above 50%" if so_far is not None and so_far > 0.5 else None
+
+    started = time.monotonic()
+    outcome, ctx = run(
+        recording_context,
+        server,
+        {"rate": 50, "duration": "20s", "requests": MIX[1:]},
+        abort_when={"error_rate": too_many_errors},
+    )
+    assert time.monotonic() - started < 8
+    assert outcome.message.startswith("stopped early: error_rate above 50%")
+    assert ctx.value("error_rate") == 1.0
+
+
+def test_setup_variables_reach_the_requests(recording_context: MakeContext, server: Server) -> None:
+    settings = {
+        "model": "closed",
+        "users": 2,
+        "max_requests": 20,
+        "setup": {
+            "steps": [
+                {
+                    "name": "probe",
+                    "request": {"path": "/fixed/7"},
+                    "extract": {"size": "header:Content-Length"},
+                }
+            ]
+        },
+        "requests": [{"name": "sized", "path": "/fixed/{size}"}],
+    }
+    outcome, ctx = run(recording_context, server, settings)
+    assert outcome.status == "completed", outcome
+    assert ctx.value("requests") == 20 and ctx.value("error_rate") == 0
+    assert server.stats()["requests"].get("/fixed/7", 0) >= 20
+
+
+def test_a_failing_setup_sends_no_load(recording_context: MakeContext, server: Server) -> None:
+    settings = {
+        "rate": 10,
+        "duration": "1s",
+        "setup": {
+            "steps": [{"name": "login", "request": {"path": "/status/500"}, "expect": {"status": 200}}]
+        },
+        "requests": MIX[:1],
+    }
+    outcome, ctx = run(recording_context, server, settings)
+    assert outcome.status == "error" and "setup journey failed" in outcome.message
+    assert ctx.metrics == {}
+
+
+def test_load_only_goes_to_this_machine(recording_context: MakeContext) -> None:
+    ctx = recording_context(check_name="load", base_url="http://192.0.2.1:8080")
+    outcome = LoadCheck().run(LoadSettings.model_validate({"rate": 1, "duration": 1, "requests": MIX}), ctx)
+    assert outcome.status == "error" and "only loopback addresses" in outcome.message
+    assert ctx.metrics == {}
