@@ -11,17 +11,38 @@ from cli_support import EXAMPLE, gonogo
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
 
-def example_plan(directory: Path, *, unit: bool = True, ready_timeout: str = "30s") -> Path:
-    """The example's own plan, placed in `directory` so the run writes nothing into the repo."""
+def without_check(text: str, name: str, next_section: str) -> str:
+    start, end = text.index(f"  {name}:\n"), text.index(next_section)
+    text = text[:start] + text[end:]
+    gate_prefixes = (f"  {name}.", f'  "{name}.')
+    return "\n".join(line for line in text.splitlines() if not line.startswith(gate_prefixes))
+
+
+def example_plan(
+    directory: Path,
+    *,
+    unit: bool = True,
+    e2e: bool = True,
+    load: str = "full",
+    ready_timeout: str = "30s",
+) -> Path:
+    """The example's own plan, placed in `directory` so the run writes nothing into the repo.
+
+    `load`: "full" as written, "short" (a few seconds), or "none".
+    """
     text = (EXAMPLE / "gonogo.yaml").read_text()
     text = text.replace("{plan_dir}", str(EXAMPLE)).replace("    cwd: .\n", f"    cwd: {EXAMPLE}\n")
     text = text.replace("status: 200, timeout: 30s", f"status: 200, timeout: {ready_timeout}")
     if not unit:
-        start, end = text.index("  unit:\n"), text.index("  e2e:\n")
-        text = text[:start] + text[end:]
-        text = "\n".join(line for line in text.splitlines() if not line.startswith("  unit."))
+        text = without_check(text, "unit", "  e2e:\n")
+    if not e2e:
+        text = without_check(text, "e2e", "  load:\n")
+    if load == "short":
+        text = text.replace("    duration: 60s\n    warmup: 5s\n", "    duration: 4s\n    warmup: 1s\n")
+    elif load == "none":
+        text = without_check(text, "load", "gates:\n")
     path = directory / "gonogo.yaml"
-    path.write_text(text)
+    path.write_text(text + "\n")
     return path
 
 
@@ -41,12 +62,17 @@ def test_the_example_is_go(tmp_path: Path) -> None:
     assert metrics["unit.coverage.critical.lines"] >= 0.9
     assert metrics["e2e.bulk_upload.iterations"] == 20
     assert metrics["e2e.large_upload.success_rate"] == 1.0
+    # at least 60 s of load at 60 requests/s, with latency and per-component gates
+    assert metrics["load.requests"] >= 3500 and metrics["load.generator.valid"] == 1
+    gates = {g["metric"]: g["status"] for g in report["gates"]}
+    assert gates["load.component.storage.error_rate"] == "pass"
+    assert gates["load.endpoint.list_documents.latency.p95"] == "pass"
     artifacts = {a["name"] for a in report["artifacts"]}
     assert {"api.log", "worker.log", "enricher.log"} <= artifacts
 
 
 def test_a_failing_unit_test_is_no_go_naming_it(tmp_path: Path) -> None:
-    plan = example_plan(tmp_path)
+    plan = example_plan(tmp_path, load="none")
     result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_BREAK_UNIT_TEST="1")
     assert result.code == 1, result.text
     report = report_of(plan)
@@ -58,7 +84,7 @@ def test_a_failing_unit_test_is_no_go_naming_it(tmp_path: Path) -> None:
 
 
 def test_an_upload_answering_500_is_no_go_naming_the_step(tmp_path: Path) -> None:
-    plan = example_plan(tmp_path, unit=False)
+    plan = example_plan(tmp_path, unit=False, load="none")
     result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_FAIL_UPLOADS="1")
     assert result.code == 1, result.text
     report = report_of(plan)
@@ -70,7 +96,7 @@ def test_an_upload_answering_500_is_no_go_naming_the_step(tmp_path: Path) -> Non
 
 
 def test_an_api_that_never_gets_ready_exits_3_with_its_log(tmp_path: Path) -> None:
-    plan = example_plan(tmp_path, unit=False, ready_timeout="4s")
+    plan = example_plan(tmp_path, unit=False, load="none", ready_timeout="4s")
     result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_NEVER_READY="1")
     assert result.code == 3, result.text
     assert "service 'api'" in result.out and "last log lines of 'api'" in result.out
@@ -78,3 +104,16 @@ def test_an_api_that_never_gets_ready_exits_3_with_its_log(tmp_path: Path) -> No
     report = report_of(plan)
     assert report["run"]["status"] == "failed"
     assert report["verdict"]["decision"] == "NO-GO"
+
+
+def test_a_slow_endpoint_under_load_is_no_go_naming_it(tmp_path: Path) -> None:
+    plan = example_plan(tmp_path, unit=False, e2e=False, load="short")
+    result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_SLOW_ROUTE="GET /documents")
+    assert result.code == 1, result.text
+    report = report_of(plan)
+    failed = {g["metric"] for g in report["gates"] if g["status"] == "fail"}
+    assert "load.endpoint.list_documents.latency.p95" in failed
+    assert "load.endpoint.get_document.latency.p95" not in failed
+    assert any(
+        r.startswith("load.endpoint.list_documents.latency.p95 = ") for r in report["verdict"]["reasons"]
+    )
