@@ -207,3 +207,26 @@ def test_a_team_store_on_postgresql(web_plan: Path, postgres_url: str) -> None:
     assert "web" in history.out and "GO" in history.out
     assert not (web_plan.parent / ".gonogo" / "gonogo.db").exists()
     assert JUNIT_FIXTURE.exists()
+
+
+def test_an_abort_on_fail_gate_stops_a_failing_load_early(web_plan: Path) -> None:
+    text = web_plan.read_text().replace(
+        "gates:\n",
+        "  burst:\n"
+        "    kind: load\n"
+        "    rate: 40/s\n"
+        "    duration: 30s\n"
+        "    requests: [{name: missing, path: /missing.html}]\n"
+        "gates:\n"
+        "  burst.error_rate: {expr: '< 1%', abort_on_fail: true}\n",
+    )
+    web_plan.write_text(text)
+    result = gonogo("run", cwd=web_plan.parent)
+    assert result.code == 1, result.text
+    report = latest_report(web_plan.parent)
+    burst = next(c for c in report["checks"] if c["name"] == "burst")
+    assert burst["message"].startswith("stopped early: gate burst.error_rate < 1% failed while running")
+    sent = next(m for m in report["metrics"] if m["full_name"] == "burst.requests")
+    assert sent["value"] < 40 * 10  # far less than the 30 s planned
+    (gate,) = [g for g in report["gates"] if g["metric"] == "burst.error_rate"]
+    assert gate["status"] == "fail" and gate["value"] == 1.0
