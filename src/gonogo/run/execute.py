@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = ["RunOutcome", "execute"]
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -29,7 +30,7 @@ from types import FrameType
 from gonogo import __version__, plugins
 from gonogo.checks.base import CheckKind
 from gonogo.errors import ServiceFailed
-from gonogo.evidence import RunRecord, Store, VerdictRecord
+from gonogo.evidence import Store, VerdictRecord
 from gonogo.evidence.records import RunStatus
 from gonogo.plan import CheckSpec, Plan
 from gonogo.report import write_reports
@@ -152,6 +153,14 @@ def execute(
         why = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted (Ctrl-C)"
         problems.append(f"the run was {why} before it completed")
         progress.milestone("run", f"{why}: stopping the system, keeping what was measured")
+    except Exception as error:  # a bug or a broken environment: still close the run properly
+        status = "failed"
+        problems.append(f"the run could not go on: {type(error).__name__}: {error}")
+        with contextlib.suppress(Exception):
+            store.add_artifact(
+                run_id, traceback.format_exc().encode(), name="run-traceback.txt", media_type="text/plain"
+            )
+        progress.milestone("run", f"error: {type(error).__name__}: {error}; stopping the system")
     finally:
         with _signals_ignored():
             if system is not None:
@@ -282,7 +291,3 @@ def _tool_versions() -> dict[str, str]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
-
-
-def describe_run(run: RunRecord) -> str:
-    return f"{run.id} {run.name} {run.status}"
