@@ -528,7 +528,10 @@ class Store:
                 .order_by(s.points.c.series_id, s.points.c.t, s.points.c.id)
             )
             for series_id, t, value in rows:
-                points[series_id].append((t, value))
+                # A series created between the two reads (PostgreSQL reads each statement
+                # afresh) is left for the next call rather than half reported.
+                if series_id in points:
+                    points[series_id].append((t, value))
         return [
             SampleSeries(name=r.name, labels=_load_str_dict(r.labels), unit=r.unit, points=points[r.id])
             for r in all_series

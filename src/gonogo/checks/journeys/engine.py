@@ -9,6 +9,9 @@ kept with the step, the request, the status and an excerpt of the response.
 Timing: a step's latency runs from sending the request (upload included) to having read
 the whole response; for a poll step, from the first attempt to the response on which the
 condition held. An iteration's duration covers all its steps.
+
+Other kinds drive iterations themselves (the `load` check's journeys): `client()`,
+`start_iteration()` and `run_step()` are the parts `run()` is made of.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from __future__ import annotations
 __all__ = [
     "Engine",
     "Failure",
+    "FailureKind",
     "IterationResult",
+    "IterationState",
     "JourneyResult",
     "StepResult",
 ]
@@ -31,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, Literal, cast
 
 import httpx
 
@@ -50,6 +55,9 @@ from gonogo.checks.journeys.variables import (
 Expand = Callable[[str], str]
 PROGRESS_EVERY = 0.5  # seconds between progress messages for one journey
 POLL_ATTEMPT_GRACE = 1.0  # a poll attempt started before the deadline may run this far past it
+# timeout: no complete response in time; connection: the exchange itself failed; assertion: a
+# response came but `expect`, `poll` or `extract` failed on it (or the request could not be built)
+FailureKind = Literal["assertion", "timeout", "connection"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,7 @@ class Failure:
     response_size: int | None
     attempts: int
     at: str  # ISO 8601, UTC
+    kind: FailureKind = "assertion"
 
     def summary(self) -> str:
         status = self.status if self.status is not None else "no response"
@@ -111,10 +120,11 @@ class JourneyResult:
 
 
 class _StepFailed(Exception):
-    def __init__(self, message: str, reply: Reply | None = None) -> None:
+    def __init__(self, message: str, reply: Reply | None = None, kind: FailureKind = "assertion") -> None:
         super().__init__(message)
         self.message = message
         self.reply = reply
+        self.kind: FailureKind = kind
 
 
 class _NoSharedCookies(DefaultCookiePolicy):
@@ -125,7 +135,9 @@ class _NoSharedCookies(DefaultCookiePolicy):
 
 
 @dataclass
-class _Iteration:
+class IterationState:
+    """One iteration in progress: its variables, cookie jar and the hashes of what it sent."""
+
     journey: str
     number: int
     variables: dict[str, Any]
@@ -157,18 +169,29 @@ class Engine:
         self._files = files  # a BodySource.path as written → the file
         self._expand = expand
         self._progress = progress
+        # per journey: the (step, field) bodies a later `body_sha256_of` compares with
+        self._hashed = {
+            name: {
+                journey.body_source_key(step.expect.body_sha256_of)
+                for step in journey.steps
+                if step.expect.body_sha256_of is not None
+            }
+            for name, journey in settings.journeys.items()
+        }
 
     async def run(self, on_journey_done: Callable[[JourneyResult], None]) -> list[JourneyResult]:
         results = []
-        async with self._client() as client:
+        async with self.client() as client:
             for name, journey in self._settings.journeys.items():
                 result = await self._journey(client, name, journey)
                 on_journey_done(result)
                 results.append(result)
         return results
 
-    def _client(self) -> httpx.AsyncClient:
-        most = max(journey.concurrency for journey in self._settings.journeys.values())
+    def client(self, connections: int | None = None) -> httpx.AsyncClient:
+        """The HTTP client for a run: at most `connections` (default: the largest
+        `concurrency`) connections, no shared cookies, no redirects, no proxy."""
+        most = connections or max(journey.concurrency for journey in self._settings.journeys.values())
         return httpx.AsyncClient(
             http1=True,
             http2=False,
@@ -187,17 +210,12 @@ class Engine:
         self._progress(f"{name}: {total} iterations, {journey.concurrency} at a time")
         numbers: Iterator[int] = iter(range(1, total + 1))
         results: list[IterationResult] = []
-        hashed = {
-            journey.body_source_key(step.expect.body_sha256_of)
-            for step in journey.steps
-            if step.expect.body_sha256_of is not None
-        }
         last_report = time.monotonic()
 
         async def worker() -> None:
             nonlocal last_report
             for number in numbers:
-                results.append(await self._iteration(client, name, journey, number, hashed))
+                results.append(await self._iteration(client, name, journey, number))
                 now = time.monotonic()
                 if now - last_report >= PROGRESS_EVERY or len(results) == total:
                     last_report = now
@@ -216,18 +234,14 @@ class Engine:
         name: str,
         journey: Journey,
         number: int,
-        hashed: set[tuple[str, str | None]],
     ) -> IterationResult:
         started_at = datetime.now(UTC)
         started = time.perf_counter()
-        variables: dict[str, Any] = {"iteration": number, "uuid": str(uuid.uuid4()), "journey": name}
-        for key, value in journey.variables.items():
-            variables[key] = render_value(value, variables, self._expand)
-        state = _Iteration(name, number, variables)
+        state = self.start_iteration(name, number)
         steps: list[StepResult] = []
         failure: Failure | None = None
         for step in journey.steps:
-            result, failure = await self._step(client, state, step, hashed)
+            result, failure = await self.run_step(client, state, step)
             steps.append(result)
             if failure is not None:
                 break
@@ -235,13 +249,19 @@ class Engine:
             number, started_at, time.perf_counter() - started, steps, failure, dict(state.variables)
         )
 
-    async def _step(
-        self,
-        client: httpx.AsyncClient,
-        state: _Iteration,
-        step: Step,
-        hashed: set[tuple[str, str | None]],
+    def start_iteration(self, name: str, number: int) -> IterationState:
+        """A new iteration of journey `name`: built-in and journey variables set, empty cookie jar."""
+        journey = self._settings.journeys[name]
+        variables: dict[str, Any] = {"iteration": number, "uuid": str(uuid.uuid4()), "journey": name}
+        for key, value in journey.variables.items():
+            variables[key] = render_value(value, variables, self._expand)
+        return IterationState(name, number, variables)
+
+    async def run_step(
+        self, client: httpx.AsyncClient, state: IterationState, step: Step
     ) -> tuple[StepResult, Failure | None]:
+        """Run one step of the iteration; its extractions update `state.variables`."""
+        hashed = self._hashed[state.journey]
         started = time.perf_counter()
         attempts = 0
         method, url = step.request.method, step.request.path
@@ -303,6 +323,7 @@ class Engine:
         except (_StepFailed, VariableError) as error:
             failed_reply = error.reply if isinstance(error, _StepFailed) else None
             message = error.message if isinstance(error, _StepFailed) else str(error)
+            kind: FailureKind = error.kind if isinstance(error, _StepFailed) else "assertion"
             failure = Failure(
                 journey=state.journey,
                 iteration=state.number,
@@ -315,20 +336,23 @@ class Engine:
                 response_size=failed_reply.size if failed_reply else None,
                 attempts=attempts,
                 at=datetime.now(UTC).isoformat(),
+                kind=kind,
             )
             status = failed_reply.status if failed_reply else None
             elapsed = time.perf_counter() - started
             return StepResult(step.name, False, elapsed, status, attempts), failure
         return StepResult(step.name, True, latency, reply.status, attempts), None
 
-    def _source_key(self, state: _Iteration, step: Step) -> tuple[str, str | None]:
+    def _source_key(self, state: IterationState, step: Step) -> tuple[str, str | None]:
         journey = self._settings.journeys[state.journey]
         assert step.expect.body_sha256_of is not None
         return journey.body_source_key(step.expect.body_sha256_of)
 
     # -- building a request -------------------------------------------------------------
 
-    def _prepare(self, client: httpx.AsyncClient, state: _Iteration, step: Step, timeout: float) -> _Prepared:
+    def _prepare(
+        self, client: httpx.AsyncClient, state: IterationState, step: Step, timeout: float
+    ) -> _Prepared:
         spec = step.request
         variables = state.variables
 
@@ -405,7 +429,7 @@ class Engine:
             )
         return url
 
-    def _payload(self, source: BodySource, state: _Iteration, step: Step, key: str | None) -> Payload:
+    def _payload(self, source: BodySource, state: IterationState, step: Step, key: str | None) -> Payload:
         if source.generate is not None:
             seed = generated_seed(state.journey, state.number, step.name, key)
             return GeneratedPayload(source.generate, seed)
@@ -450,11 +474,15 @@ class Engine:
                 finally:
                     await response.aclose()
         except (TimeoutError, httpx.TimeoutException):
-            raise _StepFailed(f"no complete response within {timeout:g}s") from None
+            raise _StepFailed(f"no complete response within {timeout:g}s", kind="timeout") from None
         except httpx.ConnectError as error:
-            raise _StepFailed(f"could not connect to {self._base}: {error or 'connection failed'}") from None
+            raise _StepFailed(
+                f"could not connect to {self._base}: {error or 'connection failed'}", kind="connection"
+            ) from None
         except httpx.HTTPError as error:
-            raise _StepFailed(f"{type(error).__name__}: {error or 'the exchange failed'}") from None
+            raise _StepFailed(
+                f"{type(error).__name__}: {error or 'the exchange failed'}", kind="connection"
+            ) from None
         except OSError as error:  # reading a file to upload
             raise _StepFailed(f"could not send the request body: {error}") from None
         cookies.extract_cookies(response)

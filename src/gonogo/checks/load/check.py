@@ -1,10 +1,17 @@
 """The `load` check kind: open- or closed-model HTTP load on the plan's own system.
 
+Two kinds of traffic: `requests` (a weighted mix of plain requests, sent by the C engine,
+`engine.run_load`) or `journeys` (multi-step iterations of the plan's journeys, driven by
+`journey_load.run_journey_load`). Both end up in the same shapes (`Aggregate`, `Counts`,
+`SecondStats`), and one recorder turns them into the same metric names, so the same gates
+work on either; journeys add their `journey.<name>.*` figures.
+
 Latency is measured from each request's intended send time (corrected for coordinated
 omission) and from its actual send time, losslessly in HdrHistograms kept as evidence.
 A run during which the generator itself was the bottleneck (its CPU near its cores'
-limit, or too many requests sent late) is *invalid*: its latency figures are not the
-server's, so none is recorded and the check ends in error. Metrics: docs/metrics.md.
+limit, or too many requests or iterations sent late) is *invalid*: its latency figures
+are not the server's, so none is recorded and the check ends in error. Only loopback
+targets are loaded. Metrics: docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ __all__ = ["LoadCheck"]
 
 import asyncio
 import json
+import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +35,7 @@ from gonogo.checks.journeys.settings import JourneysSettings
 from gonogo.checks.journeys.variables import VariableError, render
 from gonogo.checks.load import histogram as hist
 from gonogo.checks.load.engine import (
+    CONNECTION_ERROR_KINDS,
     Aggregate,
     Counts,
     Endpoint,
@@ -34,11 +44,20 @@ from gonogo.checks.load.engine import (
     LoadSpec,
     LoadSpecError,
     ProgressSnapshot,
+    SecondStats,
+    _address,
     run_load,
+)
+from gonogo.checks.load.journey_load import (
+    ASSERTION,
+    JourneyLoadInterrupted,
+    JourneyLoadResult,
+    run_journey_load,
 )
 from gonogo.checks.load.settings import LoadRequest, LoadSettings
 from gonogo.units import Unit, format_value
 
+_NO_RESPONSE = (*CONNECTION_ERROR_KINDS, "timeout")  # the error kinds that come without a response
 _PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99_9": 99.9}
 
 
@@ -54,6 +73,8 @@ class LoadCheck(CheckKind[LoadSettings]):
         target = urlsplit(base_url)
         if target.scheme != "http":
             return CheckOutcome("error", f"the load engine speaks plain HTTP/1.1; {base_url} is not http://")
+        if settings.journeys is not None:
+            return _run_journeys(settings, base_url, target.hostname or "", ctx)
         variables, problem = _setup(settings, base_url, ctx)
         if problem:
             return CheckOutcome("error", problem)
@@ -68,14 +89,32 @@ class LoadCheck(CheckKind[LoadSettings]):
             result = run_load(spec, on_progress=watch.snapshot, stop=watch.stop)
         except LoadInterrupted as interrupted:
             # Ctrl-C: keep what was measured, then let the runner abort the run.
-            _Recorder(ctx, settings, interrupted.result, started, base_url).record()
+            _Recorder(ctx, settings, _from_requests(settings, interrupted.result, started, base_url)).record()
             raise
-        outcome = _Recorder(ctx, settings, result, started, base_url).record()
-        if watch.reason:
-            return CheckOutcome(
-                "completed", f"stopped early: {watch.reason}; {outcome.message}", outcome.details
-            )
-        return outcome
+        outcome = _Recorder(ctx, settings, _from_requests(settings, result, started, base_url)).record()
+        return watch.outcome(outcome)
+
+
+def _run_journeys(settings: LoadSettings, base_url: str, host: str, ctx: CheckContext) -> CheckOutcome:
+    try:
+        _address(host)  # the engine's rule: loopback addresses only
+    except LoadSpecError as error:
+        return CheckOutcome("error", f"the load cannot run: {error}")
+    files, missing = upload_files(settings.journeys_settings(), ctx)
+    if missing:
+        return CheckOutcome("error", f"{len(missing)} file(s) to upload cannot be read", details=missing)
+    watch = _Watch(ctx, settings)
+    try:
+        result = run_journey_load(
+            settings, base_url, files=files, expand=ctx.expand, on_progress=watch.snapshot, stop=watch.stop
+        )
+    except JourneyLoadInterrupted as interrupted:
+        # Ctrl-C: keep what was measured, then let the runner abort the run.
+        measured = _from_journeys(settings, interrupted.result, base_url)
+        _Recorder(ctx, settings, measured).record(interrupted.result)
+        raise interrupted.original from None
+    outcome = _Recorder(ctx, settings, _from_journeys(settings, result, base_url)).record(result)
+    return watch.outcome(outcome)
 
 
 def _setup(settings: LoadSettings, base_url: str, ctx: CheckContext) -> tuple[dict[str, Any], str | None]:
@@ -102,6 +141,7 @@ def _setup(settings: LoadSettings, base_url: str, ctx: CheckContext) -> tuple[di
 def _spec(
     settings: LoadSettings, host: str, port: int, netloc: str, variables: Mapping[str, Any], ctx: CheckContext
 ) -> LoadSpec:
+    assert settings.requests is not None
     return LoadSpec(
         host=host,
         port=port,
@@ -113,7 +153,8 @@ def _spec(
         seed=settings.seed,
         users=settings.users or 1,
         think_time=settings.think_time,
-        duration=min(settings.duration, settings.max_duration) if settings.duration else None,
+        # `max_duration` is a hard stop: it bounds a run given only `max_requests` or stages too
+        duration=min(settings.duration or math.inf, settings.max_duration - settings.warmup),
         max_requests=settings.max_requests,
         warmup=settings.warmup,
         max_connections=settings.max_connections,
@@ -154,12 +195,21 @@ class _Watch:
         self._last: ProgressSnapshot | None = None
         self._planned = settings.planned_duration
 
-    def snapshot(self, snap: ProgressSnapshot) -> None:
+    def outcome(self, outcome: CheckOutcome) -> CheckOutcome:
+        """The outcome, saying so if an abort gate stopped the load early."""
+        if not self.reason:
+            return outcome
+        return CheckOutcome(
+            outcome.status, f"stopped early: {self.reason}; {outcome.message}", outcome.details
+        )
+
+    def snapshot(self, snap: ProgressSnapshot, extra: str = "") -> None:
         phase = "warm-up" if snap.warming_up else "load"
         p95 = format_value(snap.p95_us / 1e6, "seconds") if snap.p95_us is not None else "—"
         self.ctx.progress(
             f"{phase} {snap.elapsed:.0f}/{self._planned:.0f}s: {snap.rps:.0f} req/s, "
             f"{snap.errors} errors, p95 {p95}, {snap.late} late, {snap.dropped} dropped"
+            + (f", {extra}" if extra else "")
         )
         if snap.warming_up or self.reason:
             return
@@ -184,75 +234,153 @@ class _Watch:
                 return
 
 
-class _Recorder:
-    """Turns a LoadResult into metrics, per-second series and evidence files."""
+@dataclass(frozen=True)
+class _Measured:
+    """What either kind of traffic measured, in the engine's shapes: the recorder's input."""
 
-    def __init__(
-        self, ctx: CheckContext, settings: LoadSettings, result: LoadResult, started: datetime, base_url: str
-    ) -> None:
+    endpoints: Sequence[tuple[str, Aggregate]]  # requests: by name; journeys: `<journey>.<step>`
+    overall: Aggregate
+    components: Mapping[str, Aggregate]
+    series: Sequence[SecondStats]
+    measured_seconds: float
+    measured_from: datetime
+    cpu: float | None  # the busiest generator thread's CPU share; None: none ran a second
+    max_lag_us: int
+    late: int  # requests (or iterations) that left late …
+    sent: int  # … of these
+    unit: str  # "requests" or "iterations"
+    source: str
+    note: str | None = None  # how the run ended, if not by itself
+
+
+def _from_requests(settings: LoadSettings, result: LoadResult, started: datetime, base_url: str) -> _Measured:
+    # Over a run shorter than a second, CPU time against wall time says nothing.
+    timed = [worker.cpu_utilisation for worker in result.workers if worker.wall_seconds >= 1.0]
+    return _Measured(
+        endpoints=[(e.endpoint.name, e) for e in result.endpoints],
+        overall=result.overall,
+        components=result.components,
+        series=result.series,
+        measured_seconds=result.measured_seconds,
+        measured_from=started + timedelta(seconds=result.wall_seconds - result.measured_seconds),
+        cpu=max(timed) if timed else None,
+        max_lag_us=result.max_lag_us,
+        late=result.total.late,
+        sent=result.total.requests,
+        unit="requests",
+        source=_describe(
+            settings,
+            base_url,
+            f"{len(result.spec.endpoints)} request(s), {len(result.workers)} worker(s)",
+        ),
+    )
+
+
+def _from_journeys(settings: LoadSettings, result: JourneyLoadResult, base_url: str) -> _Measured:
+    mix = ", ".join(j.name if j.weight == 1 else f"{j.name} (weight {j.weight})" for j in result.journeys)
+    note = None
+    if result.hit_max_duration:
+        note = f"cut at max_duration ({settings.max_duration:g}s), iterations in flight cancelled"
+    return _Measured(
+        endpoints=[(step.endpoint.name, step) for step in result.steps],
+        overall=result.overall,
+        components=result.components,
+        series=result.series,
+        measured_seconds=result.measured_seconds,
+        measured_from=result.started_at + timedelta(seconds=result.wall_seconds - result.measured_seconds),
+        cpu=result.cpu_utilisation if result.generator_seconds >= 1.0 else None,
+        max_lag_us=result.max_lag_us,
+        late=result.iterations.late,
+        sent=result.iterations.started,
+        unit="iterations",
+        source=_describe(settings, base_url, f"journeys {mix}, one asyncio loop"),
+        note=note,
+    )
+
+
+def _describe(settings: LoadSettings, base_url: str, traffic: str) -> str:
+    s = settings
+    if s.model == "open":
+        shape = (
+            f"{s.rate:g}/s"
+            if s.rate
+            else " → ".join(f"{st.rate:g}/s over {st.duration:g}s" for st in s.stages)
+        )
+        shape = f"open model, {s.arrivals} arrivals at {shape}"
+    else:
+        shape = f"closed model, {s.users} users, think time {s.think_time:g}s"
+    return f"load: {shape}, {traffic}, against {base_url}"
+
+
+class _Recorder:
+    """Turns what a load measured into metrics, per-second series and evidence files."""
+
+    def __init__(self, ctx: CheckContext, settings: LoadSettings, measured: _Measured) -> None:
         self.ctx = ctx
         self.settings = settings
-        self.result = result
-        self.base_url = base_url
-        self.measured_from = started + timedelta(seconds=result.wall_seconds - result.measured_seconds)
-        self.window = (self.measured_from, self.measured_from + timedelta(seconds=result.measured_seconds))
-        self.source = self._describe()
+        self.m = measured
+        self.measured_from = measured.measured_from
+        self.window = (self.measured_from, self.measured_from + timedelta(seconds=measured.measured_seconds))
+        self.source = measured.source
 
-    def record(self) -> CheckOutcome:
-        result = self.result
-        histograms = self._store_histograms()
+    def record(self, journeys: JourneyLoadResult | None = None) -> CheckOutcome:
+        m = self.m
+        histograms = self._store_histograms(journeys)
         invalid = self._generator()
-        self._counts("", result.overall.counts, result.measured_seconds)
-        self._metric("warmup.requests", result.warmup_total.requests, "count", "performance")
+        self._counts("", m.overall.counts, m.measured_seconds)
+        self._metric("warmup.requests", m.overall.warmup.requests, "count", "performance")
         if not invalid:
-            self._latency("", result.overall, histograms)
-        for endpoint in result.endpoints:
-            prefix = f"endpoint.{endpoint.endpoint.name}."
-            self._counts(prefix, endpoint.counts, result.measured_seconds)
+            self._latency("", m.overall, histograms)
+        for name, aggregate in m.endpoints:
+            prefix = f"endpoint.{name}."
+            self._counts(prefix, aggregate.counts, m.measured_seconds)
             if not invalid:
-                self._latency(prefix, endpoint, histograms)
-        for component, aggregate in result.components.items():
+                self._latency(prefix, aggregate, histograms)
+        for component, aggregate in m.components.items():
             prefix = f"component.{component}."
-            self._counts(prefix, aggregate.counts, result.measured_seconds)
+            self._counts(prefix, aggregate.counts, m.measured_seconds)
             if not invalid:
                 self._latency(prefix, aggregate, histograms)
         self._series(with_latency=not invalid)
-        total = result.total
+        total = m.overall.counts
+        rate = total.responses / m.measured_seconds if m.measured_seconds > 0 else 0.0
         summary = (
-            f"{total.requests} requests in {result.measured_seconds:.1f}s ({result.throughput:.0f}/s), "
+            f"{total.requests} requests in {m.measured_seconds:.1f}s ({rate:.0f}/s), "
             f"error rate {format_value(total.error_rate, 'ratio')}, "
             f"{total.late} late, {total.dropped} dropped"
         )
+        if journeys is not None:
+            summary = self._journeys(journeys, histograms, with_duration=not invalid) + ", " + summary
+        if m.note:
+            summary += f"; {m.note}"
         if invalid:
             return CheckOutcome("error", f"invalid run: {invalid}; {summary}", [invalid])
-        p95 = hist.percentiles(result.overall.corrected, [95.0]).get(95.0)
+        p95 = hist.percentiles(m.overall.corrected, [95.0]).get(95.0)
         if p95 is not None:
             summary += f", p95 {format_value(p95 / 1e6, 'seconds')}"
-        return CheckOutcome("completed", summary)
-
-    def _describe(self) -> str:
-        s, spec = self.settings, self.result.spec
-        if s.model == "open":
-            shape = (
-                f"{s.rate:g}/s"
-                if s.rate
-                else " → ".join(f"{st.rate:g}/s over {st.duration:g}s" for st in s.stages)
-            )
-            shape = f"open model, {s.arrivals} arrivals at {shape}"
-        else:
-            shape = f"closed model, {s.users} users, think time {s.think_time:g}s"
-        workers = len(self.result.workers)
-        return (
-            f"load: {shape}, {len(spec.endpoints)} request(s), {workers} worker(s), against {self.base_url}"
-        )
+        details = [f.summary() for f in journeys.failures[:5]] if journeys is not None else []
+        return CheckOutcome("completed", summary, details)
 
     def _metric(
-        self, name: str, value: float | None, unit: Unit, dimension: str, artifact: ArtifactRef | None = None
+        self,
+        name: str,
+        value: float | None,
+        unit: Unit,
+        dimension: str,
+        artifact: ArtifactRef | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         if value is None:
             return  # not measured: never recorded as zero
         self.ctx.record_metric(
-            name, value, unit, dimension=dimension, source=self.source, artifact=artifact, window=self.window
+            name,
+            value,
+            unit,
+            dimension=dimension,
+            source=self.source,
+            artifact=artifact,
+            window=self.window,
+            labels=labels,
         )
 
     def _counts(self, prefix: str, counts: Counts, seconds: float) -> None:
@@ -266,39 +394,101 @@ class _Recorder:
         self._metric(f"{prefix}errors.5xx", counts.errors["http_5xx"], "count", "reliability")
         self._metric(f"{prefix}errors.connection", counts.connection_errors, "count", "reliability")
         self._metric(f"{prefix}errors.timeout", counts.timeouts, "count", "reliability")
+        if ASSERTION in counts.errors:  # journeys: a response that failed the step's expectations
+            self._metric(f"{prefix}errors.assertion", counts.errors[ASSERTION], "count", "reliability")
         self._metric(f"{prefix}late", counts.late, "count", "performance")
         self._metric(f"{prefix}dropped", counts.dropped, "count", "performance")
 
     def _latency(self, prefix: str, aggregate: Aggregate, artifact: ArtifactRef) -> None:
-        for kind, histogram in (
-            ("latency", aggregate.corrected),
-            ("latency_uncorrected", aggregate.uncorrected),
-        ):
-            if not histogram.get_total_count():
-                continue
-            values = hist.percentiles(histogram, list(_PERCENTILES.values()))
-            for name, percentile in _PERCENTILES.items():
-                self._metric(
-                    f"{prefix}{kind}.{name}", values[percentile] / 1e6, "seconds", "performance", artifact
+        self._spread(f"{prefix}latency", aggregate.corrected, artifact, with_extra=True)
+        self._spread(f"{prefix}latency_uncorrected", aggregate.uncorrected, artifact, with_extra=True)
+
+    def _spread(
+        self,
+        name: str,
+        histogram: hist.HdrHistogram,
+        artifact: ArtifactRef,
+        *,
+        with_extra: bool,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        """Percentiles, max (and p90, p99.9 and mean `with_extra`) of a histogram in µs."""
+        if not histogram.get_total_count():
+            return
+        wanted = _PERCENTILES if with_extra else {k: _PERCENTILES[k] for k in ("p50", "p95", "p99")}
+        values = hist.percentiles(histogram, list(wanted.values()))
+        for suffix, percentile in wanted.items():
+            self._metric(
+                f"{name}.{suffix}", values[percentile] / 1e6, "seconds", "performance", artifact, labels
+            )
+        self._metric(
+            f"{name}.max", histogram.get_max_value() / 1e6, "seconds", "performance", artifact, labels
+        )
+        if with_extra:
+            self._metric(
+                f"{name}.mean", histogram.get_mean_value() / 1e6, "seconds", "performance", artifact, labels
+            )
+
+    def _journeys(self, result: JourneyLoadResult, histograms: ArtifactRef, *, with_duration: bool) -> str:
+        """Record the iterations' figures; a summary of them."""
+        failures = self._store_failures(result)
+        completed = sum(j.iterations for j in result.journeys)
+        passed = sum(j.passed for j in result.journeys)
+        self._metric("iterations", completed, "count", "performance", failures)
+        if completed:
+            self._metric("success_rate", passed / completed, "ratio", "reliability", failures)
+        for journey in result.journeys:
+            prefix, labels = f"journey.{journey.name}.", {"journey": journey.name}
+            self._metric(f"{prefix}iterations", journey.iterations, "count", "performance", failures, labels)
+            self._metric(
+                f"{prefix}failures",
+                journey.iterations - journey.passed,
+                "count",
+                "reliability",
+                failures,
+                labels,
+            )
+            self._metric(
+                f"{prefix}success_rate", journey.success_rate, "ratio", "reliability", failures, labels
+            )
+            if with_duration:
+                self._spread(
+                    f"{prefix}duration", journey.duration, histograms, with_extra=False, labels=labels
                 )
-            self._metric(
-                f"{prefix}{kind}.max", histogram.get_max_value() / 1e6, "seconds", "performance", artifact
-            )
-            self._metric(
-                f"{prefix}{kind}.mean", histogram.get_mean_value() / 1e6, "seconds", "performance", artifact
-            )
+                self._spread(
+                    f"{prefix}duration_uncorrected",
+                    journey.duration_uncorrected,
+                    histograms,
+                    with_extra=False,
+                    labels=labels,
+                )
+        seconds = self.m.measured_seconds
+        per_second = f" ({completed / seconds:.1f}/s)" if seconds > 0 else ""
+        success = f", success rate {format_value(passed / completed, 'ratio')}" if completed else ""
+        return f"{completed} iterations{per_second} of {len(result.journeys)} journey(s){success}"
+
+    def _store_failures(self, result: JourneyLoadResult) -> ArtifactRef:
+        document = {
+            "failures_total": result.failure_count,
+            "kept": len(result.failures),
+            "failed_at": {j.name: dict(j.failed_at) for j in result.journeys},
+            "iterations": asdict(result.iterations),
+            "failures": [asdict(failure) for failure in result.failures],
+        }
+        return self.ctx.store_artifact(
+            json.dumps(document, indent=1, ensure_ascii=False).encode(),
+            name="load-journey-failures.json",
+            media_type="application/json",
+        )
 
     def _generator(self) -> str | None:
         """Record how hard the generator worked; why the run is invalid, if it is."""
-        result, limits = self.result, self.settings.generator
-        # Over a run shorter than a second, CPU time against wall time says nothing.
-        timed = [worker for worker in result.workers if worker.wall_seconds >= 1.0]
-        cpu = max((worker.cpu_utilisation for worker in timed), default=0.0)
-        if timed:
+        m, limits = self.m, self.settings.generator
+        cpu = m.cpu or 0.0
+        if m.cpu is not None:
             self._metric("generator.cpu", cpu, "ratio", "performance")
-        self._metric("generator.max_lag", result.max_lag_us / 1e6, "seconds", "performance")
-        sent = result.total.requests
-        late_share = result.total.late / sent if sent else 0.0
+        self._metric("generator.max_lag", m.max_lag_us / 1e6, "seconds", "performance")
+        late_share = m.late / m.sent if m.sent else 0.0
         problems = []
         if cpu > limits.max_cpu:
             problems.append(
@@ -307,7 +497,7 @@ class _Recorder:
             )
         if late_share > limits.max_late:
             problems.append(
-                f"{format_value(late_share, 'ratio')} of the requests left late "
+                f"{format_value(late_share, 'ratio')} of the {m.unit} left late "
                 f"(limit {format_value(limits.max_late, 'ratio')})"
             )
         self._metric("generator.valid", 0.0 if problems else 1.0, "number", "performance")
@@ -315,8 +505,8 @@ class _Recorder:
             return None
         return "; ".join(problems) + ": the generator was the bottleneck, so latency is not reported"
 
-    def _store_histograms(self) -> ArtifactRef:
-        result = self.result
+    def _store_histograms(self, journeys: JourneyLoadResult | None) -> ArtifactRef:
+        m = self.m
 
         def both(aggregate: Aggregate) -> dict[str, str]:
             return {
@@ -324,12 +514,20 @@ class _Recorder:
                 "uncorrected": hist.encode(aggregate.uncorrected),
             }
 
-        document = {
+        document: dict[str, object] = {
             "format": "HdrHistogram V2 compressed base64; values in microseconds",
-            "overall": both(result.overall),
-            "endpoints": {e.endpoint.name: both(e) for e in result.endpoints},
-            "components": {name: both(a) for name, a in result.components.items()},
+            "overall": both(m.overall),
+            "endpoints": {name: both(aggregate) for name, aggregate in m.endpoints},
+            "components": {name: both(a) for name, a in m.components.items()},
         }
+        if journeys is not None:  # whole iterations (successful ones), from intended and actual start
+            document["journeys"] = {
+                j.name: {
+                    "corrected": hist.encode(j.duration),
+                    "uncorrected": hist.encode(j.duration_uncorrected),
+                }
+                for j in journeys.journeys
+            }
         return self.ctx.store_artifact(
             json.dumps(document, indent=1).encode(),
             name="load-histograms.json",
@@ -342,11 +540,12 @@ class _Recorder:
         errors: Points = []
         p95: Points = []
         p99: Points = []
-        for second in self.result.series:
+        for second in self.m.series:
             at = self.measured_from + timedelta(seconds=second.second)
             if second.span > 0:
                 rps.append((at, second.responses / second.span))
-            done = second.responses + second.error_total
+            # 4xx/5xx (and journeys' assertion failures) are responses too: count them once
+            done = second.responses + sum(second.errors.get(kind, 0) for kind in _NO_RESPONSE)
             if done:
                 errors.append((at, second.error_total / done))
             for bucket, percentile in ((p95, 95.0), (p99, 99.0)):

@@ -17,6 +17,20 @@ checks:
       - {name: list, path: /documents, headers: {Authorization: "Bearer {token}"}, component: api, weight: 3}
       - {name: health, path: /health, component: api}
 ```
+
+Or, instead of `requests`, the plan's own journeys (the journeys kind's model, so a YAML
+anchor can reuse the e2e journeys): each arrival (open) or each turn of a virtual user
+(closed) runs one iteration of a journey, step after step, with its own variables and
+cookies; `max_connections` caps the iterations in flight and `max_requests` counts
+iterations. See `journey_load` for the measurements.
+
+```yaml
+    journeys:
+      browse: *browse_journey          # an anchor on the e2e check's journey
+      upload: *upload_journey
+    journey_weights: {browse: 4}       # default 1 each: 4 browse iterations per upload
+    components: {upload: api, upload.wait_processed: worker}
+```
 """
 
 from __future__ import annotations
@@ -29,7 +43,7 @@ from urllib.parse import urlencode
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from gonogo.checks.journeys.settings import Journey, Name, Statuses
+from gonogo.checks.journeys.settings import Journey, JourneysSettings, Name, Statuses
 from gonogo.checks.journeys.variables import BUILTINS, names_in, unknown_message
 from gonogo.plan.model import Duration, StrictModel
 from gonogo.units import parse_quantity
@@ -124,6 +138,9 @@ class GeneratorLimits(StrictModel):
     max_late: Ratio = 0.01  # of the requests sent later than `late_threshold`
 
 
+Weight = Annotated[int, Field(ge=1, le=10_000)]
+
+
 class LoadSettings(StrictModel):
     base_url: str | None = None
     model: Literal["open", "closed"] = "open"
@@ -143,7 +160,15 @@ class LoadSettings(StrictModel):
     late_threshold: Duration = 0.01
     generator: GeneratorLimits = Field(default_factory=GeneratorLimits)
     setup: Journey | None = None
-    requests: list[LoadRequest] = Field(min_length=1)
+    requests: list[LoadRequest] | None = Field(default=None, min_length=1)
+    journeys: dict[Name, Journey] | None = Field(default=None, min_length=1)
+    journey_weights: dict[Name, Weight] = Field(
+        default_factory=dict, description="journey → integer share of the iterations (default 1)"
+    )
+    components: dict[str, Name] = Field(
+        default_factory=dict,
+        description="journeys only: JOURNEY or JOURNEY.STEP → component (default: `default`)",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> LoadSettings:
@@ -165,6 +190,22 @@ class LoadSettings(StrictModel):
             raise ValueError("a load must be bounded: give `duration` or `max_requests` (or `stages`)")
         if isinstance(self.workers, int) and not 1 <= self.workers <= 64:
             raise ValueError("`workers` is 'auto' or a number from 1 to 64")
+        if self.warmup >= self.max_duration:
+            raise ValueError("`warmup` must be shorter than `max_duration`, which includes it")
+        if (self.requests is None) == (self.journeys is None):
+            raise ValueError(
+                "a load sends exactly one of `requests` (a mix of plain requests) or `journeys` "
+                "(multi-step iterations)" + ("; this one has both" if self.requests is not None else "")
+            )
+        if self.journeys is not None:
+            self._check_journeys(self.journeys)
+            return self
+        if self.journey_weights or self.components:
+            raise ValueError(
+                "`journey_weights` and `components` belong to `journeys`; a request names its "
+                "`component` and `weight` itself"
+            )
+        assert self.requests is not None
         names = [request.name for request in self.requests]
         if len(set(names)) != len(names):
             raise ValueError(f"request names must be unique: {names}")
@@ -175,6 +216,41 @@ class LoadSettings(StrictModel):
                 if name not in known:
                     raise ValueError(f"request {request.name}: " + unknown_message(name, known))
         return self
+
+    def _check_journeys(self, journeys: dict[str, Journey]) -> None:
+        if self.setup is not None:
+            raise ValueError(
+                "`setup` feeds `requests`; with `journeys`, each iteration logs in (or whatever "
+                "setup is) itself: make it the journey's first steps"
+            )
+        if isinstance(self.workers, int) and self.workers > 1:
+            raise ValueError(
+                "journeys run in one process (`workers: 1`); a saturated generator is reported "
+                "as an invalid run, so lower the rate or use `requests` for more throughput"
+            )
+        for name in self.journey_weights:
+            if name not in journeys:
+                raise ValueError(
+                    f"journey_weights: {name!r} is not one of the journeys ({', '.join(journeys)})"
+                )
+        for key in self.components:
+            journey, _, step = key.partition(".")
+            if journey not in journeys:
+                raise ValueError(f"components: {key!r}: {journey!r} is not one of the journeys")
+            if step and step not in {s.name for s in journeys[journey].steps}:
+                steps = ", ".join(s.name for s in journeys[journey].steps)
+                raise ValueError(f"components: {key!r}: journey {journey} has no step {step!r} ({steps})")
+
+    def journeys_settings(self) -> JourneysSettings:
+        """The journeys as the journeys engine takes them."""
+        assert self.journeys is not None
+        return JourneysSettings.model_validate(
+            {"journeys": self.journeys, "request_timeout": self.request_timeout}
+        )
+
+    def component_of(self, journey: str, step: str) -> str:
+        """A journey step's component: its own entry, else its journey's, else `default`."""
+        return self.components.get(f"{journey}.{step}", self.components.get(journey, "default"))
 
     def _setup_variables(self) -> set[str]:
         if self.setup is None:
