@@ -25,21 +25,16 @@ from __future__ import annotations
 
 __all__ = ["LoadResultsCheck"]
 
-import glob
-import os
-import shlex
 from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 
 from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcome
+from gonogo.checks.command import CommandRun
 from gonogo.checks.load_results.formats import parse_results_data, what
 from gonogo.checks.load_results.settings import LoadResultsSettings
 from gonogo.checks.load_results.summary import MAX_FILE_BYTES, LoadSummary, Stats, read_bounded
 from gonogo.errors import InputFileError
-from gonogo.units import Unit, format_value
-
-Signature = tuple[int, int, int]  # mtime_ns, size, inode: changes when a file is rewritten
+from gonogo.units import format_value
 
 _FORMAT_NAMES = {"k6": "k6 summary", "locust-json": "Locust JSON stats", "locust-csv": "Locust CSV stats"}
 _LISTED_FILES = 5
@@ -62,26 +57,31 @@ class _Run:
     def __init__(self, settings: LoadResultsSettings, ctx: CheckContext) -> None:
         self.settings = settings
         self.ctx = ctx
-        self.cwd = ctx.plan_dir / ctx.expand(settings.cwd) if settings.cwd else ctx.plan_dir
+        self.command = CommandRun(
+            settings, ctx, noun="load-test", reports="results", name="load-test", dimension="performance"
+        )
+        self.cwd = self.command.cwd
         self.pattern = ctx.expand(settings.file)
         self.notes: list[str] = []
         self.parts: list[str] = []  # the outcome's message
-        self.command_text: str | None = None
-        self.window: tuple[datetime, datetime] | None = None
-        self.before: dict[str, Signature] | None = None  # None: no command, any file counts
-        self.output_tail: list[str] = []
 
     def run(self) -> CheckOutcome:
-        if not self.cwd.is_dir():
-            return CheckOutcome("error", f"the check's cwd {self.cwd} is not a directory")
-        if self.settings.command is not None:
-            started = self._run_command()
-            if started is not None:
-                return started
+        failed = self.command.run([self.pattern], announce=True)
+        if failed is not None:
+            return failed
+        exit_code = self.command.exit_code
+        if self.command.summary is not None:
+            self.parts.append(self.command.summary)
+        if exit_code not in (None, 0):
+            self.notes.append(
+                f"the command exited {exit_code}; its results were still read (k6 exits 99 "
+                "when thresholds fail, Locust 1 when a request failed); gate on command.exit_code "
+                "to require a clean exit"
+            )
         found = self._results_file()
         if isinstance(found, str):
             return self._error(found)
-        display = self._display(found)
+        display = self.command.display(found)
         self.ctx.progress(f"reading {display}")
         try:
             data = read_bounded(found, what(self.settings.format), max_bytes=MAX_FILE_BYTES)
@@ -96,73 +96,20 @@ class _Run:
         self._record(summary, display, artifact)
         return CheckOutcome("completed", "; ".join(self.parts), [*self.notes, *_threshold_details(summary)])
 
-    # -- the command ------------------------------------------------------------------------
-
-    def _run_command(self) -> CheckOutcome | None:
-        settings, ctx = self.settings, self.ctx
-        command = settings.command
-        argv: str | list[str]
-        if isinstance(command, str) and settings.shell:
-            argv = ctx.expand(command)
-            self.command_text = argv
-        elif isinstance(command, str):
-            # Split before expanding, so a placeholder's value with spaces stays one word.
-            argv = [ctx.expand(word) for word in shlex.split(command)]
-            self.command_text = shlex.join(argv)
-        else:
-            argv = [ctx.expand(part) for part in command or []]
-            self.command_text = shlex.join(argv)
-        env = {key: ctx.expand(value) for key, value in settings.env.items()}
-        # Taken just before the start: a matching file unchanged afterwards is stale.
-        self.before = {str(path): _signature(path) for path in _find(self.cwd, self.pattern)}
-        ctx.progress(f"running {self.command_text}")
-        result = ctx.run_command(
-            argv, cwd=self.cwd, env=env, shell=settings.shell, timeout=settings.timeout, name="load-test"
-        )
-        if result.start_error is not None or (result.returncode is None and not result.timed_out):
-            why = result.start_error or "it ended without an exit status"
-            return CheckOutcome(
-                "error", f"the load-test command could not be started: {why} ({self.command_text})"
-            )
-        self.window = (result.started_at, result.ended_at)
-        self._metric("command.duration", result.duration, "seconds", self.command_text, result.output)
-        if result.timed_out or result.returncode is None:
-            return CheckOutcome(
-                "error",
-                f"the load-test command timed out after {result.duration:.1f} s and was stopped; "
-                "its results, if any, are incomplete and were not counted",
-            )
-        self.output_tail = result.output_tail
-        self._metric("command.exit_code", result.returncode, "number", self.command_text, result.output)
-        self.parts.append(f"command exited {result.returncode} in {result.duration:.1f} s")
-        if result.returncode != 0:
-            self.notes.append(
-                f"the command exited {result.returncode}; its results were still read (k6 exits 99 "
-                "when thresholds fail, Locust 1 when a request failed); gate on command.exit_code "
-                "to require a clean exit"
-            )
-        return None
-
     # -- the results file --------------------------------------------------------------------
 
     def _results_file(self) -> Path | str:
         """The one results file this run counts, or why there is none."""
-        found = _find(self.cwd, self.pattern)
-        before = self.before
-        fresh = found if before is None else [p for p in found if before.get(str(p)) != _signature(p)]
-        stale = [path for path in found if path not in fresh]
-        if stale:
-            names = ", ".join(self._display(path) for path in stale[:_LISTED_FILES])
-            self.notes.append(
-                f"ignored {len(stale)} results file(s) left by an earlier run (unchanged by this "
-                f"command): {names}"
-            )
+        found = self.command.find([self.pattern], "results")
+        if found.stale_note is not None:
+            self.notes.append(found.stale_note)
+        fresh = found.fresh
         if not fresh:
-            if before is None:
+            if not self.command.ran:
                 return f"no results file: nothing matches {self.pattern} in {self.cwd}"
             return f"the command wrote no results file: nothing new matches {self.pattern} in {self.cwd}"
         if len(fresh) > 1:
-            names = ", ".join(self._display(path) for path in fresh[:_LISTED_FILES])
+            names = ", ".join(self.command.display(path) for path in fresh[:_LISTED_FILES])
             more = f" and {len(fresh) - _LISTED_FILES} more" if len(fresh) > _LISTED_FILES else ""
             return (
                 f"{len(fresh)} results files match {self.pattern}: {names}{more}; "
@@ -175,15 +122,15 @@ class _Run:
     def _record(self, summary: LoadSummary, display: str, artifact: ArtifactRef) -> None:
         self.notes.extend(summary.notes)
         source = f"{display} ({_FORMAT_NAMES[summary.format]})"
-        if self.command_text:
-            source += f" written by `{self.command_text}`"
+        if self.command.text:
+            source += f" written by `{self.command.text}`"
         if summary.window is not None:
-            self.window = summary.window
+            self.command.window = summary.window  # the load test's own span
         self._stats("", summary.total, source, summary.latency_note, artifact)
         if summary.duration is not None:
-            self._metric("duration", summary.duration, "seconds", source, artifact)
+            self.command.record("duration", summary.duration, "seconds", source, artifact)
         if summary.checks_pass_rate is not None:
-            self._metric(
+            self.command.record(
                 "checks.pass_rate", summary.checks_pass_rate, "ratio", source, artifact, "reliability"
             )
         self._thresholds(summary, source, artifact)
@@ -217,18 +164,20 @@ class _Run:
         labels: Mapping[str, str] | None = None,
     ) -> None:
         if stats.requests is not None:
-            self._metric(f"{prefix}requests", stats.requests, "count", source, artifact, labels=labels)
+            self.command.record(f"{prefix}requests", stats.requests, "count", source, artifact, labels=labels)
         if stats.rps is not None:
-            self._metric(f"{prefix}rps", stats.rps, "per_second", source, artifact, labels=labels)
+            self.command.record(f"{prefix}rps", stats.rps, "per_second", source, artifact, labels=labels)
         if stats.errors is not None:
-            self._metric(f"{prefix}errors", stats.errors, "count", source, artifact, "reliability", labels)
+            self.command.record(
+                f"{prefix}errors", stats.errors, "count", source, artifact, "reliability", labels
+            )
         if stats.error_rate is not None:
-            self._metric(
+            self.command.record(
                 f"{prefix}error_rate", stats.error_rate, "ratio", source, artifact, "reliability", labels
             )
         latency_source = f"{source}; {latency_note}" if latency_note else source
         for field_name, seconds in stats.latency.items():
-            self._metric(
+            self.command.record(
                 f"{prefix}latency.{field_name}", seconds, "seconds", latency_source, artifact, labels=labels
             )
 
@@ -244,62 +193,21 @@ class _Run:
             held = all(ok for _, ok, _, _ in results)
             dimension = "reliability" if any(reliable for _, _, reliable, _ in results) else "performance"
             labels = {"k6_metric": results[0][3], "thresholds": "; ".join(expr for expr, _, _, _ in results)}
-            self._metric(
+            self.command.record(
                 f"thresholds.{key}.ok", 1 if held else 0, "number", source, artifact, dimension, labels
             )
         every = all(result.ok for result in summary.thresholds)
-        self._metric("thresholds.ok", 1 if every else 0, "number", source, artifact)
-
-    def _metric(
-        self,
-        name: str,
-        value: float,
-        unit: Unit,
-        source: str,
-        artifact: ArtifactRef | None,
-        dimension: str = "performance",
-        labels: Mapping[str, str] | None = None,
-    ) -> None:
-        self.ctx.record_metric(
-            name,
-            float(value),
-            unit,
-            dimension=dimension,
-            source=source,
-            artifact=artifact,
-            window=self.window,
-            labels=labels,
-        )
+        self.command.record("thresholds.ok", 1 if every else 0, "number", source, artifact)
 
     # -- helpers ------------------------------------------------------------------------------
 
     def _error(self, message: str) -> CheckOutcome:
         details = list(self.notes)
-        if self.output_tail:
-            details.append("last output of the command: " + " ⏎ ".join(self.output_tail))
+        if self.command.output_tail:
+            details.append("last output of the command: " + " ⏎ ".join(self.command.output_tail))
         if self.parts:
             message += " (" + "; ".join(self.parts) + ")"
         return CheckOutcome("error", message, details)
-
-    def _display(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.cwd).as_posix()
-        except ValueError:
-            return str(path)
-
-
-def _find(cwd: Path, pattern: str) -> list[Path]:
-    """Regular files matching the glob (relative to cwd, or absolute), sorted."""
-    full = pattern if os.path.isabs(pattern) else os.path.join(glob.escape(str(cwd)), pattern)
-    return sorted({Path(match) for match in glob.glob(full, recursive=True) if Path(match).is_file()})
-
-
-def _signature(path: Path) -> Signature:
-    try:
-        stat = path.stat()
-    except OSError:
-        return (-1, -1, -1)
-    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
 def _media_type(path: Path, data: bytes) -> str:

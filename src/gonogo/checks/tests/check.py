@@ -23,25 +23,19 @@ from __future__ import annotations
 
 __all__ = ["TestsCheck"]
 
-import glob
 import json
-import os
-import shlex
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
-from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcome, CommandResult
+from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcome
+from gonogo.checks.command import CommandRun
 from gonogo.checks.tests.coverage import CoverageReport, merge_reports, parse_coverage
 from gonogo.checks.tests.junit import JUnitSummary, parse_junit, sum_summaries
 from gonogo.checks.tests.settings import TestsSettings
 from gonogo.errors import InputFileError
-from gonogo.units import Unit
 
 LISTED_TESTS = 20  # failing / flaky tests named in the outcome details
-
-Signature = tuple[int, int, int]  # mtime_ns, size, inode: changes when a file is rewritten
 
 
 class TestsCheck(CheckKind[TestsSettings]):
@@ -62,26 +56,24 @@ class _Run:
     def __init__(self, settings: TestsSettings, ctx: CheckContext) -> None:
         self.settings = settings
         self.ctx = ctx
-        self.cwd = ctx.plan_dir / ctx.expand(settings.cwd) if settings.cwd else ctx.plan_dir
+        self.command = CommandRun(
+            settings, ctx, noun="test", reports="reports", name="tests", dimension="tests"
+        )
+        self.cwd = self.command.cwd
         self.junit_globs = [ctx.expand(pattern) for pattern in settings.junit]
         coverage = settings.coverage
         self.coverage_glob = ctx.expand(coverage.file) if coverage else None
         self.problems: list[str] = []  # each one makes the outcome an error
         self.notes: list[str] = []
         self.summary_parts: list[str] = []
-        self.command_text: str | None = None
-        self.window: tuple[datetime, datetime] | None = None
-        self.before: dict[str, Signature] | None = None  # None: no command, all files count
-        self.exit_code: int | None = None
-        self.output_tail: list[str] = []  # the command's last output lines
 
     def run(self) -> CheckOutcome:
-        if not self.cwd.is_dir():
-            return CheckOutcome("error", f"the check's cwd {self.cwd} is not a directory")
-        if self.settings.command is not None:
-            result = self._run_command()
-            if isinstance(result, CheckOutcome):
-                return result
+        globs = [*self.junit_globs, *([self.coverage_glob] if self.coverage_glob else [])]
+        failed = self.command.run(globs)
+        if failed is not None:
+            return failed
+        if self.command.summary is not None:
+            self.summary_parts.append(self.command.summary)
         summary = self._ingest_junit() if self.junit_globs else None
         if self.coverage_glob is not None:
             self._ingest_coverage(self.coverage_glob)
@@ -96,57 +88,10 @@ class _Run:
             message = "; ".join(self.problems)
             if self.summary_parts:
                 message += " (measured: " + "; ".join(self.summary_parts) + ")"
-            if self.output_tail:
-                details.append("last output of the command: " + " ⏎ ".join(self.output_tail))
+            if self.command.output_tail:
+                details.append("last output of the command: " + " ⏎ ".join(self.command.output_tail))
             return CheckOutcome("error", message, details)
         return CheckOutcome("completed", "; ".join(self.summary_parts), details)
-
-    # -- the command ---------------------------------------------------------------------------
-
-    def _run_command(self) -> CommandResult | CheckOutcome:
-        settings, ctx = self.settings, self.ctx
-        command = settings.command
-        argv: str | list[str]
-        if isinstance(command, str) and settings.shell:
-            argv = ctx.expand(command)
-            self.command_text = argv
-        elif isinstance(command, str):
-            # Split before expanding, so a placeholder's value with spaces stays one word.
-            argv = [ctx.expand(word) for word in shlex.split(command)]
-            self.command_text = shlex.join(argv)
-        else:
-            argv = [ctx.expand(part) for part in command or []]
-            self.command_text = shlex.join(argv)
-        env = {key: ctx.expand(value) for key, value in settings.env.items()}
-        globs = [*self.junit_globs, *([self.coverage_glob] if self.coverage_glob else [])]
-        # Taken just before the start: any of these files unchanged afterwards is stale.
-        self.before = {str(path): _signature(path) for path in _find(self.cwd, globs)}
-        result = ctx.run_command(
-            argv,
-            cwd=self.cwd,
-            env=env,
-            shell=settings.shell,
-            timeout=settings.timeout,
-            name="tests",
-        )
-        if result.start_error is not None or (result.returncode is None and not result.timed_out):
-            why = result.start_error or "it ended without an exit status"
-            return CheckOutcome(
-                "error", f"the test command could not be started: {why} ({self.command_text})"
-            )
-        self.window = (result.started_at, result.ended_at)
-        self._metric("command.duration", result.duration, "seconds", self.command_text, result.output)
-        if result.timed_out or result.returncode is None:
-            return CheckOutcome(
-                "error",
-                f"the test command timed out after {result.duration:.1f} s and was stopped; "
-                "its reports, if any, are incomplete and were not counted",
-            )
-        self.exit_code = result.returncode
-        self.output_tail = result.output_tail
-        self._metric("command.exit_code", result.returncode, "number", self.command_text, result.output)
-        self.summary_parts.append(f"command exited {result.returncode} in {result.duration:.1f} s")
-        return result
 
     # -- JUnit ----------------------------------------------------------------------------------
 
@@ -159,7 +104,7 @@ class _Run:
         manifest: list[dict[str, object]] = []
         artifacts: list[ArtifactRef] = []
         for path in files:
-            name = self._display(path)
+            name = self.command.display(path)
             artifact = ctx.store_artifact(path, name=name, media_type="application/xml")
             artifacts.append(artifact)
             try:
@@ -174,16 +119,16 @@ class _Run:
         source = self._source(files, self.junit_globs)
         artifact = artifacts[0] if len(artifacts) == 1 else self._manifest("junit-reports.json", manifest)
         for metric in ("total", "passed", "failed", "errors", "skipped", "flaky"):
-            self._metric(metric, getattr(total, metric), "count", source, artifact)
-        self._metric("duration", total.duration, "seconds", source, artifact)
+            self.command.record(metric, getattr(total, metric), "count", source, artifact)
+        self.command.record("duration", total.duration, "seconds", source, artifact)
         if total.pass_rate is not None:
-            self._metric("pass_rate", total.pass_rate, "ratio", source, artifact)
+            self.command.record("pass_rate", total.pass_rate, "ratio", source, artifact)
         else:
             self.notes.append(
                 f"pass_rate not recorded: no test ran ({total.total} tests, {total.skipped} skipped)"
             )
         self.summary_parts.append(_describe(total))
-        exit_code = self.exit_code
+        exit_code = self.command.exit_code
         if exit_code not in (None, 0) and total.failed + total.errors == 0:
             self.notes.append(
                 f"the command exited {exit_code} although its reports show no failure or "
@@ -208,7 +153,7 @@ class _Run:
             return
         reports: list[CoverageReport] = []
         artifacts: list[ArtifactRef] = []
-        names = [self._display(path) for path in files]
+        names = [self.command.display(path) for path in files]
         try:
             for path, name in zip(files, names, strict=True):
                 # Stored before parsing: a report we refuse is evidence too.
@@ -232,13 +177,13 @@ class _Run:
         if totals.line_rate is None:
             self.notes.append("coverage.lines not recorded: the coverage report lists no lines")
         else:
-            self._metric("coverage.lines", totals.line_rate, "ratio", source, artifact, "coverage")
+            self.command.record("coverage.lines", totals.line_rate, "ratio", source, artifact, "coverage")
             parts.append(f"{totals.line_rate:.1%} of lines")
         if totals.branch_rate is None:
             self.notes.append("coverage.branches not recorded: the report has no branch data")
         else:
             rate = totals.branch_rate
-            self._metric("coverage.branches", rate, "ratio", source, artifact, "coverage")
+            self.command.record("coverage.branches", rate, "ratio", source, artifact, "coverage")
             parts.append(f"{rate:.1%} of branches")
         if coverage.critical:
             globs = [self.ctx.expand(pattern) for pattern in coverage.critical]
@@ -257,7 +202,7 @@ class _Run:
                 )
             else:
                 rate = critical.line_rate
-                self._metric("coverage.critical.lines", rate, "ratio", source, artifact, "coverage")
+                self.command.record("coverage.critical.lines", rate, "ratio", source, artifact, "coverage")
                 parts.append(f"{rate:.1%} of critical lines ({critical.files} files)")
         self.summary_parts.append("coverage: " + (", ".join(parts) or "nothing measurable"))
 
@@ -265,82 +210,30 @@ class _Run:
 
     def _fresh(self, globs: Sequence[str], what: str) -> list[Path]:
         """Files matching `globs` that this run wrote; records a problem when there are none."""
-        found = _find(self.cwd, globs)
-        before = self.before
-        if before is None:
-            fresh, stale = found, []
-        else:
-            fresh = [p for p in found if before.get(str(p)) != _signature(p)]
-            stale = [p for p in found if before.get(str(p)) == _signature(p)]
-        if stale:
-            names = ", ".join(self._display(p) for p in stale[:5])
-            self.notes.append(
-                f"ignored {len(stale)} {what} file(s) left by an earlier run "
-                f"(unchanged by this command): {names}"
-            )
-        if not fresh:
+        found = self.command.find(globs, what)
+        if found.stale_note is not None:
+            self.notes.append(found.stale_note)
+        if not found.fresh:
             where = ", ".join(globs)
-            if before is None:
+            if not self.command.ran:
                 self.problems.append(f"no {what} found: nothing matches {where} in {self.cwd}")
             else:
                 self.problems.append(
                     f"the command wrote no {what}: nothing new matches {where} in {self.cwd}"
                 )
-        return fresh
-
-    def _metric(
-        self,
-        name: str,
-        value: float,
-        unit: Unit,
-        source: str,
-        artifact: ArtifactRef | None,
-        dimension: str = "tests",
-    ) -> None:
-        self.ctx.record_metric(
-            name,
-            float(value),
-            unit,
-            dimension=dimension,
-            source=source,
-            artifact=artifact,
-            window=self.window,
-        )
+        return found.fresh
 
     def _source(self, files: Sequence[Path], globs: Sequence[str]) -> str:
         if len(files) <= 3:
-            reports = ", ".join(self._display(path) for path in files)
+            reports = ", ".join(self.command.display(path) for path in files)
         else:
             reports = f"{len(files)} files matching " + ", ".join(globs)
-        return f"{reports} written by `{self.command_text}`" if self.command_text else reports
-
-    def _display(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.cwd).as_posix()
-        except ValueError:
-            return str(path)
-
-
-def _find(cwd: Path, globs: Sequence[str]) -> list[Path]:
-    """Regular files matching any glob (relative to cwd, or absolute), sorted, unique."""
-    found: set[Path] = set()
-    for pattern in globs:
-        full = pattern if os.path.isabs(pattern) else os.path.join(glob.escape(str(cwd)), pattern)
-        found.update(Path(match) for match in glob.glob(full, recursive=True))
-    return sorted(path for path in found if path.is_file())
+        return f"{reports} written by `{self.command.text}`" if self.command.text else reports
 
 
 def _media_type(path: Path) -> str:
     suffix = path.suffix.lower()
     return {".xml": "application/xml", ".json": "application/json"}.get(suffix, "text/plain")
-
-
-def _signature(path: Path) -> Signature:
-    try:
-        stat = path.stat()
-    except OSError:
-        return (-1, -1, -1)
-    return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
 def _manifest_entry(name: str, artifact: ArtifactRef, summary: JUnitSummary) -> dict[str, object]:
