@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# The benchmarks of issue 3, on this machine, all traffic to 127.0.0.1 only.
+#
+#   bench/run.sh [all|throughput|omission|journeys]      (default: all)
+#
+# Environment: REPS (3) runs of each tool per benchmark, alternating tools; DURATION (10)
+# seconds per load run; GEN_CPU (0) / SERVER_CPU (1) the cores the load generator and the
+# server are pinned to; JOURNEY_ITERATIONS (100) and JOURNEY_CONCURRENCY (10).
+#
+# Installs what is missing (Debian: nginx, wrk, time, curl; Locust in bench/.venv-locust;
+# gonogo's .venv via `make`), writes raw outputs to bench/results/<run>/ (bench/results/latest
+# points at the newest) and prints the summary (summary.md, summary.json there).
+# Every process it starts is stopped when it ends, whatever the way it ends.
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$BENCH_DIR")
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
+
+MODE=${1:-all}
+case "$MODE" in all | throughput | omission | journeys) ;; *)
+    echo "usage: $0 [all|throughput|omission|journeys]" >&2
+    exit 2
+    ;;
+esac
+REPS=${REPS:-3}
+DURATION=${DURATION:-10}
+GEN_CPU=${GEN_CPU:-0}
+SERVER_CPU=${SERVER_CPU:-1}
+USERS=50
+OPEN_RATE=5000
+PAUSE_AFTER=${PAUSE_AFTER:-3.3} # seconds after the generator is launched (its start-up included)
+PAUSE_FOR=0.5
+JOURNEY_ITERATIONS=${JOURNEY_ITERATIONS:-100}
+JOURNEY_CONCURRENCY=${JOURNEY_CONCURRENCY:-10}
+LOCUST_VERSION=${LOCUST_VERSION:-2.47.0}
+GONOGO_PY=$ROOT/.venv/bin/python
+LOCUST=$BENCH_DIR/.venv-locust/bin/locust
+LIMIT=$((DURATION + 60)) # hard bound of any one generator run, seconds
+
+BENCH_TMP=$(mktemp -d /tmp/gonogo-bench.XXXXXX)
+chmod 755 "$BENCH_TMP" # the nginx worker (www-data) reads its files
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# -- set-up ----------------------------------------------------------------------------
+
+APT_UPDATED=0
+apt_install() {
+    command -v apt-get >/dev/null || die "missing $*, and no apt-get to install it"
+    if ((!APT_UPDATED)); then apt-get update -q >&2 && APT_UPDATED=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >&2
+}
+
+setup() {
+    [[ $(nproc) -ge 2 ]] || die "needs 2 CPUs (generator on $GEN_CPU, server on $SERVER_CPU); nproc=$(nproc)"
+    command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || apt_install nginx
+    command -v wrk >/dev/null || apt_install wrk
+    [[ -x /usr/bin/time ]] || apt_install time
+    command -v curl >/dev/null || apt_install curl
+    export PATH="$PATH:/usr/sbin"
+    if ! "$GONOGO_PY" -c 'import gonogo.checks.load._engine' 2>/dev/null; then
+        log "gonogo's virtualenv or its C engine is missing: make .venv/.installed"
+        make -C "$ROOT" .venv/.installed >&2
+        "$GONOGO_PY" -c 'import gonogo.checks.load._engine' || die "gonogo's load engine does not import"
+    fi
+    if ! "$LOCUST" --version >/dev/null 2>&1; then
+        log "installing Locust $LOCUST_VERSION into bench/.venv-locust"
+        python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
+        rm -rf "$BENCH_DIR/.venv-locust"
+        python3 -m venv "$BENCH_DIR/.venv-locust"
+        "$BENCH_DIR/.venv-locust/bin/pip" install -q "locust==$LOCUST_VERSION" >&2
+    fi
+}
+
+machine_facts() {
+    local locust_version
+    locust_version=$("$LOCUST" --version 2>&1 | head -1)
+    MACHINE_NPROC=$(nproc) \
+        MACHINE_CPU=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') \
+        MACHINE_KERNEL=$(uname -r) \
+        MACHINE_OS=$(. /etc/os-release && echo "$PRETTY_NAME") \
+        MACHINE_NGINX=$(nginx -v 2>&1) \
+        MACHINE_WRK=$(wrk -v 2>&1 | head -1 | sed 's/ Copyright.*//') \
+        MACHINE_LOCUST=$locust_version \
+        MACHINE_PYTHON_GONOGO=$("$GONOGO_PY" --version 2>&1) \
+        MACHINE_PYTHON_LOCUST=$("$BENCH_DIR/.venv-locust/bin/python" --version 2>&1) \
+        MACHINE_GONOGO_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown) \
+        MACHINE_LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg) \
+        "$GONOGO_PY" - "$OUT/machine.json" <<'EOF'
+import json, os, sys
+keys = ["NPROC", "CPU", "KERNEL", "OS", "NGINX", "WRK", "LOCUST", "PYTHON_GONOGO", "PYTHON_LOCUST",
+        "GONOGO_COMMIT", "LOADAVG"]
+facts = {key.lower(): os.environ["MACHINE_" + key] for key in keys}
+facts["loadavg"] += " (at the start of the run)"
+open(sys.argv[1], "w").write(json.dumps(facts, indent=2) + "\n")
+EOF
+}
+
+# timed STEM CMD...: run CMD on the generator core, bounded; its user+sys CPU time in STEM.time,
+# and how busy each of the two cores was meanwhile in STEM.cores (whoever used them: other
+# processes of the machine show as the difference)
+timed() {
+    local stem=$1 gen server
+    shift
+    cut -d' ' -f1-3 /proc/loadavg >"$stem.loadavg"
+    gen=$(core_busy "$GEN_CPU")
+    server=$(core_busy "$SERVER_CPU")
+    run_bounded "$LIMIT" /usr/bin/time -f "%U %S %e" -o "$stem.time" taskset -c "$GEN_CPU" "$@"
+    echo "$gen $(core_busy "$GEN_CPU") $server $(core_busy "$SERVER_CPU") $(getconf CLK_TCK)" >"$stem.cores"
+}
+
+# the three generators against the static file
+gen_gonogo() { # STEM PORT closed|open
+    local stem=$1 port=$2 model=$3 extra=(--users "$USERS")
+    [[ "$model" == open ]] && extra=(--rate "$OPEN_RATE")
+    timed "$stem" "$GONOGO_PY" "$BENCH_DIR/gonogo_load.py" --port "$port" --model "$model" \
+        "${extra[@]}" --duration "$DURATION" --out "$stem.json" >"$stem.log" 2>&1
+}
+gen_wrk() { # STEM PORT
+    timed "$1" wrk -t1 -c"$USERS" -d"${DURATION}s" --latency -s "$BENCH_DIR/wrk_report.lua" \
+        "http://127.0.0.1:$2/index.html" >"$1.out" 2>"$1.err"
+}
+gen_locust() { # STEM PORT [PER_USER_RATE]
+    timed "$1" env BENCH_URL="http://127.0.0.1:$2" BENCH_USER_RATE="${3:-0}" \
+        "$LOCUST" -f "$BENCH_DIR/locustfile_static.py" --headless -u "$USERS" -r "$USERS" \
+        -t "${DURATION}s" --only-summary --json-file "$1" --csv "$1" >"$1.log" 2>&1
+}
+
+# the tools in a different order each repetition, so none always runs first
+order() { # REP TOOL...
+    local rep=$1
+    shift
+    local tools=("$@") n=$# i
+    for ((i = 0; i < n; i++)); do echo "${tools[$(((i + rep - 1) % n))]}"; done
+}
+
+# -- 1. throughput ---------------------------------------------------------------------
+
+bench_throughput() {
+    local dir="$OUT/throughput" port rep tool worker before
+    mkdir -p "$dir"
+    port=$(free_port)
+    start_nginx "$port"
+    log "throughput: warming nginx up (2 s of wrk, not recorded)"
+    run_bounded 30 taskset -c "$GEN_CPU" wrk -t1 -c"$USERS" -d2s "http://127.0.0.1:$port/index.html" >/dev/null
+    worker=$(nginx_worker_pid)
+    for ((rep = 1; rep <= REPS; rep++)); do
+        for tool in $(order "$rep" gonogo wrk locust); do
+            log "throughput: run $rep/$REPS, $tool, ${DURATION}s"
+            before=$(cpu_ticks "$worker")
+            case $tool in
+                gonogo) gen_gonogo "$dir/r$rep-gonogo" "$port" closed ;;
+                wrk) gen_wrk "$dir/r$rep-wrk" "$port" ;;
+                locust) gen_locust "$dir/r$rep-locust" "$port" 0 ;;
+            esac
+            # the server's CPU time during the run: ticks before, after, ticks per second
+            echo "$before $(cpu_ticks "$worker") $(getconf CLK_TCK)" >"$dir/r$rep-$tool.server"
+        done
+    done
+    stop_nginx
+}
+
+# -- 2. coordinated omission -----------------------------------------------------------
+
+bench_omission() {
+    local dir="$OUT/omission" port rep tool worker stem pauser
+    mkdir -p "$dir"
+    port=$(free_port)
+    start_nginx "$port"
+    for ((rep = 1; rep <= REPS; rep++)); do
+        for tool in $(order "$rep" gonogo wrk locust); do
+            stem="$dir/r$rep-$tool"
+            worker=$(nginx_worker_pid)
+            log "omission: run $rep/$REPS, $tool; nginx worker $worker stopped ${PAUSE_FOR}s at +${PAUSE_AFTER}s"
+            start_bg pauser "$stem-pause.log" taskset -c "$SERVER_CPU" "$GONOGO_PY" "$BENCH_DIR/pause.py" \
+                --pid "$worker" --after "$PAUSE_AFTER" --for "$PAUSE_FOR" --out "$stem-pause.json"
+            pauser=$STARTED_PID
+            case $tool in
+                gonogo) gen_gonogo "$stem" "$port" open ;;
+                wrk) gen_wrk "$stem" "$port" ;;
+                locust) gen_locust "$stem" "$port" "$((OPEN_RATE / USERS))" ;;
+            esac
+            wait "$pauser" || die "the pauser failed (see $stem-pause.log)"
+            untrack "$pauser"
+            [[ -s "$stem-pause.json" ]] || die "no pause record in $stem-pause.json"
+        done
+    done
+    stop_nginx
+}
+
+# -- 3. journeys against examples/docservice -------------------------------------------
+
+DOC_PIDS=()
+start_docservice() { # DATA_DIR: enricher, api, worker as examples/docservice/gonogo.yaml starts them
+    local data=$1 src="$ROOT/examples/docservice/src" enricher_port
+    mkdir -p "$data"
+    enricher_port=$(free_port)
+    API_PORT=$(free_port)
+    DOC_PIDS=()
+    start_bg enricher "$data/enricher.log" env PYTHONPATH="$src" \
+        taskset -c "$SERVER_CPU" "$GONOGO_PY" -m docservice.enricher --port "$enricher_port"
+    DOC_PIDS+=("$STARTED_PID")
+    wait_http "http://127.0.0.1:$enricher_port/health" 20
+    start_bg api "$data/api.log" env PYTHONPATH="$src" DOCSERVICE_MAX_UPLOAD_BYTES=104857600 \
+        taskset -c "$SERVER_CPU" "$GONOGO_PY" -m docservice.api --port "$API_PORT" \
+        --db "$data/data/docservice.db" --storage "$data/data/files"
+    DOC_PIDS+=("$STARTED_PID")
+    wait_http "http://127.0.0.1:$API_PORT/health" 30
+    start_bg worker "$data/worker.log" env PYTHONPATH="$src" \
+        taskset -c "$SERVER_CPU" "$GONOGO_PY" -m docservice.worker --db "$data/data/docservice.db" \
+        --storage "$data/data/files" --enricher-url "http://127.0.0.1:$enricher_port" --poll-interval 0.1
+    DOC_PIDS+=("$STARTED_PID")
+}
+
+stop_docservice() {
+    local i
+    for ((i = ${#DOC_PIDS[@]} - 1; i >= 0; i--)); do stop_group "${DOC_PIDS[$i]}" 10; done
+    DOC_PIDS=()
+    log "docservice stopped"
+}
+
+bench_journeys() {
+    local dir="$OUT/journeys" rep tool stem data
+    mkdir -p "$dir"
+    for ((rep = 1; rep <= REPS; rep++)); do
+        for tool in $(order "$rep" gonogo locust); do
+            stem="$dir/r$rep-$tool"
+            data="$BENCH_TMP/docservice-r$rep-$tool"
+            start_docservice "$data"
+            log "journeys: run $rep/$REPS, $tool"
+            case $tool in
+                gonogo)
+                    timed "$stem" "$GONOGO_PY" "$BENCH_DIR/journeys_bench.py" \
+                        --base-url "http://127.0.0.1:$API_PORT" --iterations "$JOURNEY_ITERATIONS" \
+                        --concurrency "$JOURNEY_CONCURRENCY" --out "$stem.json" >"$stem.log" 2>&1
+                    ;;
+                locust)
+                    timed "$stem" env BENCH_URL="http://127.0.0.1:$API_PORT" \
+                        "$LOCUST" -f "$BENCH_DIR/locustfile_journey.py" --headless \
+                        -u "$JOURNEY_CONCURRENCY" -r "$JOURNEY_CONCURRENCY" -t "15s" --only-summary \
+                        --json-file "$stem" --csv "$stem" >"$stem.log" 2>&1
+                    ;;
+            esac
+            stop_docservice
+            for f in "$data"/*.log; do cp "$f" "$stem-server-$(basename "$f")"; done
+        done
+    done
+}
+
+# -- main ------------------------------------------------------------------------------
+
+setup
+RUN_ID=$(date +%Y%m%d-%H%M%S)
+OUT="$BENCH_DIR/results/$RUN_ID"
+mkdir -p "$OUT"
+ln -sfn "$RUN_ID" "$BENCH_DIR/results/latest"
+machine_facts
+log "results in $OUT; mode $MODE, $REPS repetitions of ${DURATION}s"
+case "$MODE" in
+    all)
+        bench_throughput
+        bench_omission
+        bench_journeys
+        ;;
+    throughput) bench_throughput ;;
+    omission) bench_omission ;;
+    journeys) bench_journeys ;;
+esac
+"$GONOGO_PY" "$BENCH_DIR/summarize.py" "$OUT"
