@@ -1,0 +1,886 @@
+"""Journeys under load: the plan's journeys driven at an arrival rate or by virtual users.
+
+API
+---
+``run_journey_load(settings, base_url, *, files, expand, on_progress=None, stop=None)``
+returns a `JourneyLoadResult`; `settings` is a `LoadSettings` with `journeys`. The caller
+has already checked that `base_url` is a loopback http:// URL; the journeys `Engine` then
+refuses any request to another origin. Ctrl-C (or SIGTERM raised as a KeyboardInterrupt)
+raises `JourneyLoadInterrupted`, whose `result` holds what was measured until then and
+whose `original` is the interrupt to re-raise, once every request is cancelled.
+
+Traffic
+-------
+One asyncio loop in the calling thread, one `httpx.AsyncClient` with at most
+`max_connections` connections. Each *iteration* runs one journey's steps in order through
+the journeys engine (`Engine.start_iteration` / `Engine.run_step`): its own variables
+(`{iteration}` counts per journey, a fresh `{uuid}`), its own cookie jar, extraction
+feeding later steps, polls, uploads; it stops at its first failing step. Journeys take
+turns by smooth weighted round-robin over `journey_weights` (default 1 each), so the mix
+is exact over any run, not random.
+
+*open*: iterations arrive on a schedule, as the C engine schedules requests: a constant
+`rate`, or linear `stages` (ramps from 0), evenly spaced or Poisson (seeded by `seed`),
+with a warm-up at the initial rate first. Each arrival has an *intended start time*. At
+most `max_connections` iterations are in flight; an arrival that finds them all busy waits
+in a FIFO queue. It is *late* if it starts more than `late_threshold` after its intended
+time, *dropped* if it waited longer than `request_timeout` (it never starts), *unsent* if
+the run stopped while it waited. started + dropped + unsent == scheduled.
+*closed*: `users` virtual users, each running iterations back to back with `think_time`
+between the end of one and the intended start of the next; the client has one connection
+per user (`max_connections` does not apply).
+
+Bounds: the measured phase ends after `duration` (no new iteration starts later; those in
+flight finish), or after `max_requests` measured *iterations*; `max_duration` (warm-up
+included) is a hard stop that cancels whatever is in flight. `stop` (a threading.Event,
+set by the check's abort gates) ends the run within about 50 ms the same way.
+
+Measurements
+------------
+A step execution is one *request* in every count (a `poll` step is one request whose
+latency runs until its condition held, as in the journeys kind). Its outcome is judged by
+the step's `expect`: a 404 the step expects is a success. Failures are counted by kind:
+`http_4xx` / `http_5xx` (a response with that status that failed the step), `connect`
+(the exchange failed: refused, reset, closed early), `timeout`, `assertion` (a response
+that failed `expect`, `poll` or `extract`, or a request that could not be built).
+
+Latency, in µs, in HdrHistograms (`histogram.new_histogram()`), per step, per component
+and overall (over all step requests), of every step execution that got a response:
+
+* the *first* step of an iteration twice: *corrected*, from the iteration's intended start
+  to its response (what a user arriving on schedule waited: queueing for a free slot and
+  generator lag included, i.e. corrected for coordinated omission), and *uncorrected*, from
+  its actual send;
+* every later step from its own send, in both histograms. Its send time is not scheduled
+  by the generator: a user sends it as soon as the previous response is in, so there is no
+  intended time it could miss; a server stall before it is already in the earlier step's
+  latency and in the iteration's corrected duration. (The loop lag that could delay it is
+  measured apart, below.)
+
+Per journey: iterations completed, passed and failed (by step), and the whole-iteration
+duration of the successful ones, corrected (from the intended start) and uncorrected (from
+the actual start). Late, dropped and unsent iterations are counted on the journey's first
+step (the request that was late or never sent). Warm-up iterations (those intended before
+the warm-up ended) are counted apart and are in no histogram and no per-second record.
+
+Per second of the measured phase (`SecondStats`): step requests sent, responses and errors
+(by completion time), late and dropped iterations, corrected latency (2 significant
+digits). The generator measures itself: CPU time of the loop's thread over wall time
+(`time.thread_time`: the loop is one thread, so this is the share of the one core it can
+use; Python + httpx saturates a core at a few thousand requests per second), and the loop
+lag: how late a 20 ms ticker and the arrival scheduler woke. Before the clock starts, the
+driver loads httpx's lazily imported async backend and freezes the process's existing
+objects out of the garbage collector's sight (`gc.freeze`, undone afterwards): without
+that, a first request or a full collection stalls the loop for tens of milliseconds, and
+arrivals count as late for reasons that are the generator's, not the server's.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ASSERTION",
+    "IterationCounts",
+    "JourneyLoadInterrupted",
+    "JourneyLoadResult",
+    "JourneyTotals",
+    "run_journey_load",
+]
+
+import asyncio
+import contextlib
+import gc
+import importlib
+import math
+import random
+import threading
+import time
+from array import array
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import gonogo.checks.load._engine as _engine
+from gonogo.checks.journeys.engine import Engine, Failure, StepResult
+from gonogo.checks.journeys.settings import Journey
+from gonogo.checks.load import histogram as hist
+from gonogo.checks.load.engine import (
+    ERROR_KINDS,
+    Aggregate,
+    Counts,
+    Endpoint,
+    EndpointResult,
+    ProgressSnapshot,
+    SecondStats,
+)
+from gonogo.checks.load.histogram import HdrHistogram
+from gonogo.checks.load.settings import LoadSettings
+
+ASSERTION = "assertion"
+ERROR_KINDS_WITH_ASSERTION: tuple[str, ...] = (*ERROR_KINDS, ASSERTION)
+TICK = 0.02  # seconds between the ticker's wake-ups (loop lag, stop, expiry, progress)
+_SLICE = 0.05  # the longest a scheduler sleeps before looking at `stop` again
+KEPT_FAILURES = 100  # failures of the measured phase kept as evidence
+
+Progress = Callable[[ProgressSnapshot, str], None]
+
+
+class JourneyLoadInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) during a run: `result` is what was measured, `original` the interrupt."""
+
+    def __init__(self, result: JourneyLoadResult, original: KeyboardInterrupt) -> None:
+        super().__init__("journey load interrupted")
+        self.result = result
+        self.original = original
+
+
+# --------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True)
+class JourneyTotals:
+    """One journey over the measured phase."""
+
+    name: str
+    weight: int
+    iterations: int  # ran to an end, passed or failed
+    passed: int
+    failed_at: Mapping[str, int]  # step → iterations that failed there
+    duration: HdrHistogram  # µs, successful iterations, from the intended start
+    duration_uncorrected: HdrHistogram  # µs, successful iterations, from the actual start
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.passed / self.iterations if self.iterations else None
+
+
+@dataclass(frozen=True)
+class IterationCounts:
+    """What happened to the iterations the schedule asked for (measured phase)."""
+
+    scheduled: int = 0  # open: arrivals; closed: iterations the users began
+    started: int = 0
+    completed: int = 0  # ran to an end (passed or failed); started - completed were cut short
+    late: int = 0
+    dropped: int = 0
+    unsent: int = 0
+    warmup: int = 0  # iterations started during the warm-up
+
+
+@dataclass(frozen=True)
+class JourneyLoadResult:
+    """Everything a journey load measured, in the load engine's shapes. Latencies in µs."""
+
+    steps: tuple[EndpointResult, ...]  # one per journey step, named `<journey>.<step>`
+    overall: Aggregate
+    components: Mapping[str, Aggregate]
+    series: tuple[SecondStats, ...]
+    journeys: tuple[JourneyTotals, ...]
+    iterations: IterationCounts
+    failures: tuple[Failure, ...]  # the first KEPT_FAILURES of the measured phase
+    failure_count: int
+    cpu_seconds: float  # the loop thread's CPU time
+    generator_seconds: float  # wall time over which `cpu_seconds` was measured
+    max_lag_us: int
+    measured_seconds: float  # from the end of the warm-up to the end of the run
+    wall_seconds: float  # the whole run, warm-up included
+    started_at: datetime
+    stopped_early: bool  # `stop` was set, or the run was interrupted
+    hit_max_duration: bool  # cut by `max_duration`
+
+    @property
+    def total(self) -> Counts:
+        return self.overall.counts
+
+    @property
+    def cpu_utilisation(self) -> float:
+        return self.cpu_seconds / self.generator_seconds if self.generator_seconds > 0 else 0.0
+
+
+def sum_counts(items: Sequence[Counts]) -> Counts:
+    """The sum of counts whose errors may include `assertion` (`Counts.__add__` keeps only
+    the engine's kinds)."""
+    errors: dict[str, int] = {}
+    status: dict[int, int] = {}
+    for c in items:
+        for kind, n in c.errors.items():
+            errors[kind] = errors.get(kind, 0) + n
+        for code, n in c.status.items():
+            status[code] = status.get(code, 0) + n
+    for kind in ERROR_KINDS_WITH_ASSERTION:
+        errors.setdefault(kind, 0)
+    return Counts(
+        requests=sum(c.requests for c in items),
+        responses=sum(c.responses for c in items),
+        late=sum(c.late for c in items),
+        dropped=sum(c.dropped for c in items),
+        unfinished=sum(c.unfinished for c in items),
+        unsent=sum(c.unsent for c in items),
+        errors=errors,
+        status=dict(sorted(status.items())),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Tallies kept while the run goes
+
+
+class _Tally:
+    """Counts of one step in one phase."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.responses = 0
+        self.outcomes = 0  # requests with an outcome (a response or a failure)
+        self.late = 0
+        self.dropped = 0
+        self.unsent = 0
+        self.errors = dict.fromkeys(ERROR_KINDS_WITH_ASSERTION, 0)
+        self.status: dict[int, int] = {}
+
+    def counts(self) -> Counts:
+        return Counts(
+            requests=self.requests,
+            responses=self.responses,
+            late=self.late,
+            dropped=self.dropped,
+            unfinished=self.requests - self.outcomes,
+            unsent=self.unsent,
+            errors=dict(self.errors),
+            status=dict(sorted(self.status.items())),
+        )
+
+
+@dataclass
+class _Step:
+    endpoint: Endpoint
+    measured: _Tally = field(default_factory=_Tally)
+    warmup: _Tally = field(default_factory=_Tally)
+    corrected: HdrHistogram = field(default_factory=hist.new_histogram)
+    uncorrected: HdrHistogram = field(default_factory=hist.new_histogram)
+
+    def tally(self, warm: bool) -> _Tally:
+        return self.warmup if warm else self.measured
+
+
+@dataclass
+class _Journey:
+    name: str
+    journey: Journey
+    weight: int
+    steps: list[_Step]
+    number: int = 0  # the last `{iteration}` given
+    iterations: int = 0
+    passed: int = 0
+    failed_at: dict[str, int] = field(default_factory=dict)
+    duration: HdrHistogram = field(default_factory=hist.new_histogram)
+    duration_uncorrected: HdrHistogram = field(default_factory=hist.new_histogram)
+    current: int = 0  # smooth weighted round-robin state
+
+
+@dataclass
+class _Second:
+    sent: int = 0
+    responses: int = 0
+    late: int = 0
+    dropped: int = 0
+    max_lag_us: int = 0
+    errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_KINDS_WITH_ASSERTION, 0))
+    values: list[int] = field(default_factory=list)  # corrected µs, until sealed
+    latency: dict[int, int] = field(default_factory=dict)  # counts index → count (2 significant digits)
+
+    def seal(self, so_far: dict[int, int]) -> None:
+        """Fold the latencies recorded since the last call into this second's sparse 2-digit
+        histogram, and into `so_far` (the whole measured phase)."""
+        if not self.values:
+            return
+        first, raw = _engine.record_values(self.values, hist.SERIES_SIGNIFICANT_FIGURES)
+        for offset, count in enumerate(array("Q", raw)):
+            if count:
+                index = first + offset
+                self.latency[index] = self.latency.get(index, 0) + count
+                so_far[index] = so_far.get(index, 0) + count
+        self.values.clear()
+
+
+@dataclass
+class _Arrival:
+    at: float  # intended start (perf_counter seconds)
+    warm: bool
+    journey: _Journey
+
+
+def _us(seconds: float) -> int:
+    return min(max(round(seconds * 1e6), hist.LOWEST_DISCERNIBLE), hist.HIGHEST_TRACKABLE)
+
+
+def _error_kind(result: StepResult, failure: Failure | None) -> str | None:
+    if failure is None:
+        return None
+    if failure.kind == "timeout":
+        return "timeout"
+    if failure.kind == "connection":
+        return "connect"
+    if result.status is not None and result.status >= 500:
+        return "http_5xx"
+    if result.status is not None and result.status >= 400:
+        return "http_4xx"
+    return ASSERTION
+
+
+def _solve(x: float, r0: float, r1: float, seconds: float) -> float:
+    """The time t in a stage ramping linearly from r0 to r1 over `seconds` at which
+    ∫₀ᵗ rate = x (x below the stage's total)."""
+    if x <= 0:
+        return 0.0
+    if r0 == r1 or not math.isfinite(seconds):
+        return x / r0
+    a = (r1 - r0) / (2 * seconds)
+    return 2 * x / (r0 + math.sqrt(max(r0 * r0 + 4 * a * x, 0.0)))
+
+
+def _stages(settings: LoadSettings, measured_seconds: float) -> list[tuple[float, float, float]]:
+    """(seconds, rate at start, rate at end) of the open model, warm-up first (as the C engine)."""
+    out: list[tuple[float, float, float]] = []
+    initial = settings.rate if settings.rate is not None else settings.stages[0].rate
+    if settings.warmup > 0:
+        out.append((settings.warmup, initial, initial))
+    if settings.stages:
+        previous, remaining = 0.0, measured_seconds
+        for stage in settings.stages:
+            if remaining <= 0:
+                break
+            seconds, target = stage.duration, stage.rate
+            if seconds > remaining:  # a duration shorter than the stages cuts the ramp
+                target = previous + (target - previous) * remaining / seconds
+                seconds = remaining
+            out.append((seconds, previous, target))
+            previous, remaining = target, remaining - seconds
+    else:
+        assert settings.rate is not None
+        out.append((measured_seconds, settings.rate, settings.rate))
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The driver
+
+
+class _Driver:
+    def __init__(
+        self,
+        settings: LoadSettings,
+        base_url: str,
+        *,
+        files: Mapping[str, Path],
+        expand: Callable[[str], str],
+        on_progress: Progress | None,
+        stop: threading.Event | None,
+    ) -> None:
+        assert settings.journeys is not None, "a journey load needs journeys"
+        self.s = settings
+        self.engine = Engine(
+            settings.journeys_settings(), base_url, files=files, expand=expand, progress=lambda _: None
+        )
+        self.on_progress = on_progress
+        self.stop = stop
+        self.journeys = [
+            _Journey(
+                name,
+                journey,
+                settings.journey_weights.get(name, 1),
+                [
+                    _Step(
+                        Endpoint(
+                            name=f"{name}.{step.name}",
+                            method=step.request.method,
+                            path=step.request.path,
+                            component=settings.component_of(name, step.name),
+                        )
+                    )
+                    for step in journey.steps
+                ],
+            )
+            for name, journey in settings.journeys.items()
+        ]
+        self.total_weight = sum(j.weight for j in self.journeys)
+        # the measured phase, as the requests path bounds it: `max_duration` includes the warm-up
+        self.measured_limit = min(settings.duration or math.inf, settings.max_duration - settings.warmup)
+        self.queue: deque[_Arrival] = deque()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.seconds: dict[int, _Second] = {}
+        self.so_far: dict[int, int] = {}  # corrected latency, 2 digits, sparse: the live p95/p99
+        self.failures: list[Failure] = []
+        self.failure_count = 0
+        self.scheduled = self.started = self.completed = self.late = self.dropped = 0
+        self.unsent = self.warm_started = 0
+        self.requests = self.responses = self.errors = 0  # measured, for progress
+        self.warm_requests = self.all_responses = 0
+        self.active = 0  # iterations in flight
+        self.max_lag = 0.0
+        self.halted: str | None = None  # why the run stops before its natural end
+        self.crash: BaseException | None = None
+        self.client: httpx.AsyncClient | None = None
+        self.t0 = self.t_end = self.measure_start = 0.0
+        self.deadline = math.inf
+        self.cpu0 = self.cpu_end = 0.0
+        self.started_at = datetime.now(UTC)
+        self.finished = False
+        self.closing = False  # the run is over: start nothing new
+
+    # -- running -----------------------------------------------------------------------
+
+    def run(self) -> JourneyLoadResult:
+        # A full garbage collection scans every object of the process (tens of ms in a
+        # runner): a stall of the generator. Freezing what exists now leaves the collector
+        # only the run's own objects.
+        freeze = gc.get_freeze_count() == 0
+        if freeze:
+            gc.freeze()
+        try:
+            asyncio.run(self._main())
+        except KeyboardInterrupt as interrupt:
+            self._finish()
+            raise JourneyLoadInterrupted(self._result(stopped=True), interrupt) from interrupt
+        finally:
+            if freeze:
+                gc.unfreeze()
+        if self.crash is not None:
+            raise self.crash
+        return self._result(stopped=self.halted is not None)
+
+    async def _main(self) -> None:
+        # httpx loads anyio's asyncio backend on its first request (tens of ms): load it before
+        # the clock starts, so that the first arrivals are not late because of an import
+        with contextlib.suppress(ImportError):
+            importlib.import_module("anyio._backends._asyncio")
+        # open: `max_connections` caps the iterations in flight, each using one connection at a
+        # time; closed: one per user, as in the C engine (a user never waits for a connection)
+        closed = self.s.model == "closed"
+        connections = (self.s.users or 1) if closed else self.s.max_connections
+        async with self.engine.client(connections=connections) as client:
+            self.client = client
+            self.started_at = datetime.now(UTC)
+            self.t0 = time.perf_counter()
+            self.cpu0 = time.thread_time()
+            self.measure_start = self.t0 + self.s.warmup
+            self.deadline = self.t0 + self.s.max_duration
+            self._spawn(self._tick())
+            try:
+                if self.s.model == "open":
+                    await self._open()
+                else:
+                    await self._closed()
+            finally:
+                self.closing = True
+                tasks = list(self.tasks)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                self._finish()
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], *, iteration: bool = False) -> asyncio.Task[None]:
+        """A task of the run: cancelled at its end; its crash ends the run (and is re-raised)."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self._iteration_done if iteration else self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and self.crash is None:
+            self.crash = task.exception()
+            self.halted = "crashed"
+
+    def _iteration_done(self, task: asyncio.Task[None]) -> None:
+        # here, not in the coroutine: a task cancelled before it ran never runs its `finally`
+        self.active -= 1
+        self._task_done(task)
+        self._dispatch()
+
+    def _halt_if_asked(self, now: float) -> bool:
+        if self.halted is None:
+            if self.stop is not None and self.stop.is_set():
+                self.halted = "stopped"
+            elif now >= self.deadline:
+                self.halted = "max_duration"
+        return self.halted is not None
+
+    async def _sleep_until(self, at: float) -> bool:
+        """Sleep until `at`; False if the run was halted meanwhile."""
+        while True:
+            now = time.perf_counter()
+            if self._halt_if_asked(now):
+                return False
+            delay = at - now
+            if delay <= 0:
+                await asyncio.sleep(0)  # behind schedule: still let the iterations run
+                return self.halted is None
+            await asyncio.sleep(min(delay, _SLICE))
+
+    def _lag(self, seconds: float) -> None:
+        if seconds > self.max_lag:
+            self.max_lag = seconds
+        second = self._second(time.perf_counter())
+        if second is not None:
+            second.max_lag_us = max(second.max_lag_us, _us(seconds))
+
+    def _pick(self) -> _Journey:
+        """Smooth weighted round-robin: exact shares, evenly interleaved."""
+        best = self.journeys[0]
+        for j in self.journeys:
+            j.current += j.weight
+            if j.current > best.current:
+                best = j
+        best.current -= self.total_weight
+        return best
+
+    def _second(self, t: float) -> _Second | None:
+        if t < self.measure_start:
+            return None
+        index = int(t - self.measure_start)
+        second = self.seconds.get(index)
+        if second is None:
+            second = self.seconds[index] = _Second()
+        return second
+
+    # -- open model ----------------------------------------------------------------------
+
+    def _arrivals(self) -> Iterator[tuple[float, bool]]:
+        """(intended start relative to t0, in the warm-up) of every arrival, in order."""
+        rng = random.Random(self.s.seed)
+        measured = 0
+        target = 0.0  # ∫ rate at the next arrival
+        start = base = 0.0  # the stage's start time and ∫ rate there
+        for index, (seconds, r0, r1) in enumerate(_stages(self.s, self.measured_limit)):
+            warm = index == 0 and self.s.warmup > 0
+            total = (r0 + r1) / 2 * seconds if math.isfinite(seconds) else math.inf
+            while target - base < total:
+                if not warm:
+                    if self.s.max_requests is not None and measured >= self.s.max_requests:
+                        return
+                    measured += 1
+                yield start + _solve(target - base, r0, r1, seconds), warm
+                target += rng.expovariate(1.0) if self.s.arrivals == "poisson" else 1.0
+            start, base = start + seconds, base + total
+
+    async def _open(self) -> None:
+        for offset, warm in self._arrivals():
+            at = self.t0 + offset
+            if not await self._sleep_until(at):
+                return
+            self._lag(time.perf_counter() - at)
+            if not warm:
+                self.scheduled += 1
+            self.queue.append(_Arrival(at, warm, self._pick()))
+            self._dispatch()
+        while self.queue or self.active:  # the schedule is done: let the last iterations finish
+            if not await self._sleep_until(time.perf_counter() + TICK):
+                return
+
+    def _dispatch(self) -> None:
+        """Start queued arrivals while fewer than `max_connections` iterations are in flight."""
+        now = time.perf_counter()
+        while self.queue and self.active < self.s.max_connections and not (self.halted or self.closing):
+            arrival = self.queue.popleft()
+            if now - arrival.at > self.s.request_timeout:
+                self._drop(arrival, now)
+                continue
+            self.active += 1  # counted now: the task starts on the loop's next turn
+            self._begin(arrival.journey, arrival.at, now, arrival.warm)
+            self._spawn(self._steps(arrival.journey, arrival.at, now, arrival.warm), iteration=True)
+
+    def _expire(self, now: float) -> None:
+        while self.queue and now - self.queue[0].at > self.s.request_timeout:
+            self._drop(self.queue.popleft(), now)
+
+    def _drop(self, arrival: _Arrival, now: float) -> None:
+        arrival.journey.steps[0].tally(arrival.warm).dropped += 1
+        if not arrival.warm:
+            self.dropped += 1
+            second = self._second(now)
+            if second is not None:
+                second.dropped += 1
+
+    # -- closed model --------------------------------------------------------------------
+
+    async def _closed(self) -> None:
+        end = self.measure_start + self.measured_limit
+        users = [self._spawn(self._user(end)) for _ in range(self.s.users or 1)]
+        # not a plain gather: a stop or `max_duration` must not wait for iterations in flight
+        while not all(user.done() for user in users):
+            if not await self._sleep_until(time.perf_counter() + TICK):
+                return
+
+    async def _user(self, end: float) -> None:
+        at = self.t0
+        while at < end:
+            if not await self._sleep_until(at):
+                return
+            now = time.perf_counter()
+            self._lag(now - at)
+            warm = at < self.measure_start
+            if not warm:
+                if self.s.max_requests is not None and self.scheduled >= self.s.max_requests:
+                    return
+                self.scheduled += 1
+            journey = self._pick()
+            self.active += 1
+            try:
+                self._begin(journey, at, now, warm)
+                await self._steps(journey, at, now, warm)
+            finally:
+                self.active -= 1
+            at = time.perf_counter() + self.s.think_time
+
+    # -- one iteration -------------------------------------------------------------------
+
+    def _begin(self, journey: _Journey, intended: float, started: float, warm: bool) -> None:
+        """Count an iteration as started (and late), before its task gets to run."""
+        first = journey.steps[0].tally(warm)
+        if warm:
+            self.warm_started += 1
+        else:
+            self.started += 1
+        if started - intended > self.s.late_threshold:
+            first.late += 1
+            if not warm:
+                self.late += 1
+                second = self._second(started)
+                if second is not None:
+                    second.late += 1
+
+    async def _steps(self, journey: _Journey, intended: float, started: float, warm: bool) -> None:
+        assert self.client is not None
+        journey.number += 1
+        state = self.engine.start_iteration(journey.name, journey.number)
+        failure: Failure | None = None
+        for index, (step, spec) in enumerate(zip(journey.steps, journey.journey.steps, strict=True)):
+            tally = step.tally(warm)
+            sent = time.perf_counter()
+            tally.requests += 1
+            if warm:
+                self.warm_requests += 1
+            else:
+                self.requests += 1
+                second = self._second(sent)
+                if second is not None:
+                    second.sent += 1
+            result, failure = await self.engine.run_step(self.client, state, spec)
+            done = time.perf_counter()
+            corrected = done - (intended if index == 0 else sent)
+            self._outcome(step, tally, result, failure, warm, done, done - sent, corrected)
+            if failure is not None:
+                break
+        end = time.perf_counter()
+        if warm:
+            return
+        self.completed += 1
+        journey.iterations += 1
+        if failure is None:
+            journey.passed += 1
+            journey.duration.record_value(_us(end - intended))
+            journey.duration_uncorrected.record_value(_us(end - started))
+        else:
+            journey.failed_at[failure.step] = journey.failed_at.get(failure.step, 0) + 1
+
+    def _outcome(
+        self,
+        step: _Step,
+        tally: _Tally,
+        result: StepResult,
+        failure: Failure | None,
+        warm: bool,
+        done: float,
+        uncorrected: float,
+        corrected: float,
+    ) -> None:
+        kind = _error_kind(result, failure)
+        tally.outcomes += 1
+        if result.status is not None:
+            tally.responses += 1
+            tally.status[result.status] = tally.status.get(result.status, 0) + 1
+            self.all_responses += 1
+        if kind is not None:
+            tally.errors[kind] += 1
+        if warm:
+            return
+        if kind is not None:
+            self.errors += 1
+            self.failure_count += 1
+            if failure is not None and len(self.failures) < KEPT_FAILURES:
+                self.failures.append(failure)
+        second = self._second(done)
+        if result.status is None:  # no response: counted, in no histogram
+            if second is not None and kind is not None:
+                second.errors[kind] += 1
+            return
+        self.responses += 1
+        corrected_us, uncorrected_us = _us(corrected), _us(uncorrected)
+        step.corrected.record_value(corrected_us)
+        step.uncorrected.record_value(uncorrected_us)
+        if second is not None:
+            second.responses += 1
+            if kind is not None:
+                second.errors[kind] += 1
+            second.values.append(corrected_us)
+
+    # -- the ticker: loop lag, stop, expiry, progress ------------------------------------
+
+    async def _tick(self) -> None:
+        next_report = self.t0 + 1.0
+        last_report, last_responses = self.t0, 0
+        while True:
+            target = time.perf_counter() + TICK
+            await asyncio.sleep(TICK)
+            now = time.perf_counter()
+            self._lag(max(0.0, now - target))
+            self._halt_if_asked(now)
+            self._expire(now)
+            if now < next_report:
+                continue
+            current = int(now - self.measure_start) if now >= self.measure_start else -1
+            for index in (current - 1, current):  # outcomes land in the second they complete
+                if index in self.seconds:
+                    self.seconds[index].seal(self.so_far)
+            span = now - last_report
+            rps = (self.all_responses - last_responses) / span if span > 0 else 0.0
+            last_report, last_responses = now, self.all_responses
+            next_report += 1.0
+            if self.on_progress is None:
+                continue
+            snapshot = ProgressSnapshot(
+                elapsed=now - self.t0,
+                warming_up=now < self.measure_start,
+                requests=self.requests,
+                responses=self.responses,
+                errors=self.errors,
+                late=self.late,
+                dropped=self.dropped,
+                warmup_requests=self.warm_requests,
+                rps=rps,
+                p95_us=hist.sparse_percentile(self.so_far, 95.0),
+                p99_us=hist.sparse_percentile(self.so_far, 99.0),
+                open_connections=self.active,
+                queued=len(self.queue),
+            )
+            self.on_progress(snapshot, f"{self.completed} iterations done, {self.active} in flight")
+            self._halt_if_asked(time.perf_counter())
+
+    # -- the result ----------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        """Once: what is still queued is dropped (waited too long) or unsent; stop the clocks."""
+        if self.finished:
+            return
+        self.finished = True
+        now = time.perf_counter()
+        self._expire(now)
+        for arrival in self.queue:
+            arrival.journey.steps[0].tally(arrival.warm).unsent += 1
+            if not arrival.warm:
+                self.unsent += 1
+        self.queue.clear()
+        self.t_end = now
+        self.cpu_end = time.thread_time()
+        for second in self.seconds.values():
+            second.seal(self.so_far)
+
+    def _result(self, *, stopped: bool) -> JourneyLoadResult:
+        t0 = self.t0 or self.t_end
+        steps = tuple(
+            EndpointResult(
+                counts=step.measured.counts(),
+                warmup=step.warmup.counts(),
+                corrected=step.corrected,
+                uncorrected=step.uncorrected,
+                endpoint=step.endpoint,
+            )
+            for journey in self.journeys
+            for step in journey.steps
+        )
+        components = {
+            name: _aggregate([s for s in steps if s.endpoint.component == name])
+            for name in dict.fromkeys(s.endpoint.component for s in steps)
+        }
+        last = max(self.seconds, default=-1)
+        measured_seconds = max(0.0, self.t_end - self.measure_start) if self.t0 else 0.0
+        series = tuple(
+            SecondStats(
+                second=index,
+                span=min(1.0, measured_seconds - index) if index == last else 1.0,
+                requests=s.sent,
+                responses=s.responses,
+                late=s.late,
+                dropped=s.dropped,
+                errors=dict(s.errors),
+                max_lag_us=s.max_lag_us,
+                latency=dict(sorted(s.latency.items())),
+            )
+            for index, s in sorted(self.seconds.items())
+        )
+        return JourneyLoadResult(
+            steps=steps,
+            overall=_aggregate(list(steps)),
+            components=components,
+            series=series,
+            journeys=tuple(
+                JourneyTotals(
+                    name=j.name,
+                    weight=j.weight,
+                    iterations=j.iterations,
+                    passed=j.passed,
+                    failed_at=dict(j.failed_at),
+                    duration=j.duration,
+                    duration_uncorrected=j.duration_uncorrected,
+                )
+                for j in self.journeys
+            ),
+            iterations=IterationCounts(
+                scheduled=self.scheduled,
+                started=self.started,
+                completed=self.completed,
+                late=self.late,
+                dropped=self.dropped,
+                unsent=self.unsent,
+                warmup=self.warm_started,
+            ),
+            failures=tuple(self.failures),
+            failure_count=self.failure_count,
+            cpu_seconds=max(0.0, self.cpu_end - self.cpu0),
+            generator_seconds=max(0.0, self.t_end - t0),
+            max_lag_us=_us(self.max_lag) if self.max_lag > 0 else 0,
+            measured_seconds=measured_seconds,
+            wall_seconds=max(0.0, self.t_end - t0),
+            started_at=self.started_at,
+            stopped_early=stopped,
+            hit_max_duration=self.halted == "max_duration",
+        )
+
+
+def _aggregate(steps: Sequence[Aggregate]) -> Aggregate:
+    return Aggregate(
+        counts=sum_counts([s.counts for s in steps]),
+        warmup=sum_counts([s.warmup for s in steps]),
+        corrected=hist.merge(s.corrected for s in steps),
+        uncorrected=hist.merge(s.uncorrected for s in steps),
+    )
+
+
+def run_journey_load(
+    settings: LoadSettings,
+    base_url: str,
+    *,
+    files: Mapping[str, Path],
+    expand: Callable[[str], str],
+    on_progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> JourneyLoadResult:
+    """Run the journeys of `settings` under load against `base_url` (see the module doc)."""
+    driver = _Driver(settings, base_url, files=files, expand=expand, on_progress=on_progress, stop=stop)
+    return driver.run()
