@@ -43,7 +43,7 @@ from urllib.parse import urlencode
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from gonogo.checks.journeys.settings import Journey, JourneysSettings, Name, Statuses
+from gonogo.checks.journeys.settings import Journey, JourneysSettings, Name
 from gonogo.checks.journeys.variables import BUILTINS, names_in, unknown_message
 from gonogo.plan.model import Duration, StrictModel
 from gonogo.units import parse_quantity
@@ -91,7 +91,6 @@ class LoadRequest(StrictModel):
     body: str | None = None
     component: Name = "default"  # gates can read each component's error rate on its own
     weight: int = Field(default=1, ge=1, le=10_000)
-    expect_status: Statuses = None  # default: any status below 400 is a success
 
     @field_validator("method")
     @classmethod
