@@ -45,7 +45,7 @@ from gonogo.checks.load.engine import (
     LoadSpecError,
     ProgressSnapshot,
     SecondStats,
-    _address,
+    loopback_address,
     run_load,
 )
 from gonogo.checks.load.journey_load import (
@@ -97,7 +97,7 @@ class LoadCheck(CheckKind[LoadSettings]):
 
 def _run_journeys(settings: LoadSettings, base_url: str, host: str, ctx: CheckContext) -> CheckOutcome:
     try:
-        _address(host)  # the engine's rule: loopback addresses only
+        loopback_address(host)  # the engine's rule: loopback addresses only
     except LoadSpecError as error:
         return CheckOutcome("error", f"the load cannot run: {error}")
     files, missing = upload_files(settings.journeys_settings(), ctx)

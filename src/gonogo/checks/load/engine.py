@@ -83,6 +83,7 @@ __all__ = [
     "WorkerStats",
     "auto_workers",
     "build_request",
+    "loopback_address",
     "run_load",
 ]
 
@@ -177,7 +178,7 @@ class LoadSpec:
 
     def validate(self) -> None:
         """Raise `LoadSpecError` if the spec cannot run."""
-        _address(self.host)
+        loopback_address(self.host)
         if not 1 <= self.port <= 65535:
             raise LoadSpecError(f"port: {self.port} is not between 1 and 65535")
         if not self.endpoints:
@@ -232,7 +233,7 @@ class LoadSpec:
     def _host_header(self) -> str:
         if self.host_header is not None:
             return self.host_header
-        address = _address(self.host)
+        address = loopback_address(self.host)
         shown = self.host if self.host == "localhost" else f"[{address}]" if ":" in address else address
         return f"{shown}:{self.port}"
 
@@ -246,7 +247,7 @@ class LoadSpec:
         return max(rates)
 
 
-def _address(host: str) -> str:
+def loopback_address(host: str) -> str:
     """The loopback address literal to connect to; refuses anything else."""
     if host == "localhost":
         return "127.0.0.1"
@@ -542,7 +543,7 @@ def _split(spec: LoadSpec) -> list[_Part]:
     parts = []
     for i in range(workers):
         kwargs: dict[str, Any] = {
-            "host": _address(spec.host),
+            "host": loopback_address(spec.host),
             "port": spec.port,
             "requests": requests,
             "weights": weights,
