@@ -36,11 +36,9 @@ class RunContext:
     store: Store
     run_id: str
     ports: dict[str, int]
-    run_dir: Path  # reports and logs of this run
     scratch_dir: Path  # {run_dir}: the services' data and the checks' work dirs
     reaper: Reaper
     progress: Progress
-    started_monotonic: float
     _samples: SampleRecorder = field(init=False)
 
     def __post_init__(self) -> None:

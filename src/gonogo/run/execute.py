@@ -100,11 +100,9 @@ def execute(
         store=store,
         run_id=run_id,
         ports=allocate_ports(plan.port_names()),
-        run_dir=run_dir,
         scratch_dir=scratch_dir,
         reaper=reaper,
         progress=progress,
-        started_monotonic=time.monotonic(),
     )
     progress.milestone("run", f"run {run_id} of plan {plan.path.name} started")
     status: RunStatus = "completed"
