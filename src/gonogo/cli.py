@@ -128,8 +128,7 @@ def run(plan: Path, store_url: str | None, keep_scratch: bool) -> None:
             progress=progress,
             keep_scratch=keep_scratch,
         )
-    with store:
-        print_summary(collect(store, outcome.run_id), console)
+    print_summary(outcome.report, console)
     console.print(f"reports: {outcome.reports['json'].parent}/")
     for name, path in outcome.reports.items():
         console.print(f"  {name:6} {path}")

@@ -117,6 +117,11 @@ class Service(StrictModel):
     ready: ReadinessProbe | None = None
     stop_signal: SignalField = int(signal.SIGTERM)
     grace: Duration = 10.0
+    # Supervision while the system is up: restart a service that exits on its own.
+    restart: Literal["never", "on-failure", "always"] = "never"
+    restart_backoff: Duration = 1.0  # before the first restart; doubles for each one after
+    restart_backoff_max: Duration = 30.0
+    max_restarts: int = Field(default=10, ge=0, description="restarts allowed within one run")
 
     @field_validator("command")
     @classmethod
@@ -124,6 +129,15 @@ class Service(StrictModel):
         if not value:
             raise ValueError("a command must not be empty")
         return value
+
+    @model_validator(mode="after")
+    def _backoff_is_sane(self) -> Service:
+        if self.restart_backoff < 0 or self.restart_backoff_max < self.restart_backoff:
+            raise ValueError(
+                "restart_backoff must be >= 0 and restart_backoff_max at least restart_backoff; "
+                f"got {self.restart_backoff:g}s and {self.restart_backoff_max:g}s"
+            )
+        return self
 
 
 class SystemSpec(StrictModel):

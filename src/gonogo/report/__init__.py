@@ -8,7 +8,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from gonogo.evidence import Store
 from gonogo.report.document import RunReport, collect
 from gonogo.report.json_report import render_json
 from gonogo.report.junit import render_junit
@@ -27,9 +26,8 @@ def render(report: RunReport, format_name: str) -> str:
     return FORMATS[format_name][1](report)
 
 
-def write_reports(store: Store, run_id: str, directory: Path) -> dict[str, Path]:
+def write_reports(report: RunReport, directory: Path) -> dict[str, Path]:
     """Write every file format into `directory`; also append the summary to a CI step summary."""
-    report = collect(store, run_id)
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for name, (file_name, renderer) in FORMATS.items():

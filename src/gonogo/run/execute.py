@@ -33,7 +33,7 @@ from gonogo.errors import ServiceFailed
 from gonogo.evidence import Store, VerdictRecord
 from gonogo.evidence.records import RunStatus
 from gonogo.plan import CheckSpec, Plan
-from gonogo.report import write_reports
+from gonogo.report import RunReport, collect, write_reports
 from gonogo.run.context import CheckRunContext, RunContext
 from gonogo.run.progress import Progress
 from gonogo.system import Reaper, System, allocate_ports
@@ -45,6 +45,7 @@ class RunOutcome:
     run_id: str
     status: RunStatus
     verdict: VerdictRecord
+    report: RunReport  # everything stored about the run, as the reports show it
     reports: dict[str, Path]
     problems: list[str] = field(default_factory=list)
 
@@ -177,8 +178,9 @@ def execute(
         verdict = decide(gates, plan.score, run_problems=problems)
         store.save_verdict(run_id, verdict)
         store.finish_run(run_id, status, "; ".join(problems))
-        reports = write_reports(store, run_id, run_dir)
-    return RunOutcome(run_id, status, verdict, reports, problems)
+        report = collect(store, run_id)
+        reports = write_reports(report, run_dir)
+    return RunOutcome(run_id, status, verdict, report, reports, problems)
 
 
 def _run_check(ctx: RunContext, name: str, spec: CheckSpec) -> list[str]:

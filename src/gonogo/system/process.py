@@ -186,6 +186,21 @@ class ProcessTree:
                 self._selector.processes = {self._leader} | {(p.pid, p.start_time) for p in found}
         return found
 
+    def send(self, signum: int) -> list[procfs.ProcInfo]:
+        """Send `signum` to every live process of the tree; returns those signalled.
+
+        Nothing is sent once the leader is reaped: its group number may be anyone's then.
+        """
+        with self._lock:
+            if self._reaped:
+                return []
+        alive = self.members()
+        if alive:
+            with contextlib.suppress(OSError):
+                os.killpg(self.pgid, signum)
+            procfs.signal_all([p for p in alive if p.pgid != self.pgid], signum)
+        return alive
+
     def stop(self, signum: int, grace: float) -> StopResult:
         """Send `signum` to the whole tree, SIGKILL what is left after `grace` seconds.
 
@@ -226,10 +241,12 @@ def spawn(
     env: Mapping[str, str] | None,
     log_path: Path,
     reaper: Reaper,
+    append: bool = False,
 ) -> ProcessTree:
     """Start `argv` in its own session, output to `log_path`, registered with the reaper.
 
-    `env` is merged over gonogo's environment. Raises OSError if it cannot be started.
+    `env` is merged over gonogo's environment; with `append` the log is added to, not
+    truncated (a restarted service). Raises OSError if it cannot be started.
     """
     tag = secrets.token_hex(8)
     full_env = {**os.environ, **(env or {}), **reaper.env(), TAG_VARIABLE: tag}
@@ -237,7 +254,7 @@ def spawn(
     # A Ctrl-C can land anywhere in here, even inside Popen after the fork; the tag finds
     # the new process then, since nobody else holds it yet.
     try:
-        with open(log_path, "wb") as log:
+        with open(log_path, "ab" if append else "wb") as log:
             popen = subprocess.Popen(
                 list(argv),
                 cwd=cwd,
