@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["SETTLE_SECONDS", "System"]
+__all__ = ["SETTLE_SECONDS", "FaultResult", "ServiceEvent", "System"]
 
 import logging
 import shlex
@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +23,7 @@ from gonogo.system.monitor import Monitor
 from gonogo.system.observer import SystemObserver
 from gonogo.system.process import (
     ProcessTree,
+    StopResult,
     describe_exit,
     describe_start_error,
     resolve_argv,
@@ -36,7 +37,46 @@ from gonogo.system.sampler import ResourceSampler
 # A service without a probe is ready once started, unless it exits this soon.
 SETTLE_SECONDS = 0.5
 
+# How long a fault operation waits to see its effect (death, stopped or running state).
+FAULT_VERIFY_SECONDS = 5.0
+
 _log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceEvent:
+    """Something that happened to a service, for measuring e.g. time to recover.
+
+    kind: started, ready, exited, restarting, restarted, failed, killed, paused, resumed,
+    stopped. `at` is wall-clock time, `monotonic` the same moment on time.monotonic().
+    """
+
+    kind: str
+    at: datetime
+    monotonic: float
+    pid: int | None = None
+    exit_code: int | None = None  # for exited (negative: killed by that signal)
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class FaultResult:
+    """What a fault operation did, verified: `ok` only if the effect was observed."""
+
+    service: str
+    operation: str  # kill, pause, resume
+    signal: int
+    pids: list[int]  # the processes signalled
+    at: datetime
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class _Launch:
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str]
 
 
 @dataclass
@@ -45,9 +85,15 @@ class _Running:
     service: Service
     tree: ProcessTree
     log_path: Path
+    launch: _Launch
     ready: bool = False
     stopping: bool = False
     exit_reported: bool = False
+    restarting: bool = False  # a restart (per policy or asked for) owns the service now
+    restarts: int = 0  # restarts per policy so far
+    failed: str | None = None  # why it is given up on: restarts exhausted
+    paused: bool = False
+    history: list[ServiceEvent] = field(default_factory=list)
 
 
 class System:
@@ -81,6 +127,8 @@ class System:
         self._monitor: Monitor | None = None
         self._started = False
         self._stopped = False
+        self._stop_event = threading.Event()  # interrupts restart back-offs
+        self._restart_threads: list[threading.Thread] = []
 
     def start(self) -> None:
         """Start every service in dependency order, each awaited until ready.
@@ -101,18 +149,111 @@ class System:
             raise
 
     def check_alive(self) -> None:
-        """Raise ServiceFailed for a ready service that has exited since."""
+        """Raise ServiceFailed for a ready service that has exited since.
+
+        A service being restarted per its `restart` policy is not a failure (yet); one
+        whose policy is `never`, or whose restarts are exhausted, is.
+        """
         with self._lock:
-            running = [r for r in self._running.values() if r.ready and not r.stopping]
+            running = [
+                r
+                for r in self._running.values()
+                if not r.stopping and (r.failed is not None or (r.ready and not r.restarting))
+            ]
         for service in running:
-            code = service.tree.exit_code()
-            if code is not None:
-                self._report_exit(service, code)
-                raise ServiceFailed(
-                    service.name,
-                    f"{describe_exit(code)} unexpectedly",
-                    tail_lines(service.log_path),
-                )
+            if service.failed is not None:
+                raise ServiceFailed(service.name, service.failed, tail_lines(service.log_path))
+            tree = service.tree
+            code = tree.exit_code()
+            if code is not None and not self._handle_exit(service, tree, code):
+                reason = service.failed or f"{describe_exit(code)} unexpectedly"
+                raise ServiceFailed(service.name, reason, tail_lines(service.log_path))
+
+    def history(self, name: str) -> list[ServiceEvent]:
+        """What happened to service `name` so far, oldest first. KeyError if not started."""
+        with self._lock:
+            return list(self._running[name].history)
+
+    def kill(
+        self, name: str, signum: int = signal.SIGKILL, *, timeout: float = FAULT_VERIFY_SECONDS
+    ) -> FaultResult:
+        """Send `signum` to the whole tree of service `name`; `ok` once all of it is gone.
+
+        With a `restart` policy, the monitor restarts it afterwards as for any crash.
+        """
+        service = self._service(name)
+        tree = service.tree
+        at = datetime.now(UTC)
+        signalled = tree.send(signum)
+        targets = {(p.pid, p.start_time) for p in signalled}
+        with self._lock:
+            if signum == signal.SIGKILL:
+                service.paused = False  # a stopped process dies of SIGKILL, not of others
+            service.history.append(_event("killed", pid=tree.pid, detail=signal.Signals(signum).name))
+        deadline = time.monotonic() + timeout
+        while True:
+            gone = tree.exit_code() is not None and not any(_still_there(pid, st) for pid, st in targets)
+            if gone or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        signame = signal.Signals(signum).name
+        detail = f"{signame} to {len(signalled)} process(es)" + (
+            "" if gone else f"; still running after {timeout:g}s"
+        )
+        self._observer.on_event(name, "killed" if gone else "kill-failed", detail)
+        return FaultResult(
+            name, "kill", int(signum), sorted(p.pid for p in signalled), at, gone and bool(signalled), detail
+        )
+
+    def pause(self, name: str, *, timeout: float = FAULT_VERIFY_SECONDS) -> FaultResult:
+        """SIGSTOP the whole tree of service `name`; `ok` once every process is stopped."""
+        service = self._service(name)
+        with self._lock:
+            service.paused = True  # before the signal: stop() resumes it whatever happens next
+        return self._signal_verified(
+            service, "pause", signal.SIGSTOP, lambda state: state in ("T", "t"), timeout
+        )
+
+    def resume(self, name: str, *, timeout: float = FAULT_VERIFY_SECONDS) -> FaultResult:
+        """SIGCONT the whole tree of service `name`; `ok` once none of it is stopped."""
+        service = self._service(name)
+        result = self._signal_verified(
+            service, "resume", signal.SIGCONT, lambda state: state not in ("T", "t"), timeout
+        )
+        with self._lock:
+            service.paused = False
+        return result
+
+    def restart(self, name: str) -> None:
+        """Stop service `name` gracefully (its stop signal and grace), start it, await ready.
+
+        Not counted against `max_restarts`. Raises ServiceFailed if it does not come back.
+        """
+        service = self._service(name)
+        with self._lock:
+            if service.restarting:
+                raise RuntimeError(f"service {name!r} is already being restarted")
+            service.restarting = True
+            service.ready = False
+            paused = service.paused
+            service.paused = False
+        try:
+            if paused:
+                service.tree.send(signal.SIGCONT)
+            self._stop_tree(service, service.tree)
+            self._observer.on_event(name, "restarting", "restarting as asked")
+            try:
+                self._relaunch(service)
+            except (ProbeFailed, OSError) as error:
+                reason = error.reason if isinstance(error, ProbeFailed) else describe_start_error(error)
+                with self._lock:
+                    service.failed = f"could not be restarted: {reason}"
+                    service.history.append(_event("failed", detail=service.failed))
+                self._fail(name, service.failed, service.log_path)
+            self._observer.on_event(name, "restarted", f"restarted as pid {service.tree.pid}")
+        finally:
+            with self._lock:
+                service.restarting = False
 
     def stop(self) -> None:
         """Stop every started service, in reverse dependency order. Idempotent."""
@@ -120,6 +261,7 @@ class System:
             if self._stopped:
                 return
             self._stopped = True
+        self._stop_event.set()
         if self._monitor is not None:
             self._monitor.stop()
             # A last sample while everything still runs: even a short run has one.
@@ -131,12 +273,16 @@ class System:
             for service in self._running.values():
                 service.stopping = True  # from now on an exit is expected
             stopping = list(reversed(self._running.values()))
+            restarts = list(self._restart_threads)
         first_error: Exception | None = None
         for service in stopping:
             try:
                 self._stop_service(service)
             except Exception as error:  # keep stopping the others
                 first_error = first_error or error
+        for thread in restarts:
+            # A restart that spawned a process after we stopped its service stops it itself.
+            thread.join(30.0)
         if first_error is not None:
             raise first_error
 
@@ -172,51 +318,261 @@ class System:
         if service.cwd is not None:
             cwd = self._plan_dir / self._expand(service.cwd)  # an absolute cwd wins
         env = {key: self._expand(value) for key, value in service.env.items()}
+        launch = _Launch(argv, cwd, env)
         self._observer.on_event(name, "starting", f"starting: {shlex.join(argv)}")
         started = time.monotonic()
         try:
             tree = spawn(argv, cwd=cwd, env=env, log_path=log_path, reaper=self._reaper)
         except OSError as error:
             self._fail(name, f"could not be started: {describe_start_error(error)}", log_path)
-        running = _Running(name, service, tree, log_path)
+        running = _Running(name, service, tree, log_path, launch)
         with self._lock:
             self._running[name] = running
+            running.history.append(_event("started", pid=tree.pid))
         self._observer.on_event(name, "started", f"started as pid {tree.pid}")
         try:
-            if service.ready is None:
-                code = tree.wait_exit(SETTLE_SECONDS)
-                if code is not None:
-                    raise ProbeFailed(f"{describe_exit(code)} right after it started")
-            else:
-                probe = build_probe(
-                    service.ready,
-                    expand=self._expand,
-                    cwd=cwd,
-                    env=env,
-                    log_path=self._log_dir / f"{name}.ready.log",
-                    reaper=self._reaper,
-                )
-                try:
-                    wait_until_ready(
-                        probe,
-                        timeout=service.ready.timeout,
-                        interval=service.ready.interval,
-                        wait_exit=tree.wait_exit,
-                    )
-                finally:
-                    probe.close()
+            self._await_ready(running, tree)
         except ProbeFailed as failure:
             self._fail(name, failure.reason, log_path)
         with self._lock:
             running.ready = True
+            running.history.append(_event("ready", pid=tree.pid))
         self._observer.on_event(name, "ready", f"ready after {time.monotonic() - started:.1f}s")
+
+    def _await_ready(self, running: _Running, tree: ProcessTree) -> None:
+        """Wait until the service (as `tree`) is ready; raise ProbeFailed if it is not."""
+        service = running.service
+        if service.ready is None:
+            code = tree.wait_exit(SETTLE_SECONDS)
+            if code is not None:
+                raise ProbeFailed(f"{describe_exit(code)} right after it started")
+            return
+        probe = build_probe(
+            service.ready,
+            expand=self._expand,
+            cwd=running.launch.cwd,
+            env=running.launch.env,
+            log_path=self._log_dir / f"{running.name}.ready.log",
+            reaper=self._reaper,
+        )
+        try:
+            wait_until_ready(
+                probe,
+                timeout=service.ready.timeout,
+                interval=service.ready.interval,
+                wait_exit=tree.wait_exit,
+            )
+        finally:
+            probe.close()
+
+    def _service(self, name: str) -> _Running:
+        """A running service of this System, for a fault operation."""
+        with self._lock:
+            if not self._started or self._stopped:
+                raise RuntimeError("fault operations need a started system that is not stopped")
+            try:
+                service = self._running[name]
+            except KeyError:
+                raise KeyError(f"no service {name!r} runs in this system") from None
+            if service.stopping:
+                raise RuntimeError(f"service {name!r} is being stopped")
+            return service
+
+    def _signal_verified(
+        self,
+        service: _Running,
+        operation: str,
+        signum: int,
+        in_state: Callable[[str], bool],
+        timeout: float,
+    ) -> FaultResult:
+        tree = service.tree
+        at = datetime.now(UTC)
+        signalled = tree.send(signum)
+        deadline = time.monotonic() + timeout
+        while True:
+            states = [procfs.info(p.pid) for p in signalled]
+            done = all(
+                i is None or i.start_time != p.start_time or in_state(i.state)
+                for i, p in zip(states, signalled, strict=True)
+            )
+            if done or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+        ok = done and bool(signalled)
+        kind = {"pause": "paused", "resume": "resumed"}[operation]
+        detail = f"{signal.Signals(signum).name} to {len(signalled)} process(es)"
+        if not ok:
+            detail += "; no process to signal" if not signalled else f"; not in effect after {timeout:g}s"
+        with self._lock:
+            service.history.append(_event(kind, pid=tree.pid, detail=detail))
+        self._observer.on_event(service.name, kind if ok else f"{operation}-failed", detail)
+        return FaultResult(
+            service.name, operation, int(signum), sorted(p.pid for p in signalled), at, ok, detail
+        )
+
+    def _handle_exit(self, service: _Running, tree: ProcessTree, code: int) -> bool:
+        """A ready service exited on its own: report it, restart it per its policy.
+
+        Returns True if a restart takes care of it (or it is no longer our business),
+        False if it is a failure.
+        """
+        with self._lock:
+            if service.stopping or service.restarting or tree is not service.tree:
+                return True
+            if service.failed is not None:
+                return False
+            policy = service.service.restart
+            wanted = policy == "always" or (policy == "on-failure" and code != 0)
+            restart = wanted and service.restarts < service.service.max_restarts
+            if restart:
+                service.restarting = True
+                service.ready = False
+            elif wanted:
+                service.failed = (
+                    f"{describe_exit(code)} unexpectedly; gave up after {service.restarts} restart(s)"
+                )
+            first = not service.exit_reported
+            service.exit_reported = True
+            if first:
+                service.history.append(_event("exited", pid=tree.pid, exit_code=code))
+        if first:
+            self._observer.on_event(service.name, "exited", f"{describe_exit(code)} unexpectedly")
+        if service.failed is not None:
+            with self._lock:
+                service.history.append(_event("failed", pid=tree.pid, detail=service.failed))
+            self._observer.on_event(service.name, "failed", service.failed)
+        if restart:
+            thread = threading.Thread(
+                target=self._restart_loop, args=(service,), name=f"gonogo-restart-{service.name}", daemon=True
+            )
+            with self._lock:
+                self._restart_threads.append(thread)
+            thread.start()
+        return restart
+
+    def _restart_loop(self, service: _Running) -> None:
+        """Restart `service` per its policy, with back-off, until ready or out of restarts."""
+        spec = service.service
+        try:
+            while True:
+                with self._lock:
+                    if service.stopping:
+                        return
+                    service.restarts += 1
+                    attempt = service.restarts
+                delay = min(spec.restart_backoff * 2 ** (attempt - 1), spec.restart_backoff_max)
+                detail = f"restart {attempt} of at most {spec.max_restarts} in {delay:g}s"
+                with self._lock:
+                    service.history.append(_event("restarting", pid=service.tree.pid, detail=detail))
+                self._observer.on_event(service.name, "restarting", detail)
+                if self._stop_event.wait(delay):
+                    return
+                try:
+                    self._relaunch(service)
+                except (ProbeFailed, OSError) as error:
+                    reason = error.reason if isinstance(error, ProbeFailed) else describe_start_error(error)
+                    with self._lock:
+                        if service.stopping:
+                            return
+                        if service.restarts < spec.max_restarts:
+                            service.history.append(_event("exited", pid=service.tree.pid, detail=reason))
+                            self._observer.on_event(service.name, "exited", f"{reason} (after a restart)")
+                            continue
+                        service.failed = f"{reason}; gave up after {service.restarts} restart(s)"
+                        service.history.append(_event("failed", pid=service.tree.pid, detail=service.failed))
+                    self._observer.on_event(service.name, "failed", service.failed)
+                    return
+                self._observer.on_event(
+                    service.name, "restarted", f"restarted as pid {service.tree.pid} (restart {attempt})"
+                )
+                return
+        except Exception:
+            _log.exception("restarting %s failed", service.name)
+            with self._lock:
+                service.failed = service.failed or "could not be restarted (internal error)"
+        finally:
+            with self._lock:
+                service.restarting = False
+
+    def _relaunch(self, service: _Running) -> None:
+        """Clean up the old tree, start the service again (log appended), await ready.
+
+        Raises ProbeFailed or OSError; returns quietly if the system stops meanwhile.
+        """
+        self._stop_tree(service, service.tree, signum=signal.SIGKILL, grace=0.0, quiet=True)
+        launch = service.launch
+        tree = spawn(
+            launch.argv,
+            cwd=launch.cwd,
+            env=launch.env,
+            log_path=service.log_path,
+            reaper=self._reaper,
+            append=True,
+        )
+        with self._lock:
+            if service.stopping:  # stop() has been and gone past this service
+                abandoned = True
+            else:
+                abandoned = False
+                service.tree = tree
+                service.exit_reported = False
+                service.history.append(_event("started", pid=tree.pid))
+        if abandoned:
+            tree.stop(signal.SIGKILL, 0.0)
+            return
+        self._observer.on_event(service.name, "started", f"started again as pid {tree.pid}")
+        try:
+            self._await_ready(service, tree)
+        except ProbeFailed:
+            with self._lock:
+                if service.stopping:
+                    return
+            raise
+        with self._lock:
+            service.ready = True
+            service.history.append(_event("ready", pid=tree.pid))
+        self._observer.on_event(service.name, "ready", f"ready again as pid {tree.pid}")
+
+    def _stop_tree(
+        self,
+        service: _Running,
+        tree: ProcessTree,
+        *,
+        signum: int | None = None,
+        grace: float | None = None,
+        quiet: bool = False,
+    ) -> StopResult:
+        """Stop one tree of `service` (its stop signal and grace unless told otherwise)."""
+        code = tree.exit_code()
+        result = tree.stop(
+            service.service.stop_signal if signum is None else signum,
+            service.service.grace if grace is None else grace,
+        )
+        if not quiet or code is None:
+            with self._lock:
+                service.history.append(
+                    _event(
+                        "stopped",
+                        pid=tree.pid,
+                        exit_code=result.returncode,
+                        detail="already exited" if code is not None else "",
+                    )
+                )
+        return result
 
     def _fail(self, name: str, reason: str, log_path: Path) -> NoReturn:
         self._observer.on_event(name, "failed", reason)
         raise ServiceFailed(name, reason, tail_lines(log_path))
 
     def _stop_service(self, service: _Running) -> None:
-        code = service.tree.exit_code()
+        with self._lock:
+            tree = service.tree
+            paused = service.paused
+            service.paused = False
+        if paused:  # a stopped process would never handle the stop signal
+            tree.send(signal.SIGCONT)
+        code = tree.exit_code()
         if code is not None:
             self._report_exit(service, code)
         signame = signal.Signals(service.service.stop_signal).name
@@ -226,7 +582,9 @@ class System:
             f"sending {signame}, SIGKILL after {service.service.grace:g}s",
         )
         started = time.monotonic()
-        result = service.tree.stop(service.service.stop_signal, service.service.grace)
+        result = tree.stop(service.service.stop_signal, service.service.grace)
+        with self._lock:
+            service.history.append(_event("stopped", pid=tree.pid, exit_code=result.returncode))
         took = time.monotonic() - started
         if code is not None:
             message = f"had already {describe_exit(code)}"
@@ -245,13 +603,15 @@ class System:
                 return
             service.exit_reported = True
             unexpected = not service.stopping
+            if unexpected:
+                service.history.append(_event("exited", pid=service.tree.pid, exit_code=code))
         if unexpected:
             self._observer.on_event(service.name, "exited", f"{describe_exit(code)} unexpectedly")
 
     def _watch(self) -> None:
         """One monitor tick: sample every service, notice the ones that exited."""
         with self._lock:
-            services = [s for s in self._running.values() if not s.stopping]
+            services = [s for s in self._running.values() if not s.stopping and s.failed is None]
         if not services:
             return
         at = datetime.now(UTC)
@@ -264,6 +624,19 @@ class System:
                 self._observer.on_sample(
                     service.name, at, usage.cpu_percent, usage.rss_bytes, usage.open_fds, usage.threads
                 )
-            code = service.tree.exit_code()
-            if code is not None:
-                self._report_exit(service, code)
+            tree = service.tree
+            code = tree.exit_code()
+            if code is not None and service.ready and not service.restarting:
+                self._handle_exit(service, tree, code)
+
+
+def _event(
+    kind: str, *, pid: int | None = None, exit_code: int | None = None, detail: str = ""
+) -> ServiceEvent:
+    return ServiceEvent(kind, datetime.now(UTC), time.monotonic(), pid, exit_code, detail)
+
+
+def _still_there(pid: int, start_time: int) -> bool:
+    """Whether that very process still runs (a zombie does not)."""
+    info = procfs.info(pid)
+    return info is not None and info.start_time == start_time and info.state not in ("Z", "X")

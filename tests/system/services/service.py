@@ -20,6 +20,8 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=0, help="print this many lines first")
     parser.add_argument("--exit", type=int, help="exit with this code after the lines")
     parser.add_argument("--exit-after", type=float, help="exit (code 0) after serving so long")
+    parser.add_argument("--exit-code", type=int, default=0, help="the code --exit-after exits with")
+    parser.add_argument("--once", type=Path, help="--exit-after only if this file is missing; create it")
     parser.add_argument("--ignore-term", action="store_true", help="ignore SIGTERM")
     parser.add_argument("--touch", type=Path, help="create this file after the delay")
     parser.add_argument("--record", type=Path, help="append NAME and the time to this file")
@@ -49,8 +51,10 @@ def main() -> None:
     time.sleep(args.delay)
     if args.touch:
         args.touch.touch()
-    if args.exit_after is not None:
-        threading.Timer(args.exit_after, lambda: os._exit(0)).start()
+    if args.exit_after is not None and not (args.once and args.once.exists()):
+        if args.once:
+            args.once.touch()
+        threading.Timer(args.exit_after, lambda: os._exit(args.exit_code)).start()
     if args.port:
         serve(args.port, args.status)
     while True:
