@@ -17,14 +17,22 @@ $(STAMP): pyproject.toml examples/docservice/pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]' -e 'examples/docservice[test]'
 	touch $(STAMP)
 
-# PostgreSQL (for the evidence-store tests against a real server) comes from Debian.
+# From Debian: PostgreSQL (evidence-store tests against a real server, and the example's database
+# behind the fault proxy); stress-ng (CPU, memory, disk and I/O stress faults); libfaketime (clock
+# skew); iptables (packet loss and partitions inside a network namespace).
+DEBIAN_PACKAGES := postgresql stress-ng faketime libfaketime iptables
 system-packages:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  if [ -n "$(APT_GET)" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
-	  else echo "PostgreSQL is not installed and apt-get is not available" >&2; exit 1; fi; \
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v stress-ng >/dev/null 2>&1 || missing="$$missing stress-ng"; \
+	command -v faketime >/dev/null 2>&1 || missing="$$missing faketime libfaketime"; \
+	command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing="$$missing iptables"; \
+	if [ -n "$$missing" ]; then \
+	  if [ -n "$(APT_GET)" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  else echo "missing Debian packages:$$missing, and apt-get is not available" >&2; exit 1; fi; \
 	fi
 
-demo: $(STAMP)
+demo: $(STAMP) system-packages
 	cd examples/docservice && PATH="$(BIN):$$PATH" gonogo run gonogo.yaml
 
 lint: $(STAMP)
