@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from conftest import add_document, make_user
-from docservice.db import Database, NewDocument
+from docservice.db import Database, DatabaseUnavailable, NewDocument
 from docservice.storage import Storage
 
 
@@ -23,7 +22,7 @@ def test_initialize_is_idempotent_and_uses_wal(tmp_path: Path) -> None:
 
 
 def test_ping_fails_without_schema(tmp_path: Path) -> None:
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(DatabaseUnavailable, match="no such table"):
         Database(tmp_path / "empty.db").ping()
 
 

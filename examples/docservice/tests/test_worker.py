@@ -59,45 +59,77 @@ def test_processes_a_document_end_to_end(
     assert doc.result["worker"] == "test-worker" and doc.result["attempts"] == 1
 
 
-def test_unreachable_enricher_is_retried_then_fails(
+def test_unreachable_enricher_falls_back_after_retries(
     worker_settings: WorkerSettings, db: Database, storage: Storage
 ) -> None:
     settings = dataclasses.replace(worker_settings, enricher_url=f"http://127.0.0.1:{free_port()}")
     doc_id = add_document(db, storage, b"text", max_attempts=3)
     worker = Worker(settings, db=db)
-    for _ in range(3):
-        assert worker.run_once()
-    assert not worker.run_once()
+    assert worker.run_once()
+    assert not worker.run_once()  # nothing left: the document did not go back to the queue
     doc = db.get_document(doc_id)
-    assert doc is not None and doc.status == "failed" and doc.attempts == 3
-    assert doc.error is not None and "enricher unreachable" in doc.error
+    assert doc is not None and doc.status == "processed" and doc.attempts == 1, doc
+    assert doc.result is not None and doc.result["degraded"] is True
+    assert doc.result["enrichment"] == "unavailable"
+    assert "enricher unreachable" in doc.result["enrichment_error"]
+    assert doc.processing_runs == 1 and doc.job_status == "done" and worker.degraded == 1
 
 
-def test_transient_errors_then_success(
+def test_after_a_fallback_documents_get_a_single_try_for_a_while(
+    worker_settings: WorkerSettings, db: Database, storage: Storage
+) -> None:
+    down = EnricherError("enricher unreachable: refused", retryable=True)
+    fake = ScriptedEnricher(down, down, down, down, {"language": "en", "category": "prose", "confidence": 1})
+    worker = Worker(worker_settings, db=db, enricher=fake)
+    first, second = add_document(db, storage, b"1"), add_document(db, storage, b"2")
+    assert worker.run_once() and fake.calls == 3  # one call and two retries
+    assert worker.run_once() and fake.calls == 4  # within the cooldown: one call only
+    assert "single try" in db.get_document(second).result["enrichment_error"]  # type: ignore[union-attr]
+    worker._single_try_until = 0.0  # the cooldown is over
+    third = add_document(db, storage, b"3")
+    assert worker.run_once() and fake.calls == 5
+    assert db.get_document(first).result["degraded"]  # type: ignore[union-attr]
+    assert not db.get_document(third).result["degraded"]  # type: ignore[union-attr]
+
+
+def test_transient_enricher_errors_are_retried_in_the_worker(
     worker_settings: WorkerSettings, db: Database, storage: Storage
 ) -> None:
     doc_id = add_document(db, storage, b"text", max_attempts=3)
     fake = ScriptedEnricher(
         EnricherError("enricher answered 503", retryable=True),
-        RuntimeError("a bug"),
+        EnricherError("enricher unreachable: timed out", retryable=True),
         {"language": "en", "category": "prose"},
     )
+    worker = Worker(worker_settings, db=db, enricher=fake)
+    assert worker.run_once()
+    doc = db.get_document(doc_id)
+    assert doc is not None and doc.status == "processed" and doc.attempts == 1
+    assert doc.result is not None and doc.result["degraded"] is False and "enrichment_error" not in doc.result
+    assert fake.calls == 3
+
+
+def test_a_bug_costs_an_attempt_and_the_job_is_retried(
+    worker_settings: WorkerSettings, db: Database, storage: Storage
+) -> None:
+    doc_id = add_document(db, storage, b"text", max_attempts=3)
+    fake = ScriptedEnricher(RuntimeError("a bug"), {"language": "en", "category": "prose"})
     worker = Worker(worker_settings, db=db, enricher=fake)
     while worker.run_once():
         pass
     doc = db.get_document(doc_id)
-    assert doc is not None and doc.status == "processed" and doc.attempts == 3
-    assert fake.calls == 3
+    assert doc is not None and doc.status == "processed" and doc.attempts == 2 and doc.processing_runs == 1
 
 
-def test_permanent_enricher_error_fails_at_once(
+def test_permanent_enricher_error_falls_back_at_once(
     worker_settings: WorkerSettings, db: Database, storage: Storage
 ) -> None:
     doc_id = add_document(db, storage, b"text", max_attempts=5)
-    worker = Worker(worker_settings, db=db, enricher=ScriptedEnricher(EnricherError("400", retryable=False)))
-    worker.run_once()
+    fake = ScriptedEnricher(EnricherError("enricher answered 400", retryable=False))
+    Worker(worker_settings, db=db, enricher=fake).run_once()
     doc = db.get_document(doc_id)
-    assert doc is not None and doc.status == "failed" and doc.attempts == 1
+    assert doc is not None and doc.status == "processed" and doc.attempts == 1 and fake.calls == 1
+    assert doc.result is not None and doc.result["enrichment_error"] == "enricher answered 400"
 
 
 def test_a_corrupted_file_fails_the_integrity_check(

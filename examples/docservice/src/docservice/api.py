@@ -5,6 +5,11 @@
 Every flag has an environment variable (DOCSERVICE_PORT, DOCSERVICE_DB, ...; see
 `--help`). Users register and log in for a bearer token; documents are uploaded as
 multipart (`file`, optional `title`), streamed to disk, and queued for the worker.
+
+An upload is acknowledged (201) only once its file is fsynced and its row committed. The
+database not answering is a 503, a full disk a 507; both pass without a restart. The one
+route that calls the external enricher synchronously (`GET /documents/{id}/summary`) has
+a deadline and a fallback, so a dead or hanging enricher never holds the API.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ __all__ = ["create_app", "main", "parse_args"]
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -21,13 +27,14 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal, cast
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+import httpx
+from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -39,9 +46,11 @@ from starlette.requests import ClientDisconnect
 
 from docservice import __version__
 from docservice.auth import TokenIssuer, hash_password, normalize_email, valid_email
-from docservice.config import ApiSettings, env_flag, setup_logging
-from docservice.db import Database, Document, NewDocument, User
-from docservice.storage import Storage, TooLarge, UploadWriter
+from docservice.config import ApiSettings, check_database_url, env_flag, setup_logging
+from docservice.db import Database, DatabaseFull, DatabaseUnavailable, Document, NewDocument, User
+from docservice.processing import EXCERPT_BYTES
+from docservice.storage import Storage, TooLarge, UploadWriter, is_disk_full
+from docservice.worker import EnricherClient, EnricherError
 
 log = logging.getLogger("docservice.api")
 
@@ -118,9 +127,27 @@ class UploadOut(BaseModel):
 class DocumentOut(UploadOut):
     result: dict[str, Any] | None = Field(description="the worker's processing result, once processed")
     error: str | None = Field(description="why processing failed, or the last retried error")
-    attempts: int
+    attempts: int = Field(description="how many times a worker claimed the job (crashed workers included)")
+    processing_runs: int = Field(
+        description="how many times a processing result was stored: 1 once processed, more is a duplicate"
+    )
+    degraded: bool = Field(description="processed without the enricher (it was unavailable)")
+    job_status: Literal["queued", "running", "done", "failed"] | None
     created_at: datetime
     updated_at: datetime
+
+
+class SummaryOut(BaseModel):
+    id: str
+    language: str
+    category: str
+    confidence: float
+    degraded: bool = Field(description="true when the enricher could not answer in time")
+    source: Literal["enricher", "worker_result", "none"] = Field(
+        description="enricher: asked just now; worker_result: the classification stored at "
+        "processing; none: no classification available"
+    )
+    reason: str | None = Field(default=None, description="why the answer is degraded")
 
 
 class DocumentPage(BaseModel):
@@ -155,6 +182,9 @@ def _document_out(doc: Document) -> DocumentOut:
         result=doc.result,
         error=doc.error,
         attempts=doc.attempts,
+        processing_runs=doc.processing_runs,
+        degraded=bool(doc.result and doc.result.get("degraded")),
+        job_status=cast(Any, doc.job_status),
         created_at=_iso(doc.created_at),
         updated_at=_iso(doc.updated_at),
     )
@@ -405,20 +435,61 @@ OwnedDocument = Annotated[Document, Depends(owned_document)]
 # -- the application ---------------------------------------------------------------------
 
 
+def _initialize(db: Database) -> bool:
+    try:
+        db.initialize()
+    except DatabaseUnavailable as exc:
+        log.warning("%s; answering 503 until it is back", exc)
+        return False
+    return True
+
+
 def create_app(settings: ApiSettings) -> FastAPI:
-    db = Database(settings.db_path)
-    db.initialize()
+    db = Database(settings.database)
+    schema_ready = _initialize(db)
     storage = Storage(settings.storage_dir)
     storage.initialize()
     issuer = TokenIssuer(db, ttl=settings.token_ttl, scrypt_n=settings.scrypt_n)
     counters: Counter[tuple[str, str, int]] = Counter()
+    # DOCSERVICE_NO_DEPENDENCY_TIMEOUT=1: a blocking client without any timeout
+    blocking_enricher = EnricherClient(settings.enricher_url, timeout=None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # every phase (connect, each read, pool wait) is bounded; the summary route also
+        # puts one deadline on the whole call
+        async with httpx.AsyncClient(
+            base_url=settings.enricher_url, timeout=settings.enricher_timeout, trust_env=False
+        ) as client:
+            app.state.enricher = client
+            yield
+        db.close()
 
     app = FastAPI(
         title="docservice",
         version=__version__,
         description="gonogo's example system under test: users, tokens and documents "
         "processed asynchronously by a worker.",
+        lifespan=lifespan,
     )
+
+    @app.exception_handler(DatabaseUnavailable)
+    def database_unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"detail": "the database is unavailable; try again shortly"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(DatabaseFull)
+    def database_full(request: Request, exc: DatabaseFull) -> JSONResponse:
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"detail": "insufficient storage: the database's disk is full"},
+            status_code=status.HTTP_507_INSUFFICIENT_STORAGE,
+        )
+
     app.add_middleware(
         AccessLog, counters=counters, slow_route=settings.slow_route, slow_seconds=settings.slow_seconds
     )
@@ -438,12 +509,16 @@ def create_app(settings: ApiSettings) -> FastAPI:
         responses={503: {"model": Health, "description": "not ready"}},
     )
     def health() -> JSONResponse:
+        nonlocal schema_ready
         if settings.never_ready:
             return JSONResponse(
                 {"status": "unavailable", "db": "not checked (DOCSERVICE_NEVER_READY=1)"},
                 status_code=503,
             )
         try:
+            if not schema_ready:  # the database was down when the API started
+                db.initialize()
+                schema_ready = True
             db.ping()
         except Exception as exc:
             log.error("health check: database error: %s", exc)
@@ -511,11 +586,16 @@ def create_app(settings: ApiSettings) -> FastAPI:
             413: {"model": ErrorOut, "description": "file larger than the configured limit"},
             415: {"model": ErrorOut, "description": "not multipart/form-data"},
             422: {"model": ErrorOut, "description": "no `file` part, or an invalid title"},
+            503: {"model": ErrorOut, "description": "the database is unavailable; nothing was stored"},
+            507: {"model": ErrorOut, "description": "the disk is full; nothing was stored"},
         },
     )
-    async def upload_document(request: Request, user: CurrentUser) -> UploadOut:
+    async def upload_document(request: Request, user: CurrentUser, background: BackgroundTasks) -> UploadOut:
         """Upload a document (multipart `file`, optional `title`); it is streamed to disk
-        and queued for processing: poll `GET /documents/{id}` until it is `processed`."""
+        and queued for processing: poll `GET /documents/{id}` until it is `processed`.
+
+        The 201 comes only after the file is fsynced and the document row committed: an
+        acknowledged upload survives a crash of the API right after it."""
         if settings.fail_uploads:
             await _drain(request, DRAIN_LIMIT)
             log.error("upload refused: DOCSERVICE_FAIL_UPLOADS=1")
@@ -541,8 +621,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
             writer, title = upload.finish()
             doc_id = uuid.uuid4().hex
             key = storage.key_for(doc_id)
-            await run_in_threadpool(storage.commit, writer, key)
-            committed = True
             new = NewDocument(
                 id=doc_id,
                 owner_id=user.id,
@@ -553,13 +631,22 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 sha256=writer.sha256,
                 storage_key=key,
             )
-            try:
-                doc = await run_in_threadpool(
-                    db.create_document, new, max_attempts=settings.max_attempts, now=time.time()
-                )
-            except BaseException:
-                storage.delete(key)
-                raise
+
+            def store() -> None:
+                """The file, durably, then the row: a crash in between leaves no row."""
+                storage.commit(writer, key)
+                try:
+                    db.create_document(new, max_attempts=settings.max_attempts, now=time.time())
+                except BaseException:
+                    storage.delete(key)
+                    raise
+
+            if settings.ack_before_commit:
+                # Broken on purpose: answer first, store later (a crash meanwhile loses it).
+                background.add_task(_store_later, store, writer, settings.ack_delay)
+            else:
+                await run_in_threadpool(store)
+            committed = True
         except UploadError as exc:
             raise HTTPException(exc.status_code, exc.detail) from None
         except ClientDisconnect:
@@ -567,17 +654,24 @@ def create_app(settings: ApiSettings) -> FastAPI:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "client disconnected") from None
         except MultipartParseError as exc:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, f"malformed multipart body: {exc}") from None
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            log.error("upload refused: %s", exc)
+            raise HTTPException(
+                status.HTTP_507_INSUFFICIENT_STORAGE, "insufficient storage: the disk is full"
+            ) from None
         finally:
             if not committed:
                 upload.abort()
         return UploadOut(
-            id=doc.id,
+            id=new.id,
             status="pending",
-            sha256=doc.sha256,
-            size=doc.size,
-            title=doc.title,
-            filename=doc.filename,
-            content_type=doc.content_type,
+            sha256=new.sha256,
+            size=new.size,
+            title=new.title,
+            filename=new.filename,
+            content_type=new.content_type,
         )
 
     @app.get("/documents", response_model=DocumentPage, tags=["documents"], responses=unauthorized)
@@ -630,6 +724,55 @@ def create_app(settings: ApiSettings) -> FastAPI:
             headers=headers,
         )
 
+    @app.get(
+        "/documents/{doc_id}/summary",
+        response_model=SummaryOut,
+        tags=["documents"],
+        responses={
+            **unauthorized,
+            **not_found,
+            502: {"model": ErrorOut, "description": "only with DOCSERVICE_NO_DEPENDENCY_TIMEOUT=1"},
+        },
+    )
+    async def document_summary(doc: OwnedDocument, request: Request) -> SummaryOut:
+        """Classify the document now, asking the enricher. When the enricher is down, slow
+        or resets the connection, answers anyway within the deadline (`degraded: true`),
+        with the classification the worker stored if there is one."""
+        if settings.no_dependency_timeout:
+            # Broken on purpose: a blocking call with no timeout, right in the event loop.
+            try:
+                answer = blocking_enricher.classify(_read_excerpt(storage, doc))
+            except EnricherError as exc:
+                raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from None
+            return _summary(doc.id, answer, source="enricher")
+        excerpt = await run_in_threadpool(_read_excerpt, storage, doc)
+        client: httpx.AsyncClient = request.app.state.enricher
+        try:
+            async with asyncio.timeout(settings.enricher_timeout):
+                response = await client.post("/classify", json={"text": excerpt})
+            response.raise_for_status()
+            answer = response.json()
+            if not isinstance(answer, dict):
+                raise ValueError("the enricher answered a non-object")
+            return _summary(doc.id, answer, source="enricher")
+        except TimeoutError:
+            reason = f"the enricher did not answer within {settings.enricher_timeout}s"
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            reason = f"the enricher failed: {type(exc).__name__}: {exc}"
+        log.warning("summary of %s degraded: %s", doc.id, reason)
+        stored = doc.result.get("enrichment") if doc.result else None
+        if isinstance(stored, dict):
+            return _summary(doc.id, stored, source="worker_result", reason=reason)
+        return SummaryOut(
+            id=doc.id,
+            language="unknown",
+            category="unknown",
+            confidence=0.0,
+            degraded=True,
+            source="none",
+            reason=reason,
+        )
+
     @app.delete(
         "/documents/{doc_id}",
         status_code=status.HTTP_204_NO_CONTENT,
@@ -644,6 +787,36 @@ def create_app(settings: ApiSettings) -> FastAPI:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     return app
+
+
+async def _store_later(store: Callable[[], None], writer: UploadWriter, delay: float) -> None:
+    """DOCSERVICE_ACK_BEFORE_COMMIT=1: the deferred store of an already acknowledged upload."""
+    await asyncio.sleep(delay)
+    try:
+        await run_in_threadpool(store)
+    except Exception:
+        writer.abort()
+        log.exception("an acknowledged upload was lost: storing it failed")
+
+
+def _read_excerpt(storage: Storage, doc: Document) -> str:
+    try:
+        with storage.path_for(doc.storage_key).open("rb") as stream:
+            return stream.read(EXCERPT_BYTES).decode("utf-8", errors="replace")
+    except FileNotFoundError:  # deleted between the lookup and now
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "document not found") from None
+
+
+def _summary(doc_id: str, answer: dict[str, Any], *, source: str, reason: str | None = None) -> SummaryOut:
+    return SummaryOut(
+        id=doc_id,
+        language=str(answer["language"]),
+        category=str(answer["category"]),
+        confidence=float(answer["confidence"]),
+        degraded=reason is not None,
+        source=cast(Any, source),
+        reason=reason,
+    )
 
 
 async def _drain(request: Request, limit: int) -> None:
@@ -677,7 +850,19 @@ def parse_args(argv: Sequence[str] | None = None) -> ApiSettings:
     parser.add_argument("--host", default=env.get("DOCSERVICE_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env.get("DOCSERVICE_PORT", "8000")))
     parser.add_argument("--db", default=env.get("DOCSERVICE_DB", "data/docservice.db"))
+    parser.add_argument(
+        "--database-url",
+        default=env.get("DOCSERVICE_DATABASE_URL") or None,
+        help="postgresql://... to use PostgreSQL instead of the SQLite file --db",
+    )
     parser.add_argument("--storage", default=env.get("DOCSERVICE_STORAGE", "data/files"))
+    parser.add_argument("--enricher-url", default=env.get("DOCSERVICE_ENRICHER_URL", "http://127.0.0.1:8001"))
+    parser.add_argument(
+        "--enricher-timeout",
+        type=float,
+        default=float(env.get("DOCSERVICE_API_ENRICHER_TIMEOUT", "1")),
+        help="the summary route's deadline for the enricher, in seconds",
+    )
     parser.add_argument(
         "--max-upload-bytes",
         type=int,
@@ -687,9 +872,15 @@ def parse_args(argv: Sequence[str] | None = None) -> ApiSettings:
     parser.add_argument("--max-attempts", type=int, default=int(env.get("DOCSERVICE_MAX_ATTEMPTS", "5")))
     parser.add_argument("--scrypt-n", type=int, default=int(env.get("DOCSERVICE_SCRYPT_N", str(2**14))))
     args = parser.parse_args(argv)
+    check_database_url(parser, args.database_url)
+    if args.enricher_timeout <= 0:
+        parser.error("--enricher-timeout must be positive")
     return ApiSettings(
         db_path=Path(args.db),
         storage_dir=Path(args.storage),
+        database_url=args.database_url,
+        enricher_url=args.enricher_url,
+        enricher_timeout=args.enricher_timeout,
         host=args.host,
         port=args.port,
         max_upload_bytes=args.max_upload_bytes,
@@ -700,6 +891,9 @@ def parse_args(argv: Sequence[str] | None = None) -> ApiSettings:
         never_ready=env_flag("DOCSERVICE_NEVER_READY"),
         slow_route=env.get("DOCSERVICE_SLOW_ROUTE") or None,
         slow_seconds=float(env.get("DOCSERVICE_SLOW_SECONDS", "0.5")),
+        ack_before_commit=env_flag("DOCSERVICE_ACK_BEFORE_COMMIT"),
+        ack_delay=float(env.get("DOCSERVICE_ACK_DELAY", "1.0")),
+        no_dependency_timeout=env_flag("DOCSERVICE_NO_DEPENDENCY_TIMEOUT"),
     )
 
 
@@ -714,12 +908,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("DOCSERVICE_NEVER_READY=1: /health will never answer 200")
     if settings.slow_route:
         log.warning("DOCSERVICE_SLOW_ROUTE: %s is %.3fs slow", settings.slow_route, settings.slow_seconds)
+    if settings.ack_before_commit:
+        log.warning(
+            "DOCSERVICE_ACK_BEFORE_COMMIT=1: uploads are acknowledged %.1fs before they are stored",
+            settings.ack_delay,
+        )
+    if settings.no_dependency_timeout:
+        log.warning(
+            "DOCSERVICE_NO_DEPENDENCY_TIMEOUT=1: the summary route calls the enricher without a timeout,"
+            " blocking the whole API while it hangs"
+        )
     app = create_app(settings)
     # uvicorn handles SIGTERM/SIGINT itself (graceful shutdown), then re-raises the signal
     # to the handler that was installed before it: make that a no-op so we exit 0.
     signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
     signal.signal(signal.SIGINT, lambda _signum, _frame: None)
-    log.info("listening on http://%s:%d (db=%s)", settings.host, settings.port, settings.db_path)
+    where = Database(settings.database).describe()
+    log.info("listening on http://%s:%d (db=%s)", settings.host, settings.port, where)
     uvicorn.run(
         app,
         host=settings.host,

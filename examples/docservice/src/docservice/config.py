@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["ApiSettings", "WorkerSettings", "env_flag", "setup_logging"]
+__all__ = ["ApiSettings", "WorkerSettings", "check_database_url", "env_flag", "setup_logging"]
 
+import argparse
 import logging
 import os
 import sys
@@ -18,10 +19,19 @@ def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def check_database_url(parser: argparse.ArgumentParser, url: str | None) -> None:
+    """A usage error (exit 2, no traceback) unless the URL is a PostgreSQL one."""
+    if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        parser.error(f"--database-url must be a postgresql://user@host:port/dbname URL, not {url!r}")
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     db_path: Path
     storage_dir: Path
+    database_url: str | None = None  # postgresql://...; replaces db_path when set
+    enricher_url: str = "http://127.0.0.1:8001"
+    enricher_timeout: float = 1.0  # the summary route's whole budget for the enricher
     host: str = "127.0.0.1"
     port: int = 8000
     max_upload_bytes: int = 100 * 1024 * 1024
@@ -34,6 +44,17 @@ class ApiSettings:
     # DOCSERVICE_SLOW_ROUTE="GET /documents": that route answers DOCSERVICE_SLOW_SECONDS later
     slow_route: str | None = None
     slow_seconds: float = 0.5
+    # DOCSERVICE_ACK_BEFORE_COMMIT=1: an upload answers 201 first and stores the file and
+    # row ack_delay seconds later, so a crash meanwhile loses an acknowledged document
+    ack_before_commit: bool = False
+    ack_delay: float = 1.0
+    # DOCSERVICE_NO_DEPENDENCY_TIMEOUT=1: GET /documents/{id}/summary calls the enricher
+    # without a timeout, from the event loop: a hanging enricher freezes the whole API
+    no_dependency_timeout: bool = False
+
+    @property
+    def database(self) -> Path | str:
+        return self.database_url or self.db_path
 
 
 @dataclass(frozen=True)
@@ -42,11 +63,23 @@ class WorkerSettings:
     storage_dir: Path
     enricher_url: str
     worker_id: str
+    database_url: str | None = None  # postgresql://...; replaces db_path when set
     poll_interval: float = 0.1  # seconds between polls when the queue is empty
     lease_seconds: float = 30.0  # a claimed job is reclaimable by others after this
     backoff_base: float = 0.5  # retry delay: base * 2**(attempt-1), capped
     backoff_max: float = 30.0
-    enricher_timeout: float = 5.0
+    enricher_timeout: float = 2.0  # per call
+    enricher_retries: int = 2  # further calls after a failed one, before the fallback
+    enricher_backoff: float = 0.2  # seconds before the first retry, doubling
+    # after a fallback, documents get a single call (no retries) for this long, so a dead
+    # enricher costs each queued document one timeout, not (retries + 1) of them
+    enricher_cooldown: float = 10.0
+    # DOCSERVICE_NO_RECLAIM=1: jobs whose lease expired are never taken over
+    no_reclaim: bool = False
+
+    @property
+    def database(self) -> Path | str:
+        return self.database_url or self.db_path
 
 
 def _plain_uvicorn_name(record: logging.LogRecord) -> bool:

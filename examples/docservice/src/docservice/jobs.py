@@ -58,6 +58,7 @@ class JobQueue:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         jitter: float = 0.1,
+        reclaim: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if lease_seconds <= 0:
@@ -68,6 +69,7 @@ class JobQueue:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.jitter = jitter
+        self.reclaim = reclaim  # False only for DOCSERVICE_NO_RECLAIM=1 (broken on purpose)
         self.clock = clock
 
     def claim(self) -> ClaimedJob | None:
@@ -77,7 +79,9 @@ class JobQueue:
         is failed here rather than run again, and the next job is tried instead.
         """
         while True:
-            job = self.db.claim_job(self.worker_id, now=self.clock(), lease_seconds=self.lease_seconds)
+            job = self.db.claim_job(
+                self.worker_id, now=self.clock(), lease_seconds=self.lease_seconds, reclaim=self.reclaim
+            )
             if job is None:
                 return None
             if job.previous_claimant is not None:

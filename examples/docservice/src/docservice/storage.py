@@ -7,11 +7,13 @@ complete, so a reader never sees a partial file and an aborted upload leaves not
 
 from __future__ import annotations
 
-__all__ = ["Storage", "TooLarge", "UploadWriter"]
+__all__ = ["Storage", "TooLarge", "UploadWriter", "is_disk_full"]
 
+import errno
 import hashlib
 import os
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import BinaryIO
@@ -19,8 +21,15 @@ from typing import BinaryIO
 KEY_PATTERN = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{32}$")
 
 
+STALE_PART_SECONDS = 3600.0  # a .part file untouched this long belongs to a crashed upload
+
+
 class TooLarge(Exception):
     """The upload went over the size limit."""
+
+
+def is_disk_full(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 class UploadWriter:
@@ -68,7 +77,15 @@ class Storage:
         self.tmp = self.root / "tmp"
 
     def initialize(self) -> None:
+        """Create the folders and delete what crashed uploads left in the temporary area."""
         self.tmp.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - STALE_PART_SECONDS
+        for part in self.tmp.glob("*.part"):
+            try:
+                if part.stat().st_mtime < cutoff:
+                    part.unlink()
+            except FileNotFoundError:  # another process swept it first
+                pass
 
     @staticmethod
     def key_for(doc_id: str) -> str:
@@ -89,7 +106,16 @@ class Storage:
         target = self.path_for(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(upload.path, target)
+        _fsync_directory(target.parent)  # the rename itself must survive a crash too
         return target
 
     def delete(self, key: str) -> None:
         self.path_for(key).unlink(missing_ok=True)
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
