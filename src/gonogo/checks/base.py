@@ -20,6 +20,7 @@ from typing import ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from gonogo.faults.targets import FaultTargets
 from gonogo.units import Unit
 
 
@@ -80,6 +81,11 @@ class CheckContext(Protocol):
 
     @property
     def base_url(self) -> str | None: ...
+
+    @property
+    def fault_targets(self) -> FaultTargets:
+        """What experiments may break: the services, the plan's proxies, this machine."""
+        ...
 
     def expand(self, text: str) -> str:
         """Substitute `{port.NAME}`, `{base_url}`, `{plan_dir}` and `{work_dir}` in text."""

@@ -13,6 +13,7 @@ __all__ = [
     "Duration",
     "GateSpec",
     "Plan",
+    "ProxyRoute",
     "ReadinessProbe",
     "Score",
     "Service",
@@ -122,6 +123,8 @@ class Service(StrictModel):
     restart_backoff: Duration = 1.0  # before the first restart; doubles for each one after
     restart_backoff_max: Duration = 30.0
     max_restarts: int = Field(default=10, ge=0, description="restarts allowed within one run")
+    # "faketime": started under libfaketime, so that a chaos experiment can skew its clock.
+    clock: Literal["real", "faketime"] = "real"
 
     @field_validator("command")
     @classmethod
@@ -140,10 +143,24 @@ class Service(StrictModel):
         return self
 
 
+class ProxyRoute(StrictModel):
+    """A dependency reached through gonogo's fault proxy: services talk to `listen`, which
+    forwards to `upstream` until an experiment adds a fault."""
+
+    listen: str = Field(description="host:port on loopback, e.g. 127.0.0.1:{port.db_proxy}")
+    upstream: str = Field(description="host:port on loopback, e.g. 127.0.0.1:{port.db}")
+    # tcp: Toxiproxy-style toxics; http: HTTP-level faults (status, delay, truncated body)
+    protocol: Literal["tcp", "http"] = "tcp"
+
+
 class SystemSpec(StrictModel):
     base_url: str | None = None
     services: dict[str, Service] = Field(default_factory=dict)
     sample_interval: Duration = 1.0
+    proxies: dict[str, ProxyRoute] = Field(default_factory=dict)
+    # Where the fault proxy's Toxiproxy-compatible API listens (for Toxiproxy clients and
+    # Chaos Toolkit); a free port when not given.
+    faults_api: str | None = Field(default=None, description="host:port, e.g. 127.0.0.1:{port.toxiproxy}")
 
     @model_validator(mode="after")
     def _dependencies_exist_and_do_not_cycle(self) -> SystemSpec:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gonogo.checks.base import ArtifactRef, CommandResult
 from gonogo.evidence import EventRecord, MetricRecord, SampleSeries, Store
+from gonogo.faults.targets import FaultTargets
 from gonogo.plan import Plan
 from gonogo.plan.model import PLACEHOLDER
 from gonogo.run.progress import Progress
@@ -39,10 +40,12 @@ class RunContext:
     scratch_dir: Path  # {run_dir}: the services' data and the checks' work dirs
     reaper: Reaper
     progress: Progress
+    fault_targets: FaultTargets = field(init=False)
     _samples: SampleRecorder = field(init=False)
 
     def __post_init__(self) -> None:
         self._samples = SampleRecorder(self.store, self.run_id)
+        self.fault_targets = FaultTargets(reaper=self.reaper)  # filled in as the run sets them up
 
     @property
     def base_url(self) -> str | None:
@@ -145,6 +148,10 @@ class CheckRunContext:
     @property
     def base_url(self) -> str | None:
         return self._run.base_url
+
+    @property
+    def fault_targets(self) -> FaultTargets:
+        return self._run.fault_targets
 
     def expand(self, text: str) -> str:
         return self._run.expand(text, self._work_dir)

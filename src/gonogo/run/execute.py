@@ -35,6 +35,7 @@ from gonogo.evidence.records import RunStatus
 from gonogo.plan import CheckSpec, Plan
 from gonogo.report import RunReport, collect, write_reports
 from gonogo.run.context import CheckRunContext, RunContext
+from gonogo.run.fault_setup import FaultSetup, FaultSetupFailed
 from gonogo.run.progress import Progress
 from gonogo.system import Reaper, System, allocate_ports
 from gonogo.verdict import decide, evaluate_gates
@@ -109,23 +110,34 @@ def execute(
     status: RunStatus = "completed"
     problems: list[str] = []
     system: System | None = None
+    faults = FaultSetup(plan, ctx)
     try:
         with _sigterm_as_interrupt():
             early = [(n, s) for n, s in plan.checks.items() if not s.needs_system]
             late = [(n, s) for n, s in plan.checks.items() if s.needs_system]
             for name, spec in early:
                 problems += _run_check(ctx, name, spec)
-            if plan.system.services:
-                system = System(
-                    plan.system,
-                    plan_dir=plan.directory,
-                    expand=ctx.expand,
-                    log_dir=run_dir / "logs",
-                    reaper=reaper,
-                    observer=ctx,
-                )
+            if plan.system.services or plan.system.proxies:
                 try:
+                    ctx.fault_targets = faults.start()
+                    system = System(
+                        plan.system,
+                        plan_dir=plan.directory,
+                        expand=ctx.expand,
+                        log_dir=run_dir / "logs",
+                        reaper=reaper,
+                        observer=ctx,
+                        extra_env=faults.service_env,
+                    )
+                    ctx.fault_targets.services = system
                     system.start()
+                except FaultSetupFailed as failure:
+                    status = "failed"
+                    problems.append(f"the fault proxies could not be set up: {failure}")
+                    progress.milestone("faults", str(failure))
+                    for name, _ in late:
+                        _record_not_run(ctx, name, plan.checks[name], "the fault proxies could not be set up")
+                    late = []
                 except ServiceFailed as failure:
                     status = "failed"
                     problems.append(
@@ -164,6 +176,8 @@ def execute(
         with _signals_ignored():
             if system is not None:
                 system.stop()
+            faults.close()
+            if system is not None:
                 for service, log in system.log_files().items():
                     if log.exists():
                         store.add_artifact(run_id, log, name=f"{service}.log", media_type="text/plain")

@@ -9,7 +9,7 @@ import shlex
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,8 +113,11 @@ class System:
         log_dir: Path,
         reaper: Reaper,
         observer: SystemObserver,
+        extra_env: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
+        """`extra_env`: service → variables added to its environment (e.g. libfaketime's)."""
         self._spec = spec
+        self._extra_env = extra_env or {}
         self._plan_dir = plan_dir
         self._expand = expand
         self._log_dir = log_dir
@@ -318,6 +321,7 @@ class System:
         if service.cwd is not None:
             cwd = self._plan_dir / self._expand(service.cwd)  # an absolute cwd wins
         env = {key: self._expand(value) for key, value in service.env.items()}
+        env.update(self._extra_env.get(name, {}))
         launch = _Launch(argv, cwd, env)
         self._observer.on_event(name, "starting", f"starting: {shlex.join(argv)}")
         started = time.monotonic()

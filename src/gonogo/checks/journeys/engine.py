@@ -396,6 +396,8 @@ class Engine:
                 arguments["files"] = files
             elif isinstance(spec.body, str):
                 arguments["content"] = text(spec.body).encode()
+                if (step.name, None) in self._hashed[state.journey]:  # a later step compares with it
+                    state.sent[(step.name, None)] = hashlib.sha256(arguments["content"]).hexdigest()
             elif spec.body is not None:
                 payload = self._payload(spec.body, state, step, None)
                 payloads[None] = payload

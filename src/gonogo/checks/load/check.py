@@ -16,7 +16,7 @@ targets are loaded. Metrics: docs/metrics.md.
 
 from __future__ import annotations
 
-__all__ = ["LoadCheck"]
+__all__ = ["LoadCheck", "build_endpoint", "run_setup"]
 
 import asyncio
 import json
@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcome
 from gonogo.checks.journeys.check import resolve_base_url, upload_files
 from gonogo.checks.journeys.engine import Engine
-from gonogo.checks.journeys.settings import JourneysSettings
+from gonogo.checks.journeys.settings import Journey, JourneysSettings
 from gonogo.checks.journeys.variables import VariableError, render
 from gonogo.checks.load import histogram as hist
 from gonogo.checks.load.engine import (
@@ -75,7 +75,11 @@ class LoadCheck(CheckKind[LoadSettings]):
             return CheckOutcome("error", f"the load engine speaks plain HTTP/1.1; {base_url} is not http://")
         if settings.journeys is not None:
             return _run_journeys(settings, base_url, target.hostname or "", ctx)
-        variables, problem = _setup(settings, base_url, ctx)
+        variables, problem = (
+            run_setup(settings.setup, settings.request_timeout, base_url, ctx)
+            if settings.setup
+            else ({}, None)
+        )
         if problem:
             return CheckOutcome("error", problem)
         try:
@@ -117,15 +121,12 @@ def _run_journeys(settings: LoadSettings, base_url: str, host: str, ctx: CheckCo
     return watch.outcome(outcome)
 
 
-def _setup(settings: LoadSettings, base_url: str, ctx: CheckContext) -> tuple[dict[str, Any], str | None]:
-    """Run the setup journey once; its variables (a token, an id) feed the requests."""
-    if settings.setup is None:
-        return {}, None
+def run_setup(
+    setup: Journey, request_timeout: float, base_url: str, ctx: CheckContext
+) -> tuple[dict[str, Any], str | None]:
+    """Run a setup journey once; its variables (a token, an id) feed the requests."""
     journeys = JourneysSettings.model_validate(
-        {
-            "journeys": {"setup": settings.setup.model_dump(by_alias=True)},
-            "request_timeout": settings.request_timeout,
-        }
+        {"journeys": {"setup": setup.model_dump(by_alias=True)}, "request_timeout": request_timeout}
     )
     files, missing = upload_files(journeys, ctx)
     if missing:
@@ -145,7 +146,7 @@ def _spec(
     return LoadSpec(
         host=host,
         port=port,
-        endpoints=[_endpoint(request, variables, ctx) for request in settings.requests],
+        endpoints=[build_endpoint(request, variables, ctx) for request in settings.requests],
         model=settings.model,
         rate=settings.rate,
         stages=[(stage.duration, stage.rate) for stage in settings.stages],
@@ -165,7 +166,7 @@ def _spec(
     )
 
 
-def _endpoint(request: LoadRequest, variables: Mapping[str, Any], ctx: CheckContext) -> Endpoint:
+def build_endpoint(request: LoadRequest, variables: Mapping[str, Any], ctx: CheckContext) -> Endpoint:
     def text(template: str) -> str:
         return render(template, variables, ctx.expand)
 

@@ -1,0 +1,457 @@
+"""The `chaos` check kind: one experiment under background load, measured for its users.
+
+Phases (every one checks the steady-state hypothesis each `hypothesis.interval`):
+
+1. *before* — background load and integrity writes start; the hypothesis must hold
+   throughout, or no fault is injected (the system was not steady to begin with).
+2. *during* — every fault is applied and verified; the fault window lasts `duration`.
+3. rollback — every fault is removed; this also runs when anything fails or on Ctrl-C.
+4. *recovery* — until the hypothesis has held for `recovery.sustain` without a break, at
+   most `recovery.timeout`. Those sustained seconds are the *after* window.
+5. integrity — every acknowledged write is read back.
+
+Figures (docs/metrics.md): availability (during, overall), error_rate / latency p95, p99
+(before, during, after), time_to_detect, time_to_recover, fault_applied, recovered, and the
+integrity counts. A fault that could not be applied, or is not supported on this machine,
+makes the check an error: not measured is never a pass.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ChaosCheck"]
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from gonogo.checks.base import CheckContext, CheckKind, CheckOutcome
+from gonogo.checks.chaos.faults import FaultEnvironment, apply_fault, describe_fault
+from gonogo.checks.chaos.integrity import IntegrityReport, IntegrityWriter
+from gonogo.checks.chaos.probes import HypothesisChecker, Round
+from gonogo.checks.chaos.settings import BackgroundLoad, ChaosSettings, KillFault, RestartFault
+from gonogo.checks.chaos.traffic import BackgroundTraffic, WindowFigures
+from gonogo.checks.journeys.check import resolve_base_url, upload_files
+from gonogo.checks.load.check import build_endpoint, run_setup
+from gonogo.checks.load.engine import LoadSpec, LoadSpecError
+from gonogo.faults.base import ActiveFault, FaultError, FaultNotSupported
+from gonogo.units import Unit, format_value
+
+_DIMENSION = "reliability"
+
+
+@dataclass
+class _Timeline:
+    started: float = 0.0
+    injected: float | None = None
+    removed: float | None = None
+    recovered: float | None = None  # start of the sustained period in which the hypothesis held
+    ended: float = 0.0
+    rounds: list[tuple[str, Round]] = field(default_factory=list)  # (phase, round)
+
+    def first_failure(self, after: float) -> float | None:
+        return next((r.at for _, r in self.rounds if r.at >= after and not r.ok), None)
+
+
+class ChaosCheck(CheckKind[ChaosSettings]):
+    kind = "chaos"
+    Settings = ChaosSettings
+
+    def run(self, settings: ChaosSettings, ctx: CheckContext) -> CheckOutcome:
+        base_url, problem = resolve_base_url(settings.base_url, ctx)
+        if problem and (settings.load is not None or settings.integrity is not None):
+            return CheckOutcome("error", problem)
+        return _Experiment(settings, ctx, base_url).run()
+
+
+class _Experiment:
+    def __init__(self, settings: ChaosSettings, ctx: CheckContext, base_url: str | None) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.base_url = base_url
+        self.timeline = _Timeline()
+        self.faults: list[ActiveFault] = []
+        self.rollback_problems: list[str] = []
+        self.traffic: BackgroundTraffic | None = None
+        self.writer: IntegrityWriter | None = None
+
+    # -- the experiment -------------------------------------------------------------
+
+    def run(self) -> CheckOutcome:
+        variables, problem = self._setup()
+        if problem:
+            return CheckOutcome("error", problem)
+        checker = HypothesisChecker(
+            self.settings.hypothesis,
+            base_url=self.base_url,
+            cwd=self.ctx.plan_dir,
+            expand=self.ctx.expand,
+            variables=variables,
+            load_window=lambda seconds: self.traffic.recent(seconds) if self.traffic else None,
+        )
+        not_applied: str | None = None
+        steady_before = False
+        try:
+            problem = self._start_traffic(variables)
+            if problem:
+                return CheckOutcome("error", problem)
+            self.timeline.started = time.monotonic()
+            steady_before = self._observe(checker, "before", self.settings.before, stop_on_failure=False)
+            if not steady_before:
+                not_applied = (
+                    "the steady-state hypothesis did not hold before the fault, so none was injected"
+                )
+            else:
+                not_applied = self._inject()
+                if not_applied is None:
+                    self._observe(checker, "during", self.settings.duration, stop_on_failure=False)
+            self._rollback()
+            if steady_before and not_applied is None:
+                self._recover(checker)
+        finally:
+            self._rollback()  # again, idempotent: after an error or Ctrl-C above
+            checker.close()
+            self.timeline.ended = time.monotonic()
+            self._stop_traffic()
+        integrity = self._verify_integrity()
+        return self._record(steady_before, not_applied, integrity)
+
+    def _setup(self) -> tuple[dict[str, Any], str | None]:
+        load = self.settings.load
+        if load is None or load.setup is None or self.base_url is None:
+            return {}, None
+        return run_setup(load.setup, load.request_timeout, self.base_url, self.ctx)
+
+    def _start_traffic(self, variables: dict[str, Any]) -> str | None:
+        load = self.settings.load
+        if load is not None:
+            assert self.base_url is not None
+            try:
+                spec = _load_spec(load, self.base_url, variables, self.ctx, self._longest())
+                spec.validate()
+            except LoadSpecError as error:
+                return f"the background load cannot run: {error}"
+            self.traffic = BackgroundTraffic(spec)
+            self.traffic.start()
+        integrity = self.settings.integrity
+        journeys = self.settings.integrity_journeys
+        if integrity is not None and journeys is not None:
+            assert self.base_url is not None
+            files, missing = upload_files(journeys, self.ctx)
+            if missing:
+                return "the integrity writes cannot run: " + "; ".join(missing)
+            self.writer = IntegrityWriter(
+                integrity, journeys, self.base_url, files=files, expand=self.ctx.expand, variables=variables
+            )
+            self.writer.start()
+        return None
+
+    def _longest(self) -> float:
+        s = self.settings
+        return s.before + s.duration + s.recovery.timeout + s.recovery.sustain + 30
+
+    def _observe(
+        self, checker: HypothesisChecker, phase: str, seconds: float, *, stop_on_failure: bool
+    ) -> bool:
+        """Check the hypothesis every interval for `seconds` (at least once); True if it always held."""
+        end = time.monotonic() + seconds
+        held = True
+        while True:
+            round_ = checker.check()
+            self.timeline.rounds.append((phase, round_))
+            held = held and round_.ok
+            self._progress(phase, round_, end)
+            if (stop_on_failure and not round_.ok) or time.monotonic() >= end:
+                return held
+            time.sleep(max(0.0, min(self.settings.hypothesis.interval, end - time.monotonic())))
+
+    def _inject(self) -> str | None:
+        """Apply every fault; why the experiment cannot go on, if one could not be applied."""
+        self.timeline.injected = time.monotonic()
+        for index, fault in enumerate(self.settings.faults):
+            env = FaultEnvironment(
+                targets=self.ctx.fault_targets,
+                expand=self.ctx.expand,
+                work_dir=self.ctx.work_dir,
+                fault_window=self.settings.duration,
+                name=f"{self.ctx.check_name}-{index}",
+            )
+            self.ctx.progress(f"injecting: {describe_fault(fault)}")
+            try:
+                active = apply_fault(fault, env)
+            except FaultNotSupported as error:
+                return f"not supported here: {describe_fault(fault)}: {error}"
+            except FaultError as error:
+                return f"could not apply {describe_fault(fault)}: {error}"
+            self.faults.append(active)
+            if not active.applied:
+                return f"{describe_fault(fault)} was not applied: {active.detail}"
+        return None
+
+    def _rollback(self) -> None:
+        if self.timeline.injected is not None and self.timeline.removed is None:
+            self.timeline.removed = time.monotonic()
+        for fault in reversed(self.faults):
+            try:
+                fault.remove()
+            except Exception as error:  # one rollback failing must not keep the others from running
+                self.rollback_problems.append(f"{fault.description}: {error}")
+
+    def _recover(self, checker: HypothesisChecker) -> None:
+        recovery = self.settings.recovery
+        deadline = time.monotonic() + recovery.timeout
+        # A hypothesis that already holds again at the end of the fault window counts from then.
+        holding_since: float | None = None
+        for phase, round_ in self.timeline.rounds:
+            if phase == "during":
+                holding_since = (holding_since or round_.at) if round_.ok else None
+        while True:
+            round_ = checker.check()
+            self.timeline.rounds.append(("after", round_))
+            holding_since = (holding_since or round_.at) if round_.ok else None
+            now = time.monotonic()
+            if holding_since is not None and now - holding_since >= recovery.sustain:
+                self.timeline.recovered = holding_since
+                return
+            if now >= deadline:
+                return
+            self._progress("recovery", round_, deadline)
+            time.sleep(max(0.0, min(self.settings.hypothesis.interval, deadline - now)))
+
+    def _progress(self, phase: str, round_: Round, end: float) -> None:
+        left = max(0.0, end - time.monotonic())
+        state = "hypothesis holds" if round_.ok else f"hypothesis broken: {round_.failures()}"
+        load = ""
+        if self.traffic is not None and (snap := self.traffic.latest()) is not None:
+            load = f"; load {snap.rps:.0f} req/s, {snap.errors} errors"
+        writes = f"; {self.writer.acknowledged} writes acknowledged" if self.writer else ""
+        self.ctx.progress(f"{phase} ({left:.0f}s left): {state}{load}{writes}")
+
+    def _stop_traffic(self) -> None:
+        if self.writer is not None:
+            self.writer.stop()
+        if self.traffic is not None:
+            self.traffic.stop()
+
+    def _verify_integrity(self) -> IntegrityReport | None:
+        if self.writer is None:
+            return None
+        self.ctx.progress(f"reading back {self.writer.acknowledged} acknowledged writes")
+        return self.writer.verify()
+
+    # -- figures --------------------------------------------------------------------
+
+    def _metric(self, name: str, value: float | None, unit: Unit, source: str, **extra: Any) -> None:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return
+        self.ctx.record_metric(name, value, unit, dimension=_DIMENSION, source=source, **extra)
+
+    def _record(
+        self, steady_before: bool, not_applied: str | None, integrity: IntegrityReport | None
+    ) -> CheckOutcome:
+        t = self.timeline
+        evidence = self.ctx.store_artifact(
+            json.dumps(self._evidence(integrity), indent=2, default=str).encode(),
+            name=f"{self.ctx.check_name}-experiment.json",
+            media_type="application/json",
+        )
+        source = f"{self.ctx.check_name}-experiment.json"
+        self._metric("hypothesis.before", 1.0 if steady_before else 0.0, "number", source, artifact=evidence)
+        applied = not_applied is None and all(f.applied for f in self.faults)
+        if steady_before:
+            self._metric("fault_applied", 1.0 if applied else 0.0, "number", source, artifact=evidence)
+        self._metric(
+            "rollback.clean", 0.0 if self.rollback_problems else 1.0, "number", source, artifact=evidence
+        )
+        injected, removed = t.injected, t.removed
+        if applied and injected is not None and removed is not None:
+            failed_rounds = sum(1 for phase, r in t.rounds if phase == "during" and not r.ok)
+            self._metric("hypothesis.during.failed_rounds", failed_rounds, "count", source, artifact=evidence)
+            self._metric(
+                "recovered", 1.0 if t.recovered is not None else 0.0, "number", source, artifact=evidence
+            )
+            detected = [
+                x for x in (t.first_failure(injected), self._first_load_error(injected)) if x is not None
+            ]
+            if detected:
+                self._metric("time_to_detect", min(detected) - injected, "seconds", source, artifact=evidence)
+            if t.recovered is not None:
+                # From the fault's end: the injection for a kill or a restart, the removal otherwise.
+                reference = injected if self._instant() else removed
+                self._metric(
+                    "time_to_recover", max(0.0, t.recovered - reference), "seconds", source, artifact=evidence
+                )
+        self._record_traffic(applied)
+        if integrity is not None:
+            self._record_integrity(integrity)
+        return self._outcome(steady_before, not_applied, applied, integrity)
+
+    def _instant(self) -> bool:
+        """Whether every fault is over once applied (a kill, a restart): nothing to remove."""
+        return all(
+            isinstance(f, RestartFault) or (isinstance(f, KillFault) and f.repeat == 1)
+            for f in self.settings.faults
+        )
+
+    def _first_load_error(self, after: float) -> float | None:
+        return self.traffic.first_error_after(after) if self.traffic is not None else None
+
+    def _windows(self) -> dict[str, tuple[float, float]]:
+        t = self.timeline
+        windows = {"before": (t.started, t.injected or t.ended)}
+        if t.injected is not None and t.removed is not None:
+            windows["during"] = (t.injected, t.removed)
+            if t.recovered is not None:
+                windows["after"] = (t.recovered, t.ended)
+        return windows
+
+    def _record_traffic(self, applied: bool) -> None:
+        if self.traffic is None or self.traffic.result is None:
+            return
+        source = "background load"
+        wall = _Wall(self.traffic.started_at)
+        for phase, (start, end) in self._windows().items():
+            figures = self.traffic.window(start, end)
+            window = (wall(start), wall(end))
+            self._window_metrics(phase, figures, source, window)
+            if phase == "during" and applied:
+                self._metric("availability.during", figures.availability, "ratio", source, window=window)
+        overall = self.traffic.overall()
+        self._metric("availability.overall", overall.availability, "ratio", source)
+        self._metric("requests", overall.attempted, "count", source)
+        self.ctx.record_series(
+            "availability",
+            "ratio",
+            [
+                (
+                    wall(self.traffic.started_at + s.second),
+                    (s.requests - s.error_total) / (s.requests + s.dropped),
+                )
+                for s in self.traffic.result.series
+                if s.requests + s.dropped
+            ],
+        )
+
+    def _window_metrics(
+        self, phase: str, figures: WindowFigures, source: str, window: tuple[datetime, datetime]
+    ) -> None:
+        self._metric(f"requests.{phase}", figures.attempted, "count", source, window=window)
+        self._metric(f"error_rate.{phase}", figures.error_rate, "ratio", source, window=window)
+        self._metric(f"latency.p95.{phase}", figures.p95, "seconds", source, window=window)
+        self._metric(f"latency.p99.{phase}", figures.p99, "seconds", source, window=window)
+
+    def _record_integrity(self, report: IntegrityReport) -> None:
+        problems = self.ctx.store_artifact(
+            json.dumps(report.problems, indent=2, default=str).encode(),
+            name=f"{self.ctx.check_name}-integrity.json",
+            media_type="application/json",
+        )
+        source = f"{self.ctx.check_name}-integrity.json"
+        for name in ("acknowledged", "lost", "corrupted", "duplicated"):
+            self._metric(f"integrity.{name}", getattr(report, name), "count", source, artifact=problems)
+        if self.settings.integrity is not None and self.settings.integrity.settled is not None:
+            self._metric("integrity.stuck", report.stuck, "count", source, artifact=problems)
+
+    def _evidence(self, integrity: IntegrityReport | None) -> dict[str, Any]:
+        t = self.timeline
+        wall = _Wall(t.started)
+
+        def at(moment: float | None) -> str | None:
+            return wall(moment).isoformat() if moment is not None else None
+
+        return {
+            "timeline": {
+                "started": at(t.started),
+                "injected": at(t.injected),
+                "removed": at(t.removed),
+                "recovered": at(t.recovered),
+                "ended": at(t.ended),
+            },
+            "faults": [
+                {
+                    "kind": f.kind,
+                    "description": f.description,
+                    "applied": f.applied,
+                    "detail": f.detail,
+                    "evidence": f.evidence,
+                }
+                for f in self.faults
+            ],
+            "rollback_problems": self.rollback_problems,
+            "rounds": [
+                {"phase": phase, "at": at(r.at), "ok": r.ok, "probes": [vars(p) for p in r.results]}
+                for phase, r in t.rounds
+            ],
+            "integrity": integrity.summary() if integrity is not None else None,
+        }
+
+    def _outcome(
+        self, steady_before: bool, not_applied: str | None, applied: bool, integrity: IntegrityReport | None
+    ) -> CheckOutcome:
+        details = [f"rollback: {problem}" for problem in self.rollback_problems]
+        if not steady_before:
+            failed = next((r for phase, r in self.timeline.rounds if phase == "before" and not r.ok), None)
+            details.append(f"before the fault: {failed.failures() if failed else 'no probe round'}")
+            return CheckOutcome("error", not_applied or "not steady before the fault", details)
+        if not applied:
+            unverified = [f"{f.description}: {f.detail}" for f in self.faults if not f.applied]
+            return CheckOutcome("error", not_applied or "a fault was not verified", details + unverified)
+        t = self.timeline
+        parts = [", ".join(f.description for f in self.faults)]
+        during = [r for phase, r in t.rounds if phase == "during"]
+        broken = sum(1 for r in during if not r.ok)
+        parts.append(f"hypothesis broken in {broken} of {len(during)} rounds during the fault")
+        if t.recovered is not None and t.removed is not None and t.injected is not None:
+            reference, since = (t.injected, "the fault") if self._instant() else (t.removed, "its removal")
+            parts.append(
+                f"recovered {format_value(max(0.0, t.recovered - reference), 'seconds')} after {since}"
+            )
+        else:
+            parts.append(f"not recovered within {format_value(self.settings.recovery.timeout, 'seconds')}")
+            last = next((r for phase, r in reversed(t.rounds) if not r.ok), None)
+            if last is not None:
+                details.append(f"still failing: {last.failures()}")
+        if self.traffic is not None and t.injected is not None and t.removed is not None:
+            availability = self.traffic.window(t.injected, t.removed).availability
+            if availability is not None:
+                parts.append(f"availability during the fault {format_value(availability, 'ratio')}")
+        if integrity is not None:
+            parts.append(integrity.summary())
+            details += [
+                f"{p['verdict']}: {p.get('write')} {p.get('why', '')}" for p in integrity.problems[:5]
+            ]
+        return CheckOutcome("completed", "; ".join(parts), details)
+
+
+class _Wall:
+    """time.monotonic() moments as wall-clock datetimes."""
+
+    def __init__(self, reference: float) -> None:
+        self._offset = datetime.now(UTC) - timedelta(seconds=time.monotonic() - reference)
+        self._reference = reference
+
+    def __call__(self, moment: float) -> datetime:
+        return self._offset + timedelta(seconds=moment - self._reference)
+
+
+def _load_spec(
+    load: BackgroundLoad, base_url: str, variables: dict[str, Any], ctx: CheckContext, seconds: float
+) -> LoadSpec:
+    target = urlsplit(base_url)
+    if target.scheme != "http":
+        raise LoadSpecError(f"the load engine speaks plain HTTP/1.1; {base_url} is not http://")
+    return LoadSpec(
+        host=target.hostname or "",
+        port=target.port or 80,
+        endpoints=[build_endpoint(request, variables, ctx) for request in load.requests],
+        model="open",
+        rate=load.rate,
+        duration=seconds,
+        max_connections=load.max_connections,
+        timeout=load.request_timeout,
+        workers=1,
+        host_header=target.netloc,
+    )

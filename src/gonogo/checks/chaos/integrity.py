@@ -1,0 +1,177 @@
+"""Acknowledged writes, recorded during the experiment and read back after recovery.
+
+A write is *acknowledged* when its step passed (the service said it was stored) and it
+yielded its identifier. After recovery each one is read back: *intact* (same content),
+*corrupted* (answered, but not what was written), *lost* (not found, or still unreadable
+when the read-back time is up). With a `settled` step, a write whose processing never
+finished is *stuck*, and one processed more than once (`applied_count` > 1) is *duplicated*.
+"""
+
+from __future__ import annotations
+
+__all__ = ["IntegrityReport", "IntegrityWriter"]
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gonogo.checks.chaos.settings import Integrity
+from gonogo.checks.journeys.engine import Engine, Failure, IterationState
+from gonogo.checks.journeys.settings import JourneysSettings
+
+_NOT_FOUND = (404, 410)
+
+
+@dataclass
+class _Write:
+    state: IterationState
+    acknowledged_at: float
+
+
+@dataclass
+class IntegrityReport:
+    attempted: int = 0
+    acknowledged: int = 0
+    intact: int = 0
+    lost: int = 0
+    corrupted: int = 0
+    stuck: int = 0
+    duplicated: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)  # one per write that is not intact
+
+    def summary(self) -> str:
+        return (
+            f"{self.acknowledged} of {self.attempted} writes acknowledged: {self.intact} intact, "
+            f"{self.lost} lost, {self.corrupted} corrupted, {self.duplicated} duplicated, {self.stuck} stuck"
+        )
+
+
+class IntegrityWriter:
+    """Writes at `integrity.rate` on a thread of its own until `stop()`; then `verify()`."""
+
+    def __init__(
+        self,
+        integrity: Integrity,
+        journeys: JourneysSettings,
+        base_url: str,
+        *,
+        files: Mapping[str, Path],
+        expand: Callable[[str], str],
+        variables: Mapping[str, Any],
+    ) -> None:
+        self._integrity = integrity
+        self._steps = journeys.journeys["integrity"].steps
+        self._engine = Engine(journeys, base_url, files=files, expand=expand, progress=lambda _: None)
+        self._variables = dict(variables)
+        self._writes: list[_Write] = []
+        self._attempted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._write_loop()), name="gonogo-integrity"
+        )
+        self.error: BaseException | None = None
+
+    @property
+    def acknowledged(self) -> int:
+        return len(self._writes)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self._integrity.write.request_timeout or 60)
+
+    def _new_state(self, number: int) -> IterationState:
+        state = self._engine.start_iteration("integrity", number)
+        state.variables.update(self._variables)
+        return state
+
+    async def _write_loop(self) -> None:
+        interval = 1.0 / self._integrity.rate
+        in_flight: set[asyncio.Task[None]] = set()
+        limit = asyncio.Semaphore(self._integrity.concurrency)
+        try:
+            async with self._engine.client(self._integrity.concurrency) as client:
+                next_at = time.monotonic()
+                while not self._stop.is_set():
+                    await limit.acquire()
+                    self._attempted += 1
+                    task = asyncio.create_task(self._write(client, self._new_state(self._attempted), limit))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                    next_at += interval
+                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                if in_flight:
+                    await asyncio.wait(in_flight)
+        except Exception as error:  # reported with the figures; the experiment still rolls back
+            self.error = error
+
+    async def _write(
+        self, client: httpx.AsyncClient, state: IterationState, limit: asyncio.Semaphore
+    ) -> None:
+        try:
+            _, failure = await self._engine.run_step(client, state, self._steps[0])
+            if failure is None:
+                self._writes.append(_Write(state, time.monotonic()))
+        finally:
+            limit.release()
+
+    def verify(self) -> IntegrityReport:
+        """Read every acknowledged write back (and wait for it to settle); classify it."""
+        report = IntegrityReport(attempted=self._attempted, acknowledged=len(self._writes))
+        report_lock = asyncio.Lock()
+
+        async def check_all() -> None:
+            deadline = time.monotonic() + self._integrity.read_timeout
+            limit = asyncio.Semaphore(self._integrity.concurrency)
+            async with self._engine.client(self._integrity.concurrency) as client:
+
+                async def check(write: _Write) -> None:
+                    async with limit:
+                        verdict, detail = await self._check(client, write, deadline)
+                    async with report_lock:
+                        setattr(report, verdict, getattr(report, verdict) + 1)
+                        if verdict != "intact":
+                            report.problems.append({"verdict": verdict, **detail})
+
+                await asyncio.gather(*(check(write) for write in self._writes))
+
+        asyncio.run(check_all())
+        return report
+
+    async def _check(
+        self, client: httpx.AsyncClient, write: _Write, deadline: float
+    ) -> tuple[str, dict[str, Any]]:
+        read = self._steps[1]
+        identity = {k: v for k, v in write.state.variables.items() if k in self._steps[0].extract}
+        failure: Failure | None = None
+        while True:
+            _, failure = await self._engine.run_step(client, write.state, read)
+            if failure is None:
+                break
+            if failure.status in _NOT_FOUND:
+                return "lost", {"write": identity, "why": failure.summary()}
+            if failure.status is not None and 200 <= failure.status < 300:
+                return "corrupted", {"write": identity, "why": failure.summary()}
+            if time.monotonic() >= deadline:  # unreadable until the end: as good as lost to its user
+                return "lost", {"write": identity, "why": f"still unreadable: {failure.summary()}"}
+            await asyncio.sleep(0.5)
+        if len(self._steps) < 3:
+            return "intact", {}
+        settled = self._steps[2]
+        _, failure = await self._engine.run_step(client, write.state, settled)
+        if failure is not None:
+            return "stuck", {"write": identity, "why": failure.summary()}
+        count_name = self._integrity.applied_count
+        if count_name is not None:
+            count = write.state.variables.get(count_name)
+            if isinstance(count, int | float) and count > 1:
+                return "duplicated", {"write": identity, "why": f"{count_name} = {count}"}
+        return "intact", {}

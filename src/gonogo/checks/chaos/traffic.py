@@ -1,0 +1,136 @@
+"""Background load for an experiment: the load engine on its own thread, and its figures per window.
+
+The engine keeps a record per second of requests, errors, dropped requests and a latency
+histogram; a window's figures (before, during, after the fault) are summed from the seconds
+whose middle falls inside it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BackgroundTraffic", "WindowFigures"]
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from gonogo.checks.load import histogram as hist
+from gonogo.checks.load.engine import LoadResult, LoadSpec, ProgressSnapshot, SecondStats, run_load
+
+
+@dataclass(frozen=True)
+class WindowFigures:
+    attempted: int  # requests sent + requests dropped (never sent, the generator gave up)
+    succeeded: int
+    errors: int
+    p95: float | None  # seconds, corrected for coordinated omission
+    p99: float | None
+
+    @property
+    def availability(self) -> float | None:
+        return self.succeeded / self.attempted if self.attempted else None
+
+    @property
+    def error_rate(self) -> float | None:
+        return 1.0 - self.succeeded / self.attempted if self.attempted else None
+
+
+class BackgroundTraffic:
+    """Runs `spec` (open model, no warm-up, long enough) until `stop()`."""
+
+    def __init__(self, spec: LoadSpec) -> None:
+        self._spec = spec
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gonogo-chaos-load", daemon=True)
+        self._lock = threading.Lock()
+        self._snapshots: list[tuple[float, ProgressSnapshot]] = []
+        self.started_at = 0.0  # time.monotonic() of the engine's second 0
+        self.result: LoadResult | None = None
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self.started_at = time.monotonic()
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.result = run_load(self._spec, on_progress=self._snapshot, stop=self._stop)
+        except BaseException as error:  # reported by stop(); the experiment must still roll back
+            self.error = error
+
+    def _snapshot(self, snap: ProgressSnapshot) -> None:
+        with self._lock:
+            self._snapshots.append((time.monotonic(), snap))
+
+    def latest(self) -> ProgressSnapshot | None:
+        with self._lock:
+            return self._snapshots[-1][1] if self._snapshots else None
+
+    def recent(self, seconds: float) -> dict[str, float] | None:
+        """error_rate, availability and rps over about the last `seconds`, from live snapshots."""
+        with self._lock:
+            if len(self._snapshots) < 2:
+                return None
+            now, last = self._snapshots[-1]
+            first_at, first = next(
+                ((at, s) for at, s in self._snapshots if now - at <= seconds + 0.5), self._snapshots[-2]
+            )
+        if first is last:
+            first_at, first = self._snapshots[-2]
+        sent = last.requests - first.requests
+        attempted = sent + last.dropped - first.dropped
+        errors = last.errors - first.errors
+        if attempted <= 0:
+            return None
+        availability = max(0.0, (attempted - errors - (last.dropped - first.dropped)) / attempted)
+        return {
+            "error_rate": 1.0 - availability,
+            "availability": availability,
+            "rps": (last.responses - first.responses) / max(now - first_at, 1e-3),
+        }
+
+    def stop(self) -> LoadResult | None:
+        self._stop.set()
+        self._thread.join(timeout=self._spec.timeout + 30)
+        if self.error is not None and not isinstance(self.error, KeyboardInterrupt):
+            raise RuntimeError(f"the background load failed: {self.error}") from self.error
+        return self.result
+
+    def first_error_after(self, at: float) -> float | None:
+        """time.monotonic() of the first second at or after `at` with a failed request."""
+        if self.result is None:
+            return None
+        for second in self.result.series:
+            start = self.started_at + second.second
+            if start + second.span > at and (second.error_total or second.dropped):
+                return max(start, at)
+        return None
+
+    def window(self, start: float, end: float) -> WindowFigures:
+        """Figures of the seconds whose middle lies in [start, end) (time.monotonic())."""
+        seconds = [s for s in self._series() if start <= self.started_at + s.second + s.span / 2 < end]
+        return _figures(seconds)
+
+    def overall(self) -> WindowFigures:
+        return _figures(list(self._series()))
+
+    def _series(self) -> tuple[SecondStats, ...]:
+        return self.result.series if self.result is not None else ()
+
+
+def _figures(seconds: list[SecondStats]) -> WindowFigures:
+    sent = sum(s.requests for s in seconds)
+    dropped = sum(s.dropped for s in seconds)
+    errors = sum(s.error_total for s in seconds)
+    latency: Counter[int] = Counter()
+    for second in seconds:
+        latency.update(second.latency)
+    p95 = hist.sparse_percentile(latency, 95.0)
+    p99 = hist.sparse_percentile(latency, 99.0)
+    return WindowFigures(
+        attempted=sent + dropped,
+        succeeded=max(0, sent - errors),
+        errors=errors + dropped,
+        p95=p95 / 1e6 if p95 is not None else None,
+        p99=p99 / 1e6 if p99 is not None else None,
+    )

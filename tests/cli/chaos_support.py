@@ -1,0 +1,77 @@
+"""Plans for the chaos tests: the small store service (services/store.py) under experiments."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+STORE = Path(__file__).parent / "services" / "store.py"
+
+
+def store_plan(
+    directory: Path, checks: str, gates: str, *, store_flags: str = "", restart: str = "on-failure"
+) -> Path:
+    """A plan with the store service (restarted by gonogo), a dependency behind the fault proxy,
+    and the given checks and gates (YAML, indented as under `checks:` / `gates:`)."""
+    system = textwrap.dedent(
+        f"""
+        name: chaos-test
+        system:
+          proxies:
+            dep: {{listen: "127.0.0.1:{{port.dep_proxy}}", upstream: "127.0.0.1:{{port.dep}}"}}
+          services:
+            dep:
+              command: [python, -m, http.server, "{{port.dep}}", --bind, 127.0.0.1]
+              ready: {{http: "http://127.0.0.1:{{port.dep}}/", timeout: 20s}}
+              grace: 2s
+            store:
+              command: [python, "{STORE}", --port, "{{port.store}}", --data, "{{run_dir}}/items",
+                        --dependency, "http://127.0.0.1:{{port.dep_proxy}}/" {store_flags}]
+              depends_on: [dep]
+              ready: {{http: "http://127.0.0.1:{{port.store}}/health", timeout: 20s, interval: 100ms}}
+              restart: {restart}
+              restart_backoff: 200ms
+              grace: 2s
+          base_url: "http://127.0.0.1:{{port.store}}"
+        score:
+          minimum: 50
+        """
+    ).lstrip()
+    text = (
+        system
+        + "checks:\n"
+        + textwrap.indent(textwrap.dedent(checks).strip(), "  ")
+        + "\ngates:\n"
+        + textwrap.indent(textwrap.dedent(gates).strip(), "  ")
+        + "\n"
+    )
+    path = directory / "gonogo.yaml"
+    path.write_text(text)
+    return path
+
+
+INTEGRITY = """
+integrity:
+  rate: 20/s
+  write:
+    name: put
+    request: {method: POST, path: /items, body: "item {uuid}"}
+    expect: {status: 201}
+    extract: {id: "json:$.id"}
+  read:
+    name: get
+    request: {path: "/items/{id}"}
+    expect: {status: 200}
+"""
+
+
+def report_of(plan: Path) -> dict[str, Any]:
+    (run_dir,) = sorted((plan.parent / ".gonogo" / "runs").iterdir())[-1:]
+    report: dict[str, Any] = json.loads((run_dir / "report.json").read_text())
+    return report
+
+
+def metrics_of(report: dict[str, Any]) -> dict[str, float]:
+    return {m["full_name"]: m["value"] for m in report["metrics"]}
