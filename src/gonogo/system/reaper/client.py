@@ -3,14 +3,17 @@
 The watchdog runs in its own session, reading a pipe whose only writer is gonogo. It
 learns of gonogo's end from that pipe (or from gonogo's pid, should a forked child keep
 the pipe open): a "bye" line first means a clean close; no "bye" means gonogo died, and
-the watchdog then also runs `on_death_argv`. Either way it kills every registered process
-group and every process carrying the run token, then exits.
+the watchdog then also runs the undo commands still registered (`add_undo`: how to take
+back a fault gonogo applied, such as an iptables rule or a file filling a disk) and then
+`on_death_argv`. Either way it kills every registered process group and every process
+carrying the run token, then exits.
 """
 
 from __future__ import annotations
 
 __all__ = ["TAG_VARIABLE", "TOKEN_VARIABLE", "Reaper"]
 
+import itertools
 import json
 import os
 import re
@@ -45,6 +48,7 @@ class Reaper:
         self._process = process
         self._lock = threading.Lock()
         self._closed = False
+        self._undo_handles = itertools.count(1)
         # What we told the watchdog, so that close() can still clean up if it is gone.
         self._selector = procfs.Selector(
             env_entries={f"{TOKEN_VARIABLE}={token}".encode()}, spare={os.getpid()}
@@ -128,6 +132,32 @@ class Reaper:
             start_time = started.start_time if started is not None else -1
             self._selector.processes.add((pid, start_time))
             self._send(f"reg {pid} {pgid} {start_time}\n")
+
+    def add_undo(self, argv: Sequence[str]) -> int:
+        """Have the watchdog run `argv` should gonogo die before `remove_undo(handle)`.
+
+        For faults living outside any process (a firewall rule, a file filling a disk):
+        register the undo before applying the fault, remove it once the fault is removed.
+        Undo commands run after the killing, newest first, each with a time limit; a clean
+        `close()` runs none of them. Returns the handle for `remove_undo`.
+        """
+        command = list(argv)
+        if not command or not command[0] or not all(isinstance(word, str) for word in command):
+            raise ValueError("an undo command is a list of strings, the first one naming the program")
+        encoded = json.dumps(command)  # one line: JSON escapes line breaks
+        with self._lock:
+            if self._closed:
+                raise RunFailed("the reaper is closed; no fault may be applied any more")
+            handle = next(self._undo_handles)
+            self._send(f"undo {handle} {encoded}\n")
+        return handle
+
+    def remove_undo(self, handle: int) -> None:
+        """The fault behind `handle` is gone: its undo command must not run. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return  # a closed watchdog runs nothing any more
+            self._send(f"done {handle}\n")
 
     def close(self) -> None:
         """Kill anything still alive that we started and stop the watchdog. Idempotent."""

@@ -1,8 +1,10 @@
 """The watchdog process: waits for gonogo's end, then kills everything gonogo started.
 
 Protocol on stdin, one line each: `reg PID PGID START_TIME` (a process gonogo started),
-`bye` (gonogo is closing cleanly). End of input, or gonogo's pid exiting, without `bye`
-means gonogo died: after killing, the watchdog runs the `--on-death` command.
+`undo HANDLE JSON_ARGV` (how to take back a fault gonogo applied), `done HANDLE` (that
+fault is gone), `bye` (gonogo is closing cleanly). End of input, or gonogo's pid exiting,
+without `bye` means gonogo died: after killing, the watchdog runs the undo commands still
+registered, newest first, then the `--on-death` command.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from gonogo.system.reaper.client import TOKEN_VARIABLE
 
 _KILL_TIME = 20.0
 _ON_DEATH_TIMEOUT = 120.0
+_UNDO_TIMEOUT = 30.0  # each; an undo is one small command (rm, iptables)
 _TICK = 0.5  # how often to refresh what we know, and to check on gonogo without pidfd
 
 Ending = Literal["bye", "death", "terminated"]
@@ -71,8 +74,15 @@ def _owner_gone(owner: int, owner_start: int | None) -> bool:
     return now is None or now.start_time != owner_start or now.state in ("Z", "X")
 
 
-def watch(fd: int, owner: int, owner_start: int | None, selector: procfs.Selector) -> Ending:
-    """Read registrations from `fd` into `selector` until gonogo says bye or is gone."""
+def watch(
+    fd: int,
+    owner: int,
+    owner_start: int | None,
+    selector: procfs.Selector,
+    undos: dict[int, list[str]] | None = None,
+) -> Ending:
+    """Read registrations from `fd` into `selector` (and `undos`) until gonogo says bye or is gone."""
+    undos = {} if undos is None else undos
     pidfd: int | None = None
     # Without it (old kernel, or gonogo already gone) the pipe and the tick still tell us.
     with contextlib.suppress(AttributeError, OSError):
@@ -98,13 +108,22 @@ def watch(fd: int, owner: int, owner_start: int | None, selector: procfs.Selecto
             pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
-            words = line.decode(errors="replace").split()
+            text = line.decode(errors="replace")
+            words = text.split()
             if words == ["bye"]:
                 return "bye"
             if len(words) == 4 and words[0] == "reg" and all(w.lstrip("-").isdigit() for w in words[1:]):
                 pid, pgid, start_time = (int(word) for word in words[1:])
                 selector.pgids.add(pgid)
                 selector.processes.add((pid, start_time))
+            elif len(words) >= 3 and words[0] == "undo" and words[1].isdigit():
+                command = _undo_command(text.split(maxsplit=2)[2])  # the JSON may hold spaces
+                if command is not None:
+                    undos[int(words[1])] = command
+                else:
+                    _log(f"ignoring a malformed undo command: {line[:200]!r}")
+            elif len(words) == 2 and words[0] == "done" and words[1].isdigit():
+                undos.pop(int(words[1]), None)
             elif words:
                 _log(f"ignoring an unknown line: {line[:200]!r}")
         if eof or owner_ended:
@@ -147,18 +166,36 @@ def main(argv: list[str] | None = None) -> int:
         os.write(args.ready_fd, b"ready\n")
         os.close(args.ready_fd)
     ending: Ending
+    undos: dict[int, list[str]] = {}
     try:
-        ending = watch(0, args.owner, owner_start, selector)
+        ending = watch(0, args.owner, owner_start, selector, undos)
     except _Terminated:
         ending = "terminated"
     terminating = True
     killed = procfs.kill_until_gone(selector, deadline=time.monotonic() + _KILL_TIME)
     _log(f"gonogo {'closed' if ending == 'bye' else ending}; killed {killed} process(es)")
-    # Only a gonogo that is really gone needs someone else to close its run. Its pipe
-    # closes while it is still exiting, so give it a moment to finish dying.
-    if ending != "bye" and on_death and _wait_owner_gone(args.owner, owner_start, 5.0):
-        _run_on_death(on_death)
+    if ending == "bye":
+        return 0
+    # Its pipe closes while gonogo is still exiting, so give it a moment to finish dying.
+    owner_gone = _wait_owner_gone(args.owner, owner_start, 5.0)
+    # Faults are undone even if gonogo somehow lingers: nobody else will take them back,
+    # and every undo command is safe to run twice.
+    for handle in sorted(undos, reverse=True):
+        _run_logged("undo", undos[handle], _UNDO_TIMEOUT)
+    # Only a gonogo that is really gone needs someone else to close its run.
+    if on_death and owner_gone:
+        _run_logged("on-death", on_death, _ON_DEATH_TIMEOUT)
     return 0
+
+
+def _undo_command(encoded: str) -> list[str] | None:
+    try:
+        command = json.loads(encoded)
+    except ValueError:
+        return None
+    if isinstance(command, list) and command and all(isinstance(word, str) for word in command):
+        return command
+    return None
 
 
 def _wait_owner_gone(owner: int, owner_start: int | None, timeout: float) -> bool:
@@ -171,18 +208,18 @@ def _wait_owner_gone(owner: int, owner_start: int | None, timeout: float) -> boo
     return True
 
 
-def _run_on_death(argv: list[str]) -> None:
-    _log(f"running {argv}")
+def _run_logged(what: str, argv: list[str], timeout: float) -> None:
+    _log(f"running {what} command {argv}")
     try:
         completed = subprocess.run(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=sys.stderr,
             stderr=subprocess.STDOUT,
-            timeout=_ON_DEATH_TIMEOUT,
+            timeout=timeout,
             check=False,
         )
     except (OSError, subprocess.SubprocessError) as error:
-        _log(f"on-death command failed: {error}")
+        _log(f"{what} command failed: {error}")
         return
-    _log(f"on-death command exited with code {completed.returncode}")
+    _log(f"{what} command exited with code {completed.returncode}")
