@@ -150,6 +150,7 @@ class _Connection:
         except asyncio.IncompleteReadError:
             return False  # the client closed its connection between requests
         except asyncio.LimitOverrunError:
+            self.counters.requests += 1
             await self._reply(431, b"request head larger than 64 KiB\n", close=True)
             return False
         try:
@@ -563,6 +564,8 @@ class HttpFaultProxy:
         def read() -> dict[str, Any]:
             counters = self._counters
             active = {r.id for r in self._rules}
+            with self._lock:  # rules are added from other threads
+                history = list(self._history.items())
             return {
                 "listen": self.address,
                 "upstream": self.upstream,
@@ -579,7 +582,7 @@ class HttpFaultProxy:
                         "active": rule_id in active,
                         **rule.counters.to_json(),
                     }
-                    for rule_id, rule in self._history.items()
+                    for rule_id, rule in history
                 },
             }
 
