@@ -94,12 +94,13 @@ class _Experiment:
         )
         not_applied: str | None = None
         steady_before = False
+        interrupted: KeyboardInterrupt | None = None
         try:
             problem = self._start_traffic(variables)
             if problem:
                 return CheckOutcome("error", problem)
             self.timeline.started = time.monotonic()
-            steady_before = self._observe(checker, "before", self.settings.before, stop_on_failure=False)
+            steady_before = self._observe(checker, "before", self.settings.before)
             if not steady_before:
                 not_applied = (
                     "the steady-state hypothesis did not hold before the fault, so none was injected"
@@ -107,15 +108,22 @@ class _Experiment:
             else:
                 not_applied = self._inject()
                 if not_applied is None:
-                    self._observe(checker, "during", self.settings.duration, stop_on_failure=False)
+                    self._observe(checker, "during", self.settings.duration)
             self._rollback()
             if steady_before and not_applied is None:
                 self._recover(checker)
+        except KeyboardInterrupt as interrupt:
+            interrupted = interrupt
         finally:
             self._rollback()  # again, idempotent: after an error or Ctrl-C above
             checker.close()
             self.timeline.ended = time.monotonic()
             self._stop_traffic()
+        if interrupted is not None:
+            # Keep what was measured (the figures, what each fault did and how it was removed),
+            # but do not make the user wait for the read-back of every write.
+            self._record(steady_before, None, None)
+            raise interrupted
         integrity = self._verify_integrity()
         return self._record(steady_before, not_applied, integrity)
 
@@ -153,9 +161,7 @@ class _Experiment:
         s = self.settings
         return s.before + s.duration + s.recovery.timeout + s.recovery.sustain + 30
 
-    def _observe(
-        self, checker: HypothesisChecker, phase: str, seconds: float, *, stop_on_failure: bool
-    ) -> bool:
+    def _observe(self, checker: HypothesisChecker, phase: str, seconds: float) -> bool:
         """Check the hypothesis every interval for `seconds` (at least once); True if it always held."""
         end = time.monotonic() + seconds
         held = True
@@ -164,7 +170,7 @@ class _Experiment:
             self.timeline.rounds.append((phase, round_))
             held = held and round_.ok
             self._progress(phase, round_, end)
-            if (stop_on_failure and not round_.ok) or time.monotonic() >= end:
+            if time.monotonic() >= end:
                 return held
             time.sleep(max(0.0, min(self.settings.hypothesis.interval, end - time.monotonic())))
 
@@ -260,7 +266,7 @@ class _Experiment:
         )
         source = f"{self.ctx.check_name}-experiment.json"
         self._metric("hypothesis.before", 1.0 if steady_before else 0.0, "number", source, artifact=evidence)
-        applied = not_applied is None and all(f.applied for f in self.faults)
+        applied = not_applied is None and bool(self.faults) and all(f.applied for f in self.faults)
         if steady_before:
             self._metric("fault_applied", 1.0 if applied else 0.0, "number", source, artifact=evidence)
         self._metric(
