@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __all__ = ["main"]
 
+import os
+import subprocess
 import sys
 from importlib.resources import files
 from pathlib import Path
@@ -110,13 +112,40 @@ def validate(plan: Path) -> None:
     console.print(f"  {len(loaded.gates)} gates, minimum score {loaded.score.minimum:g}")
 
 
+_ISOLATED = "GONOGO_ISOLATED_NETWORK"
+
+
+def _reexec_in_network_namespace() -> NoReturn:
+    """Start this same command again inside a new network namespace (it never returns)."""
+    from gonogo.faults.network import run_in_new_network_namespace
+
+    argv = run_in_new_network_namespace([sys.executable, "-m", "gonogo", *sys.argv[1:]])
+    probe = subprocess.run(
+        [*argv[: argv.index("--")], "--", "true"], capture_output=True, text=True, check=False
+    )
+    if probe.returncode != 0:
+        why = probe.stderr.strip() or f"exit {probe.returncode}"
+        raise UserError(f"--isolated-network: this machine does not allow a new network namespace ({why})")
+    os.environ[_ISOLATED] = "1"
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+
+
 @cli.command()
 @click.argument("plan", type=click.Path(path_type=Path), default="gonogo.yaml")
 @STORE_OPTION
 @click.option("--keep-scratch", is_flag=True, help="Keep the services' data directory ({run_dir}).")
-def run(plan: Path, store_url: str | None, keep_scratch: bool) -> None:
+@click.option(
+    "--isolated-network",
+    is_flag=True,
+    help="Run in a new network namespace with only loopback: packet-loss and partition faults "
+    "(iptables) then work without touching the host's firewall.",
+)
+def run(plan: Path, store_url: str | None, keep_scratch: bool, isolated_network: bool) -> None:
     """Run the readiness run: start the system, run the checks, print gates and verdict."""
     loaded = load_plan(plan)
+    if isolated_network and os.environ.get(_ISOLATED) != "1":
+        _reexec_in_network_namespace()
     store, url, state_dir = _open_store(store_url, loaded.path)
     with store, ProgressPrinter(console) as progress:
         store.mark_stale_runs_aborted()

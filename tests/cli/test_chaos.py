@@ -141,3 +141,41 @@ def test_a_toxic_that_never_acted_means_the_fault_was_not_applied_and_no_go(tmp_
     assert metrics_of(report)["idle.fault_applied"] == 0
     (check,) = report["checks"]
     assert check["status"] == "error" and "never acted" in check["message"]
+
+
+def network_experiment() -> str:
+    return """
+lossy:
+  kind: chaos
+  load: {rate: 20/s, request_timeout: 1s, requests: [{name: dep, path: /dep}]}
+  hypothesis:
+    interval: 250ms
+    probes:
+      - {name: dep, http: /dep, json: {"$.degraded": false}, timeout: 1s}
+  faults:
+    - {network: "{port.dep_proxy}", partition: true}
+  before: 2s
+  duration: 3s
+  recovery: {timeout: 20s, sustain: 1s}
+"""
+
+
+def test_a_partition_is_not_supported_on_the_hosts_network_and_that_is_never_a_pass(tmp_path: Path) -> None:
+    plan = store_plan(tmp_path, network_experiment(), 'lossy.recovered: "== 1"')
+    result = gonogo("run", cwd=tmp_path, timeout=240)
+    assert result.code == 1, result.text
+    (check,) = report_of(plan)["checks"]
+    assert check["status"] == "error" and "not supported here" in check["message"]
+    assert "--isolated-network" in check["message"]
+
+
+def test_a_partition_inside_an_isolated_network_cuts_the_dependency_and_heals(tmp_path: Path) -> None:
+    plan = store_plan(tmp_path, network_experiment(), 'lossy.recovered: "== 1"')
+    result = gonogo("run", "--isolated-network", cwd=tmp_path, timeout=240)
+    assert result.code == 0, result.text
+    metrics = metrics_of(report_of(plan))
+    assert metrics["lossy.fault_applied"] == 1 and metrics["lossy.rollback.clean"] == 1
+    # the store falls back (degraded) when its dependency is cut: the probe sees it, users do not
+    assert metrics["lossy.hypothesis.during.failed_rounds"] >= 3
+    assert metrics["lossy.availability.during"] >= 0.99
+    assert metrics["lossy.recovered"] == 1
