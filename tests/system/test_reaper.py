@@ -194,3 +194,85 @@ def test_a_closed_reaper_refuses_registrations(tmp_path: Path) -> None:
 def test_a_token_must_be_safe_to_put_in_an_environment() -> None:
     with pytest.raises(ValueError):
         Reaper.start("bad token with spaces")
+
+
+# Undo commands: how to take back a fault living outside any process.
+
+_UNDO_DRIVER = """
+import pathlib, sys, time
+from gonogo.system import Reaper
+state, mode, token = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+reaper = Reaper.start(token, on_death_argv=["touch", str(state / "on_death")], log_path=state / "reaper.log")
+kept = reaper.add_undo(["rm", "-f", "--", str(state / "undone by the reaper")])
+withdrawn = reaper.add_undo(["rm", "-f", "--", str(state / "withdrawn")])
+reaper.remove_undo(withdrawn)
+reaper.remove_undo(withdrawn)  # idempotent
+# The newest undo runs first: this one records whether the older one had run yet.
+older, order = str(state / "undone by the reaper"), str(state / "order")
+reaper.add_undo(["sh", "-c", 'test -e "$1" && echo first > "$2"', "sh", older, order])
+if mode == "close":
+    reaper.close()
+    (state / "closed").touch()
+else:
+    (state / "up").touch()
+    time.sleep(120)
+"""
+
+
+def _start_undo_driver(state: Path, mode: str, token: str) -> subprocess.Popen[bytes]:
+    for name in ("undone by the reaper", "withdrawn"):
+        (state / name).touch()
+    with open(state / "driver.log", "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-c", _UNDO_DRIVER, str(state), mode, token],
+            start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_undo_commands_run_when_gonogo_is_killed(tmp_path: Path) -> None:
+    token = "undo-" + secrets.token_hex(8)
+    driver = _start_undo_driver(tmp_path, "wait", token)
+    try:
+        wait_for(lambda: (tmp_path / "up").exists() or driver.poll() is not None, 30, "the driver")
+        assert (tmp_path / "up").exists(), (tmp_path / "driver.log").read_text()
+        driver.kill()
+        driver.wait(10)
+
+        wait_for(lambda: (tmp_path / "on_death").exists(), 15, "the on-death command")
+        log = (tmp_path / "reaper.log").read_text()
+        assert not (tmp_path / "undone by the reaper").exists(), log
+        assert (tmp_path / "withdrawn").exists(), log  # removed from the watchdog: not run
+        assert (tmp_path / "order").read_text() == "first\n", log  # newest undo first
+        assert log.count("running undo command") == 2, log
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        kill_with_token(token)
+
+
+def test_a_clean_close_runs_no_undo_command(tmp_path: Path) -> None:
+    token = "undo-close-" + secrets.token_hex(8)
+    driver = _start_undo_driver(tmp_path, "close", token)
+    try:
+        assert driver.wait(30) == 0, (tmp_path / "driver.log").read_text()
+        assert (tmp_path / "closed").exists()
+        assert (tmp_path / "undone by the reaper").exists()
+        assert (tmp_path / "withdrawn").exists()
+        assert not (tmp_path / "order").exists()
+        assert "running undo" not in (tmp_path / "reaper.log").read_text()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        kill_with_token(token)
+
+
+def test_an_undo_command_must_name_a_program() -> None:
+    with Reaper.start("undo-bad-" + secrets.token_hex(8)) as reaper:
+        with pytest.raises(ValueError):
+            reaper.add_undo([])
+        with pytest.raises(ValueError):
+            reaper.add_undo(["", "x"])
