@@ -80,7 +80,8 @@ class _Run:
         except InputFileError as error:
             if path.is_file():  # what was refused is evidence too
                 ctx.store_artifact(path, name=path.name, media_type=_media_type(path))
-            return CheckOutcome("error", str(error).splitlines()[0], str(error).splitlines()[1:])
+            first, *issues = str(error).splitlines()
+            return CheckOutcome("error", first, [issue.strip() for issue in issues])
         ctx.store_artifact(path, name=path.name, media_type=_media_type(path))
         if importlib.util.find_spec("chaostoolkit") is None:
             return CheckOutcome(

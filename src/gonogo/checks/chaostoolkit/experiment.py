@@ -347,7 +347,9 @@ def parse_experiment(data: bytes, name: str) -> Experiment:
         except RecursionError:
             raise InputFileError(f"{name}: refused: the JSON is nested too deeply") from None
         except json.JSONDecodeError as error:
-            if error.pos >= len(text.rstrip()):
+            stripped = text.strip()
+            # a file cut short mid-string makes the parser point at the string's start, not the end
+            if error.pos >= len(text.rstrip()) or (stripped.startswith("{") and not stripped.endswith("}")):
                 raise InputFileError(
                     f"{name}: the JSON ends before the experiment is complete (truncated?)"
                 ) from None
