@@ -1,4 +1,4 @@
-"""Build of gonogo's C extension; everything else about the package is in pyproject.toml.
+"""Build of gonogo's C extensions; everything else about the package is in pyproject.toml.
 
 `pip install -e '.[dev]'` (what `make test` and `make demo` run) compiles it in place.
 """
@@ -12,6 +12,11 @@ setup(
             sources=["src/gonogo/checks/load/_engine.c"],
             extra_compile_args=["-O2", "-Wall"],
             libraries=["m"],
-        )
+        ),
+        Extension(
+            "gonogo.faults._relay",
+            sources=["src/gonogo/faults/_relay.c"],
+            extra_compile_args=["-O2", "-Wall"],
+        ),
     ]
 )

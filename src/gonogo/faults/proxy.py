@@ -6,6 +6,11 @@ background thread, so tests and gonogo can start and stop it from synchronous co
     with FaultProxy.start() as faults:
         faults.api_url  # http://127.0.0.1:<port>, point any Toxiproxy client at it
 
+Links of a proxy without any toxic are relayed in C (``_relay.c``: one thread, epoll, no Python per
+chunk); when a toxic is added, the proxy's relayed links are handed back to the asyncio path, which
+applies toxics (Toxiproxy semantics: toxics apply to existing connections). Links stay there after
+the last toxic is removed. Without the built extension every link takes the asyncio path.
+
 Listen and upstream addresses are loopback only. Every proxy counts its connections and bytes, and
 every toxic counts the connections it was selected for and the times it actually acted
 (``GET /proxies/{name}/stats`` or :meth:`FaultProxy.stats`), so a run can prove a fault was applied.
@@ -19,13 +24,17 @@ import random
 import socket
 import struct
 import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gonogo.faults.addresses import format_address, parse_loopback_address
 from gonogo.faults.listener import Listener
 from gonogo.faults.toxics import Toxic
+
+if TYPE_CHECKING:
+    from gonogo.faults._relay import Relay
 
 __all__ = ["FaultProxy", "ProxyState", "Registry", "ToxicCounters"]
 
@@ -67,6 +76,7 @@ class _Link:
         proxy: ProxyState,
         client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+        pending: tuple[bytes, bytes] = (b"", b""),
     ) -> None:
         self.proxy = proxy
         self.client_writer = client[1]
@@ -75,6 +85,10 @@ class _Link:
             _Stream("upstream", client[0], upstream[1]),
             _Stream("downstream", upstream[0], client[1]),
         )
+        now = asyncio.get_running_loop().time()
+        for stream, data in zip(self.streams, pending, strict=True):
+            if data:  # what the C relay had read but not yet sent when it handed the link over
+                stream.queue.put_nowait((now, data))
         self._rolls: dict[int, tuple[Toxic, bool]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
@@ -246,18 +260,148 @@ def _slice(data: bytes, average: int, variation: int) -> list[bytes]:
     return pieces
 
 
+class _RelayHub:
+    """The C relay of one registry on its event loop, and the Python handle of each link it relays."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.links: dict[int, _RelayedLink] = {}
+        self._loop = asyncio.get_running_loop()
+        self._notify_fd = relay.notify_fd
+        self._loop.add_reader(self._notify_fd, self.reap)
+
+    @classmethod
+    def start(cls) -> _RelayHub | None:
+        try:
+            from gonogo.faults._relay import Relay
+        except ImportError:  # extensions not built (setup.py build_ext --inplace): asyncio path only
+            return None
+        return cls(Relay(spin_us=float(__import__("os").environ.get("GONOGO_RELAY_SPIN_US", "0"))))
+
+    def reap(self) -> None:
+        """Fold the counters of links that ended in C into their proxies."""
+        for link_id, sent_upstream, sent_downstream in self.relay.reap():
+            link = self.links.pop(link_id, None)
+            if link is not None:
+                link.ended(sent_upstream, sent_downstream)
+
+    def close(self) -> None:
+        self.reap()
+        self._loop.remove_reader(self._notify_fd)
+        self.relay.stop()
+
+
+class _RelayedLink:
+    """A proxied connection relayed by the C relay; the relay owns both sockets while it lasts."""
+
+    def __init__(
+        self, proxy: ProxyState, hub: _RelayHub, client: socket.socket, upstream: socket.socket
+    ) -> None:
+        self.proxy = proxy
+        self.hub = hub
+        self.link_id = hub.relay.add(client.fileno(), upstream.fileno())
+        client.detach()  # the relay owns the fds now
+        upstream.detach()
+        hub.links[self.link_id] = self
+        self.closed = False
+
+    def counters(self) -> tuple[int, int] | None:
+        """Bytes sent upstream and downstream so far; None if the link ended and is not reaped yet."""
+        return None if self.closed else self.hub.relay.counters(self.link_id)
+
+    def _detach(self) -> None:
+        self.closed = True
+        self.proxy.links.discard(self)
+
+    def ended(self, sent_upstream: int, sent_downstream: int) -> None:
+        self._detach()
+        self.proxy.add_bytes("upstream", sent_upstream)
+        self.proxy.add_bytes("downstream", sent_downstream)
+
+    def close(self, reset: bool = False) -> None:
+        if self.closed:
+            return
+        self._detach()
+        final = self.hub.relay.close(self.link_id, reset)
+        if final is not None:  # else it ended in C a moment ago and reap() brings its counters
+            self.hub.links.pop(self.link_id, None)
+            self.proxy.add_bytes("upstream", final[0])
+            self.proxy.add_bytes("downstream", final[1])
+
+    def hand_to_asyncio(self) -> None:
+        """Take the sockets back from the relay so the asyncio path (and its toxics) carries the link."""
+        if self.closed:
+            return
+        self._detach()
+        taken = self.hub.relay.take(self.link_id)
+        if taken is None:  # ended in C a moment ago
+            return
+        self.hub.links.pop(self.link_id, None)
+        client_fd, upstream_fd, pending_upstream, pending_downstream, sent_up, sent_down = taken
+        self.proxy.add_bytes("upstream", sent_up)
+        self.proxy.add_bytes("downstream", sent_down)
+        client = socket.socket(fileno=client_fd)
+        upstream = socket.socket(fileno=upstream_fd)
+        self.proxy.spawn(
+            self.proxy.start_asyncio_link(client, upstream, (pending_upstream, pending_downstream))
+        )
+
+
+class _ProxyListener:
+    """Accepts on the event loop and hands every socket at once to a callback, so a close drops none."""
+
+    def __init__(self, sock: socket.socket, on_connection: Callable[[socket.socket], None]) -> None:
+        self._sock = sock
+        self._on_connection = on_connection
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._accept)
+        self.port: int = sock.getsockname()[1]
+
+    @classmethod
+    def open(cls, host: str, port: int, on_connection: Callable[[socket.socket], None]) -> _ProxyListener:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server(
+            ("127.0.0.1" if host == "localhost" else host, port), family=family, backlog=128
+        )
+        sock.setblocking(False)
+        return cls(sock, on_connection)
+
+    def _accept(self) -> None:
+        for _ in range(64):
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:  # BlockingIOError: nothing more to accept
+                return
+            conn.setblocking(False)
+            self._on_connection(conn)
+
+    def close(self) -> None:
+        if self._sock.fileno() != -1:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+
+
 class ProxyState:
     """One named proxy: its listener, its live connections, its toxics and its counters."""
 
-    def __init__(self, name: str, listen: tuple[str, int], upstream: str, enabled: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        listen: tuple[str, int],
+        upstream: str,
+        enabled: bool,
+        relay: Callable[[], _RelayHub | None] | None = None,
+    ) -> None:
         self.name = name
         self.listen_host, self.listen_port = listen
         self.upstream = upstream
         self.upstream_host, self.upstream_port = parse_loopback_address(upstream, "upstream")
         self.enabled = enabled
         self.toxics: list[Toxic] = []
-        self.links: set[_Link] = set()
-        self.server: Listener | None = None
+        self.links: set[_Link | _RelayedLink] = set()
+        self.server: _ProxyListener | None = None
+        self._relay = relay
+        self._tasks: set[asyncio.Task[None]] = set()
         self.connections_total = 0
         self.bytes_upstream = 0
         self.bytes_downstream = 0
@@ -274,31 +418,76 @@ class ProxyState:
     async def start_listening(self) -> None:
         if self.server is not None:
             return
-        self.server = await Listener.open(self.listen_host, self.listen_port, self._accept)
+        self.server = _ProxyListener.open(self.listen_host, self.listen_port, self._accept)
         self.listen_port = self.server.port
 
     async def stop_listening(self) -> None:
         server, self.server = self.server, None
         if server is not None:
-            await server.close()
+            server.close()
         for link in list(self.links):
             link.close()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _accept(self, conn: socket.socket) -> None:
         self.connections_total += 1
+        self.spawn(self._connect(conn))
+
+    async def _connect(self, conn: socket.socket) -> None:
+        family = socket.AF_INET6 if ":" in self.upstream_host else socket.AF_INET
+        upstream = socket.socket(family, socket.SOCK_STREAM)
         try:
-            upstream = await asyncio.open_connection(self.upstream_host, self.upstream_port)
+            upstream.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(upstream, (self.upstream_host, self.upstream_port))
         except OSError:
-            writer.close()
+            conn.close()
+            upstream.close()
             return
-        except BaseException:  # cancelled while connecting: do not leak the client socket
-            writer.close()
+        except BaseException:  # cancelled while connecting: do not leak either socket
+            conn.close()
+            upstream.close()
             raise
         if self.server is None:  # disabled while connecting
-            writer.close()
-            upstream[1].close()
+            conn.close()
+            upstream.close()
             return
-        link = _Link(self, (reader, writer), upstream)
+        hub = self._relay() if self._relay is not None and not self.toxics else None
+        if hub is None:
+            await self.start_asyncio_link(conn, upstream)
+            return
+        try:
+            link = _RelayedLink(self, hub, conn, upstream)
+        except OSError:
+            conn.close()
+            upstream.close()
+            return
+        self.links.add(link)
+
+    async def start_asyncio_link(
+        self, conn: socket.socket, upstream: socket.socket, pending: tuple[bytes, bytes] = (b"", b"")
+    ) -> None:
+        """Carry a connection on the asyncio path, where toxics apply."""
+        try:
+            client_streams = await asyncio.open_connection(sock=conn)
+        except BaseException:
+            conn.close()
+            upstream.close()
+            raise
+        try:
+            upstream_streams = await asyncio.open_connection(sock=upstream)
+        except BaseException:
+            client_streams[1].close()
+            upstream.close()
+            raise
+        if self.server is None:  # disabled meanwhile
+            client_streams[1].close()
+            upstream_streams[1].close()
+            return
+        link = _Link(self, client_streams, upstream_streams, pending)
         self.links.add(link)
         link.start()
 
@@ -318,7 +507,10 @@ class ProxyState:
         self.toxics.append(toxic)
         self.counters(toxic)
         for link in list(self.links):
-            link.attach(toxic)
+            if isinstance(link, _RelayedLink):
+                link.hand_to_asyncio()  # it attaches every toxic of the proxy when it starts
+            else:
+                link.attach(toxic)
 
     def remove_toxic(self, toxic: Toxic) -> None:
         self.toxics = [t for t in self.toxics if t is not toxic]
@@ -328,6 +520,20 @@ class ProxyState:
             self.bytes_upstream += count
         else:
             self.bytes_downstream += count
+
+    def _relayed_bytes(self) -> tuple[int, int]:
+        """Bytes sent so far by the links the C relay carries (links it ended are folded in first)."""
+        counts: list[tuple[int, int] | None] = []
+        for _ in range(10):
+            relayed = [link for link in self.links if isinstance(link, _RelayedLink)]
+            if not relayed:
+                return 0, 0
+            relayed[0].hub.reap()
+            counts = [link.counters() for link in self.links if isinstance(link, _RelayedLink)]
+            if None not in counts:  # else a link ended between reap and counters: reap it too
+                break
+        known = [c for c in counts if c is not None]
+        return sum(c[0] for c in known), sum(c[1] for c in known)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -339,12 +545,13 @@ class ProxyState:
         }
 
     def stats(self) -> dict[str, Any]:
+        sent_upstream, sent_downstream = self._relayed_bytes()
         return {
             "name": self.name,
             "connections_total": self.connections_total,
             "connections_open": len(self.links),
-            "bytes_upstream": self.bytes_upstream,
-            "bytes_downstream": self.bytes_downstream,
+            "bytes_upstream": self.bytes_upstream + sent_upstream,
+            "bytes_downstream": self.bytes_downstream + sent_downstream,
             "toxics": {name: c.to_json() for name, c in self.toxic_counters.items()},
         }
 
@@ -354,9 +561,18 @@ class Registry:
 
     def __init__(self) -> None:
         self.proxies: dict[str, ProxyState] = {}
+        self.relay: _RelayHub | None = None
+        self._relay_tried = False
+
+    def _relay_hub(self) -> _RelayHub | None:
+        """The C relay, started on first use (on the event loop); None if the extension is not built."""
+        if not self._relay_tried:
+            self._relay_tried = True
+            self.relay = _RelayHub.start()
+        return self.relay
 
     async def create(self, name: str, listen: str, upstream: str, enabled: bool) -> ProxyState:
-        proxy = ProxyState(name, parse_loopback_address(listen, "listen"), upstream, enabled)
+        proxy = ProxyState(name, parse_loopback_address(listen, "listen"), upstream, enabled, self._relay_hub)
         if enabled:
             await proxy.start_listening()
         self.proxies[name] = proxy
@@ -395,6 +611,9 @@ class Registry:
     async def close(self) -> None:
         for proxy in list(self.proxies.values()):
             await self.delete(proxy)
+        if self.relay is not None:
+            self.relay.close()
+            self.relay = None
 
 
 class FaultProxy:
