@@ -217,7 +217,7 @@ class Cursor(Protocol):
 @functools.lru_cache(maxsize=256)
 def _pyformat(sql: str) -> str:
     """`:name` parameters as psycopg's `%(name)s` (no statement here contains a `%`)."""
-    return re.sub(r"(?<![:\w]):([a-z_]+)", r"%(\1)s", sql)
+    return re.sub(r"(?<![:\w]):([a-z_][a-z0-9_]*)", r"%(\1)s", sql)
 
 
 class Connection:
@@ -282,11 +282,11 @@ class Database:
 
     def _open_postgres(self) -> Any:
         import psycopg
-        from psycopg.rows import dict_row
 
         # Short connect timeout: while the database is down, requests fail fast with 503.
         # statement_timeout bounds a query on a slow server.
         from psycopg.conninfo import conninfo_to_dict
+        from psycopg.rows import dict_row
 
         # Added to the URL's own `options` (e.g. a search_path), not replacing them.
         options = conninfo_to_dict(self.url).get("options") or ""
