@@ -204,38 +204,50 @@ def _observe(resource: str, fault: StressFault, workers: int, memory_bytes: int 
     assert fault.process is not None
     deadline = time.monotonic() + _VERIFY_TIMEOUT
     seen = "no stress-ng worker started"
+    before = _snapshot(_workers(fault))
     while time.monotonic() < deadline:
-        if fault.process.poll() is not None:
+        time.sleep(_MEASURE_INTERVAL)
+        ended = fault.process.poll() is not None
+        after = _snapshot(_workers(fault))
+        if after:
+            applied, seen = _judge(resource, fault, before, after, workers, memory_bytes)
+            if applied:
+                return True, seen
+        if ended:
             output = fault.log_path.read_text(errors="replace")[-1000:] if fault.log_path else ""
             code = fault.process.returncode
-            raise FaultError(f"stress-ng exited with code {code} at once: {output.strip()}")
-        before = _snapshot(_workers(fault))
-        time.sleep(_MEASURE_INTERVAL)
-        after = _snapshot(_workers(fault))
-        if not after:
-            continue
-        busy = sum(after[pid].cpu - before[pid].cpu for pid in after if pid in before)
-        moved = sum(after[pid].io - before[pid].io for pid in after if pid in before)
-        rss = sum(sample.rss for sample in after.values())
-        fault.evidence.update(
-            workers=sorted(after), cpu_seconds=round(busy, 3), interval=_MEASURE_INTERVAL, rss_bytes=rss
-        )
-        cpu_percent = 100 * busy / _MEASURE_INTERVAL
-        seen = f"{len(after)} worker process(es), {cpu_percent:.0f}% CPU"
-        if resource == "cpu" and busy > 0.05 * _MEASURE_INTERVAL * min(workers, len(after)):
-            return True, f"{seen} over {_MEASURE_INTERVAL}s"
-        if resource == "memory":
-            assert memory_bytes is not None
-            seen += f", {rss} bytes resident"
-            # Most of it resident: the rest may be page tables' worth of rounding or swapped.
-            if rss >= 0.7 * memory_bytes:
-                return True, seen
-        if resource in ("io", "disk"):
-            fault.evidence["io_bytes"] = moved
-            seen += f", {moved} bytes read or written in {_MEASURE_INTERVAL}s"
-            if moved > 0:
-                return True, seen
+            raise FaultError(
+                f"stress-ng ended (exit code {code}) before it was seen working: {output.strip()}"
+            )
+        before = after
     return False, f"not seen working within {_VERIFY_TIMEOUT:g}s: {seen}"
+
+
+def _judge(
+    resource: str,
+    fault: StressFault,
+    before: dict[int, _Sample],
+    after: dict[int, _Sample],
+    workers: int,
+    memory_bytes: int | None,
+) -> tuple[bool, str]:
+    """Did the workers do their work between the two snapshots? (yes or no, what was seen)"""
+    # A worker born during the interval did all its work in it.
+    busy = sum(after[pid].cpu - (before[pid].cpu if pid in before else 0.0) for pid in after)
+    moved = sum(after[pid].io - (before[pid].io if pid in before else 0) for pid in after)
+    rss = sum(sample.rss for sample in after.values())
+    fault.evidence.update(
+        workers=sorted(after), cpu_seconds=round(busy, 3), interval=_MEASURE_INTERVAL, rss_bytes=rss
+    )
+    seen = f"{len(after)} worker process(es), {100 * busy / _MEASURE_INTERVAL:.0f}% CPU"
+    if resource == "cpu":
+        return busy > 0.05 * _MEASURE_INTERVAL * min(workers, len(after)), f"{seen} over {_MEASURE_INTERVAL}s"
+    if resource == "memory":
+        assert memory_bytes is not None
+        # Most of it resident: the rest may be rounding, or already swapped out.
+        return rss >= 0.7 * memory_bytes, f"{seen}, {rss} bytes resident"
+    fault.evidence["io_bytes"] = moved
+    return moved > 0, f"{seen}, {moved} bytes read or written in {_MEASURE_INTERVAL}s"
 
 
 @dataclass(frozen=True)
