@@ -24,6 +24,7 @@ __all__ = ["ChaosToolkitCheck"]
 import importlib.util
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -132,7 +133,7 @@ class _Run:
             )
         if not journal_path.is_file():
             return self._error(
-                f"chaos run exited {result.returncode} without writing a journal"
+                f"chaos run {_ended(result.returncode)} without writing a journal"
                 + _chaos_errors(result.output_tail)
             )
         return self._ingest(journal_path, experiment)
@@ -160,7 +161,7 @@ class _Run:
         if (
             self.command is not None
             and self.command.returncode not in (0, None)
-            and journal.status == ("completed")
+            and journal.status == "completed"
             and not journal.deviated
         ):
             details.append(f"chaos run exited {self.command.returncode}")
@@ -220,6 +221,15 @@ def _environment() -> dict[str, str]:
     no_proxy += [host for host in _LOOPBACK if host not in no_proxy]
     joined = ",".join(no_proxy)
     return {"NO_PROXY": joined, "no_proxy": joined, "PYTHONUNBUFFERED": "1"}
+
+
+def _ended(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited {returncode}"
 
 
 def _chaos_errors(tail: list[str]) -> str:
