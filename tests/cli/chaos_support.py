@@ -11,7 +11,14 @@ STORE = Path(__file__).parent / "services" / "store.py"
 
 
 def store_plan(
-    directory: Path, checks: str, gates: str, *, store_flags: str = "", restart: str = "on-failure"
+    directory: Path,
+    checks: str,
+    gates: str,
+    *,
+    store_flags: str = "",
+    restart: str = "on-failure",
+    data: str = "{run_dir}/items",
+    clock: str = "real",
 ) -> Path:
     """A plan with the store service (restarted by gonogo), a dependency behind the fault proxy,
     and the given checks and gates (YAML, indented as under `checks:` / `gates:`)."""
@@ -27,11 +34,12 @@ def store_plan(
               ready: {{http: "http://127.0.0.1:{{port.dep}}/", timeout: 20s}}
               grace: 2s
             store:
-              command: [python, "{STORE}", --port, "{{port.store}}", --data, "{{run_dir}}/items",
+              command: [python, "{STORE}", --port, "{{port.store}}", --data, "{data}",
                         --dependency, "http://127.0.0.1:{{port.dep_proxy}}/" {store_flags}]
               depends_on: [dep]
               ready: {{http: "http://127.0.0.1:{{port.store}}/health", timeout: 20s, interval: 100ms}}
               restart: {restart}
+              clock: {clock}
               restart_backoff: 200ms
               grace: 2s
           base_url: "http://127.0.0.1:{{port.store}}"

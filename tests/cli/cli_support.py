@@ -14,6 +14,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "docservice"
 JUNIT_FIXTURE = REPO / "tests" / "fixtures" / "junit" / "pytest.xml"
+SESSION_VARIABLE = "GONOGO_TEST_SESSION"
 
 
 @dataclass
@@ -32,6 +33,9 @@ def gonogo_env(**extra: str) -> dict[str, str]:
     # Services in the plans run `python`: the one that has gonogo and the example installed.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("GITHUB_STEP_SUMMARY", None)
+    # Inherited by everything the run starts: lets `no_leftovers` tell this session's processes
+    # from those of another test session running at the same time.
+    env[SESSION_VARIABLE] = str(os.getpid())
     env.update(extra)
     return env
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-from cli_support import JUNIT_FIXTURE, write_plan
+from cli_support import JUNIT_FIXTURE, SESSION_VARIABLE, write_plan
 
 
 @pytest.fixture
@@ -59,8 +60,11 @@ def no_leftovers() -> Iterator[None]:
         if process.pid in before:
             continue
         try:
+            environ = process.environ()
+            if environ.get(SESSION_VARIABLE) != str(os.getpid()):
+                continue  # another test session's, running at the same time
             # stress-ng is listed by name too: a fault must never leave one behind, token or not.
-            if "GONOGO_RUN_TOKEN" in process.environ() or process.name() == "stress-ng":
+            if "GONOGO_RUN_TOKEN" in environ or process.name() == "stress-ng":
                 leftovers.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue

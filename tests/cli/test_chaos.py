@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import textwrap
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from chaos_support import INTEGRITY, metrics_of, report_of, store_plan
-from cli_support import gonogo
+from cli_support import gonogo, gonogo_env
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
@@ -179,3 +187,136 @@ def test_a_partition_inside_an_isolated_network_cuts_the_dependency_and_heals(tm
     assert metrics["lossy.hypothesis.during.failed_rounds"] >= 3
     assert metrics["lossy.availability.during"] >= 0.99
     assert metrics["lossy.recovered"] == 1
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 32 MiB tmpfs: a disk that can be filled without filling the machine's."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount_point)], check=True)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def machine_experiment(name: str, fault: str, *, duration: str = "3s", probe: str = "") -> str:
+    probe = probe or '{name: health, http: /health, status: 200, latency: "< 2s"}'
+    return f"""
+{name}:
+  kind: chaos
+  load: {{rate: 20/s, requests: [{{name: health, path: /health}}]}}
+  hypothesis:
+    interval: 250ms
+    probes:
+      - {probe}
+  faults:
+    - {fault}
+  before: 1s
+  duration: {duration}
+  recovery: {{timeout: 20s, sustain: 1s}}
+{textwrap.indent(INTEGRITY.strip(), "  ")}
+"""
+
+
+def test_a_full_disk_refuses_writes_without_losing_acknowledged_ones_and_is_freed(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    experiment = machine_experiment("full", f'{{disk_fill: "{small_disk}", leave_free: 0}}')
+    plan = store_plan(tmp_path, experiment, 'full.integrity.lost: "== 0"', data=str(small_disk / "items"))
+    result = gonogo("run", cwd=tmp_path, timeout=240)
+    assert result.code == 0, result.text
+    metrics = metrics_of(report_of(plan))
+    assert metrics["full.fault_applied"] == 1 and metrics["full.rollback.clean"] == 1
+    assert metrics["full.integrity.lost"] == 0 and metrics["full.integrity.acknowledged"] >= 15
+    # the writes during the fault were refused (507): not acknowledged, so nobody counts on them
+    assert metrics["full.integrity.attempted"] >= metrics["full.integrity.acknowledged"] + 30
+    assert list(small_disk.glob(".gonogo-disk-fill-*")) == []
+    assert shutil.disk_usage(small_disk).free > 16 * 1024 * 1024
+
+
+def test_cpu_stress_is_applied_verified_and_gone_afterwards(tmp_path: Path) -> None:
+    plan = store_plan(
+        tmp_path, machine_experiment("busy", "{stress: cpu, workers: 2}"), 'busy.recovered: "== 1"'
+    )
+    result = gonogo("run", cwd=tmp_path, timeout=240)
+    assert result.code == 0, result.text
+    metrics = metrics_of(report_of(plan))
+    assert metrics["busy.fault_applied"] == 1 and metrics["busy.rollback.clean"] == 1
+    assert metrics["busy.integrity.lost"] == 0
+    assert not [p for p in psutil.process_iter(["name"]) if p.info["name"] == "stress-ng"]
+
+
+CLOCK_PROBE = (
+    '{name: clock, command: [python, -c, "import json, sys, time, urllib.request; '
+    "s = json.load(urllib.request.urlopen(sys.argv[1]))['time']; sys.exit(abs(s - time.time()) > 60)\", "
+    '"http://127.0.0.1:{port.store}/time"]}'
+)
+
+
+def test_a_skewed_clock_is_seen_by_the_service_and_set_back(tmp_path: Path) -> None:
+    experiment = machine_experiment("skew", "{clock: store, skew: +2h}", probe=CLOCK_PROBE)
+    plan = store_plan(tmp_path, experiment, 'skew.recovered: "== 1"', clock="faketime")
+    result = gonogo("run", cwd=tmp_path, timeout=240)
+    assert result.code == 0, result.text
+    metrics = metrics_of(report_of(plan))
+    assert metrics["skew.fault_applied"] == 1 and metrics["skew.hypothesis.before"] == 1
+    # the service's own clock was 2 hours ahead during the fault, and right again after
+    assert metrics["skew.hypothesis.during.failed_rounds"] >= 3
+    assert metrics["skew.recovered"] == 1
+
+
+def test_ctrl_c_during_the_fault_removes_every_fault_and_keeps_the_figures(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    experiment = f"""
+held:
+  kind: chaos
+  load: {{rate: 20/s, requests: [{{name: dep, path: /dep}}]}}
+  hypothesis:
+    probes: [{{name: health, http: /health}}]
+  faults:
+    - {{pause: dep}}
+    - {{stress: cpu, workers: 1}}
+    - {{disk_fill: "{small_disk}", leave_free: 0}}
+  before: 1s
+  duration: 60s
+"""
+    plan = store_plan(tmp_path, experiment, 'held.recovered: "== 1"')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gonogo", "run"],
+        cwd=tmp_path,
+        env=gonogo_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(small_disk.glob(".gonogo-disk-fill-*")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert list(small_disk.glob(".gonogo-disk-fill-*")), "the faults were never applied"
+        time.sleep(1)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(60) == 3
+    finally:
+        process.kill()
+    assert list(small_disk.glob(".gonogo-disk-fill-*")) == []
+    assert not [p for p in psutil.process_iter(["name"]) if p.info["name"] == "stress-ng"]
+    report = report_of(plan)
+    (check,) = report["checks"]
+    assert check["status"] == "aborted"
+    metrics = metrics_of(report)
+    assert metrics["held.fault_applied"] == 1 and metrics["held.rollback.clean"] == 1
+    experiment_artifact = next(a for a in report["artifacts"] if a["name"] == "held-experiment.json")
+    sha = experiment_artifact["sha256"]
+    evidence = json.loads((plan.parent / ".gonogo" / "artifacts" / sha[:2] / sha).read_text())
+    assert [f["kind"] for f in evidence["faults"]] == [
+        "process.pause",
+        "stress.cpu",
+        "disk.fill",
+    ]
+    assert evidence["faults"][0]["evidence"]["resumed"] is True

@@ -4,7 +4,8 @@
 
 POST /items stores the body and answers 201 {"id": ID} once it is on disk (fsynced), or, with
 --ack-before-commit, answers first and writes a moment later: a kill -9 then loses
-acknowledged writes. GET /items/ID returns the body (404 if unknown). GET /dep calls the
+acknowledged writes. GET /items/ID returns the body (404 if unknown); a write that fails (disk full)
+answers 507. GET /time is the service's own clock. GET /dep calls the
 dependency with a 0.5 s timeout and falls back to {"degraded": true}; with
 --no-dependency-timeout it waits for the dependency however long it takes.
 """
@@ -33,11 +34,15 @@ def main() -> None:
 
     def store(item: str, body: bytes) -> None:
         temporary = options.data / f".{item}.tmp"
-        with open(temporary, "wb") as file:
-            file.write(body)
-            file.flush()
-            os.fsync(file.fileno())
-        temporary.rename(options.data / str(item))
+        try:
+            with open(temporary, "wb") as file:
+                file.write(body)
+                file.flush()
+                os.fsync(file.fileno())
+        except OSError:
+            temporary.unlink(missing_ok=True)
+            raise
+        temporary.rename(options.data / item)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -55,6 +60,8 @@ def main() -> None:
         def do_GET(self) -> None:
             if self.path == "/health":
                 self._answer(200, b'{"status": "ok"}')
+            elif self.path == "/time":  # the service's clock, as it sees it
+                self._answer(200, json.dumps({"time": time.time()}).encode())
             elif self.path.startswith("/items/"):
                 path = options.data / self.path.removeprefix("/items/")
                 if path.name.isalnum() and path.exists():
@@ -75,6 +82,12 @@ def main() -> None:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             item = uuid.uuid4().hex  # unique across restarts: a lost write stays lost (404)
+            try:
+                self._store(item, body)
+            except OSError as error:  # e.g. the disk is full: nothing acknowledged
+                self._answer(507, json.dumps({"error": error.strerror}).encode())
+
+        def _store(self, item: str, body: bytes) -> None:
             if options.ack_before_commit:
                 self._answer(201, json.dumps({"id": item}).encode())
                 time.sleep(0.5)  # "commits later": the acknowledgement went out first

@@ -356,7 +356,7 @@ class _Experiment:
             media_type="application/json",
         )
         source = f"{self.ctx.check_name}-integrity.json"
-        for name in ("acknowledged", "lost", "corrupted", "duplicated"):
+        for name in ("attempted", "acknowledged", "lost", "corrupted", "duplicated"):
             self._metric(f"integrity.{name}", getattr(report, name), "count", source, artifact=problems)
         if self.settings.integrity is not None and self.settings.integrity.settled is not None:
             self._metric("integrity.stuck", report.stuck, "count", source, artifact=problems)

@@ -185,12 +185,14 @@ class HttpFault(StrictModel):
     """An HTTP-level fault on a `protocol: http` proxy: exactly one of status, delay, truncate."""
 
     http: str = Field(description="a proxy of system.proxies with protocol: http")
-    status: int | None = Field(default=None, ge=100, le=599, description="answer this status instead")
+    status: int | None = Field(default=None, ge=200, le=599, description="answer this status instead")
     delay: Duration | None = Field(default=None, ge=0)
     truncate: ByteSize | None = Field(default=None, description="bytes of the response body kept")
     rate: Ratio = Field(default=1.0, description="share of the requests affected")
     method: str | None = None
-    path: str | None = Field(default=None, description="only requests whose path starts with this")
+    path: str | None = Field(
+        default=None, description="only requests to this path or below it (or a glob with *)"
+    )
 
     @model_validator(mode="after")
     def _one_effect(self) -> HttpFault:
