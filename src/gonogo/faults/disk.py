@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,7 +98,8 @@ def fill_disk(directory: Path, *, leave_free: int, max_fill: int, reaper: Reaper
         evidence={"path": str(path), "free_before": free, "total": total, "target_free": leave_free},
     )
     # Registered first: a gonogo killed while writing still leaves no full disk behind.
-    fault.undo_handle = reaper.add_undo(["rm", "-f", "--", str(path)])
+    # An absolute path: the watchdog runs it with whatever PATH it has.
+    fault.undo_handle = reaper.add_undo([shutil.which("rm") or "/bin/rm", "-f", "--", str(path)])
     try:
         size = max(needed, 0)
         with open(path, "xb") as file:

@@ -113,13 +113,19 @@ def _iptables(host: str) -> str:
     return "ip6tables" if ipaddress.ip_address(host).version == 6 else "iptables"
 
 
+def _program_path(name: str) -> str:
+    """The absolute path: the watchdog runs the undo command with whatever PATH it has."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin") or name
+
+
 def network_supported(host: str = "127.0.0.1") -> str | None:
     """None when impair_port can work here; otherwise why not."""
     if os.geteuid() != 0:
         return "changing firewall rules needs root (or root of a user namespace)"
     program = _iptables(host)
-    if shutil.which(program) is None:
+    if not os.path.isabs(_program_path(program)):
         return f"{program} is not installed (Debian package iptables)"
+    program = _program_path(program)
     if on_host_network_namespace() and os.environ.get(ALLOW_HOST_VARIABLE) != "1":
         return (
             "this is the host's own network namespace, whose firewall gonogo does not touch: "
@@ -210,7 +216,7 @@ def impair_port(
     why_not = network_supported(host)
     if why_not is not None:
         raise FaultNotSupported(why_not)
-    program = _iptables(host)
+    program = _program_path(_iptables(host))
     chain = f"gonogo-{secrets.token_hex(4)}"
     jump = ["-i", "lo", "-j", chain]
     drop = ["-j", "DROP"]
@@ -227,9 +233,8 @@ def impair_port(
         evidence={"chain": chain, "host": host, "port": port, "loss": loss, "partition": partition},
     )
     # Registered first: a gonogo killed half-way still leaves no rule behind.
-    fault.undo_handle = reaper.add_undo(
-        ["sh", "-c", "; ".join(" ".join(argv) for argv in _undo_commands(program, chain, jump))]
-    )
+    undo_script = "; ".join(" ".join(argv) for argv in _undo_commands(program, chain, jump))
+    fault.undo_handle = reaper.add_undo([_program_path("sh"), "-c", undo_script])
     try:
         to_port = ["-p", "tcp", "-d", host, "--dport", str(port)]
         from_port = ["-p", "tcp", "-s", host, "--sport", str(port)]
