@@ -8,6 +8,8 @@ is left alone (see `faketime_env`).
 
 libfaketime works through LD_PRELOAD, so statically linked programs (most Go binaries)
 do not see the skew; `skew_clock` verifies with a dynamically linked probe process.
+With Debian's libfaketime 0.9.10, `time.sleep` of Python 3.11 and later fails with EINVAL
+in a process started this way (waits with timeouts, select and asyncio are fine).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def _environment(library: Path, control_file: Path) -> dict[str, str]:
         # A real clock step leaves the monotonic clock alone. Faking it too would also make
         # every timed wait on a thread lock hang (libfaketime 0.9.10 does not translate
         # sem_clockwait). Known cost: Python >= 3.11's time.sleep fails with EINVAL under
-        # libfaketime 0.9.10 with this setting (libfaketime issue #426, fixed upstream).
+        # libfaketime 0.9.10 with this setting (libfaketime issue #426, closed upstream).
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",
     }
 
