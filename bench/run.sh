@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The benchmarks of issue 3, on this machine, all traffic to 127.0.0.1 only.
 #
-#   bench/run.sh [all|throughput|omission|journeys]      (default: all)
+#   bench/run.sh [all|throughput|omission|journeys|proxy]      (default: all; proxy is not in all)
 #
 # Environment: REPS (3) runs of each tool per benchmark, alternating tools; DURATION (10)
 # seconds per load run; GEN_CPU (0) / SERVER_CPU (1) the cores the load generator and the
-# server are pinned to; JOURNEY_ITERATIONS (100) and JOURNEY_CONCURRENCY (10).
+# server are pinned to; JOURNEY_ITERATIONS (100) and JOURNEY_CONCURRENCY (10); PROXY_RATE (2000)
+# requests/s of the proxy scenario's latency runs; PROXY_CPU / PROXY_NGINX_CPU (both SERVER_CPU):
+# the cores of gonogo's fault proxy and of nginx in that scenario (bench/RESULTS.md, section 4);
+# PROXY_PATHS ("direct relay asyncio") what it compares, and "before" if PROXY_BEFORE_SRC is another
+# checkout's src/ (e.g. `git archive OLD_COMMIT src | tar -x -C DIR`): its fault proxy, measured the same way.
 #
 # Installs what is missing (Debian: nginx, wrk, time, curl; Locust in bench/.venv-locust;
 # gonogo's .venv via `make`), writes raw outputs to bench/results/<run>/ (bench/results/latest
@@ -19,8 +23,8 @@ ROOT=$(dirname "$BENCH_DIR")
 source "$BENCH_DIR/lib.sh"
 
 MODE=${1:-all}
-case "$MODE" in all | throughput | omission | journeys) ;; *)
-    echo "usage: $0 [all|throughput|omission|journeys]" >&2
+case "$MODE" in all | throughput | omission | journeys | proxy) ;; *)
+    echo "usage: $0 [all|throughput|omission|journeys|proxy]" >&2
     exit 2
     ;;
 esac
@@ -34,6 +38,10 @@ PAUSE_AFTER=${PAUSE_AFTER:-3.3} # seconds after the generator is launched (its s
 PAUSE_FOR=0.5
 JOURNEY_ITERATIONS=${JOURNEY_ITERATIONS:-100}
 JOURNEY_CONCURRENCY=${JOURNEY_CONCURRENCY:-10}
+PROXY_RATE=${PROXY_RATE:-2000}
+PROXY_CPU=${PROXY_CPU:-$SERVER_CPU}
+PROXY_NGINX_CPU=${PROXY_NGINX_CPU:-$SERVER_CPU}
+PROXY_PATHS=${PROXY_PATHS:-direct relay asyncio${PROXY_BEFORE_SRC:+ before}}
 LOCUST_VERSION=${LOCUST_VERSION:-2.47.0}
 GONOGO_PY=$ROOT/.venv/bin/python
 LOCUST=$BENCH_DIR/.venv-locust/bin/locust
@@ -65,6 +73,10 @@ setup() {
         log "gonogo's virtualenv or its C engine is missing: make .venv/.installed"
         make -C "$ROOT" .venv/.installed >&2
         "$GONOGO_PY" -c 'import gonogo.checks.load._engine' || die "gonogo's load engine does not import"
+    fi
+    if ! "$GONOGO_PY" -c 'import gonogo.faults._relay' 2>/dev/null; then
+        log "the fault proxy's C relay is not built: building it in place"
+        (cd "$ROOT" && "$GONOGO_PY" setup.py -q build_ext --inplace >&2) || die "building the C extensions failed"
     fi
     if ! "$LOCUST" --version >/dev/null 2>&1; then
         log "installing Locust $LOCUST_VERSION into bench/.venv-locust"
@@ -250,6 +262,71 @@ bench_journeys() {
     done
 }
 
+# -- 4. the fault proxy with no toxic ---------------------------------------------------
+
+# start_fault_proxy STEM UPSTREAM_PORT SRC_DIR [--toxic-never]: gonogo's fault proxy (from SRC_DIR
+# if not empty) on PROXY_CPU, one proxy in front of nginx; sets PROXY_PID (process group), PROXY_PORT.
+start_fault_proxy() {
+    local stem=$1 upstream=$2 src=$3 i
+    shift 3
+    rm -f "$stem-proxy.ready"
+    start_bg fault-proxy "$stem-proxy.log" env ${src:+PYTHONPATH="$src"} \
+        taskset -c "$PROXY_CPU" "$GONOGO_PY" "$BENCH_DIR/fault_proxy_server.py" \
+        --upstream "127.0.0.1:$upstream" --ready "$stem-proxy.ready" --stats "$stem-proxy.stats.json" "$@"
+    PROXY_PID=$STARTED_PID
+    for ((i = 0; i < 200; i++)); do
+        [[ -s "$stem-proxy.ready" ]] && break
+        kill -0 "$PROXY_PID" 2>/dev/null || die "the fault proxy exited (see $stem-proxy.log)"
+        sleep 0.1
+    done
+    [[ -s "$stem-proxy.ready" ]] || die "the fault proxy was not ready within 20 s"
+    PROXY_PORT=$("$GONOGO_PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["listen_port"])' "$stem-proxy.ready")
+    wait_http "http://127.0.0.1:$PROXY_PORT/index.html" 10
+}
+
+bench_proxy() {
+    local dir="$OUT/proxy" port rep path stem target before worker nginx_before
+    mkdir -p "$dir"
+    port=$(free_port)
+    # by default the proxy shares nginx's core, the one the generator does not use: whatever the
+    # proxy costs is taken from the server's core, and direct runs are benchmark 1's set-up
+    SERVER_CPU=$PROXY_NGINX_CPU start_nginx "$port"
+    log "proxy: warming nginx up (2 s of wrk, not recorded)"
+    run_bounded 30 taskset -c "$GEN_CPU" wrk -t1 -c"$USERS" -d2s "http://127.0.0.1:$port/index.html" >/dev/null
+    for ((rep = 1; rep <= REPS; rep++)); do
+        # shellcheck disable=SC2086 # a list of words
+        for path in $(order "$rep" $PROXY_PATHS); do
+            stem="$dir/r$rep-$path"
+            target=$port
+            case $path in
+                relay) start_fault_proxy "$stem" "$port" "" ;;
+                asyncio) start_fault_proxy "$stem" "$port" "" --toxic-never ;;
+                before) start_fault_proxy "$stem" "$port" "${PROXY_BEFORE_SRC:?PROXY_BEFORE_SRC is not set}" ;;
+                direct) ;;
+                *) die "unknown proxy path $path (PROXY_PATHS: direct relay asyncio before)" ;;
+            esac
+            [[ $path == direct ]] || target=$PROXY_PORT
+            log "proxy: run $rep/$REPS, $path, closed ${USERS} users ${DURATION}s, then open ${PROXY_RATE}/s ${DURATION}s"
+            [[ $path == direct ]] || before=$(cpu_ticks "$PROXY_PID")
+            worker=$(nginx_worker_pid)
+            nginx_before=$(cpu_ticks "$worker")
+            gen_gonogo "$stem-closed" "$target" closed
+            echo "$nginx_before $(cpu_ticks "$worker") $(getconf CLK_TCK)" >"$stem-closed.server"
+            [[ $path == direct ]] || echo "$before $(cpu_ticks "$PROXY_PID") $(getconf CLK_TCK)" >"$stem-closed.proxycpu"
+            [[ $path == direct ]] || before=$(cpu_ticks "$PROXY_PID")
+            timed "$stem-open" "$GONOGO_PY" "$BENCH_DIR/gonogo_load.py" --port "$target" --model open \
+                --rate "$PROXY_RATE" --duration "$DURATION" --out "$stem-open.json" >"$stem-open.log" 2>&1
+            [[ $path == direct ]] || echo "$before $(cpu_ticks "$PROXY_PID") $(getconf CLK_TCK)" >"$stem-open.proxycpu"
+            if [[ $path != direct ]]; then
+                stop_group "$PROXY_PID" 10
+                [[ -s "$stem-proxy.stats.json" ]] || die "the fault proxy wrote no counters ($stem-proxy.log)"
+            fi
+        done
+    done
+    stop_nginx
+    "$GONOGO_PY" "$BENCH_DIR/proxy_summary.py" "$dir"
+}
+
 # -- main ------------------------------------------------------------------------------
 
 setup
@@ -268,5 +345,6 @@ case "$MODE" in
     throughput) bench_throughput ;;
     omission) bench_omission ;;
     journeys) bench_journeys ;;
+    proxy) bench_proxy ;;
 esac
 "$GONOGO_PY" "$BENCH_DIR/summarize.py" "$OUT"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import socket
 import struct
@@ -19,7 +20,19 @@ from gonogo.faults import FaultProxy
 
 from .helpers import Api, roundtrip
 
-pytest.importorskip("gonogo.faults._relay", reason="the C relay is built by setup.py build_ext --inplace")
+_BUILT = importlib.util.find_spec("gonogo.faults._relay") is not None
+_BUILD_HINT = "the C relay is not built: run .venv/bin/python setup.py build_ext --inplace"
+
+
+def test_the_relay_is_built() -> None:
+    assert _BUILT, _BUILD_HINT
+
+
+@pytest.fixture(autouse=True)
+def _needs_the_relay(request: pytest.FixtureRequest) -> None:
+    # one clear failure above when the extension is missing, not one per test
+    if not _BUILT and request.node.name != "test_the_relay_is_built":
+        pytest.skip(_BUILD_HINT)
 
 
 def _relayed(faults: FaultProxy) -> int:

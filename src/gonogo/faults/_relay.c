@@ -31,7 +31,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define BUF_SIZE (64 * 1024)
@@ -68,7 +67,6 @@ typedef struct {
     pthread_mutex_t lock;
     pthread_t thread;
     int running;   /* the relay thread was started and not joined yet */
-    long spin_ns;  /* after activity, poll without sleeping this long (0: always sleep in epoll_wait) */
     int stopping;  /* under lock: the relay thread must exit */
     int epfd;
     int notify_fd; /* eventfd: relay thread -> Python, "links finished, reap them" */
@@ -229,27 +227,15 @@ static void handle(Relay *r, Link *link, int side, uint32_t events) {
     update_interest(r, link);
 }
 
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void *relay_main(void *arg) {
     Relay *r = arg;
     struct epoll_event events[MAX_EVENTS];
-    int64_t spin_until = 0;
     for (;;) {
-        /* Spinning keeps the core from going idle between a request and its response: waking an
-         * idle core (an IPI, in a VM a hypervisor exit) costs tens of microseconds each way. */
-        int spinning = r->spin_ns > 0 && now_ns() < spin_until;
-        int n = epoll_wait(r->epfd, events, MAX_EVENTS, spinning ? 0 : -1);
+        int n = epoll_wait(r->epfd, events, MAX_EVENTS, -1);
         if (n < 0) {
             if (errno == EINTR) continue;
             break;
         }
-        if (n == 0) continue;
-        if (r->spin_ns > 0) spin_until = now_ns() + r->spin_ns;
         pthread_mutex_lock(&r->lock);
         if (r->stopping) {
             pthread_mutex_unlock(&r->lock);
@@ -289,16 +275,10 @@ static int check_open(Relay *r) {
 }
 
 static PyObject *Relay_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"spin_us", NULL};
-    double spin_us = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|d:Relay", kwlist, &spin_us)) return NULL;
-    if (spin_us < 0 || spin_us > 1e6) {
-        PyErr_SetString(PyExc_ValueError, "spin_us must be between 0 and 1,000,000");
-        return NULL;
-    }
+    static char *kwlist[] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, ":Relay", kwlist)) return NULL;
     Relay *r = (Relay *)type->tp_alloc(type, 0);
     if (r == NULL) return NULL;
-    r->spin_ns = (long)(spin_us * 1000);
     r->epfd = r->notify_fd = r->stop_fd = -1;
     pthread_mutex_init(&r->lock, NULL);
     r->epfd = epoll_create1(EPOLL_CLOEXEC);

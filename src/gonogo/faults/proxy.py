@@ -276,7 +276,7 @@ class _RelayHub:
             from gonogo.faults._relay import Relay
         except ImportError:  # extensions not built (setup.py build_ext --inplace): asyncio path only
             return None
-        return cls(Relay(spin_us=float(__import__("os").environ.get("GONOGO_RELAY_SPIN_US", "0"))))
+        return cls(Relay())
 
     def reap(self) -> None:
         """Fold the counters of links that ended in C into their proxies."""
