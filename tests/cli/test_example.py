@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pytest
+import yaml
 from cli_support import EXAMPLE, gonogo
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
 
-def without_check(text: str, name: str, next_section: str) -> str:
-    start, end = text.index(f"  {name}:\n"), text.index(next_section)
-    text = text[:start] + text[end:]
-    gate_prefixes = (f"  {name}.", f'  "{name}.')
-    return "\n".join(line for line in text.splitlines() if not line.startswith(gate_prefixes))
+CHAOS = (
+    "worker_crash",
+    "api_kill",
+    "enricher_down",
+    "enricher_slow",
+    "enricher_reset",
+    "enricher_hang",
+    "cpu_starvation",
+)
 
 
 def example_plan(
@@ -24,30 +30,42 @@ def example_plan(
     unit: bool = True,
     e2e: bool = True,
     load: str = "full",
+    chaos: tuple[str, ...] = CHAOS,
     ready_timeout: str = "30s",
 ) -> Path:
     """The example's own plan, placed in `directory` so the run writes nothing into the repo.
 
-    `load`: "full" as written, "short" (a few seconds), or "none".
+    `load`: "full" as written, "short" (a few seconds), or "none"; `chaos`: the experiments kept.
+    Checks left out take their gates with them.
     """
     text = (EXAMPLE / "gonogo.yaml").read_text()
     text = text.replace("{plan_dir}", str(EXAMPLE)).replace("    cwd: .\n", f"    cwd: {EXAMPLE}\n")
     text = text.replace("status: 200, timeout: 30s", f"status: 200, timeout: {ready_timeout}")
+    plan = yaml.safe_load(text)
+    checks = plan["checks"]
+    dropped = [name for name in CHAOS if name not in chaos]
     if not unit:
-        text = without_check(text, "unit", "  e2e:\n")
+        dropped.append("unit")
     if not e2e:
-        text = without_check(text, "e2e", "  load:\n")
-    if load == "short":
+        dropped.append("e2e")
+    if load == "none":
+        dropped.append("load")
+    elif load == "short":
         # A few seconds on a shared 2-core CI machine: one 30 ms stall of the generator's
         # thread is already 1% of its sends, so its self-check gets more room here.
-        text = text.replace(
-            "    duration: 60s\n    warmup: 5s\n",
-            "    duration: 6s\n    warmup: 1s\n    generator: {max_late: 10%}\n",
-        )
-    elif load == "none":
-        text = without_check(text, "load", "gates:\n")
+        checks["load"].update(duration="6s", warmup="1s", generator={"max_late": "10%"})
+    for name in dropped:
+        del checks[name]
+
+    def kept(metric: str) -> bool:
+        prefix = metric.split(".")[0]
+        if "*" in prefix:  # the resilience gates: they need an experiment left to match
+            return any(fnmatchcase(name, prefix) for name in chaos)
+        return prefix not in dropped
+
+    plan["gates"] = {metric: gate for metric, gate in plan["gates"].items() if kept(metric)}
     path = directory / "gonogo.yaml"
-    path.write_text(text + "\n")
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
     return path
 
 
@@ -77,7 +95,7 @@ def test_the_example_is_go(tmp_path: Path) -> None:
 
 
 def test_a_failing_unit_test_is_no_go_naming_it(tmp_path: Path) -> None:
-    plan = example_plan(tmp_path, load="none")
+    plan = example_plan(tmp_path, load="none", chaos=())
     result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_BREAK_UNIT_TEST="1")
     assert result.code == 1, result.text
     report = report_of(plan)
@@ -89,7 +107,7 @@ def test_a_failing_unit_test_is_no_go_naming_it(tmp_path: Path) -> None:
 
 
 def test_an_upload_answering_500_is_no_go_naming_the_step(tmp_path: Path) -> None:
-    plan = example_plan(tmp_path, unit=False, load="none")
+    plan = example_plan(tmp_path, unit=False, load="none", chaos=())
     result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_FAIL_UPLOADS="1")
     assert result.code == 1, result.text
     report = report_of(plan)
@@ -101,7 +119,7 @@ def test_an_upload_answering_500_is_no_go_naming_the_step(tmp_path: Path) -> Non
 
 
 def test_an_api_that_never_gets_ready_exits_3_with_its_log(tmp_path: Path) -> None:
-    plan = example_plan(tmp_path, unit=False, load="none", ready_timeout="4s")
+    plan = example_plan(tmp_path, unit=False, load="none", chaos=(), ready_timeout="4s")
     result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_NEVER_READY="1")
     assert result.code == 3, result.text
     assert "service 'api'" in result.out and "last log lines of 'api'" in result.out
@@ -112,7 +130,7 @@ def test_an_api_that_never_gets_ready_exits_3_with_its_log(tmp_path: Path) -> No
 
 
 def test_a_slow_endpoint_under_load_is_no_go_naming_it(tmp_path: Path) -> None:
-    plan = example_plan(tmp_path, unit=False, e2e=False, load="short")
+    plan = example_plan(tmp_path, unit=False, e2e=False, load="short", chaos=())
     result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_SLOW_ROUTE="GET /documents")
     assert result.code == 1, result.text
     report = report_of(plan)

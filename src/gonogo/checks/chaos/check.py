@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from gonogo.checks.base import CheckContext, CheckKind, CheckOutcome
+from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcome
 from gonogo.checks.chaos.faults import FaultEnvironment, apply_fault, describe_fault
 from gonogo.checks.chaos.integrity import IntegrityReport, IntegrityWriter
 from gonogo.checks.chaos.probes import HypothesisChecker, Round
@@ -144,6 +144,10 @@ class _Experiment:
                 return f"the background load cannot run: {error}"
             self.traffic = BackgroundTraffic(spec)
             self.traffic.start()
+            # The steady state is judged on traffic already flowing: wait for its first figures.
+            deadline = time.monotonic() + 10
+            while self.traffic.recent(1.0) is None and time.monotonic() < deadline:
+                time.sleep(0.1)
         integrity = self.settings.integrity
         journeys = self.settings.integrity_journeys
         if integrity is not None and journeys is not None:
@@ -285,15 +289,35 @@ class _Experiment:
             if detected:
                 self._metric("time_to_detect", min(detected) - injected, "seconds", source, artifact=evidence)
             if t.recovered is not None:
-                # From the fault's end: the injection for a kill or a restart, the removal otherwise.
+                # From the fault's end: the injection for a kill or a restart, the removal otherwise;
+                # a hypothesis that never broke took no time to recover.
                 reference = injected if self._instant() else removed
+                if t.first_failure(injected) is None:
+                    reference = t.recovered
                 self._metric(
                     "time_to_recover", max(0.0, t.recovered - reference), "seconds", source, artifact=evidence
                 )
+            self._record_services(evidence, source)
         self._record_traffic(applied)
         if integrity is not None:
             self._record_integrity(integrity)
         return self._outcome(steady_before, not_applied, applied, integrity)
+
+    def _record_services(self, evidence: ArtifactRef, source: str) -> None:
+        """For each service killed or restarted: how long until it was ready again (its history)."""
+        services = self.ctx.fault_targets.services
+        injected = self.timeline.injected
+        if services is None or injected is None:
+            return
+        names = {f.kill for f in self.settings.faults if isinstance(f, KillFault)}
+        names |= {f.restart for f in self.settings.faults if isinstance(f, RestartFault)}
+        since = _Wall(self.timeline.started)(injected)
+        for name in sorted(names):
+            events = [e for e in services.history(name) if e.at >= since]
+            ready = next((e for e in events if e.kind in ("ready", "restarted")), None)
+            if ready is not None:
+                seconds = (ready.at - since).total_seconds()
+                self._metric(f"service.{name}.time_to_ready", seconds, "seconds", source, artifact=evidence)
 
     def _instant(self) -> bool:
         """Whether every fault is over once applied (a kill, a restart): nothing to remove."""
