@@ -140,3 +140,36 @@ def test_a_slow_endpoint_under_load_is_no_go_naming_it(tmp_path: Path) -> None:
     assert any(
         r.startswith("load.endpoint.list_documents.latency.p95 = ") for r in report["verdict"]["reasons"]
     )
+
+
+def test_an_api_that_acknowledges_uploads_before_storing_them_loses_data_when_killed(tmp_path: Path) -> None:
+    plan = example_plan(tmp_path, unit=False, e2e=False, load="none", chaos=("api_kill",))
+    result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_ACK_BEFORE_COMMIT="1")
+    assert result.code == 1, result.text
+    report = report_of(plan)
+    metrics = {m["full_name"]: m["value"] for m in report["metrics"]}
+    assert metrics["api_kill.fault_applied"] == 1
+    assert metrics["api_kill.integrity.lost"] > 0
+    assert any(r.startswith("api_kill.integrity.lost = ") for r in report["verdict"]["reasons"])
+
+
+def test_a_worker_that_never_reclaims_a_crashed_workers_jobs_leaves_them_stuck(tmp_path: Path) -> None:
+    plan = example_plan(tmp_path, unit=False, e2e=False, load="none", chaos=("worker_crash",))
+    result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_NO_RECLAIM="1")
+    assert result.code == 1, result.text
+    report = report_of(plan)
+    metrics = {m["full_name"]: m["value"] for m in report["metrics"]}
+    assert metrics["worker_crash.integrity.stuck"] > 0
+    assert metrics["worker_crash.integrity.lost"] == 0  # stored, but never processed
+    assert any(r.startswith("worker_crash.integrity.stuck = ") for r in report["verdict"]["reasons"])
+
+
+def test_an_api_without_a_timeout_on_its_dependency_stops_answering_when_it_hangs(tmp_path: Path) -> None:
+    plan = example_plan(tmp_path, unit=False, e2e=False, load="none", chaos=("enricher_hang",))
+    result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_NO_DEPENDENCY_TIMEOUT="1")
+    assert result.code == 1, result.text
+    report = report_of(plan)
+    metrics = {m["full_name"]: m["value"] for m in report["metrics"]}
+    assert metrics["enricher_hang.fault_applied"] == 1
+    assert metrics["enricher_hang.availability.during"] < 0.9
+    assert any(r.startswith("enricher_hang.availability.during = ") for r in report["verdict"]["reasons"])
