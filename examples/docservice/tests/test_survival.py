@@ -245,7 +245,7 @@ def slow_enricher_busy(db: Database, doc_id: str) -> bool:
 def test_a_stalled_worker_that_comes_back_does_not_process_twice(
     tmp_path: Path, slow_enricher: EnricherServer
 ) -> None:
-    slow_enricher.delay = 2.0
+    slow_enricher.delay = 4.0  # the first worker's call: long enough to be caught mid-job
     db, doc_id = document_in_work(tmp_path)
     with process(worker_args(tmp_path, slow_enricher, "stalled"), tmp_path / "w1.log") as stalled:
         wait_until(lambda: slow_enricher_busy(db, doc_id), what="the first worker to be mid-job")
@@ -267,8 +267,14 @@ def test_a_stalled_worker_that_comes_back_does_not_process_twice(
 # -- the enricher hangs ------------------------------------------------------------------
 
 
+class Hanging:
+    def __init__(self, url: str, accepted: list[socket.socket]) -> None:
+        self.url = url
+        self.accepted = accepted
+
+
 @pytest.fixture
-def hanging_enricher() -> Iterator[str]:
+def hanging_enricher() -> Iterator[Hanging]:
     """Accepts connections and never answers (a SIGSTOPped process looks the same)."""
     listener = socket.create_server(("127.0.0.1", 0))
     accepted: list[socket.socket] = []
@@ -285,7 +291,7 @@ def hanging_enricher() -> Iterator[str]:
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+        yield Hanging(f"http://127.0.0.1:{listener.getsockname()[1]}", accepted)
     finally:
         done.set()
         thread.join(timeout=5)
@@ -295,9 +301,9 @@ def hanging_enricher() -> Iterator[str]:
 
 
 def test_a_hanging_enricher_degrades_the_summary_but_not_the_api(
-    tmp_path: Path, hanging_enricher: str
+    tmp_path: Path, hanging_enricher: Hanging
 ) -> None:
-    with api_process(tmp_path, enricher_url=hanging_enricher) as (url, _):
+    with api_process(tmp_path, enricher_url=hanging_enricher.url) as (url, _):
         headers = login(url)
         doc_id = httpx.post(
             f"{url}/documents", headers=headers, files={"file": ("a", b"x")}, timeout=10
@@ -323,10 +329,10 @@ def test_a_hanging_enricher_degrades_the_summary_but_not_the_api(
 
 
 def test_no_dependency_timeout_lets_a_hanging_enricher_freeze_the_api(
-    tmp_path: Path, hanging_enricher: str
+    tmp_path: Path, hanging_enricher: Hanging
 ) -> None:
     switch = {"DOCSERVICE_NO_DEPENDENCY_TIMEOUT": "1"}
-    with api_process(tmp_path, switch, enricher_url=hanging_enricher) as (url, _):
+    with api_process(tmp_path, switch, enricher_url=hanging_enricher.url) as (url, _):
         headers = login(url)
         doc_id = httpx.post(
             f"{url}/documents", headers=headers, files={"file": ("a", b"x")}, timeout=10
@@ -338,7 +344,7 @@ def test_no_dependency_timeout_lets_a_hanging_enricher_freeze_the_api(
 
         stuck = threading.Thread(target=ask_for_a_summary)
         stuck.start()
-        time.sleep(0.5)
+        wait_until(lambda: hanging_enricher.accepted, what="the API to call the enricher")
         with pytest.raises(httpx.TimeoutException):
             httpx.get(f"{url}/health", timeout=1.5)  # the whole API stopped answering
         stuck.join(timeout=30)
@@ -346,12 +352,12 @@ def test_no_dependency_timeout_lets_a_hanging_enricher_freeze_the_api(
 
 
 def test_the_worker_falls_back_when_the_enricher_hangs(
-    worker_settings: WorkerSettings, db: Database, storage: Storage, hanging_enricher: str
+    worker_settings: WorkerSettings, db: Database, storage: Storage, hanging_enricher: Hanging
 ) -> None:
     settings = WorkerSettings(
         db_path=worker_settings.db_path,
         storage_dir=worker_settings.storage_dir,
-        enricher_url=hanging_enricher,
+        enricher_url=hanging_enricher.url,
         worker_id="w",
         enricher_timeout=0.3,
         enricher_retries=1,
