@@ -8,7 +8,7 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 APT_GET := $(shell command -v apt-get 2>/dev/null)
 
-.PHONY: demo test lint typecheck unit system-packages clean
+.PHONY: demo demo-resilience test lint typecheck unit system-packages clean
 
 $(STAMP): pyproject.toml examples/docservice/pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q python3-venv; }
@@ -34,6 +34,10 @@ system-packages:
 
 demo: $(STAMP) system-packages
 	cd examples/docservice && PATH="$(BIN):$$PATH" gonogo run gonogo.yaml
+
+# The example on PostgreSQL behind the fault proxy, with a small disk (needs root).
+demo-resilience: $(STAMP) system-packages
+	cd examples/docservice && PATH="$(BIN):$$PATH" gonogo run resilience.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples bench

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -173,3 +174,27 @@ def test_an_api_without_a_timeout_on_its_dependency_stops_answering_when_it_hang
     assert metrics["enricher_hang.fault_applied"] == 1
     assert metrics["enricher_hang.availability.during"] < 0.9
     assert any(r.startswith("enricher_hang.availability.during = ") for r in report["verdict"]["reasons"])
+
+
+def test_the_example_on_postgresql_survives_a_slow_and_a_lost_database_and_a_full_disk(
+    tmp_path: Path,
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the resilience plan runs PostgreSQL as its own user and mounts a tmpfs: it needs root")
+    text = (EXAMPLE / "resilience.yaml").read_text()
+    text = text.replace("{plan_dir}", str(EXAMPLE)).replace("[scripts/", f"[{EXAMPLE}/scripts/")
+    plan = tmp_path / "gonogo.yaml"
+    plan.write_text(text)
+    result = gonogo("run", cwd=tmp_path, timeout=300)
+    assert result.code == 0, result.text
+    metrics = {m["full_name"]: m["value"] for m in report_of(plan)["metrics"]}
+    for experiment in ("db_slow", "db_down", "disk_full"):
+        assert metrics[f"{experiment}.fault_applied"] == 1
+        assert metrics[f"{experiment}.integrity.lost"] == 0
+        assert metrics[f"{experiment}.integrity.acknowledged"] > 0
+    # users saw the database outage (503s), and the service came back by itself
+    assert metrics["db_down.availability.during"] < 0.5
+    assert metrics["db_down.recovered"] == 1
+    # a full disk refuses uploads (507) but acknowledged ones survive and reads go on
+    assert metrics["disk_full.integrity.attempted"] > metrics["disk_full.integrity.acknowledged"]
+    assert metrics["disk_full.availability.during"] >= 0.99
