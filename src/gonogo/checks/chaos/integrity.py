@@ -73,7 +73,7 @@ class IntegrityWriter:
         self._attempted = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._write_loop()), name="gonogo-integrity"
+            target=lambda: asyncio.run(self._write_loop()), name="gonogo-integrity", daemon=True
         )
         self.error: BaseException | None = None
 
