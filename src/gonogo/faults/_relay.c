@@ -262,7 +262,8 @@ static void *relay_main(void *arg) {
 
 static void lock_released_gil(Relay *r) {
     if (pthread_mutex_trylock(&r->lock) == 0) return;
-    Py_BEGIN_ALLOW_THREADS pthread_mutex_lock(&r->lock);
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&r->lock);
     Py_END_ALLOW_THREADS
 }
 
@@ -316,8 +317,10 @@ static void relay_stop(Relay *r) {
         uint64_t one = 1;
         ssize_t ignored = write(r->stop_fd, &one, sizeof one);
         (void)ignored;
-        Py_BEGIN_ALLOW_THREADS pthread_join(r->thread, NULL);
-        Py_END_ALLOW_THREADS r->running = 0;
+        Py_BEGIN_ALLOW_THREADS
+        pthread_join(r->thread, NULL);
+        Py_END_ALLOW_THREADS
+        r->running = 0;
     }
     for (uint32_t slot = 0; slot < r->capacity; slot++) {
         if (r->links[slot].in_use) close_link(r, &r->links[slot], 0, 0);
@@ -538,8 +541,10 @@ static PyTypeObject RelayType = {
     .tp_getset = Relay_getset,
 };
 
-static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "gonogo.faults._relay",
-                                       "The fault proxy's C relay for links without toxics.", -1, NULL};
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "gonogo.faults._relay", "The fault proxy's C relay for links without toxics.", -1,
+    NULL, NULL, NULL, NULL, NULL,
+};
 
 PyMODINIT_FUNC PyInit__relay(void) {
     if (PyType_Ready(&RelayType) < 0) return NULL;

@@ -276,7 +276,10 @@ class _RelayHub:
             from gonogo.faults._relay import Relay
         except ImportError:  # extensions not built (setup.py build_ext --inplace): asyncio path only
             return None
-        return cls(Relay())
+        try:
+            return cls(Relay())
+        except OSError:  # no thread or fd left for it: the asyncio path still works
+            return None
 
     def reap(self) -> None:
         """Fold the counters of links that ended in C into their proxies."""
