@@ -10,7 +10,7 @@ APT_GET := $(shell command -v apt-get 2>/dev/null)
 
 .PHONY: demo demo-resilience test lint typecheck unit system-packages clean
 
-$(STAMP): pyproject.toml examples/docservice/pyproject.toml
+$(STAMP): pyproject.toml setup.py examples/docservice/pyproject.toml $(wildcard src/gonogo/*/*/*.c src/gonogo/*/*.c)
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 from chaos_support import INTEGRITY, metrics_of, report_of, store_plan
-from cli_support import gonogo, gonogo_env
+from cli_support import SESSION_VARIABLE, gonogo, gonogo_env
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
@@ -189,6 +189,20 @@ def test_a_partition_inside_an_isolated_network_cuts_the_dependency_and_heals(tm
     assert metrics["lossy.recovered"] == 1
 
 
+def session_stress_processes() -> list[psutil.Process]:
+    """stress-ng processes started by this test session's runs (not another session's)."""
+    found = []
+    for process in psutil.process_iter(["name"]):
+        try:
+            if process.info["name"] == "stress-ng" and process.environ().get(SESSION_VARIABLE) == str(
+                os.getpid()
+            ):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 32 MiB tmpfs: a disk that can be filled without filling the machine's."""
@@ -247,7 +261,7 @@ def test_cpu_stress_is_applied_verified_and_gone_afterwards(tmp_path: Path) -> N
     metrics = metrics_of(report_of(plan))
     assert metrics["busy.fault_applied"] == 1 and metrics["busy.rollback.clean"] == 1
     assert metrics["busy.integrity.lost"] == 0
-    assert not [p for p in psutil.process_iter(["name"]) if p.info["name"] == "stress-ng"]
+    assert not session_stress_processes()
 
 
 CLOCK_PROBE = (
@@ -305,7 +319,7 @@ held:
     finally:
         process.kill()
     assert list(small_disk.glob(".gonogo-disk-fill-*")) == []
-    assert not [p for p in psutil.process_iter(["name"]) if p.info["name"] == "stress-ng"]
+    assert not session_stress_processes()
     report = report_of(plan)
     (check,) = report["checks"]
     assert check["status"] == "aborted"

@@ -32,6 +32,7 @@ class _EchoServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
     block_on_close = False
+    request_queue_size = 128  # the default 5 resets connections when tests open many at once
 
 
 @pytest.fixture

@@ -223,7 +223,9 @@ class _Experiment:
             self.timeline.rounds.append(("after", round_))
             holding_since = (holding_since or round_.at) if round_.ok else None
             now = time.monotonic()
-            if holding_since is not None and now - holding_since >= recovery.sustain:
+            # It must hold for `sustain` after the removal too: those seconds are the after window.
+            removed = self.timeline.removed or now
+            if holding_since is not None and now - max(holding_since, removed) >= recovery.sustain:
                 self.timeline.recovered = holding_since
                 return
             if now >= deadline:
@@ -334,8 +336,8 @@ class _Experiment:
         windows = {"before": (t.started, t.injected or t.ended)}
         if t.injected is not None and t.removed is not None:
             windows["during"] = (t.injected, t.removed)
-            if t.recovered is not None:
-                windows["after"] = (t.recovered, t.ended)
+            if t.recovered is not None:  # it may have held since before the removal: after is after
+                windows["after"] = (max(t.recovered, t.removed), t.ended)
         return windows
 
     def _record_traffic(self, applied: bool) -> None:
