@@ -19,6 +19,7 @@ def store_plan(
     restart: str = "on-failure",
     data: str = "{run_dir}/items",
     clock: str = "real",
+    dep_protocol: str = "tcp",
 ) -> Path:
     """A plan with the store service (restarted by gonogo), a dependency behind the fault proxy,
     and the given checks and gates (YAML, indented as under `checks:` / `gates:`)."""
@@ -27,7 +28,10 @@ def store_plan(
         name: chaos-test
         system:
           proxies:
-            dep: {{listen: "127.0.0.1:{{port.dep_proxy}}", upstream: "127.0.0.1:{{port.dep}}"}}
+            dep:
+              listen: "127.0.0.1:{{port.dep_proxy}}"
+              upstream: "127.0.0.1:{{port.dep}}"
+              protocol: {dep_protocol}
           services:
             dep:
               command: [python, -m, http.server, "{{port.dep}}", --bind, 127.0.0.1]

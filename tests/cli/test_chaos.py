@@ -334,3 +334,33 @@ held:
         "disk.fill",
     ]
     assert evidence["faults"][0]["evidence"]["resumed"] is True
+
+
+def test_an_http_fault_answers_503_for_the_dependency_and_is_verified_by_its_counters(tmp_path: Path) -> None:
+    experiment = network_experiment().replace(
+        '{network: "{port.dep_proxy}", partition: true}', "{http: dep, status: 503, rate: 100%}"
+    )
+    plan = store_plan(tmp_path, experiment, 'lossy.fault_applied: "== 1"', dep_protocol="http")
+    result = gonogo("run", cwd=tmp_path, timeout=240)
+    assert result.code == 0, result.text
+    report = report_of(plan)
+    metrics = metrics_of(report)
+    assert metrics["lossy.fault_applied"] == 1 and metrics["lossy.rollback.clean"] == 1
+    assert metrics["lossy.hypothesis.during.failed_rounds"] >= 3  # the store saw the 503s: degraded
+    assert metrics["lossy.recovered"] == 1
+    experiment_artifact = next(a for a in report["artifacts"] if a["name"] == "lossy-experiment.json")
+    sha = experiment_artifact["sha256"]
+    evidence = json.loads((plan.parent / ".gonogo" / "artifacts" / sha[:2] / sha).read_text())
+    (fault,) = evidence["faults"]
+    assert fault["kind"] == "http.status" and fault["evidence"]["affected"] > 10
+
+
+def test_a_graceful_restart_is_measured_until_the_service_is_ready_again(tmp_path: Path) -> None:
+    experiment = kill_experiment("roll").replace("{kill: store, signal: SIGKILL}", "{restart: store}")
+    plan = store_plan(tmp_path, experiment, 'roll.integrity.lost: "== 0"')
+    result = gonogo("run", cwd=tmp_path, timeout=240)
+    assert result.code == 0, result.text
+    metrics = metrics_of(report_of(plan))
+    assert metrics["roll.fault_applied"] == 1
+    assert 0 < metrics["roll.service.store.time_to_ready"] < 10
+    assert metrics["roll.integrity.lost"] == 0 and metrics["roll.recovered"] == 1
