@@ -47,6 +47,7 @@ from gonogo.faults.http_wire import (
     parse_response_head,
 )
 from gonogo.faults.listener import Listener
+from gonogo.faults.loop_thread import LoopThread, cancel_stragglers
 
 __all__ = [
     "HTTP_FAULT_KINDS",
@@ -396,10 +397,7 @@ class HttpFaultProxy:
         self._rule_numbers = 0
         self._counters = _Counters()
         self._connections: set[_Connection] = set()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="gonogo-http-fault-proxy", daemon=True)
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._runner = LoopThread("gonogo-http-fault-proxy")
         self._listener: Listener | None = None
         self._stopped = False
 
@@ -425,11 +423,7 @@ class HttpFaultProxy:
         if isinstance(connect_timeout, bool) or not connect_timeout > 0:
             raise ValueError(f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}")
         proxy = cls(listen_address, upstream_address, seed, connect_timeout)
-        proxy._thread.start()
-        proxy._ready.wait()
-        if proxy._error is not None:
-            proxy._thread.join()
-            raise proxy._error  # OSError (address in use...) as FaultProxy.start raises it
+        proxy._runner.start(proxy._startup)  # OSError (address in use...) as FaultProxy.start raises it
         return proxy
 
     @property
@@ -440,22 +434,6 @@ class HttpFaultProxy:
     @property
     def url(self) -> str:
         return f"http://{self.address}"
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._startup())
-        except BaseException as exc:  # reported to the thread that called start()
-            self._error = exc
-            self._ready.set()
-            self._loop.close()
-            return
-        self._ready.set()
-        try:
-            self._loop.run_forever()
-        finally:
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
 
     async def _startup(self) -> None:
         self._listener = await Listener.open(self._listen_host, self._listen_port, self._accept)
@@ -537,7 +515,7 @@ class HttpFaultProxy:
 
     def _on_loop(self, read: Callable[[], _T]) -> _T:
         """Run ``read`` on the proxy's loop, so counters are read between two requests' updates."""
-        if self._stopped or threading.current_thread() is self._thread:
+        if self._stopped or threading.current_thread() is self._runner.thread:
             return read()
         future: concurrent.futures.Future[_T] = concurrent.futures.Future()
 
@@ -548,7 +526,7 @@ class HttpFaultProxy:
                 future.set_exception(exc)
 
         try:
-            self._loop.call_soon_threadsafe(call)
+            self._runner.loop.call_soon_threadsafe(call)
         except RuntimeError:  # the loop closed meanwhile
             return read()
         return future.result(timeout=10)
@@ -590,24 +568,16 @@ class HttpFaultProxy:
 
     # --- lifetime ---------------------------------------------------------------------------------------
 
+    def _close_connections(self) -> None:
+        for connection in list(self._connections):
+            connection.close()
+
     async def _shutdown(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
             await listener.close()
-        for connection in list(self._connections):
-            connection.close()
-        # connections accepted just before the close still have handlers starting: let them start, then cancel
-        for _ in range(50):
-            await asyncio.sleep(0.01)
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            if not tasks:
-                break
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for connection in list(self._connections):
-                connection.close()
-        await asyncio.sleep(0.01)  # transports close their sockets in callbacks scheduled by close()
+        self._close_connections()
+        await cancel_stragglers(after_each_round=self._close_connections)
 
     def stop(self) -> None:
         """Stop listening and close every connection, client and upstream; idempotent."""
@@ -616,9 +586,7 @@ class HttpFaultProxy:
                 return
             self._stopped = True
             self._rules = ()
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        self._runner.stop(self._shutdown)
 
     def __enter__(self) -> HttpFaultProxy:
         return self

@@ -23,7 +23,6 @@ import contextlib
 import random
 import socket
 import struct
-import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from gonogo.faults.addresses import format_address, parse_loopback_address
 from gonogo.faults.listener import Listener
+from gonogo.faults.loop_thread import LoopThread, cancel_stragglers
 from gonogo.faults.toxics import Toxic
 
 if TYPE_CHECKING:
@@ -626,10 +626,7 @@ class FaultProxy:
         self.api_host = api_host
         self.api_port = api_port
         self.registry = Registry()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="gonogo-fault-proxy", daemon=True)
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._runner = LoopThread("gonogo-fault-proxy")
         self._server: Listener | None = None
         self._stopped = False
 
@@ -638,33 +635,13 @@ class FaultProxy:
         """Start the server; ``api_port=0`` picks a free port (see :attr:`api_url`)."""
         parse_loopback_address(format_address(api_host, api_port), "api address")
         server = cls(api_host, api_port)
-        server._thread.start()
-        server._ready.wait()
-        if server._error is not None:
-            server._thread.join()
-            raise server._error
+        server._runner.start(server._startup)
         return server
 
     @property
     def api_url(self) -> str:
         host = f"[{self.api_host}]" if ":" in self.api_host else self.api_host
         return f"http://{host}:{self.api_port}"
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._startup())
-        except BaseException as exc:  # reported to the thread that called start()
-            self._error = exc
-            self._ready.set()
-            self._loop.close()
-            return
-        self._ready.set()
-        try:
-            self._loop.run_forever()
-        finally:
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
-            self._loop.close()
 
     async def _startup(self) -> None:
         from gonogo.faults.api import handle_http
@@ -679,26 +656,14 @@ class FaultProxy:
         if self._server is not None:
             await self._server.close()
         await self.registry.close()
-        # Connections accepted just before the close still have handlers starting up; a task cancelled
-        # before its first step never runs its cleanup, so let them start, then cancel, until none is left.
-        for _ in range(50):
-            await asyncio.sleep(0.01)
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            if not tasks:
-                break
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.sleep(0.01)  # transports close their sockets in callbacks scheduled by close()
+        await cancel_stragglers()
 
     def stop(self) -> None:
         """Close the API, every proxy and every proxied connection; idempotent."""
         if self._stopped:
             return
         self._stopped = True
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        self._runner.stop(self._shutdown)
 
     def stats(self, name: str) -> dict[str, Any]:
         """Connections, bytes and per-toxic counters of one proxy (KeyError if there is no such proxy)."""
@@ -706,7 +671,7 @@ class FaultProxy:
         async def read() -> dict[str, Any]:
             return self.registry.proxies[name].stats()
 
-        return asyncio.run_coroutine_threadsafe(read(), self._loop).result(timeout=10)
+        return self._runner.call(read())
 
     def __enter__(self) -> FaultProxy:
         return self
