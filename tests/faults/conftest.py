@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 import socketserver
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 
 from gonogo.faults import FaultProxy
+from gonogo.system import Reaper, procfs
 
 from .helpers import Api
 
@@ -80,3 +83,19 @@ def proxy_port(api: Api, echo_port: int) -> int:
     status, body = api("POST", "/proxies", {"name": "echo", "upstream": f"127.0.0.1:{echo_port}"})
     assert status == 201, body
     return int(body["listen"].rsplit(":", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def reaper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reaper]:
+    """A real watchdog for faults that register processes or undo commands; whatever it was
+    told about is gone after the module's tests."""
+    token = "faults-" + secrets.token_hex(8)
+    watchdog = Reaper.start(token, log_path=tmp_path_factory.mktemp("reaper") / "reaper.log")
+    try:
+        yield watchdog
+    finally:
+        watchdog.close()
+        procfs.kill_until_gone(
+            procfs.Selector(env_entries={f"GONOGO_RUN_TOKEN={token}".encode()}),
+            deadline=time.monotonic() + 5,
+        )

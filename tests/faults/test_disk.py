@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -16,23 +15,9 @@ import pytest
 
 from gonogo.faults.base import FaultError
 from gonogo.faults.disk import fill_disk, free_bytes
-from gonogo.system import Reaper, procfs
+from gonogo.system import Reaper
 
 MiB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def reaper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reaper]:
-    token = "disk-" + secrets.token_hex(8)
-    watchdog = Reaper.start(token, log_path=tmp_path_factory.mktemp("reaper") / "reaper.log")
-    try:
-        yield watchdog
-    finally:
-        watchdog.close()
-        procfs.kill_until_gone(
-            procfs.Selector(env_entries={f"GONOGO_RUN_TOKEN={token}".encode()}),
-            deadline=time.monotonic() + 5,
-        )
 
 
 @pytest.fixture

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -21,20 +19,6 @@ from gonogo.faults.stress import StressFault, start_stress
 from gonogo.system import Reaper, procfs
 
 pytestmark = pytest.mark.skipif(shutil.which("stress-ng") is None, reason="stress-ng is not installed")
-
-
-@pytest.fixture(scope="module")
-def reaper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reaper]:
-    token = "stress-" + secrets.token_hex(8)
-    watchdog = Reaper.start(token, log_path=tmp_path_factory.mktemp("reaper") / "reaper.log")
-    try:
-        yield watchdog
-    finally:
-        watchdog.close()
-        procfs.kill_until_gone(
-            procfs.Selector(env_entries={f"GONOGO_RUN_TOKEN={token}".encode()}),
-            deadline=time.monotonic() + 5,
-        )
 
 
 def group(pgid: int) -> list[int]:
