@@ -65,6 +65,8 @@ def describe_fault(fault: Fault) -> str:
                 if fault.status is not None
                 else f"delay {format_value(fault.delay or 0, 'seconds')}"
                 if fault.delay is not None
+                else "connection reset"
+                if fault.reset
                 else f"body truncated to {fault.truncate} bytes"
             )
             scope = " ".join(part for part in (fault.method, fault.path) if part)
@@ -387,13 +389,21 @@ def _http_fault(fault: HttpFault, env: FaultEnvironment) -> ActiveFault:
         from gonogo.faults.http import apply_http_fault
     except ImportError:
         raise FaultNotSupported("HTTP-level faults are not available in this build") from None
-    kind = "status" if fault.status is not None else "delay" if fault.delay is not None else "truncate"
+    kind = (
+        "status"
+        if fault.status is not None
+        else "delay"
+        if fault.delay is not None
+        else "reset"
+        if fault.reset
+        else "truncate"
+    )
     options: dict[str, Any] = {"toxicity": fault.rate, "method": fault.method, "path": fault.path}
     if kind == "status":
         options["status"] = fault.status
     elif kind == "delay":
         options["delay"] = fault.delay
-    else:
+    elif kind == "truncate":
         options["keep_bytes"] = fault.truncate
     active: ActiveFault = apply_http_fault(target.http_proxy, kind, **options)
     return active

@@ -182,12 +182,13 @@ class ProxyFault(StrictModel):
 
 
 class HttpFault(StrictModel):
-    """An HTTP-level fault on a `protocol: http` proxy: exactly one of status, delay, truncate."""
+    """An HTTP-level fault on a `protocol: http` proxy: exactly one of status, delay, truncate, reset."""
 
     http: str = Field(description="a proxy of system.proxies with protocol: http")
     status: int | None = Field(default=None, ge=200, le=599, description="answer this status instead")
     delay: Duration | None = Field(default=None, ge=0)
     truncate: ByteSize | None = Field(default=None, description="bytes of the response body kept")
+    reset: bool = Field(default=False, description="close the connection with a TCP reset, no answer")
     rate: Ratio = Field(default=1.0, description="share of the requests affected")
     method: str | None = None
     path: str | None = Field(
@@ -197,9 +198,10 @@ class HttpFault(StrictModel):
     @model_validator(mode="after")
     def _one_effect(self) -> HttpFault:
         given = [name for name in ("status", "delay", "truncate") if getattr(self, name) is not None]
+        given += ["reset"] if self.reset else []
         if len(given) != 1:
             raise ValueError(
-                f"an http fault needs exactly one of status, delay, truncate; got {given or 'none'}"
+                f"an http fault needs exactly one of status, delay, truncate, reset; got {given or 'none'}"
             )
         return self
 
