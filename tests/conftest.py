@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -18,6 +19,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
+# Started in the background by a non-interactive shell, the test run inherits SIGINT ignored,
+# and so would every gonogo it starts: the Ctrl-C tests would then test nothing. A handler here
+# (reset to the default on exec) gives this process and its children the usual Ctrl-C.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_SCRIPT = REPO / "scripts" / "postgres-test-server.sh"
