@@ -20,6 +20,7 @@ from __future__ import annotations
 
 __all__ = ["ChaosCheck"]
 
+import contextlib
 import json
 import math
 import time
@@ -94,7 +95,7 @@ class _Experiment:
         )
         not_applied: str | None = None
         steady_before = False
-        interrupted: KeyboardInterrupt | None = None
+        interrupted: BaseException | None = None
         try:
             problem = self._start_traffic(variables)
             if problem:
@@ -112,7 +113,7 @@ class _Experiment:
             self._rollback()
             if steady_before and not_applied is None:
                 self._recover(checker)
-        except KeyboardInterrupt as interrupt:
+        except BaseException as interrupt:  # Ctrl-C, the check's timeout, a bug: roll back, keep figures
             interrupted = interrupt
         finally:
             self._rollback()  # again, idempotent: after an error or Ctrl-C above
@@ -122,7 +123,8 @@ class _Experiment:
         if interrupted is not None:
             # Keep what was measured (the figures, what each fault did and how it was removed),
             # but do not make the user wait for the read-back of every write.
-            self._record(steady_before, None, None)
+            with contextlib.suppress(Exception):
+                self._record(steady_before, None, None)
             raise interrupted
         integrity = self._verify_integrity()
         return self._record(steady_before, not_applied, integrity)
