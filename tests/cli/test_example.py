@@ -11,6 +11,8 @@ import pytest
 import yaml
 from cli_support import EXAMPLE, gonogo
 
+from gonogo.units import parse_duration, parse_quantity
+
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
 
@@ -80,7 +82,12 @@ def report_of(plan: Path) -> dict:  # type: ignore[type-arg]
 
 
 def test_the_example_is_go(tmp_path: Path) -> None:
-    plan = example_plan(tmp_path)
+    # As `make demo` runs it, less two things the suite has to keep short: the example's own
+    # process-level survival tests (what they show, the experiments below show again) and most
+    # of the minute of load (the plan's 60 s are asserted as written; the load engine has its own tests).
+    declared = yaml.safe_load((EXAMPLE / "gonogo.yaml").read_text())["checks"]["load"]
+    assert parse_duration(declared["duration"]) >= 60 and parse_quantity(declared["rate"])[0] >= 60
+    plan = example_plan(tmp_path, load="short", unit_tests="--ignore=tests/test_survival.py")
     result = gonogo("run", cwd=tmp_path, timeout=300)
     assert result.code == 0, result.text
     report = report_of(plan)
@@ -90,13 +97,19 @@ def test_the_example_is_go(tmp_path: Path) -> None:
     assert metrics["unit.coverage.critical.lines"] >= 0.9
     assert metrics["e2e.bulk_upload.iterations"] == 20
     assert metrics["e2e.large_upload.success_rate"] == 1.0
-    # at least 60 s of load at 60 requests/s, with latency and per-component gates
-    assert metrics["load.requests"] >= 3500 and metrics["load.generator.valid"] == 1
+    assert metrics["load.requests"] >= 300 and metrics["load.generator.valid"] == 1
     gates = {g["metric"]: g["status"] for g in report["gates"]}
     assert gates["load.component.storage.error_rate"] == "pass"
     assert gates["load.endpoint.list_documents.latency.p95"] == "pass"
     artifacts = {a["name"] for a in report["artifacts"]}
     assert {"api.log", "worker.log", "enricher.log"} <= artifacts
+    # it survives every experiment: nothing acknowledged lost, duplicated or stuck, faults applied
+    for experiment in CHAOS:
+        assert metrics[f"{experiment}.fault_applied"] == 1, experiment
+        assert metrics[f"{experiment}.integrity.lost"] == 0, experiment
+        assert metrics[f"{experiment}.integrity.duplicated"] == 0, experiment
+        assert metrics[f"{experiment}.integrity.stuck"] == 0, experiment
+        assert metrics[f"{experiment}.recovered"] == 1, experiment
 
 
 def test_a_failing_unit_test_is_no_go_naming_it(tmp_path: Path) -> None:
@@ -161,6 +174,10 @@ def test_an_api_that_acknowledges_uploads_before_storing_them_loses_data_when_ki
 
 def test_a_worker_that_never_reclaims_a_crashed_workers_jobs_leaves_them_stuck(tmp_path: Path) -> None:
     plan = example_plan(tmp_path, unit=False, e2e=False, load="none", chaos=("worker_crash",))
+    # A stuck job is only known to be stuck when the wait for it ends: wait less than the plan does.
+    data = yaml.safe_load(plan.read_text())
+    data["checks"]["worker_crash"]["integrity"]["settled"]["poll"]["timeout"] = "8s"
+    plan.write_text(yaml.safe_dump(data, sort_keys=False))
     result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_NO_RECLAIM="1")
     assert result.code == 1, result.text
     report = report_of(plan)
