@@ -12,9 +12,19 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable
 
-__all__ = ["Handler", "Listener"]
+__all__ = ["Handler", "Listener", "listening_socket"]
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A non-blocking listening TCP socket on a loopback `host` (IPv4 or IPv6)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server(
+        ("127.0.0.1" if host == "localhost" else host, port), family=family, backlog=128
+    )
+    sock.setblocking(False)
+    return sock
 
 
 class Listener:
@@ -28,12 +38,7 @@ class Listener:
 
     @classmethod
     async def open(cls, host: str, port: int, handler: Handler) -> Listener:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        if host == "localhost":
-            host = "127.0.0.1"
-        sock = socket.create_server((host, port), family=family, backlog=128)
-        sock.setblocking(False)
-        return cls(sock, handler)
+        return cls(listening_socket(host, port), handler)
 
     def _accept(self) -> None:
         # synchronous: every accepted socket is handed to its task at once, so none can be dropped

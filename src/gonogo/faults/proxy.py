@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from gonogo.faults.addresses import format_address, parse_loopback_address
-from gonogo.faults.listener import Listener
+from gonogo.faults.listener import Listener, listening_socket
 from gonogo.faults.loop_thread import LoopThread, cancel_stragglers
 from gonogo.faults.toxics import Toxic
 
@@ -362,12 +362,7 @@ class _ProxyListener:
 
     @classmethod
     def open(cls, host: str, port: int, on_connection: Callable[[socket.socket], None]) -> _ProxyListener:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.create_server(
-            ("127.0.0.1" if host == "localhost" else host, port), family=family, backlog=128
-        )
-        sock.setblocking(False)
-        return cls(sock, on_connection)
+        return cls(listening_socket(host, port), on_connection)
 
     def _accept(self) -> None:
         for _ in range(64):
