@@ -73,7 +73,7 @@ def test_run_refuses_a_bad_plan_with_exit_2_and_starts_nothing(tmp_path: Path) -
     write_plan(tmp_path, "system: {services: {api: {command: [sleep, '60'], depends_on: [db]}}}\n")
     result = gonogo("run", cwd=tmp_path)
     assert result.code == 2
-    assert "depends on 'db', which is not a service of this plan" in result.err
+    assert "system.services.api.depends_on[0]: 'db' is not a service of this plan" in result.err
     assert not (tmp_path / ".gonogo").exists()
 
 

@@ -173,14 +173,35 @@ def test_bad_values_say_what_was_expected(tmp_path: Path) -> None:
     assert "system.services.api.grace: unknown unit 'parsecs' in '10 parsecs'" in found
 
 
-def test_dependency_problems(tmp_path: Path) -> None:
-    unknown = write(tmp_path, "system: {services: {api: {command: [x], depends_on: [db]}}}\n")
-    assert "depends on 'db', which is not a service of this plan" in "\n".join(issues_of(unknown))
+def test_dependency_problems_point_at_the_dependency(tmp_path: Path) -> None:
+    unknown = write(
+        tmp_path,
+        """
+        system:
+          services:
+            api: {command: [x]}
+            worker:
+              command: [x]
+              depends_on: [api, apii, 3]
+        """,
+    )
+    assert issues_of(unknown) == [
+        f"{unknown}:6:25: system.services.worker.depends_on[1]: 'apii' is not a service of this plan; "
+        "did you mean 'api'?",
+        f"{unknown}:6:31: system.services.worker.depends_on[2]: Input should be a valid string (got 3)",
+    ]
+    alone = write(tmp_path, "system: {services: {api: {command: [x], depends_on: [db]}}}\n")
+    assert issues_of(alone) == [
+        f"{alone}:1:54: system.services.api.depends_on[0]: 'db' is not a service of this plan; "
+        "'api' is its only service"
+    ]
     cycle = write(
         tmp_path,
         "system: {services: {a: {command: [x], depends_on: [b]}, b: {command: [x], depends_on: [a]}}}\n",
     )
-    assert "cycle: a -> b -> a" in "\n".join(issues_of(cycle))
+    assert issues_of(cycle) == [
+        f"{cycle}:1:51: system.services.a.depends_on: services depend on each other in a cycle: a -> b -> a"
+    ]
 
 
 def test_duplicate_gate_keys_are_refused_with_a_hint(tmp_path: Path) -> None:

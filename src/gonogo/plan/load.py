@@ -172,12 +172,23 @@ def _suggest(key: str, candidates: list[str]) -> str:
     return ""
 
 
-def _validate(document: _Document, model: type[BaseModel], data: Any, location: Location) -> BaseModel | None:
+def _validate(
+    document: _Document,
+    model: type[BaseModel],
+    data: Any,
+    location: Location,
+    *,
+    skip_own_checks: bool = False,
+) -> BaseModel | None:
+    """`skip_own_checks`: leave out what the model's own (whole-model) validators say,
+    already reported more precisely."""
     try:
         return model.model_validate(data)
     except ValidationError as error:
         for detail in error.errors():
             loc = tuple(part for part in detail["loc"] if part != "__root__")
+            if skip_own_checks and not loc:
+                continue
             # pydantic adds the member type of a union to loc (e.g. 'list[str]'); drop it
             loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "int"))))
             full = (*location, *loc)
@@ -190,8 +201,10 @@ def _validate(document: _Document, model: type[BaseModel], data: Any, location: 
                 message = f"required field {str(loc[-1])!r} is missing"
             else:
                 text = detail["msg"].removeprefix("Value error, ")
-                shown = _describe_input(detail.get("input"))
-                message = text if shown in text else f"{text} (got {shown})"
+                given = detail.get("input")
+                shown = _describe_input(given)
+                # A whole mapping (a model's own check) is no help to quote: the text says it.
+                message = text if isinstance(given, dict) or shown in text else f"{text} (got {shown})"
             document.issue(full, message, at_key=at_key)
         return None
 
@@ -216,7 +229,10 @@ def parse_plan(text: str, path: Path) -> Plan:
     name = data.get("name", path.parent.name)
     if not isinstance(name, str):
         document.issue(("name",), f"expected a string, got {_describe_input(name)}")
-    system = _validate(document, SystemSpec, data.get("system") or {}, ("system",))
+    raw_system = data.get("system") or {}
+    # Reported at the dependency itself; the model's own check could only point at `system`.
+    located = _dependency_issues(document, raw_system)
+    system = _validate(document, SystemSpec, raw_system, ("system",), skip_own_checks=located)
     score = _validate(document, Score, data.get("score") or {}, ("score",))
     checks = dict(_checks(document, data.get("checks") or {}))
     gates = list(_gates(document, data.get("gates") or {}, set(checks)))
@@ -225,6 +241,67 @@ def parse_plan(text: str, path: Path) -> Plan:
         raise PlanError(sorted(document.issues, key=lambda i: (i.line or 0, i.column or 0)))
     assert isinstance(system, SystemSpec) and isinstance(score, Score)
     return Plan(path=path, text=text, name=str(name), system=system, checks=checks, gates=gates, score=score)
+
+
+def _dependency_issues(document: _Document, raw_system: Any) -> bool:
+    """Report `depends_on` naming no service, or a cycle, at the dependency itself (the
+    model refuses them too, but can only point at `system`). True if any was found."""
+    services = raw_system.get("services") if isinstance(raw_system, dict) else None
+    if not isinstance(services, dict):
+        return False
+    names = [str(name) for name in services]
+    graph: dict[str, list[str]] = {}
+    found = False
+    for name, service in services.items():
+        dependencies = service.get("depends_on") if isinstance(service, dict) else None
+        if not isinstance(dependencies, list):
+            continue  # absent, or a wrong type the model reports
+        graph[str(name)] = []
+        for index, dependency in enumerate(dependencies):
+            if not isinstance(dependency, str):
+                continue
+            if dependency in services:
+                graph[str(name)].append(dependency)
+                continue
+            found = True
+            others = [other for other in names if other != name]
+            hint = _suggest(dependency, others) if others else f"; {name!r} is its only service"
+            document.issue(
+                ("system", "services", name, "depends_on", index),
+                f"{dependency!r} is not a service of this plan" + hint,
+            )
+    cycle = _cycle(graph)
+    if cycle:
+        found = True
+        document.issue(
+            ("system", "services", cycle[0], "depends_on"),
+            f"services depend on each other in a cycle: {' -> '.join(cycle)}",
+        )
+    return found
+
+
+def _cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """A dependency cycle as a path that ends where it starts, or None."""
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        if state.get(name) == "visiting":
+            return [*path[path.index(name) :], name]
+        if state.get(name) == "done":
+            return None
+        state[name] = "visiting"
+        for dependency in graph.get(name, []):
+            found = visit(dependency, [*path, name])
+            if found:
+                return found
+        state[name] = "done"
+        return None
+
+    for name in graph:
+        found = visit(name, [])
+        if found:
+            return found
+    return None
 
 
 def _checks(document: _Document, raw: Any) -> Iterator[tuple[str, CheckSpec]]:
