@@ -256,3 +256,25 @@ def test_the_starter_plan_is_valid(tmp_path: Path) -> None:
     text = files("gonogo.plan").joinpath("starter.yaml").read_text().replace("{project}", "x")
     plan = parse_plan(text, tmp_path / "gonogo.yaml")
     assert "smoke" in plan.checks
+
+
+def test_a_misspelt_dimension_in_weights_or_a_gate_is_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        checks: {unit: {kind: tests, junit: [a.xml]}}
+        gates:
+          unit.flaky: {expr: "== 0", dimension: relability}
+        score:
+          weights: {perfomance: 2, tests: 3, accessibility: 1}
+        """,
+    )
+    found = issues_of(path)
+    assert len(found) == 2, found
+    assert found[0].startswith(
+        f"{path}:3:41: gates.unit.flaky.dimension: unknown dimension 'relability'; "
+        "did you mean 'reliability'?"
+    )
+    assert found[1].startswith(
+        f"{path}:5:13: score.weights.perfomance: unknown dimension 'perfomance'; did you mean 'performance'?"
+    )

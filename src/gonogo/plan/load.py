@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from gonogo import plugins
 from gonogo.errors import PlanError, PlanIssue, UserError
-from gonogo.plan.model import CheckSpec, GateSpec, Plan, Score, SystemSpec
+from gonogo.plan.model import DIMENSIONS, CheckSpec, GateSpec, Plan, Score, SystemSpec
 from gonogo.threshold import parse_threshold
 from gonogo.units import parse_duration
 
@@ -236,6 +236,7 @@ def parse_plan(text: str, path: Path) -> Plan:
     score = _validate(document, Score, data.get("score") or {}, ("score",))
     checks = dict(_checks(document, data.get("checks") or {}))
     gates = list(_gates(document, data.get("gates") or {}, set(checks)))
+    _dimension_typos(document, data, score)
 
     if document.issues:
         raise PlanError(sorted(document.issues, key=lambda i: (i.line or 0, i.column or 0)))
@@ -386,6 +387,36 @@ def _gates(document: _Document, raw: Any, check_names: set[str]) -> Iterator[Gat
             gate = _validate(document, GateSpec, {"metric": metric, **rule}, at)
             if isinstance(gate, GateSpec):
                 yield gate
+
+
+def _dimension_typos(document: _Document, data: dict[Any, Any], score: BaseModel | None) -> None:
+    """A score weight or a gate's `dimension` one letter away from a built-in dimension is a
+    typo, which would otherwise silently weigh nothing or open a dimension of its own.
+    Other names are kept: a plugin kind may measure a dimension of its own."""
+
+    def check(name: str, location: Location, at_key: bool) -> None:
+        if name in DIMENSIONS:
+            return
+        close = difflib.get_close_matches(name, DIMENSIONS, n=1, cutoff=0.8)
+        if close:
+            document.issue(
+                location,
+                f"unknown dimension {name!r}; did you mean {close[0]!r}? "
+                f"(dimensions: {', '.join(DIMENSIONS)})",
+                at_key=at_key,
+            )
+
+    if isinstance(score, Score):
+        for name in score.weights:
+            check(name, ("score", "weights", name), at_key=True)
+    gates = data.get("gates")
+    if isinstance(gates, dict):
+        for metric, rules in gates.items():
+            items = rules if isinstance(rules, list) else [rules]
+            for index, rule in enumerate(items):
+                if isinstance(rule, dict) and isinstance(rule.get("dimension"), str):
+                    at: Location = ("gates", metric, index) if isinstance(rules, list) else ("gates", metric)
+                    check(rule["dimension"], (*at, "dimension"), at_key=False)
 
 
 def load_plan(path: Path | str) -> Plan:
