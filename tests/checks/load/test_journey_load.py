@@ -24,6 +24,7 @@ from recording_context import MakeContext, RecordingContext
 from gonogo.checks.base import CheckOutcome
 from gonogo.checks.load import LoadCheck, LoadSettings
 from gonogo.checks.load import histogram as hist
+from gonogo.threshold import parse_threshold
 
 SERVER = Path(__file__).parents[1] / "journeys" / "journeys_server.py"
 
@@ -303,6 +304,28 @@ def test_an_abort_on_fail_gate_stops_the_journeys_early(recording_context: MakeC
     assert time.monotonic() - started < 6
     assert outcome.message.startswith("stopped early: error_rate above 50%"), outcome
     assert ctx.value("error_rate") == 1 and ctx.value("iterations") < 100
+
+
+def test_an_abort_on_fail_gate_with_a_timeframe_stops_slow_journeys(
+    recording_context: MakeContext, server: str
+) -> None:
+    threshold = parse_threshold("< 20ms for 2s")
+
+    def slow_for_2s(so_far: float | None, per_second: list[tuple[Any, float]]) -> str | None:
+        breach = threshold.longest_breach([(t.timestamp(), value) for t, value in per_second])
+        return "p95 above 20ms for 2 s" if breach is not None and breach.seconds >= 2 else None
+
+    slow = {"steps": [{"name": "slow", "request": {"path": "/slow", "query": {"ms": "60"}}}]}
+    started = time.monotonic()
+    outcome, ctx = run(
+        recording_context,
+        server,
+        {"rate": 10, "duration": "30s", "journeys": {"slow": slow}, **TOLERANT},
+        abort_when={"latency.p95": slow_for_2s},
+    )
+    assert time.monotonic() - started < 8
+    assert outcome.message.startswith("stopped early: p95 above 20ms for 2 s"), outcome
+    assert ctx.value("latency.p95") >= 0.06 and ctx.value("iterations") < 10 * 8
 
 
 def test_a_saturated_generator_makes_the_run_invalid(recording_context: MakeContext, server: str) -> None:

@@ -14,6 +14,7 @@ from recording_context import MakeContext, RecordingContext
 from gonogo.checks.base import CheckOutcome
 from gonogo.checks.load import LoadCheck, LoadSettings
 from gonogo.checks.load import histogram as hist
+from gonogo.threshold import parse_threshold
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +90,45 @@ def test_an_abort_on_fail_gate_stops_the_load_early(recording_context: MakeConte
     assert time.monotonic() - started < 8
     assert outcome.message.startswith("stopped early: error_rate above 50%")
     assert ctx.value("error_rate") == 1.0
+
+
+def in_breach_for(expr: str) -> Any:
+    """An abort rule as the runner applies an `abort_on_fail` gate with a timeframe."""
+    threshold = parse_threshold(expr)
+    assert threshold.timeframe is not None
+
+    def rule(so_far: float | None, per_second: list[tuple[Any, float]]) -> str | None:
+        breach = threshold.longest_breach([(t.timestamp(), value) for t, value in per_second])
+        if breach is not None and breach.seconds >= threshold.timeframe:
+            return f"{expr} failed ({breach.seconds:.0f} s in breach)"
+        return None
+
+    return rule
+
+
+def test_an_abort_on_fail_gate_with_a_timeframe_stops_a_slow_load(
+    recording_context: MakeContext, server: Server
+) -> None:
+    started = time.monotonic()
+    outcome, ctx = run(
+        recording_context,
+        server,
+        {"rate": 20, "duration": "30s", "requests": [{"name": "slow", "path": "/delay/60"}]},
+        abort_when={"latency.p95": in_breach_for("< 20ms for 2s")},
+    )
+    # two measured seconds in breach, each seen once it has ended: stopped after about 3 s
+    assert time.monotonic() - started < 8
+    assert outcome.message.startswith("stopped early: < 20ms for 2s failed (2 s in breach)"), outcome
+    assert ctx.value("latency.p95") >= 0.06 and ctx.value("requests") < 20 * 8
+    # a gate it never breaches lets the load run its course
+    outcome, ctx = run(
+        recording_context,
+        server,
+        {"rate": 20, "duration": "2s", "requests": [{"name": "slow", "path": "/delay/60"}]},
+        abort_when={"latency.p95": in_breach_for("< 5s for 1s")},
+    )
+    assert outcome.status == "completed" and not outcome.message.startswith("stopped early"), outcome
+    assert ctx.value("requests") == 40
 
 
 def test_setup_variables_reach_the_requests(recording_context: MakeContext, server: Server) -> None:

@@ -193,6 +193,10 @@ class _Watch:
         self.stop = threading.Event()
         self.reason: str | None = None
         self._error_rates: list[tuple[datetime, float]] = []
+        # per measured second, for gates with a timeframe; the instants only need to be a second apart
+        self._origin = datetime.now(UTC)
+        self._p95: list[tuple[datetime, float]] = []
+        self._p99: list[tuple[datetime, float]] = []
         self._last: ProgressSnapshot | None = None
         self._planned = settings.planned_duration
 
@@ -212,6 +216,11 @@ class _Watch:
             f"{snap.errors} errors, p95 {p95}, {snap.late} late, {snap.dropped} dropped"
             + (f", {extra}" if extra else "")
         )
+        for second in snap.seconds:
+            at = self._origin + timedelta(seconds=second.second)
+            for series, value in ((self._p95, second.p95_us), (self._p99, second.p99_us)):
+                if value is not None:
+                    series.append((at, value / 1e6))
         if snap.warming_up or self.reason:
             return
         previous = self._last
@@ -223,8 +232,8 @@ class _Watch:
             self._error_rates.append((datetime.now(UTC), min(1.0, new_errors / sent)))
         checks: list[tuple[str, float | None, list[tuple[datetime, float]]]] = [
             ("error_rate", snap.errors / snap.requests if snap.requests else None, self._error_rates),
-            ("latency.p95", snap.p95_us / 1e6 if snap.p95_us is not None else None, []),
-            ("latency.p99", snap.p99_us / 1e6 if snap.p99_us is not None else None, []),
+            ("latency.p95", snap.p95_us / 1e6 if snap.p95_us is not None else None, self._p95),
+            ("latency.p99", snap.p99_us / 1e6 if snap.p99_us is not None else None, self._p99),
         ]
         for name, so_far, per_second in checks:
             reason = self.ctx.breached(name, so_far=so_far, per_second=per_second)

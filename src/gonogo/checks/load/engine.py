@@ -79,6 +79,7 @@ __all__ = [
     "LoadSpec",
     "LoadSpecError",
     "ProgressSnapshot",
+    "SecondLatency",
     "SecondStats",
     "WorkerStats",
     "auto_workers",
@@ -471,6 +472,15 @@ class LoadResult:
 
 
 @dataclass(frozen=True)
+class SecondLatency:
+    """Corrected latency (µs, 2 significant digits) of one second of the measured phase."""
+
+    second: int  # from the end of the warm-up, as `SecondStats.second`
+    p95_us: int | None  # None: no response completed in that second
+    p99_us: int | None
+
+
+@dataclass(frozen=True)
 class ProgressSnapshot:
     """About once per second during a run."""
 
@@ -487,6 +497,9 @@ class ProgressSnapshot:
     p99_us: int | None
     open_connections: int
     queued: int
+    # the measured seconds that ended since the previous snapshot, in order: the per-second
+    # series an `abort_on_fail` gate with a timeframe (`< 500ms for 10s`) watches
+    seconds: tuple[SecondLatency, ...] = ()
 
 
 # --------------------------------------------------------------------------------------
@@ -626,15 +639,23 @@ class _Progress:
         self.latency_total = 0
         self.last_responses = 0
         self.last_elapsed = 0.0
+        # seconds some worker has reported and not every one yet: second -> sparse latency
+        self.pending: dict[int, dict[int, int]] = {}
+        self.last_second = [-1] * workers  # the last second each worker reported
+        self.emitted_second = -1
 
     def feed(self, worker: int, report: dict[str, Any]) -> None:
         self.latest[worker] = report
         self.reports[worker] += 1
         for record in report["records"]:
             pairs = array("I", record["hist"])
+            pending = self.pending.setdefault(record["second"], {}) if self.callback is not None else None
             for j in range(0, len(pairs), 2):
                 self.latency[pairs[j]] += pairs[j + 1]
                 self.latency_total += pairs[j + 1]
+                if pending is not None:
+                    pending[pairs[j]] = pending.get(pairs[j], 0) + pairs[j + 1]
+            self.last_second[worker] = max(self.last_second[worker], record["second"])
         if self.callback is not None and min(self.reports) > self.emitted:
             self.emitted = min(self.reports)
             self.callback(self._snapshot())
@@ -643,6 +664,21 @@ class _Progress:
         if not self.latency_total:
             return None
         return hist.sparse_percentile([(i, c) for i, c in enumerate(self.latency) if c], p)
+
+    def _complete_seconds(self) -> tuple[SecondLatency, ...]:
+        """The seconds every worker has reported since the last call, with their percentiles."""
+        complete = min(self.last_second)
+        done = []
+        for second in sorted(s for s in self.pending if s <= complete):
+            pairs = self.pending.pop(second)
+            if second > self.emitted_second:
+                done.append(
+                    SecondLatency(
+                        second, hist.sparse_percentile(pairs, 95.0), hist.sparse_percentile(pairs, 99.0)
+                    )
+                )
+        self.emitted_second = max(self.emitted_second, complete)
+        return tuple(done)
 
     def _snapshot(self) -> ProgressSnapshot:
         reports = [r for r in self.latest if r is not None]
@@ -667,6 +703,7 @@ class _Progress:
             p99_us=self._percentile(99.0),
             open_connections=sum(r["open_connections"] for r in reports),
             queued=sum(r["queued"] for r in reports),
+            seconds=self._complete_seconds(),
         )
 
 

@@ -115,6 +115,7 @@ from gonogo.checks.load.engine import (
     Endpoint,
     EndpointResult,
     ProgressSnapshot,
+    SecondLatency,
     SecondStats,
 )
 from gonogo.checks.load.histogram import HdrHistogram
@@ -415,6 +416,7 @@ class _Driver:
         self.tasks: set[asyncio.Task[None]] = set()
         self.seconds: dict[int, _Second] = {}
         self.so_far: dict[int, int] = {}  # corrected latency, 2 digits, sparse: the live p95/p99
+        self.reported_second = -1  # the last measured second handed to progress
         self.failures: list[Failure] = []
         self.failure_count = 0
         self.scheduled = self.started = self.completed = self.late = self.dropped = 0
@@ -748,6 +750,14 @@ class _Driver:
             for index in (current - 1, current):  # outcomes land in the second they complete
                 if index in self.seconds:
                     self.seconds[index].seal(self.so_far)
+            ended = []  # the measured seconds over since the last report: no outcome lands there any more
+            for index in range(self.reported_second + 1, current):
+                if index in self.seconds:
+                    self.seconds[index].seal(self.so_far)
+                    latency = self.seconds[index].latency
+                    p95, p99 = (hist.sparse_percentile(latency, p) for p in (95.0, 99.0))
+                    ended.append(SecondLatency(index, p95, p99))
+            self.reported_second = max(self.reported_second, current - 1)
             span = now - last_report
             rps = (self.all_responses - last_responses) / span if span > 0 else 0.0
             last_report, last_responses = now, self.all_responses
@@ -768,6 +778,7 @@ class _Driver:
                 p99_us=hist.sparse_percentile(self.so_far, 99.0),
                 open_connections=self.active,
                 queued=len(self.queue),
+                seconds=tuple(ended),
             )
             self.on_progress(snapshot, f"{self.completed} iterations done, {self.active} in flight")
             self._halt_if_asked(time.perf_counter())
