@@ -11,13 +11,24 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from types import SimpleNamespace
 
 import psutil
 import pytest
 from engine_support import Server, engine_test_server
 
 from gonogo.checks.load import histogram as hist
-from gonogo.checks.load.engine import Endpoint, LoadSpec, ProgressSnapshot, run_load
+from gonogo.checks.load.check import _spec
+from gonogo.checks.load.engine import (
+    Endpoint,
+    LoadSpec,
+    ProgressSnapshot,
+    _split,
+    auto_workers,
+    run_load,
+)
+from gonogo.checks.load.settings import LoadSettings
 
 SCRIPT = """
 import json, sys
@@ -86,6 +97,21 @@ def test_two_workers_add_up_to_one(server: Server) -> None:
     assert [s.second for s in two.series][:2] == [0, 1]
     assert abs(two.series[0].requests - 400) <= 10
     assert snapshots and max(s.requests for s in snapshots) > 0
+
+
+def test_auto_workers_are_one_per_core_as_far_as_the_load_needs_them() -> None:
+    cores = len(os.sched_getaffinity(0))
+    base = LoadSpec(host="127.0.0.1", port=80, endpoints=[Endpoint("f")], duration=1.0, workers=0)
+    assert auto_workers(replace(base, rate=50.0)) == 1  # one loop is plenty: no idle processes
+    assert auto_workers(replace(base, rate=1e6)) == cores
+    assert auto_workers(replace(base, model="closed", users=10_000)) == cores
+    assert len(_split(replace(base, rate=1e6))) == cores  # one engine, so one event loop, per process
+    # `workers: auto` in a plan is this automatic choice
+    settings = LoadSettings.model_validate(
+        {"rate": 1e6, "duration": 1, "workers": "auto", "requests": [{"name": "f", "path": "/"}]}
+    )
+    spec = _spec(settings, "127.0.0.1", 80, "127.0.0.1:80", {}, SimpleNamespace(expand=str))  # type: ignore[arg-type]
+    assert spec.workers == 0 and len(_split(spec)) == cores
 
 
 def test_closed_model_split_keeps_the_request_bound(server: Server) -> None:

@@ -62,6 +62,10 @@ def test_an_open_model_run_records_every_figure(recording_context: MakeContext, 
     # per-second series for gates with a timeframe
     assert len(ctx.series["rps"]) >= 2 and len(ctx.series["latency.p95"]) >= 2
     assert all(rate == pytest.approx(0.25, abs=0.1) for _, rate in ctx.series["error_rate"])
+    # the live progress line: rate, errors and p95 so far
+    live = [m for m in ctx.progress_messages if m.startswith("load ")]
+    assert live and all(" req/s, " in m and " errors, p95 " in m for m in live), ctx.progress_messages
+    assert any("p95 —" not in m for m in live)
 
 
 def test_a_saturated_generator_makes_the_run_invalid(recording_context: MakeContext, server: Server) -> None:
@@ -90,6 +94,25 @@ def test_an_abort_on_fail_gate_stops_the_load_early(recording_context: MakeConte
     assert time.monotonic() - started < 8
     assert outcome.message.startswith("stopped early: error_rate above 50%")
     assert ctx.value("error_rate") == 1.0
+
+
+def test_every_load_stops_by_itself_at_its_bound(recording_context: MakeContext, server: Server) -> None:
+    page = [{"name": "page", "path": "/fixed/100"}]
+    # a count of requests: exactly that many, however high the rate
+    started = time.monotonic()
+    outcome, ctx = run(recording_context, server, {"rate": 200, "max_requests": 50, "requests": page})
+    assert outcome.status == "completed", outcome
+    assert ctx.value("requests") == 50 and time.monotonic() - started < 5
+    # a count too large to reach: `max_duration` (1 h by default) stops it regardless
+    started = time.monotonic()
+    outcome, ctx = run(
+        recording_context,
+        server,
+        {"model": "closed", "users": 2, "max_requests": 10**9, "max_duration": "1500ms", "requests": page},
+    )
+    assert outcome.status == "completed", outcome
+    assert 1.4 < time.monotonic() - started < 6
+    assert 0 < ctx.value("requests") < 10**9
 
 
 def in_breach_for(expr: str) -> Any:
