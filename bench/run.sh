@@ -10,6 +10,8 @@
 # the cores of gonogo's fault proxy and of nginx in that scenario (bench/RESULTS.md, section 4);
 # PROXY_PATHS ("direct relay asyncio") what it compares, and "before" if PROXY_BEFORE_SRC is another
 # checkout's src/ (e.g. `git archive OLD_COMMIT src | tar -x -C DIR`): its fault proxy, measured the same way.
+# NGINX_LEAN (1, but 0 in the proxy scenario): nginx caches the file's descriptor and sends no
+# version or ETag header (bench/lib.sh, start_nginx).
 #
 # Installs what is missing (Debian: nginx, wrk, time, curl; Locust in bench/.venv-locust;
 # gonogo's .venv via `make`), writes raw outputs to bench/results/<run>/ (bench/results/latest
@@ -290,7 +292,7 @@ bench_proxy() {
     port=$(free_port)
     # by default the proxy shares nginx's core, the one the generator does not use: whatever the
     # proxy costs is taken from the server's core, and direct runs are benchmark 1's set-up
-    SERVER_CPU=$PROXY_NGINX_CPU start_nginx "$port"
+    NGINX_LEAN=${NGINX_LEAN:-0} SERVER_CPU=$PROXY_NGINX_CPU start_nginx "$port"
     log "proxy: warming nginx up (2 s of wrk, not recorded)"
     run_bounded 30 taskset -c "$GEN_CPU" wrk -t1 -c"$USERS" -d2s "http://127.0.0.1:$port/index.html" >/dev/null
     for ((rep = 1; rep <= REPS; rep++)); do
