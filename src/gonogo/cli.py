@@ -27,9 +27,34 @@ from gonogo.units import format_value
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 
+
+class _Console(Console):
+    """A console that goes quiet when its reader goes away (`gonogo run | head`).
+
+    rich's default exits 1 there, which reads as NO-GO and leaves the run unfinished; the
+    run goes on instead, stores its evidence and exits with its verdict's code.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        _discard(self.file)
+
+
+def _discard(stream: object) -> None:
+    """Point a closed pipe's file descriptor at /dev/null, so that later writes and the
+    interpreter's last flush succeed silently."""
+    try:
+        fileno = stream.fileno()  # type: ignore[attr-defined]
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fileno)
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
 # Logs in CI are read in wide viewers: do not wrap them at 80 columns.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-errors = Console(stderr=True, highlight=False, soft_wrap=True)
+console = _Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+errors = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 PLAN_OPTION = click.option(
     "--plan",
@@ -306,3 +331,9 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(error), EXIT_INCOMPLETE)
     except KeyboardInterrupt:
         _fail("interrupted", EXIT_INCOMPLETE)
+    except BrokenPipeError:  # the reader of our output went away (`gonogo report ... | head`)
+        _discard(sys.stdout)
+        sys.exit(EXIT_INCOMPLETE)
+    except Exception:  # a bug: exit 3 (never 1, which would read as NO-GO), with the traceback
+        errors.print_exception()
+        _fail("gonogo failed unexpectedly (a bug; the traceback is above)", EXIT_INCOMPLETE)

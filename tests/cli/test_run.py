@@ -230,3 +230,44 @@ def test_an_abort_on_fail_gate_stops_a_failing_load_early(web_plan: Path) -> Non
     assert sent["value"] < 40 * 10  # far less than the 30 s planned
     (gate,) = [g for g in report["gates"] if g["metric"] == "burst.error_rate"]
     assert gate["status"] == "fail" and gate["value"] == 1.0
+
+
+def test_a_reader_that_goes_away_does_not_cut_the_run_short(web_plan: Path) -> None:
+    """`gonogo run | head -1`: the run goes on quietly, keeps its verdict and exits with its code
+    (not 1, which would read as NO-GO)."""
+    from cli_support import gonogo_env
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gonogo", "run"],
+        cwd=web_plan.parent,
+        env=gonogo_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert "started" in process.stdout.readline()
+    process.stdout.close()  # like `head -1` exiting
+    errors = process.stderr.read()
+    assert process.wait(timeout=120) == 0, errors
+    assert "Traceback" not in errors
+    report = latest_report(web_plan.parent)
+    assert report["run"]["status"] == "completed" and report["verdict"]["decision"] == "GO"
+
+
+def test_a_bug_exits_3_with_its_traceback_never_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gonogo import cli
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in the store")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli.Store, "open", broken)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["history"])
+    assert exited.value.code == 3
+    err = capsys.readouterr().err
+    assert "RuntimeError: a bug in the store" in err and "gonogo failed unexpectedly" in err
