@@ -328,6 +328,24 @@ def test_an_abort_on_fail_gate_with_a_timeframe_stops_slow_journeys(
     assert ctx.value("latency.p95") >= 0.06 and ctx.value("iterations") < 10 * 8
 
 
+def test_iterations_waiting_for_a_slot_are_late_yet_the_run_is_valid(
+    recording_context: MakeContext, server: str
+) -> None:
+    # One iteration in flight at a time, 100 ms each, 20 arriving per second: they queue
+    # behind the slow service and start late. The generator kept to its schedule, so the
+    # wait is the service's latency, not a reason to call the run invalid.
+    slow = {"steps": [{"name": "slow", "request": {"path": "/slow", "query": {"ms": "100"}}}]}
+    outcome, ctx = run(
+        recording_context,
+        server,
+        {"rate": 20, "duration": "1s", "max_connections": 1, "journeys": {"slow": slow}, **TOLERANT},
+    )
+    assert outcome.status == "completed", outcome
+    assert ctx.value("late") >= 10 and ctx.value("generator.late") == 0
+    assert ctx.value("generator.valid") == 1
+    assert ctx.value("latency.max") >= 0.9  # the last arrival waited for the 19 before it
+
+
 def test_a_saturated_generator_makes_the_run_invalid(recording_context: MakeContext, server: str) -> None:
     outcome, ctx = run(
         recording_context,

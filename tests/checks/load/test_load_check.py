@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -78,6 +79,55 @@ def test_a_saturated_generator_makes_the_run_invalid(recording_context: MakeCont
     assert ctx.value("generator.valid") == 0
     assert "latency.p95" not in ctx.metrics and "latency.p95" not in ctx.series
     assert ctx.value("requests") > 0  # what the server did is still measured
+
+
+def test_a_server_stall_shows_in_the_latency_and_leaves_the_run_valid(
+    recording_context: MakeContext, server: Server
+) -> None:
+    # The server stops for 500 ms: with 4 connections, ~100 arrivals wait for one and leave
+    # late. That wait is the server's doing and is in the corrected latency; the generator kept
+    # to its schedule, so the run is valid (it was once reported as the generator's fault).
+    def stall() -> None:
+        time.sleep(1.0)
+        server.pause()
+        try:
+            time.sleep(0.5)
+        finally:
+            server.resume()
+
+    thread = threading.Thread(target=stall)
+    thread.start()
+    try:
+        outcome, ctx = run(
+            recording_context,
+            server,
+            {"rate": 200, "duration": "2500ms", "max_connections": 4, "requests": MIX[:1]},
+        )
+    finally:
+        thread.join()
+    assert outcome.status == "completed", outcome
+    assert ctx.value("generator.valid") == 1 and ctx.value("generator.late") <= 2
+    assert ctx.value("late") >= 50  # 10% of the 500 requests, far over generator.max_late
+    assert ctx.value("latency.p99") >= 0.4 > ctx.value("latency_uncorrected.p99")
+
+
+def test_a_generator_that_falls_behind_makes_the_run_invalid(
+    recording_context: MakeContext, server: Server
+) -> None:
+    ctx = recording_context(check_name="load", base_url=f"http://127.0.0.1:{server.port}")
+
+    def stalling_progress(message: str) -> None:  # runs on the engine's thread: holds its loop
+        ctx.progress_messages.append(message)
+        time.sleep(0.2)
+
+    ctx.progress = stalling_progress  # type: ignore[method-assign]
+    settings = LoadSettings.model_validate({"rate": 200, "duration": "2500ms", "requests": MIX[:1]})
+    outcome = LoadCheck().run(settings, ctx)
+    assert outcome.status == "error", outcome
+    assert "the load generator fell behind its schedule for" in outcome.message
+    assert ctx.value("generator.valid") == 0 and ctx.value("generator.late") >= 40
+    assert ctx.value("generator.max_lag") >= 0.15
+    assert "latency.p95" not in ctx.metrics
 
 
 def test_an_abort_on_fail_gate_stops_the_load_early(recording_context: MakeContext, server: Server) -> None:

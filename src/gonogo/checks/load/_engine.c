@@ -11,7 +11,9 @@
  *            optionally Poisson). Every arrival has an *intended* send time. If no
  *            connection is free at that time, the request waits in a FIFO queue;
  *            `max_connections` caps concurrency. A request that waited longer than
- *            `timeout` (or found the queue full) is *dropped* and counted.
+ *            `timeout` (or found the queue full) is *dropped* and counted. An arrival
+ *            the loop itself handled more than `late_threshold` after its time counts
+ *            as *behind*: the generator, not the server, was late for it.
  *   closed - `users` virtual users, one connection each, `think_time` between a
  *            response and the user's next request.
  *
@@ -163,6 +165,7 @@ static hlayout L_MAIN, L_SERIES;
 
 typedef struct {
     uint64_t sent, responses, late, dropped;
+    uint64_t behind;     /* arrivals (closed: sends) the loop itself handled more than late_ns after their time */
     uint64_t unfinished; /* sent, no outcome: the run was stopped */
     uint64_t unsent;     /* scheduled, still queued when the run was stopped */
     uint64_t errors[NERR];
@@ -732,6 +735,7 @@ static void user_send(Engine *E, conn_t *c, int64_t intended, int64_t now) {
     int phase = intended < E->measure_ns ? PH_WARMUP : PH_MEASURED;
     if (phase == PH_MEASURED) E->measured_issued++;
     uint32_t ep = next_endpoint(E);
+    if (now - intended > E->late_ns) E->eps[ep].c[phase].behind++; /* the loop woke late for it */
     int err = 0;
     if (c->fd < 0) {
         err = conn_open(E, c);
@@ -1219,6 +1223,7 @@ static void totals(Engine *E, int phase, counters *out) {
         out->responses += k->responses;
         out->late += k->late;
         out->dropped += k->dropped;
+        out->behind += k->behind;
         for (int j = 0; j < NERR; j++) out->errors[j] += k->errors[j];
     }
 }
@@ -1244,10 +1249,10 @@ static PyObject *counters_dict(counters *k) {
     PyObject *errs = PyTuple_New(NERR);
     if (!errs) return NULL;
     for (int j = 0; j < NERR; j++) PyTuple_SET_ITEM(errs, j, PyLong_FromUnsignedLongLong(k->errors[j]));
-    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:N}", "sent", (unsigned long long)k->sent, "responses",
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:N}", "sent", (unsigned long long)k->sent, "responses",
                          (unsigned long long)k->responses, "late", (unsigned long long)k->late, "dropped",
-                         (unsigned long long)k->dropped, "unfinished", (unsigned long long)k->unfinished, "unsent",
-                         (unsigned long long)k->unsent, "errors", errs);
+                         (unsigned long long)k->dropped, "behind", (unsigned long long)k->behind, "unfinished",
+                         (unsigned long long)k->unfinished, "unsent", (unsigned long long)k->unsent, "errors", errs);
 }
 
 /* With the GIL held: the progress snapshot for the wall second just completed. */
@@ -1376,6 +1381,9 @@ static int run_loop(Engine *E) {
                     E->measured_issued++;
                 }
                 uint32_t ep = next_endpoint(E);
+                /* The generator itself is behind schedule, as opposed to a request that will
+                 * wait below for a connection the server still holds. */
+                if (lag > E->late_ns) E->eps[ep].c[phase].behind++;
                 /* FIFO: nobody may overtake requests already waiting */
                 if (E->qlen || !dispatch(E, ep, t, phase, now)) enqueue(E, ep, t, phase, now);
                 schedule_next(E);

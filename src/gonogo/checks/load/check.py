@@ -256,8 +256,8 @@ class _Measured:
     measured_from: datetime
     cpu: float | None  # the busiest generator thread's CPU share; None: none ran a second
     max_lag_us: int
-    late: int  # requests (or iterations) that left late …
-    sent: int  # … of these
+    behind: int  # requests (or iterations) the generator itself reached late (see `Counts.behind`) …
+    scheduled: int  # … of these
     unit: str  # "requests" or "iterations"
     source: str
     note: str | None = None  # how the run ended, if not by itself
@@ -275,8 +275,8 @@ def _from_requests(settings: LoadSettings, result: LoadResult, started: datetime
         measured_from=started + timedelta(seconds=result.wall_seconds - result.measured_seconds),
         cpu=max(timed) if timed else None,
         max_lag_us=result.max_lag_us,
-        late=result.total.late,
-        sent=result.total.requests,
+        behind=result.total.behind,
+        scheduled=result.total.scheduled,
         unit="requests",
         source=_describe(
             settings,
@@ -300,8 +300,8 @@ def _from_journeys(settings: LoadSettings, result: JourneyLoadResult, base_url: 
         measured_from=result.started_at + timedelta(seconds=result.wall_seconds - result.measured_seconds),
         cpu=result.cpu_utilisation if result.generator_seconds >= 1.0 else None,
         max_lag_us=result.max_lag_us,
-        late=result.iterations.late,
-        sent=result.iterations.started,
+        behind=result.iterations.behind,
+        scheduled=result.iterations.scheduled,
         unit="iterations",
         source=_describe(settings, base_url, f"journeys {mix}, one asyncio loop"),
         note=note,
@@ -498,7 +498,11 @@ class _Recorder:
         if m.cpu is not None:
             self._metric("generator.cpu", cpu, "ratio", "performance")
         self._metric("generator.max_lag", m.max_lag_us / 1e6, "seconds", "performance")
-        late_share = m.late / m.sent if m.sent else 0.0
+        # Only lateness that is the generator's own: a request that waited for a connection
+        # the server still held is late too, but that wait is the server's, and it is in the
+        # corrected latency.
+        self._metric("generator.late", m.behind, "count", "performance")
+        late_share = m.behind / m.scheduled if m.scheduled else 0.0
         problems = []
         if cpu > limits.max_cpu:
             problems.append(
@@ -507,8 +511,8 @@ class _Recorder:
             )
         if late_share > limits.max_late:
             problems.append(
-                f"{format_value(late_share, 'ratio')} of the {m.unit} left late "
-                f"(limit {format_value(limits.max_late, 'ratio')})"
+                f"the load generator fell behind its schedule for {format_value(late_share, 'ratio')} "
+                f"of the {m.unit} (limit {format_value(limits.max_late, 'ratio')})"
             )
         self._metric("generator.valid", 0.0 if problems else 1.0, "number", "performance")
         if not problems:

@@ -24,11 +24,14 @@ Models
 or Poisson (`poisson=True`, seeded by `seed`). Each request has an *intended* send time. If no
 connection is free at that time it waits in a FIFO queue (at most `max_queue`);
 `max_connections` caps concurrency. A request sent more than `late_threshold` after its
-intended time is *late*. A request that waited longer than `timeout` to be sent, or found
-the queue full, is *dropped* and counted. requests + dropped (+ unsent, if stopped early)
-== scheduled, always.
+intended time is *late*; it is also *behind* when the generator's loop itself reached its
+arrival that late (the generator fell behind its schedule), rather than the request waiting
+for a connection the server still held. A request that waited longer than `timeout` to be
+sent, or found the queue full, is *dropped* and counted. requests + dropped (+ unsent, if
+stopped early) == scheduled, always.
 *closed*: `users` virtual users, one keep-alive connection each; a user sends its next
-request `think_time` after its previous response (at least 10 ms after a failed connect).
+request `think_time` after its previous response (at least 10 ms after a failed connect);
+a send the loop reached more than `late_threshold` after that time is *behind*.
 
 Bounds: `duration` and/or `max_requests` (requests of the measured phase). A `warmup`
 (seconds, at the initial rate, or with all users) runs first; its requests are counted
@@ -315,13 +318,17 @@ class Counts:
 
     `requests`: sent; `responses`: complete responses (any status); `errors`: by kind (every
     kind of ERROR_KINDS present); `unfinished`: sent but without outcome because the run was
-    stopped; `unsent`: scheduled but still queued when the run was stopped.
+    stopped; `unsent`: scheduled but still queued when the run was stopped. `late`: sent more
+    than `late_threshold` after the intended time, for whatever reason; `behind`: those the
+    generator's own loop handled that late (open: the arrival; closed: the user's next send),
+    as opposed to requests that waited for a free connection while the server held them all.
     """
 
     requests: int = 0
     responses: int = 0
     late: int = 0
     dropped: int = 0
+    behind: int = 0
     unfinished: int = 0
     unsent: int = 0
     errors: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_KINDS, 0))
@@ -359,6 +366,7 @@ class Counts:
             responses=self.responses + other.responses,
             late=self.late + other.late,
             dropped=self.dropped + other.dropped,
+            behind=self.behind + other.behind,
             unfinished=self.unfinished + other.unfinished,
             unsent=self.unsent + other.unsent,
             errors={k: self.errors[k] + other.errors[k] for k in ERROR_KINDS},
@@ -868,6 +876,7 @@ def _counts(raw: Mapping[str, Any]) -> Counts:
         responses=raw["responses"],
         late=raw["late"],
         dropped=raw["dropped"],
+        behind=raw["behind"],
         unfinished=raw["unfinished"],
         unsent=raw["unsent"],
         errors=dict(zip(ERROR_KINDS, raw["errors"], strict=True)),

@@ -25,7 +25,9 @@ with a warm-up at the initial rate first. Each arrival has an *intended start ti
 most `max_connections` iterations are in flight; an arrival that finds them all busy waits
 in a FIFO queue. It is *late* if it starts more than `late_threshold` after its intended
 time, *dropped* if it waited longer than `request_timeout` (it never starts), *unsent* if
-the run stopped while it waited. started + dropped + unsent == scheduled.
+the run stopped while it waited. started + dropped + unsent == scheduled. It is also
+*behind* if the loop itself reached it more than `late_threshold` after its time (the
+generator fell behind), as opposed to waiting for a slot that slow iterations still held.
 *closed*: `users` virtual users, each running iterations back to back with `think_time`
 between the end of one and the intended start of the next; the client has one connection
 per user (`max_connections` does not apply).
@@ -171,6 +173,7 @@ class IterationCounts:
     dropped: int = 0
     unsent: int = 0
     warmup: int = 0  # iterations started during the warm-up
+    behind: int = 0  # arrivals (closed: turns) the loop itself reached more than late_threshold late
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,7 @@ def sum_counts(items: Sequence[Counts]) -> Counts:
         responses=sum(c.responses for c in items),
         late=sum(c.late for c in items),
         dropped=sum(c.dropped for c in items),
+        behind=sum(c.behind for c in items),
         unfinished=sum(c.unfinished for c in items),
         unsent=sum(c.unsent for c in items),
         errors=errors,
@@ -240,6 +244,7 @@ class _Tally:
         self.outcomes = 0  # requests with an outcome (a response or a failure)
         self.late = 0
         self.dropped = 0
+        self.behind = 0
         self.unsent = 0
         self.errors = dict.fromkeys(ERROR_KINDS_WITH_ASSERTION, 0)
         self.status: dict[int, int] = {}
@@ -250,6 +255,7 @@ class _Tally:
             responses=self.responses,
             late=self.late,
             dropped=self.dropped,
+            behind=self.behind,
             unfinished=self.requests - self.outcomes,
             unsent=self.unsent,
             errors=dict(self.errors),
@@ -420,6 +426,7 @@ class _Driver:
         self.failures: list[Failure] = []
         self.failure_count = 0
         self.scheduled = self.started = self.completed = self.late = self.dropped = 0
+        self.behind = 0  # measured arrivals the loop reached late (see `_count_behind`)
         self.unsent = self.warm_started = 0
         self.requests = self.responses = self.errors = 0  # measured, for progress
         self.warm_requests = self.all_responses = 0
@@ -576,10 +583,13 @@ class _Driver:
             at = self.t0 + offset
             if not await self._sleep_until(at):
                 return
-            self._lag(time.perf_counter() - at)
+            now = time.perf_counter()
+            self._lag(now - at)
             if not warm:
                 self.scheduled += 1
-            self.queue.append(_Arrival(at, warm, self._pick()))
+            journey = self._pick()
+            self._count_behind(journey, now - at, warm)
+            self.queue.append(_Arrival(at, warm, journey))
             self._dispatch()
         while self.queue or self.active:  # the schedule is done: let the last iterations finish
             if not await self._sleep_until(time.perf_counter() + TICK):
@@ -632,6 +642,7 @@ class _Driver:
                     return
                 self.scheduled += 1
             journey = self._pick()
+            self._count_behind(journey, now - at, warm)
             self.active += 1
             try:
                 self._begin(journey, at, now, warm)
@@ -639,6 +650,14 @@ class _Driver:
             finally:
                 self.active -= 1
             at = time.perf_counter() + self.s.think_time
+
+    def _count_behind(self, journey: _Journey, lag: float, warm: bool) -> None:
+        """An arrival (closed: a user's turn) the loop itself reached late: the generator fell
+        behind its schedule, whatever the service did."""
+        if lag > self.s.late_threshold:
+            journey.steps[0].tally(warm).behind += 1
+            if not warm:
+                self.behind += 1
 
     # -- one iteration -------------------------------------------------------------------
 
@@ -860,6 +879,7 @@ class _Driver:
                 dropped=self.dropped,
                 unsent=self.unsent,
                 warmup=self.warm_started,
+                behind=self.behind,
             ),
             failures=tuple(self.failures),
             failure_count=self.failure_count,

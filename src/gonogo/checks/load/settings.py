@@ -134,7 +134,7 @@ class GeneratorLimits(StrictModel):
     """Beyond these the generator itself was the bottleneck: the run is invalid."""
 
     max_cpu: Ratio = 0.9  # of the generator's cores
-    max_late: Ratio = 0.01  # of the requests sent later than `late_threshold`
+    max_late: Ratio = 0.01  # of the requests the generator itself reached later than `late_threshold`
 
 
 Weight = Annotated[int, Field(ge=1, le=10_000)]
