@@ -278,3 +278,25 @@ def test_a_misspelt_dimension_in_weights_or_a_gate_is_refused(tmp_path: Path) ->
     assert found[1].startswith(
         f"{path}:5:13: score.weights.perfomance: unknown dimension 'perfomance'; did you mean 'performance'?"
     )
+
+
+def test_a_command_string_that_cannot_be_split_is_refused_before_the_run(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        system:
+          services:
+            api:
+              command: "python -c 'print(1)"
+              ready: {command: "test -e 'x"}
+            shelled:
+              command: "echo 'unbalanced but the shell says so"
+              shell: true
+        """,
+    )
+    assert issues_of(path) == [
+        f'{path}:4:16: system.services.api.command: "python -c \'print(1)" cannot be split into words '
+        "(No closing quotation); fix the quoting, give a list, or set shell: true",
+        f'{path}:5:24: system.services.api.ready.command: "test -e \'x" cannot be split into words '
+        "(No closing quotation); fix the quoting, or give a list",
+    ]

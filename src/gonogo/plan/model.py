@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 import re
+import shlex
 import signal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,6 +32,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -84,6 +86,19 @@ def _signal_number(value: Any) -> int:
 SignalField = Annotated[int, BeforeValidator(_signal_number)]
 
 
+def _splits(command: list[str] | str | None, *, shell: bool | None) -> None:
+    """A string command that runs without a shell must split into words like a shell would.
+    `shell`: None where there is no `shell:` option."""
+    if isinstance(command, str) and not shell:
+        try:
+            shlex.split(command)
+        except ValueError as error:
+            fixes = "give a list, or set shell: true" if shell is not None else "or give a list"
+            raise ValueError(
+                f"{command!r} cannot be split into words ({error}); fix the quoting, {fixes}"
+            ) from None
+
+
 class ReadinessProbe(StrictModel):
     """How to tell a service is ready: exactly one of `http`, `tcp`, `command`."""
 
@@ -104,14 +119,20 @@ class ReadinessProbe(StrictModel):
             )
         return self
 
+    @field_validator("command")
+    @classmethod
+    def _command_splits(cls, value: list[str] | str | None) -> list[str] | str | None:
+        _splits(value, shell=None)
+        return value
+
     @property
     def statuses(self) -> list[int]:
         return [self.status] if isinstance(self.status, int) else list(self.status)
 
 
 class Service(StrictModel):
+    shell: bool = False  # before `command`, whose validator reads it
     command: list[str] | str
-    shell: bool = False
     cwd: str | None = None  # relative to the plan's directory
     env: dict[str, str] = Field(default_factory=dict)
     depends_on: list[str] = Field(default_factory=list)
@@ -128,9 +149,10 @@ class Service(StrictModel):
 
     @field_validator("command")
     @classmethod
-    def _non_empty(cls, value: list[str] | str) -> list[str] | str:
-        if not value:
+    def _usable(cls, value: list[str] | str, info: ValidationInfo) -> list[str] | str:
+        if not value or (isinstance(value, str) and not value.strip()):
             raise ValueError("a command must not be empty")
+        _splits(value, shell=bool(info.data.get("shell", False)))
         return value
 
     @model_validator(mode="after")
