@@ -258,6 +258,20 @@ def test_the_starter_plan_is_valid(tmp_path: Path) -> None:
     assert "smoke" in plan.checks
 
 
+def test_the_starter_plans_commented_examples_are_valid_once_uncommented(tmp_path: Path) -> None:
+    import re
+    from importlib.resources import files
+
+    text = files("gonogo.plan").joinpath("starter.yaml").read_text().replace("{project}", "x")
+    # the `unit` check and its gates, and the service's env (depends_on names a service to add)
+    uncommented = re.sub(r"(?m)^(\s*)# (unit:|  \S|unit\.|env:)", r"\1\2", text)
+    plan = parse_plan(uncommented, tmp_path / "gonogo.yaml")
+    unit = plan.checks["unit"]
+    assert unit.kind == "tests" and unit.needs_system is False
+    assert {gate.metric for gate in plan.gates} >= {"unit.pass_rate", "unit.coverage.lines"}
+    assert "DATABASE_URL" in plan.system.services["api"].env
+
+
 def test_a_misspelt_dimension_in_weights_or_a_gate_is_refused(tmp_path: Path) -> None:
     path = write(
         tmp_path,
