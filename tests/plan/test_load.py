@@ -314,3 +314,13 @@ def test_a_command_string_that_cannot_be_split_is_refused_before_the_run(tmp_pat
         f'{path}:5:24: system.services.api.ready.command: "test -e \'x" cannot be split into words '
         "(No closing quotation); fix the quoting, or give a list",
     ]
+
+
+def test_a_stop_signal_number_must_be_a_signal(tmp_path: Path) -> None:
+    path = write(tmp_path, "system: {services: {api: {command: [x], stop_signal: 99}}}\n")
+    assert issues_of(path) == [
+        f"{path}:1:54: system.services.api.stop_signal: 99 is not a signal number; "
+        "expected e.g. SIGTERM, SIGINT or 15"
+    ]
+    numbered = write(tmp_path, "system: {services: {api: {command: [x], stop_signal: 2}}}\n")
+    assert load_plan(numbered).system.services["api"].stop_signal == 2

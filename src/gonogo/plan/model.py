@@ -72,8 +72,11 @@ ThresholdField = Annotated[
 
 
 def _signal_number(value: Any) -> int:
-    if isinstance(value, int):
-        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return int(signal.Signals(value))
+        except ValueError:
+            raise ValueError(f"{value} is not a signal number; expected e.g. SIGTERM, SIGINT or 15") from None
     name = str(value).upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
