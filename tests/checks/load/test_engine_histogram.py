@@ -11,6 +11,7 @@ from engine_support import nearest_rank
 
 import gonogo.checks.load._engine as _engine
 from gonogo.checks.load import histogram as hist
+from gonogo.checks.load.engine import waiting_percentile
 
 
 def samples(n: int, seed: int) -> list[int]:
@@ -105,3 +106,22 @@ def test_merge_is_lossless_and_encoding_round_trips() -> None:
     assert hist.summary(hist.new_histogram()) == {"count": 0}
     assert hist.percentiles(hist.new_histogram()) == {}
     assert hist.summary(whole)["count"] == len(values)
+
+
+def test_requests_still_waiting_only_ever_raise_a_seconds_percentile() -> None:
+    def sparse(values: list[int]) -> dict[int, int]:
+        first, counts = _engine.record_values(values, hist.SERIES_SIGNIFICANT_FIGURES)
+        built = hist.from_counts(first, counts, hist.SERIES_SIGNIFICANT_FIGURES)
+        return {i: int(c) for i, c in enumerate(built.counts) if c}
+
+    answered = sparse([100_000] * 95 + [300_000] * 5)
+    p95 = hist.sparse_percentile(answered, 95)
+    assert p95 is not None and 100_000 <= p95 < 101_000
+    # requests in flight for a moment: younger than the answers, they change nothing
+    assert waiting_percentile(answered, sparse([5_000] * 50), 95) == p95
+    # a stall: most users of the second are still waiting, for over a second
+    stalled = waiting_percentile(answered, sparse([1_200_000] * 400), 95)
+    assert stalled is not None and stalled >= 1_200_000
+    # nothing answered at all: the waiting alone; neither: no figure
+    assert waiting_percentile({}, sparse([700_000] * 3), 50) == hist.sparse_percentile(sparse([700_000]), 50)
+    assert waiting_percentile({}, {}, 95) is None

@@ -346,6 +346,19 @@ def test_iterations_waiting_for_a_slot_are_late_yet_the_run_is_valid(
     assert ctx.value("latency.max") >= 0.9  # the last arrival waited for the 19 before it
 
 
+def test_a_second_with_requests_waiting_and_no_answer_is_in_the_latency_series(
+    recording_context: MakeContext, server: str
+) -> None:
+    # Every iteration takes 1.5 s: nothing is answered in second 0, yet its users waited up
+    # to a second by its end. That shows in the per-second p95, which gates with a timeframe read.
+    slow = {"steps": [{"name": "slow", "request": {"path": "/slow", "query": {"ms": "1500"}}}]}
+    outcome, ctx = run(recording_context, server, {"rate": 10, "duration": "1s", "journeys": {"slow": slow}})
+    assert outcome.status == "completed", outcome
+    rps, p95 = ctx.series["rps"], ctx.series["latency.p95"]
+    assert rps[0][1] == 0 and [t for t, _ in p95] == [t for t, _ in rps]
+    assert 0.8 <= p95[0][1] <= 1.1 and p95[1][1] >= 1.5
+
+
 def test_a_saturated_generator_makes_the_run_invalid(recording_context: MakeContext, server: str) -> None:
     outcome, ctx = run(
         recording_context,

@@ -111,6 +111,35 @@ def test_a_server_stall_shows_in_the_latency_and_leaves_the_run_valid(
     assert ctx.value("latency.p99") >= 0.4 > ctx.value("latency_uncorrected.p99")
 
 
+def test_a_second_in_which_a_stalled_server_answers_nothing_is_in_the_latency_series(
+    recording_context: MakeContext, server: Server
+) -> None:
+    # Stopped from 0.8 s to 2.6 s: second 1 has no response at all. Its p95 point is the age
+    # of the requests still waiting at its end, so `< 500ms for 2s` sees seconds 1 and 2 in
+    # breach; counting only the responses of each second, it saw one.
+    def stall() -> None:
+        time.sleep(0.8)
+        server.pause()
+        try:
+            time.sleep(1.8)
+        finally:
+            server.resume()
+
+    thread = threading.Thread(target=stall)
+    thread.start()
+    try:
+        outcome, ctx = run(recording_context, server, {"rate": 50, "duration": "4s", "requests": MIX[:1]})
+    finally:
+        thread.join()
+    assert outcome.status == "completed", outcome
+    rps = [rate for _, rate in ctx.series["rps"]]
+    p95 = ctx.series["latency.p95"]
+    assert rps[1] == 0 and len(p95) == len(rps)
+    assert 1.0 <= p95[1][1] <= 1.3  # arrivals of 0.8 s to 2 s, waiting at 2 s
+    breach = parse_threshold("< 500ms for 2s").longest_breach([(t.timestamp(), v) for t, v in p95])
+    assert breach is not None and breach.seconds >= 2, p95
+
+
 def test_a_generator_that_falls_behind_makes_the_run_invalid(
     recording_context: MakeContext, server: Server
 ) -> None:

@@ -26,7 +26,9 @@
  *
  * Per-second series (measured phase only): requests sent, responses, errors by kind,
  * late, dropped, max scheduling lag and a 2-significant-digit corrected-latency
- * histogram kept sparse (index, count) pairs.
+ * histogram kept sparse (index, count) pairs; plus, in the same form, the ages at the
+ * second's end of the requests still unanswered then (sent or queued), measured from
+ * their intended time.
  *
  * About every 50 ms the loop re-acquires the GIL briefly: PyErr_CheckSignals (so
  * Ctrl-C stops the run), the optional `should_stop` callable, and once per wall
@@ -42,6 +44,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +190,7 @@ typedef struct {
     uint64_t errors[NERR];
     int64_t max_lag_ns;
     size_t hoff, hlen; /* (index, count) pairs in series.sparse */
+    size_t poff, plen; /* pending: ages at the second's end of the requests still unanswered then */
 } secrec;
 
 typedef struct {
@@ -366,13 +370,12 @@ static void series_free(series_t *S) {
     memset(S, 0, sizeof(*S));
 }
 
-/* Close the current second: its histogram goes to the sparse pairs. Allocation
- * failure here loses only that second's histogram, never counts. */
-static void series_finalize(series_t *S, double span) {
-    secrec *r = &S->curr;
-    r->span = span;
-    r->hoff = S->ns;
-    r->hlen = 0;
+static inline void series_latency(series_t *S, int64_t us);
+
+/* Move the dense histogram to the sparse pairs (at *off, *len of them) and clear it. */
+static void series_emit(series_t *S, size_t *off, size_t *len) {
+    *off = S->ns;
+    *len = 0;
     for (int32_t i = S->dmin; i <= S->dmax; i++) {
         if (!S->dense[i]) continue;
         if (S->ns + 1 > S->scap) {
@@ -385,13 +388,39 @@ static void series_finalize(series_t *S, double span) {
         S->sparse[2 * S->ns] = (uint32_t)i;
         S->sparse[2 * S->ns + 1] = S->dense[i];
         S->ns++;
-        r->hlen++;
+        (*len)++;
         S->dense[i] = 0;
     }
     if (S->dmax >= 0 && S->dmin <= S->dmax)
         memset(S->dense + S->dmin, 0, (size_t)(S->dmax - S->dmin + 1) * sizeof(uint32_t));
     S->dmin = INT32_MAX;
     S->dmax = -1;
+}
+
+/* The ages at instant `at` of the measured-phase requests intended before it and still
+ * unanswered: those on busy connections and those queued for one. A second in which a
+ * stalled server answered nothing still shows how long its users had been waiting. */
+static void series_pending(series_t *S, int64_t at) {
+    Engine *E = (Engine *)((char *)S - offsetof(Engine, S));
+    for (int32_t i = E->busy_head; i >= 0; i = E->conns[i].next) {
+        conn_t *c = &E->conns[i];
+        if (c->phase == PH_MEASURED && c->intended < at) series_latency(S, (at - c->intended) / 1000);
+    }
+    for (size_t k = 0; k < E->qlen; k++) {
+        qitem *it = &E->q[(E->qhead + k) % E->qcap];
+        if (it->phase == PH_MEASURED && it->intended < at) series_latency(S, (at - it->intended) / 1000);
+    }
+}
+
+/* Close the current second, which ends at `at`: its histogram goes to the sparse pairs,
+ * then the ages of the requests pending at its end. Allocation failure here loses only
+ * that second's histograms, never counts. */
+static void series_finalize(series_t *S, double span, int64_t at) {
+    secrec *r = &S->curr;
+    r->span = span;
+    series_emit(S, &r->hoff, &r->hlen);
+    series_pending(S, at);
+    series_emit(S, &r->poff, &r->plen);
     if (S->n + 1 > S->cap) {
         size_t ncap = S->cap ? S->cap * 2 : 256;
         secrec *p = realloc(S->recs, ncap * sizeof(secrec));
@@ -411,7 +440,7 @@ static secrec *series_at(series_t *S, int64_t now) {
         memset(&S->curr, 0, sizeof(S->curr));
     }
     while (now >= S->next_ns) {
-        series_finalize(S, 1.0);
+        series_finalize(S, 1.0, S->next_ns);
         S->cur++;
         S->next_ns += NS_PER_S;
         memset(&S->curr, 0, sizeof(S->curr));
@@ -1228,21 +1257,27 @@ static void totals(Engine *E, int phase, counters *out) {
     }
 }
 
+static PyObject *sparse_bytes(Engine *E, size_t off, size_t len) {
+    return len ? PyBytes_FromStringAndSize((const char *)(E->S.sparse + 2 * off), (Py_ssize_t)(len * 2 * sizeof(uint32_t)))
+               : PyBytes_FromStringAndSize("", 0);
+}
+
 static PyObject *record_dict(Engine *E, secrec *r) {
     PyObject *errs = PyTuple_New(NERR);
     if (!errs) return NULL;
     for (int j = 0; j < NERR; j++) PyTuple_SET_ITEM(errs, j, PyLong_FromUnsignedLongLong(r->errors[j]));
-    PyObject *hist = r->hlen ? PyBytes_FromStringAndSize((const char *)(E->S.sparse + 2 * r->hoff),
-                                                         (Py_ssize_t)(r->hlen * 2 * sizeof(uint32_t)))
-                             : PyBytes_FromStringAndSize("", 0);
-    if (!hist) {
+    PyObject *hist = sparse_bytes(E, r->hoff, r->hlen);
+    PyObject *pending = sparse_bytes(E, r->poff, r->plen);
+    if (!hist || !pending) {
         Py_DECREF(errs);
+        Py_XDECREF(hist);
+        Py_XDECREF(pending);
         return NULL;
     }
-    return Py_BuildValue("{s:L,s:d,s:K,s:K,s:K,s:K,s:N,s:L,s:N}", "second", (long long)r->second, "span", r->span,
+    return Py_BuildValue("{s:L,s:d,s:K,s:K,s:K,s:K,s:N,s:L,s:N,s:N}", "second", (long long)r->second, "span", r->span,
                          "sent", (unsigned long long)r->sent, "responses", (unsigned long long)r->responses,
                          "late", (unsigned long long)r->late, "dropped", (unsigned long long)r->dropped, "errors",
-                         errs, "max_lag_us", (long long)(r->max_lag_ns / 1000), "hist", hist);
+                         errs, "max_lag_us", (long long)(r->max_lag_ns / 1000), "hist", hist, "pending", pending);
 }
 
 static PyObject *counters_dict(counters *k) {
@@ -1511,7 +1546,7 @@ static PyObject *Engine_run(Engine *E, PyObject *args, PyObject *kw) {
     E->epfd = -1;
     if (E->S.started || end >= E->measure_ns) {
         series_at(&E->S, end);
-        series_finalize(&E->S, (double)(end - (E->S.base_ns + E->S.cur * NS_PER_S)) / 1e9);
+        series_finalize(&E->S, (double)(end - (E->S.base_ns + E->S.cur * NS_PER_S)) / 1e9, end);
     }
     PyEval_RestoreThread(E->tstate);
     rusage_thread(&u1, &s1);

@@ -563,7 +563,7 @@ class _Recorder:
             if done:
                 errors.append((at, second.error_total / done))
             for bucket, percentile in ((p95, 95.0), (p99, 99.0)):
-                value = second.percentile(percentile)
+                value = second.percentile_with_waiting(percentile)
                 if value is not None:
                     bucket.append((at, value / 1e6))
         self.ctx.record_series("rps", "per_second", rps)

@@ -89,6 +89,7 @@ __all__ = [
     "build_request",
     "loopback_address",
     "run_load",
+    "waiting_percentile",
 ]
 
 import contextlib
@@ -251,6 +252,20 @@ class LoadSpec:
         return max(rates)
 
 
+def waiting_percentile(latency: Mapping[int, int], waiting: Mapping[int, int], p: float) -> int | None:
+    """The larger of the percentile p of `latency` and of `latency` with `waiting` added
+    (sparse 2-digit histograms, see `SecondStats.percentile_with_waiting`)."""
+    answered = hist.sparse_percentile(latency, p)
+    if not waiting:
+        return answered
+    both = dict(latency)
+    for index, count in waiting.items():
+        both[index] = both.get(index, 0) + count
+    with_waiting = hist.sparse_percentile(both, p)
+    assert with_waiting is not None
+    return with_waiting if answered is None else max(answered, with_waiting)
+
+
 def loopback_address(host: str) -> str:
     """The loopback address literal to connect to; refuses anything else."""
     if host == "localhost":
@@ -402,6 +417,9 @@ class SecondStats:
     errors: Mapping[str, int]
     max_lag_us: int
     latency: Mapping[int, int]  # corrected latency: counts index -> count, 2 significant digits
+    # the requests still unanswered at the second's end (sent or queued): their age then,
+    # from their intended time, in the same form
+    waiting: Mapping[int, int] = field(default_factory=dict)
 
     @property
     def error_total(self) -> int:
@@ -410,6 +428,12 @@ class SecondStats:
     def percentile(self, p: float) -> int | None:
         """Corrected latency (µs) at percentile p of this second's responses; None if none."""
         return hist.sparse_percentile(self.latency, p)
+
+    def percentile_with_waiting(self, p: float) -> int | None:
+        """`percentile(p)`, or higher if it counts the requests still waiting at the second's
+        end at their age so far (a lower bound of their latency): a second in which a stalled
+        server answered little or nothing shows its users' wait. None if neither exists."""
+        return waiting_percentile(self.latency, self.waiting, p)
 
     def histogram(self) -> HdrHistogram:
         return hist.from_sparse(self.latency.items())
@@ -481,10 +505,11 @@ class LoadResult:
 
 @dataclass(frozen=True)
 class SecondLatency:
-    """Corrected latency (µs, 2 significant digits) of one second of the measured phase."""
+    """Corrected latency (µs, 2 significant digits) of one second of the measured phase, as
+    `SecondStats.percentile_with_waiting` gives it."""
 
     second: int  # from the end of the warm-up, as `SecondStats.second`
-    p95_us: int | None  # None: no response completed in that second
+    p95_us: int | None  # None: no response completed in that second, and none was waiting
     p99_us: int | None
 
 
@@ -647,8 +672,9 @@ class _Progress:
         self.latency_total = 0
         self.last_responses = 0
         self.last_elapsed = 0.0
-        # seconds some worker has reported and not every one yet: second -> sparse latency
-        self.pending: dict[int, dict[int, int]] = {}
+        # seconds some worker has reported and not every one yet: second -> sparse latency of
+        # its responses, and of the requests waiting at its end
+        self.pending: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
         self.last_second = [-1] * workers  # the last second each worker reported
         self.emitted_second = -1
 
@@ -657,12 +683,14 @@ class _Progress:
         self.reports[worker] += 1
         for record in report["records"]:
             pairs = array("I", record["hist"])
-            pending = self.pending.setdefault(record["second"], {}) if self.callback is not None else None
             for j in range(0, len(pairs), 2):
                 self.latency[pairs[j]] += pairs[j + 1]
                 self.latency_total += pairs[j + 1]
-                if pending is not None:
-                    pending[pairs[j]] = pending.get(pairs[j], 0) + pairs[j + 1]
+            if self.callback is not None:
+                answered, waiting = self.pending.setdefault(record["second"], ({}, {}))
+                for source, target in ((pairs, answered), (array("I", record["pending"]), waiting)):
+                    for j in range(0, len(source), 2):
+                        target[source[j]] = target.get(source[j], 0) + source[j + 1]
             self.last_second[worker] = max(self.last_second[worker], record["second"])
         if self.callback is not None and min(self.reports) > self.emitted:
             self.emitted = min(self.reports)
@@ -678,13 +706,10 @@ class _Progress:
         complete = min(self.last_second)
         done = []
         for second in sorted(s for s in self.pending if s <= complete):
-            pairs = self.pending.pop(second)
+            answered, waiting = self.pending.pop(second)
             if second > self.emitted_second:
-                done.append(
-                    SecondLatency(
-                        second, hist.sparse_percentile(pairs, 95.0), hist.sparse_percentile(pairs, 99.0)
-                    )
-                )
+                p95, p99 = (waiting_percentile(answered, waiting, p) for p in (95.0, 99.0))
+                done.append(SecondLatency(second, p95, p99))
         self.emitted_second = max(self.emitted_second, complete)
         return tuple(done)
 
@@ -927,17 +952,17 @@ def _build_result(
             s = seconds.setdefault(
                 record["second"],
                 {"span": 0.0, "sent": 0, "responses": 0, "late": 0, "dropped": 0, "max_lag_us": 0,
-                 "errors": [0] * len(ERROR_KINDS), "latency": {}},
+                 "errors": [0] * len(ERROR_KINDS), "latency": {}, "waiting": {}},
             )  # fmt: skip
             s["span"] = max(s["span"], record["span"])
             for key in ("sent", "responses", "late", "dropped"):
                 s[key] += record[key]
             s["max_lag_us"] = max(s["max_lag_us"], record["max_lag_us"])
             s["errors"] = [a + b for a, b in zip(s["errors"], record["errors"], strict=True)]
-            pairs = array("I", record["hist"])
-            latency: dict[int, int] = s["latency"]
-            for k in range(0, len(pairs), 2):
-                latency[pairs[k]] = latency.get(pairs[k], 0) + pairs[k + 1]
+            for source, target in (("hist", s["latency"]), ("pending", s["waiting"])):
+                pairs = array("I", record[source])
+                for k in range(0, len(pairs), 2):
+                    target[pairs[k]] = target.get(pairs[k], 0) + pairs[k + 1]
     series = tuple(
         SecondStats(
             second=second,
@@ -949,6 +974,7 @@ def _build_result(
             errors=dict(zip(ERROR_KINDS, s["errors"], strict=True)),
             max_lag_us=s["max_lag_us"],
             latency=dict(sorted(s["latency"].items())),
+            waiting=dict(sorted(s["waiting"].items())),
         )
         for second, s in sorted(seconds.items())
     )

@@ -119,6 +119,7 @@ from gonogo.checks.load.engine import (
     ProgressSnapshot,
     SecondLatency,
     SecondStats,
+    waiting_percentile,
 )
 from gonogo.checks.load.histogram import HdrHistogram
 from gonogo.checks.load.settings import LoadSettings
@@ -300,6 +301,8 @@ class _Second:
     errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_KINDS_WITH_ASSERTION, 0))
     values: list[int] = field(default_factory=list)  # corrected µs, until sealed
     latency: dict[int, int] = field(default_factory=dict)  # counts index → count (2 significant digits)
+    # requests still unanswered at the second's end (sent, or arrivals queued): their age then
+    waiting: dict[int, int] = field(default_factory=dict)
 
     def seal(self, so_far: dict[int, int]) -> None:
         """Fold the latencies recorded since the last call into this second's sparse 2-digit
@@ -423,6 +426,9 @@ class _Driver:
         self.seconds: dict[int, _Second] = {}
         self.so_far: dict[int, int] = {}  # corrected latency, 2 digits, sparse: the live p95/p99
         self.reported_second = -1  # the last measured second handed to progress
+        self.waiting_second = -1  # the last measured second whose waiting requests are recorded
+        self.outstanding: dict[int, float] = {}  # measured requests in flight → their intended time
+        self.tokens = 0
         self.failures: list[Failure] = []
         self.failure_count = 0
         self.scheduled = self.started = self.completed = self.late = self.dropped = 0
@@ -692,7 +698,14 @@ class _Driver:
                 second = self._second(sent)
                 if second is not None:
                     second.sent += 1
-            result, failure = await self.engine.run_step(self.client, state, spec)
+            token = 0
+            if not warm:  # unanswered until run_step returns: measured from where its latency is
+                self.tokens = token = self.tokens + 1
+                self.outstanding[token] = intended if index == 0 else sent
+            try:
+                result, failure = await self.engine.run_step(self.client, state, spec)
+            finally:
+                self.outstanding.pop(token, None)
             done = time.perf_counter()
             corrected = done - (intended if index == 0 else sent)
             self._outcome(step, tally, result, failure, warm, done, done - sent, corrected)
@@ -753,6 +766,25 @@ class _Driver:
 
     # -- the ticker: loop lag, stop, expiry, progress ------------------------------------
 
+    def _record_waiting(self, now: float) -> None:
+        """At each measured second's end (to within a tick): the ages of the requests then
+        unanswered, and of the arrivals still queued, from their intended time."""
+        if not self.t0 or now < self.measure_start:
+            return
+        current = int(now - self.measure_start)
+        for index in range(self.waiting_second + 1, current):
+            at = self.measure_start + index + 1
+            ages = [_us(at - since) for since in self.outstanding.values() if since < at]
+            ages += [_us(at - arrival.at) for arrival in self.queue if not arrival.warm and arrival.at < at]
+            if not ages:
+                continue
+            second = self.seconds.setdefault(index, _Second())
+            first, raw = _engine.record_values(ages, hist.SERIES_SIGNIFICANT_FIGURES)
+            for offset, count in enumerate(array("Q", raw)):
+                if count:
+                    second.waiting[first + offset] = second.waiting.get(first + offset, 0) + count
+        self.waiting_second = max(self.waiting_second, current - 1)
+
     async def _tick(self) -> None:
         next_report = self.t0 + 1.0
         last_report, last_responses = self.t0, 0
@@ -763,6 +795,7 @@ class _Driver:
             self._lag(max(0.0, now - target))
             self._halt_if_asked(now)
             self._expire(now)
+            self._record_waiting(now)
             if now < next_report:
                 continue
             current = int(now - self.measure_start) if now >= self.measure_start else -1
@@ -773,8 +806,8 @@ class _Driver:
             for index in range(self.reported_second + 1, current):
                 if index in self.seconds:
                     self.seconds[index].seal(self.so_far)
-                    latency = self.seconds[index].latency
-                    p95, p99 = (hist.sparse_percentile(latency, p) for p in (95.0, 99.0))
+                    latency, waiting = self.seconds[index].latency, self.seconds[index].waiting
+                    p95, p99 = (waiting_percentile(latency, waiting, p) for p in (95.0, 99.0))
                     ended.append(SecondLatency(index, p95, p99))
             self.reported_second = max(self.reported_second, current - 1)
             span = now - last_report
@@ -851,6 +884,7 @@ class _Driver:
                 errors=dict(s.errors),
                 max_lag_us=s.max_lag_us,
                 latency=dict(sorted(s.latency.items())),
+                waiting=dict(sorted(s.waiting.items())),
             )
             for index, s in sorted(self.seconds.items())
         )
