@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = ["load_plan", "parse_plan"]
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Iterator
@@ -172,6 +173,23 @@ def _suggest(key: str, candidates: list[str]) -> str:
     return ""
 
 
+# pydantic's wording for a wrong type, in the plan's words (its own names classes: "instance of
+# SystemSpec").
+_EXPECTED = {
+    "model_type": "expected a mapping (key: value pairs)",
+    "dict_type": "expected a mapping (key: value pairs)",
+    "list_type": "expected a list",
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "string_type": "expected text",
+}
+
+
 def _validate(
     document: _Document,
     model: type[BaseModel],
@@ -185,28 +203,64 @@ def _validate(
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        for detail in error.errors():
-            loc = tuple(part for part in detail["loc"] if part != "__root__")
-            if skip_own_checks and not loc:
+        details = error.errors()
+    # A value of a union type (`command: list[str] | str`) fails once per member, each with the
+    # member in loc (e.g. 'list[str]'): that is dropped, a member that got further inside the
+    # value silences the others' "wrong type" at the value itself, and the rest merge into one
+    # "expected a list or text".
+    union_inner: set[Location] = set()  # values inside which a union member found the problem
+    for detail in details:
+        loc = tuple(detail["loc"])
+        for index, part in enumerate(loc):
+            if _is_union_member(part) and index + 1 < len(loc):
+                union_inner.add(_without_members(loc[:index]))
+    expected: dict[Location, list[str]] = {}
+    given: dict[Location, Any] = {}
+    for detail in details:
+        raw = tuple(part for part in detail["loc"] if part != "__root__")
+        if skip_own_checks and not raw:
+            continue
+        loc = _without_members(raw)
+        full = (*location, *loc)
+        kind = detail["type"]
+        if kind in _EXPECTED:
+            if any(_is_union_member(part) for part in raw) and loc in union_inner:
                 continue
-            # pydantic adds the member type of a union to loc (e.g. 'list[str]'); drop it
-            loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "int"))))
-            full = (*location, *loc)
-            kind = detail["type"]
-            at_key = kind == "extra_forbidden"
-            if kind == "extra_forbidden":
-                key = str(loc[-1]) if loc else ""
-                message = f"unknown key {key!r}" + _suggest(key, _field_names(model, loc[:-1]))
-            elif kind == "missing":
-                message = f"required field {str(loc[-1])!r} is missing"
-            else:
-                text = detail["msg"].removeprefix("Value error, ")
-                given = detail.get("input")
-                shown = _describe_input(given)
-                # A whole mapping (a model's own check) is no help to quote: the text says it.
-                message = text if isinstance(given, dict) or shown in text else f"{text} (got {shown})"
-            document.issue(full, message, at_key=at_key)
-        return None
+            wanted = expected.setdefault(full, [])
+            if _EXPECTED[kind] not in wanted:
+                wanted.append(_EXPECTED[kind])
+            given[full] = detail.get("input")
+            continue
+        at_key = kind == "extra_forbidden"
+        if kind == "extra_forbidden":
+            key = str(loc[-1]) if loc else ""
+            message = f"unknown key {key!r}" + _suggest(key, _field_names(model, loc[:-1]))
+        elif kind == "missing":
+            message = f"required field {str(loc[-1])!r} is missing"
+        else:
+            text = detail["msg"].removeprefix("Value error, ")
+            value = detail.get("input")
+            shown = _describe_input(value)
+            # A whole mapping (a model's own check) is no help to quote: the text says it.
+            message = text if isinstance(value, dict) or shown in text else f"{text} (got {shown})"
+        document.issue(full, message, at_key=at_key)
+    for full, wanted in expected.items():
+        alternatives = [wanted[0]] + [text.removeprefix("expected ") for text in wanted[1:]]
+        document.issue(full, f"{' or '.join(alternatives)} (got {_describe_input(given[full])})")
+    return None
+
+
+_UNION_MEMBER = re.compile(r"(str|int|float|bool|[a-z][a-z_-]*\[.*\])")
+
+
+def _is_union_member(part: str | int) -> bool:
+    """Whether a part of a pydantic loc names a union's member type (not a key of the plan,
+    such as the JSON path `$.items[0]`)."""
+    return isinstance(part, str) and _UNION_MEMBER.fullmatch(part) is not None
+
+
+def _without_members(loc: Location) -> Location:
+    return tuple(part for part in loc if not _is_union_member(part))
 
 
 def parse_plan(text: str, path: Path) -> Plan:
