@@ -347,3 +347,48 @@ def test_wrong_types_say_what_was_expected_in_the_plans_words(tmp_path: Path) ->
         f"{path}:8:20: system.services.web.command[1]: expected text (got 3)",
         f"{path}:9:8: score: expected a mapping (key: value pairs) (got 80)",
     ]
+
+
+def test_urls_and_addresses_are_checked_before_the_run(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        system:
+          services:
+            api:
+              command: [x]
+              ready: {http: "127.0.0.1:{port.api}/health"}
+            db:
+              command: [x]
+              ready: {tcp: "{port.db}"}
+          base_url: "http://127.0.0.1:{prot.api}"
+        checks:
+          e2e:
+            kind: journeys
+            base_url: "{baseurl}/v1"
+            journeys: {j: {steps: [{name: s, request: {path: /}}]}}
+        """,
+    )
+    found = issues_of(path)
+    assert len(found) == 4, found
+    assert found[0].startswith(
+        f"{path}:5:21: system.services.api.ready.http: expected an http:// or https:// URL with a host"
+    )
+    assert found[1].startswith(f"{path}:8:20: system.services.db.ready.tcp: expected host:port")
+    assert found[2].startswith(
+        f"{path}:9:13: system.base_url: {{prot.api}} is not a placeholder (they are {{port.NAME}}, "
+    )
+    assert "did you mean {port.api}?" in found[2]
+    assert found[3].startswith(f"{path}:13:15: checks.e2e.base_url: {{baseurl}} is not a placeholder")
+    assert "did you mean {base_url}?" in found[3]
+    good = write(
+        tmp_path,
+        """
+        system:
+          services:
+            api: {command: [x], ready: {http: "{base_url}/health"}}
+            db: {command: [x], ready: {tcp: "localhost:{port.db}"}}
+          base_url: "http://[::1]:{port.api}/v1"
+        """,
+    )
+    assert load_plan(good).system.base_url == "http://[::1]:{port.api}/v1"

@@ -18,13 +18,18 @@ __all__ = [
     "Score",
     "Service",
     "SystemSpec",
+    "host_port",
+    "http_url",
+    "refuse_unknown_placeholders",
 ]
 
+import difflib
 import re
 import shlex
 import signal
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -41,6 +46,58 @@ from gonogo.threshold import Threshold, parse_threshold
 from gonogo.units import parse_duration
 
 PLACEHOLDER = re.compile(r"\{(port\.[A-Za-z0-9_-]+|base_url|plan_dir|run_dir|work_dir)\}")
+_BRACED = re.compile(r"\{([^{}]*)\}")
+_FIXED_PLACEHOLDERS = ("base_url", "plan_dir", "run_dir", "work_dir")
+# What a placeholder stands for when checking the shape of a URL before the run.
+_SAMPLES = {"base_url": "http://127.0.0.1:8080", "plan_dir": "/plan", "run_dir": "/run", "work_dir": "/work"}
+
+
+def _sample(match: re.Match[str]) -> str:
+    name = match.group(1)
+    return "8080" if name.startswith("port.") else _SAMPLES[name]
+
+
+def refuse_unknown_placeholders(value: str) -> None:
+    """A `{...}` in a URL or an address that is no placeholder is a typo (`{prot.api}`)."""
+    for match in _BRACED.finditer(value):
+        if PLACEHOLDER.fullmatch(match.group(0)):
+            continue
+        token = match.group(1)
+        _, dot, tail = token.partition(".")
+        candidates = [*_FIXED_PLACEHOLDERS, *([f"port.{tail}"] if dot and tail else [])]
+        close = difflib.get_close_matches(token, candidates, n=1, cutoff=0.7)
+        hint = f"; did you mean {{{close[0]}}}?" if close else ""
+        raise ValueError(
+            f"{{{token}}} is not a placeholder (they are {{port.NAME}}, {{base_url}}, {{plan_dir}}, "
+            f"{{run_dir}} and {{work_dir}}){hint}"
+        )
+
+
+def http_url(value: str) -> str:
+    """Check that `value` is an http(s) URL with a host, placeholders allowed; returns it."""
+    refuse_unknown_placeholders(value)
+    parts = urlsplit(PLACEHOLDER.sub(_sample, value))
+    try:
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is not a number in range
+        valid = False
+    if not valid:
+        raise ValueError(
+            f"expected an http:// or https:// URL with a host, such as "
+            f"http://127.0.0.1:{{port.api}}/health; got {value!r}"
+        )
+    return value
+
+
+def host_port(value: str) -> str:
+    """Check that `value` is host:port, placeholders allowed; returns it."""
+    refuse_unknown_placeholders(value)
+    host, colon, port = PLACEHOLDER.sub(_sample, value).rpartition(":")
+    if not (colon and host and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"expected host:port, such as 127.0.0.1:{{port.db}}; got {value!r}")
+    return value
+
+
 DIMENSIONS = ("tests", "coverage", "performance", "reliability", "security", "operations")
 
 
@@ -128,6 +185,16 @@ class ReadinessProbe(StrictModel):
         _splits(value, shell=None)
         return value
 
+    @field_validator("http")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value)
+
+    @field_validator("tcp")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        return None if value is None else host_port(value)
+
     @property
     def statuses(self) -> list[int]:
         return [self.status] if isinstance(self.status, int) else list(self.status)
@@ -186,6 +253,11 @@ class SystemSpec(StrictModel):
     # Where the fault proxy's Toxiproxy-compatible API listens (for Toxiproxy clients and
     # Chaos Toolkit); a free port when not given.
     faults_api: str | None = Field(default=None, description="host:port, e.g. 127.0.0.1:{port.toxiproxy}")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value)
 
     @model_validator(mode="after")
     def _dependencies_exist_and_do_not_cycle(self) -> SystemSpec:

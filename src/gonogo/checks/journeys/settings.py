@@ -58,7 +58,7 @@ from gonogo.checks.journeys.variables import (
     parse_extractor,
     unknown_message,
 )
-from gonogo.plan.model import PLACEHOLDER, Duration, StrictModel
+from gonogo.plan.model import Duration, StrictModel, http_url
 from gonogo.units import parse_quantity
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -491,6 +491,4 @@ class JourneysSettings(StrictModel):
     @field_validator("base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not (PLACEHOLDER.match(value) or value.startswith(("http://", "https://"))):
-            raise ValueError("expected an http:// or https:// URL, or {base_url}")
-        return value
+        return None if value is None else http_url(value)
