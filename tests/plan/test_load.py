@@ -356,10 +356,10 @@ def test_urls_and_addresses_are_checked_before_the_run(tmp_path: Path) -> None:
         system:
           services:
             api:
-              command: [x]
+              command: [x, "{port.api}"]
               ready: {http: "127.0.0.1:{port.api}/health"}
             db:
-              command: [x]
+              command: [x, "{port.db}"]
               ready: {tcp: "{port.db}"}
           base_url: "http://127.0.0.1:{prot.api}"
         checks:
@@ -386,9 +386,31 @@ def test_urls_and_addresses_are_checked_before_the_run(tmp_path: Path) -> None:
         """
         system:
           services:
-            api: {command: [x], ready: {http: "{base_url}/health"}}
-            db: {command: [x], ready: {tcp: "localhost:{port.db}"}}
+            api: {command: [x, "{port.api}"], ready: {http: "{base_url}/health"}}
+            db: {command: [x, "{port.db}"], ready: {tcp: "localhost:{port.db}"}}
           base_url: "http://[::1]:{port.api}/v1"
         """,
     )
     assert load_plan(good).system.base_url == "http://[::1]:{port.api}/v1"
+
+
+def test_a_port_only_a_client_mentions_has_no_listener(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        system:
+          services:
+            web:
+              command: [python, -m, http.server, "{port.web}"]
+              ready: {http: "http://127.0.0.1:{port.wbe}/"}
+            metrics:
+              command: [exporter, --port, "{port.metrics}"]  # listened on, used by no one: fine
+          base_url: "http://127.0.0.1:{port.web}"
+        """,
+    )
+    (issue,) = issues_of(path)
+    assert issue == (
+        f"{path}:5:21: system.services.web.ready.http: nothing listens on {{port.wbe}}: it appears "
+        "nowhere else in the plan, and gonogo picks a fresh free port for every name, so no service "
+        "was told to use it; did you mean {port.web}?"
+    )

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from gonogo import plugins
 from gonogo.errors import PlanError, PlanIssue, UserError
-from gonogo.plan.model import DIMENSIONS, CheckSpec, GateSpec, Plan, Score, SystemSpec
+from gonogo.plan.model import DIMENSIONS, PLACEHOLDER, CheckSpec, GateSpec, Plan, Score, SystemSpec
 from gonogo.threshold import parse_threshold
 from gonogo.units import parse_duration
 
@@ -291,6 +291,7 @@ def parse_plan(text: str, path: Path) -> Plan:
     checks = dict(_checks(document, data.get("checks") or {}))
     gates = list(_gates(document, data.get("gates") or {}, set(checks)))
     _dimension_typos(document, data, score)
+    _lonely_ports(document, data)
 
     if document.issues:
         raise PlanError(sorted(document.issues, key=lambda i: (i.line or 0, i.column or 0)))
@@ -471,6 +472,45 @@ def _dimension_typos(document: _Document, data: dict[Any, Any], score: BaseModel
                 if isinstance(rule, dict) and isinstance(rule.get("dimension"), str):
                     at: Location = ("gates", metric, index) if isinstance(rules, list) else ("gates", metric)
                     check(rule["dimension"], (*at, "dimension"), at_key=False)
+
+
+def _strings(value: Any, location: Location) -> Iterator[tuple[Location, str]]:
+    if isinstance(value, str):
+        yield location, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, (*location, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, (*location, index))
+
+
+def _lonely_ports(document: _Document, data: dict[Any, Any]) -> None:
+    """A `{port.NAME}` that a client uses (a base URL, a readiness probe) and that appears
+    nowhere else in the plan has no listener: gonogo picks a fresh port for every name, so no
+    service was told to listen there. Almost always a typo (`{port.apii}`)."""
+    mentions: dict[str, int] = {}
+    clients: list[tuple[Location, str]] = []
+    for location, text in _strings(data, ()):
+        for match in PLACEHOLDER.finditer(text):
+            if match.group(1).startswith("port."):
+                mentions[match.group(1)[5:]] = mentions.get(match.group(1)[5:], 0) + 1
+        last = location[-1] if location else None
+        probe = len(location) >= 2 and location[-2] == "ready" and last in ("http", "tcp")
+        if last == "base_url" or probe:
+            clients.append((location, text))
+    for location, text in clients:
+        for match in PLACEHOLDER.finditer(text):
+            name = match.group(1).removeprefix("port.")
+            if match.group(1).startswith("port.") and mentions.get(name) == 1:
+                others = [other for other in mentions if other != name]
+                close = difflib.get_close_matches(name, others, n=1, cutoff=0.6)
+                hint = f"; did you mean {{port.{close[0]}}}?" if close else ""
+                document.issue(
+                    location,
+                    f"nothing listens on {{port.{name}}}: it appears nowhere else in the plan, and gonogo "
+                    f"picks a fresh free port for every name, so no service was told to use it{hint}",
+                )
 
 
 def load_plan(path: Path | str) -> Plan:
