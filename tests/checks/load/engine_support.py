@@ -11,6 +11,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +45,25 @@ class Server:
 
     def resume(self) -> None:
         os.kill(self.process.pid, signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def stalled(self, after: float, lasting: float) -> Iterator[None]:
+        """The server stops (SIGSTOP) `after` seconds into the block, for `lasting` seconds."""
+
+        def stall() -> None:
+            time.sleep(after)
+            self.pause()
+            try:
+                time.sleep(lasting)
+            finally:
+                self.resume()
+
+        thread = threading.Thread(target=stall)
+        thread.start()
+        try:
+            yield
+        finally:
+            thread.join()
 
 
 @contextlib.contextmanager

@@ -123,27 +123,10 @@ def test_parser_handles_every_framing(server: Server) -> None:
 
 
 def test_coordinated_omission_is_corrected() -> None:
-    with engine_test_server() as server:
-        stalled = threading.Event()
-
-        def stall() -> None:
-            time.sleep(1.5)
-            server.pause()
-            try:
-                time.sleep(0.5)
-            finally:
-                server.resume()
-                stalled.set()
-
-        thread = threading.Thread(target=stall)
-        thread.start()
-        try:
-            result = run_load(
-                spec(server, [Endpoint("fixed", path="/fixed")], rate=500.0, duration=4.0, max_connections=4)
-            )
-        finally:
-            thread.join()
-        assert stalled.is_set()
+    with engine_test_server() as server, server.stalled(after=1.5, lasting=0.5):
+        result = run_load(
+            spec(server, [Endpoint("fixed", path="/fixed")], rate=500.0, duration=4.0, max_connections=4)
+        )
     assert_consistent(result)
     assert result.total.requests == 2000 and result.total.error_total == 0
     corrected = hist.percentiles(result.overall.corrected, [50, 95, 99])
