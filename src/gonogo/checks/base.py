@@ -164,6 +164,10 @@ class CheckKind(ABC, Generic[SettingsT]):
 
     kind: ClassVar[str]
     Settings: ClassVar[type[BaseModel]]
+    # The metrics (names after `<check>.`) this kind records a per-second series of, which is
+    # what a gate with a timeframe (`"< 500ms for 10s"`) reads; `gonogo validate` refuses a
+    # timeframe on any other. None: the kind does not say, and every timeframe is accepted.
+    series_metrics: ClassVar[frozenset[str] | None] = None
 
     @abstractmethod
     def run(self, settings: SettingsT, ctx: CheckContext) -> CheckOutcome:

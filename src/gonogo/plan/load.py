@@ -289,7 +289,7 @@ def parse_plan(text: str, path: Path) -> Plan:
     system = _validate(document, SystemSpec, raw_system, ("system",), skip_own_checks=located)
     score = _validate(document, Score, data.get("score") or {}, ("score",))
     checks = dict(_checks(document, data.get("checks") or {}))
-    gates = list(_gates(document, data.get("gates") or {}, set(checks)))
+    gates = list(_gates(document, data.get("gates") or {}, checks))
     _dimension_typos(document, data, score)
     _lonely_ports(document, data)
 
@@ -412,7 +412,8 @@ def _checks(document: _Document, raw: Any) -> Iterator[tuple[str, CheckSpec]]:
             )
 
 
-def _gates(document: _Document, raw: Any, check_names: set[str]) -> Iterator[GateSpec]:
+def _gates(document: _Document, raw: Any, checks: dict[str, CheckSpec]) -> Iterator[GateSpec]:
+    check_names = set(checks)
     if not isinstance(raw, dict):
         document.issue(
             ("gates",), 'expected a mapping of metric name → threshold, e.g. unit.pass_rate: ">= 99%"'
@@ -440,8 +441,27 @@ def _gates(document: _Document, raw: Any, check_names: set[str]) -> Iterator[Gat
                     document.issue(at, str(error))
                     continue
             gate = _validate(document, GateSpec, {"metric": metric, **rule}, at)
-            if isinstance(gate, GateSpec):
+            if isinstance(gate, GateSpec) and _has_series(document, gate, checks.get(prefix), at):
                 yield gate
+
+
+def _has_series(document: _Document, gate: GateSpec, check: CheckSpec | None, at: Location) -> bool:
+    """A gate with a timeframe reads its metric's per-second series: refuse one on a metric its
+    check kind records no series of, which could only end *not measured* after the whole run."""
+    prefix, _, name = gate.metric.partition(".")
+    if gate.expr.timeframe is None or check is None or any(c in name for c in "*?["):
+        return True
+    series = plugins.load_kind(check.kind).series_metrics
+    if series is None or name in series:
+        return True
+    offer = f"only for {', '.join(sorted(series))}" if series else "for none of its metrics"
+    close = difflib.get_close_matches(name, series, n=1)
+    document.issue(
+        at,
+        f"a timeframe ({gate.expr.text!r}) applies the threshold to a per-second series, and a "
+        f"{check.kind} check records one {offer}" + (f"; did you mean {prefix}.{close[0]}?" if close else ""),
+    )
+    return False
 
 
 def _dimension_typos(document: _Document, data: dict[Any, Any], score: BaseModel | None) -> None:

@@ -59,6 +59,7 @@ class _Timeline:
 
 class ChaosCheck(CheckKind[ChaosSettings]):
     kind = "chaos"
+    series_metrics = frozenset({"availability"})
     Settings = ChaosSettings
 
     def run(self, settings: ChaosSettings, ctx: CheckContext) -> CheckOutcome:

@@ -51,6 +51,7 @@ class ChaosToolkitCheck(CheckKind[ChaosToolkitSettings]):
     """Run a Chaos Toolkit experiment (or read the journal of one) and record what it found."""
 
     kind = "chaostoolkit"
+    series_metrics = frozenset[str]()
     Settings = ChaosToolkitSettings
 
     def run(self, settings: ChaosToolkitSettings, ctx: CheckContext) -> CheckOutcome:

@@ -25,6 +25,7 @@ DETAILED_FAILURES = 5
 
 class JourneysCheck(CheckKind[JourneysSettings]):
     kind = "journeys"
+    series_metrics = frozenset[str]()
     Settings = JourneysSettings
 
     def run(self, settings: JourneysSettings, ctx: CheckContext) -> CheckOutcome:

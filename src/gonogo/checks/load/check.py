@@ -63,6 +63,7 @@ _PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99_9": 99.
 
 class LoadCheck(CheckKind[LoadSettings]):
     kind = "load"
+    series_metrics = frozenset({"rps", "error_rate", "latency.p95", "latency.p99"})
     Settings = LoadSettings
 
     def run(self, settings: LoadSettings, ctx: CheckContext) -> CheckOutcome:

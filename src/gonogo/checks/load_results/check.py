@@ -45,6 +45,7 @@ class LoadResultsCheck(CheckKind[LoadResultsSettings]):
     """Ingest a k6 or Locust load test's end-of-test results (running the test first if asked)."""
 
     kind = "load_results"
+    series_metrics = frozenset({"rps", "error_rate"})  # from a Locust JSON file only
     Settings = LoadResultsSettings
 
     def run(self, settings: LoadResultsSettings, ctx: CheckContext) -> CheckOutcome:

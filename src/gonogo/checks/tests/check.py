@@ -44,6 +44,7 @@ class TestsCheck(CheckKind[TestsSettings]):
     __test__: ClassVar[bool] = False  # a check kind, not a pytest test class
 
     kind = "tests"
+    series_metrics = frozenset[str]()
     Settings = TestsSettings
 
     def run(self, settings: TestsSettings, ctx: CheckContext) -> CheckOutcome:
