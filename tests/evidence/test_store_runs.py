@@ -107,7 +107,11 @@ def test_resolve_nothing_matches(store: Store, begin_run: BeginRun) -> None:
 
 def test_stale_run_of_a_dead_owner_is_aborted(store: Store, begin_run: BeginRun, dead_pid: int) -> None:
     stale = begin_run(owner_pid=dead_pid)
+    done_check = store.begin_check(stale, "unit", "tests")
+    store.end_check(done_check, "completed", "176 passed")
+    store.begin_check(stale, "load", "load")  # the one it was running when it died
     mine = begin_run()  # owned by this (live) process
+    store.begin_check(mine, "load", "load")
     elsewhere = begin_run(owner_pid=dead_pid, host="some-other-host")
     finished = begin_run(owner_pid=dead_pid)
     store.finish_run(finished, "completed")
@@ -118,7 +122,10 @@ def test_stale_run_of_a_dead_owner_is_aborted(store: Store, begin_run: BeginRun,
     assert run.status == "aborted"
     assert str(dead_pid) in run.message
     assert run.ended_at is not None
+    assert [(c.name, c.status) for c in store.checks(stale)] == [("unit", "completed"), ("load", "aborted")]
+    assert "gonogo ended while this check ran" in store.checks(stale)[1].message
     assert store.resolve_run(mine).status == "running"
+    assert [c.status for c in store.checks(mine)] == ["running"]
     assert store.resolve_run(elsewhere).status == "running"  # cannot tell: left alone
     assert store.resolve_run(finished).status == "completed"
     assert store.mark_stale_runs_aborted() == []

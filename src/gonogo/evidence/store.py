@@ -362,6 +362,17 @@ class Store:
                         ),
                     )
                 )
+                if done.rowcount:
+                    # the check it was running when it died would otherwise show as running forever
+                    conn.execute(
+                        update(s.checks)
+                        .where(s.checks.c.run_id == row.id, s.checks.c.status == "running")
+                        .values(
+                            status="aborted",
+                            message="gonogo ended while this check ran; its figures until then are kept",
+                            ended_at=self.when(),
+                        )
+                    )
             if done.rowcount:
                 aborted.append(row.id)
         return aborted
