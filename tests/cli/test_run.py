@@ -11,7 +11,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from cli_support import JUNIT_FIXTURE, gonogo, write_plan
+from cli_support import JUNIT_FIXTURE, gonogo, gonogo_env, write_plan
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
@@ -144,8 +144,6 @@ def test_a_test_command_that_cannot_start_is_not_measured(tmp_path: Path) -> Non
 @pytest.fixture
 def running_site(tmp_path: Path) -> Iterator[int]:
     """An environment that is already running, started by the test, not by gonogo."""
-    from cli_support import gonogo_env
-
     site = tmp_path / "site"
     site.mkdir()
     (site / "index.html").write_text("ok\n")
@@ -235,7 +233,6 @@ def test_an_abort_on_fail_gate_stops_a_failing_load_early(web_plan: Path) -> Non
 def test_a_reader_that_goes_away_does_not_cut_the_run_short(web_plan: Path) -> None:
     """`gonogo run | head -1`: the run goes on quietly, keeps its verdict and exits with its code
     (not 1, which would read as NO-GO)."""
-    from cli_support import gonogo_env
 
     process = subprocess.Popen(
         [sys.executable, "-m", "gonogo", "run"],
