@@ -111,7 +111,9 @@ def test_a_second_in_which_a_stalled_server_answers_nothing_is_in_the_latency_se
     rps = [rate for _, rate in ctx.series["rps"]]
     p95 = ctx.series["latency.p95"]
     assert rps[1] == 0 and len(p95) == len(rps)
-    assert 1.0 <= p95[1][1] <= 1.3  # arrivals of 0.8 s to 2 s, waiting at 2 s
+    # arrivals of 0.8 s to 2 s, waiting at 2 s (the stall's clock starts before the run's, by as
+    # much as the check's set-up takes on a busy machine)
+    assert 1.0 <= p95[1][1] <= 1.8
     breach = parse_threshold("< 500ms for 2s").longest_breach([(t.timestamp(), v) for t, v in p95])
     assert breach is not None and breach.seconds >= 2, p95
 
