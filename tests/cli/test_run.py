@@ -243,12 +243,17 @@ def test_a_reader_that_goes_away_does_not_cut_the_run_short(web_plan: Path) -> N
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert process.stdout is not None and process.stderr is not None
-    assert "started" in process.stdout.readline()
-    process.stdout.close()  # like `head -1` exiting
-    errors = process.stderr.read()
-    assert process.wait(timeout=120) == 0, errors
-    assert "Traceback" not in errors
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        assert "started" in process.stdout.readline()
+        process.stdout.close()  # like `head -1` exiting
+        errors = process.stderr.read()
+        assert process.wait(timeout=120) == 0, errors
+        assert "Traceback" not in errors
+    finally:
+        if process.poll() is None:  # a failed assertion must not leave the run going
+            process.terminate()
+            process.wait(timeout=60)
     report = latest_report(web_plan.parent)
     assert report["run"]["status"] == "completed" and report["verdict"]["decision"] == "GO"
 
