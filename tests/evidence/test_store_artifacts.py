@@ -71,13 +71,33 @@ def test_same_content_is_one_file(
     assert [a.name for a in store.artifacts(second)] == ["report.json"]
 
 
-def test_same_name_again_replaces_the_row(store: Store, begin_run: BeginRun) -> None:
+def test_two_checks_writing_the_same_name_keep_both(store: Store, begin_run: BeginRun) -> None:
     run_id = begin_run()
-    old = store.add_artifact(run_id, b"first attempt", name="output.log")
-    new = store.add_artifact(run_id, b"second attempt", name="output.log", media_type="text/plain")
-    (record,) = store.artifacts(run_id)
-    assert (record.sha256, record.media_type) == (new.sha256, "text/plain")
-    assert store.artifact_path(old.sha256).exists()  # a metric may still point at it
+    unit = store.add_artifact(run_id, b"unit output", name="tests.log", check="unit")
+    e2e = store.add_artifact(run_id, b"e2e output", name="tests.log", check="e2e")
+    service = store.add_artifact(run_id, b"api output", name="tests.log")  # the run's own
+    assert (unit.name, e2e.name, service.name) == ("tests.log", "tests.log", "tests.log")
+    stored = {(a.check, a.name): a.sha256 for a in store.artifacts(run_id)}
+    assert stored == {("unit", "tests.log"): unit.sha256, ("e2e", "tests.log"): e2e.sha256,
+                      (None, "tests.log"): service.sha256}  # fmt: skip
+    for ref in (unit, e2e, service):
+        assert store.artifact_path(ref.sha256).exists()
+
+
+def test_a_check_storing_a_name_again_gets_the_next_free_name(store: Store, begin_run: BeginRun) -> None:
+    run_id = begin_run()
+    first = store.add_artifact(run_id, b"first attempt", name="logs/output.log", check="unit")
+    again = store.add_artifact(run_id, b"first attempt", name="logs/output.log", check="unit")
+    second = store.add_artifact(run_id, b"second attempt", name="logs/output.log", check="unit")
+    third = store.add_artifact(run_id, b"third attempt", name="logs/output.log", check="unit")
+    bare = [store.add_artifact(run_id, content, name="README", check="unit") for content in (b"a", b"b")]
+    assert again == first  # the same evidence is kept once
+    assert [second.name, third.name] == ["logs/output-2.log", "logs/output-3.log"]
+    assert [ref.name for ref in bare] == ["README", "README-2"]
+    names = {a.name: a.sha256 for a in store.artifacts(run_id)}
+    assert names == {"logs/output.log": first.sha256, "logs/output-2.log": second.sha256,
+                     "logs/output-3.log": third.sha256, "README": bare[0].sha256,
+                     "README-2": bare[1].sha256}  # fmt: skip
 
 
 def test_missing_file_is_a_clear_error(sqlite_store: Store, tmp_path: Path, artifacts_dir: Path) -> None:

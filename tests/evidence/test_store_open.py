@@ -6,7 +6,18 @@ import socket
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    select,
+    text,
+    update,
+)
 
 from gonogo.errors import UserError
 from gonogo.evidence import Store
@@ -40,7 +51,55 @@ def test_reopening_keeps_the_evidence(store_url: str, artifacts_dir: Path) -> No
     with Store.open(store_url, artifacts_dir=artifacts_dir) as store:
         assert store.resolve_run("latest").id == run_id
         with store._engine.connect() as conn:
-            assert conn.execute(select(s.schema_version.c.version)).scalars().all() == [1]
+            assert conn.execute(select(s.schema_version.c.version)).scalars().all() == [s.SCHEMA_VERSION]
+
+
+def _artifacts_table_of_version_1() -> Table:
+    return Table(
+        "artifacts",
+        MetaData(),
+        Column("id", s.Id, primary_key=True, autoincrement=True),
+        Column("run_id", String(64), nullable=False),
+        Column("name", Text, nullable=False),
+        Column("sha256", String(64), nullable=False, index=True),
+        Column("size", BigInteger, nullable=False),
+        Column("media_type", Text, nullable=False),
+        Column("check_name", Text),
+        Column("created_at", s.UTCDateTime, nullable=False),
+        UniqueConstraint("run_id", "name", name="uq_artifacts_run_name"),
+    )
+
+
+def test_a_store_of_version_1_is_migrated_keeping_its_artifacts(store_url: str, artifacts_dir: Path) -> None:
+    with Store.open(store_url, artifacts_dir=artifacts_dir) as store:
+        run_id = store.begin_run(
+            name="old", plan_path="p", plan_hash="h", plan_text="t", git_commit=None, host="h",
+            tool_versions={}, owner_pid=1,
+        )  # fmt: skip
+        with store._engine.begin() as conn:  # the tables as gonogo 0.1 made them
+            s.artifacts.drop(conn)
+            old = _artifacts_table_of_version_1()
+            old.create(conn)
+            row = {"run_id": run_id, "size": 1, "media_type": "text/plain", "created_at": store.when()}
+            conn.execute(
+                old.insert(),
+                [
+                    {**row, "name": "api.log", "sha256": "a" * 64, "check_name": None},
+                    {**row, "name": "tests.log", "sha256": "b" * 64, "check_name": "unit"},
+                ],
+            )
+            conn.execute(update(s.schema_version).values(version=1))
+    with Store.open(store_url, artifacts_dir=artifacts_dir) as store:
+        with store._engine.connect() as conn:
+            assert conn.execute(select(s.schema_version.c.version)).scalar_one() == s.SCHEMA_VERSION
+        assert [(a.check, a.name, a.sha256) for a in store.artifacts(run_id)] == [
+            (None, "api.log", "a" * 64),
+            ("unit", "tests.log", "b" * 64),
+        ]
+        store.add_artifact(run_id, b"e2e", name="tests.log", check="e2e")
+        assert sorted((a.check or "", a.name) for a in store.artifacts(run_id)) == [
+            ("", "api.log"), ("e2e", "tests.log"), ("unit", "tests.log"),
+        ]  # fmt: skip
 
 
 def test_a_store_of_another_schema_version_is_refused(store_url: str, artifacts_dir: Path) -> None:

@@ -42,9 +42,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-# Bump when the tables change; the store refuses a database of another version so a
-# future migration step can be put exactly there.
-SCHEMA_VERSION = 1
+# Bump when the tables change, with a step in `migrations.py` that brings an older database
+# up to it; the store refuses a database written by a newer gonogo.
+SCHEMA_VERSION = 2
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -151,7 +151,9 @@ metrics = Table(
     Column("recorded_at", UTCDateTime, nullable=False),
 )
 
-# One row per (run, name); the bytes live once in the artifact directory, by sha256.
+# One row per (run, check, name), never updated: two checks may each write `tests.log`, and a
+# check that stores a name twice with other content gets a second name. The bytes live once
+# in the artifact directory, by sha256.
 artifacts = Table(
     "artifacts",
     metadata,
@@ -161,9 +163,10 @@ artifacts = Table(
     Column("sha256", String(64), nullable=False, index=True),
     Column("size", BigInteger, nullable=False),
     Column("media_type", CleanText, nullable=False),
-    Column("check_name", CleanText),
+    # "" for the run's own artifacts (service logs): NULLs would not be unique in the constraint.
+    Column("check_name", CleanText, nullable=False, server_default=""),
     Column("created_at", UTCDateTime, nullable=False),
-    UniqueConstraint("run_id", "name", name="uq_artifacts_run_name"),
+    UniqueConstraint("run_id", "check_name", "name", name="uq_artifacts_run_check_name"),
 )
 
 events = Table(

@@ -42,6 +42,7 @@ from gonogo.errors import UserError
 from gonogo.evidence import schema as s
 from gonogo.evidence.artifacts import ArtifactFiles
 from gonogo.evidence.engine import driver_message, open_engine
+from gonogo.evidence.migrations import migrate
 from gonogo.evidence.records import (
     ArtifactRecord,
     CheckRecord,
@@ -227,24 +228,43 @@ class Store:
         """Copy content into the content-addressed artifact directory and record it.
 
         The file is in place before its row commits, so a crash can leave an unreferenced
-        file but never a row without its file. Storing another artifact under a name the
-        run already has replaces that row (the older file stays if anything refers to it).
+        file but never a row without its file. Nothing is ever replaced: artifacts are
+        unique per run, check and name; the same content under the same name is kept once,
+        and other content under a name the check already used gets the next free name
+        (`tests.log` → `tests-2.log`), which the returned reference carries.
         """
         if isinstance(content, bytes):
             blob = self._files.put_bytes(content)
         else:
             blob = self._files.put_file(content, name)
-        values = {
-            "sha256": blob.sha256,
-            "size": blob.size,
-            "media_type": media_type,
-            "check_name": check,
-            "created_at": self.when(),
-        }
-        with self._write_for(run_id) as conn:
-            stmt = self._insert(s.artifacts).values(run_id=run_id, name=name, **values)
-            conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "name"], set_=values))
-        return ArtifactRef(sha256=blob.sha256, name=name, size=blob.size)
+        c = s.artifacts.c
+        check_name = check or ""
+        for attempt in range(8):
+            try:
+                with self._write_for(run_id) as conn:
+                    rows = conn.execute(
+                        select(c.name, c.sha256).where(c.run_id == run_id, c.check_name == check_name)
+                    )
+                    taken = {row.name: row.sha256 for row in rows}
+                    stored_name = _free_name(name, blob.sha256, taken)
+                    if stored_name not in taken:
+                        conn.execute(
+                            s.artifacts.insert().values(
+                                run_id=run_id,
+                                name=stored_name,
+                                sha256=blob.sha256,
+                                size=blob.size,
+                                media_type=media_type,
+                                check_name=check_name,
+                                created_at=self.when(),
+                            )
+                        )
+                return ArtifactRef(sha256=blob.sha256, name=stored_name, size=blob.size)
+            except IntegrityError:
+                # Another writer took the name between our read and insert (PostgreSQL): read again.
+                if attempt == 7:
+                    raise
+        raise AssertionError("unreachable")
 
     def add_event(self, run_id: str, event: EventRecord) -> None:
         with self._write_for(run_id) as conn:
@@ -510,7 +530,7 @@ class Store:
                 name=r.name,
                 size=r.size,
                 media_type=r.media_type,
-                check=r.check_name,
+                check=r.check_name or None,
                 created_at=r.created_at,
             )
             for r in rows
@@ -639,13 +659,14 @@ class Store:
             found = conn.execute(select(s.schema_version.c.version)).scalar_one_or_none()
             if found is None:
                 conn.execute(s.schema_version.insert().values(id=1, version=s.SCHEMA_VERSION))
-            elif found != s.SCHEMA_VERSION:
-                newer = "a newer" if found > s.SCHEMA_VERSION else "an older"
+            elif found > s.SCHEMA_VERSION:
                 raise UserError(
-                    f"the evidence store at {self._display_url} was written by {newer} "
-                    f"gonogo (schema version {found}; this gonogo reads version "
+                    f"the evidence store at {self._display_url} was written by a newer "
+                    f"gonogo (schema version {found}; this gonogo reads up to version "
                     f"{s.SCHEMA_VERSION})"
                 )
+            elif found < s.SCHEMA_VERSION:
+                migrate(conn, found)
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -727,6 +748,20 @@ def _dump(mapping: Mapping[str, str]) -> str:
 def _load_str_dict(raw: str) -> dict[str, str]:
     loaded = json.loads(raw)
     return {str(k): str(v) for k, v in loaded.items()}
+
+
+def _free_name(name: str, sha256: str, taken: Mapping[str, str]) -> str:
+    """`name` if free or already holding this content, else `stem-N.ext` for the first such N."""
+    if taken.get(name, sha256) == sha256:
+        return name
+    folder, slash, base = name.rpartition("/")
+    stem, dot, extension = base.rpartition(".") if base.rpartition(".")[0] else (base, "", "")
+    number = 2
+    while True:
+        candidate = f"{folder}{slash}{stem}-{number}{dot}{extension}"
+        if taken.get(candidate, sha256) == sha256:
+            return candidate
+        number += 1
 
 
 def _escape_like(value: str) -> str:
