@@ -56,7 +56,7 @@ def test_200_mb_of_captured_output_parses_in_bounded_memory(big_dir: Path) -> No
     output = "2024-05-14 10:00:00,000 INFO worker processed chunk 123456 of document 42 &amp; more\n" * 20
     cases = 0
     with path.open("w") as handle:
-        handle.write('<?xml version="1.0" encoding="utf-8"?>\n<testsuites><testsuite name="big">\n')
+        handle.write('<?xml version="1.0" encoding="utf-8"?>\n<testsuites><testsuite name="pytest">\n')
         while handle.tell() < 200 * MB:
             failure = '<failure message="boom">trace</failure>' if cases % 1000 == 0 else ""
             handle.write(
@@ -64,7 +64,8 @@ def test_200_mb_of_captured_output_parses_in_bounded_memory(big_dir: Path) -> No
                 f"{failure}<system-out>{output}</system-out></testcase>\n"
             )
             cases += 1
-        # A rerun of the first test that now passes: it is counted once, as flaky.
+        # pytest-rerunfailures' rerun of the first test, which now passes: it is counted once,
+        # as flaky, so the parser remembers every test of a pytest suite (the bounded part).
         handle.write('<testcase classname="pkg.mod0" name="test_0" time="0.001"/>\n')
         handle.write("</testsuite></testsuites>\n")
     assert path.stat().st_size > 200 * MB

@@ -108,15 +108,31 @@ def test_rerun_failure_without_failure_is_still_a_failure() -> None:
 
 
 def test_a_later_failure_after_a_pass_counts_as_failed(tmp_path: Path) -> None:
+    # Folding happens only where a repeat means a rerun: a suite written by pytest.
     report = tmp_path / "r.xml"
     report.write_text(
-        '<testsuite name="s">'
+        '<testsuite name="pytest">'
         '<testcase classname="c" name="t"/>'
         '<testcase classname="c" name="t"><failure message="boom"/></testcase>'
         "</testsuite>"
     )
     summary = parse_junit(report)
     assert counts(summary) == (1, 0, 1, 0, 0, 0)
+
+
+def test_a_repeated_name_outside_pytest_is_another_test(tmp_path: Path) -> None:
+    # TestNG data providers, PHPUnit data sets and mocha titles repeat a name; no rerun marking.
+    report = tmp_path / "r.xml"
+    report.write_text(
+        '<testsuite name="com.acme.DataTest">'
+        '<testcase classname="c" name="t"/>'
+        '<testcase classname="c" name="t"><failure message="boom"/></testcase>'
+        '<testcase classname="c" name="t"/>'
+        "</testsuite>"
+    )
+    summary = parse_junit(report)
+    assert counts(summary) == (3, 2, 1, 0, 0, 0)
+    assert [t.attempts for t in summary.failing] == [1]
 
 
 def test_several_files_add_up() -> None:

@@ -1,25 +1,42 @@
-"""JUnit XML reports, from any producer, reduced to test counts.
+"""JUnit XML reports, from any producer, reduced to test counts as the producer means them.
 
-Counts come from the `<testcase>` elements, never from the suites' `tests=`/`failures=`
-attributes, which producers get wrong (pytest counts a test that fails and then errors in
-teardown twice; Surefire's `tests=` includes reruns). Each testcase ends in exactly one
-bucket, so `total == passed + failed + errors + skipped`:
+Each `<testcase>` element is one test. Each test ends in exactly one bucket, so
+`total == passed + failed + errors + skipped`:
 
-- a `<failure>` (or, failing that, a Surefire `<rerunFailure>`) makes it *failed*;
+- a `<failure>` (or, failing that, a Surefire/nextest `<rerunFailure>`) makes it *failed*;
 - else an `<error>` (or `<rerunError>`) makes it an *error*;
-- else a `<skipped>` makes it *skipped* (pytest's xfail included);
+- else a `<skipped>`, or a `status` of `disabled`/`notrun` (googletest, CTest, Catch2-style
+  reporters write no `<skipped>` for disabled tests), makes it *skipped* (pytest's xfail
+  included; its xpass, written as a plain testcase, passes);
 - else it *passed*.
 
-A test is identified by its innermost suite's name, its classname and its name. When the
-same test appears more than once in a file, it was run again; the last attempt decides
-its outcome and it is counted once. Reruns are how flakiness shows, so a test is *flaky*
-when its final attempt passed and it either carries Surefire `<flakyFailure>` /
-`<flakyError>` elements or was attempted more than once (rerun tools repeat a test only
-after it failed, and pytest-rerunfailures writes the failed attempts as empty testcases
-that look like passes).
+A rerun is only what the report marks as one; a name seen twice proves nothing. Mocha and
+Jest repeat titles across describe blocks, TestNG data providers and PHPUnit data sets
+repeat a method name within one suite, and a report may hold several unnamed testcases:
+each of those testcases is a test of its own. What marks a rerun:
 
-Memory: the file is streamed; what is kept grows with the number of distinct tests
-(about 100 bytes each), never with the file's size or captured output.
+- Surefire and nextest write the reruns inside the one testcase: `<flakyFailure>` /
+  `<flakyError>` (failed, then passed) and `<rerunFailure>` / `<rerunError>` (failed again);
+- pytest-rerunfailures writes each attempt as its own testcase with the same classname and
+  name, the failed attempts with no result element at all (they look like passes). pytest
+  itself never writes one test twice, so inside a suite written by pytest (named `pytest`,
+  its default, or under pytest's `<testsuites name="pytest tests">`) a repeated
+  classname + name is a rerun of that test.
+
+A rerun test is counted once and its last attempt decides (so a pass after a failure
+passes; a failure after a pass fails). It is *flaky* when that last attempt passed after
+at least one failed attempt, as the markers above show.
+
+Counts come from the testcases, not from the suites' `tests=`/`failures=`/`errors=`/
+`skipped=`/`disabled=` headers, which producers get wrong (pytest counts a test that fails
+and then errors in teardown once in `failures` and again in `errors`; mocha's xunit reporter
+puts failures under `errors`; mocha-junit-reporter counts pending tests it does not write).
+A suite whose header disagrees with its testcases gives a warning that names both counts.
+A suite (or `<testsuites>`) that lists no testcase but whose header says it had tests is
+counted from its header, with a warning: a report that lost its testcases still failed.
+
+Memory: the file is streamed; what is kept grows only with the number of distinct tests of
+pytest suites (about 100 bytes each, to fold their reruns), never with the file's size.
 """
 
 from __future__ import annotations
@@ -41,6 +58,7 @@ _PASSED, _FAILED, _ERROR, _SKIPPED = 0, 1, 2, 3
 _OUTCOMES: tuple[Outcome, ...] = ("passed", "failed", "error", "skipped")
 _MESSAGE_CHARS = 200
 _KEPT_NOTABLE = 500  # tests remembered by name (failing or flaky); bounds memory
+_KEPT_WARNINGS = 20  # header disagreements named one by one; the rest are only counted
 
 
 @dataclass(frozen=True)
@@ -62,7 +80,7 @@ class ListedTest:
 
 @dataclass(frozen=True)
 class JUnitSummary:
-    """Counts of distinct tests, after reruns are folded into their final attempt."""
+    """Counts of distinct tests, marked reruns folded into their final attempt."""
 
     __test__ = False  # not a pytest test class, despite the name pattern in callers
 
@@ -77,6 +95,7 @@ class JUnitSummary:
     attempts: int = 0  # testcase elements read, reruns included
     failing: tuple[ListedTest, ...] = ()  # first failed/errored tests, in file order
     flaky_tests: tuple[ListedTest, ...] = ()  # first flaky tests, in file order
+    warnings: tuple[str, ...] = ()  # where the report contradicts itself, and what was done
 
     @property
     def ran(self) -> int:
@@ -115,20 +134,21 @@ def sum_summaries(summaries: Iterable[JUnitSummary], *, max_listed: int = 20) ->
         attempts=sum(s.attempts for s in items),
         failing=tuple(t for s in items for t in s.failing)[:max_listed],
         flaky_tests=tuple(t for s in items for t in s.flaky_tests)[:max_listed],
+        warnings=tuple(w for s in items for w in s.warnings),
     )
 
 
 class _Attempt:
     """What one `<testcase>` element says, filled in as its children stream past."""
 
-    __slots__ = ("capture", "classname", "flaky_marker", "kinds", "message", "name", "suite")
+    __slots__ = ("capture", "classname", "disabled", "kinds", "marked_reruns", "message", "name")
 
-    def __init__(self, suite: str, classname: str, name: str) -> None:
-        self.suite = suite
+    def __init__(self, classname: str, name: str, status: str) -> None:
         self.classname = classname
         self.name = name
+        self.disabled = status.lower() in _NOT_RUN_STATUSES
         self.kinds: set[str] = set()
-        self.flaky_marker = False
+        self.marked_reruns = 0  # flaky*/rerun* elements: earlier attempts of this test
         self.message = ""
         self.capture: list[str] | None = None  # text of the first failure/error, bounded
 
@@ -144,7 +164,7 @@ class _Attempt:
             return _FAILED
         if "rerunError" in kinds:
             return _ERROR
-        if "skipped" in kinds:
+        if "skipped" in kinds or self.disabled:
             return _SKIPPED
         return _PASSED
 
@@ -156,24 +176,47 @@ class _Attempt:
 
 _RESULT_TAGS = frozenset({"failure", "error", "skipped", "rerunFailure", "rerunError"})
 _FLAKY_TAGS = frozenset({"flakyFailure", "flakyError"})
+_RERUN_TAGS = frozenset({"rerunFailure", "rerunError", *_FLAKY_TAGS})
+_NOT_RUN_STATUSES = frozenset({"disabled", "notrun"})
+_PYTEST_SUITE, _PYTEST_ROOT = "pytest", "pytest tests"
+
+# Header attributes, each compared with the bucket(s) it claims to count.
+_HEADER_FIELDS = (("tests", "tests"), ("failures", "failures"), ("errors", "errors"))
+_SKIP_ATTRIBUTES = ("skipped", "disabled", "skip")  # `skip`: nose; `disabled`: googletest
+
+
+class _Suite:
+    """One open `<testsuite>`/`<testsuites>`: its header and the counts of its subtree."""
+
+    __slots__ = ("counts", "header", "name", "pytest", "serial")
+
+    def __init__(self, name: str, header: dict[str, int], *, pytest: bool, serial: int) -> None:
+        self.name = name
+        self.header = header
+        self.pytest = pytest  # written by pytest: repeated testcases are reruns
+        self.serial = serial
+        self.counts = [0, 0, 0, 0, 0]  # total, then one per outcome (+1 offset)
 
 
 class _JUnitTarget:
     def __init__(self, max_listed: int) -> None:
         self.max_listed = max_listed
         self.root_seen = False
-        self.suites: list[str] = []  # names of the open <testsuite>s, innermost last
+        # Innermost last; the bottom frame stands for the document and is never closed.
+        self.suites: list[_Suite] = [_Suite("", {}, pytest=False, serial=0)]
         self.suite_count = 0
         self.attempt: _Attempt | None = None
         self.depth_in_case = 0
-        # digest of (suite, classname, name) -> outcome | flaky_evidence << 2 | attempts << 3
-        # Small ints and 12-byte digests keep this at ~100 bytes per distinct test.
-        self.seen: dict[bytes, int] = {}
-        self.counts = [0, 0, 0, 0]
+        # Only for pytest suites: digest of (suite serial, classname, name) ->
+        # outcome | failed_before << 2 | attempts << 3. Small ints and 12-byte digests keep
+        # this at ~100 bytes per distinct test.
+        self.pytest_seen: dict[bytes, int] = {}
         self.flaky = 0
         self.duration = 0.0
         self.attempts = 0
-        self.notable: dict[bytes, ListedTest] = {}
+        self.notable: dict[object, ListedTest] = {}
+        self.warnings: list[str] = []
+        self.unlisted_warnings = 0
 
     # -- events -------------------------------------------------------------------------
 
@@ -196,15 +239,15 @@ class _JUnitTarget:
                     attempt.message = _first_line(attrib.get("message", ""))
                     if not attempt.message:
                         attempt.capture = []
-            elif tag in _FLAKY_TAGS:
-                attempt.flaky_marker = True
+            if tag in _RERUN_TAGS:
+                attempt.marked_reruns += 1
             return
-        if tag == "testsuite":
-            self.suites.append(attrib.get("name", ""))
-            self.suite_count += 1
+        if tag in ("testsuite", "testsuites"):
+            self._open_suite(tag, attrib)
         elif tag == "testcase":
-            suite = self.suites[-1] if self.suites else ""
-            self.attempt = _Attempt(suite, attrib.get("classname", ""), attrib.get("name", ""))
+            self.attempt = _Attempt(
+                attrib.get("classname", ""), attrib.get("name", ""), attrib.get("status", "")
+            )
             self.depth_in_case = 0
             self.duration += _seconds(attrib.get("time"))
 
@@ -220,8 +263,8 @@ class _JUnitTarget:
                 attempt.capture = None
             self.depth_in_case -= 1
             return
-        if tag == "testsuite" and self.suites:
-            self.suites.pop()
+        if tag in ("testsuite", "testsuites") and len(self.suites) > 1:
+            self._close_suite(tag)
 
     def data(self, text: str) -> None:
         attempt = self.attempt
@@ -230,29 +273,60 @@ class _JUnitTarget:
         if sum(map(len, attempt.capture)) < 4 * _MESSAGE_CHARS:
             attempt.capture.append(text)
 
+    # -- suites ---------------------------------------------------------------------------
+
+    def _open_suite(self, tag: str, attrib: dict[str, str]) -> None:
+        name = attrib.get("name", "")
+        if tag == "testsuite":
+            self.suite_count += 1
+        parent = self.suites[-1]
+        by_pytest = parent.pytest or (name == _PYTEST_ROOT if tag == "testsuites" else name == _PYTEST_SUITE)
+        suite = _Suite(name, _header(attrib), pytest=by_pytest, serial=self.suite_count)
+        self.suites.append(suite)
+
+    def _close_suite(self, tag: str) -> None:
+        suite = self.suites.pop()
+        header = suite.header
+        counts = suite.counts
+        what = f"<{tag}{_quoted_name(suite.name)}>"
+        if counts[0] == 0 and header.get("tests", 0) > 0:
+            counts[:] = _counts_from_header(header)
+            self._warn(
+                f"{what} lists no testcase but its header says {_describe_header(header)}; "
+                f"counted from the header: {_describe_counts(counts)}"
+            )
+        elif _disagrees(header, counts):
+            self._warn(
+                f"{what}: its header says {_describe_header(header)} but its testcases give "
+                f"{_describe_counts(counts)}; counted from the testcases"
+            )
+        parent = self.suites[-1].counts
+        for index, value in enumerate(counts):
+            parent[index] += value
+
+    def _warn(self, text: str) -> None:
+        if len(self.warnings) < _KEPT_WARNINGS:
+            self.warnings.append(text)
+        else:
+            self.unlisted_warnings += 1
+
     # -- counting -------------------------------------------------------------------------
 
     def _count(self, attempt: _Attempt) -> None:
         self.attempts += 1
         outcome = attempt.outcome()
-        key = hashlib.blake2b(
-            f"{attempt.suite}\0{attempt.classname}\0{attempt.name}".encode("utf-8", "surrogatepass"),
-            digest_size=12,
-        ).digest()
-        previous = self.seen.get(key)
-        if previous is None:
-            tries, evidence = 1, attempt.flaky_marker
+        suite = self.suites[-1]
+        tries = 1 + attempt.marked_reruns
+        failed_before = attempt.marked_reruns > 0
+        key: object = self.attempts  # an unmarked testcase is a test of its own
+        if suite.pytest and attempt.name:
+            key, tries, failed_before = self._fold_pytest_rerun(suite, attempt, outcome)
         else:
-            old_outcome = previous & 3
-            self.counts[old_outcome] -= 1
-            if old_outcome == _PASSED and previous & 4:
-                self.flaky -= 1
-            tries, evidence = (previous >> 3) + 1, True  # a repeat is a rerun
-        self.counts[outcome] += 1
-        is_flaky = outcome == _PASSED and evidence
+            suite.counts[0] += 1
+        suite.counts[1 + outcome] += 1
+        is_flaky = outcome == _PASSED and failed_before
         if is_flaky:
             self.flaky += 1
-        self.seen[key] = outcome | (4 if evidence else 0) | (tries << 3)
 
         if outcome in (_FAILED, _ERROR) or is_flaky:
             if key in self.notable or len(self.notable) < _KEPT_NOTABLE:
@@ -261,11 +335,36 @@ class _JUnitTarget:
         else:
             self.notable.pop(key, None)
 
+    def _fold_pytest_rerun(self, suite: _Suite, attempt: _Attempt, outcome: int) -> tuple[bytes, int, bool]:
+        """pytest-rerunfailures: a repeat of classname + name in the same pytest suite is the
+        next attempt of that test; it replaces the previous attempt's outcome."""
+        key = hashlib.blake2b(
+            f"{suite.serial}\0{attempt.classname}\0{attempt.name}".encode("utf-8", "surrogatepass"),
+            digest_size=12,
+        ).digest()
+        previous = self.pytest_seen.get(key)
+        if previous is None:
+            tries, failed_before = 1, False
+            suite.counts[0] += 1
+        else:
+            old_outcome = previous & 3
+            suite.counts[1 + old_outcome] -= 1
+            if old_outcome == _PASSED and previous & 4:
+                self.flaky -= 1
+            # The plugin reruns a test only after a failed attempt, which it writes as an
+            # empty testcase, so any earlier attempt means a failure came first.
+            tries, failed_before = (previous >> 3) + 1, True
+        self.pytest_seen[key] = outcome | (4 if failed_before else 0) | (tries << 3)
+        return key, tries, failed_before
+
     def summary(self) -> JUnitSummary:
-        passed, failed, errors, skipped = self.counts
+        total, passed, failed, errors, skipped = self.suites[0].counts
         listed = list(self.notable.values())
+        warnings = list(self.warnings)
+        if self.unlisted_warnings:
+            warnings.append(f"... and {self.unlisted_warnings} more suites whose header disagrees")
         return JUnitSummary(
-            total=len(self.seen),
+            total=total,
             passed=passed,
             failed=failed,
             errors=errors,
@@ -276,7 +375,62 @@ class _JUnitTarget:
             attempts=self.attempts,
             failing=tuple(t for t in listed if t.outcome != "passed")[: self.max_listed],
             flaky_tests=tuple(t for t in listed if t.outcome == "passed")[: self.max_listed],
+            warnings=tuple(warnings),
         )
+
+
+# -- suite headers --------------------------------------------------------------------------
+
+
+def _header(attrib: dict[str, str]) -> dict[str, int]:
+    """The counts a suite's attributes claim; attributes absent or not a count are left out."""
+    header: dict[str, int] = {}
+    for attribute, field in _HEADER_FIELDS:
+        value = _count_attribute(attrib.get(attribute))
+        if value is not None:
+            header[field] = value
+    skips = [_count_attribute(attrib.get(attribute)) for attribute in _SKIP_ATTRIBUTES]
+    if any(value is not None for value in skips):
+        header["skipped"] = sum(value or 0 for value in skips)
+    return header
+
+
+def _count_attribute(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text.strip())
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _disagrees(header: dict[str, int], counts: list[int]) -> bool:
+    total, _passed, failed, errors, skipped = counts
+    claimed = {"tests": total, "failures": failed, "errors": errors, "skipped": skipped}
+    return any(header[field] != value for field, value in claimed.items() if field in header)
+
+
+def _counts_from_header(header: dict[str, int]) -> list[int]:
+    total = header.get("tests", 0)
+    # Clamped so that the buckets never add up to more tests than the header claims.
+    failed = min(header.get("failures", 0), total)
+    errors = min(header.get("errors", 0), total - failed)
+    skipped = min(header.get("skipped", 0), total - failed - errors)
+    return [total, total - failed - errors - skipped, failed, errors, skipped]
+
+
+def _describe_header(header: dict[str, int]) -> str:
+    return ", ".join(f"{field}={value}" for field, value in header.items())
+
+
+def _describe_counts(counts: list[int]) -> str:
+    total, passed, failed, errors, skipped = counts
+    return f"{total} tests ({passed} passed, {failed} failed, {errors} errors, {skipped} skipped)"
+
+
+def _quoted_name(name: str) -> str:
+    return f' name="{name[:_MESSAGE_CHARS]}"' if name else ""
 
 
 def _seconds(text: str | None) -> float:
