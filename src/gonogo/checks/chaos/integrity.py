@@ -1,10 +1,14 @@
 """Acknowledged writes, recorded during the experiment and read back after recovery.
 
 A write is *acknowledged* when its step passed (the service said it was stored) and it
-yielded its identifier. After recovery each one is read back: *intact* (same content),
-*corrupted* (answered, but not what was written), *lost* (not found, or still unreadable
-when the read-back time is up). With a `settled` step, a write whose processing never
-finished is *stuck*, and one processed more than once (`applied_count` > 1) is *duplicated*.
+yielded its identifier. Each write is one iteration of the `integrity` journey, with its
+own `{iteration}` (1, 2, … in order of sending) and `{uuid}`. After recovery each one is
+read back by the read step, whose `expect` holds the comparison with what was written
+(`integrity_journeys` in settings.py adds it: the bytes of one body or file, the fields of
+a JSON body, see `readback`): *intact* (the read passed), *corrupted* (answered 2xx, but
+not what was written), *lost* (not found, or still unreadable when the read-back time is
+up). With a `settled` step, a write whose processing never finished is *stuck*, and one
+processed more than once (`applied_count` > 1) is *duplicated*.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import httpx
 from gonogo.checks.chaos.settings import Integrity
 from gonogo.checks.journeys.engine import Engine, Failure, IterationState
 from gonogo.checks.journeys.settings import JourneysSettings
+from gonogo.checks.journeys.variables import BUILTINS
 
 _NOT_FOUND = (404, 410)
 
@@ -68,7 +73,8 @@ class IntegrityWriter:
         self._integrity = integrity
         self._steps = journeys.journeys["integrity"].steps
         self._engine = Engine(journeys, base_url, files=files, expand=expand, progress=lambda _: None)
-        self._variables = dict(variables)
+        # the setup's own {uuid}, {iteration} and {journey} would make every write the same
+        self._variables = {name: value for name, value in variables.items() if name not in BUILTINS}
         self._writes: list[_Write] = []
         self._attempted = 0
         self._stop = threading.Event()

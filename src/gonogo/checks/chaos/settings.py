@@ -49,6 +49,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Discriminator, Field, PrivateAttr, Tag, ValidationError, model_validator
 
+from gonogo.checks.chaos.readback import written_json_expectations
+from gonogo.checks.journeys.jsonpath import JsonPath
 from gonogo.checks.journeys.settings import (
     ByteSize,
     Journey,
@@ -307,9 +309,10 @@ class Integrity(StrictModel):
     """Writes during the whole experiment whose acknowledgements are read back after recovery.
 
     `write` must extract what identifies the write (e.g. `id`); `read` fetches it back and its
-    body is compared with what `write` sent; `settled` (optional, with `poll`) waits for the
-    write's processing to finish, and `applied_count` names a variable it extracts that says
-    how many times the processing ran (more than once: duplicated).
+    body is compared with what `write` sent (byte for byte for one body or file; field by
+    field for JSON, at `written_json_at`: see `readback`); `settled` (optional, with `poll`)
+    waits for the write's processing to finish, and `applied_count` names a variable it
+    extracts that says how many times the processing ran (more than once: duplicated).
     """
 
     rate: Rate = 5.0
@@ -318,6 +321,9 @@ class Integrity(StrictModel):
     read: Step
     settled: Step | None = None
     applied_count: VariableName | None = None
+    written_json_at: JsonPathKey = Field(
+        default=JsonPath("$", ()), description="where the read's JSON body holds what a json write sent"
+    )
     read_timeout: Duration = Field(default=60.0, gt=0, description="to read back every write after recovery")
 
 
@@ -369,6 +375,12 @@ def integrity_journeys(integrity: Integrity, load: BackgroundLoad | None) -> Jou
     write_sources = integrity.write.request.sources()
     if len(write_sources) == 1 and "body_sha256_of" not in read.get("expect", {}):
         read.setdefault("expect", {})["body_sha256_of"] = integrity.write.name
+    if integrity.write.request.has_json:
+        expected = read.setdefault("expect", {}).setdefault("json", {})
+        at = integrity.written_json_at
+        expected.update(written_json_expectations(integrity.write.request.json_body, at, expected))
+    elif integrity.written_json_at.parts:
+        raise ValueError("integrity.written_json_at is for a write that sends json; this one sends none")
     steps = [integrity.write.model_dump(by_alias=True, exclude_unset=True), read]
     if integrity.settled is not None:
         steps.append(integrity.settled.model_dump(by_alias=True, exclude_unset=True))

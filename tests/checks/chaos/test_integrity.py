@@ -1,0 +1,153 @@
+"""Integrity writes read back from a real JSON store (items_server.py): what was written is
+what is compared, so a body read back in another shape counts as corrupted."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from gonogo.checks.chaos.integrity import IntegrityReport, IntegrityWriter
+from gonogo.checks.chaos.settings import ChaosSettings
+
+SERVER = Path(__file__).with_name("items_server.py")
+WRITE: dict[str, Any] = {
+    "name": "put",
+    "request": {
+        "method": "POST",
+        "path": "/items",
+        # a text, a number kept as a number (a lone placeholder), an array, a nested object
+        "json": {"name": "i-{uuid}", "size": "{iteration}", "tags": ["a", "{journey}"], "meta": {"v": 1}},
+    },
+    "expect": {"status": 201},
+    "extract": {"id": "json:$.id"},
+}
+
+
+@pytest.fixture(scope="module")
+def store() -> Iterator[str]:
+    """The base URL of the item store; its process group is killed however the tests end."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    process = subprocess.Popen(
+        [sys.executable, str(SERVER), str(port)], start_new_session=True, stderr=subprocess.DEVNULL
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, f"the item store exited with {process.returncode}"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "the item store did not become ready within 20 s"
+            time.sleep(0.05)
+        yield base_url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def chaos(**integrity: Any) -> ChaosSettings:
+    return ChaosSettings.model_validate(
+        {
+            "hypothesis": {"probes": [{"name": "health", "http": "/health"}]},
+            "faults": [{"kill": "store"}],
+            "integrity": {"rate": "50/s", "read_timeout": "2s", "write": WRITE, **integrity},
+        }
+    )
+
+
+def write_and_read_back(store: str, settings: ChaosSettings, variables: dict[str, Any]) -> IntegrityReport:
+    assert settings.integrity is not None and settings.integrity_journeys is not None
+    writer = IntegrityWriter(
+        settings.integrity,
+        settings.integrity_journeys,
+        store,
+        files={},
+        expand=lambda text: text,
+        variables=variables,
+    )
+    writer.start()
+    time.sleep(0.3)
+    writer.stop()
+    assert writer.error is None
+    return writer.verify()
+
+
+def read(path: str, **expect: Any) -> dict[str, Any]:
+    return {"name": "get", "request": {"path": path + "/{id}"}, "expect": {"status": 200, **expect}}
+
+
+def test_an_honest_store_keeps_every_write_intact(store: str) -> None:
+    report = write_and_read_back(store, chaos(read=read("/items")), {})
+    assert report.acknowledged >= 5, report.summary()
+    assert report.intact == report.acknowledged and report.corrupted == 0, report.problems
+
+
+@pytest.mark.parametrize("reshaped", ["wrapped", "renamed", "retyped", "nested", "dropped"])
+def test_a_json_write_read_back_in_another_shape_is_corrupted(store: str, reshaped: str) -> None:
+    report = write_and_read_back(store, chaos(read=read(f"/{reshaped}")), {})
+    assert report.acknowledged >= 5, report.summary()
+    assert report.corrupted == report.acknowledged and report.intact == 0, report.summary()
+    why = report.problems[0]["why"]
+    expected = {
+        "wrapped": "$.name is missing",
+        "renamed": "$.name is missing",
+        "retyped": '$.size is "',
+        "nested": "$.name is missing",
+        "dropped": "$.tags is missing",
+    }[reshaped]
+    assert expected in why, why
+
+
+def test_written_json_at_says_where_a_wrapping_service_keeps_the_write(store: str) -> None:
+    report = write_and_read_back(store, chaos(read=read("/wrapped"), written_json_at="$.data"), {})
+    assert report.acknowledged >= 5 and report.intact == report.acknowledged, report.problems
+
+
+def test_the_reads_own_expectation_for_a_field_replaces_the_comparison(store: str) -> None:
+    own = read("/dropped", json={"$.tags": {"exists": False}})
+    report = write_and_read_back(store, chaos(read=own), {})
+    assert report.acknowledged >= 5 and report.intact == report.acknowledged, report.problems
+
+
+def test_every_write_has_its_own_builtins_even_with_setup_variables(store: str) -> None:
+    # the setup journey's variables include its own {uuid} and {iteration}; they must not
+    # replace the writes' (the store refuses a second item with the same name: 409)
+    setup = {"uuid": "setup-uuid", "iteration": 1, "journey": "setup", "token": "t"}
+    report = write_and_read_back(store, chaos(read=read("/items")), setup)
+    assert report.attempted >= 5 and report.acknowledged == report.attempted, report.summary()
+    assert report.intact == report.acknowledged
+
+
+def test_written_json_at_needs_a_json_write() -> None:
+    body_write = {**WRITE, "request": {"method": "POST", "path": "/items", "body": "x"}}
+    with pytest.raises(ValidationError, match="written_json_at is for a write that sends json"):
+        chaos(write=body_write, read=read("/items"), written_json_at="$.data")
+
+
+def test_the_read_step_gets_one_expectation_per_written_field() -> None:
+    written = {"a b": {"c": "{uuid}"}, "m": {"k-{iteration}": 1}}
+    write = {**WRITE, "request": {**WRITE["request"], "json": written}}
+    settings = chaos(write=write, read=read("/items"))
+    assert settings.integrity_journeys is not None
+    expect = settings.integrity_journeys.journeys["integrity"].steps[1].expect
+    assert {str(path): matcher.to_plan() for path, matcher in expect.json_fields.items()} == {
+        '$["a b"].c': "{uuid}",
+        # a key known only once rendered: the object is compared whole
+        "$.m": {"k-{iteration}": 1},
+    }
