@@ -4,7 +4,9 @@ from __future__ import annotations
 
 __all__ = ["main"]
 
+import difflib
 import os
+import shlex
 import subprocess
 import sys
 from importlib.resources import files
@@ -18,9 +20,9 @@ from rich.table import Table
 
 from gonogo import __version__
 from gonogo.errors import GonogoError, PlanError, RunFailed, UserError
-from gonogo.evidence import Store
+from gonogo.evidence import ArtifactRecord, RunRecord, Store
 from gonogo.plan import load_plan, service_order
-from gonogo.report import FORMATS, collect, print_summary, render
+from gonogo.report import FORMATS, RunReport, collect, print_summary, render
 from gonogo.run import execute
 from gonogo.run.progress import ProgressPrinter
 from gonogo.units import format_value
@@ -217,9 +219,18 @@ def history(limit: int, plan_path: Path | None, store_url: str | None) -> None:
             f"{record.started_at:%Y-%m-%d %H:%M:%S}",
             duration,
             record.status,
-            record.decision or "—",
+            _history_verdict(record),
         )
     console.print(table)
+
+
+def _history_verdict(record: RunRecord) -> str:
+    """An interrupted or incomplete run's NO-GO says only that it did not finish: show that."""
+    if record.status == "aborted":
+        return "interrupted"
+    if record.status == "failed":
+        return "not completed"
+    return record.decision or "—"
 
 
 @cli.command()
@@ -259,8 +270,97 @@ def show(run_ref: str, plan_path: Path | None, store_url: str | None) -> None:
             shown = [format_value(v, item.unit) for v in (item.minimum, item.mean, item.maximum, item.last)]
             resources.add_row(item.labels.get("service", "—"), item.name, str(item.samples), *shown)
         console.print(resources)
+    if report.artifacts:
+        console.print(_artifact_table(report))
     if report.verdict is not None:
         print_summary(report, console)
+
+
+def _artifact_table(report: RunReport) -> Table:
+    table = Table("check", "artifact", "size", "type", "sha256", title="Artifacts", title_justify="left")
+    for artifact in report.artifacts:
+        table.add_row(
+            artifact.check or "(run)",
+            escape(artifact.name),
+            format_value(artifact.size, "bytes"),
+            artifact.media_type,
+            artifact.sha256[:12],
+        )
+    return table
+
+
+@cli.command()
+@click.argument("run_ref", metavar="RUN")
+@click.argument("name", required=False)
+@click.option("--check", "check_name", default=None, help="The check that stored NAME, when several did.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the artifact to this file instead of standard output.",
+)
+@PLAN_OPTION
+@STORE_OPTION
+def artifacts(
+    run_ref: str,
+    name: str | None,
+    check_name: str | None,
+    output: Path | None,
+    plan_path: Path | None,
+    store_url: str | None,
+) -> None:
+    """List the artifacts of RUN, or write the one called NAME out of the store.
+
+    NAME is an artifact's name as listed (or the start of its sha256); --check picks among
+    artifacts of the same name stored by different checks.
+    """
+    store, _, _ = _open_store(store_url, _default_plan(plan_path))
+    with store:
+        report = collect(store, store.resolve_run(run_ref).id)
+        if name is None:
+            console.print(_artifact_table(report))
+            console.print(f"write one out: gonogo artifacts {report.run.id} NAME [--check CHECK] -o FILE")
+            return
+        artifact = _pick_artifact(report, name, check_name)
+        path = store.artifact_path(artifact.sha256)
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise GonogoError(
+            f"artifact {name!r} of run {report.run.id} is recorded, but its file {path} cannot be read "
+            f"({error.strerror or error}): the evidence was removed or damaged"
+        ) from None
+    if output is None:
+        sys.stdout.buffer.write(content)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(content)
+        console.print(
+            f"wrote {output} ({format_value(len(content), 'bytes')}, sha256 {artifact.sha256[:12]})"
+        )
+
+
+def _pick_artifact(report: RunReport, name: str, check_name: str | None) -> ArtifactRecord:
+    candidates = [a for a in report.artifacts if check_name is None or (a.check or "") == check_name]
+    found = [a for a in candidates if a.name == name]
+    if not found and len(name) >= 6 and all(c in "0123456789abcdef" for c in name):
+        found = list({a.sha256: a for a in candidates if a.sha256.startswith(name)}.values())
+    if len(found) == 1:
+        return found[0]
+    where = f" of check {check_name!r}" if check_name is not None else ""
+    if not found:
+        names = sorted({a.name for a in candidates})
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = (
+            f"; did you mean {close[0]!r}?"
+            if close
+            else f" (list them with `gonogo artifacts {report.run.id}`)"
+        )
+        raise UserError(f"run {report.run.id} has no artifact {name!r}{where}{hint}")
+    # The run's own artifacts (service logs) belong to no check: `--check ''` picks them.
+    checks = ", ".join(f"--check {shlex.quote(a.check or '')}" for a in found)
+    raise UserError(f"several checks stored an artifact {name!r}: pick one with {checks}")
 
 
 @cli.command()

@@ -128,3 +128,7 @@ def test_sigterm_and_ctrl_c_stop_everything_and_keep_the_evidence(slow_plan: Pat
     assert '"decision": "NO-GO"' in report
     assert "before it completed" in report
     assert '"full_name": "unit.pass_rate"' in report
+    # history says what happened to the run, not a verdict it never reached
+    history = gonogo("history", cwd=slow_plan.parent)
+    (line,) = [line for line in history.out.splitlines() if run_id in line]
+    assert "interrupted" in line and "NO-GO" not in line

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -11,6 +13,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+import yaml
 from cli_support import JUNIT_FIXTURE, gonogo, gonogo_env, write_plan
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
@@ -273,3 +276,84 @@ def test_a_bug_exits_3_with_its_traceback_never_1(
     assert exited.value.code == 3
     err = capsys.readouterr().err
     assert "RuntimeError: a bug in the store" in err and "gonogo failed unexpectedly" in err
+
+
+def test_same_named_artifacts_of_many_checks_are_all_kept_and_retrievable(tmp_path: Path) -> None:
+    """Two test checks write `tests.log`, two journey checks write `journey-home.json`: every
+    metric's artifact is in report.json and comes back out of the store byte for byte."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<h1>hello</h1>\n")
+    checks: dict[str, object] = {}
+    for letter in "ab":
+        copy = f"import shutil; print('suite {letter}'); shutil.copy('{JUNIT_FIXTURE}', 'junit-{letter}.xml')"
+        checks[f"unit_{letter}"] = {
+            "kind": "tests",
+            "command": ["python", "-c", copy],
+            "junit": [f"junit-{letter}.xml"],
+        }
+    for letter, iterations in (("a", 1), ("b", 2)):
+        steps = [
+            {"name": "index", "request": {"path": "/index.html"}, "expect": {"status": 200}},
+            {"name": "missing", "request": {"path": f"/nothing-{letter}"}, "expect": {"status": 200}},
+        ]
+        checks[f"e2e_{letter}"] = {
+            "kind": "journeys",
+            "journeys": {"home": {"iterations": iterations, "steps": steps}},
+        }
+    web = {
+        "command": [
+            "python",
+            "-m",
+            "http.server",
+            "{port.web}",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            "site",
+        ],
+        "ready": {"http": "http://127.0.0.1:{port.web}/", "timeout": "20s"},
+        "grace": "2s",
+    }
+    plan = {
+        "name": "many",
+        "system": {"services": {"web": web}, "base_url": "http://127.0.0.1:{port.web}"},
+        "checks": checks,
+        "gates": {"unit_a.pass_rate": ">= 0%"},
+        "score": {"minimum": 0},
+    }
+    (tmp_path / "gonogo.yaml").write_text(yaml.safe_dump(plan, sort_keys=False))
+    assert gonogo("run", cwd=tmp_path).code == 0
+    report = latest_report(tmp_path)
+    run_id = report["run"]["id"]
+    stored = {(a["check"], a["name"]): a for a in report["artifacts"]}
+    for check in ("unit_a", "unit_b"):
+        assert (check, "tests.log") in stored
+    for check in ("e2e_a", "e2e_b"):
+        assert (check, "journey-home.json") in stored and (check, "journey-failures.json") in stored
+    assert stored[("unit_a", "tests.log")]["sha256"] != stored[("unit_b", "tests.log")]["sha256"]
+    homes = [stored[(check, "journey-home.json")]["sha256"] for check in ("e2e_a", "e2e_b")]
+    assert homes[0] != homes[1]
+    with_artifact = [m for m in report["metrics"] if m["artifact_sha256"]]
+    assert {m["check"] for m in with_artifact} >= {"unit_a", "unit_b", "e2e_a", "e2e_b"}
+    retrieved: dict[tuple[str, str], str] = {}  # each artifact written out once: a process each
+    for metric in with_artifact:
+        where = (metric["artifact"]["check"], metric["artifact"]["name"])
+        entry = stored[where]
+        assert entry["sha256"] == metric["artifact_sha256"]
+        if where not in retrieved:
+            out = tmp_path / "out.bin"
+            got = gonogo(*shlex.split(entry["retrieve"])[1:-2], "-o", str(out), cwd=tmp_path)
+            assert got.code == 0, got.text
+            retrieved[where] = hashlib.sha256(out.read_bytes()).hexdigest()
+        assert retrieved[where] == metric["artifact_sha256"]
+    # Without --check, a name two checks used is refused with the choices; the listing shows both.
+    ambiguous = gonogo("artifacts", run_id, "tests.log", cwd=tmp_path)
+    assert ambiguous.code == 2 and "--check unit_a" in ambiguous.err and "--check unit_b" in ambiguous.err
+    listing = gonogo("artifacts", run_id, cwd=tmp_path)
+    assert listing.code == 0 and listing.out.count("tests.log") == 2
+    log = gonogo("artifacts", run_id, "tests.log", "--check", "unit_b", cwd=tmp_path)
+    assert log.code == 0 and "suite b" in log.out
+    typo = gonogo("artifacts", run_id, "test.log", "--check", "unit_b", cwd=tmp_path)
+    assert typo.code == 2 and "did you mean 'tests.log'?" in typo.err
+    summary = (tmp_path / ".gonogo" / "runs" / run_id / "summary.md").read_text()
+    assert f"gonogo artifacts {run_id} tests.log --check unit_b -o tests.log" in summary
