@@ -28,7 +28,9 @@ def counts(summary: JUnitSummary) -> tuple[int, int, int, int, int, int]:
 PRODUCERS = [
     # Suite says errors="2": pytest counts a teardown error on a failed test twice.
     ("pytest.xml", (9, 4, 2, 1, 2, 0), 0.983, 1),
-    # pytest-rerunfailures: failed attempts are empty testcases before the final one.
+    # pytest-rerunfailures: failed attempts are empty testcases before the final one (as the
+    # plugin writes them: an attempt it reruns never carries its <failure>; the hand-made
+    # fixture had one, which real pytest writes only before a teardown-error testcase).
     ("pytest_reruns.xml", (5, 3, 1, 0, 1, 2), 3.8, 1),
     ("surefire/TEST-com.acme.docs.OrderServiceTest.xml", (7, 4, 1, 1, 1, 2), 1202.268, 1),
     ("surefire/TEST-com.acme.docs.PaymentGatewayTest.xml", (4, 3, 1, 0, 0, 0), 0.874, 1),

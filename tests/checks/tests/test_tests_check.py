@@ -341,3 +341,13 @@ def test_a_hostile_coverage_report_is_an_error_and_kept(ctx: RecordingContext) -
     assert "coverage.xml:2: refused" in outcome.message
     assert ctx.metrics == {}
     assert ctx.artifact_names == ["coverage.xml"]
+
+
+def test_a_report_that_contradicts_itself_is_named_in_the_details(ctx: RecordingContext) -> None:
+    # The suite's header says tests=6 but it lists no testcase: counted from the header.
+    report = FIXTURES / "junit" / "corpus" / "other" / "header-only-pytest.xml"
+    outcome = run(ctx, junit=[str(report)])
+    assert outcome.status == "completed", outcome
+    assert ctx.values()["total"] == 6
+    [note] = [detail for detail in outcome.details if "lists no testcase" in detail]
+    assert note.startswith(f'{report}: <testsuite name="pytest"> lists no testcase')

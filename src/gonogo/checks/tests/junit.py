@@ -18,10 +18,16 @@ each of those testcases is a test of its own. What marks a rerun:
 - Surefire and nextest write the reruns inside the one testcase: `<flakyFailure>` /
   `<flakyError>` (failed, then passed) and `<rerunFailure>` / `<rerunError>` (failed again);
 - pytest-rerunfailures writes each attempt as its own testcase with the same classname and
-  name, the failed attempts with no result element at all (they look like passes). pytest
-  itself never writes one test twice, so inside a suite written by pytest (named `pytest`,
-  its default, or under pytest's `<testsuites name="pytest tests">`) a repeated
-  classname + name is a rerun of that test.
+  name, the failed attempts with no result element at all (they look like passes). So inside
+  a suite written by pytest (named `pytest`, its default, or under pytest's
+  `<testsuites name="pytest tests">`), a classname + name repeated after a pass-looking
+  testcase is a rerun of that test. Repeated after a failure or error it is no rerun: pytest
+  writes a teardown error of a failed test as a second testcase; the two stay one test, in
+  one bucket (failed before error before skipped);
+- gotestsum `--rerun-fails` writes each rerun as another testcase of the package's suite,
+  unmarked, but Go names are unique in a package (`go test` renames a repeated subtest
+  `name#01`), so in a Go suite (one with a `go.version` property, as gotestsum and
+  go-junit-report write) a repeated name is a rerun (or a `-count=N` repetition).
 
 A rerun test is counted once and its last attempt decides (so a pass after a failure
 passes; a failure after a pass fails). It is *flaky* when that last attempt passed after
@@ -36,7 +42,7 @@ A suite (or `<testsuites>`) that lists no testcase but whose header says it had 
 counted from its header, with a warning: a report that lost its testcases still failed.
 
 Memory: the file is streamed; what is kept grows only with the number of distinct tests of
-pytest suites (about 100 bytes each, to fold their reruns), never with the file's size.
+pytest and Go suites (about 100 bytes each, to fold their reruns), never with the file's size.
 """
 
 from __future__ import annotations
@@ -179,6 +185,8 @@ _FLAKY_TAGS = frozenset({"flakyFailure", "flakyError"})
 _RERUN_TAGS = frozenset({"rerunFailure", "rerunError", *_FLAKY_TAGS})
 _NOT_RUN_STATUSES = frozenset({"disabled", "notrun"})
 _PYTEST_SUITE, _PYTEST_ROOT = "pytest", "pytest tests"
+_GO_PROPERTY = "go.version"  # written by gotestsum and go-junit-report in each package suite
+_UNMARKED, _PYTEST, _GO = 0, 1, 2  # how a suite's producer writes reruns
 
 # Header attributes, each compared with the bucket(s) it claims to count.
 _HEADER_FIELDS = (("tests", "tests"), ("failures", "failures"), ("errors", "errors"))
@@ -188,12 +196,12 @@ _SKIP_ATTRIBUTES = ("skipped", "disabled", "skip")  # `skip`: nose; `disabled`: 
 class _Suite:
     """One open `<testsuite>`/`<testsuites>`: its header and the counts of its subtree."""
 
-    __slots__ = ("counts", "header", "name", "pytest", "serial")
+    __slots__ = ("counts", "header", "name", "reruns", "serial")
 
-    def __init__(self, name: str, header: dict[str, int], *, pytest: bool, serial: int) -> None:
+    def __init__(self, name: str, header: dict[str, int], *, reruns: int, serial: int) -> None:
         self.name = name
         self.header = header
-        self.pytest = pytest  # written by pytest: repeated testcases are reruns
+        self.reruns = reruns  # _PYTEST or _GO: a repeated testcase may be a rerun
         self.serial = serial
         self.counts = [0, 0, 0, 0, 0]  # total, then one per outcome (+1 offset)
 
@@ -203,7 +211,7 @@ class _JUnitTarget:
         self.max_listed = max_listed
         self.root_seen = False
         # Innermost last; the bottom frame stands for the document and is never closed.
-        self.suites: list[_Suite] = [_Suite("", {}, pytest=False, serial=0)]
+        self.suites: list[_Suite] = [_Suite("", {}, reruns=_UNMARKED, serial=0)]
         self.suite_count = 0
         self.attempt: _Attempt | None = None
         self.depth_in_case = 0
@@ -244,6 +252,8 @@ class _JUnitTarget:
             return
         if tag in ("testsuite", "testsuites"):
             self._open_suite(tag, attrib)
+        elif tag == "property" and attrib.get("name") == _GO_PROPERTY:
+            self.suites[-1].reruns = _GO
         elif tag == "testcase":
             self.attempt = _Attempt(
                 attrib.get("classname", ""), attrib.get("name", ""), attrib.get("status", "")
@@ -280,8 +290,9 @@ class _JUnitTarget:
         if tag == "testsuite":
             self.suite_count += 1
         parent = self.suites[-1]
-        by_pytest = parent.pytest or (name == _PYTEST_ROOT if tag == "testsuites" else name == _PYTEST_SUITE)
-        suite = _Suite(name, _header(attrib), pytest=by_pytest, serial=self.suite_count)
+        by_pytest = name == _PYTEST_ROOT if tag == "testsuites" else name == _PYTEST_SUITE
+        reruns = _PYTEST if by_pytest else parent.reruns
+        suite = _Suite(name, _header(attrib), reruns=reruns, serial=self.suite_count)
         self.suites.append(suite)
 
     def _close_suite(self, tag: str) -> None:
@@ -319,8 +330,8 @@ class _JUnitTarget:
         tries = 1 + attempt.marked_reruns
         failed_before = attempt.marked_reruns > 0
         key: object = self.attempts  # an unmarked testcase is a test of its own
-        if suite.pytest and attempt.name:
-            key, tries, failed_before = self._fold_pytest_rerun(suite, attempt, outcome)
+        if suite.reruns != _UNMARKED and attempt.name:
+            key, outcome, tries, failed_before = self._fold_repeat(suite, attempt, outcome)
         else:
             suite.counts[0] += 1
         suite.counts[1 + outcome] += 1
@@ -329,15 +340,25 @@ class _JUnitTarget:
             self.flaky += 1
 
         if outcome in (_FAILED, _ERROR) or is_flaky:
-            if key in self.notable or len(self.notable) < _KEPT_NOTABLE:
+            kept = self.notable.get(key)
+            if kept is not None and kept.outcome == _OUTCOMES[outcome] and kept.attempts == tries:
+                return  # a teardown error after a failure: keep the failure's message
+            if kept is not None or len(self.notable) < _KEPT_NOTABLE:
                 message = attempt.message[:_MESSAGE_CHARS] if outcome != _PASSED else ""
                 self.notable[key] = ListedTest(attempt.display_name(), _OUTCOMES[outcome], tries, message)
         else:
             self.notable.pop(key, None)
 
-    def _fold_pytest_rerun(self, suite: _Suite, attempt: _Attempt, outcome: int) -> tuple[bytes, int, bool]:
-        """pytest-rerunfailures: a repeat of classname + name in the same pytest suite is the
-        next attempt of that test; it replaces the previous attempt's outcome."""
+    def _fold_repeat(self, suite: _Suite, attempt: _Attempt, outcome: int) -> tuple[bytes, int, int, bool]:
+        """A repeat of classname + name in a pytest or Go suite: (key, outcome, tries,
+        failed_before).
+
+        In Go (gotestsum --rerun-fails) every repeat is a rerun. In pytest, after a
+        pass-looking testcase it is a pytest-rerunfailures rerun (the plugin writes the
+        failed attempts it reruns as empty testcases); after a failure or error it is the
+        same attempt's teardown error, which pytest writes as a second testcase, and the
+        test stays in one bucket, failure first.
+        """
         key = hashlib.blake2b(
             f"{suite.serial}\0{attempt.classname}\0{attempt.name}".encode("utf-8", "surrogatepass"),
             digest_size=12,
@@ -349,13 +370,19 @@ class _JUnitTarget:
         else:
             old_outcome = previous & 3
             suite.counts[1 + old_outcome] -= 1
-            if old_outcome == _PASSED and previous & 4:
+            tries, failed_before = previous >> 3, bool(previous & 4)
+            if old_outcome == _PASSED and failed_before:
                 self.flaky -= 1
-            # The plugin reruns a test only after a failed attempt, which it writes as an
-            # empty testcase, so any earlier attempt means a failure came first.
-            tries, failed_before = (previous >> 3) + 1, True
+            if suite.reruns == _GO:
+                tries, failed_before = tries + 1, failed_before or old_outcome != _PASSED
+            elif old_outcome == _PASSED:
+                tries, failed_before = tries + 1, True
+            elif outcome != _PASSED:
+                outcome = min(outcome, old_outcome)  # failed before error before skipped
+            else:
+                outcome = old_outcome
         self.pytest_seen[key] = outcome | (4 if failed_before else 0) | (tries << 3)
-        return key, tries, failed_before
+        return key, outcome, tries, failed_before
 
     def summary(self) -> JUnitSummary:
         total, passed, failed, errors, skipped = self.suites[0].counts
