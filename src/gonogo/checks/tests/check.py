@@ -115,6 +115,8 @@ class _Run:
                 self.problems.append(str(error))
                 return None
             summaries.append(summary)
+            # Where a report contradicts itself (headers vs testcases), the reader should know.
+            self.notes += [f"{name}: {warning}" for warning in summary.warnings]
             manifest.append(_manifest_entry(name, artifact, summary))
         total = sum_summaries(summaries, max_listed=LISTED_TESTS)
         source = self._source(files, self.junit_globs)
