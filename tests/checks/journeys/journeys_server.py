@@ -2,15 +2,17 @@
 
     python journeys_server.py PORT DATA_DIR
 
-Register, log in (bearer token and a session cookie), upload a document (multipart),
-poll it until processed, download it (or a corrupted copy), store raw blobs, fail with
-a 500, answer slowly, echo what it got, and count how many requests overlap.
+Register, log in (bearer token and a session cookie), tell who an Authorization header
+names (Basic or Bearer), upload a document (multipart), poll it until processed, download
+it (or a corrupted copy), store raw blobs, fail with a 500, answer slowly, echo what it
+got, and count how many requests overlap.
 It exits by itself when the process that started it goes away.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import itertools
 import os
@@ -112,6 +114,23 @@ async def login(credentials: Credentials, response: Response) -> dict[str, str]:
     sessions[session] = user["id"]
     response.set_cookie("session", session, httponly=True)
     return {"access_token": token, "token_type": "bearer"}
+
+
+@app.get("/whoami")
+async def whoami(authorization: str | None = Header(default=None)) -> dict[str, Any]:
+    """Who the Authorization header says: Basic (email:password) or Bearer (a login's token)."""
+    scheme, _, credentials = (authorization or "").partition(" ")
+    if scheme == "Basic":
+        email, _, password = base64.b64decode(credentials).decode().partition(":")
+        user = users.get(email)
+        if user is None or user["password"] != password:
+            raise HTTPException(401, "wrong Basic credentials")
+        return {"scheme": scheme, "id": user["id"], "email": email}
+    if scheme == "Bearer":
+        user_id = _user(authorization)
+        email = next(user["email"] for user in users.values() if user["id"] == user_id)
+        return {"scheme": scheme, "id": user_id, "email": email}
+    raise HTTPException(401, f"no Basic or Bearer credentials in {authorization!r}")
 
 
 @app.get("/me")

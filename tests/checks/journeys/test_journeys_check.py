@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import time
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import yaml
 from journeys_support import Run
 
 from gonogo.checks.journeys import JourneysSettings
+from gonogo.checks.journeys.engine import Engine
 
 FULL_JOURNEY = """
 journeys:
@@ -421,3 +424,104 @@ def test_a_variable_unknown_at_run_time_fails_the_step_clearly(run_check: Run) -
     assert failure["step"] == "me" and failure["status"] is None
     assert failure["message"].startswith("{token} is not a variable at this point of the journey")
     assert outcome.status == "completed"
+
+
+def test_auth_sends_basic_and_bearer_credentials_the_server_accepts(run_check: Run) -> None:
+    outcome, ctx = run_check(
+        """
+        auth: {basic: [nobody, "{uuid}"]}    # the check's default: wrong, so a step that relies on it fails
+        journeys:
+          auth:
+            iterations: 2
+            variables: {email: "auth-{iteration}-{uuid}@example.test", password: "pä:ss {iteration}"}
+            steps:
+              - name: register
+                request: {method: POST, path: /register, json: {email: "{email}", password: "{password}"}}
+                expect: {status: 201}
+                extract: {user_id: "json:$.id"}
+              - name: basic
+                request: {path: /whoami, auth: {basic: ["{email}", "{password}"]}}
+                expect: {json: {"$.scheme": Basic, "$.email": "{email}", "$.id": "{user_id}"}}
+              - name: login
+                request: {method: POST, path: /login, json: {email: "{email}", password: "{password}"}}
+                extract: {token: "json:$.access_token"}
+              - name: bearer
+                request: {path: /whoami, auth: {bearer: "{token}"}}
+                expect: {json: {"$.scheme": Bearer, "$.id": "{user_id}"}}
+              - name: header_wins_over_the_checks_auth
+                request: {path: /whoami, headers: {authorization: "Bearer {token}"}}
+                expect: {json: {"$.scheme": Bearer}}
+              - name: the_checks_auth
+                request: {path: /whoami}
+                expect: {status: 401}
+        """
+    )
+
+    failures = json.loads(ctx.artifact("journey-failures.json"))["failures"]
+    assert failures == [], [f["message"] for f in failures]
+    assert ctx.value("auth.success_rate") == 1.0
+    assert outcome.status == "completed"
+
+
+def test_a_wrong_password_through_auth_is_refused_by_the_server(run_check: Run) -> None:
+    outcome, ctx = run_check(
+        """
+        journeys:
+          wrong:
+            variables: {email: "w-{uuid}@example.test"}
+            steps:
+              - name: register
+                request: {method: POST, path: /register, json: {email: "{email}", password: right}}
+                expect: {status: 201}
+              - name: basic
+                request: {path: /whoami, auth: {basic: ["{email}", wrong]}}
+        """
+    )
+
+    failure = json.loads(ctx.artifact("journey-failures.json"))["failures"][0]
+    assert failure["step"] == "basic" and failure["status"] == 401
+    assert "wrong Basic credentials" in failure["response_excerpt"]
+    assert outcome.status == "completed"  # a refused login is a measurement, not an error
+
+
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def test_the_builtins_have_their_documented_format(server: str) -> None:
+    settings = JourneysSettings.model_validate(
+        yaml.safe_load(
+            """
+            journeys:
+              seen:
+                iterations: 3
+                concurrency: 3
+                steps:
+                  - name: first
+                    request:
+                      method: POST
+                      path: /echo
+                      json:
+                        {iteration: "{iteration}", text: "#{iteration}", uuid: "{uuid}", journey: "{journey}"}
+                    extract: {first: "json:$.json"}
+                  - name: second
+                    request: {method: POST, path: /echo, json: {uuid: "{uuid}"}}
+                    extract: {second_uuid: "json:$.json.uuid"}
+            """
+        )
+    )
+    engine = Engine(settings, server, files={}, expand=lambda text: text, progress=lambda _: None)
+    (result,) = asyncio.run(engine.run(on_journey_done=lambda _: None))
+
+    echoed = [iteration.variables for iteration in result.iterations]
+    assert all(iteration.ok for iteration in result.iterations)
+    # {iteration}: 1, 2, 3 in the journey; a number when alone in a JSON string, else its digits
+    assert [seen["first"]["iteration"] for seen in echoed] == [1, 2, 3]
+    assert [seen["first"]["text"] for seen in echoed] == ["#1", "#2", "#3"]
+    # {uuid}: RFC 4122 version 4, 36 lowercase characters with dashes; one per iteration,
+    # the same in all its steps
+    uuids = [seen["first"]["uuid"] for seen in echoed]
+    assert all(UUID4.match(value) for value in uuids), uuids
+    assert len(set(uuids)) == 3
+    assert [seen["second_uuid"] for seen in echoed] == uuids
+    # {journey}: the journey's name
+    assert {seen["first"]["journey"] for seen in echoed} == {"seen"}

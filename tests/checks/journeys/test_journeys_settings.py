@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +10,9 @@ import yaml
 from pydantic import ValidationError
 
 from gonogo.checks.journeys import JourneysSettings
+from gonogo.checks.journeys.auth import Auth
+from gonogo.errors import PlanError
+from gonogo.plan import load_plan
 
 EXAMPLE = """
 base_url: "{base_url}"
@@ -250,3 +254,64 @@ def test_settings_dump_to_plan_form_and_back() -> None:
         dumped = original.model_dump(mode="json", by_alias=True)
         assert JourneysSettings.model_validate(dumped) == original
     assert other.model_dump(by_alias=True)["journeys"]["j"]["steps"][0]["expect"]["json"]["$.d"] == 5
+
+
+@pytest.mark.parametrize(
+    ("auth", "message"),
+    [
+        ({"basic": ["u", "p"], "bearer": "t"}, "give exactly one of basic"),
+        ({}, "give exactly one of basic"),
+        ({"basic": ["u"]}, "basic"),
+        ({"basic": ["a:b", "p"]}, "cannot contain ':'"),
+        ({"bearer": " "}, "the bearer token is empty"),
+        ({"bearer": "{tokn}"}, "request.auth.bearer: {tokn} is not a variable"),
+        ({"basic": ["{user}", "p"]}, "request.auth.basic: {user} is not a variable"),
+        ({"baerer": "t"}, "baerer"),
+    ],
+)
+def test_a_bad_auth_is_refused(auth: dict[str, Any], message: str) -> None:
+    assert message in error_of(one_step({"name": "s", "request": {"path": "/", "auth": auth}}))
+
+
+def test_auth_and_an_authorization_header_are_refused_together_saying_which_to_keep() -> None:
+    step = {"name": "s", "request": {"path": "/", "auth": {"bearer": "t"}, "headers": {"authorization": "x"}}}
+    message = error_of(one_step(step))
+    assert "both auth and headers.authorization set the Authorization header" in message
+    assert "keep auth (it writes the header) and remove headers.authorization" in message
+    check_level = {"auth": {"bearer": "t"}, "headers": {"Authorization": "x"}}
+    assert "keep auth" in error_of({**check_level, **one_step({"name": "s", "request": {"path": "/"}})})
+
+
+def test_check_level_auth_may_use_only_the_builtins() -> None:
+    data = {"auth": {"bearer": "{token}"}, **one_step({"name": "s", "request": {"path": "/"}})}
+    assert "auth.bearer: {token} is not a variable" in error_of(data)
+    data["auth"] = {"basic": ["ci", 1234]}  # YAML reads a numeric password as a number
+    assert JourneysSettings.model_validate(data).auth == Auth(basic=("ci", "1234"))
+
+
+def test_auth_survives_a_dump_and_back() -> None:
+    step = {"name": "s", "request": {"path": "/", "auth": {"basic": ["u", "{uuid}"]}}}
+    parsed = JourneysSettings.model_validate(one_step(step))
+    assert JourneysSettings.model_validate(parsed.model_dump(by_alias=True)) == parsed
+
+
+def test_the_plan_loader_locates_an_auth_mistake(tmp_path: Path) -> None:
+    plan = tmp_path / "gonogo.yaml"
+    plan.write_text(
+        "system: {base_url: 'http://127.0.0.1:8080'}\n"
+        "checks:\n"
+        "  e2e:\n"
+        "    kind: journeys\n"
+        "    journeys:\n"
+        "      j:\n"
+        "        steps:\n"
+        "          - name: me\n"
+        "            request:\n"
+        "              path: /me\n"
+        "              headers: {Authorization: Bearer x}\n"
+        "              auth: {bearer: x}\n"
+    )
+    with pytest.raises(PlanError) as caught:
+        load_plan(plan)
+    (issue,) = (str(issue) for issue in caught.value.issues)
+    assert issue.startswith(f"{plan}:12:21: checks.e2e.journeys.j.steps[0].request.auth: both auth"), issue

@@ -212,6 +212,28 @@ def test_failing_steps_show_in_the_error_rate_by_kind_and_step(
     assert any("expected status 2xx" in detail or "500" in detail for detail in outcome.details)
 
 
+def test_journeys_under_load_send_their_auth(recording_context: MakeContext, server: str) -> None:
+    signup = {**SIGNUP, "steps": SIGNUP["steps"][:2]}  # register, login
+    steps = [
+        *signup["steps"],
+        step("basic", "/whoami", expect={"json": {"$.scheme": "Basic", "$.email": "{email}"}}),
+        step("bearer", "/whoami", expect={"json": {"$.scheme": "Bearer", "$.id": "{user_id}"}}),
+    ]
+    steps[2]["request"]["auth"] = {"basic": ["{email}", "{password}"]}
+    steps[3]["request"]["auth"] = {"bearer": "{token}"}
+    outcome, ctx = run(
+        recording_context,
+        server,
+        {"rate": 10, "duration": "1s", "journeys": {"auth": {**signup, "steps": steps}}, **TOLERANT},
+    )
+    assert outcome.status == "completed", outcome
+    assert ctx.value("iterations") == 10
+    # the server accepted every header it was sent: a missing or wrong one is a 401
+    assert ctx.value("endpoint.auth.basic.requests") == 10
+    assert ctx.value("endpoint.auth.bearer.requests") == 10
+    assert ctx.value("errors") == 0 and ctx.value("journey.auth.success_rate") == 1
+
+
 def test_a_stalled_first_step_shows_coordinated_omission_corrected(
     recording_context: MakeContext, server: str
 ) -> None:

@@ -42,6 +42,7 @@ import httpx
 
 from gonogo import __version__
 from gonogo.checks.journeys.assertions import check_expect, check_poll
+from gonogo.checks.journeys.auth import AuthError, authorization
 from gonogo.checks.journeys.payload import FilePayload, GeneratedPayload, Payload, generated_seed
 from gonogo.checks.journeys.reply import EXCERPT_BYTES, MAX_KEPT_BODY, Reply
 from gonogo.checks.journeys.settings import BodySource, Journey, JourneysSettings, Step
@@ -361,7 +362,14 @@ class Engine:
 
         url = self._url(text(spec.path))
         headers = httpx.Headers({text(key): text(value) for key, value in self._settings.headers.items()})
-        headers.update({text(key): text(value) for key, value in spec.headers.items()})
+        try:  # a step's own auth or Authorization header replaces the check's
+            if self._settings.auth is not None:
+                headers["Authorization"] = authorization(self._settings.auth, text)
+            headers.update({text(key): text(value) for key, value in spec.headers.items()})
+            if spec.auth is not None:
+                headers["Authorization"] = authorization(spec.auth, text)
+        except AuthError as error:
+            raise _StepFailed(str(error)) from None
         params = [
             (text(key), _field_text(item, text))
             for key, value in spec.query.items()
@@ -389,10 +397,10 @@ class Engine:
                         payloads[key] = payload
                         filename = self._filename(value, key, payload, text)
                         content_type = value.content_type or _guess_type(filename)
-                        files.append((key, (filename, cast(IO[bytes], payload), content_type)))
+                        files.append((text(key), (filename, cast(IO[bytes], payload), content_type)))
                     else:
                         for item in value if isinstance(value, list) else [value]:
-                            files.append((key, (None, _field_text(item, text).encode())))
+                            files.append((text(key), (None, _field_text(item, text).encode())))
                 arguments["files"] = files
             elif isinstance(spec.body, str):
                 arguments["content"] = text(spec.body).encode()

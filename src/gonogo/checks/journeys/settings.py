@@ -44,11 +44,13 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
+from gonogo.checks.journeys.auth import Auth
 from gonogo.checks.journeys.jsonpath import JsonPath
 from gonogo.checks.journeys.matchers import Matcher, parse_matcher
 from gonogo.checks.journeys.variables import (
@@ -255,6 +257,13 @@ class RequestSpec(StrictModel):
     form: dict[str, FieldValue] | None = None
     multipart: dict[str, MultipartValue] | None = None
     body: BodyValue | None = None
+    auth: Auth | None = Field(default=None, description="basic: [user, password] or bearer: TOKEN")
+
+    @field_validator("auth")
+    @classmethod
+    def _one_authorization(cls, auth: Auth | None, info: ValidationInfo) -> Auth | None:
+        _refuse_two_authorizations(auth, info.data.get("headers", {}), "headers")
+        return auth
 
     @field_validator("path")
     @classmethod
@@ -316,6 +325,8 @@ class RequestSpec(StrictModel):
             yield "request.body", self.body
         elif self.body is not None:
             yield "request.body.filename", self.body.filename
+        if self.auth is not None:
+            yield from self.auth.templates("request.auth")
 
 
 class Expect(StrictModel):
@@ -461,6 +472,15 @@ class Journey(StrictModel):
         return target, next(iter(step.request.sources()))
 
 
+def _refuse_two_authorizations(auth: Auth | None, headers: dict[str, str], where: str) -> None:
+    written = [name for name in headers if name.lower() == "authorization"]
+    if auth is not None and written:
+        raise ValueError(
+            f"both auth and {where}.{written[0]} set the Authorization header; keep auth "
+            f"(it writes the header) and remove {where}.{written[0]}"
+        )
+
+
 def _require_known(where: str, template: Any, known: set[str], label: str) -> None:
     for name in sorted(names_in(template)):
         if name not in known:
@@ -478,6 +498,9 @@ class JourneysSettings(StrictModel):
     headers: dict[str, Text] = Field(
         default_factory=dict, description="sent with every request; may use {iteration}, {uuid}, {journey}"
     )
+    auth: Auth | None = Field(
+        default=None, description="sent with every request unless a step has its own auth or Authorization"
+    )
     verify_tls: bool = True
     journeys: dict[Name, Journey] = Field(min_length=1)
 
@@ -487,6 +510,15 @@ class JourneysSettings(StrictModel):
         for key, value in headers.items():
             _require_known(f"headers.{key}", [key, value], set(BUILTINS), "")
         return headers
+
+    @field_validator("auth")
+    @classmethod
+    def _auth_builtins_only(cls, auth: Auth | None, info: ValidationInfo) -> Auth | None:
+        if auth is not None:
+            for where, template in auth.templates("auth"):
+                _require_known(where, template, set(BUILTINS), "")
+        _refuse_two_authorizations(auth, info.data.get("headers", {}), "headers")
+        return auth
 
     @field_validator("base_url")
     @classmethod
