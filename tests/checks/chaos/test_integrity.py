@@ -1,5 +1,6 @@
 """Integrity writes read back from a real JSON store (items_server.py): what was written is
-what is compared, so a body read back in another shape counts as corrupted."""
+what is compared, so a body read back in another shape counts as corrupted. (And a probe's
+expected JSON, against the same store.)"""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ import pytest
 from pydantic import ValidationError
 
 from gonogo.checks.chaos.integrity import IntegrityReport, IntegrityWriter
-from gonogo.checks.chaos.settings import ChaosSettings
+from gonogo.checks.chaos.probes import HypothesisChecker, ProbeResult
+from gonogo.checks.chaos.settings import ChaosSettings, Hypothesis
 
 SERVER = Path(__file__).with_name("items_server.py")
 WRITE: dict[str, Any] = {
@@ -151,3 +153,32 @@ def test_the_read_step_gets_one_expectation_per_written_field() -> None:
         # a key known only once rendered: the object is compared whole
         "$.m": {"k-{iteration}": 1},
     }
+
+
+def test_a_probe_fills_in_variables_in_its_expected_json_too(store: str, tmp_path: Path) -> None:
+    item = httpx.post(f"{store}/items", json={"name": "probe-item", "size": 7}).json()["id"]
+    hypothesis = Hypothesis.model_validate(
+        {
+            "probes": [
+                {"name": "item", "http": "/items/{item}", "json": {"$.id": "{item}", "$.size": "{size}"}}
+            ]
+        }
+    )
+
+    def probe(size: int) -> ProbeResult:
+        checker = HypothesisChecker(
+            hypothesis,
+            base_url=store,
+            cwd=tmp_path,
+            expand=lambda text: text,
+            variables={"item": item, "size": size},  # as a setup journey leaves them
+            load_window=lambda _: None,
+        )
+        try:
+            (result,) = checker.check().results
+        finally:
+            checker.close()
+        return result
+
+    assert probe(7).ok, probe(7).detail
+    assert probe(8).detail == "$.size is 7, expected 8"

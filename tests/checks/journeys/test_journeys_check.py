@@ -525,3 +525,19 @@ def test_the_builtins_have_their_documented_format(server: str) -> None:
     assert [seen["second_uuid"] for seen in echoed] == uuids
     # {journey}: the journey's name
     assert {seen["first"]["journey"] for seen in echoed} == {"seen"}
+
+
+def test_multipart_field_names_are_filled_in(run_check: Run) -> None:
+    outcome, ctx = run_check(
+        """
+        journeys:
+          named:
+            steps:
+              - name: send
+                request: {method: POST, path: /echo, multipart: {"field-{iteration}": "{journey}"}}
+                expect: {json: {'$.form["field-1"]': [named]}}
+        """
+    )
+    failures = json.loads(ctx.artifact("journey-failures.json"))["failures"]
+    assert failures == [], [f["message"] for f in failures]
+    assert outcome.status == "completed"

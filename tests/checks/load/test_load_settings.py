@@ -85,3 +85,13 @@ def test_setup_variables_feed_the_requests() -> None:
         }
     )
     assert loaded.setup is not None and loaded.requests[0].headers["Authorization"] == "Bearer {token}"
+
+
+def test_builtins_in_plain_requests_need_a_setup() -> None:
+    # plain requests are rendered once, so {uuid} could only ever be one value: the setup's
+    fresh = {"name": "x", "path": "/items/{uuid}"}
+    message = refused(requests=[fresh], rate=1, duration=1)
+    assert "request x: {uuid} is the setup journey's, and this load has no setup" in message
+    assert "load `journeys` instead" in message
+    setup = {"steps": [{"name": "login", "request": {"path": "/login"}}]}
+    assert settings(requests=[fresh], setup=setup, rate=1, duration=1).setup is not None

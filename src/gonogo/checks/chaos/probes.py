@@ -18,6 +18,7 @@ import httpx
 from gonogo.checks.chaos.settings import CommandProbe, HttpProbe, Hypothesis, MetricProbe, Probe
 from gonogo.checks.journeys.assertions import status_problem
 from gonogo.checks.journeys.matchers import show
+from gonogo.checks.journeys.variables import render_value
 from gonogo.units import format_value
 
 # The background load's figures over the last seconds: (error_rate, availability, rps), or None.
@@ -78,6 +79,10 @@ class HypothesisChecker:
 
         return str(render(template, self._variables, self._expand))
 
+    def _value(self, template: Any) -> Any:
+        """An expected JSON value with its variables filled in, as in a journey's `expect.json`."""
+        return render_value(template, self._variables, self._expand)
+
     def _probe(self, probe: Probe) -> ProbeResult:
         if isinstance(probe, HttpProbe):
             return self._http_probe(probe)
@@ -112,7 +117,7 @@ class HypothesisChecker:
                 return ProbeResult(probe.name, False, "the response is not JSON")
             for path, matcher in probe.json_fields.items():
                 found, value = path.find(document)
-                problem = matcher.check(str(path), found, value, lambda v: v)
+                problem = matcher.check(str(path), found, value, self._value)
                 if problem:
                     return ProbeResult(probe.name, False, problem)
         if probe.latency is not None and not probe.latency.holds(latency):

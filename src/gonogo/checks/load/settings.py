@@ -208,10 +208,17 @@ class LoadSettings(StrictModel):
         names = [request.name for request in self.requests]
         if len(set(names)) != len(names):
             raise ValueError(f"request names must be unique: {names}")
-        known = set(BUILTINS) | self._setup_variables()
+        # the built-ins are the setup journey's (its one iteration); without a setup there are none
+        known = (set(BUILTINS) if self.setup is not None else set()) | self._setup_variables()
         for request in self.requests:
             text, _ = request.body_template()
             for name in sorted(names_in([request.path, request.headers, request.query, text or ""])):
+                if name in BUILTINS and name not in known:
+                    raise ValueError(
+                        f"request {request.name}: {{{name}}} is the setup journey's, and this load has no "
+                        "setup; plain requests are sent as the same bytes every time: for a fresh "
+                        f"{{{name}}} per request, load `journeys` instead"
+                    )
                 if name not in known:
                     raise ValueError(f"request {request.name}: " + unknown_message(name, known))
         return self
