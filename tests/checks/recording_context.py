@@ -24,6 +24,7 @@ from typing import get_args
 
 from gonogo.checks.base import ArtifactRef, CommandResult
 from gonogo.plan.model import DIMENSIONS
+from gonogo.plan.names import MetricPatterns, matches
 from gonogo.units import Unit
 
 UNITS = get_args(Unit)
@@ -67,6 +68,10 @@ class RecordingContext:
     abort_when: dict[str, Callable[[float | None, Sequence[tuple[datetime, float]]], str | None]] = field(
         default_factory=dict
     )
+    # What the running kind declares it can record with its settings (`CheckKind.metric_names`),
+    # set by the `declarations_are_honest` fixture: recording anything else fails the test.
+    declared: MetricPatterns | None = None
+    declared_by: str = ""
 
     def expand(self, text: str) -> str:
         for name, value in (
@@ -90,6 +95,10 @@ class RecordingContext:
         labels: Mapping[str, str] | None = None,
     ) -> None:
         assert name not in self.metrics, f"{name} recorded twice"
+        assert self.declared is None or matches(name, self.declared), (
+            f"{name} recorded, but {self.declared_by}.metric_names does not declare it for these "
+            f"settings, so `gonogo validate` would refuse a gate on it"
+        )
         assert isinstance(value, int | float) and math.isfinite(value), (name, value)
         assert unit in UNITS, (name, unit)
         assert dimension in DIMENSIONS, (name, dimension)

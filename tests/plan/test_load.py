@@ -187,7 +187,8 @@ def test_dependency_problems_point_at_the_dependency(tmp_path: Path) -> None:
     assert issues_of(unknown) == [
         f"{unknown}:6:25: system.services.worker.depends_on[1]: 'apii' is not a service of this plan; "
         "did you mean 'api'?",
-        f"{unknown}:6:31: system.services.worker.depends_on[2]: expected text (got 3)",
+        f"{unknown}:6:31: system.services.worker.depends_on[2]: expected text; YAML read 3 as a number "
+        "— put it in quotes",
     ]
     alone = write(tmp_path, "system: {services: {api: {command: [x], depends_on: [db]}}}\n")
     assert issues_of(alone) == [
@@ -341,10 +342,12 @@ def test_wrong_types_say_what_was_expected_in_the_plans_words(tmp_path: Path) ->
         """,
     )
     assert issues_of(path) == [
-        f"{path}:4:16: system.services.api.command: expected a list or text (got 5)",
+        f"{path}:4:16: system.services.api.command: expected a list or text; YAML read 5 as a number "
+        "— put it in quotes",
         f"{path}:5:14: system.services.api.shell: expected true or false (got 'maybe')",
         f"{path}:6:48: system.services.api.ready.status[1]: expected a whole number (got 'ok')",
-        f"{path}:8:20: system.services.web.command[1]: expected text (got 3)",
+        f"{path}:8:20: system.services.web.command[1]: expected text; YAML read 3 as a number "
+        "— put it in quotes",
         f"{path}:9:8: score: expected a mapping (key: value pairs) (got 80)",
     ]
 

@@ -9,7 +9,16 @@ measured is lost if the check crashes afterwards.
 
 from __future__ import annotations
 
-__all__ = ["ArtifactRef", "CheckContext", "CheckKind", "CheckOutcome", "CommandResult"]
+__all__ = [
+    "ArtifactRef",
+    "CheckContext",
+    "CheckKind",
+    "CheckOutcome",
+    "CommandResult",
+    "MetricPatterns",
+    "PlanNames",
+    "Reference",
+]
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -21,6 +30,7 @@ from typing import ClassVar, Generic, Literal, Protocol, TypeVar
 from pydantic import BaseModel
 
 from gonogo.faults.targets import FaultTargets
+from gonogo.plan.names import MetricPatterns, PlanNames, Reference
 from gonogo.units import Unit
 
 
@@ -168,6 +178,20 @@ class CheckKind(ABC, Generic[SettingsT]):
     # what a gate with a timeframe (`"< 500ms for 10s"`) reads; `gonogo validate` refuses a
     # timeframe on any other. None: the kind does not say, and every timeframe is accepted.
     series_metrics: ClassVar[frozenset[str] | None] = None
+
+    @classmethod
+    def metric_names(cls, settings: SettingsT, plan: PlanNames) -> MetricPatterns | None:
+        """Every metric (name after `<check>.`) a run with these settings can record, `*`
+        standing for what only the run can tell (an endpoint named in a results file).
+        `gonogo validate` refuses a gate on any other. None: the kind does not say, and every
+        gate on it is accepted."""
+        return None
+
+    @classmethod
+    def references(cls, settings: SettingsT) -> list[Reference]:
+        """The services, proxies and checks of the plan these settings name, which `gonogo
+        validate` resolves (an unknown one is refused at its line, with a suggestion)."""
+        return []
 
     @abstractmethod
     def run(self, settings: SettingsT, ctx: CheckContext) -> CheckOutcome:

@@ -22,7 +22,18 @@ from pydantic import BaseModel, ValidationError
 
 from gonogo import plugins
 from gonogo.errors import PlanError, PlanIssue, UserError
-from gonogo.plan.model import DIMENSIONS, PLACEHOLDER, CheckSpec, GateSpec, Plan, Score, SystemSpec
+from gonogo.plan.model import (
+    DIMENSIONS,
+    PLACEHOLDER,
+    CheckSpec,
+    GateSpec,
+    Plan,
+    ProxyRoute,
+    Score,
+    Service,
+    SystemSpec,
+)
+from gonogo.plan.names import PlanNames, matches, overlaps
 from gonogo.threshold import parse_threshold
 from gonogo.units import parse_duration
 
@@ -38,6 +49,7 @@ class _Document:
         self.file = file
         self.marks: dict[Location, tuple[int, int]] = {}
         self.key_marks: dict[Location, tuple[int, int]] = {}  # where a mapping key is written
+        self.scalars: dict[Location, str] = {}  # a scalar's text as written, before YAML typed it
         self.issues: list[PlanIssue] = []
         self._constructor = yaml.constructor.SafeConstructor()
         try:
@@ -83,6 +95,8 @@ class _Document:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self._construct(item, (*location, i)) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.ScalarNode) and not node.style:  # quoted text is text already
+            self.scalars[location] = node.value
         return self._constructor.construct_object(node, deep=True)
 
     def issue(
@@ -246,8 +260,21 @@ def _validate(
         document.issue(full, message, at_key=at_key)
     for full, wanted in expected.items():
         alternatives = [wanted[0]] + [text.removeprefix("expected ") for text in wanted[1:]]
-        document.issue(full, f"{' or '.join(alternatives)} (got {_describe_input(given[full])})")
+        document.issue(full, " or ".join(alternatives) + _what_yaml_read(document, full, given[full], wanted))
     return None
+
+
+def _what_yaml_read(document: _Document, location: Location, value: Any, wanted: list[str]) -> str:
+    """What was given instead; for text that YAML typed as a number or a boolean (a checksum
+    `0e51...`, `yes`, `1.10`), what it read it as, and the fix."""
+    written = document.scalars.get(location)
+    if _EXPECTED["string_type"] not in wanted or written is None or not isinstance(value, int | float):
+        return f" (got {_describe_input(value)})"
+    shown = written if len(written) <= 24 else written[:20] + "..."
+    read = str(value).lower() if isinstance(value, bool) else repr(value)
+    noun = "boolean" if isinstance(value, bool) else "number"
+    what = f"a {noun}" if read == written else f"the {noun} {_describe_input(read)[1:-1]}"
+    return f"; YAML read {shown} as {what} — put it in quotes"
 
 
 _UNION_MEMBER = re.compile(r"(str|int|float|bool|[a-z][a-z_-]*\[.*\])")
@@ -289,7 +316,10 @@ def parse_plan(text: str, path: Path) -> Plan:
     system = _validate(document, SystemSpec, raw_system, ("system",), skip_own_checks=located)
     score = _validate(document, Score, data.get("score") or {}, ("score",))
     checks = dict(_checks(document, data.get("checks") or {}))
-    gates = list(_gates(document, data.get("gates") or {}, checks))
+    present = _check_kinds(data.get("checks"))
+    unresolved = _references(document, checks, raw_system, system, present)
+    names = _plan_names(raw_system, present)
+    gates = list(_gates(document, data.get("gates") or {}, checks, present, names, unresolved))
     _dimension_typos(document, data, score)
     _lonely_ports(document, data)
 
@@ -412,26 +442,105 @@ def _checks(document: _Document, raw: Any) -> Iterator[tuple[str, CheckSpec]]:
             )
 
 
-def _gates(document: _Document, raw: Any, checks: dict[str, CheckSpec]) -> Iterator[GateSpec]:
-    check_names = set(checks)
+def _check_kinds(raw: Any) -> dict[str, str | None]:
+    """Every check the plan writes, valid or not, with its kind if it names one: a gate on a
+    check whose settings are wrong is no second mistake."""
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        name: (str(entry["kind"]) if isinstance(entry, dict) and entry.get("kind") is not None else None)
+        for name in raw
+        if isinstance(name, str)
+        for entry in [raw[name]]
+    }
+
+
+def _plan_names(raw_system: Any, present: dict[str, str | None]) -> PlanNames:
+    system = raw_system if isinstance(raw_system, dict) else {}
+    return PlanNames(
+        services=frozenset(map(str, _mapping(system.get("services")))),
+        proxies=frozenset(map(str, _mapping(system.get("proxies")))),
+        checks={name: kind for name, kind in present.items() if kind is not None},
+    )
+
+
+def _mapping(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _references(
+    document: _Document,
+    checks: dict[str, CheckSpec],
+    raw_system: Any,
+    system: BaseModel | None,
+    present: dict[str, str | None],
+) -> set[str]:
+    """Resolve the services, proxies and checks that checks' settings name (`kill: web`), at
+    the line where each is written: otherwise the run would start everything, then fail.
+    Returns the checks with a reference that did not resolve."""
+    raw = raw_system if isinstance(raw_system, dict) else {}
+    defined: dict[str, tuple[str, dict[Any, Any]]] = {
+        "service": ("system.services", _mapping(raw.get("services"))),
+        "proxy": ("system.proxies", _mapping(raw.get("proxies"))),
+        "check": ("checks", dict.fromkeys(present)),
+    }
+    validated: dict[str, dict[str, Service] | dict[str, ProxyRoute]] = {}
+    if isinstance(system, SystemSpec):  # the settings a reference needs are only trusted once valid
+        validated = {"service": system.services, "proxy": system.proxies}
+    unresolved: set[str] = set()
+    for check_name, spec in checks.items():
+        for reference in plugins.load_kind(spec.kind).references(spec.settings):
+            at: Location = ("checks", check_name, *reference.location)
+            section, targets = defined[reference.kind]
+            if reference.name not in targets:
+                others = sorted(map(str, targets))
+                hint = _suggest(reference.name, others) if others else f"; the plan has none ({section})"
+                document.issue(at, f"{reference.name!r} is not a {reference.kind} of this plan{hint}")
+                unresolved.add(check_name)
+                continue
+            target = validated.get(reference.kind, {}).get(reference.name)
+            for key, wanted in reference.needs.items():
+                have = getattr(target, key, None)
+                if target is not None and have != wanted:
+                    document.issue(
+                        at,
+                        f"{reference.purpose or 'this'} needs a {reference.kind} with {key}: {wanted}; "
+                        f"{reference.name!r} has {key}: {have} ({section}.{reference.name})",
+                    )
+                    unresolved.add(check_name)
+    return unresolved
+
+
+def _gates(
+    document: _Document,
+    raw: Any,
+    checks: dict[str, CheckSpec],
+    present: dict[str, str | None],
+    names: PlanNames,
+    unresolved: set[str],
+) -> Iterator[GateSpec]:
+    """The gates; refused when a gate could only end *not measured*, but not for a check whose
+    settings or references are wrong already (one mistake, one message)."""
     if not isinstance(raw, dict):
         document.issue(
             ("gates",), 'expected a mapping of metric name → threshold, e.g. unit.pass_rate: ">= 99%"'
         )
         return
+    declared = {name: None if name in unresolved else _declared(spec, names) for name, spec in checks.items()}
     for metric, rules in raw.items():
         where: Location = ("gates", metric)
         if not isinstance(metric, str) or not metric:
             document.issue(where, "a gate's key must be a metric name such as unit.pass_rate")
             continue
         prefix = metric.split(".", 1)[0]
-        if not any(c in prefix for c in "*?[") and check_names and prefix not in check_names:
+        if not _is_glob(prefix) and present and prefix not in present:
             document.issue(
                 where,
-                f"no check named {prefix!r} in this plan" + _suggest(prefix, sorted(check_names)),
+                f"no check named {prefix!r} in this plan" + _suggest(prefix, sorted(present)),
             )
             continue
         items = rules if isinstance(rules, list) else [rules]
+        parsed: list[tuple[GateSpec, Location]] = []
         for index, rule in enumerate(items):
             at: Location = (*where, index) if isinstance(rules, list) else where
             if not isinstance(rule, dict):
@@ -441,8 +550,85 @@ def _gates(document: _Document, raw: Any, checks: dict[str, CheckSpec]) -> Itera
                     document.issue(at, str(error))
                     continue
             gate = _validate(document, GateSpec, {"metric": metric, **rule}, at)
-            if isinstance(gate, GateSpec) and _has_series(document, gate, checks.get(prefix), at):
+            if isinstance(gate, GateSpec):
+                parsed.append((gate, at))
+        if not parsed:
+            continue
+        timeframes_only = all(gate.expr.timeframe is not None for gate, _ in parsed)
+        problem = _unmeasurable(metric, checks, present, declared, timeframes_only)
+        if problem:
+            document.issue(where, problem, at_key=True)
+            continue
+        for gate, at in parsed:
+            if _has_series(document, gate, checks.get(prefix), at):
                 yield gate
+
+
+def _is_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def _declared(spec: CheckSpec, names: PlanNames) -> list[str] | None:
+    """What a check can record, as patterns; None when its kind does not say."""
+    found = plugins.load_kind(spec.kind).metric_names(spec.settings, names)
+    return None if found is None else list(found)
+
+
+def _unmeasurable(
+    metric: str,
+    checks: dict[str, CheckSpec],
+    present: dict[str, str | None],
+    declared: dict[str, list[str] | None],
+    timeframes_only: bool,
+) -> str | None:
+    """Why a gate could only end *not measured*: its metric is none its check can record (or, for
+    a glob, none any check can). A gate with only timeframes reads per-second series, which
+    `_has_series` checks. None: it can be measured, or a kind does not say."""
+
+    def patterns(name: str) -> list[str] | None:
+        found = declared.get(name)
+        if found is None:
+            return None
+        series = plugins.load_kind(checks[name].kind).series_metrics or frozenset()
+        return [*found, *series] if timeframes_only else found
+
+    prefix, _, rest = metric.partition(".")
+    if _is_glob(metric):
+        candidates = [name for name in present if _is_glob(prefix) or name == prefix]
+        for name in candidates:
+            found = patterns(name) if name in checks else None
+            if found is None or any(overlaps(metric, f"{name}.{pattern}") for pattern in found):
+                return None
+        return f"the glob {metric!r} matches no metric that a check of this plan can record"
+    if timeframes_only:
+        return None  # `_has_series` says which series the check records
+    found = declared.get(prefix) if prefix in checks else None
+    if found is None or matches(rest, found):
+        return None
+    spec = checks[prefix]
+    return (
+        f"check {prefix!r} ({spec.kind}) records no metric {rest!r} with its settings, so this gate "
+        "could only end not measured" + _closest_metric(prefix, rest, found)
+    )
+
+
+def _closest_metric(check: str, name: str, patterns: list[str]) -> str:
+    """'; did you mean ...?' with the closest declared name; a pattern's `*` taken from `name`
+    where the parts line up (`endpoint.*.latency.p95` for `endpoint.x.latency.p42`)."""
+    parts = name.split(".")
+    candidates: list[str] = []
+    for pattern in patterns:
+        pattern_parts = pattern.split(".")
+        if "*" not in pattern:
+            candidates.append(pattern)
+        elif len(pattern_parts) == len(parts):
+            pairs = zip(pattern_parts, parts, strict=True)
+            candidates.append(".".join(given if "*" in part else part for part, given in pairs))
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {check}.{close[0]}?"
+    shown = sorted(candidates, key=lambda c: (len(c), c))[:8]
+    return f"; it records e.g. {', '.join(shown)} (see docs/metrics.md)" if shown else ""
 
 
 def _has_series(document: _Document, gate: GateSpec, check: CheckSpec | None, at: Location) -> bool:

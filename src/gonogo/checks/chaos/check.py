@@ -29,11 +29,29 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcome
+from gonogo.checks.base import (
+    ArtifactRef,
+    CheckContext,
+    CheckKind,
+    CheckOutcome,
+    MetricPatterns,
+    PlanNames,
+    Reference,
+)
 from gonogo.checks.chaos.faults import FaultEnvironment, apply_fault, describe_fault
 from gonogo.checks.chaos.integrity import IntegrityReport, IntegrityWriter
 from gonogo.checks.chaos.probes import HypothesisChecker, Round
-from gonogo.checks.chaos.settings import BackgroundLoad, ChaosSettings, KillFault, RestartFault
+from gonogo.checks.chaos.settings import (
+    BackgroundLoad,
+    ChaosSettings,
+    ClockFault,
+    Fault,
+    HttpFault,
+    KillFault,
+    PauseFault,
+    ProxyFault,
+    RestartFault,
+)
 from gonogo.checks.chaos.traffic import BackgroundTraffic, WindowFigures
 from gonogo.checks.journeys.check import resolve_base_url, upload_files
 from gonogo.checks.load.check import build_endpoint, run_setup
@@ -62,11 +80,66 @@ class ChaosCheck(CheckKind[ChaosSettings]):
     series_metrics = frozenset({"availability"})
     Settings = ChaosSettings
 
+    @classmethod
+    def metric_names(cls, settings: ChaosSettings, plan: PlanNames) -> MetricPatterns:
+        names = [*_EXPERIMENT_FIGURES, *(f"service.{name}.time_to_ready" for name in _restarted(settings))]
+        if settings.load is not None:
+            names += [*_TRAFFIC_FIGURES, *(f"{figure}.{w}" for figure in _WINDOW_FIGURES for w in _WINDOWS)]
+        if settings.integrity is not None:
+            names += [f"integrity.{name}" for name in _INTEGRITY_FIGURES]
+            names += ["integrity.stuck"] if settings.integrity.settled is not None else []
+        return names
+
+    @classmethod
+    def references(cls, settings: ChaosSettings) -> list[Reference]:
+        return [
+            reference for index, fault in enumerate(settings.faults) for reference in _named(fault, index)
+        ]
+
     def run(self, settings: ChaosSettings, ctx: CheckContext) -> CheckOutcome:
         base_url, problem = resolve_base_url(settings.base_url, ctx)
         if problem and (settings.load is not None or settings.integrity is not None):
             return CheckOutcome("error", problem)
         return _Experiment(settings, ctx, base_url).run()
+
+
+_EXPERIMENT_FIGURES = (
+    "hypothesis.before",
+    "fault_applied",
+    "rollback.clean",
+    "hypothesis.during.failed_rounds",
+    "recovered",
+    "time_to_detect",
+    "time_to_recover",
+)
+_TRAFFIC_FIGURES = ("availability.during", "availability.overall", "requests")
+_WINDOW_FIGURES = ("requests", "error_rate", "latency.p95", "latency.p99")
+_WINDOWS = ("before", "during", "after")
+_INTEGRITY_FIGURES = ("attempted", "acknowledged", "lost", "corrupted", "duplicated")
+
+
+def _restarted(settings: ChaosSettings) -> set[str]:
+    """The services a fault kills or restarts: each gets a `time_to_ready`."""
+    names = {f.kill for f in settings.faults if isinstance(f, KillFault)}
+    return names | {f.restart for f in settings.faults if isinstance(f, RestartFault)}
+
+
+def _named(fault: Fault, index: int) -> list[Reference]:
+    """The service or proxy a fault acts on, and what it needs of it."""
+    at = ("faults", index)
+    if isinstance(fault, KillFault):
+        return [Reference("service", fault.kill, (*at, "kill"))]
+    if isinstance(fault, PauseFault):
+        return [Reference("service", fault.pause, (*at, "pause"))]
+    if isinstance(fault, RestartFault):
+        return [Reference("service", fault.restart, (*at, "restart"))]
+    if isinstance(fault, ClockFault):
+        return [Reference("service", fault.clock, (*at, "clock"), {"clock": "faketime"}, "a clock fault")]
+    if isinstance(fault, ProxyFault):
+        return [Reference("proxy", fault.proxy, (*at, "proxy"), {"protocol": "tcp"}, "a toxic")]
+    if isinstance(fault, HttpFault):
+        return [Reference("proxy", fault.http, (*at, "http"), {"protocol": "http"}, "an http fault")]
+    return []  # stress, disk_fill and network act on this machine, a directory or a port
 
 
 class _Experiment:
@@ -314,8 +387,7 @@ class _Experiment:
         injected = self.timeline.injected
         if services is None or injected is None:
             return
-        names = {f.kill for f in self.settings.faults if isinstance(f, KillFault)}
-        names |= {f.restart for f in self.settings.faults if isinstance(f, RestartFault)}
+        names = _restarted(self.settings)
         since = _Wall(self.timeline.started)(injected)
         for name in sorted(names):
             events = [e for e in services.history(name) if e.at >= since]

@@ -28,7 +28,15 @@ import signal
 import sys
 from pathlib import Path
 
-from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcome, CommandResult
+from gonogo.checks.base import (
+    ArtifactRef,
+    CheckContext,
+    CheckKind,
+    CheckOutcome,
+    CommandResult,
+    MetricPatterns,
+    PlanNames,
+)
 from gonogo.checks.chaostoolkit.experiment import Experiment, load_experiment
 from gonogo.checks.chaostoolkit.journal import (
     ActivityRun,
@@ -53,6 +61,25 @@ class ChaosToolkitCheck(CheckKind[ChaosToolkitSettings]):
     kind = "chaostoolkit"
     series_metrics = frozenset[str]()
     Settings = ChaosToolkitSettings
+
+    @classmethod
+    def metric_names(cls, settings: ChaosToolkitSettings, plan: PlanNames) -> MetricPatterns:
+        # Activities are named in the experiment file, which is only read when the check runs.
+        return [
+            "completed",
+            "deviated",
+            "steady_state.before.met",
+            "steady_state.after.met",
+            "activities",
+            "activities.failed",
+            "probes.failed",
+            "actions.failed",
+            "rollbacks",
+            "rollbacks.failed",
+            "duration",
+            "activity.*.duration",
+            "rollback.*.duration",
+        ]
 
     def run(self, settings: ChaosToolkitSettings, ctx: CheckContext) -> CheckOutcome:
         return _Run(settings, ctx).run()

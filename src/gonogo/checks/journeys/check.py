@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 
-from gonogo.checks.base import CheckContext, CheckKind, CheckOutcome
+from gonogo.checks.base import CheckContext, CheckKind, CheckOutcome, MetricPatterns, PlanNames
 from gonogo.checks.journeys.engine import Engine, JourneyResult
-from gonogo.checks.journeys.metrics import Recorder
+from gonogo.checks.journeys.metrics import Recorder, metric_names
 from gonogo.checks.journeys.settings import BodySource, JourneysSettings
 
 DETAILED_FAILURES = 5
@@ -27,6 +27,10 @@ class JourneysCheck(CheckKind[JourneysSettings]):
     kind = "journeys"
     series_metrics = frozenset[str]()
     Settings = JourneysSettings
+
+    @classmethod
+    def metric_names(cls, settings: JourneysSettings, plan: PlanNames) -> MetricPatterns:
+        return metric_names(settings)
 
     def run(self, settings: JourneysSettings, ctx: CheckContext) -> CheckOutcome:
         base_url, problem = resolve_base_url(settings.base_url, ctx)

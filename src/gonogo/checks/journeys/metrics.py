@@ -25,7 +25,7 @@ steps with status, latency and attempts, and its failure); the overall figures p
 
 from __future__ import annotations
 
-__all__ = ["Recorder", "percentile"]
+__all__ = ["Recorder", "metric_names", "percentile"]
 
 import json
 import math
@@ -36,10 +36,25 @@ from typing import Any
 
 from gonogo.checks.base import ArtifactRef, CheckContext
 from gonogo.checks.journeys.engine import Failure, IterationResult, JourneyResult
+from gonogo.checks.journeys.settings import JourneysSettings
 from gonogo.units import Unit
 
 PERCENTILES = (("p50", 50.0), ("p95", 95.0), ("p99", 99.0))
 _Record = Callable[[str, float, Unit, str, "str | None"], None]
+
+
+def metric_names(settings: JourneysSettings) -> list[str]:
+    """Every metric a run of these journeys can record (the table above)."""
+    spread = [suffix for suffix, _ in PERCENTILES] + ["max"]
+    names = ["success_rate", "iterations", "failures"]
+    for journey_name, journey in settings.journeys.items():
+        names += [f"{journey_name}.{figure}" for figure in ("success_rate", "iterations", "failures")]
+        names += [f"{journey_name}.duration.{suffix}" for suffix in spread]
+        for step in journey.steps:
+            prefix = f"{journey_name}.{step.name}"
+            names += [f"{prefix}.iterations", f"{prefix}.success_rate"]
+            names += [f"{prefix}.latency.{suffix}" for suffix in spread]
+    return names
 
 
 def percentile(samples: Sequence[float], rank: float) -> float:

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcome
+from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcome, MetricPatterns, PlanNames
 from gonogo.checks.journeys.check import resolve_base_url, upload_files
 from gonogo.checks.journeys.engine import Engine
 from gonogo.checks.journeys.settings import Journey, JourneysSettings
@@ -65,6 +65,10 @@ class LoadCheck(CheckKind[LoadSettings]):
     kind = "load"
     series_metrics = frozenset({"rps", "error_rate", "latency.p95", "latency.p99"})
     Settings = LoadSettings
+
+    @classmethod
+    def metric_names(cls, settings: LoadSettings, plan: PlanNames) -> MetricPatterns:
+        return _metric_names(settings)
 
     def run(self, settings: LoadSettings, ctx: CheckContext) -> CheckOutcome:
         base_url, problem = resolve_base_url(settings.base_url, ctx)
@@ -321,6 +325,56 @@ def _describe(settings: LoadSettings, base_url: str, traffic: str) -> str:
     else:
         shape = f"closed model, {s.users} users, think time {s.think_time:g}s"
     return f"load: {shape}, {traffic}, against {base_url}"
+
+
+_COUNTS = (
+    "requests",
+    "rps",
+    "error_rate",
+    "errors",
+    "errors.4xx",
+    "errors.5xx",
+    "errors.connection",
+    "errors.timeout",
+    "late",
+    "dropped",
+)
+_LATENCY = [
+    f"{name}.{suffix}"
+    for name in ("latency", "latency_uncorrected")
+    for suffix in (*_PERCENTILES, "max", "mean")
+]
+# A journey's iterations: `_spread` without `with_extra`.
+_DURATION = [
+    f"{name}.{suffix}"
+    for name in ("duration", "duration_uncorrected")
+    for suffix in ("p50", "p95", "p99", "max")
+]
+_GENERATOR = ("generator.cpu", "generator.max_lag", "generator.late", "generator.valid")
+
+
+def _metric_names(settings: LoadSettings) -> list[str]:
+    """Every metric `_Recorder` can record for these settings (docs/metrics.md)."""
+    journeys = settings.journeys or {}
+    steps = [(name, step.name) for name, journey in journeys.items() for step in journey.steps]
+    requests = settings.requests or []
+    if journeys:
+        figures = [*_COUNTS, "errors.assertion", *_LATENCY]
+        endpoints = [f"{journey}.{step}" for journey, step in steps]
+        components = {settings.component_of(journey, step) for journey, step in steps}
+    else:
+        figures = [*_COUNTS, *_LATENCY]
+        endpoints = [request.name for request in requests]
+        components = {request.component for request in requests}
+    prefixes = ["", *(f"endpoint.{name}." for name in endpoints), *(f"component.{c}." for c in components)]
+    names = [prefix + figure for prefix in prefixes for figure in figures]
+    names += ["warmup.requests", *_GENERATOR]
+    if journeys:
+        names += ["iterations", "success_rate"]
+        for name in journeys:
+            names += [f"journey.{name}.{figure}" for figure in ("iterations", "failures", "success_rate")]
+            names += [f"journey.{name}.{figure}" for figure in _DURATION]
+    return names
 
 
 class _Recorder:

@@ -28,11 +28,17 @@ __all__ = ["LoadResultsCheck"]
 from collections.abc import Mapping
 from pathlib import Path
 
-from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcome
+from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcome, MetricPatterns, PlanNames
 from gonogo.checks.command import CommandRun
 from gonogo.checks.load_results.formats import parse_results_data, what
 from gonogo.checks.load_results.settings import LoadResultsSettings
-from gonogo.checks.load_results.summary import MAX_FILE_BYTES, LoadSummary, Stats, read_bounded
+from gonogo.checks.load_results.summary import (
+    LATENCY_FIELDS,
+    MAX_FILE_BYTES,
+    LoadSummary,
+    Stats,
+    read_bounded,
+)
 from gonogo.errors import InputFileError
 from gonogo.units import format_value
 
@@ -47,6 +53,15 @@ class LoadResultsCheck(CheckKind[LoadResultsSettings]):
     kind = "load_results"
     series_metrics = frozenset({"rps", "error_rate"})  # from a Locust JSON file only
     Settings = LoadResultsSettings
+
+    @classmethod
+    def metric_names(cls, settings: LoadResultsSettings, plan: PlanNames) -> MetricPatterns:
+        # Endpoints and k6 thresholds are named in the results file, only read at run time.
+        stats = ["requests", "rps", "errors", "error_rate", *(f"latency.{f}" for f in LATENCY_FIELDS)]
+        names = [*stats, "duration", "checks.pass_rate", "thresholds.*.ok", "thresholds.ok"]
+        names += [f"endpoint.*.{figure}" for figure in stats] if settings.endpoints else []
+        names += ["command.duration", "command.exit_code"] if settings.command is not None else []
+        return names
 
     def run(self, settings: LoadResultsSettings, ctx: CheckContext) -> CheckOutcome:
         return _Run(settings, ctx).run()

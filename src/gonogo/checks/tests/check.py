@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcome
+from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcome, MetricPatterns, PlanNames
 from gonogo.checks.command import CommandRun
 from gonogo.checks.tests.coverage import CoverageReport, merge_reports, parse_coverage
 from gonogo.checks.tests.junit import JUnitSummary, parse_junit, sum_summaries
@@ -46,6 +46,18 @@ class TestsCheck(CheckKind[TestsSettings]):
     kind = "tests"
     series_metrics = frozenset[str]()
     Settings = TestsSettings
+
+    @classmethod
+    def metric_names(cls, settings: TestsSettings, plan: PlanNames) -> MetricPatterns:
+        names: list[str] = []
+        if settings.command is not None:
+            names += ["command.duration", "command.exit_code"]
+        if settings.junit:
+            names += ["total", "passed", "failed", "errors", "skipped", "flaky", "duration", "pass_rate"]
+        if settings.coverage is not None:
+            names += ["coverage.lines", "coverage.branches"]
+            names += ["coverage.critical.lines"] if settings.coverage.critical else []
+        return names
 
     def run(self, settings: TestsSettings, ctx: CheckContext) -> CheckOutcome:
         return _Run(settings, ctx).run()
