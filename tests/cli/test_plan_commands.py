@@ -80,3 +80,24 @@ def test_run_refuses_a_bad_plan_with_exit_2_and_starts_nothing(tmp_path: Path) -
 def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert gonogo("frobnicate", cwd=tmp_path).code == 2
     assert gonogo("validate", "missing.yaml", cwd=tmp_path).code == 2
+
+
+def test_a_gate_that_could_only_end_not_measured_exits_2_before_anything_runs(tmp_path: Path) -> None:
+    plan = write_plan(
+        tmp_path,
+        """
+        system: {base_url: "http://127.0.0.1:8080"}
+        checks:
+          load: {kind: load, rate: 10/s, duration: 5s, requests: [{name: health, path: /health}]}
+        gates:
+          load.endpoint.helth.latency.p95: "< 1s"
+        """,
+    )
+    result = gonogo("validate", cwd=tmp_path)
+    assert result.code == 2
+    assert (
+        f"{plan}:5:3: gates.load.endpoint.helth.latency.p95: check 'load' (load) records no metric "
+        "'endpoint.helth.latency.p95' with its settings, so this gate could only end not measured; "
+        "did you mean load.endpoint.health.latency.p95?"
+    ) in result.err
+    assert "Traceback" not in result.text

@@ -446,3 +446,171 @@ def test_a_timeframe_on_a_metric_without_a_per_second_series_is_refused(tmp_path
         f"{path}:10:19: gates.unit.pass_rate: a timeframe ('>= 99% for 3s') applies the threshold to a "
         "per-second series, and a tests check records one for none of its metrics",
     ]
+
+
+GATED = """
+system:
+  base_url: "http://127.0.0.1:{port.web}"
+  services:
+    web: {command: "python -m http.server {port.web}"}
+    worker: {command: [sleep, "600"], clock: faketime}
+  proxies:
+    db: {listen: "127.0.0.1:{port.db_proxy}", upstream: "127.0.0.1:{port.db}"}
+    api: {listen: "127.0.0.1:{port.api_proxy}", upstream: "127.0.0.1:{port.web}", protocol: http}
+checks:
+  load: {kind: load, rate: 10/s, duration: 5s, requests: [{name: health, path: /health}]}
+  e2e:
+    kind: journeys
+    journeys:
+      home:
+        steps:
+          - {name: index, request: {path: /}}
+  k6: {kind: load_results, file: summary.json}
+  crash:
+    kind: chaos
+    hypothesis: {probes: [{name: up, http: /health}]}
+    faults:
+      - {kill: web}
+gates:
+"""
+
+
+def gated(tmp_path: Path, gates: str) -> Path:
+    return write(tmp_path, GATED + textwrap.indent(textwrap.dedent(gates).strip(), "  ") + "\n")
+
+
+def test_gates_on_metrics_every_kind_declares_are_accepted(tmp_path: Path) -> None:
+    path = gated(
+        tmp_path,
+        """
+        load.endpoint.health.latency.p95: "< 1s"
+        load.component.default.error_rate: "< 1%"
+        load.latency.p99_9: "< 2s"
+        load.generator.valid: "== 1"
+        e2e.home.index.latency.p95: "< 1s"
+        e2e.home.duration.max: "< 5s"
+        k6.endpoint.GET_api_items.latency.p95: "< 1s"
+        k6.thresholds.http_req_duration.ok: "== 1"
+        crash.service.web.time_to_ready: "< 10s"
+        crash.time_to_recover: "< 10s"
+        "*.error_rate": "< 1%"
+        "e2e.*.success_rate": ">= 99%"
+        """,
+    )
+    assert len(load_plan(path).gates) == 12
+
+
+def test_a_gate_on_a_metric_its_check_cannot_record_is_refused_with_the_closest_name(tmp_path: Path) -> None:
+    path = gated(
+        tmp_path,
+        """
+        load.endpoint.helth.latency.p95: "< 1s"
+        load.latency.p42: ["< 1s", {expr: "< 2s", severity: should}]
+        e2e.home.indx.success_rate: ">= 99%"
+        k6.endpoint.GET_api_items.latency.p42: "< 1s"
+        crash.availability.during: ">= 99%"
+        """,
+    )
+    not_measured = "with its settings, so this gate could only end not measured"
+    assert issues_of(path) == [
+        f"{path}:24:3: gates.load.endpoint.helth.latency.p95: check 'load' (load) records no metric "
+        f"'endpoint.helth.latency.p95' {not_measured}; did you mean load.endpoint.health.latency.p95?",
+        f"{path}:25:3: gates.load.latency.p42: check 'load' (load) records no metric 'latency.p42' "
+        f"{not_measured}; did you mean load.latency.p99?",
+        f"{path}:26:3: gates.e2e.home.indx.success_rate: check 'e2e' (journeys) records no metric "
+        f"'home.indx.success_rate' {not_measured}; did you mean e2e.home.index.success_rate?",
+        f"{path}:27:3: gates.k6.endpoint.GET_api_items.latency.p42: check 'k6' (load_results) records no "
+        f"metric 'endpoint.GET_api_items.latency.p42' {not_measured}; did you mean "
+        "k6.endpoint.GET_api_items.latency.p99?",
+        # no background load, so no availability: the experiment's own figures are suggested
+        f"{path}:28:3: gates.crash.availability.during: check 'crash' (chaos) records no metric "
+        f"'availability.during' {not_measured}; it records e.g. recovered, fault_applied, "
+        "rollback.clean, time_to_detect, time_to_recover, hypothesis.before, "
+        "service.web.time_to_ready, hypothesis.during.failed_rounds (see docs/metrics.md)",
+    ]
+
+
+def test_a_glob_that_matches_no_declared_metric_is_refused(tmp_path: Path) -> None:
+    path = gated(
+        tmp_path,
+        """
+        "*.error_rat": "< 1%"
+        "e2e.*.latency.p90": "< 1s"
+        "load.*.error_rate": "< 1%"
+        """,
+    )
+    assert issues_of(path) == [
+        f"{path}:24:3: gates.*.error_rat: the glob '*.error_rat' matches no metric that a check of this "
+        "plan can record",
+        f"{path}:25:3: gates.e2e.*.latency.p90: the glob 'e2e.*.latency.p90' matches no metric that a "
+        "check of this plan can record",
+    ]
+
+
+def test_faults_naming_no_service_or_proxy_of_the_plan_are_refused_at_their_line(tmp_path: Path) -> None:
+    faults = (
+        "      - {kill: wbe}\n"
+        "      - {pause: worker}\n"
+        "      - {restart: db}\n"
+        "      - {proxy: dbb, toxic: latency, attributes: {latency: 100}}\n"
+        "      - {proxy: api, toxic: down}\n"
+        "      - {http: db, status: 503}\n"
+        "      - {clock: web, skew: +1h}\n"
+    )
+    path = gated(tmp_path, 'crash.service.wbe.time_to_ready: "< 10s"')
+    path.write_text(path.read_text().replace("      - {kill: web}\n", faults))
+    assert issues_of(path) == [
+        f"{path}:22:16: checks.crash.faults[0].kill: 'wbe' is not a service of this plan; "
+        "did you mean 'web'?",
+        f"{path}:24:19: checks.crash.faults[2].restart: 'db' is not a service of this plan; expected one of: "
+        "web, worker",
+        f"{path}:25:17: checks.crash.faults[3].proxy: 'dbb' is not a proxy of this plan; did you mean 'db'?",
+        f"{path}:26:17: checks.crash.faults[4].proxy: a toxic needs a proxy with protocol: tcp; 'api' has "
+        "protocol: http (system.proxies.api)",
+        f"{path}:27:16: checks.crash.faults[5].http: an http fault needs a proxy with protocol: http; 'db' "
+        "has protocol: tcp (system.proxies.db)",
+        f"{path}:28:17: checks.crash.faults[6].clock: a clock fault needs a service with clock: faketime; "
+        "'web' has clock: real (system.services.web)",
+        # the gate on the killed service's figure is the same mistake: no second message
+    ]
+
+
+def test_one_typo_in_a_check_gives_one_message_not_one_per_gate(tmp_path: Path) -> None:
+    path = gated(
+        tmp_path,
+        """
+        e2e.success_rate: ">= 99%"
+        e2e.home.index.latency.p95: "< 1s"
+        e2e.home.index.latency.p42: "< 1s"
+        "e2e.*.nothing": "< 1s"
+        """,
+    )
+    typo = path.read_text().replace("request: {path: /}}", "request: {path: /}, expct: {status: 200}}")
+    path.write_text(typo)
+    assert issues_of(path) == [
+        f"{path}:16:47: checks.e2e.journeys.home.steps[0].expct: unknown key 'expct'; did you mean 'expect'?",
+    ]
+
+
+def test_text_that_yaml_reads_as_a_number_says_so_and_suggests_quotes(tmp_path: Path) -> None:
+    checksum = "0" * 63 + "7"
+    path = write(
+        tmp_path,
+        f"""
+        system:
+          services:
+            api:
+              command: [serve, --checksum, {checksum}]
+              env: {{RELEASE: 1.10, DEBUG: yes, MODE: 0123}}
+        """,
+    )
+    assert issues_of(path) == [
+        f"{path}:4:36: system.services.api.command[2]: expected text; YAML read 00000000000000000000... "
+        "as the number 7 — put it in quotes",
+        f"{path}:5:22: system.services.api.env.RELEASE: expected text; YAML read 1.10 as the number 1.1 "
+        "— put it in quotes",
+        f"{path}:5:35: system.services.api.env.DEBUG: expected text; YAML read yes as the boolean true "
+        "— put it in quotes",
+        f"{path}:5:46: system.services.api.env.MODE: expected text; YAML read 0123 as the number 83 "
+        "— put it in quotes",
+    ]

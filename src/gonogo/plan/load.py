@@ -593,6 +593,8 @@ def _unmeasurable(
         return [*found, *series] if timeframes_only else found
 
     prefix, _, rest = metric.partition(".")
+    if not present:
+        return None  # a plan without checks yet: nothing to hold its gates against
     if _is_glob(metric):
         candidates = [name for name in present if _is_glob(prefix) or name == prefix]
         for name in candidates:
