@@ -6,8 +6,11 @@ from gonogo.evidence.records import (
     EventRecord,
     GateRecord,
     MetricRecord,
+    ReportFileRecord,
     RunRecord,
     SampleSeries,
+    SignoffRecord,
+    SignoffRequirement,
     VerdictRecord,
 )
 from gonogo.evidence.store import Store
@@ -18,8 +21,11 @@ __all__ = [
     "EventRecord",
     "GateRecord",
     "MetricRecord",
+    "ReportFileRecord",
     "RunRecord",
     "SampleSeries",
+    "SignoffRecord",
+    "SignoffRequirement",
     "Store",
     "VerdictRecord",
 ]

@@ -12,7 +12,7 @@ __all__ = ["migrate"]
 import json
 from collections.abc import Callable
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, inspect, select, text
 
 from gonogo.evidence import schema as s
 
@@ -56,12 +56,14 @@ def _artifacts_unique_per_check(conn: Connection) -> None:
 def _verdicts_keep_their_inputs(conn: Connection) -> None:
     """2 → 3: a verdict keeps the run problems it was decided with and the sign-offs the plan
     required (the `signoffs` and `report_files` tables are new: `create_all` made them)."""
-    for ddl in (
-        "ALTER TABLE verdicts ADD COLUMN run_problems TEXT NOT NULL DEFAULT '[]'",
-        "ALTER TABLE verdicts ADD COLUMN signoff_roles TEXT",
-        "ALTER TABLE verdicts ADD COLUMN signoff_min_confidence INTEGER",
+    present = {column["name"] for column in inspect(conn).get_columns("verdicts")}
+    for name, ddl in (
+        ("run_problems", "TEXT NOT NULL DEFAULT '[]'"),
+        ("signoff_roles", "TEXT"),
+        ("signoff_min_confidence", "INTEGER"),
     ):
-        conn.execute(text(ddl))
+        if name not in present:  # a store whose tables were made by this version already has them
+            conn.execute(text(f"ALTER TABLE verdicts ADD COLUMN {name} {ddl}"))
     # The run's message is its problems joined with "; " (run/execute.py): split it back, which
     # is exact unless a problem itself contained "; ".
     rows = conn.execute(
@@ -70,7 +72,9 @@ def _verdicts_keep_their_inputs(conn: Connection) -> None:
     for run_id, message in rows:
         if message:
             problems = json.dumps(message.split("; "))
-            conn.execute(s.verdicts.update().where(s.verdicts.c.run_id == run_id).values(run_problems=problems))
+            conn.execute(
+                s.verdicts.update().where(s.verdicts.c.run_id == run_id).values(run_problems=problems)
+            )
 
 
 # version → the step that takes a database from it to the next one

@@ -8,8 +8,11 @@ __all__ = [
     "EventRecord",
     "GateRecord",
     "MetricRecord",
+    "ReportFileRecord",
     "RunRecord",
     "SampleSeries",
+    "SignoffRecord",
+    "SignoffRequirement",
     "VerdictRecord",
 ]
 
@@ -115,6 +118,14 @@ class GateRecord:
 
 
 @dataclass(frozen=True)
+class SignoffRequirement:
+    """The sign-offs a GO needs before release, as the plan asked when the verdict was made."""
+
+    roles: list[str]
+    min_confidence: int  # 0-10
+
+
+@dataclass(frozen=True)
 class VerdictRecord:
     decision: Literal["GO", "NO-GO"]
     score: float | None  # overall, 0-100; None when nothing was measured
@@ -123,3 +134,33 @@ class VerdictRecord:
     reasons: list[str]
     gates: list[GateRecord]
     decided_at: datetime
+    # Why the run itself was incomplete (each one a reason for NO-GO): kept so that the
+    # verdict can be recomputed from the evidence alone (`gonogo verify`).
+    run_problems: list[str] = field(default_factory=list)
+    signoff: SignoffRequirement | None = None  # None: the plan required no sign-off
+
+
+@dataclass(frozen=True)
+class SignoffRecord:
+    """A person's sign-off on a run, never changed once recorded."""
+
+    role: str
+    confidence: int  # 0-10
+    note: str
+    user: str  # the OS user who ran `gonogo approve`
+    git_name: str | None  # `git config user.name` in the plan's folder, when there is one
+    git_email: str | None
+    signed_at: datetime
+    evidence_digest: str  # what they saw: the run's evidence digest (evidence/digest.py)
+    decision: str  # the verdict's decision when they signed
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class ReportFileRecord:
+    """A report file gonogo wrote for a run, and the sha256 of what it wrote."""
+
+    format: str  # json / md / junit
+    path: str
+    sha256: str
+    written_at: datetime

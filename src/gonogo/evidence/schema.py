@@ -17,9 +17,11 @@ __all__ = [
     "metadata",
     "metrics",
     "points",
+    "report_files",
     "runs",
     "schema_version",
     "series",
+    "signoffs",
     "verdicts",
 ]
 
@@ -44,7 +46,7 @@ from sqlalchemy.types import TypeDecorator
 
 # Bump when the tables change, with a step in `migrations.py` that brings an older database
 # up to it; the store refuses a database written by a newer gonogo.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -211,6 +213,10 @@ verdicts = Table(
     Column("dimensions", CleanText, nullable=False),  # JSON object, null = not measured
     Column("reasons", CleanText, nullable=False),  # JSON list
     Column("decided_at", UTCDateTime, nullable=False),
+    Column("run_problems", CleanText, nullable=False, server_default="[]"),  # JSON list
+    # The sign-offs the plan required: JSON list of roles, NULL when none was required.
+    Column("signoff_roles", CleanText),
+    Column("signoff_min_confidence", Integer),
 )
 
 gates = Table(
@@ -231,4 +237,33 @@ gates = Table(
     Column("source", CleanText, nullable=False),
     # No foreign key: the gate result stays meaningful even if metrics are pruned.
     Column("metric_id", Id),
+)
+
+# Sign-offs and written report files are only ever added, never updated or deleted (except
+# with their run): a later sign-off of a role is a new row, and the history stays readable.
+signoffs = Table(
+    "signoffs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("role", CleanText, nullable=False),
+    Column("confidence", Integer, nullable=False),
+    Column("note", CleanText, nullable=False),
+    Column("os_user", CleanText, nullable=False),
+    Column("git_name", CleanText),
+    Column("git_email", CleanText),
+    Column("signed_at", UTCDateTime, nullable=False),
+    Column("evidence_digest", String(64), nullable=False),
+    Column("decision", String(8), nullable=False),
+)
+
+report_files = Table(
+    "report_files",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("run_id", ForeignKey("runs.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("format", String(16), nullable=False),
+    Column("path", CleanText, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("written_at", UTCDateTime, nullable=False),
 )

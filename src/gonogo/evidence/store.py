@@ -50,9 +50,12 @@ from gonogo.evidence.records import (
     GateRecord,
     GateStatus,
     MetricRecord,
+    ReportFileRecord,
     RunRecord,
     RunStatus,
     SampleSeries,
+    SignoffRecord,
+    SignoffRequirement,
     VerdictRecord,
 )
 
@@ -315,6 +318,7 @@ class Store:
         for gate in verdict.gates:
             if gate.value is not None:
                 _require_number(gate.value, f"value of gate {gate.pattern}")
+        signoff = verdict.signoff
         with self._write() as conn:
             if not self._run_exists(conn, run_id):
                 raise _no_run(run_id)
@@ -329,6 +333,9 @@ class Store:
                     dimensions=json.dumps(verdict.dimensions),
                     reasons=json.dumps(verdict.reasons),
                     decided_at=verdict.decided_at,
+                    run_problems=json.dumps(verdict.run_problems),
+                    signoff_roles=None if signoff is None else json.dumps(signoff.roles),
+                    signoff_min_confidence=None if signoff is None else signoff.min_confidence,
                 )
             )
             if verdict.gates:
@@ -353,6 +360,39 @@ class Store:
                         for position, g in enumerate(verdict.gates)
                     ],
                 )
+
+    def add_signoff(self, run_id: str, signoff: SignoffRecord) -> int:
+        """Record a sign-off; sign-offs are never changed or removed (only with their run)."""
+        with self._write_for(run_id) as conn:
+            result = conn.execute(
+                s.signoffs.insert().values(
+                    run_id=run_id,
+                    role=signoff.role,
+                    confidence=signoff.confidence,
+                    note=signoff.note,
+                    os_user=signoff.user,
+                    git_name=signoff.git_name,
+                    git_email=signoff.git_email,
+                    signed_at=signoff.signed_at,
+                    evidence_digest=signoff.evidence_digest,
+                    decision=signoff.decision,
+                )
+            )
+            return _new_id(result.inserted_primary_key)
+
+    def add_report_file(self, run_id: str, format_name: str, path: Path, sha256: str) -> None:
+        """Record that gonogo wrote a report file with this content, so that `gonogo verify`
+        can tell an edited copy."""
+        with self._write_for(run_id) as conn:
+            conn.execute(
+                s.report_files.insert().values(
+                    run_id=run_id,
+                    format=format_name,
+                    path=str(path),
+                    sha256=sha256,
+                    written_at=self.when(),
+                )
+            )
 
     def mark_stale_runs_aborted(self) -> list[str]:
         """Runs still `running` whose owner process on this host is gone become `aborted`."""
@@ -413,7 +453,10 @@ class Store:
                 # Children first: correct even where cascading deletes are not enforced.
                 series_ids = select(s.series.c.id).where(s.series.c.run_id.in_(chunk))
                 conn.execute(delete(s.points).where(s.points.c.series_id.in_(series_ids)))
-                for table in (s.series, s.gates, s.verdicts, s.metrics, s.artifacts, s.events, s.checks):
+                for table in (
+                    s.series, s.gates, s.verdicts, s.metrics, s.artifacts, s.events, s.checks,
+                    s.signoffs, s.report_files,
+                ):  # fmt: skip
                     conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
                 conn.execute(delete(s.runs).where(s.runs.c.id.in_(chunk)))
             still_used: set[str] = set()
@@ -577,6 +620,12 @@ class Store:
                 select(s.gates).where(s.gates.c.run_id == run_id).order_by(s.gates.c.position)
             ).all()
         dimensions = json.loads(row.dimensions)
+        signoff = None
+        if row.signoff_roles is not None:
+            signoff = SignoffRequirement(
+                roles=[str(role) for role in json.loads(row.signoff_roles)],
+                min_confidence=int(row.signoff_min_confidence or 0),
+            )
         return VerdictRecord(
             decision=cast(Literal["GO", "NO-GO"], row.decision),
             score=row.score,
@@ -600,7 +649,44 @@ class Store:
                 for g in gate_rows
             ],
             decided_at=row.decided_at,
+            run_problems=[str(problem) for problem in json.loads(row.run_problems)],
+            signoff=signoff,
         )
+
+    def signoffs(self, run_id: str) -> list[SignoffRecord]:
+        """Every sign-off of a run, oldest first."""
+        c = s.signoffs.c
+        with self._read() as conn:
+            rows = conn.execute(
+                select(s.signoffs).where(c.run_id == run_id).order_by(c.signed_at, c.id)
+            ).all()
+        return [
+            SignoffRecord(
+                role=r.role,
+                confidence=r.confidence,
+                note=r.note,
+                user=r.os_user,
+                git_name=r.git_name,
+                git_email=r.git_email,
+                signed_at=r.signed_at,
+                evidence_digest=r.evidence_digest,
+                decision=r.decision,
+                id=r.id,
+            )
+            for r in rows
+        ]
+
+    def report_files(self, run_id: str) -> list[ReportFileRecord]:
+        """Every report file written for a run, oldest first."""
+        c = s.report_files.c
+        with self._read() as conn:
+            rows = conn.execute(
+                select(s.report_files).where(c.run_id == run_id).order_by(c.written_at, c.id)
+            ).all()
+        return [
+            ReportFileRecord(format=r.format, path=r.path, sha256=r.sha256, written_at=r.written_at)
+            for r in rows
+        ]
 
     def when(self) -> datetime:
         """Now, as the store records times (UTC, aware)."""
