@@ -1,4 +1,5 @@
-"""The `gonogo` command. Exit codes: 0 GO, 1 NO-GO, 2 bad plan or usage, 3 run not completed."""
+"""The `gonogo` command. Exit codes: 0 GO, 1 NO-GO, 2 bad plan or usage, 3 run not completed,
+4 GO pending the sign-offs the plan requires. `gonogo verify`: 0 verified, 1 a mismatch."""
 
 from __future__ import annotations
 
@@ -19,15 +20,21 @@ from rich.markup import escape
 from rich.table import Table
 
 from gonogo import __version__
+from gonogo.approval import approve as approve_run
 from gonogo.errors import GonogoError, PlanError, RunFailed, UserError
 from gonogo.evidence import ArtifactRecord, RunRecord, Store
 from gonogo.plan import load_plan, service_order
 from gonogo.report import FORMATS, RunReport, collect, print_summary, render
+from gonogo.report.recorded import record_report_file, write_recorded_reports
+from gonogo.report.terminal import signoff_lines
 from gonogo.run import execute
 from gonogo.run.progress import ProgressPrinter
 from gonogo.units import format_value
+from gonogo.verify import verify_report_file, verify_run
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+EXIT_PENDING_SIGNOFF = 4  # GO, but a sign-off the plan requires is missing: not released yet
+EXIT_VERIFIED, EXIT_MISMATCH = 0, 1  # gonogo verify
 
 
 class _Console(Console):
@@ -190,7 +197,13 @@ def run(plan: Path, store_url: str | None, keep_scratch: bool, isolated_network:
         console.print(f"  {name:6} {path}")
     if outcome.status != "completed":
         sys.exit(EXIT_INCOMPLETE)
-    sys.exit(EXIT_GO if outcome.verdict.decision == "GO" else EXIT_NO_GO)
+    sys.exit(_verdict_exit_code(outcome.report))
+
+
+def _verdict_exit_code(report: RunReport) -> int:
+    if report.verdict is None or report.verdict.decision != "GO":
+        return EXIT_NO_GO
+    return EXIT_PENDING_SIGNOFF if report.signoff is not None and not report.signoff.complete else EXIT_GO
 
 
 @cli.command()
@@ -378,19 +391,101 @@ def _pick_artifact(report: RunReport, name: str, check_name: str | None) -> Arti
 def report(
     run_ref: str, format_name: str, output: Path | None, plan_path: Path | None, store_url: str | None
 ) -> None:
-    """Render the report of a run from its stored evidence."""
+    """Render the report of a run from its stored evidence.
+
+    A file written with -o is recorded in the store (its sha256), so that `gonogo verify FILE`
+    can tell it from an edited copy.
+    """
     store, _, _ = _open_store(store_url, _default_plan(plan_path))
     with store:
         document = collect(store, store.resolve_run(run_ref).id)
+        if output is not None and format_name != "terminal":
+            output.write_text(render(document, format_name), encoding="utf-8")
+            record_report_file(store, document.run.id, format_name, output)
+            console.print(f"wrote {output}")
+            return
     if format_name == "terminal":
         print_summary(document, console)
         return
-    text = render(document, format_name)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text, encoding="utf-8")
-        console.print(f"wrote {output}")
+    sys.stdout.write(render(document, format_name))
+
+
+@cli.command()
+@click.argument("run_ref", metavar="RUN")
+@click.option("--role", required=True, help="The role you sign off as; one the run's plan requires.")
+@click.option(
+    "--confidence",
+    type=click.IntRange(0, 10),
+    required=True,
+    help="How confident you are that it is ready, 0-10; counts from the plan's min_confidence.",
+)
+@click.option("--note", default="", help="What you looked at, or why.")
+@PLAN_OPTION
+@STORE_OPTION
+def approve(
+    run_ref: str, role: str, confidence: int, note: str, plan_path: Path | None, store_url: str | None
+) -> None:
+    """Sign off RUN's GO in a role its plan requires (signoff: in the plan).
+
+    Records who (OS user, git identity of the plan's folder), when, and the evidence digest
+    of what was signed; the run's reports are written again to show it. A NO-GO run, or a role
+    the plan does not require, is refused (exit 2).
+    """
+    store, _, state_dir = _open_store(store_url, _default_plan(plan_path))
+    with store:
+        run_id = store.resolve_run(run_ref).id
+        signoff = approve_run(store, collect(store, run_id), role=role, confidence=confidence, note=note)
+        report = collect(store, run_id)
+        run_dir = state_dir / "runs" / run_id
+        if run_dir.is_dir():
+            write_recorded_reports(store, report, run_dir)
+    console.print(f"recorded: {escape(role)} sign-off by {escape(signoff.user)}, confidence {confidence}")
+    if report.signoff is not None and signoff not in report.signoff.counted.values():
+        why = dict(report.signoff.not_counted).get(signoff, "a later sign-off counts")
+        console.print(f"[yellow]it does not count:[/] {escape(why)}")
+    console.print(f"run {run_id}: [bold]{escape(report.outcome)}[/]")
+    for line in signoff_lines(report):
+        console.print(line)
+
+
+@cli.command()
+@click.argument("target", metavar="RUN|REPORT", default="latest")
+@PLAN_OPTION
+@STORE_OPTION
+def verify(target: str, plan_path: Path | None, store_url: str | None) -> None:
+    """Recompute a run's gates, score and verdict from its evidence; check its artifacts, plan
+    file and reports (exit 1 naming each mismatch, 0 when everything matches).
+
+    RUN (an id, a prefix or 'latest') checks the reports in the run's folder; REPORT (a
+    report.json, summary.md or gates.junit.xml) checks that file. --plan PATH compares
+    another copy of the plan file (default: the plan's path at the run).
+    """
+    given = Path(target)
+    store, _, state_dir = _open_store(store_url, _default_plan(plan_path))
+    with store:
+        if given.suffix.lower() in (".json", ".md", ".xml") or given.is_file():
+            if not given.is_file():
+                raise UserError(f"{given}: no such report file")
+            result = verify_report_file(store, given, plan_path=plan_path)
+        else:
+            run_id = store.resolve_run(target).id
+            result = verify_run(store, run_id, plan_path=plan_path, run_dir=state_dir / "runs" / run_id)
+    console.print(f"[bold]run {result.report.run.id}[/] ({escape(result.report.run.name)}): "
+                  f"[bold]{escape(result.report.outcome)}[/]")  # fmt: skip
+    # One finding per line, never wrapped: they are read in CI logs and searched for.
+    for line in result.checked:
+        console.print(f"  [green]✓[/] {escape(line)}", soft_wrap=True)
+    for line in result.warnings:
+        console.print(f"  [yellow]![/] {escape(line)}", soft_wrap=True)
+    for line in result.mismatches:
+        console.print(f"  [bold red]✗[/] {escape(line)}", soft_wrap=True)
+    for line in signoff_lines(result.report):
+        console.print(line)
+    if result.verified:
+        console.print("[green]verified:[/] the verdict, the artifacts and the reports match the evidence")
+        sys.exit(EXIT_VERIFIED)
+    console.print(f"[bold red]not verified:[/] {len(result.mismatches)} mismatch(es)")
+    sys.exit(EXIT_MISMATCH)
 
 
 @cli.command("mark-aborted", hidden=True)

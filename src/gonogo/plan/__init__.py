@@ -8,6 +8,7 @@ from gonogo.plan.model import (
     ReadinessProbe,
     Score,
     Service,
+    Signoff,
     SystemSpec,
     service_order,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "ReadinessProbe",
     "Score",
     "Service",
+    "Signoff",
     "SystemSpec",
     "load_plan",
     "parse_plan",

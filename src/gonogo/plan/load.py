@@ -31,6 +31,7 @@ from gonogo.plan.model import (
     ProxyRoute,
     Score,
     Service,
+    Signoff,
     SystemSpec,
 )
 from gonogo.plan.names import PlanNames, matches, overlaps
@@ -38,7 +39,7 @@ from gonogo.threshold import parse_threshold
 from gonogo.units import parse_duration
 
 Location = tuple[str | int, ...]
-TOP_LEVEL_KEYS = ("name", "system", "checks", "gates", "score")
+TOP_LEVEL_KEYS = ("name", "system", "checks", "gates", "score", "signoff")
 CHECK_COMMON_KEYS = ("kind", "timeout", "needs_system")
 
 
@@ -315,6 +316,7 @@ def parse_plan(text: str, path: Path) -> Plan:
     located = _dependency_issues(document, raw_system)
     system = _validate(document, SystemSpec, raw_system, ("system",), skip_own_checks=located)
     score = _validate(document, Score, data.get("score") or {}, ("score",))
+    signoff = _validate(document, Signoff, data.get("signoff") or {}, ("signoff",))
     checks = dict(_checks(document, data.get("checks") or {}))
     present = _check_kinds(data.get("checks"))
     unresolved = _references(document, checks, raw_system, system, present)
@@ -325,8 +327,11 @@ def parse_plan(text: str, path: Path) -> Plan:
 
     if document.issues:
         raise PlanError(sorted(document.issues, key=lambda i: (i.line or 0, i.column or 0)))
-    assert isinstance(system, SystemSpec) and isinstance(score, Score)
-    return Plan(path=path, text=text, name=str(name), system=system, checks=checks, gates=gates, score=score)
+    assert isinstance(system, SystemSpec) and isinstance(score, Score) and isinstance(signoff, Signoff)
+    return Plan(
+        path=path, text=text, name=str(name), system=system, checks=checks, gates=gates, score=score,
+        signoff=signoff,
+    )  # fmt: skip
 
 
 def _dependency_issues(document: _Document, raw_system: Any) -> bool:

@@ -17,6 +17,7 @@ __all__ = [
     "ReadinessProbe",
     "Score",
     "Service",
+    "Signoff",
     "SystemSpec",
     "host_port",
     "http_url",
@@ -328,6 +329,24 @@ class Score(StrictModel):
     minimum: float = Field(default=80.0, ge=0, le=100, description="overall score needed for GO, 0-100")
 
 
+class Signoff(StrictModel):
+    """People who must sign a GO off before release, each with a confidence of 0-10."""
+
+    roles: list[str] = Field(default_factory=list, description="roles that must sign off, e.g. qa, security")
+    min_confidence: int = Field(default=0, ge=0, le=10, description="a sign-off counts from this confidence")
+
+    @field_validator("roles")
+    @classmethod
+    def _distinct_names(cls, roles: list[str]) -> list[str]:
+        for role in roles:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", role):
+                raise ValueError(f"a role is one word of letters, digits, '_', '.' or '-'; got {role!r}")
+        repeated = sorted({role for role in roles if roles.count(role) > 1})
+        if repeated:
+            raise ValueError(f"role {repeated[0]!r} is listed twice")
+        return roles
+
+
 class Plan(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
@@ -338,6 +357,7 @@ class Plan(BaseModel):
     checks: dict[str, CheckSpec]
     gates: list[GateSpec]
     score: Score
+    signoff: Signoff = Field(default_factory=Signoff)  # no roles: no sign-off required
 
     @property
     def directory(self) -> Path:

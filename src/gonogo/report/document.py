@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __all__ = ["ResourceSummary", "RunReport", "collect"]
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import fmean
 
 from gonogo.evidence import (
@@ -14,9 +14,12 @@ from gonogo.evidence import (
     MetricRecord,
     RunRecord,
     SampleSeries,
+    SignoffRecord,
     Store,
     VerdictRecord,
 )
+from gonogo.evidence.digest import evidence_digest
+from gonogo.verdict.signoff import SignoffStatus, outcome, signoff_status
 
 
 @dataclass(frozen=True)
@@ -50,23 +53,39 @@ class RunReport:
     events: list[EventRecord]
     resources: list[ResourceSummary]
     verdict: VerdictRecord | None
+    # Everything above, as one sha256 (evidence/digest.py): what a sign-off is given on.
+    evidence_digest: str = ""
+    signoffs: list[SignoffRecord] = field(default_factory=list)
+    signoff: SignoffStatus | None = None  # None: no sign-off required
 
     @property
     def decision(self) -> str:
         return self.verdict.decision if self.verdict else "NO VERDICT"
 
+    @property
+    def outcome(self) -> str:
+        """The decision, with the sign-offs a GO still waits for."""
+        return outcome(self.verdict, self.signoff)
+
 
 def collect(store: Store, run_id: str) -> RunReport:
+    run = store.resolve_run(run_id)
+    checks, metrics = store.checks(run_id), store.metrics(run_id)
+    artifacts, events = store.artifacts(run_id), store.events(run_id)
+    samples, verdict = store.samples(run_id), store.verdict(run_id)
+    signoffs = store.signoffs(run_id)
+    digest = evidence_digest(run, checks, metrics, artifacts, events, samples, verdict)
     return RunReport(
-        run=store.resolve_run(run_id),
-        checks=store.checks(run_id),
-        metrics=store.metrics(run_id),
-        artifacts=store.artifacts(run_id),
-        events=store.events(run_id),
+        run=run,
+        checks=checks,
+        metrics=metrics,
+        artifacts=artifacts,
+        events=events,
         resources=[
-            ResourceSummary.of(series)
-            for series in store.samples(run_id)
-            if series.points and "service" in series.labels
+            ResourceSummary.of(series) for series in samples if series.points and "service" in series.labels
         ],
-        verdict=store.verdict(run_id),
+        verdict=verdict,
+        evidence_digest=digest,
+        signoffs=signoffs,
+        signoff=signoff_status(verdict, signoffs, digest),
     )

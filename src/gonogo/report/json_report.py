@@ -9,6 +9,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from gonogo.evidence.digest import DIGEST_SCHEMA
 from gonogo.report.document import RunReport
 
 SCHEMA = "gonogo.report/1"
@@ -47,4 +48,30 @@ def render_json(report: RunReport) -> str:
             "decided_at": verdict.decided_at,
         }
         document["gates"] = [asdict(gate) for gate in verdict.gates]
+        document["verdict"]["outcome"] = report.outcome
+        document["verdict"]["run_problems"] = verdict.run_problems
+    document["signoff"] = _signoff(report)
+    document["integrity"] = {
+        "digest": DIGEST_SCHEMA,
+        "evidence_sha256": report.evidence_digest,
+        "plan_sha256": report.run.plan_hash,
+    }
     return json.dumps(_plain(document), indent=2, sort_keys=False) + "\n"
+
+
+def _signoff(report: RunReport) -> dict[str, Any] | None:
+    status = report.signoff
+    if status is None:
+        return None
+    why_not = dict(status.not_counted)
+    counting = set(status.counted.values())
+    return {
+        "required_roles": status.required,
+        "min_confidence": status.min_confidence,
+        "complete": status.complete,
+        "pending": status.pending,
+        "signoffs": [
+            {**asdict(signoff), "counts": signoff in counting, "why_not": why_not.get(signoff)}
+            for signoff in report.signoffs
+        ],
+    }

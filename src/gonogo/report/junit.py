@@ -21,6 +21,10 @@ def render_junit(report: RunReport) -> str:
         skipped=str(sum(1 for g in gates if g.status == "not_measured" and g.severity == "should")),
         timestamp=report.run.started_at.isoformat(),
     )
+    # What `gonogo verify` needs to find the run and tell whether its evidence changed since.
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", name="gonogo.run_id", value=report.run.id)
+    ET.SubElement(properties, "property", name="gonogo.evidence_sha256", value=report.evidence_digest)
     for gate in gates:
         case = ET.SubElement(
             suite, "testcase", classname=f"gonogo.{gate.dimension}", name=f"{gate.metric} {gate.expr}"
@@ -34,6 +38,7 @@ def render_junit(report: RunReport) -> str:
             ET.SubElement(case, tag, message=f"{gate.metric} was not measured").text = detail
         else:
             ET.SubElement(case, "system-out").text = detail
+    _signoff_cases(suite, report)
     if report.verdict is None:
         case = ET.SubElement(suite, "testcase", classname="gonogo", name="verdict")
         ET.SubElement(case, "error", message="no verdict was reached").text = report.run.message
@@ -41,3 +46,25 @@ def render_junit(report: RunReport) -> str:
     root.append(suite)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _signoff_cases(suite: ET.Element, report: RunReport) -> None:
+    """One testcase per required role: skipped while pending, so CI shows what is missing."""
+    status = report.signoff
+    if status is None:
+        return
+    for role in status.required:
+        case = ET.SubElement(suite, "testcase", classname="gonogo.signoff", name=f"sign-off {role}")
+        given = status.counted.get(role)
+        if given is None:
+            wanted = f"confidence at least {status.min_confidence}"
+            ET.SubElement(
+                case, "skipped", message=f"pending: no sign-off by {role} with {wanted} on this evidence"
+            )
+        else:
+            when = given.signed_at.isoformat()
+            ET.SubElement(
+                case, "system-out"
+            ).text = f"signed off by {given.user}, confidence {given.confidence}, at {when}"
+    suite.set("tests", str(int(suite.get("tests", "0")) + len(status.required)))
+    suite.set("skipped", str(int(suite.get("skipped", "0")) + len(status.pending)))

@@ -16,7 +16,7 @@ def _cell(text: str) -> str:
 
 def render_markdown(report: RunReport) -> str:
     run, verdict = report.run, report.verdict
-    lines = [f"# gonogo: {run.name} — **{report.decision}**", ""]
+    lines = [f"# gonogo: {run.name} — **{report.outcome}**", ""]
     lines.append(
         f"Run `{run.id}` · status {run.status} · started {run.started_at:%Y-%m-%d %H:%M:%S} UTC"
         + (f" · commit `{run.git_commit[:12]}`" if run.git_commit else "")
@@ -30,6 +30,7 @@ def render_markdown(report: RunReport) -> str:
     score = "not measured" if verdict.score is None else f"{verdict.score:.1f}"
     lines += [f"**Score {score}** (minimum {verdict.minimum_score:g})", "", "## Reasons", ""]
     lines += [f"- {_cell(reason)}" for reason in verdict.reasons]
+    lines += _signoffs(report)
     lines += ["", "## Gates", "", "| metric | value | threshold | severity | status | source |"]
     lines.append("|---|---|---|---|---|---|")
     for gate in verdict.gates:
@@ -43,5 +44,36 @@ def render_markdown(report: RunReport) -> str:
     lines += ["", "## Checks", "", "| check | kind | status | message |", "|---|---|---|---|"]
     for check in report.checks:
         lines.append(f"| {check.name} | {check.kind} | {check.status} | {_cell(check.message)} |")
-    lines.append("")
+    lines += ["", f"Evidence digest `{report.evidence_digest}`: check this report with `gonogo verify`.", ""]
     return "\n".join(lines)
+
+
+def _signoffs(report: RunReport) -> list[str]:
+    status = report.signoff
+    if status is None:
+        return []
+    lines = [
+        "",
+        "## Sign-offs",
+        "",
+        f"Required: {', '.join(status.required)}, each with confidence at least {status.min_confidence}"
+        + (f"; **pending: {', '.join(status.pending)}**" if status.pending else "; all given"),
+        "",
+    ]
+    if not report.signoffs:
+        return lines
+    lines += ["| role | by | confidence | when (UTC) | note | counts |", "|---|---|---|---|---|---|"]
+    why_not = dict(status.not_counted)
+    for signoff in report.signoffs:
+        who = signoff.user + (f" ({signoff.git_name} <{signoff.git_email}>)" if signoff.git_name else "")
+        if status.counted.get(signoff.role) == signoff:
+            counts = "yes"
+        elif signoff in why_not:
+            counts = f"no: {why_not[signoff]}"
+        else:
+            counts = "superseded by a later one"
+        lines.append(
+            f"| {signoff.role} | {_cell(who)} | {signoff.confidence} | {signoff.signed_at:%Y-%m-%d %H:%M:%S} "
+            f"| {_cell(signoff.note)} | {_cell(counts)} |"
+        )
+    return lines

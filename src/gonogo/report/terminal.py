@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = ["print_summary"]
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -50,11 +51,35 @@ def print_summary(report: RunReport, console: Console) -> None:
         f"{name} {'—' if value is None else f'{value:.0f}'}" for name, value in verdict.dimensions.items()
     )
     score = "not measured" if verdict.score is None else f"{verdict.score:.1f}"
-    colour = "green" if verdict.decision == "GO" else "red"
+    pending = report.signoff is not None and not report.signoff.complete
+    colour = "red" if verdict.decision != "GO" else "yellow" if pending else "green"
     body = [
-        f"[bold {colour}]{verdict.decision}[/]   score {score} (minimum {verdict.minimum_score:g})",
+        f"[bold {colour}]{escape(report.outcome)}[/]   score {score} (minimum {verdict.minimum_score:g})",
         f"[dim]{dimensions}[/]",
         "",
         *(f"• {reason}" for reason in verdict.reasons),
+        *signoff_lines(report),
     ]
     console.print(Panel("\n".join(body), title=f"run {report.run.id}", border_style=colour))
+
+
+def signoff_lines(report: RunReport) -> list[str]:
+    """The required sign-offs: who gave each, and what is still pending."""
+    status = report.signoff
+    if status is None:
+        return []
+    lines = ["", f"sign-offs (confidence at least {status.min_confidence}):"]
+    for role in status.required:
+        given = status.counted.get(role)
+        if given is None:
+            lines.append(f"  [yellow]{escape(role)}: pending[/]")
+        else:
+            lines.append(
+                f"  [green]{escape(role)}[/]: {escape(given.user)}, confidence {given.confidence}, "
+                f"{given.signed_at:%Y-%m-%d %H:%M} UTC" + (f" — {escape(given.note)}" if given.note else "")
+            )
+    for signoff, why in status.not_counted:
+        lines.append(
+            f"  [dim]{escape(signoff.role)} by {escape(signoff.user)} does not count: {escape(why)}[/]"
+        )
+    return lines

@@ -33,12 +33,13 @@ from gonogo.errors import ServiceFailed
 from gonogo.evidence import Store, VerdictRecord
 from gonogo.evidence.records import RunStatus
 from gonogo.plan import CheckSpec, Plan
-from gonogo.report import RunReport, collect, write_reports
+from gonogo.report import RunReport, collect
+from gonogo.report.recorded import write_recorded_reports
 from gonogo.run.context import CheckRunContext, RunContext
 from gonogo.run.fault_setup import FaultSetup, FaultSetupFailed
 from gonogo.run.progress import Progress
 from gonogo.system import Reaper, System, allocate_ports
-from gonogo.verdict import decide, evaluate_gates
+from gonogo.verdict import check_series, decide, evaluate_gates
 
 
 @dataclass
@@ -187,13 +188,12 @@ def execute(
                 shutil.rmtree(scratch_dir, ignore_errors=True)
 
     with _signals_ignored():
-        series = {s.name: s.points for s in store.samples(run_id) if "check" in s.labels}
-        gates = evaluate_gates(plan.gates, store.metrics(run_id), series)
-        verdict = decide(gates, plan.score, run_problems=problems)
+        gates = evaluate_gates(plan.gates, store.metrics(run_id), check_series(store.samples(run_id)))
+        verdict = decide(gates, plan.score, run_problems=problems, signoff=plan.signoff)
         store.save_verdict(run_id, verdict)
         store.finish_run(run_id, status, "; ".join(problems))
         report = collect(store, run_id)
-        reports = write_reports(report, run_dir)
+        reports = write_recorded_reports(store, report, run_dir)
     return RunOutcome(run_id, status, verdict, report, reports, problems)
 
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
-from gonogo.evidence.records import GateRecord, VerdictRecord
-from gonogo.plan.model import DIMENSIONS, Score
+from gonogo.evidence.records import GateRecord, SignoffRequirement, VerdictRecord
+from gonogo.plan.model import DIMENSIONS, Score, Signoff
 from gonogo.verdict.gates import describe_gate
 
 _CREDIT = {"pass": 1.0, "warn": 0.5, "fail": 0.0}
@@ -42,11 +42,13 @@ def decide(
     score: Score,
     *,
     run_problems: Sequence[str] = (),
+    signoff: Signoff | None = None,
 ) -> VerdictRecord:
     """GO only when every must gate passes and the overall score reaches the minimum.
 
     `run_problems` are reasons the run itself was incomplete (a check that crashed,
-    an interrupted run); each one makes the verdict NO-GO.
+    an interrupted run); each one makes the verdict NO-GO. `signoff`: the plan's required
+    sign-offs, kept with the verdict (a GO is released once they are given, verdict/signoff.py).
     """
     dimensions = dimension_scores(gates)
     overall = overall_score(dimensions, score.weights)
@@ -74,4 +76,10 @@ def decide(
         reasons=reasons,
         gates=list(gates),
         decided_at=datetime.now(UTC),
+        run_problems=list(run_problems),
+        signoff=(
+            None
+            if signoff is None or not signoff.roles
+            else SignoffRequirement(roles=list(signoff.roles), min_confidence=signoff.min_confidence)
+        ),
     )

@@ -6,13 +6,13 @@ metric: it fails when the series is in breach for that long without a break.
 
 from __future__ import annotations
 
-__all__ = ["evaluate_gates"]
+__all__ = ["check_series", "evaluate_gates"]
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from fnmatch import fnmatchcase
 
-from gonogo.evidence.records import GateRecord, GateStatus, MetricRecord
+from gonogo.evidence.records import GateRecord, GateStatus, MetricRecord, SampleSeries
 from gonogo.plan.model import GateSpec
 from gonogo.units import format_value
 
@@ -20,6 +20,12 @@ _GLOB_CHARACTERS = "*?["
 
 
 Series = Mapping[str, Sequence[tuple[datetime, float]]]
+
+
+def check_series(samples: Sequence[SampleSeries]) -> Series:
+    """The per-second series that gates read: those a check recorded (the services' sampled
+    resources are not metrics), by full metric name."""
+    return {one.name: one.points for one in samples if "check" in one.labels}
 
 
 def evaluate_gates(
