@@ -7,6 +7,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from gonogo import plugins
+from gonogo.plan import load_plan
+from gonogo.plan.names import PlanNames, matches
+
 STORE = Path(__file__).parent / "services" / "store.py"
 
 
@@ -82,7 +86,20 @@ integrity:
 def report_of(plan: Path) -> dict[str, Any]:
     (run_dir,) = sorted((plan.parent / ".gonogo" / "runs").iterdir())[-1:]
     report: dict[str, Any] = json.loads((run_dir / "report.json").read_text())
+    _declared(plan, report)
     return report
+
+
+def _declared(path: Path, report: dict[str, Any]) -> None:
+    """Every metric of the run is one its check kind declares for its settings, or
+    `gonogo validate` would refuse a gate on it (chaos runs only through the runner, so this
+    is its side of the `recording_context` check of tests/checks)."""
+    plan = load_plan(path)
+    for metric in report["metrics"]:
+        check, _, name = metric["full_name"].partition(".")
+        spec = plan.checks[check]
+        declared = plugins.load_kind(spec.kind).metric_names(spec.settings, PlanNames())
+        assert declared is None or matches(name, declared), f"{metric['full_name']} is not declared"
 
 
 def metrics_of(report: dict[str, Any]) -> dict[str, float]:
