@@ -23,5 +23,6 @@ def test_a_metric_the_kind_does_not_declare_fails_its_test(
     assert "pass_rate" in TestsCheck.metric_names(settings, PlanNames())
     monkeypatch.setattr(TestsCheck, "metric_names", classmethod(lambda cls, settings, plan: ["total"]))
 
-    with pytest.raises(AssertionError, match="passed recorded, but TestsCheck.metric_names does not declare"):
+    undeclared = r"passed recorded, but TestsCheck\.metric_names does not declare"
+    with pytest.raises(AssertionError, match=undeclared):
         TestsCheck().run(settings, ctx)
