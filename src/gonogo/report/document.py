@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["ResourceSummary", "RunReport", "collect"]
+__all__ = ["ResourceSummary", "RunReport", "artifact_command", "collect"]
 
+import shlex
 from dataclasses import dataclass, field
 from statistics import fmean
 
@@ -66,6 +67,22 @@ class RunReport:
     def outcome(self) -> str:
         """The decision, with the sign-offs a GO still waits for."""
         return outcome(self.verdict, self.signoff)
+
+    def artifact_of(self, metric: MetricRecord) -> ArtifactRecord | None:
+        """The stored artifact a metric was read from, preferring its own check's."""
+        if metric.artifact_sha256 is None:
+            return None
+        matches = [a for a in self.artifacts if a.sha256 == metric.artifact_sha256]
+        own = [a for a in matches if a.check == metric.check]
+        return (own or matches)[0] if matches else None
+
+
+def artifact_command(run_id: str, artifact: ArtifactRecord) -> str:
+    """The command that writes one artifact of a run out of the store."""
+    words = ["gonogo", "artifacts", run_id, artifact.name]
+    if artifact.check:
+        words += ["--check", artifact.check]
+    return shlex.join([*words, "-o", artifact.name.rpartition("/")[2]])
 
 
 def collect(store: Store, run_id: str) -> RunReport:

@@ -9,8 +9,9 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from gonogo.evidence import MetricRecord
 from gonogo.evidence.digest import DIGEST_SCHEMA
-from gonogo.report.document import RunReport
+from gonogo.report.document import RunReport, artifact_command
 
 SCHEMA = "gonogo.report/1"
 
@@ -25,6 +26,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _metric(report: RunReport, metric: MetricRecord) -> dict[str, Any]:
+    artifact = report.artifact_of(metric)
+    where = None if artifact is None else {"check": artifact.check, "name": artifact.name}
+    return {**asdict(metric), "full_name": metric.full_name, "artifact": where}
+
+
 def render_json(report: RunReport) -> str:
     verdict = report.verdict
     document: dict[str, Any] = {
@@ -33,8 +40,11 @@ def render_json(report: RunReport) -> str:
         "verdict": None,
         "gates": [],
         "checks": [asdict(check) for check in report.checks],
-        "metrics": [{**asdict(metric), "full_name": metric.full_name} for metric in report.metrics],
-        "artifacts": [asdict(artifact) for artifact in report.artifacts],
+        "metrics": [_metric(report, metric) for metric in report.metrics],
+        "artifacts": [
+            {**asdict(artifact), "retrieve": artifact_command(report.run.id, artifact)}
+            for artifact in report.artifacts
+        ],
         "resources": [asdict(resource) for resource in report.resources],
         "events": [asdict(event) for event in report.events],
     }

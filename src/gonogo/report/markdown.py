@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __all__ = ["render_markdown"]
 
-from gonogo.report.document import RunReport
+from gonogo.report.document import RunReport, artifact_command
 from gonogo.units import format_value
 
 _STATUS = {"pass": "✅ pass", "fail": "❌ fail", "warn": "⚠️ warn", "not_measured": "❔ not measured"}
@@ -44,8 +44,31 @@ def render_markdown(report: RunReport) -> str:
     lines += ["", "## Checks", "", "| check | kind | status | message |", "|---|---|---|---|"]
     for check in report.checks:
         lines.append(f"| {check.name} | {check.kind} | {check.status} | {_cell(check.message)} |")
+    lines += _artifacts(report)
     lines += ["", f"Evidence digest `{report.evidence_digest}`: check this report with `gonogo verify`.", ""]
     return "\n".join(lines)
+
+
+def _artifacts(report: RunReport) -> list[str]:
+    if not report.artifacts:
+        return []
+    lines = [
+        "",
+        "## Artifacts",
+        "",
+        "The evidence behind the metrics, kept in the store. List them with "
+        f"`gonogo artifacts {report.run.id}`; write one out with the command beside it.",
+        "",
+        "| check | artifact | size | get it |",
+        "|---|---|---|---|",
+    ]
+    for artifact in report.artifacts:
+        size = format_value(artifact.size, "bytes")
+        command = artifact_command(report.run.id, artifact)
+        lines.append(
+            f"| {artifact.check or '(run)'} | `{_cell(artifact.name)}` | {size} | `{_cell(command)}` |"
+        )
+    return lines
 
 
 def _signoffs(report: RunReport) -> list[str]:
