@@ -5,6 +5,8 @@ from __future__ import annotations
 __all__ = ["SETTLE_SECONDS", "FaultResult", "ServiceEvent", "System"]
 
 import logging
+import os
+import random
 import shlex
 import signal
 import threading
@@ -19,6 +21,7 @@ from typing import NoReturn
 from gonogo.errors import ServiceFailed
 from gonogo.plan.model import Service, SystemSpec, service_order
 from gonogo.system import procfs
+from gonogo.system.members import ProcessChoice, ServiceProcess, command_line
 from gonogo.system.monitor import Monitor
 from gonogo.system.observer import SystemObserver
 from gonogo.system.process import (
@@ -132,6 +135,7 @@ class System:
         self._stopped = False
         self._stop_event = threading.Event()  # interrupts restart back-offs
         self._restart_threads: list[threading.Thread] = []
+        self._rng = random.Random()  # picks the victim of a `random` process choice
 
     def start(self) -> None:
         """Start every service in dependency order, each awaited until ready.
@@ -207,6 +211,53 @@ class System:
         return FaultResult(
             name, "kill", int(signum), sorted(p.pid for p in signalled), at, gone and bool(signalled), detail
         )
+
+    def processes(self, name: str) -> list[ServiceProcess]:
+        """The live processes of service `name` now, the leader first."""
+        tree = self._service(name).tree
+        members = sorted(tree.members(), key=lambda p: (p.pid != tree.pid, p.start_time, p.pid))
+        return [
+            ServiceProcess(p.pid, p.start_time, p.ppid, command_line(p.pid), p.pid == tree.pid)
+            for p in members
+            if p.state not in ("Z", "X")
+        ]
+
+    def kill_process(
+        self,
+        name: str,
+        choice: ProcessChoice,
+        signum: int = signal.SIGKILL,
+        *,
+        timeout: float = FAULT_VERIFY_SECONDS,
+    ) -> FaultResult:
+        """Send `signum` to one process inside service `name` (a worker, say), chosen by
+        `choice`; `ok` once that process is gone. Its siblings and parent are left alone, so
+        what the fault shows is whether the service replaces it."""
+        at = datetime.now(UTC)
+        signame = signal.Signals(signum).name
+        service = self._service(name)
+        chosen = choice.choose(self.processes(name), self._rng)
+        if chosen is None:
+            detail = f"no process of {name} is {choice.describe()}"
+            self._observer.on_event(name, "kill-failed", detail)
+            return FaultResult(name, "kill", int(signum), [], at, False, detail)
+        with self._lock:
+            service.history.append(
+                _event("killed", pid=chosen.pid, detail=f"{signame} to {choice.describe()}")
+            )
+        if not _signal_exactly(chosen.pid, chosen.start_time, signum):
+            detail = f"pid {chosen.pid} ({chosen.command}) was gone before {signame} reached it"
+            self._observer.on_event(name, "kill-failed", detail)
+            return FaultResult(name, "kill", int(signum), [chosen.pid], at, False, detail)
+        deadline = time.monotonic() + timeout
+        while _still_there(chosen.pid, chosen.start_time) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        gone = not _still_there(chosen.pid, chosen.start_time)
+        detail = f"{signame} to pid {chosen.pid} ({chosen.command}), {choice.describe()}" + (
+            "" if gone else f"; still running after {timeout:g}s"
+        )
+        self._observer.on_event(name, "killed" if gone else "kill-failed", detail)
+        return FaultResult(name, "kill", int(signum), [chosen.pid], at, gone, detail)
 
     def pause(self, name: str, *, timeout: float = FAULT_VERIFY_SECONDS) -> FaultResult:
         """SIGSTOP the whole tree of service `name`; `ok` once every process is stopped."""
@@ -638,6 +689,24 @@ def _event(
     kind: str, *, pid: int | None = None, exit_code: int | None = None, detail: str = ""
 ) -> ServiceEvent:
     return ServiceEvent(kind, datetime.now(UTC), time.monotonic(), pid, exit_code, detail)
+
+
+def _signal_exactly(pid: int, start_time: int, signum: int) -> bool:
+    """Signal that very process, never a newcomer that reused its pid: a pidfd pins the
+    process, and its start time is checked after the pidfd is opened."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        if not _still_there(pid, start_time):
+            return False
+        signal.pidfd_send_signal(pidfd, signum)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(pidfd)
 
 
 def _still_there(pid: int, start_time: int) -> bool:
