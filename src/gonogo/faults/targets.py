@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 
 from gonogo.faults.client import ToxiproxyClient
 from gonogo.system import Reaper
+from gonogo.system.members import ProcessChoice, ServiceProcess
 from gonogo.system.system import FaultResult, ServiceEvent
 
 
@@ -22,6 +23,12 @@ class ServiceControl(Protocol):
     """The fault operations of `gonogo.system.System`, each verified."""
 
     def kill(self, name: str, signum: int = signal.SIGKILL, *, timeout: float = ...) -> FaultResult: ...
+
+    def kill_process(
+        self, name: str, choice: ProcessChoice, signum: int = signal.SIGKILL, *, timeout: float = ...
+    ) -> FaultResult: ...
+
+    def processes(self, name: str) -> list[ServiceProcess]: ...
 
     def pause(self, name: str, *, timeout: float = ...) -> FaultResult: ...
 

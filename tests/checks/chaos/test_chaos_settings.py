@@ -45,12 +45,34 @@ def test_each_fault_is_read_by_its_own_key() -> None:
         ([{"clock": "api", "skew": "1h"}], "expected e.g. +1h or -90s"),
         ([{"proxy": "db", "toxic": "latncy"}], "'latency'"),
         ([], "at least 1 item"),
+        (
+            [{"kill": "web", "process": {"matching": "worker", "pid_file": "w.pid"}}],
+            "matching or pid_file, not both",
+        ),
+        ([{"kill": "web", "process": {"pid_file": "w.pid", "pick": "oldest"}}], "pick does not apply"),
+        ([{"kill": "web", "process": {"matching": "worker("}}], "is not a regular expression"),
+        ([{"kill": "web", "process": "youngest"}], "'newest', 'oldest' or 'random'"),
     ],
 )
 def test_a_wrong_fault_says_what_was_expected(faults: list[object], message: str) -> None:
     with pytest.raises(ValidationError) as caught:
         settings(faults=faults)
     assert message in str(caught.value)
+
+
+def test_a_kill_can_target_one_process_inside_the_service() -> None:
+    short, matching, pid_file = settings(
+        faults=[
+            {"kill": "web", "process": "random"},
+            {"kill": "web", "process": {"matching": "gunicorn: worker", "pick": "oldest"}},
+            {"kill": "jobs", "process": {"pid_file": "{run_dir}/runner.pid"}},
+        ]
+    ).faults
+    assert isinstance(short, KillFault) and short.process is not None and short.process.pick == "random"
+    assert isinstance(matching, KillFault) and matching.process is not None
+    assert (matching.process.matching, matching.process.pick) == ("gunicorn: worker", "oldest")
+    assert isinstance(pid_file, KillFault) and pid_file.process is not None
+    assert pid_file.process.pid_file == "{run_dir}/runner.pid"
 
 
 def test_integrity_must_extract_what_applied_count_names() -> None:

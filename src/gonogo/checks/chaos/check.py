@@ -83,6 +83,8 @@ class ChaosCheck(CheckKind[ChaosSettings]):
     @classmethod
     def metric_names(cls, settings: ChaosSettings, plan: PlanNames) -> MetricPatterns:
         names = [*_EXPERIMENT_FIGURES, *(f"service.{name}.time_to_ready" for name in _restarted(settings))]
+        for name in _process_killed(settings):
+            names += [f"service.{name}.process.replaced", f"service.{name}.process.time_to_replace"]
         if settings.load is not None:
             names += [*_TRAFFIC_FIGURES, *(f"{figure}.{w}" for figure in _WINDOW_FIGURES for w in _WINDOWS)]
         if settings.integrity is not None:
@@ -119,9 +121,14 @@ _INTEGRITY_FIGURES = ("attempted", "acknowledged", "lost", "corrupted", "duplica
 
 
 def _restarted(settings: ChaosSettings) -> set[str]:
-    """The services a fault kills or restarts: each gets a `time_to_ready`."""
-    names = {f.kill for f in settings.faults if isinstance(f, KillFault)}
+    """The services a fault kills whole or restarts: each gets a `time_to_ready`."""
+    names = {f.kill for f in settings.faults if isinstance(f, KillFault) and f.process is None}
     return names | {f.restart for f in settings.faults if isinstance(f, RestartFault)}
+
+
+def _process_killed(settings: ChaosSettings) -> set[str]:
+    """The services one process of which a fault kills: each gets `process.replaced`."""
+    return {f.kill for f in settings.faults if isinstance(f, KillFault) and f.process is not None}
 
 
 def _named(fault: Fault, index: int) -> list[Reference]:
@@ -395,6 +402,24 @@ class _Experiment:
             if ready is not None:
                 seconds = (ready.at - since).total_seconds()
                 self._metric(f"service.{name}.time_to_ready", seconds, "seconds", source, artifact=evidence)
+        for spec, active in zip(self.settings.faults, self.faults, strict=False):
+            if isinstance(spec, KillFault) and spec.process is not None:
+                self._record_replacement(spec.kill, active.evidence.get("kills", []), evidence, source)
+
+    def _record_replacement(
+        self, service: str, kills: list[dict[str, Any]], evidence: ArtifactRef, source: str
+    ) -> None:
+        """Whether the service replaced every process killed inside it within the fault
+        window, and the longest it took."""
+        killed = [kill for kill in kills if kill["ok"]]
+        if not killed:
+            return
+        waits = [kill["replaced_after"] for kill in killed]
+        replaced = all(wait is not None for wait in waits)
+        name = f"service.{service}.process"
+        self._metric(f"{name}.replaced", 1.0 if replaced else 0.0, "number", source, artifact=evidence)
+        if replaced:
+            self._metric(f"{name}.time_to_replace", max(waits), "seconds", source, artifact=evidence)
 
     def _instant(self) -> bool:
         """Whether every fault is over once applied (a kill, a restart): nothing to remove."""

@@ -35,6 +35,7 @@ from gonogo.errors import ServiceFailed
 from gonogo.faults.base import ActiveFault, FaultError, FaultNotSupported
 from gonogo.faults.client import ToxiproxyClient, ToxiproxyError
 from gonogo.faults.targets import FaultTargets, ServiceControl
+from gonogo.system.members import ProcessChoice
 from gonogo.units import format_value
 
 
@@ -46,7 +47,8 @@ def describe_fault(fault: Fault) -> str:
                 if fault.repeat > 1
                 else ""
             )
-            return f"kill {fault.kill} with {signal.Signals(fault.signal).name}{times}"
+            target = fault.kill if fault.process is None else f"{_choice(fault).describe()} of {fault.kill}"
+            return f"kill {target} with {signal.Signals(fault.signal).name}{times}"
         case PauseFault():
             return f"pause {fault.pause} (SIGSTOP)"
         case RestartFault():
@@ -221,7 +223,76 @@ def _process_fault(fault: KillFault | PauseFault | RestartFault, env: FaultEnvir
         active.applied = True  # the graceful stop has begun; `detail` says how it ended
         active.detail = "restart under way"
         return active
+    if fault.process is not None:
+        return _kill_process(fault, env, services)
     return _kill(fault, env, services)
+
+
+def _choice(fault: KillFault, expand: Callable[[str], str] | None = None) -> ProcessChoice:
+    selector = fault.process
+    assert selector is not None
+    pid_file = None if selector.pid_file is None else Path((expand or str)(selector.pid_file))
+    return ProcessChoice(pick=selector.pick, matching=selector.matching, pid_file=pid_file)
+
+
+def _kill_process(fault: KillFault, env: FaultEnvironment, services: ServiceControl) -> ActiveFault:
+    """Kill one process inside a service and watch, for the fault window, whether the service
+    replaces it: the processes the choice draws from back to as many as before, a newcomer
+    among them. Repeated kills each wait for the replacement of the one before."""
+    choice = _choice(fault, env.expand)
+    active = _ProcessFault(
+        kind="process.kill", description=describe_fault(fault), services=services, service=fault.kill
+    )
+    kills: list[dict[str, Any]] = []
+    active.evidence = {"target": choice.describe(), "kills": kills}
+
+    def kill_once() -> tuple[bool, set[tuple[int, int]], float]:
+        before = {p.identity for p in choice.population(services.processes(fault.kill))}
+        result = services.kill_process(fault.kill, choice, fault.signal)
+        kills.append(
+            {
+                "at": result.at.isoformat(),
+                "pids": result.pids,
+                "ok": result.ok,
+                "detail": result.detail,
+                "population_before": len(before),
+                "replaced_after": None,
+            }
+        )
+        return result.ok, before, time.monotonic()
+
+    def await_replacement(before: set[tuple[int, int]], killed_at: float) -> bool:
+        while not active.stop.is_set():
+            try:
+                now = {p.identity for p in choice.population(services.processes(fault.kill))}
+            except (KeyError, RuntimeError):  # the system is being stopped
+                return False
+            if len(now) >= len(before) and now - before:
+                kills[-1]["replaced_after"] = round(time.monotonic() - killed_at, 3)
+                return True
+            active.stop.wait(0.05)
+        return False
+
+    first_ok, before, killed_at = kill_once()
+
+    def watch() -> None:
+        replaced = await_replacement(before, killed_at)
+        for _ in range(fault.repeat - 1):
+            if not replaced or active.stop.wait(fault.every):
+                return
+            ok, population, at = kill_once()
+            replaced = ok and await_replacement(population, at)
+
+    active.applied = first_ok
+    active.detail = (
+        f"pid {', '.join(map(str, kills[0]['pids']))} gone after {signal.Signals(fault.signal).name}"
+        if first_ok
+        else f"no process was killed: {kills[0]['detail']}"
+    )
+    if first_ok:
+        active.worker = threading.Thread(target=watch, name=f"gonogo-kill-{fault.kill}", daemon=True)
+        active.worker.start()
+    return active
 
 
 def _pid_of(services: ServiceControl, name: str) -> int | None:

@@ -37,6 +37,7 @@ __all__ = [
     "NetworkFault",
     "PauseFault",
     "Probe",
+    "ProcessSelector",
     "ProxyFault",
     "Recovery",
     "RestartFault",
@@ -145,10 +146,45 @@ class Hypothesis(StrictModel):
 # Faults
 
 
+class ProcessSelector(StrictModel):
+    """One process inside a service: a worker rather than the whole tree.
+
+    `matching` (a regular expression searched in the command line) or `pid_file` (a file
+    holding the pid, placeholders allowed) narrow the choice; without either, gonogo chooses
+    among the processes the service started (every one but the one it launched itself).
+    """
+
+    pick: Literal["newest", "oldest", "random"] = "newest"
+    matching: str | None = None
+    pid_file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ProcessSelector:
+        if self.matching is not None and self.pid_file is not None:
+            raise ValueError("give matching or pid_file, not both")
+        if self.pid_file is not None and "pick" in self.model_fields_set:
+            raise ValueError("a pid_file names one process: pick does not apply")
+        if self.matching is not None:
+            try:
+                re.compile(self.matching)
+            except re.error as error:
+                raise ValueError(
+                    f"matching: {self.matching!r} is not a regular expression ({error})"
+                ) from None
+        return self
+
+
+def _process_selector(value: Any) -> Any:
+    # `process: newest` is short for `process: {pick: newest}`.
+    return {"pick": value} if isinstance(value, str) else value
+
+
 class KillFault(StrictModel):
-    """Kill a service's whole process tree, `repeat` times `every` seconds apart."""
+    """Kill a service's whole process tree, or with `process` one process inside it (a worker),
+    `repeat` times `every` seconds apart."""
 
     kill: str = Field(description="a service of the plan")
+    process: Annotated[ProcessSelector | None, BeforeValidator(_process_selector)] = None
     signal: SignalField = int(signal.SIGKILL)
     repeat: int = Field(default=1, ge=1, le=100)
     every: Duration = Field(default=5.0, gt=0)
