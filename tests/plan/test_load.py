@@ -541,9 +541,9 @@ def test_a_glob_that_matches_no_declared_metric_is_refused(tmp_path: Path) -> No
     )
     assert issues_of(path) == [
         f"{path}:24:3: gates.*.error_rat: the glob '*.error_rat' matches no metric that a check of this "
-        "plan can record",
+        "plan can record; the closest metric is k6.error_rate",
         f"{path}:25:3: gates.e2e.*.latency.p90: the glob 'e2e.*.latency.p90' matches no metric that a "
-        "check of this plan can record",
+        "check of this plan can record; the closest metric is e2e.home.index.latency.p99",
     ]
 
 
@@ -614,3 +614,27 @@ def test_text_that_yaml_reads_as_a_number_says_so_and_suggests_quotes(tmp_path: 
         f"{path}:5:46: system.services.api.env.MODE: expected text; YAML read 0123 as the number 83 "
         "— put it in quotes",
     ]
+
+
+def test_a_number_where_a_name_is_expected_says_what_yaml_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        checks:
+          smoke:
+            kind: journeys
+            journeys:
+              home:
+                steps:
+                  - {name: 0123, request: {path: /}}
+        """,
+    )
+    (issue,) = issues_of(path)
+    assert issue.endswith("steps[0].name: 83 is not a valid name; use letters, digits, '_' or '-' only; "
+                          "YAML read 0123 as the number 83 — put it in quotes")  # fmt: skip
+
+
+def test_a_duplicate_key_outside_the_gates_gets_no_advice_about_gates(tmp_path: Path) -> None:
+    path = write(tmp_path, "system:\n  services:\n    a: {command: x}\n    a: {command: y}\n")
+    (issue,) = issues_of(path)
+    assert issue == f"{path}:4:5: system.services.a: duplicate key 'a' (first at line 3)"

@@ -81,10 +81,14 @@ class _Document:
                     self.issue(location, "a mapping key must be a plain value", key_node)
                     continue
                 if key in result:
+                    hint = (
+                        "; to give one metric several gates, use a list of thresholds"
+                        if location == ("gates",)
+                        else ""
+                    )
                     self.issue(
                         (*location, key),
-                        f"duplicate key {key!r} (first at line {self.marks[(*location, key)][0]}); "
-                        "to give one metric several gates, use a list of thresholds",
+                        f"duplicate key {key!r} (first at line {self.marks[(*location, key)][0]}){hint}",
                         key_node,
                     )
                     continue
@@ -258,6 +262,9 @@ def _validate(
             shown = _describe_input(value)
             # A whole mapping (a model's own check) is no help to quote: the text says it.
             message = text if isinstance(value, dict) or shown in text else f"{text} (got {shown})"
+            written = document.scalars.get(full)
+            if isinstance(value, int | float) and written is not None and written != repr(value):
+                message += _yaml_typed(written, value)  # `name: 0123` read as 83
         document.issue(full, message, at_key=at_key)
     for full, wanted in expected.items():
         alternatives = [wanted[0]] + [text.removeprefix("expected ") for text in wanted[1:]]
@@ -271,6 +278,11 @@ def _what_yaml_read(document: _Document, location: Location, value: Any, wanted:
     written = document.scalars.get(location)
     if _EXPECTED["string_type"] not in wanted or written is None or not isinstance(value, int | float):
         return f" (got {_describe_input(value)})"
+    return _yaml_typed(written, value)
+
+
+def _yaml_typed(written: str, value: float) -> str:
+    """What YAML made of a plain scalar that was probably meant as text, and the fix."""
     shown = written if len(written) <= 24 else written[:20] + "..."
     read = str(value).lower() if isinstance(value, bool) else repr(value)
     noun = "boolean" if isinstance(value, bool) else "number"
@@ -606,7 +618,10 @@ def _unmeasurable(
             found = patterns(name) if name in checks else None
             if found is None or any(overlaps(metric, f"{name}.{pattern}") for pattern in found):
                 return None
-        return f"the glob {metric!r} matches no metric that a check of this plan can record"
+        recordable = [f"{name}.{pattern}" for name in candidates for pattern in patterns(name) or []]
+        close = difflib.get_close_matches(metric, recordable, n=1, cutoff=0.6)
+        hint = f"; the closest metric is {close[0]}" if close else ""
+        return f"the glob {metric!r} matches no metric that a check of this plan can record{hint}"
     if timeframes_only:
         return None  # `_has_series` says which series the check records
     found = declared.get(prefix) if prefix in checks else None
