@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Float, MetaData, String, Table, Text, insert, select, text, update
 
-from conftest import BeginRun
 from gonogo.errors import UserError
 from gonogo.evidence import (
     GateRecord,
@@ -21,6 +21,8 @@ from gonogo.evidence import (
 from gonogo.evidence import schema as s
 
 T0 = datetime(2026, 12, 6, 10, 0, 0, 123456, tzinfo=UTC)
+
+BeginRun = Callable[..., str]  # the `begin_run` fixture
 
 
 def signoff(role: str, confidence: int, *, at: datetime = T0, digest: str = "d" * 64) -> SignoffRecord:
