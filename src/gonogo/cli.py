@@ -216,6 +216,7 @@ def history(limit: int, plan_path: Path | None, store_url: str | None) -> None:
     with store:
         store.mark_stale_runs_aborted()
         runs = store.list_runs(limit)
+        verdicts = {record.id: _history_verdict(store, record) for record in runs}
     if not runs:
         console.print("no runs yet; start one with [bold]gonogo run[/]")
         return
@@ -232,17 +233,22 @@ def history(limit: int, plan_path: Path | None, store_url: str | None) -> None:
             f"{record.started_at:%Y-%m-%d %H:%M:%S}",
             duration,
             record.status,
-            _history_verdict(record),
+            verdicts[record.id],
         )
     console.print(table)
 
 
-def _history_verdict(record: RunRecord) -> str:
-    """An interrupted or incomplete run's NO-GO says only that it did not finish: show that."""
+def _history_verdict(store: Store, record: RunRecord) -> str:
+    """An interrupted or incomplete run's NO-GO says only that it did not finish: show that.
+    A GO that waits for sign-offs says so (only those runs are read whole, for their digest)."""
     if record.status == "aborted":
         return "interrupted"
     if record.status == "failed":
         return "not completed"
+    if record.decision == "GO":
+        verdict = store.verdict(record.id)
+        if verdict is not None and verdict.signoff is not None:
+            return collect(store, record.id).outcome
     return record.decision or "—"
 
 

@@ -185,6 +185,7 @@ def test_sign_off_flow(tmp_path: Path) -> None:
     assert refused.code == 2 and "does not require the role 'dev'; it requires: qa, security" in refused.err
     assert approve(plan, "qa", 9, "read every failure").code == 0
     assert "GO, pending sign-off (missing: security)" in gonogo("show", "latest", cwd=plan.parent).out
+    assert "GO, pending sign-off (missing: security)" in gonogo("history", cwd=plan.parent).out
     low = approve(plan, "security", 6)
     assert low.code == 0 and "does not count: confidence 6 is below the minimum 8" in low.out
     assert "GO, pending sign-off (missing: security)" in low.out
@@ -210,6 +211,7 @@ def test_sign_off_flow(tmp_path: Path) -> None:
     verified = verify(plan)
     assert verified.code == 0, verified.text
     assert "qa: " in verified.out and "security: " in verified.out
+    assert "pending" not in gonogo("history", cwd=plan.parent).out
 
 
 def test_a_report_from_before_a_sign_off_still_verifies(tmp_path: Path) -> None:
