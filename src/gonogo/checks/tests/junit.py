@@ -27,7 +27,13 @@ each of those testcases is a test of its own. What marks a rerun:
 - gotestsum `--rerun-fails` writes each rerun as another testcase of the package's suite,
   unmarked, but Go names are unique in a package (`go test` renames a repeated subtest
   `name#01`), so in a Go suite (one with a `go.version` property, as gotestsum and
-  go-junit-report write) a repeated name is a rerun (or a `-count=N` repetition).
+  go-junit-report write) a repeated name is a rerun (or a `-count=N` repetition);
+- Xcode results converted by fastlane's trainer write each repetition of a test (retry on
+  failure, `-test-iterations`) as its own testcase carrying a `repetition` property
+  ("First Run", "Repetition 2 of 3"); the suite's `tests=` counts the test once. A testcase
+  with that property is folded with the earlier ones of the same classname + name in its
+  suite, like a Go rerun (a parameterised case written once per repetition, each copy
+  with the same repetition name, folds too: one test).
 
 A rerun test is counted once and its last attempt decides (so a pass after a failure
 passes; a failure after a pass fails). It is *flaky* when that last attempt passed after
@@ -42,7 +48,8 @@ A suite (or `<testsuites>`) that lists no testcase but whose header says it had 
 counted from its header, with a warning: a report that lost its testcases still failed.
 
 Memory: the file is streamed; what is kept grows only with the number of distinct tests of
-pytest and Go suites (about 100 bytes each, to fold their reruns), never with the file's size.
+pytest and Go suites and of testcases marked as repetitions (about 100 bytes each, to fold
+their reruns), never with the file's size.
 """
 
 from __future__ import annotations
@@ -147,7 +154,16 @@ def sum_summaries(summaries: Iterable[JUnitSummary], *, max_listed: int = 20) ->
 class _Attempt:
     """What one `<testcase>` element says, filled in as its children stream past."""
 
-    __slots__ = ("capture", "classname", "disabled", "kinds", "marked_reruns", "message", "name")
+    __slots__ = (
+        "capture",
+        "classname",
+        "disabled",
+        "kinds",
+        "marked_reruns",
+        "message",
+        "name",
+        "repetition",
+    )
 
     def __init__(self, classname: str, name: str, status: str) -> None:
         self.classname = classname
@@ -157,6 +173,7 @@ class _Attempt:
         self.marked_reruns = 0  # flaky*/rerun* elements: earlier attempts of this test
         self.message = ""
         self.capture: list[str] | None = None  # text of the first failure/error, bounded
+        self.repetition = False  # a `repetition` property: one run of a repeated test (trainer)
 
     def outcome(self) -> int:
         kinds = self.kinds
@@ -186,6 +203,7 @@ _RERUN_TAGS = frozenset({"rerunFailure", "rerunError", *_FLAKY_TAGS})
 _NOT_RUN_STATUSES = frozenset({"disabled", "notrun"})
 _PYTEST_SUITE, _PYTEST_ROOT = "pytest", "pytest tests"
 _GO_PROPERTY = "go.version"  # written by gotestsum and go-junit-report in each package suite
+_REPETITION_PROPERTY = "repetition"  # trainer (Xcode): this testcase is one run of a repeated test
 _UNMARKED, _PYTEST, _GO = 0, 1, 2  # how a suite's producer writes reruns
 
 # Header attributes, each compared with the bucket(s) it claims to count.
@@ -215,9 +233,9 @@ class _JUnitTarget:
         self.suite_count = 0
         self.attempt: _Attempt | None = None
         self.depth_in_case = 0
-        # Only for pytest suites: digest of (suite serial, classname, name) ->
-        # outcome | failed_before << 2 | attempts << 3. Small ints and 12-byte digests keep
-        # this at ~100 bytes per distinct test.
+        # Only for pytest and Go suites and marked repetitions: digest of (suite serial,
+        # classname, name) -> outcome | failed_before << 2 | attempts << 3. Small ints and
+        # 12-byte digests keep this at ~100 bytes per distinct test.
         self.pytest_seen: dict[bytes, int] = {}
         self.flaky = 0
         self.duration = 0.0
@@ -240,6 +258,13 @@ class _JUnitTarget:
         if attempt is not None:
             self.depth_in_case += 1
             if self.depth_in_case != 1:
+                # <testcase><properties><property name="repetition" .../>
+                if (
+                    self.depth_in_case == 2
+                    and tag == "property"
+                    and attrib.get("name") == _REPETITION_PROPERTY
+                ):
+                    attempt.repetition = True
                 return
             if tag in _RESULT_TAGS:
                 attempt.kinds.add(tag)
@@ -330,7 +355,7 @@ class _JUnitTarget:
         tries = 1 + attempt.marked_reruns
         failed_before = attempt.marked_reruns > 0
         key: object = self.attempts  # an unmarked testcase is a test of its own
-        if suite.reruns != _UNMARKED and attempt.name:
+        if (suite.reruns != _UNMARKED or attempt.repetition) and attempt.name:
             key, outcome, tries, failed_before = self._fold_repeat(suite, attempt, outcome)
         else:
             suite.counts[0] += 1
@@ -350,10 +375,11 @@ class _JUnitTarget:
             self.notable.pop(key, None)
 
     def _fold_repeat(self, suite: _Suite, attempt: _Attempt, outcome: int) -> tuple[bytes, int, int, bool]:
-        """A repeat of classname + name in a pytest or Go suite: (key, outcome, tries,
-        failed_before).
+        """A repeat of classname + name in a pytest or Go suite, or of a testcase marked as
+        a repetition: (key, outcome, tries, failed_before).
 
-        In Go (gotestsum --rerun-fails) every repeat is a rerun. In pytest, after a
+        In Go (gotestsum --rerun-fails) and for marked repetitions (trainer) every repeat
+        is a rerun. In pytest, after a
         pass-looking testcase it is a pytest-rerunfailures rerun (the plugin writes the
         failed attempts it reruns as empty testcases); after a failure or error it is the
         same attempt's teardown error, which pytest writes as a second testcase, and the
@@ -373,7 +399,7 @@ class _JUnitTarget:
             tries, failed_before = previous >> 3, bool(previous & 4)
             if old_outcome == _PASSED and failed_before:
                 self.flaky -= 1
-            if suite.reruns == _GO:
+            if suite.reruns == _GO or attempt.repetition:
                 tries, failed_before = tries + 1, failed_before or old_outcome != _PASSED
             elif old_outcome == _PASSED:
                 tries, failed_before = tries + 1, True
