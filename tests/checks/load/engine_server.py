@@ -13,6 +13,13 @@ asyncio, keep-alive, one process (so a test can SIGSTOP it). Paths:
   /hang               never answers
   /reset              resets the connection (RST)
   /eof                closes without answering
+  /alternate          200, JSON: {"status": "ok", "n": N} for even N (the how-many-th request to
+                      this path), {"status": "fail", "n": N} for odd N
+  /needle/CHUNK       200, chunked: "<x*CHUNK-3>NEE" then "DLE<y*CHUNK>", the text NEEDLE split across
+                      the chunk boundary (one write)
+  /trickle-needle     the same body with chunks of 4 bytes, written one byte at a time
+  /doc/NAME           200, application/json: the document DOCS[NAME] (as bytes, sent as is)
+  /big/N              200, application/json: {"pad": "<N bytes>", "status": "ok"}
   /stats              JSON: {"connections": n, "requests": {path: n}}; not counted itself
 Any path answers HEAD with the headers of its GET (Content-Length included) and no body.
 """
@@ -29,6 +36,22 @@ from collections import Counter
 STATS: dict[str, object] = {}
 CONNECTIONS = 0
 REQUESTS: Counter[str] = Counter()
+
+DOCS: dict[str, bytes] = {
+    "item": b'{"status": "ok", "id": 3, "price": 2.5, "big": 12345678901234567, "on": true, "off": false,'
+    b' "none": null, "name": "caf\\u00e9 \\"q\\"", "emoji": "\\ud83d\\ude00", "odd-key": 1,'
+    b' "items": [{"id": 1, "tags": ["a", ["x", "y"]]}, {"id": 3, "tags": []}],'
+    b' "empty": {}, "dup": 1, "dup": 2}',
+    "malformed": b'{"status": "ok", "id": 3,, }',
+    "truncated": b'{"status": "ok", "items": [1, 2',
+    "deep": b"[" * 100_000 + b"]" * 100_000,
+    "nested-ok": b'{"a": ' * 400 + b"1" + b"}" * 400,
+    "trailing": b'{"status": "ok"} {"status": "ok"}',
+    "control": b'{"status": "o\x01k"}',
+    "bad-escape": b'{"status": "\\q"}',
+    "unterminated": b'{"status": "ok',
+    "scalar": b"42",
+}
 
 REASONS = {200: "OK", 204: "No Content", 304: "Not Modified", 404: "Not Found", 500: "Internal Server Error"}
 
@@ -112,6 +135,29 @@ class Handler(asyncio.Protocol):
                     sent += n
                 out += b"0\r\nX-Done: yes\r\n\r\n"
             self.write(out)
+        elif name == "alternate":
+            number = REQUESTS[path] - 1
+            data = json.dumps({"status": "fail" if number % 2 else "ok", "n": number}).encode()
+            self.write(response(200, data, "Content-Type: application/json\r\n", head=head))
+        elif name in ("needle", "trickle-needle"):
+            size = int(parts[1]) if name == "needle" else 8
+            body = b"x" * (size - 3) + b"NEEDLE" + b"y" * size
+            step = size if name == "needle" else 4
+            out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            for start in range(0, len(body), step):
+                piece = body[start : start + step]
+                out += f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+            out += b"0\r\n\r\n"
+            if name == "needle":
+                self.write(out)
+            else:
+                self.busy = True
+                asyncio.get_running_loop().create_task(self.trickle(out))
+        elif name == "doc":
+            self.write(response(200, DOCS[parts[1]], "Content-Type: application/json\r\n", head=head))
+        elif name == "big":
+            data = b'{"pad": "' + b"p" * int(parts[1]) + b'", "status": "ok"}'
+            self.write(response(200, data, "Content-Type: application/json\r\n", head=head))
         elif name == "status":
             self.write(response(int(parts[1]), b"status body", head=head))
         elif name == "delay":

@@ -71,6 +71,18 @@
 #define TICK_NS (50 * NS_PER_MS)             /* signal check / should_stop cadence */
 #define CONNECT_ERROR_PAUSE_NS (10 * NS_PER_MS) /* closed model: pause after a failed connect */
 #define MAX_ENDPOINTS 4096
+/* response expectations: every bound the parser of a hostile server's bytes relies on */
+#define KEEP_FAILURES 5           /* failing responses kept per endpoint, measured phase */
+#define EXCERPT_MAX 256           /* bytes of a failing response's body kept */
+#define DETAIL_MAX 160            /* bytes of the value found where another was expected */
+#define NEEDLE_MAX 1024           /* longest body_contains text */
+#define MAX_XHEADERS 16           /* expected headers per request */
+#define MAX_XJSON 32              /* JSON fields per request */
+#define MAX_JPARTS 32             /* steps of one JSON path */
+#define MAX_BODY_LIMIT (64LL << 20) /* the largest max_body */
+#define JSON_MAX_DEPTH 512
+#define JSON_MAX_DEPTH_TEXT "512"
+#define XBUF_KEEP (64 * 1024)     /* a connection's JSON buffer above this is freed after use */
 
 /* Error kinds: keep in sync with ERROR_KINDS below and engine.py. */
 enum {
@@ -82,10 +94,11 @@ enum {
     E_CLOSED,   /* server closed the connection before the response was complete */
     E_TIMEOUT,  /* no complete response within `timeout` of sending */
     E_PROTOCOL, /* unparseable or unsupported response */
+    E_ASSERT,   /* a response that failed its request's `expect` (other than a 4xx/5xx status) */
     NERR
 };
-static const char *const ERROR_KINDS[NERR] = {"http_4xx", "http_5xx", "refused", "connect",
-                                             "reset",    "closed",   "timeout", "protocol"};
+static const char *const ERROR_KINDS[NERR] = {"http_4xx", "http_5xx", "refused", "connect", "reset",
+                                             "closed",   "timeout",  "protocol", "assertion"};
 
 enum { PH_MEASURED = 0, PH_WARMUP = 1 };
 
@@ -120,6 +133,8 @@ enum { PARSE_NEED = 0, PARSE_DONE = 1, PARSE_ERROR = -1 };
 #define F_HEAD 0x02    /* current request is HEAD: response has no body */
 #define F_GOT 0x04     /* some response bytes were received for the current request */
 #define F_RETRIED 0x08 /* current request was already retried once on a new connection */
+#define F_X 0x10       /* current request's endpoint has expectations: judge the response */
+#define F_XBODY 0x20   /* ... and its body is read (body_contains, JSON fields, an excerpt) */
 
 /* ------------------------------------------------------------------------- */
 /* HdrHistogram-compatible bucket layout (unit magnitude 0: lowest value 1)  */
@@ -181,6 +196,7 @@ typedef struct {
     counters c[2];
     uint64_t *status[2]; /* NSTATUS counters per phase */
     uint64_t *hcorr, *hunc; /* measured phase only, L_MAIN layout */
+    struct expect_s *x;     /* NULL: no expectations */
 } endpoint;
 
 typedef struct {
@@ -296,6 +312,7 @@ typedef struct {
     PyObject *exc_type, *exc_value, *exc_tb;
     PyThreadState *tstate;
     PyObject *progress_cb, *stop_cb;
+    struct xstate_s **xs; /* per connection, allocated on first use; NULL: no endpoint has `expect` */
 } Engine;
 
 /* ------------------------------------------------------------------------- */
@@ -553,6 +570,840 @@ static int conn_open(Engine *E, conn_t *c) {
     return 0;
 }
 
+static inline int hexval(char ch) {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Response expectations (the request's `expect`)                             */
+/* ------------------------------------------------------------------------- */
+
+/* Everything a hostile or broken server sends is bounded: the expectations are checked
+ * while the response streams through the parser. Status and headers in the header parser;
+ * `body_contains` by a substring search over the body as it arrives, with a carry-over
+ * window of the needle's length - 1 across reads and chunks (the body is never kept);
+ * JSON fields on a body buffered up to `max_body` (only for endpoints with JSON fields),
+ * validated and searched by a scanner that skips what it does not need (no tree is built),
+ * iteratively, at most JSON_MAX_DEPTH levels deep. Endpoints without `expect` pay one flag
+ * test per response. */
+
+enum { XF_OK, XF_STATUS, XF_HEADER_MISSING, XF_HEADER_VALUE, XF_BODY, XF_JSON_MISSING, XF_JSON_VALUE, XF_JSON_INVALID,
+       XF_TOO_LARGE, NXF };
+static const char *const X_KINDS[NXF] = {"",           "status",       "header_missing", "header_value",
+                                             "body",       "json_missing", "json_value",     "json_invalid",
+                                             "too_large"};
+enum { J_STR, J_NUM, J_TRUE, J_FALSE, J_NULL };
+
+typedef struct {
+    char *key; /* NULL: an index */
+    size_t klen;
+    int64_t index; /* negative: from the end */
+} jpart;
+
+typedef struct {
+    jpart *parts;
+    int nparts;
+    int type; /* J_* */
+    char *s;  /* J_STR: the expected text, UTF-8 */
+    size_t slen;
+    double num;
+    int64_t inum;
+    int is_int; /* the expected number is an integer that fits int64: compared exactly */
+} xjson;
+
+typedef struct {
+    char *name; /* lowercase */
+    size_t nlen;
+    char *needle;
+    size_t len;
+} xheader;
+
+typedef struct {
+    int status, kind, what, index;
+    int64_t body_len;
+    size_t excerpt_len, detail_len;
+    int has_detail;
+    char excerpt[EXCERPT_MAX];
+    char detail[DETAIL_MAX];
+} xfail_t;
+
+typedef struct expect_s {
+    uint8_t status_ok[NSTATUS];
+    xheader *headers;
+    int nheaders;
+    char *needle; /* body_contains; NULL: none */
+    size_t nlen;
+    xjson *json;
+    int njson;
+    size_t max_body;
+    int body; /* needle or json: the body must be read */
+    xfail_t kept[KEEP_FAILURES]; /* the first failures of the measured phase */
+    int nkept;
+} expect_t;
+
+/* One connection's view of the response it is reading, for an endpoint with `expect`. */
+typedef struct xstate_s {
+    int fail, index; /* X_* of the first unmet expectation, and which header/field */
+    uint32_t found;  /* headers found with the expected text, one bit each */
+    int64_t body_len;
+    int needle_found, too_large, excerpt;
+    size_t carry_len;
+    char carry[NEEDLE_MAX];
+    char *buf; /* the body, for JSON fields */
+    size_t len, cap;
+    size_t excerpt_len;
+    char excerpt_buf[EXCERPT_MAX];
+    size_t detail_len;
+    int has_detail;
+    char detail[DETAIL_MAX];
+} xstate;
+
+static void expect_free(expect_t *x) {
+    if (!x) return;
+    for (int i = 0; i < x->nheaders; i++) {
+        free(x->headers[i].name);
+        free(x->headers[i].needle);
+    }
+    free(x->headers);
+    for (int i = 0; i < x->njson; i++) {
+        for (int k = 0; k < x->json[i].nparts; k++) free(x->json[i].parts[k].key);
+        free(x->json[i].parts);
+        free(x->json[i].s);
+    }
+    free(x->json);
+    free(x->needle);
+    free(x);
+}
+
+static void x_detail(xstate *s, const char *p, size_t n) {
+    s->has_detail = 1;
+    s->detail_len = n < DETAIL_MAX ? n : DETAIL_MAX;
+    memcpy(s->detail, p, s->detail_len);
+}
+
+/* Body bytes of a response whose endpoint has expectations. */
+static void x_feed(const expect_t *x, xstate *s, const char *d, size_t n) {
+    s->body_len += (int64_t)n;
+    if (s->excerpt && s->excerpt_len < EXCERPT_MAX) {
+        size_t take = EXCERPT_MAX - s->excerpt_len < n ? EXCERPT_MAX - s->excerpt_len : n;
+        memcpy(s->excerpt_buf + s->excerpt_len, d, take);
+        s->excerpt_len += take;
+    }
+    if (s->fail) return; /* already failed: the rest is only the excerpt */
+    if (x->needle && !s->needle_found) {
+        size_t nl = x->nlen, keep = nl - 1;
+        if (s->carry_len) { /* a match across the previous read (or chunk) and this one */
+            char tmp[2 * NEEDLE_MAX];
+            size_t take = n < keep ? n : keep;
+            memcpy(tmp, s->carry, s->carry_len);
+            memcpy(tmp + s->carry_len, d, take);
+            if (memmem(tmp, s->carry_len + take, x->needle, nl)) s->needle_found = 1;
+        }
+        if (!s->needle_found && n >= nl && memmem(d, n, x->needle, nl)) s->needle_found = 1;
+        if (!s->needle_found && keep) { /* the last nl - 1 bytes seen */
+            if (n >= keep) {
+                memcpy(s->carry, d + n - keep, keep);
+                s->carry_len = keep;
+            } else {
+                size_t total = s->carry_len + n, drop = total > keep ? total - keep : 0;
+                memmove(s->carry, s->carry + drop, s->carry_len - drop);
+                memcpy(s->carry + s->carry_len - drop, d, n);
+                s->carry_len = total - drop;
+            }
+        }
+    }
+    if (x->njson && !s->too_large) {
+        if (s->len + n > x->max_body) {
+            s->too_large = 1;
+            return;
+        }
+        if (s->len + n > s->cap) {
+            size_t ncap = s->cap ? s->cap : 4096;
+            while (ncap < s->len + n) ncap *= 2;
+            if (ncap > x->max_body) ncap = x->max_body;
+            char *nb = realloc(s->buf, ncap);
+            if (!nb) {
+                s->too_large = 1; /* out of memory: judged as a body over the bound */
+                return;
+            }
+            s->buf = nb;
+            s->cap = ncap;
+        }
+        memcpy(s->buf + s->len, d, n);
+        s->len += n;
+    }
+}
+
+/* --- a bounded JSON scanner ------------------------------------------------ */
+
+typedef struct {
+    const char *p, *start, *end;
+    const char *err;
+} jscan;
+
+static inline void jws(jscan *s) {
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r')) s->p++;
+}
+
+static inline int jfail(jscan *s, const char *why) {
+    if (!s->err) s->err = why;
+    return -1;
+}
+
+static int hex4(const char *p, const char *end, uint32_t *out) {
+    if (end - p < 4) return -1;
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(p[i]);
+        if (h < 0) return -1;
+        v = v * 16 + (uint32_t)h;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The next character of a string at s->p (after the opening quote), unescaped, as UTF-8
+ * in out (1-4 bytes); returns its length, 0 at the closing quote, -1 on an error. */
+static int jchar(jscan *s, char out[4]) {
+    if (s->p >= s->end) return jfail(s, "the body ends inside a string");
+    unsigned char ch = (unsigned char)*s->p;
+    if (ch == '"') return 0;
+    if (ch < 0x20) return jfail(s, "a control character inside a string");
+    if (ch != '\\') {
+        out[0] = (char)ch;
+        s->p++;
+        return 1;
+    }
+    if (s->end - s->p < 2) return jfail(s, "the body ends inside a string");
+    char e = s->p[1];
+    s->p += 2;
+    uint32_t cp;
+    switch (e) {
+    case '"': case '\\': case '/': out[0] = e; return 1;
+    case 'b': out[0] = '\b'; return 1;
+    case 'f': out[0] = '\f'; return 1;
+    case 'n': out[0] = '\n'; return 1;
+    case 'r': out[0] = '\r'; return 1;
+    case 't': out[0] = '\t'; return 1;
+    case 'u':
+        if (hex4(s->p, s->end, &cp) < 0) return jfail(s, "a bad \\u escape");
+        s->p += 4;
+        if (cp >= 0xD800 && cp <= 0xDBFF && s->end - s->p >= 6 && s->p[0] == '\\' && s->p[1] == 'u') {
+            uint32_t lo;
+            if (hex4(s->p + 2, s->end, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                s->p += 6;
+            }
+        }
+        break;
+    default:
+        return jfail(s, "a bad escape in a string");
+    }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) { /* a lone surrogate too (as Python's json keeps it): equals no UTF-8 text */
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* The string at s->p (its opening quote): skipped; returns 1 if it equals `want` once
+ * unescaped (want may be NULL: just skip), 0 if not, -1 if it is malformed. */
+static int jstring(jscan *s, const char *want, size_t wlen) {
+    s->p++;
+    size_t k = 0;
+    int equal = want != NULL;
+    char u[4];
+    for (;;) {
+        int n = jchar(s, u);
+        if (n < 0) return -1;
+        if (n == 0) break;
+        if (equal) {
+            if (k + (size_t)n > wlen || memcmp(want + k, u, (size_t)n) != 0)
+                equal = 0;
+            else
+                k += (size_t)n;
+        }
+    }
+    s->p++; /* the closing quote */
+    return equal && k == wlen;
+}
+
+static int jnumber(jscan *s) {
+    const char *p = s->p, *end = s->end;
+    if (p < end && *p == '-') p++;
+    if (p >= end || *p < '0' || *p > '9') return jfail(s, "a malformed number");
+    if (*p == '0')
+        p++;
+    else
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || *p < '0' || *p > '9') return jfail(s, "a malformed number");
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || *p < '0' || *p > '9') return jfail(s, "a malformed number");
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    s->p = p;
+    return 0;
+}
+
+static int jliteral(jscan *s, const char *word, size_t n) {
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0) return jfail(s, "an unexpected character");
+    s->p += n;
+    return 0;
+}
+
+/* Skip one value, validating it, iteratively: at most JSON_MAX_DEPTH levels of nesting. */
+static int jskip(jscan *s) {
+    char stack[JSON_MAX_DEPTH];
+    int depth = 0;
+value:
+    jws(s);
+    if (s->p >= s->end) return jfail(s, "the body ends where a value should be");
+    switch (*s->p) {
+    case '{':
+    case '[':
+        if (depth == JSON_MAX_DEPTH) return jfail(s, "nested deeper than " JSON_MAX_DEPTH_TEXT " levels");
+        stack[depth++] = *s->p++;
+        jws(s);
+        if (s->p < s->end && *s->p == (stack[depth - 1] == '{' ? '}' : ']')) {
+            s->p++;
+            depth--;
+            goto after;
+        }
+        if (stack[depth - 1] == '[') goto value;
+        goto key;
+    case '"':
+        if (jstring(s, NULL, 0) < 0) return -1;
+        goto after;
+    case 't':
+        if (jliteral(s, "true", 4) < 0) return -1;
+        goto after;
+    case 'f':
+        if (jliteral(s, "false", 5) < 0) return -1;
+        goto after;
+    case 'n':
+        if (jliteral(s, "null", 4) < 0) return -1;
+        goto after;
+    default:
+        if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) {
+            if (jnumber(s) < 0) return -1;
+            goto after;
+        }
+        return jfail(s, "an unexpected character");
+    }
+key:
+    jws(s);
+    if (s->p >= s->end) return jfail(s, "the body ends inside an object");
+    if (*s->p != '"') return jfail(s, "an object key that is not a string");
+    if (jstring(s, NULL, 0) < 0) return -1;
+    jws(s);
+    if (s->p >= s->end || *s->p != ':') return jfail(s, "a key without ':'");
+    s->p++;
+    goto value;
+after:
+    if (depth == 0) return 0;
+    jws(s);
+    if (s->p >= s->end) return jfail(s, stack[depth - 1] == '{' ? "the body ends inside an object" : "the body ends inside an array");
+    if (*s->p == ',') {
+        s->p++;
+        if (stack[depth - 1] == '{') goto key;
+        goto value;
+    }
+    if (*s->p == (stack[depth - 1] == '{' ? '}' : ']')) {
+        s->p++;
+        depth--;
+        goto after;
+    }
+    return jfail(s, stack[depth - 1] == '{' ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array");
+}
+
+/* On a validated document: where `q` leads (the value's first byte), or NULL if nowhere.
+ * A key present twice: the last one counts (as Python's json). */
+static const char *jfind(const char *doc, const char *end, const xjson *q) {
+    jscan s = {doc, doc, end, NULL};
+    jws(&s);
+    for (int i = 0; i < q->nparts; i++) {
+        const jpart *part = &q->parts[i];
+        if (s.p >= end) return NULL;
+        if (part->key) {
+            if (*s.p != '{') return NULL;
+            s.p++;
+            const char *found = NULL;
+            for (;;) {
+                jws(&s);
+                if (s.p >= end || *s.p != '"') break; /* '}' */
+                int match = jstring(&s, part->key, part->klen);
+                if (match < 0) return NULL;
+                jws(&s);
+                if (s.p >= end || *s.p != ':') return NULL;
+                s.p++;
+                jws(&s);
+                if (match) found = s.p;
+                if (jskip(&s) < 0) return NULL;
+                jws(&s);
+                if (s.p < end && *s.p == ',') s.p++;
+                else break;
+            }
+            if (!found) return NULL;
+            s.p = found;
+        } else {
+            if (*s.p != '[') return NULL;
+            const char *open = ++s.p;
+            int64_t want = part->index;
+            if (want < 0) { /* from the end: count the elements first */
+                int64_t count = 0;
+                jws(&s);
+                if (s.p < end && *s.p != ']')
+                    for (;;) {
+                        if (jskip(&s) < 0) return NULL;
+                        count++;
+                        jws(&s);
+                        if (s.p < end && *s.p == ',') s.p++;
+                        else break;
+                    }
+                want += count;
+                if (want < 0) return NULL;
+                s.p = open;
+            }
+            jws(&s);
+            if (s.p >= end || *s.p == ']') return NULL;
+            for (int64_t k = 0;; k++) {
+                jws(&s);
+                if (k == want) break;
+                if (jskip(&s) < 0) return NULL;
+                jws(&s);
+                if (s.p < end && *s.p == ',') s.p++;
+                else return NULL;
+            }
+        }
+    }
+    jws(&s);
+    return s.p < end ? s.p : NULL;
+}
+
+/* Whether the value at v equals the expected one (JSON equality: 3 == 3.0, true != 1). */
+static int jequal(const char *v, const char *end, const xjson *q) {
+    jscan s = {v, v, end, NULL};
+    switch (q->type) {
+    case J_STR:
+        return *v == '"' && jstring(&s, q->s, q->slen) == 1;
+    case J_TRUE:
+        return end - v >= 4 && memcmp(v, "true", 4) == 0;
+    case J_FALSE:
+        return end - v >= 5 && memcmp(v, "false", 5) == 0;
+    case J_NULL:
+        return end - v >= 4 && memcmp(v, "null", 4) == 0;
+    default:
+        break;
+    }
+    if (*v != '-' && (*v < '0' || *v > '9')) return 0;
+    if (jnumber(&s) < 0) return 0;
+    size_t n = (size_t)(s.p - v);
+    int integral = memchr(v, '.', n) == NULL && memchr(v, 'e', n) == NULL && memchr(v, 'E', n) == NULL;
+    if (integral && q->is_int && n <= 19) { /* exactly, like Python's ints */
+        int neg = *v == '-';
+        int64_t acc = 0;
+        for (size_t i = neg; i < n; i++) acc = acc * 10 + (v[i] - '0'); /* <= 18 digits: no overflow */
+        return (neg ? -acc : acc) == q->inum;
+    }
+    char tmp[400];
+    if (n >= sizeof(tmp)) return 0;
+    memcpy(tmp, v, n);
+    tmp[n] = 0;
+    return strtod(tmp, NULL) == q->num;
+}
+
+/* The JSON fields: the first unmet one in s->fail / s->index, the value found in the detail. */
+static void x_json(const expect_t *x, xstate *s) {
+    jscan v = {s->buf, s->buf, s->buf + s->len, NULL};
+    if (jskip(&v) == 0) {
+        jws(&v);
+        if (v.p < v.end) jfail(&v, "more data after the JSON document");
+    }
+    if (v.err) {
+        char msg[DETAIL_MAX];
+        int n = snprintf(msg, sizeof(msg), "%s (at byte %zu)", v.err, (size_t)(v.p - v.start));
+        s->fail = XF_JSON_INVALID;
+        x_detail(s, msg, n < 0 ? 0 : (size_t)n);
+        return;
+    }
+    for (int i = 0; i < x->njson; i++) {
+        const xjson *q = &x->json[i];
+        const char *at = jfind(s->buf, s->buf + s->len, q);
+        if (!at) {
+            s->fail = XF_JSON_MISSING;
+            s->index = i;
+            return;
+        }
+        if (!jequal(at, s->buf + s->len, q)) {
+            jscan end = {at, at, s->buf + s->len, NULL};
+            jskip(&end);
+            s->fail = XF_JSON_VALUE;
+            s->index = i;
+            x_detail(s, at, (size_t)(end.p - at));
+            return;
+        }
+    }
+}
+
+
+/* The value of header `xh` in the header block [h, h+len), for the failure's detail. */
+static void x_header_value(xstate *s, const xheader *xh, const char *h, size_t len) {
+    const char *end = h + len, *p = memchr(h, '\n', len);
+    while (p && ++p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol) return;
+        size_t ll = (size_t)(eol - p);
+        if (ll && p[ll - 1] == '\r') ll--;
+        const char *colon = memchr(p, ':', ll);
+        if (colon && (size_t)(colon - p) == xh->nlen && ieq(p, xh->name, xh->nlen)) {
+            const char *v = colon + 1, *ve = p + ll;
+            while (v < ve && (*v == ' ' || *v == '\t')) v++;
+            x_detail(s, v, (size_t)(ve - v));
+        }
+        p = eol;
+    }
+}
+
+/* Start judging the response to a request of an endpoint with expectations. */
+static void x_begin(Engine *E, conn_t *c, const expect_t *x, int phase) {
+    c->flags |= F_X;
+    size_t i = (size_t)(c - E->conns);
+    xstate *s = E->xs[i];
+    if (!s) {
+        s = malloc(sizeof(xstate));
+        if (!s) return; /* judged as failed in x_judge */
+        s->buf = NULL;
+        s->cap = 0;
+        E->xs[i] = s;
+    }
+    s->fail = XF_OK;
+    s->index = 0;
+    s->found = 0;
+    s->body_len = 0;
+    s->needle_found = s->too_large = 0;
+    s->carry_len = s->len = s->excerpt_len = s->detail_len = 0;
+    s->has_detail = 0;
+    s->excerpt = phase == PH_MEASURED && x->nkept < KEEP_FAILURES;
+}
+
+/* The final status and header block are in: judge them; decide whether the body is read. */
+static void x_head(Engine *E, conn_t *c, const char *h, size_t len, uint32_t found) {
+    const expect_t *x = E->eps[c->ep].x;
+    xstate *s = E->xs[c - E->conns];
+    if (!s) return;
+    if (!x->status_ok[c->status]) {
+        s->fail = XF_STATUS;
+    } else {
+        for (int k = 0; k < x->nheaders; k++) {
+            if (found & (1u << k)) continue;
+            s->fail = XF_HEADER_MISSING;
+            s->index = k;
+            x_header_value(s, &x->headers[k], h, len);
+            if (s->has_detail) s->fail = XF_HEADER_VALUE;
+            break;
+        }
+    }
+    if (s->fail ? s->excerpt : (x->body || s->excerpt)) c->flags |= F_XBODY;
+}
+
+static inline void x_body(Engine *E, conn_t *c, const char *d, size_t n) {
+    xstate *s = E->xs[c - E->conns];
+    if (s && n) x_feed(E->eps[c->ep].x, s, d, n);
+}
+
+/* The response is complete: the error kind it counts as (-1: none), keeping the first
+ * failures as evidence. An unexpected 4xx/5xx status counts as http_4xx/http_5xx, any
+ * other unmet expectation as an assertion failure. */
+static int x_judge(Engine *E, endpoint *e, conn_t *c) {
+    expect_t *x = e->x;
+    xstate *s = E->xs[c - E->conns];
+    int st = c->status;
+    if (!s) return E_ASSERT; /* no memory to check it: not a success */
+    if (!s->fail) {
+        if (x->needle && !s->needle_found)
+            s->fail = XF_BODY;
+        else if (x->njson && s->too_large)
+            s->fail = XF_TOO_LARGE;
+        else if (x->njson)
+            x_json(x, s);
+    }
+    if (s->cap > XBUF_KEEP) { /* a large body: give the memory back */
+        free(s->buf);
+        s->buf = NULL;
+        s->cap = 0;
+    }
+    if (!s->fail) return -1;
+    int kind = s->fail == XF_STATUS && st >= 500 ? E_5XX : (s->fail == XF_STATUS && st >= 400 ? E_4XX : E_ASSERT);
+    if (c->phase == PH_MEASURED && x->nkept < KEEP_FAILURES) {
+        xfail_t *f = &x->kept[x->nkept++];
+        f->status = st;
+        f->kind = kind;
+        f->what = s->fail;
+        f->index = s->index;
+        f->body_len = s->body_len;
+        f->excerpt_len = s->excerpt_len;
+        memcpy(f->excerpt, s->excerpt_buf, s->excerpt_len);
+        f->has_detail = s->has_detail;
+        f->detail_len = s->detail_len;
+        memcpy(f->detail, s->detail, s->detail_len);
+    }
+    return kind;
+}
+
+
+/* --- construction of the expectations from Python ------------------------- */
+
+static char *dup_bytes(PyObject *b, size_t *len, const char *what) {
+    char *data;
+    Py_ssize_t n;
+    if (!PyBytes_Check(b)) {
+        PyErr_Format(PyExc_TypeError, "%s must be bytes", what);
+        return NULL;
+    }
+    PyBytes_AsStringAndSize(b, &data, &n);
+    char *out = malloc((size_t)n + 1);
+    if (!out) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    memcpy(out, data, (size_t)n);
+    out[n] = 0;
+    *len = (size_t)n;
+    return out;
+}
+
+static int json_part(PyObject *o, jpart *part) {
+    if (PyUnicode_Check(o)) {
+        Py_ssize_t n;
+        const char *u = PyUnicode_AsUTF8AndSize(o, &n);
+        if (!u) return -1;
+        part->key = malloc((size_t)n + 1);
+        if (!part->key) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(part->key, u, (size_t)n + 1);
+        part->klen = (size_t)n;
+        return 0;
+    }
+    if (PyLong_Check(o) && !PyBool_Check(o)) {
+        long long v = PyLong_AsLongLong(o);
+        if (v == -1 && PyErr_Occurred()) return -1;
+        if (v > (1LL << 40) || v < -(1LL << 40)) {
+            PyErr_SetString(PyExc_ValueError, "a JSON path index is out of range");
+            return -1;
+        }
+        part->index = v;
+        return 0;
+    }
+    PyErr_SetString(PyExc_TypeError, "a JSON path step is a key (str) or an index (int)");
+    return -1;
+}
+
+static int json_value(PyObject *o, xjson *q) {
+    if (o == Py_None) {
+        q->type = J_NULL;
+    } else if (PyBool_Check(o)) {
+        q->type = o == Py_True ? J_TRUE : J_FALSE;
+    } else if (PyLong_Check(o)) {
+        q->type = J_NUM;
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+        if (v == -1 && PyErr_Occurred()) return -1;
+        q->num = PyLong_AsDouble(o);
+        if (q->num == -1.0 && PyErr_Occurred()) return -1;
+        q->is_int = !overflow && v > -1000000000000000000LL && v < 1000000000000000000LL;
+        q->inum = v;
+    } else if (PyFloat_Check(o)) {
+        q->type = J_NUM;
+        q->num = PyFloat_AsDouble(o);
+        if (!isfinite(q->num)) {
+            PyErr_SetString(PyExc_ValueError, "an expected JSON number must be finite");
+            return -1;
+        }
+        if (q->num == floor(q->num) && fabs(q->num) < 1e18) {
+            q->is_int = 1;
+            q->inum = (int64_t)q->num;
+        }
+    } else if (PyUnicode_Check(o)) {
+        Py_ssize_t n;
+        const char *u = PyUnicode_AsUTF8AndSize(o, &n);
+        if (!u) return -1;
+        q->type = J_STR;
+        q->s = malloc((size_t)n + 1);
+        if (!q->s) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(q->s, u, (size_t)n + 1);
+        q->slen = (size_t)n;
+    } else {
+        PyErr_SetString(PyExc_TypeError, "an expected JSON value is a str, int, float, bool or None");
+        return -1;
+    }
+    return 0;
+}
+
+/* (statuses, ((name, text), ...), body_contains or None, ((path steps, value), ...), max_body) */
+static int expect_parse(PyObject *o, int head, expect_t **out) {
+    PyObject *statuses, *headers, *needle, *json;
+    long long max_body;
+    *out = NULL;
+    if (!PyArg_ParseTuple(o, "OOOOL;an expectation is (statuses, headers, body_contains, json, max_body)",
+                          &statuses, &headers, &needle, &json, &max_body))
+        return -1;
+    expect_t *x = calloc(1, sizeof(expect_t));
+    if (!x) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyObject *st = NULL, *hs = NULL, *js = NULL;
+    if (!(st = PySequence_Fast(statuses, "statuses must be a sequence")) ||
+        !(hs = PySequence_Fast(headers, "headers must be a sequence")) ||
+        !(js = PySequence_Fast(json, "json must be a sequence")))
+        goto fail;
+    if (PySequence_Fast_GET_SIZE(st) == 0) {
+        for (int i = 200; i < 300; i++) x->status_ok[i] = 1;
+    }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(st); i++) {
+        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(st, i));
+        if (v == -1 && PyErr_Occurred()) goto fail;
+        if (v < 100 || v > 599) {
+            PyErr_SetString(PyExc_ValueError, "an expected status is between 100 and 599");
+            goto fail;
+        }
+        x->status_ok[v] = 1;
+    }
+    Py_ssize_t nh = PySequence_Fast_GET_SIZE(hs), nj = PySequence_Fast_GET_SIZE(js);
+    if (nh > MAX_XHEADERS || nj > MAX_XJSON) {
+        PyErr_Format(PyExc_ValueError, "at most %d expected headers and %d JSON fields per request", MAX_XHEADERS,
+                     MAX_XJSON);
+        goto fail;
+    }
+    x->headers = xcalloc((size_t)nh, sizeof(xheader));
+    x->json = xcalloc((size_t)nj, sizeof(xjson));
+    if (!x->headers || !x->json) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < nh; i++) {
+        PyObject *name, *text;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(hs, i), "OO;an expected header is (name, text)", &name, &text))
+            goto fail;
+        xheader *xh = &x->headers[x->nheaders++];
+        if (!(xh->name = dup_bytes(name, &xh->nlen, "a header name")) ||
+            !(xh->needle = dup_bytes(text, &xh->len, "a header's expected text")))
+            goto fail;
+        for (size_t k = 0; k < xh->nlen; k++)
+            if (xh->name[k] >= 'A' && xh->name[k] <= 'Z') xh->name[k] = (char)(xh->name[k] + 32);
+        if (xh->len > NEEDLE_MAX) {
+            PyErr_Format(PyExc_ValueError, "an expected header text is at most %d bytes", NEEDLE_MAX);
+            goto fail;
+        }
+    }
+    if (needle != Py_None) {
+        if (!(x->needle = dup_bytes(needle, &x->nlen, "body_contains"))) goto fail;
+        if (x->nlen < 1 || x->nlen > NEEDLE_MAX) {
+            PyErr_Format(PyExc_ValueError, "body_contains is 1 to %d bytes", NEEDLE_MAX);
+            goto fail;
+        }
+    }
+    for (Py_ssize_t i = 0; i < nj; i++) {
+        PyObject *steps, *value;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(js, i), "OO;a JSON field is (path steps, value)", &steps, &value))
+            goto fail;
+        xjson *q = &x->json[x->njson++];
+        PyObject *ps = PySequence_Fast(steps, "a JSON path is a sequence of steps");
+        if (!ps) goto fail;
+        Py_ssize_t np = PySequence_Fast_GET_SIZE(ps);
+        if (np > MAX_JPARTS) {
+            Py_DECREF(ps);
+            PyErr_Format(PyExc_ValueError, "a JSON path has at most %d steps", MAX_JPARTS);
+            goto fail;
+        }
+        q->parts = xcalloc((size_t)np, sizeof(jpart));
+        if (!q->parts) {
+            Py_DECREF(ps);
+            PyErr_NoMemory();
+            goto fail;
+        }
+        for (Py_ssize_t k = 0; k < np; k++) {
+            if (json_part(PySequence_Fast_GET_ITEM(ps, k), &q->parts[q->nparts++]) < 0) {
+                Py_DECREF(ps);
+                goto fail;
+            }
+        }
+        Py_DECREF(ps);
+        if (json_value(value, q) < 0) goto fail;
+    }
+    if (x->njson && (max_body < 1 || max_body > MAX_BODY_LIMIT)) {
+        PyErr_Format(PyExc_ValueError, "max_body is 1 byte to %lld bytes", (long long)MAX_BODY_LIMIT);
+        goto fail;
+    }
+    x->max_body = (size_t)max_body;
+    x->body = x->needle != NULL || x->njson > 0;
+    if (head && x->body) {
+        PyErr_SetString(PyExc_ValueError, "a HEAD request has no body to check");
+        goto fail;
+    }
+    Py_DECREF(st);
+    Py_DECREF(hs);
+    Py_DECREF(js);
+    *out = x;
+    return 0;
+fail:
+    Py_XDECREF(st);
+    Py_XDECREF(hs);
+    Py_XDECREF(js);
+    expect_free(x);
+    return -1;
+}
+
+/* The kept failures: [(status, error kind, what, index, body bytes, excerpt, detail or None)] */
+static PyObject *failures_list(const expect_t *x) {
+    PyObject *list = PyList_New(0);
+    if (!list || !x) return list;
+    for (int i = 0; i < x->nkept; i++) {
+        const xfail_t *f = &x->kept[i];
+        PyObject *detail = f->has_detail ? PyBytes_FromStringAndSize(f->detail, (Py_ssize_t)f->detail_len)
+                                         : (Py_INCREF(Py_None), Py_None);
+        PyObject *t = detail ? Py_BuildValue("(issiLy#N)", f->status, ERROR_KINDS[f->kind], X_KINDS[f->what], f->index,
+                                             (long long)f->body_len, f->excerpt, (Py_ssize_t)f->excerpt_len, detail)
+                             : NULL;
+        if (!t || PyList_Append(list, t) < 0) {
+            Py_XDECREF(t);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(t);
+    }
+    return list;
+}
+
 /* ------------------------------------------------------------------------- */
 /* Request lifecycle                                                          */
 /* ------------------------------------------------------------------------- */
@@ -575,6 +1426,7 @@ static void begin(Engine *E, conn_t *c, uint32_t ep, int64_t intended, int phase
     c->hlen = 0;
     c->status = 0;
     c->flags = e->head ? F_HEAD : 0;
+    if (e->x) x_begin(E, c, e->x, phase);
     busy_append(E, c);
     counters *k = &e->c[phase];
     k->sent++;
@@ -830,7 +1682,7 @@ static void complete(Engine *E, conn_t *c, int64_t now) {
     k->responses++;
     int st = c->status;
     if (st >= 0 && st < NSTATUS) e->status[phase][st]++;
-    int err = st >= 500 ? E_5XX : (st >= 400 ? E_4XX : -1);
+    int err = c->flags & F_X ? x_judge(E, e, c) : (st >= 500 ? E_5XX : (st >= 400 ? E_4XX : -1));
     if (err >= 0) k->errors[err]++;
     if (phase == PH_MEASURED) {
         int64_t corr = (now - c->intended) / 1000, unc = (now - c->sent) / 1000;
@@ -857,7 +1709,7 @@ static void complete(Engine *E, conn_t *c, int64_t now) {
 
 /* Parse a complete header block [h, h+len) ending in an empty line.
  * Returns 1: final response headers, 2: interim (1xx) response, -1: error. */
-static int parse_headers(conn_t *c, const char *h, size_t len) {
+static int parse_headers(Engine *E, conn_t *c, const char *h, size_t len) {
     if (len < 13 || memcmp(h, "HTTP/1.", 7) != 0 || h[8] != ' ') return -1;
     int minor = h[7] - '0';
     if (h[9] < '0' || h[9] > '9' || h[10] < '0' || h[10] > '9' || h[11] < '0' || h[11] > '9') return -1;
@@ -869,6 +1721,8 @@ static int parse_headers(conn_t *c, const char *h, size_t len) {
     p++;
     int64_t clen = -1;
     int chunked = 0, close_conn = minor < 1;
+    const expect_t *x = c->flags & F_X ? E->eps[c->ep].x : NULL;
+    uint32_t found = 0; /* expected headers found with their text */
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol) break;
@@ -898,6 +1752,12 @@ static int parse_headers(conn_t *c, const char *h, size_t len) {
                 else if (contains_ci(v, vl, "keep-alive"))
                     close_conn = 0;
             }
+            if (x)
+                for (int k = 0; k < x->nheaders; k++) {
+                    const xheader *xh = &x->headers[k];
+                    if (xh->nlen == nl && ieq(p, xh->name, nl) && (!xh->len || memmem(v, vl, xh->needle, xh->len)))
+                        found |= 1u << k;
+                }
         }
         p = eol + 1;
     }
@@ -907,6 +1767,7 @@ static int parse_headers(conn_t *c, const char *h, size_t len) {
     }
     c->status = status;
     if (close_conn) c->flags |= F_CLOSE;
+    if (x) x_head(E, c, h, len, found);
     if ((c->flags & F_HEAD) || status == 204 || status == 304) {
         c->pstate = P_HEAD; /* no body; caller sees done */
         c->remaining = 0;
@@ -938,16 +1799,9 @@ static const char *find_head_end(const char *p, size_t n) {
     return NULL;
 }
 
-static inline int hexval(char ch) {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
 /* Feed n bytes to the parser. On PARSE_DONE, *extra is the number of bytes left
  * over after the response. */
-static int parse(conn_t *c, const char *d, size_t n, size_t *extra) {
+static int parse(Engine *E, conn_t *c, const char *d, size_t n, size_t *extra) {
     size_t i = 0;
     for (;;) {
         switch (c->pstate) {
@@ -997,7 +1851,7 @@ static int parse(conn_t *c, const char *d, size_t n, size_t *extra) {
                 used = hl - old;
             }
             c->hlen = 0;
-            int r = parse_headers(c, hs, hl);
+            int r = parse_headers(E, c, hs, hl);
             i += used;
             if (r < 0) return PARSE_ERROR;
             if (r == 2) continue; /* interim response: the real one follows */
@@ -1010,22 +1864,27 @@ static int parse(conn_t *c, const char *d, size_t n, size_t *extra) {
         case P_BODY: {
             size_t avail = n - i;
             if ((int64_t)avail < c->remaining) {
+                if (c->flags & F_XBODY) x_body(E, c, d + i, avail);
                 c->remaining -= (int64_t)avail;
                 return PARSE_NEED;
             }
+            if (c->flags & F_XBODY) x_body(E, c, d + i, (size_t)c->remaining);
             i += (size_t)c->remaining;
             c->remaining = 0;
             *extra = n - i;
             return PARSE_DONE;
         }
         case P_UNTIL_CLOSE:
+            if (c->flags & F_XBODY) x_body(E, c, d + i, n - i);
             return PARSE_NEED;
         case P_CHUNK_DATA: {
             size_t avail = n - i;
             if ((int64_t)avail < c->remaining) {
+                if (c->flags & F_XBODY) x_body(E, c, d + i, avail);
                 c->remaining -= (int64_t)avail;
                 return PARSE_NEED;
             }
+            if (c->flags & F_XBODY) x_body(E, c, d + i, (size_t)c->remaining);
             i += (size_t)c->remaining;
             c->remaining = 0;
             c->pstate = P_CHUNK_DATA_CR;
@@ -1119,7 +1978,7 @@ static void on_readable(Engine *E, conn_t *c) {
             }
             c->flags |= F_GOT;
             size_t extra = 0;
-            int r = parse(c, E->buf, (size_t)n, &extra);
+            int r = parse(E, c, E->buf, (size_t)n, &extra);
             if (r == PARSE_ERROR) {
                 fail(E, c, E_PROTOCOL, mono_ns());
                 return;
@@ -1511,7 +2370,11 @@ static PyObject *Engine_run(Engine *E, PyObject *args, PyObject *kw) {
         E->tqcap = (size_t)E->users;
         E->tq = xcalloc(E->tqcap, sizeof(titem));
     }
-    if (!E->conns || !E->free_slots || !E->buf || (E->closed && !E->tq) || series_init(&E->S) < 0) {
+    int checks = 0; /* some endpoint has expectations: per-connection state for them */
+    for (uint32_t i = 0; i < E->nep; i++) checks |= E->eps[i].x != NULL;
+    if (checks) E->xs = xcalloc((size_t)E->nconns, sizeof(xstate *));
+    if (!E->conns || !E->free_slots || !E->buf || (E->closed && !E->tq) || (checks && !E->xs) ||
+        series_init(&E->S) < 0) {
         if (E->epfd >= 0) close(E->epfd);
         E->epfd = -1;
         return PyErr_NoMemory();
@@ -1558,7 +2421,13 @@ static PyObject *Engine_run(Engine *E, PyObject *args, PyObject *kw) {
     for (int i = 0; i < E->nconns; i++) {
         free(E->conns[i].hbuf);
         E->conns[i].hbuf = NULL;
+        if (E->xs && E->xs[i]) {
+            free(E->xs[i]->buf);
+            free(E->xs[i]);
+        }
     }
+    free(E->xs);
+    E->xs = NULL;
     free(E->buf);
     E->buf = NULL;
     E->progress_cb = E->stop_cb = NULL;
@@ -1629,7 +2498,10 @@ static PyObject *Engine_results(Engine *E, PyObject *Py_UNUSED(ignored)) {
         PyDict_SetItemString(w, "status", sw);
         Py_DECREF(sm);
         Py_DECREF(sw);
-        PyObject *d = Py_BuildValue("{s:N,s:N,s:N,s:N}", "measured", m, "warmup", w, "corrected", hc, "uncorrected", hu);
+        PyObject *fl = failures_list(e->x);
+        PyObject *d = fl ? Py_BuildValue("{s:N,s:N,s:N,s:N,s:N}", "measured", m, "warmup", w, "corrected", hc,
+                                         "uncorrected", hu, "failures", fl)
+                         : NULL;
         if (!d) {
             Py_DECREF(eps);
             return NULL;
@@ -1747,10 +2619,10 @@ static int Engine_init(Engine *E, PyObject *args, PyObject *kw) {
                              "stages",        "poisson",        "seed",           "users",       "think_time",
                              "duration",      "max_requests",   "warmup",         "max_connections",
                              "max_queue",     "timeout",        "late_threshold", "sequence_offset",
-                             "arrival_offset", NULL};
+                             "arrival_offset", "expects", NULL};
     const char *host;
     int port, closed = 0, poisson = 0, users = 1, max_conn = 64;
-    PyObject *requests, *weights, *stages = NULL;
+    PyObject *requests, *weights, *stages = NULL, *expects = Py_None;
     unsigned long long seed = 0, max_requests = 0, seq_offset = 0;
     double think = 0, duration = 0, warmup = 0, timeout = 10.0, late = 0.01, arrival_offset = 0;
     Py_ssize_t max_queue = 1000000;
@@ -1758,9 +2630,9 @@ static int Engine_init(Engine *E, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_RuntimeError, "an Engine is initialised once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "siOO|$pOpKiddKdinddKd:Engine", kwlist, &host, &port, &requests,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "siOO|$pOpKiddKdinddKdO:Engine", kwlist, &host, &port, &requests,
                                      &weights, &closed, &stages, &poisson, &seed, &users, &think, &duration,
-                                     &max_requests, &warmup, &max_conn, &max_queue, &timeout, &late, &seq_offset, &arrival_offset))
+                                     &max_requests, &warmup, &max_conn, &max_queue, &timeout, &late, &seq_offset, &arrival_offset, &expects))
         return -1;
     if (port < 1 || port > 65535) {
         PyErr_Format(PyExc_ValueError, "port %d out of range", port);
@@ -1777,6 +2649,15 @@ static int Engine_init(Engine *E, PyObject *args, PyObject *kw) {
     Py_ssize_t n = PySequence_Fast_GET_SIZE(rq);
     int rc = -1;
     int64_t *w = NULL;
+    PyObject *xq = NULL;
+    if (expects != Py_None) {
+        xq = PySequence_Fast(expects, "expects must be a sequence (None or an expectation per request)");
+        if (!xq) goto out;
+        if (PySequence_Fast_GET_SIZE(xq) != n) {
+            PyErr_SetString(PyExc_ValueError, "expects: one item (None or an expectation) per request");
+            goto out;
+        }
+    }
     if (n < 1 || n > MAX_ENDPOINTS || PySequence_Fast_GET_SIZE(wq) != n) {
         PyErr_Format(PyExc_ValueError, "need 1 to %d requests, with one weight each", MAX_ENDPOINTS);
         goto out;
@@ -1810,6 +2691,9 @@ static int Engine_init(Engine *E, PyObject *args, PyObject *kw) {
         memcpy(e->req, data, (size_t)len);
         e->len = (size_t)len;
         e->head = memcmp(data, "HEAD ", 5) == 0;
+        if (xq && PySequence_Fast_GET_ITEM(xq, i) != Py_None &&
+            expect_parse(PySequence_Fast_GET_ITEM(xq, i), e->head, &e->x) < 0)
+            goto out;
         long long wi = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(wq, i));
         if (wi == -1 && PyErr_Occurred()) goto out;
         if (wi < 1 || wi > (1LL << 40)) {
@@ -1892,6 +2776,7 @@ static int Engine_init(Engine *E, PyObject *args, PyObject *kw) {
     rc = 0;
 out:
     free(w);
+    Py_XDECREF(xq);
     Py_DECREF(rq);
     Py_DECREF(wq);
     return rc;
@@ -1911,6 +2796,7 @@ static void Engine_dealloc(Engine *E) {
             free(E->eps[i].status[1]);
             free(E->eps[i].hcorr);
             free(E->eps[i].hunc);
+            expect_free(E->eps[i].x);
         }
     free(E->eps);
     free(E->seq);
@@ -1921,6 +2807,7 @@ static void Engine_dealloc(Engine *E) {
     free(E->q);
     free(E->tq);
     free(E->buf);
+    free(E->xs);
     series_free(&E->S);
     Py_XDECREF(E->exc_type);
     Py_XDECREF(E->exc_value);

@@ -31,6 +31,7 @@ class Engine:
         late_threshold: float = ...,
         sequence_offset: int = ...,
         arrival_offset: float = ...,
+        expects: Sequence[tuple[object, ...] | None] | None = ...,
     ) -> None: ...
     def run(
         self,

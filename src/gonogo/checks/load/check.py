@@ -48,6 +48,7 @@ from gonogo.checks.load.engine import (
     loopback_address,
     run_load,
 )
+from gonogo.checks.load.expect import KEPT_FAILURES, AssertionFailure
 from gonogo.checks.load.journey_load import (
     ASSERTION,
     JourneyLoadInterrupted,
@@ -187,6 +188,7 @@ def build_endpoint(request: LoadRequest, variables: Mapping[str, Any], ctx: Chec
         body=text(body).encode() if body is not None else None,
         weight=request.weight,
         component=request.component,
+        expect=request.expect.compile() if request.expect is not None else None,
     )
 
 
@@ -265,7 +267,10 @@ class _Measured:
     scheduled: int  # … of these
     unit: str  # "requests" or "iterations"
     source: str
+    asserted: frozenset[str]  # the prefixes ("", "endpoint.X.", "component.Y.") with `errors.assertion`
     note: str | None = None  # how the run ended, if not by itself
+    # requests: the responses kept that failed their `expect`; None: no request has one
+    failures: Sequence[AssertionFailure] | None = None
 
 
 def _from_requests(settings: LoadSettings, result: LoadResult, started: datetime, base_url: str) -> _Measured:
@@ -288,6 +293,12 @@ def _from_requests(settings: LoadSettings, result: LoadResult, started: datetime
             base_url,
             f"{len(result.spec.endpoints)} request(s), {len(result.workers)} worker(s)",
         ),
+        asserted=frozenset(_asserted(settings)),
+        failures=(
+            [f for e in result.endpoints for f in e.failures]
+            if any(e.endpoint.expect is not None for e in result.endpoints)
+            else None
+        ),
     )
 
 
@@ -309,6 +320,7 @@ def _from_journeys(settings: LoadSettings, result: JourneyLoadResult, base_url: 
         scheduled=result.iterations.scheduled,
         unit="iterations",
         source=_describe(settings, base_url, f"journeys {mix}, one asyncio loop"),
+        asserted=frozenset(_asserted(settings)),
         note=note,
     )
 
@@ -353,21 +365,42 @@ _DURATION = [
 _GENERATOR = ("generator.cpu", "generator.max_lag", "generator.late", "generator.valid")
 
 
+def _asserted(settings: LoadSettings) -> list[str]:
+    """The metric prefixes that get `errors.assertion`: with journeys, all (every step has an
+    `expect`); with requests, those of the requests with an `expect`, their components and
+    the whole load if any has one."""
+    if settings.journeys:
+        steps = [(name, step.name) for name, journey in settings.journeys.items() for step in journey.steps]
+        return [
+            "",
+            *(f"endpoint.{journey}.{step}." for journey, step in steps),
+            *dict.fromkeys(f"component.{settings.component_of(j, s)}." for j, s in steps),
+        ]
+    checked = [request for request in settings.requests or [] if request.expect is not None]
+    if not checked:
+        return []
+    return [
+        "",
+        *(f"endpoint.{request.name}." for request in checked),
+        *dict.fromkeys(f"component.{request.component}." for request in checked),
+    ]
+
+
 def _metric_names(settings: LoadSettings) -> list[str]:
     """Every metric `_Recorder` can record for these settings (docs/metrics.md)."""
     journeys = settings.journeys or {}
     steps = [(name, step.name) for name, journey in journeys.items() for step in journey.steps]
     requests = settings.requests or []
+    figures = [*_COUNTS, *_LATENCY]
     if journeys:
-        figures = [*_COUNTS, "errors.assertion", *_LATENCY]
         endpoints = [f"{journey}.{step}" for journey, step in steps]
         components = {settings.component_of(journey, step) for journey, step in steps}
     else:
-        figures = [*_COUNTS, *_LATENCY]
         endpoints = [request.name for request in requests]
         components = {request.component for request in requests}
     prefixes = ["", *(f"endpoint.{name}." for name in endpoints), *(f"component.{c}." for c in components)]
     names = [prefix + figure for prefix in prefixes for figure in figures]
+    names += [prefix + "errors.assertion" for prefix in _asserted(settings)]
     names += ["warmup.requests", *_GENERATOR]
     if journeys:
         names += ["iterations", "success_rate"]
@@ -391,6 +424,7 @@ class _Recorder:
     def record(self, journeys: JourneyLoadResult | None = None) -> CheckOutcome:
         m = self.m
         histograms = self._store_histograms(journeys)
+        self.failures = self._store_assertion_failures()
         invalid = self._generator()
         self._counts("", m.overall.counts, m.measured_seconds)
         self._metric("warmup.requests", m.overall.warmup.requests, "count", "performance")
@@ -416,14 +450,24 @@ class _Recorder:
         )
         if journeys is not None:
             summary = self._journeys(journeys, histograms, with_duration=not invalid) + ", " + summary
+        failed = total.errors[ASSERTION]
+        if m.failures is not None and failed:
+            summary += (
+                f", {failed} response(s) failed their expect (the first ones in load-assertion-failures.json)"
+            )
         if m.note:
             summary += f"; {m.note}"
         if invalid:
-            return CheckOutcome("error", f"invalid run: {invalid}; {summary}", [invalid])
+            return CheckOutcome(
+                "error",
+                f"invalid run: {invalid}; {summary}",
+                [invalid, *(f.summary() for f in (m.failures or [])[:5])],
+            )
         p95 = hist.percentiles(m.overall.corrected, [95.0]).get(95.0)
         if p95 is not None:
             summary += f", p95 {format_value(p95 / 1e6, 'seconds')}"
         details = [f.summary() for f in journeys.failures[:5]] if journeys is not None else []
+        details += [f.summary() for f in (m.failures or [])[:5]]
         return CheckOutcome("completed", summary, details)
 
     def _metric(
@@ -459,8 +503,10 @@ class _Recorder:
         self._metric(f"{prefix}errors.5xx", counts.errors["http_5xx"], "count", "reliability")
         self._metric(f"{prefix}errors.connection", counts.connection_errors, "count", "reliability")
         self._metric(f"{prefix}errors.timeout", counts.timeouts, "count", "reliability")
-        if ASSERTION in counts.errors:  # journeys: a response that failed the step's expectations
-            self._metric(f"{prefix}errors.assertion", counts.errors[ASSERTION], "count", "reliability")
+        if prefix in self.m.asserted:  # responses that failed their request's (or step's) `expect`
+            self._metric(
+                f"{prefix}errors.assertion", counts.errors[ASSERTION], "count", "reliability", self.failures
+            )
         self._metric(f"{prefix}late", counts.late, "count", "performance")
         self._metric(f"{prefix}dropped", counts.dropped, "count", "performance")
 
@@ -543,6 +589,27 @@ class _Recorder:
         return self.ctx.store_artifact(
             json.dumps(document, indent=1, ensure_ascii=False).encode(),
             name="load-journey-failures.json",
+            media_type="application/json",
+        )
+
+    def _store_assertion_failures(self) -> ArtifactRef | None:
+        """Requests with an `expect`: the first failing responses of each, as evidence."""
+        failures = self.m.failures
+        if failures is None:
+            return None
+        document = {
+            "failures_total": {name: a.counts.errors[ASSERTION] for name, a in self.m.endpoints},
+            "http_errors_total": {
+                name: a.counts.errors["http_4xx"] + a.counts.errors["http_5xx"]
+                for name, a in self.m.endpoints
+            },
+            "kept": len(failures),
+            "kept_per_endpoint": KEPT_FAILURES,
+            "failures": [asdict(failure) for failure in failures],
+        }
+        return self.ctx.store_artifact(
+            json.dumps(document, indent=1, ensure_ascii=False).encode(),
+            name="load-assertion-failures.json",
             media_type="application/json",
         )
 

@@ -46,8 +46,10 @@ included when a new one was needed). Both are HdrHistograms (see `histogram`), p
 per component and overall. Responses of any status are in the histograms; failed requests
 (connection errors, timeouts) are not, they are counted by kind: `http_4xx`, `http_5xx`,
 `refused`, `connect`, `reset`, `closed` (server closed before the response was complete),
-`timeout`, `protocol` (unparseable response). A keep-alive connection the server had
-already closed is retried once on a new connection before anything is counted.
+`timeout`, `protocol` (unparseable response), `assertion` (a response that failed its
+endpoint's `expect`, see `expect`; with `expect`, an expected 4xx/5xx is no error). A
+keep-alive connection the server had already closed is retried once on a new connection
+before anything is counted.
 Per-second series of the measured phase (`SecondStats`, second 0 starts when the warm-up
 ends): requests sent, responses, errors by kind, late, dropped, max scheduling lag, and a
 2-significant-digit corrected-latency histogram (per-second percentiles). Generator
@@ -110,6 +112,7 @@ from typing import Any, Literal
 
 import gonogo.checks.load._engine as _engine
 import gonogo.checks.load.histogram as hist
+from gonogo.checks.load.expect import KEPT_FAILURES, AssertionFailure, ResponseExpect
 from gonogo.checks.load.histogram import HdrHistogram
 
 ERROR_KINDS: tuple[str, ...] = tuple(_engine.ERROR_KINDS)
@@ -154,6 +157,7 @@ class Endpoint:
     body: bytes | None = None
     weight: int = 1
     component: str = ""
+    expect: ResponseExpect | None = None  # checked on every response (see `expect`)
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,9 @@ class LoadSpec:
             raise LoadSpecError("endpoints: names must be unique")
         for e in self.endpoints:
             build_request(e, self._host_header())
+            problems = e.expect.problems(e.method) if e.expect is not None else []
+            if problems:
+                raise LoadSpecError(f"endpoint {e.name!r}: expect: " + "; ".join(problems))
         if self.model not in ("open", "closed"):
             raise LoadSpecError(f"model: {self.model!r} is not 'open' or 'closed'")
         if self.duration is not None and not (self.duration > 0 and math.isfinite(self.duration)):
@@ -402,6 +409,9 @@ class Aggregate:
 @dataclass(frozen=True)
 class EndpointResult(Aggregate):
     endpoint: Endpoint
+    # the first responses of the measured phase that failed `endpoint.expect` (at most
+    # KEPT_FAILURES per worker process, KEPT_FAILURES in all)
+    failures: tuple[AssertionFailure, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -601,6 +611,8 @@ def _split(spec: LoadSpec) -> list[_Part]:
             "late_threshold": spec.late_threshold,
             "sequence_offset": i * total_weight // workers,
         }
+        if any(e.expect is not None for e in spec.endpoints):
+            kwargs["expects"] = [e.expect.engine_form() if e.expect else None for e in spec.endpoints]
         if spec.max_requests is not None:
             kwargs["max_requests"] = _share(spec.max_requests, workers, i)
         if spec.model == "closed":
@@ -933,6 +945,12 @@ def _build_result(
         per_worker = [raw["endpoints"][j] for _, raw in raws]
         corrected = [hist.from_counts(*e["corrected"]) for e in per_worker]
         uncorrected = [hist.from_counts(*e["uncorrected"]) for e in per_worker]
+        expect = endpoint.expect
+        failures = (
+            tuple(expect.failure(endpoint.name, f) for e in per_worker for f in e["failures"])[:KEPT_FAILURES]
+            if expect is not None
+            else ()
+        )
         endpoints.append(
             EndpointResult(
                 endpoint=endpoint,
@@ -940,6 +958,7 @@ def _build_result(
                 warmup=_sum_counts([_counts(e["warmup"]) for e in per_worker]),
                 corrected=corrected[0] if len(corrected) == 1 else hist.merge(corrected),
                 uncorrected=uncorrected[0] if len(uncorrected) == 1 else hist.merge(uncorrected),
+                failures=failures,
             )
         )
     components: dict[str, Aggregate] = {}

@@ -125,7 +125,7 @@ from gonogo.checks.load.histogram import HdrHistogram
 from gonogo.checks.load.settings import LoadSettings
 
 ASSERTION = "assertion"
-ERROR_KINDS_WITH_ASSERTION: tuple[str, ...] = (*ERROR_KINDS, ASSERTION)
+ERROR_KINDS_WITH_ASSERTION: tuple[str, ...] = ERROR_KINDS  # the engine's kinds include `assertion`
 TICK = 0.02  # seconds between the ticker's wake-ups (loop lag, stop, expiry, progress)
 _SLICE = 0.05  # the longest a scheduler sleeps before looking at `stop` again
 KEPT_FAILURES = 100  # failures of the measured phase kept as evidence
@@ -208,8 +208,7 @@ class JourneyLoadResult:
 
 
 def sum_counts(items: Sequence[Counts]) -> Counts:
-    """The sum of counts whose errors may include `assertion` (`Counts.__add__` keeps only
-    the engine's kinds)."""
+    """The sum of counts, in one pass."""
     errors: dict[str, int] = {}
     status: dict[int, int] = {}
     for c in items:

@@ -16,6 +16,13 @@ checks:
     requests:
       - {name: list, path: /documents, headers: {Authorization: "Bearer {token}"}, component: api, weight: 3}
       - {name: health, path: /health, component: api}
+      - name: item
+        path: /items/3
+        expect:                    # checked on every response, in the engine (see `LoadExpect`)
+          status: [200, 201]       # default: any 2xx
+          headers: {Content-Type: json}       # the value contains this text
+          body_contains: '"id"'
+          json: {"$.id": 3, "$.tags[0]": new, "$.deleted": false}
 ```
 
 Or, instead of `requests`, the plan's own journeys (the journeys kind's model, so a YAML
@@ -35,16 +42,30 @@ iterations. See `journey_load` for the measurements.
 
 from __future__ import annotations
 
-__all__ = ["GeneratorLimits", "LoadRequest", "LoadSettings", "Stage"]
+__all__ = ["GeneratorLimits", "LoadExpect", "LoadRequest", "LoadSettings", "Stage"]
 
 import json
+import math
+import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from gonogo.checks.journeys.settings import Journey, JourneysSettings, Name
+from gonogo.checks.journeys.jsonpath import JsonPath
+from gonogo.checks.journeys.settings import ByteSize, Journey, JourneysSettings, JsonPathKey, Name, Statuses
 from gonogo.checks.journeys.variables import BUILTINS, names_in, unknown_message
+from gonogo.checks.load.expect import (
+    DEFAULT_MAX_BODY,
+    MAX_BODY_LIMIT,
+    MAX_HEADERS,
+    MAX_JSON_FIELDS,
+    MAX_PATH_STEPS,
+    MAX_TEXT_BYTES,
+    JsonField,
+    JsonScalar,
+    ResponseExpect,
+)
 from gonogo.plan.model import Duration, StrictModel
 from gonogo.units import parse_quantity
 
@@ -78,6 +99,95 @@ class Stage(StrictModel):
     rate: Rate
 
 
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def _scalar(value: Any) -> JsonScalar:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    raise ValueError(
+        f"{value!r}: a load compares a JSON field with one value (a string, a number, true, "
+        "false or null); operators ({equals|exists|matches|one_of: ...}), objects and lists "
+        "are the journeys kind's"
+    )
+
+
+Scalar = Annotated[JsonScalar, BeforeValidator(_scalar)]
+
+
+def _text(limit: int, what: str) -> Any:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected the text {what} must contain, not {value!r}")
+        if not 1 <= len(value.encode()) <= limit:
+            raise ValueError(f"{what}: 1 to {limit} bytes of text, not {len(value.encode())}")
+        return value
+
+    return BeforeValidator(check)
+
+
+class LoadExpect(StrictModel):
+    """What every response to a load request must be, checked by the engine as it reads the
+    response (the journeys' `expect`, in a subset). Placeholders are not filled in here: the
+    texts and values are literal."""
+
+    status: Statuses = None  # None: any 2xx
+    headers: dict[str, Annotated[str, _text(MAX_TEXT_BYTES, "a header")]] = Field(
+        default_factory=dict, description="header → a text its value must contain (names: any case)"
+    )
+    body_contains: Annotated[str, _text(MAX_TEXT_BYTES, "body_contains")] | None = None
+    json_fields: dict[JsonPathKey, Scalar] = Field(
+        default_factory=dict, alias="json", description="JSON path → the value there (JSON equality)"
+    )
+    max_body: ByteSize | None = Field(
+        default=None, description=f"bytes of body read for `json` (default {DEFAULT_MAX_BODY // 1024} KiB)"
+    )
+
+    @field_validator("headers")
+    @classmethod
+    def _names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _TOKEN.match(name):
+                raise ValueError(f"{name!r} is not a header name")
+        if len(value) > MAX_HEADERS:
+            raise ValueError(f"at most {MAX_HEADERS} headers")
+        lowered = [name.lower() for name in value]
+        if len(set(lowered)) != len(lowered):
+            raise ValueError("a header is named twice (names are case-insensitive)")
+        return value
+
+    @field_validator("json_fields")
+    @classmethod
+    def _fields(cls, value: dict[JsonPath, JsonScalar]) -> dict[JsonPath, JsonScalar]:
+        if len(value) > MAX_JSON_FIELDS:
+            raise ValueError(f"at most {MAX_JSON_FIELDS} JSON fields")
+        for path in value:
+            if len(path.parts) > MAX_PATH_STEPS:
+                raise ValueError(f"{path}: at most {MAX_PATH_STEPS} steps")
+        return value
+
+    @model_validator(mode="after")
+    def _bounded(self) -> LoadExpect:
+        if self.max_body is not None:
+            if not self.json_fields:
+                raise ValueError("`max_body` bounds the body read for `json` fields; this expect has none")
+            if not 1 <= self.max_body <= MAX_BODY_LIMIT:
+                raise ValueError(f"max_body: 1 byte to {MAX_BODY_LIMIT // (1 << 20)} MiB")
+        return self
+
+    def compile(self) -> ResponseExpect:
+        """The engine's form."""
+        return ResponseExpect(
+            statuses=self.status or (),
+            headers=tuple(self.headers.items()),
+            body_contains=self.body_contains,
+            json=tuple(JsonField(str(path), path.parts, value) for path, value in self.json_fields.items()),
+            max_body=self.max_body or DEFAULT_MAX_BODY,
+        )
+
+
 class LoadRequest(StrictModel):
     """One request the load picks by weight. `{name}` placeholders come from `setup`."""
 
@@ -91,6 +201,7 @@ class LoadRequest(StrictModel):
     body: str | None = None
     component: Name = "default"  # gates can read each component's error rate on its own
     weight: int = Field(default=1, ge=1, le=10_000)
+    expect: LoadExpect | None = None  # without it: any response but a 4xx/5xx is a success
 
     @field_validator("method")
     @classmethod
@@ -112,6 +223,8 @@ class LoadRequest(StrictModel):
         given = [name for name, value in bodies if value is not None]
         if len(given) > 1:
             raise ValueError(f"give at most one body (json, form or body), not {', '.join(given)}")
+        if self.method == "HEAD" and self.expect and (self.expect.body_contains or self.expect.json_fields):
+            raise ValueError("a HEAD request gets no body: its expect cannot have body_contains or json")
         return self
 
     def target(self) -> str:
