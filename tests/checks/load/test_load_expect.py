@@ -319,18 +319,25 @@ def test_the_scanner_agrees_with_python_on_mangled_documents(server: Server) -> 
         ("$.d.e.f", "g"),
         ("$.a[1]", -2500),
     ]
+    cases = [(body, *checks[i % len(checks)]) for i, body in enumerate(bodies)]
+    # numbers: as numbers, integers exactly, a float equal to an integer only if it is that integer
+    for literal in (
+        "3",
+        "3.0",
+        "3e0",
+        "30e-1",
+        "-0",
+        "0.1e1",
+        "12345678901234567",
+        "12345678901234567.0",
+        "1e400",
+    ):
+        for value in (3, 3.0, 0, 12345678901234567, 12345678901234568, 1.2345678901234568e16):
+            cases.append((b'{"n": ' + literal.encode() + b"}", "$.n", value))
     endpoints, verdicts = [], []
-    for i, body in enumerate(bodies):
-        path, value = checks[i % len(checks)]
-        endpoints.append(
-            Endpoint(
-                f"e{i}",
-                method="POST",
-                path="/echo",
-                body=body,
-                expect=ResponseExpect(json=(field(path, value),)),
-            )
-        )
+    for i, (body, path, value) in enumerate(cases):
+        expect = ResponseExpect(json=(field(path, value),))
+        endpoints.append(Endpoint(f"e{i}", method="POST", path="/echo", body=body, expect=expect))
         verdicts.append(_python_verdict(body, path, value))
     assert 0 < sum(verdicts) < len(verdicts)
     spec = LoadSpec(
@@ -344,7 +351,7 @@ def test_the_scanner_agrees_with_python_on_mangled_documents(server: Server) -> 
     )
     result = run_load(spec)
     disagreements = [
-        (bodies[i], e.counts.errors, e.failures[:1])
+        (cases[i], e.counts.errors, e.failures[:1])
         for i, e in enumerate(result.endpoints)
         if e.counts.responses != 1 or (e.counts.errors["assertion"] == 0) != verdicts[i]
     ]

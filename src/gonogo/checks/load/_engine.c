@@ -1023,17 +1023,20 @@ static int jequal(const char *v, const char *end, const xjson *q) {
     if (jnumber(&s) < 0) return 0;
     size_t n = (size_t)(s.p - v);
     int integral = memchr(v, '.', n) == NULL && memchr(v, 'e', n) == NULL && memchr(v, 'E', n) == NULL;
-    if (integral && q->is_int && n <= 19) { /* exactly, like Python's ints */
-        int neg = *v == '-';
+    size_t neg = *v == '-';
+    if (integral && q->is_int && n - neg <= 18) { /* exactly, like Python's ints */
         int64_t acc = 0;
-        for (size_t i = neg; i < n; i++) acc = acc * 10 + (v[i] - '0'); /* <= 18 digits: no overflow */
+        for (size_t i = neg; i < n; i++) acc = acc * 10 + (v[i] - '0'); /* 18 digits: no overflow */
         return (neg ? -acc : acc) == q->inum;
     }
     char tmp[400];
     if (n >= sizeof(tmp)) return 0;
     memcpy(tmp, v, n);
     tmp[n] = 0;
-    return strtod(tmp, NULL) == q->num;
+    double d = strtod(tmp, NULL);
+    if (q->is_int) /* a float against an int: equal only if the float is exactly that integer */
+        return fabs(d) < 9e18 && (double)(int64_t)d == d && (int64_t)d == q->inum;
+    return d == q->num;
 }
 
 /* The JSON fields: the first unmet one in s->fail / s->index, the value found in the detail. */
