@@ -4,6 +4,9 @@ response is in the histograms, the engine's own CPU time, and the per-second ser
 
     python bench/gonogo_load.py --port 8080 --model closed --users 50 --duration 10 --out r.json
     python bench/gonogo_load.py --port 8080 --model open --rate 5000 --duration 10 --out r.json
+
+With `--expect-status`, `--body-contains` or `--json PATH=VALUE` (VALUE in JSON) every response
+is checked by the engine as a request's `expect` would have it.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gonogo.checks.journeys.jsonpath import JsonPath
 from gonogo.checks.load import histogram as hist
 from gonogo.checks.load.engine import Endpoint, LoadSpec, run_load
+from gonogo.checks.load.expect import JsonField, ResponseExpect
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9, 100.0)
 # for the coordinated-omission cross-check: how many corrected latencies reach each threshold
@@ -36,12 +41,24 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--max-connections", type=int, default=100)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--expect-status", type=int, action="append", default=[])
+    parser.add_argument("--body-contains")
+    parser.add_argument("--json", action="append", default=[], metavar="PATH=VALUE")
     args = parser.parse_args()
+    expect = None
+    if args.expect_status or args.body_contains or args.json:
+        fields = []
+        for item in args.json:
+            path, _, value = item.partition("=")
+            fields.append(JsonField(path, JsonPath.parse(path).parts, json.loads(value)))
+        expect = ResponseExpect(
+            statuses=tuple(args.expect_status), body_contains=args.body_contains, json=tuple(fields)
+        )
 
     spec = LoadSpec(
         host=args.host,
         port=args.port,
-        endpoints=[Endpoint("static", path=args.path)],
+        endpoints=[Endpoint("static", path=args.path, expect=expect)],
         model=args.model,
         users=args.users,
         rate=args.rate,
@@ -76,6 +93,7 @@ def main() -> None:
         "dropped": total.dropped,
         "late": total.late,
         "errors": dict(total.errors),
+        "expect": repr(expect) if expect is not None else None,
         "status": {str(k): v for k, v in total.status.items()},
         "measured_seconds": result.measured_seconds,
         "wall_seconds": result.wall_seconds,

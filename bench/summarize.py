@@ -25,7 +25,9 @@ RPS_RATIO_TARGET = 10.0  # gonogo >= 10x Locust FastHttpUser requests/s on one c
 CPU_RATIO_TARGET = 1.5  # gonogo CPU per request <= 1.5x wrk's
 P99_TOLERANCE = 0.10  # gonogo's p99 within 10% of the true value
 
-_RUN = re.compile(r"^r(\d+)-([a-z]+)$")
+_RUN = re.compile(r"^r(\d+)-([a-z]+(?:-[a-z]+)?)$")
+# gonogo with every response checked (bench/run.sh, EXPECT=1)
+_CHECKED = {"gonogo-body": "status + body_contains", "gonogo-json": "status + 2 JSON fields"}
 
 
 # -- reading raw outputs ------------------------------------------------------------------
@@ -156,7 +158,7 @@ def throughput(folder: Path) -> dict[str, Any]:
         if server.exists():
             before, after, ticks = (int(float(x)) for x in server.read_text().split())
             record["server_cpu"] = (after - before) / ticks
-        if tool == "gonogo":
+        if tool.startswith("gonogo"):
             data = json.loads(stem.with_suffix(".json").read_text())
             record.update(
                 requests=data["responses"],
@@ -206,7 +208,7 @@ def throughput(folder: Path) -> dict[str, Any]:
         records.append(record)
 
     tools: dict[str, Any] = {}
-    for tool in ("gonogo", "wrk", "locust"):
+    for tool in ("gonogo", "wrk", "locust", *_CHECKED):
         mine = [r for r in records if r["tool"] == tool]
         tools[tool] = {
             "rps": spread(r["rps"] for r in mine),
@@ -245,7 +247,16 @@ def throughput(folder: Path) -> dict[str, Any]:
             "met": ratio <= CPU_RATIO_TARGET,
             "engine_thread_ratio": engine,
         }
-    return {"runs": records, "tools": tools, "targets": targets}
+    checked = {}
+    for tool in _CHECKED:
+        c = tools[tool]
+        if c["cpu_per_request_us"]["n"] and g["cpu_per_request_us"]["n"]:
+            checked[tool] = {
+                "cpu_ratio": c["cpu_per_request_us"]["median"] / g["cpu_per_request_us"]["median"],
+                "engine_ratio": c["engine_cpu_per_request_us"]["median"]
+                / g["engine_cpu_per_request_us"]["median"],
+            }
+    return {"runs": records, "tools": tools, "targets": targets, "checked": checked}
 
 
 def omission(folder: Path, drain_rate: float | None) -> dict[str, Any]:
@@ -454,9 +465,11 @@ def _throughput_md(t: Mapping[str, Any], add: Callable[[str], None]) -> None:
         "request (µs) | server CPU use | every request in a histogram |"
     )
     add("|---|---|---|---|---|---|---|")
-    for tool, label in (("gonogo", "gonogo engine"), ("wrk", "wrk"), ("locust", "Locust FastHttpUser")):
-        s = t["tools"][tool]
-        if not s["rps"]["n"]:
+    labels = [("gonogo", "gonogo engine"), ("wrk", "wrk"), ("locust", "Locust FastHttpUser")]
+    labels += [(tool, f"gonogo engine, expect: {what}") for tool, what in _CHECKED.items()]
+    for tool, label in labels:
+        s = t["tools"].get(tool)
+        if not s or not s["rps"]["n"]:
             continue
         histogram = {True: "yes", False: "no", None: "n/a"}[s["every_request_in_histogram"]]
         cpu = fmt_spread(s["cpu_per_request_us"], 2)
@@ -483,6 +496,11 @@ def _throughput_md(t: Mapping[str, Any], add: Callable[[str], None]) -> None:
         add(
             f"- gonogo / wrk CPU per request: **{r['ratio']:.2f}x** (target <= {r['target']:g}x): "
             f"{_met(r['met'])}{engine}."
+        )
+    for tool, c in t.get("checked", {}).items():
+        add(
+            f"- gonogo with expect ({_CHECKED[tool]}) / plain gonogo CPU per request: "
+            f"**{c['cpu_ratio']:.2f}x**; engine thread only: {c['engine_ratio']:.2f}x."
         )
     add("\nRuns (in the order they ran):\n")
     add(
