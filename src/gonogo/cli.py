@@ -6,6 +6,8 @@ from __future__ import annotations
 __all__ = ["main"]
 
 import difflib
+import hashlib
+import json
 import os
 import shlex
 import subprocess
@@ -94,10 +96,20 @@ def _store_url(store_url: str | None, state_dir: Path) -> str:
     return store_url or f"sqlite:///{state_dir / 'gonogo.db'}"
 
 
-def _open_store(store_url: str | None, plan_path: Path | None) -> tuple[Store, str, Path]:
+def _open_store(
+    store_url: str | None, plan_path: Path | None, *, create: bool = False
+) -> tuple[Store, str, Path]:
+    """The evidence store: `--store`, else `.gonogo/` beside the plan (or here). Only a run
+    creates the default one; reading where there is none says so instead of making one."""
     state_dir = _state_dir(plan_path)
     url = _store_url(store_url, state_dir)
     if url.startswith("sqlite:///") and not store_url:
+        if not create and not (state_dir / "gonogo.db").exists():
+            where = "beside the plan" if plan_path is not None else "in this folder (no gonogo.yaml here)"
+            raise UserError(
+                f"no evidence store {where}: {state_dir / 'gonogo.db'} does not exist; run `gonogo run` "
+                "first, or point at the plan with --plan PATH or at a store with --store URL"
+            )
         state_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(url, artifacts_dir=state_dir / "artifacts")
     return store, url, state_dir
@@ -180,7 +192,7 @@ def run(plan: Path, store_url: str | None, keep_scratch: bool, isolated_network:
     loaded = load_plan(plan)
     if isolated_network and os.environ.get(_ISOLATED) != "1":
         _reexec_in_network_namespace()
-    store, url, state_dir = _open_store(store_url, loaded.path)
+    store, url, state_dir = _open_store(store_url, loaded.path, create=True)
     with store, ProgressPrinter(console) as progress:
         store.mark_stale_runs_aborted()
         outcome = execute(
@@ -350,6 +362,14 @@ def artifacts(
             f"artifact {name!r} of run {report.run.id} is recorded, but its file {path} cannot be read "
             f"({error.strerror or error}): the evidence was removed or damaged"
         ) from None
+    actual = hashlib.sha256(content).hexdigest()
+    if actual != artifact.sha256:
+        # Never hand out altered evidence as if it were what was recorded.
+        raise GonogoError(
+            f"artifact {name!r} of run {report.run.id} was altered: its file {path} now hashes to "
+            f"{actual[:12]}…, not the recorded {artifact.sha256[:12]}…; nothing written "
+            "(`gonogo verify` checks every artifact)"
+        )
     if output is None:
         sys.stdout.buffer.write(content)
         sys.stdout.flush()
@@ -467,9 +487,13 @@ def verify(target: str, plan_path: Path | None, store_url: str | None) -> None:
     another copy of the plan file (default: the plan's path at the run).
     """
     given = Path(target)
-    store, _, state_dir = _open_store(store_url, _default_plan(plan_path))
+    is_file = given.suffix.lower() in (".json", ".md", ".xml") or given.is_file()
+    where = _default_plan(plan_path)
+    if is_file and where is None and store_url is None and given.is_file():
+        where = _plan_of_report(given)
+    store, _, state_dir = _open_store(store_url, where)
     with store:
-        if given.suffix.lower() in (".json", ".md", ".xml") or given.is_file():
+        if is_file:
             if not given.is_file():
                 raise UserError(f"{given}: no such report file")
             result = verify_report_file(store, given, plan_path=plan_path)
@@ -492,6 +516,19 @@ def verify(target: str, plan_path: Path | None, store_url: str | None) -> None:
         sys.exit(EXIT_VERIFIED)
     console.print(f"[bold red]not verified:[/] {len(result.mismatches)} mismatch(es)")
     sys.exit(EXIT_MISMATCH)
+
+
+def _plan_of_report(report: Path) -> Path | None:
+    """Where the store of a report file is, when no plan or store is given: the report in its
+    run's folder (`<plan folder>/.gonogo/runs/<run id>/`), or the plan path report.json names."""
+    run_dir = report.resolve().parent
+    if run_dir.parent.name == "runs" and run_dir.parent.parent.name == ".gonogo":
+        return run_dir.parent.parent.parent
+    try:
+        plan_path = json.loads(report.read_text(encoding="utf-8"))["run"]["plan_path"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return Path(plan_path) if isinstance(plan_path, str) else None
 
 
 @cli.command("mark-aborted", hidden=True)

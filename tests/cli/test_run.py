@@ -270,6 +270,8 @@ def test_a_bug_exits_3_with_its_traceback_never_1(
         raise RuntimeError("a bug in the store")
 
     monkeypatch.chdir(tmp_path)
+    (tmp_path / ".gonogo").mkdir()
+    (tmp_path / ".gonogo" / "gonogo.db").touch()  # a store is there; opening it goes wrong
     monkeypatch.setattr(cli.Store, "open", broken)
     with pytest.raises(SystemExit) as exited:
         cli.main(["history"])

@@ -100,8 +100,31 @@ def test_a_changed_artifact_file_is_named(plan: Path) -> None:
     assert found.startswith(
         f"artifact junit.xml (sha256 {stored.name[:12]}…): the file's content no longer matches"
     )
+    # ... and `gonogo artifacts` refuses to hand the altered file out as the evidence
+    out = plan.parent / "out.xml"
+    refused = gonogo("artifacts", "latest", "junit.xml", "-o", str(out), cwd=plan.parent)
+    assert refused.code == 3 and "was altered" in refused.err and not out.exists()
     stored.unlink()
     assert "the file is missing" in mismatches(verify(plan))[0]
+
+
+def test_a_report_is_verified_from_any_folder_and_reading_never_creates_a_store(
+    plan: Path, tmp_path: Path
+) -> None:
+    run_dir = run_once(plan)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for report in ("report.json", "summary.md"):
+        result = gonogo("verify", str(run_dir / report), cwd=elsewhere)
+        assert result.code == 0, result.text
+    copied = elsewhere / "report.json"  # outside its run folder: found through its plan_path
+    shutil.copy(run_dir / "report.json", copied)
+    assert gonogo("verify", str(copied), cwd=elsewhere).code == 0
+    for command in (["history"], ["show", "latest"], ["artifacts", "latest"], ["verify", "latest"]):
+        result = gonogo(*command, cwd=elsewhere)
+        assert result.code == 2 and "no evidence store in this folder" in result.err, (command, result.text)
+        assert "--plan PATH" in result.err
+    assert not (elsewhere / ".gonogo").exists()
 
 
 def test_an_edited_summary_is_caught(plan: Path) -> None:

@@ -104,6 +104,7 @@ class CommandRun:
         self.settings = settings
         self.ctx = ctx
         self.cwd = ctx.plan_dir / ctx.expand(settings.cwd) if settings.cwd else ctx.plan_dir
+        self.work_dir = ctx.work_dir
         self.noun = noun
         self.reports = reports
         self.name = name
@@ -194,6 +195,14 @@ class CommandRun:
             return path.relative_to(self.cwd).as_posix()
         except ValueError:
             return str(path)
+
+    def artifact_name(self, path: Path) -> str:
+        """The name a report file is stored under: relative to the check's work dir when
+        written there (`{work_dir}/junit.xml` is `junit.xml`, the same every run), else as shown."""
+        try:
+            return path.relative_to(self.work_dir).as_posix()
+        except ValueError:
+            return self.display(path)
 
     def record(
         self,

@@ -81,7 +81,8 @@ def test_real_pytest_run_with_coverage(ctx: RecordingContext) -> None:
     coverage_metric = ctx.metric("coverage.lines")
     assert (coverage_metric.unit, coverage_metric.dimension) == ("ratio", "coverage")
     assert coverage_metric.artifact is not None
-    assert coverage_metric.artifact.name.endswith("coverage.xml")
+    # Written into {work_dir}: stored under the same plain name every run.
+    assert (junit_metric.artifact.name, coverage_metric.artifact.name) == ("junit.xml", "coverage.xml")
     assert ctx.metric("total").unit == "count"
     assert ctx.metric("command.exit_code").unit == "number"
     assert ctx.metric("command.duration").artifact == ctx.commands[0].output

@@ -104,7 +104,9 @@ class _Run:
         except InputFileError as error:
             return self._error(str(error))
         # Stored before parsing: a file we refuse is evidence too.
-        artifact = self.ctx.store_artifact(data, name=display, media_type=_media_type(found, data))
+        artifact = self.ctx.store_artifact(
+            data, name=self.command.artifact_name(found), media_type=_media_type(found, data)
+        )
         try:
             summary = parse_results_data(data, str(found), self.settings.format)
         except InputFileError as error:

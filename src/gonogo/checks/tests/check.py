@@ -117,7 +117,7 @@ class _Run:
         manifest: list[dict[str, object]] = []
         artifacts: list[ArtifactRef] = []
         for path in files:
-            name = self.command.display(path)
+            name = self.command.artifact_name(path)
             artifact = ctx.store_artifact(path, name=name, media_type="application/xml")
             artifacts.append(artifact)
             try:
@@ -168,7 +168,7 @@ class _Run:
             return
         reports: list[CoverageReport] = []
         artifacts: list[ArtifactRef] = []
-        names = [self.command.display(path) for path in files]
+        names = [self.command.artifact_name(path) for path in files]
         try:
             for path, name in zip(files, names, strict=True):
                 # Stored before parsing: a report we refuse is evidence too.
