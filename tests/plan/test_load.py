@@ -452,7 +452,7 @@ GATED = """
 system:
   base_url: "http://127.0.0.1:{port.web}"
   services:
-    web: {command: "python -m http.server {port.web}"}
+    web: {command: "python -m http.server {port.web}", restart: on-failure}
     worker: {command: [sleep, "600"], clock: faketime}
   proxies:
     db: {listen: "127.0.0.1:{port.db_proxy}", upstream: "127.0.0.1:{port.db}"}
@@ -638,3 +638,18 @@ def test_a_duplicate_key_outside_the_gates_gets_no_advice_about_gates(tmp_path: 
     path = write(tmp_path, "system:\n  services:\n    a: {command: x}\n    a: {command: y}\n")
     (issue,) = issues_of(path)
     assert issue == f"{path}:4:5: system.services.a: duplicate key 'a' (first at line 3)"
+
+
+def test_killing_a_whole_service_nobody_restarts_is_refused(tmp_path: Path) -> None:
+    plan = GATED.replace(", restart: on-failure}", "}") + '  crash.fault_applied: "== 1"\n'
+    path = write(tmp_path, plan)
+    (issue,) = issues_of(path)
+    assert ": checks.crash.faults[0].kill: killing the whole service needs a service with restart: " in issue
+    assert (
+        "on-failure or always; 'web' has restart: never (system.services.web): nothing else brings it back"
+        in issue
+    )
+    one_process = plan.replace("{kill: web}", "{kill: web, process: newest}")
+    assert one_process != plan
+    write(tmp_path, one_process)
+    assert load_plan(path).checks["crash"].kind == "chaos"  # a worker killed inside: the service lives on

@@ -518,11 +518,14 @@ def _references(
             target = validated.get(reference.kind, {}).get(reference.name)
             for key, wanted in reference.needs.items():
                 have = getattr(target, key, None)
-                if target is not None and have != wanted:
+                allowed = wanted.split("|")  # `on-failure|always`: either will do
+                if target is not None and have not in allowed:
                     document.issue(
                         at,
-                        f"{reference.purpose or 'this'} needs a {reference.kind} with {key}: {wanted}; "
-                        f"{reference.name!r} has {key}: {have} ({section}.{reference.name})",
+                        f"{reference.purpose or 'this'} needs a {reference.kind} with {key}: "
+                        f"{' or '.join(allowed)}; {reference.name!r} has {key}: {have} "
+                        f"({section}.{reference.name})"
+                        + (f": {reference.advice}" if reference.advice else ""),
                     )
                     unresolved.add(check_name)
     return unresolved

@@ -46,8 +46,9 @@ class Reference:
     kind: Literal["service", "proxy", "check"]
     name: str
     location: Location
-    needs: Mapping[str, str] = field(default_factory=dict)
+    needs: Mapping[str, str] = field(default_factory=dict)  # `a|b`: either value will do
     purpose: str = ""
+    advice: str = ""  # what to do when a need is not met
 
 
 def matches(name: str, patterns: MetricPatterns) -> bool:

@@ -135,7 +135,16 @@ def _named(fault: Fault, index: int) -> list[Reference]:
     """The service or proxy a fault acts on, and what it needs of it."""
     at = ("faults", index)
     if isinstance(fault, KillFault):
-        return [Reference("service", fault.kill, (*at, "kill"))]
+        if fault.process is not None:  # one process inside: the service itself lives on
+            return [Reference("service", fault.kill, (*at, "kill"))]
+        return [
+            Reference(
+                "service", fault.kill, (*at, "kill"), {"restart": "on-failure|always"},
+                "killing the whole service",
+                "nothing else brings it back, so the run would stop after this check; set its restart, "
+                "or kill one process inside it with process:",
+            )
+        ]  # fmt: skip
     if isinstance(fault, PauseFault):
         return [Reference("service", fault.pause, (*at, "pause"))]
     if isinstance(fault, RestartFault):
