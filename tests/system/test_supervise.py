@@ -188,6 +188,8 @@ def test_kill_is_verified_and_on_failure_recovers(make_system: MakeSystem) -> No
         assert exited.exit_code == -signal.SIGKILL and exited.pid == pid
         assert ready.kind == "ready" and ready.pid == system.pids()["api"] != pid
         assert killed.monotonic <= exited.monotonic < ready.monotonic
+        # the exit was the fault's doing, and is told so (not as an unexpected crash)
+        assert recorder.messages("api", "exited") == ["was killed by SIGKILL (the fault's kill)"]
 
 
 def test_kill_without_restart_policy_fails_check_alive(make_system: MakeSystem) -> None:

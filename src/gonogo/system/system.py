@@ -492,7 +492,7 @@ class System:
             if first:
                 service.history.append(_event("exited", pid=tree.pid, exit_code=code))
         if first:
-            self._observer.on_event(service.name, "exited", f"{describe_exit(code)} unexpectedly")
+            self._observer.on_event(service.name, "exited", f"{describe_exit(code)} {_why_exited(service)}")
         if service.failed is not None:
             with self._lock:
                 service.history.append(_event("failed", pid=tree.pid, detail=service.failed))
@@ -642,7 +642,7 @@ class System:
             service.history.append(_event("stopped", pid=tree.pid, exit_code=result.returncode))
         took = time.monotonic() - started
         if code is not None:
-            message = f"had already {describe_exit(code)}"
+            message = "had already " + describe_exit(code).replace("was killed", "been killed")
         elif result.returncode is None:
             message = f"could not be reaped after {took:.1f}s"
         else:
@@ -661,7 +661,7 @@ class System:
             if unexpected:
                 service.history.append(_event("exited", pid=service.tree.pid, exit_code=code))
         if unexpected:
-            self._observer.on_event(service.name, "exited", f"{describe_exit(code)} unexpectedly")
+            self._observer.on_event(service.name, "exited", f"{describe_exit(code)} {_why_exited(service)}")
 
     def _watch(self) -> None:
         """One monitor tick: sample every service, notice the ones that exited."""
@@ -683,6 +683,12 @@ class System:
             code = tree.exit_code()
             if code is not None and service.ready and not service.restarting:
                 self._handle_exit(service, tree, code)
+
+
+def _why_exited(service: _Running) -> str:
+    """A service that exits right after a fault killed it did what the experiment asked."""
+    with_history = [event.kind for event in service.history if event.kind != "exited"]
+    return "(the fault's kill)" if with_history and with_history[-1] == "killed" else "unexpectedly"
 
 
 def _event(
