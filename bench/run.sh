@@ -12,8 +12,9 @@
 # checkout's src/ (e.g. `git archive OLD_COMMIT src | tar -x -C DIR`): its fault proxy, measured the same way.
 # NGINX_LEAN (1, but 0 in the proxy scenario): nginx caches the file's descriptor and sends no
 # version or ETag header (bench/lib.sh, start_nginx). EXPECT (0): 1 adds to the throughput
-# benchmark two gonogo runs whose every response is checked (`expect`): gonogo-body (status and
-# a text at the body's end) and gonogo-json (status and two JSON fields).
+# benchmark gonogo runs on a 100-byte JSON file: unchecked (gonogo-item), and with every response
+# checked (`expect`): gonogo-body (status and a text at the body's end) and gonogo-json (status
+# and two JSON fields).
 #
 # Installs what is missing (Debian: nginx, wrk, time, curl; Locust in bench/.venv-locust;
 # gonogo's .venv via `make`), writes raw outputs to bench/results/<run>/ (bench/results/latest
@@ -34,7 +35,7 @@ case "$MODE" in all | throughput | omission | journeys | proxy) ;; *)
 esac
 REPS=${REPS:-3}
 EXPECT_RUNS=""
-[[ "${EXPECT:-0}" == 1 ]] && EXPECT_RUNS="gonogo-body gonogo-json"
+[[ "${EXPECT:-0}" == 1 ]] && EXPECT_RUNS="gonogo-item gonogo-body gonogo-json"
 DURATION=${DURATION:-10}
 GEN_CPU=${GEN_CPU:-0}
 SERVER_CPU=${SERVER_CPU:-1}
@@ -168,14 +169,16 @@ bench_throughput() {
     run_bounded 30 taskset -c "$GEN_CPU" wrk -t1 -c"$USERS" -d2s "http://127.0.0.1:$port/index.html" >/dev/null
     worker=$(nginx_worker_pid)
     for ((rep = 1; rep <= REPS; rep++)); do
-        # EXPECT=1: gonogo also with every response checked: status and a text at the body's
-        # end (gonogo-body), status and two JSON fields (gonogo-json), on a 100-byte JSON file
+        # EXPECT=1: gonogo also on a 100-byte JSON file, unchecked (gonogo-item), and with every
+        # response checked: status and a text at the body's end (gonogo-body), status and two
+        # JSON fields (gonogo-json)
         # shellcheck disable=SC2086 # a list of words
         for tool in $(order "$rep" gonogo wrk locust $EXPECT_RUNS); do
             log "throughput: run $rep/$REPS, $tool, ${DURATION}s"
             before=$(cpu_ticks "$worker")
             case $tool in
                 gonogo) gen_gonogo "$dir/r$rep-gonogo" "$port" closed ;;
+                gonogo-item) gen_gonogo "$dir/r$rep-$tool" "$port" closed --path /item.json ;;
                 gonogo-body) gen_gonogo "$dir/r$rep-$tool" "$port" closed --path /item.json \
                     --expect-status 200 --body-contains '"end":true}' ;;
                 gonogo-json) gen_gonogo "$dir/r$rep-$tool" "$port" closed --path /item.json \

@@ -208,7 +208,7 @@ def throughput(folder: Path) -> dict[str, Any]:
         records.append(record)
 
     tools: dict[str, Any] = {}
-    for tool in ("gonogo", "wrk", "locust", *_CHECKED):
+    for tool in ("gonogo", "wrk", "locust", "gonogo-item", *_CHECKED):
         mine = [r for r in records if r["tool"] == tool]
         tools[tool] = {
             "rps": spread(r["rps"] for r in mine),
@@ -248,13 +248,14 @@ def throughput(folder: Path) -> dict[str, Any]:
             "engine_thread_ratio": engine,
         }
     checked = {}
+    base = tools["gonogo-item"]  # the same file, unchecked
     for tool in _CHECKED:
         c = tools[tool]
-        if c["cpu_per_request_us"]["n"] and g["cpu_per_request_us"]["n"]:
+        if c["cpu_per_request_us"]["n"] and base["cpu_per_request_us"]["n"]:
             checked[tool] = {
-                "cpu_ratio": c["cpu_per_request_us"]["median"] / g["cpu_per_request_us"]["median"],
+                "cpu_ratio": c["cpu_per_request_us"]["median"] / base["cpu_per_request_us"]["median"],
                 "engine_ratio": c["engine_cpu_per_request_us"]["median"]
-                / g["engine_cpu_per_request_us"]["median"],
+                / base["engine_cpu_per_request_us"]["median"],
             }
     return {"runs": records, "tools": tools, "targets": targets, "checked": checked}
 
@@ -466,7 +467,8 @@ def _throughput_md(t: Mapping[str, Any], add: Callable[[str], None]) -> None:
     )
     add("|---|---|---|---|---|---|---|")
     labels = [("gonogo", "gonogo engine"), ("wrk", "wrk"), ("locust", "Locust FastHttpUser")]
-    labels += [(tool, f"gonogo engine, expect: {what}") for tool, what in _CHECKED.items()]
+    labels.append(("gonogo-item", "gonogo engine, item.json, no expect"))
+    labels += [(tool, f"gonogo engine, item.json, expect: {what}") for tool, what in _CHECKED.items()]
     for tool, label in labels:
         s = t["tools"].get(tool)
         if not s or not s["rps"]["n"]:
@@ -499,7 +501,7 @@ def _throughput_md(t: Mapping[str, Any], add: Callable[[str], None]) -> None:
         )
     for tool, c in t.get("checked", {}).items():
         add(
-            f"- gonogo with expect ({_CHECKED[tool]}) / plain gonogo CPU per request: "
+            f"- gonogo with expect ({_CHECKED[tool]}) / without, on item.json, CPU per request: "
             f"**{c['cpu_ratio']:.2f}x**; engine thread only: {c['engine_ratio']:.2f}x."
         )
     add("\nRuns (in the order they ran):\n")
