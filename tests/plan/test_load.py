@@ -653,3 +653,17 @@ def test_killing_a_whole_service_nobody_restarts_is_refused(tmp_path: Path) -> N
     assert one_process != plan
     write(tmp_path, one_process)
     assert load_plan(path).checks["crash"].kind == "chaos"  # a worker killed inside: the service lives on
+
+
+def test_a_mistake_inside_a_fault_is_placed_at_its_value_with_the_closest_choice(tmp_path: Path) -> None:
+    for fault, wrong, expected in [
+        ("{kill: web, process: newst}", "newst", "faults[0].process.pick: expected one of newest, oldest, "
+         "random (got 'newst'); did you mean 'newest'?"),
+        ("{kill: web, signal: SIGKIL}", "SIGKIL", "faults[0].signal: 'SIGKIL' is not a signal name; did you "
+         "mean SIGKILL?"),
+    ]:  # fmt: skip
+        path = write(tmp_path, GATED.replace("{kill: web}", fault))
+        (line,) = [n for n, text in enumerate(path.read_text().splitlines(), 1) if wrong in text]
+        column = path.read_text().splitlines()[line - 1].index(wrong) + 1
+        (issue,) = issues_of(path)
+        assert issue.startswith(f"{path}:{line}:{column}: checks.crash.") and issue.endswith(expected), issue

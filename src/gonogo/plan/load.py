@@ -236,7 +236,7 @@ def _validate(
     expected: dict[Location, list[str]] = {}
     given: dict[Location, Any] = {}
     for detail in details:
-        raw = tuple(part for part in detail["loc"] if part != "__root__")
+        raw = _without_tags(tuple(part for part in detail["loc"] if part != "__root__"), data)
         if skip_own_checks and not raw:
             continue
         loc = _without_members(raw)
@@ -256,6 +256,13 @@ def _validate(
             message = f"unknown key {key!r}" + _suggest(key, _field_names(model, loc[:-1]))
         elif kind == "missing":
             message = f"required field {str(loc[-1])!r} is missing"
+        elif kind == "literal_error":
+            choices = re.findall(r"'([^']*)'", str(detail.get("ctx", {}).get("expected", "")))
+            value = detail.get("input")
+            message = f"expected one of {', '.join(choices)} (got {_describe_input(value)})"
+            if isinstance(value, str):
+                close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+                message += f"; did you mean {close[0]!r}?" if close else ""
         else:
             text = detail["msg"].removeprefix("Value error, ")
             value = detail.get("input")
@@ -288,6 +295,31 @@ def _yaml_typed(written: str, value: float) -> str:
     noun = "boolean" if isinstance(value, bool) else "number"
     what = f"a {noun}" if read == written else f"the {noun} {_describe_input(read)[1:-1]}"
     return f"; YAML read {shown} as {what} — put it in quotes"
+
+
+def _without_tags(loc: Location, data: Any) -> Location:
+    """pydantic puts a tagged union's tag in the loc (`faults[0].kill.process` for the fault
+    `{kill: web, process: ...}`), where the plan has a plain value: leave such a part out when
+    the rest of the loc goes on from its parent."""
+    kept: list[str | int] = []
+    current = data
+    for index, part in enumerate(loc):
+        rest = loc[index + 1 :]
+        value = _child(current, part)
+        plain = not isinstance(value, dict | list | None)
+        if rest and plain and isinstance(current, dict) and isinstance(rest[0], str) and rest[0] in current:
+            continue  # a tag: `kill` holds 'web', and `process` is its sibling
+        kept.append(part)
+        current = value
+    return tuple(kept)
+
+
+def _child(container: Any, part: str | int) -> Any:
+    if isinstance(container, dict):
+        return container.get(part)
+    if isinstance(container, list) and isinstance(part, int) and 0 <= part < len(container):
+        return container[part]
+    return None
 
 
 _UNION_MEMBER = re.compile(r"(str|int|float|bool|[a-z][a-z_-]*\[.*\])")

@@ -141,7 +141,9 @@ def _signal_number(value: Any) -> int:
     try:
         return int(signal.Signals[name])
     except KeyError:
-        raise ValueError(f"{value!r} is not a signal name; expected e.g. SIGTERM, SIGINT") from None
+        close = difflib.get_close_matches(name, [s.name for s in signal.Signals], n=1, cutoff=0.7)
+        hint = f"; did you mean {close[0]}?" if close else "; expected e.g. SIGTERM, SIGINT"
+        raise ValueError(f"{value!r} is not a signal name{hint}") from None
 
 
 SignalField = Annotated[int, BeforeValidator(_signal_number)]
