@@ -30,6 +30,9 @@ def test_bad_quantities_say_what_is_expected() -> None:
         parse_quantity("3 parsecs")
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("5%")
+    only_time = r"^.20 sec. is not a duration; expected e.g. 500ms, 2s, 1m, 1h or seconds$"  # no bytes, no %
+    with pytest.raises(ValueError, match=only_time):
+        parse_duration("20 sec")
 
 
 def test_thresholds() -> None:

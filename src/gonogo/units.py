@@ -76,9 +76,12 @@ def parse_quantity(text: str | int | float) -> tuple[float, Unit]:
 
 def parse_duration(text: str | int | float) -> float:
     """A duration in seconds from `"500ms"`, `"2s"`, `"1m"` or a number of seconds."""
-    value, unit = parse_quantity(text)
+    try:
+        value, unit = parse_quantity(text)
+    except ValueError:
+        unit = "unknown"  # the quantity's own message lists every unit, not just time's
     if unit not in ("seconds", "number"):
-        raise ValueError(f"{text!r} is not a duration; expected e.g. 500ms, 2s, 1m or seconds")
+        raise ValueError(f"{text!r} is not a duration; expected e.g. 500ms, 2s, 1m, 1h or seconds")
     if value < 0:
         raise ValueError(f"{text!r} is negative; a duration must be zero or more")
     return value

@@ -169,7 +169,7 @@ def test_bad_values_say_what_was_expected(tmp_path: Path) -> None:
     found = "\n".join(issues_of(path))
     assert "system.services.api.stop_signal: 'SIGNOPE' is not a signal name" in found
     assert "exactly one of http (a URL), tcp (host:port) or command; got http, tcp" in found
-    assert "system.services.api.grace: unknown unit 'parsecs' in '10 parsecs'" in found
+    assert "system.services.api.grace: '10 parsecs' is not a duration; expected e.g. 500ms, 2s" in found
 
 
 def test_dependency_problems_point_at_the_dependency(tmp_path: Path) -> None:
