@@ -516,12 +516,14 @@ def test_a_gate_on_a_metric_its_check_cannot_record_is_refused_with_the_closest_
         f"{path}:24:3: gates.load.endpoint.helth.latency.p95: check 'load' (load) records no metric "
         f"'endpoint.helth.latency.p95' {not_measured}; did you mean load.endpoint.health.latency.p95?",
         f"{path}:25:3: gates.load.latency.p42: check 'load' (load) records no metric 'latency.p42' "
-        f"{not_measured}; did you mean load.latency.p99?",
+        f"{not_measured}; did you mean load.latency.p99? (load.latency records max, mean, p50, p90, p95, "
+        "p99, p99_9)",
         f"{path}:26:3: gates.e2e.home.indx.success_rate: check 'e2e' (journeys) records no metric "
         f"'home.indx.success_rate' {not_measured}; did you mean e2e.home.index.success_rate?",
         f"{path}:27:3: gates.k6.endpoint.GET_api_items.latency.p42: check 'k6' (load_results) records no "
         f"metric 'endpoint.GET_api_items.latency.p42' {not_measured}; did you mean "
-        "k6.endpoint.GET_api_items.latency.p99?",
+        "k6.endpoint.GET_api_items.latency.p99? (k6.endpoint.GET_api_items.latency records max, mean, min, "
+        "p50, p90, p95, p99, p99_9)",
         # no background load, so no availability: the experiment's own figures are suggested
         f"{path}:28:3: gates.crash.availability.during: check 'crash' (chaos) records no metric "
         f"'availability.during' {not_measured}; it records e.g. recovered, fault_applied, "

@@ -589,6 +589,7 @@ def _gates(
             document.issue(
                 where,
                 f"no check named {prefix!r} in this plan" + _suggest(prefix, sorted(present)),
+                at_key=True,
             )
             continue
         items = rules if isinstance(rules, list) else [rules]
@@ -682,6 +683,11 @@ def _closest_metric(check: str, name: str, patterns: list[str]) -> str:
             pairs = zip(pattern_parts, parts, strict=True)
             candidates.append(".".join(given if "*" in part else part for part, given in pairs))
     close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    stem = name.rpartition(".")[0]
+    siblings = sorted({c.rpartition(".")[2] for c in candidates if stem and c.rpartition(".")[0] == stem})
+    if close and 1 < len(siblings) <= 12:
+        # `latency.p42`: the last part is what is wrong; list what it may be.
+        return f"; did you mean {check}.{close[0]}? ({check}.{stem} records {', '.join(siblings)})"
     if close:
         return f"; did you mean {check}.{close[0]}?"
     shown = sorted(candidates, key=lambda c: (len(c), c))[:8]
