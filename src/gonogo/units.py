@@ -76,12 +76,14 @@ def parse_quantity(text: str | int | float) -> tuple[float, Unit]:
 
 def parse_duration(text: str | int | float) -> float:
     """A duration in seconds from `"500ms"`, `"2s"`, `"1m"` or a number of seconds."""
+    not_a_duration = f"{text!r} is not a duration; expected e.g. 500ms, 2s, 1m, 1h or seconds"
     try:
         value, unit = parse_quantity(text)
     except ValueError:
-        unit = "unknown"  # the quantity's own message lists every unit, not just time's
+        # The quantity's own message lists every unit (%, bytes, /s), not just time's.
+        raise ValueError(not_a_duration) from None
     if unit not in ("seconds", "number"):
-        raise ValueError(f"{text!r} is not a duration; expected e.g. 500ms, 2s, 1m, 1h or seconds")
+        raise ValueError(not_a_duration)
     if value < 0:
         raise ValueError(f"{text!r} is negative; a duration must be zero or more")
     return value

@@ -109,6 +109,34 @@ def test_wrong_bodies_under_load_count_as_assertion_errors(
     assert outcome.details[0] == 'item: $.status is "fail", expected "ok" (status 200)'
 
 
+def test_expected_values_have_their_placeholders_filled_in_once(
+    recording_context: MakeContext, server: Server
+) -> None:
+    """`{base_url}` (like `{port.NAME}` and the setup's variables) means the same in `expect` as
+    in the request: a service that echoes its own address back is right, not an assertion error."""
+    echo = {"url": "{base_url}/items", "n": 3}
+    expect = {"json": {"$.url": "{base_url}/items", "$.n": 3}, "body_contains": "{base_url}"}
+    settings = LoadSettings.model_validate(
+        {
+            "rate": "50/s",
+            "duration": "1s",
+            "generator": {"max_cpu": "100%", "max_late": "100%"},
+            "requests": [{"name": "echo", "method": "POST", "path": "/echo", "json": echo, "expect": expect}],
+        }
+    )
+    ctx = recording_context(check_name="load", base_url=f"http://127.0.0.1:{server.port}")
+    outcome = LoadCheck().run(settings, ctx)
+    assert outcome.status == "completed", outcome
+    assert ctx.value("requests") >= 40
+    assert ctx.value("errors.assertion") == 0
+
+
+def test_an_unknown_placeholder_in_an_expected_value_is_refused() -> None:
+    request = {"name": "a", "path": "/", "expect": {"json": {"$.origin": "{nope}"}}}
+    with pytest.raises(ValidationError, match=r"request a: \{nope\} is not"):
+        LoadSettings.model_validate({"rate": 1, "duration": 1, "requests": [request]})
+
+
 def test_expected_4xx_are_no_errors(recording_context: MakeContext, server: Server) -> None:
     settings = LoadSettings.model_validate(
         {

@@ -32,7 +32,7 @@ from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcom
 from gonogo.checks.journeys.check import resolve_base_url, upload_files
 from gonogo.checks.journeys.engine import Engine
 from gonogo.checks.journeys.settings import Journey, JourneysSettings
-from gonogo.checks.journeys.variables import VariableError, render
+from gonogo.checks.journeys.variables import VariableError, render, render_value
 from gonogo.checks.load import histogram as hist
 from gonogo.checks.load.engine import (
     CONNECTION_ERROR_KINDS,
@@ -188,7 +188,11 @@ def build_endpoint(request: LoadRequest, variables: Mapping[str, Any], ctx: Chec
         body=text(body).encode() if body is not None else None,
         weight=request.weight,
         component=request.component,
-        expect=request.expect.compile() if request.expect is not None else None,
+        expect=(
+            request.expect.compile(text, lambda value: render_value(value, variables, ctx.expand))
+            if request.expect is not None
+            else None
+        ),
     )
 
 

@@ -47,6 +47,7 @@ __all__ = ["GeneratorLimits", "LoadExpect", "LoadRequest", "LoadSettings", "Stag
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -130,8 +131,8 @@ def _text(limit: int, what: str) -> Any:
 
 class LoadExpect(StrictModel):
     """What every response to a load request must be, checked by the engine as it reads the
-    response (the journeys' `expect`, in a subset). Placeholders are not filled in here: the
-    texts and values are literal."""
+    response (the journeys' `expect`, in a subset). Placeholders (`{port.api}`, `{base_url}`,
+    the setup's variables) are filled in once, before the load starts, as in the request."""
 
     status: Statuses = None  # None: any 2xx
     headers: dict[str, Annotated[str, _text(MAX_TEXT_BYTES, "a header")]] = Field(
@@ -177,13 +178,21 @@ class LoadExpect(StrictModel):
                 raise ValueError(f"max_body: 1 byte to {MAX_BODY_LIMIT // (1 << 20)} MiB")
         return self
 
-    def compile(self) -> ResponseExpect:
-        """The engine's form."""
+    def templates(self) -> list[Any]:
+        """Every text that may hold a placeholder."""
+        return [self.headers, self.body_contains or "", list(self.json_fields.values())]
+
+    def compile(self, fill: Callable[[str], str], fill_value: Callable[[Any], Any]) -> ResponseExpect:
+        """The engine's form, with placeholders filled by `fill` (texts) and `fill_value` (a
+        JSON value: a lone `{name}` keeps its variable's type)."""
         return ResponseExpect(
             statuses=self.status or (),
-            headers=tuple(self.headers.items()),
-            body_contains=self.body_contains,
-            json=tuple(JsonField(str(path), path.parts, value) for path, value in self.json_fields.items()),
+            headers=tuple((name, fill(value)) for name, value in self.headers.items()),
+            body_contains=fill(self.body_contains) if self.body_contains is not None else None,
+            json=tuple(
+                JsonField(str(path), path.parts, fill_value(value))
+                for path, value in self.json_fields.items()
+            ),
             max_body=self.max_body or DEFAULT_MAX_BODY,
         )
 
@@ -325,7 +334,10 @@ class LoadSettings(StrictModel):
         known = (set(BUILTINS) if self.setup is not None else set()) | self._setup_variables()
         for request in self.requests:
             text, _ = request.body_template()
-            for name in sorted(names_in([request.path, request.headers, request.query, text or ""])):
+            expected = request.expect.templates() if request.expect is not None else []
+            for name in sorted(
+                names_in([request.path, request.headers, request.query, text or "", *expected])
+            ):
                 if name in BUILTINS and name not in known:
                     raise ValueError(
                         f"request {request.name}: {{{name}}} is the setup journey's, and this load has no "
