@@ -69,11 +69,12 @@ class ProcessChoice:
             return rng.choice(candidates)
         return candidates[-1] if self.pick == "newest" else candidates[0]
 
-    def describe(self) -> str:
+    def describe(self, service: str) -> str:
         if self.pid_file is not None:
-            return f"the process in {self.pid_file}"
-        among = f"matching {self.matching!r}" if self.matching is not None else "started by the service"
-        return f"the {self.pick} process {among}"
+            return f"the process of {service} named in {self.pid_file}"
+        if self.matching is not None:
+            return f"the {self.pick} process of {service} matching {self.matching!r}"
+        return f"the {self.pick} of the processes {service} started"
 
 
 def command_line(pid: int) -> str:

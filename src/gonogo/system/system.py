@@ -238,12 +238,12 @@ class System:
         service = self._service(name)
         chosen = choice.choose(self.processes(name), self._rng)
         if chosen is None:
-            detail = f"no process of {name} is {choice.describe()}"
+            detail = f"no process of {name}: none is {choice.describe(name)}"
             self._observer.on_event(name, "kill-failed", detail)
             return FaultResult(name, "kill", int(signum), [], at, False, detail)
         with self._lock:
             service.history.append(
-                _event("killed", pid=chosen.pid, detail=f"{signame} to {choice.describe()}")
+                _event("killed", pid=chosen.pid, detail=f"{signame} to {choice.describe(name)}")
             )
         if not _signal_exactly(chosen.pid, chosen.start_time, signum):
             detail = f"pid {chosen.pid} ({chosen.command}) was gone before {signame} reached it"
@@ -253,7 +253,7 @@ class System:
         while _still_there(chosen.pid, chosen.start_time) and time.monotonic() < deadline:
             time.sleep(0.02)
         gone = not _still_there(chosen.pid, chosen.start_time)
-        detail = f"{signame} to pid {chosen.pid} ({chosen.command}), {choice.describe()}" + (
+        detail = f"{signame} to pid {chosen.pid} ({chosen.command}), {choice.describe(name)}" + (
             "" if gone else f"; still running after {timeout:g}s"
         )
         self._observer.on_event(name, "killed" if gone else "kill-failed", detail)

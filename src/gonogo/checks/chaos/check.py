@@ -547,9 +547,12 @@ class _Experiment:
         parts.append(f"hypothesis broken in {broken} of {len(during)} rounds during the fault")
         if t.recovered is not None and t.removed is not None and t.injected is not None:
             reference, since = (t.injected, "the fault") if self._instant() else (t.removed, "its removal")
-            parts.append(
-                f"recovered {format_value(max(0.0, t.recovered - reference), 'seconds')} after {since}"
-            )
+            if t.first_failure(t.injected) is None:  # as time_to_recover says: 0, nothing to recover from
+                parts.append("the hypothesis never broke: nothing to recover from")
+            else:
+                parts.append(
+                    f"recovered {format_value(max(0.0, t.recovered - reference), 'seconds')} after {since}"
+                )
         else:
             parts.append(f"not recovered within {format_value(self.settings.recovery.timeout, 'seconds')}")
             last = next((r for phase, r in reversed(t.rounds) if not r.ok), None)

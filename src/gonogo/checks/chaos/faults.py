@@ -47,7 +47,7 @@ def describe_fault(fault: Fault) -> str:
                 if fault.repeat > 1
                 else ""
             )
-            target = fault.kill if fault.process is None else f"{_choice(fault).describe()} of {fault.kill}"
+            target = fault.kill if fault.process is None else _choice(fault).describe(fault.kill)
             return f"kill {target} with {signal.Signals(fault.signal).name}{times}"
         case PauseFault():
             return f"pause {fault.pause} (SIGSTOP)"
@@ -244,7 +244,7 @@ def _kill_process(fault: KillFault, env: FaultEnvironment, services: ServiceCont
         kind="process.kill", description=describe_fault(fault), services=services, service=fault.kill
     )
     kills: list[dict[str, Any]] = []
-    active.evidence = {"target": choice.describe(), "kills": kills}
+    active.evidence = {"target": choice.describe(fault.kill), "kills": kills}
 
     def kill_once() -> tuple[bool, set[tuple[int, int]], float]:
         before = {p.identity for p in choice.population(services.processes(fault.kill))}

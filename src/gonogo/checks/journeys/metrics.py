@@ -91,8 +91,8 @@ class Recorder:
             media_type="application/json",
         )
         source = (
-            f"journey {name}: {journey.iterations} iterations of {len(journey.steps)} steps, "
-            f"{journey.concurrency} at a time, against {self._base_url}"
+            f"journey {name}: {_count(journey.iterations, 'iteration')} of "
+            f"{_count(len(journey.steps), 'step')}, {journey.concurrency} at a time, against {self._base_url}"
         )
         window = (result.started_at, result.ended_at)
 
@@ -177,3 +177,7 @@ def _iteration(result: IterationResult) -> dict[str, Any]:
 
 def _dump(document: Any) -> bytes:
     return json.dumps(document, indent=2, ensure_ascii=False).encode()
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
