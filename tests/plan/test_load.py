@@ -669,3 +669,27 @@ def test_a_mistake_inside_a_fault_is_placed_at_its_value_with_the_closest_choice
         column = path.read_text().splitlines()[line - 1].index(wrong) + 1
         (issue,) = issues_of(path)
         assert issue.startswith(f"{path}:{line}:{column}: checks.crash.") and issue.endswith(expected), issue
+
+
+def test_an_unknown_variable_is_placed_at_the_step_that_uses_it(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        checks:
+          e2e:
+            kind: journeys
+            journeys:
+              echo:
+                steps:
+                  - name: login
+                    request: {method: POST, path: /login}
+                    extract: {token: "json:$.token"}
+                  - name: me
+                    request: {path: /me, auth: {bearer: "{tokn}"}}
+        """,
+    )
+    assert issues_of(path) == [
+        f"{path}:11:49: checks.e2e.journeys.echo.steps[1].request.auth.bearer: {{tokn}} is not a variable "
+        "at this point of the journey; did you mean {token}? (defined here: iteration, journey, token, uuid; "
+        "write {{tokn}} for a literal {tokn})"
+    ]

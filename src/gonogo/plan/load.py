@@ -27,6 +27,7 @@ from gonogo.plan.model import (
     PLACEHOLDER,
     CheckSpec,
     GateSpec,
+    LocatedValueError,
     Plan,
     ProxyRoute,
     Score,
@@ -242,6 +243,11 @@ def _validate(
         loc = _without_members(raw)
         full = (*location, *loc)
         kind = detail["type"]
+        cause = detail.get("ctx", {}).get("error")
+        if isinstance(cause, LocatedValueError):
+            full = (*full, *cause.at)
+            document.issue(full, cause.located)
+            continue
         if kind in _EXPECTED:
             if any(_is_union_member(part) for part in raw) and loc in union_inner:
                 continue

@@ -12,6 +12,7 @@ __all__ = [
     "CheckSpec",
     "Duration",
     "GateSpec",
+    "LocatedValueError",
     "Plan",
     "ProxyRoute",
     "ReadinessProbe",
@@ -100,6 +101,16 @@ def host_port(value: str) -> str:
 
 
 DIMENSIONS = ("tests", "coverage", "performance", "reliability", "security", "operations")
+
+
+class LocatedValueError(ValueError):
+    """A model's own check that knows where inside the model the mistake is (`("steps", 2,
+    "request", "auth")`): the plan loader reports it at that line rather than the model's."""
+
+    def __init__(self, message: str, at: tuple[str | int, ...], located: str = "") -> None:
+        super().__init__(message)
+        self.at = at
+        self.located = located or message  # the message once the line and field say where
 
 
 class StrictModel(BaseModel):

@@ -60,7 +60,7 @@ from gonogo.checks.journeys.variables import (
     parse_extractor,
     unknown_message,
 )
-from gonogo.plan.model import Duration, StrictModel, http_url
+from gonogo.plan.model import Duration, LocatedValueError, StrictModel, http_url
 from gonogo.units import parse_quantity
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -428,7 +428,7 @@ class Journey(StrictModel):
             if step.name in seen:
                 raise ValueError(f"{label}: another step (steps[{seen[step.name]}]) has that name")
             for where, template in step.templates():
-                _require_known(where, template, known, label)
+                _require_known(where, template, known, label, at=("steps", index, *_keys(where)))
             if step.expect.body_sha256_of is not None:
                 self._check_sha_reference(step, label, seen)
             seen[step.name] = index
@@ -481,11 +481,24 @@ def _refuse_two_authorizations(auth: Auth | None, headers: dict[str, str], where
         )
 
 
-def _require_known(where: str, template: Any, known: set[str], label: str) -> None:
+def _require_known(
+    where: str, template: Any, known: set[str], label: str, at: tuple[str | int, ...] = ()
+) -> None:
     for name in sorted(names_in(template)):
         if name not in known:
             prefix = f"{label}: " if label else ""
-            raise ValueError(f"{prefix}{where}: {unknown_message(name, known)}")
+            problem = unknown_message(name, known)
+            raise LocatedValueError(f"{prefix}{where}: {problem}", at, problem if at else "")
+
+
+def _keys(where: str) -> list[str]:
+    """The plan keys of a template's place (`request.auth.bearer`), up to a JSON path."""
+    keys: list[str] = []
+    for part in where.split("."):
+        if not part.isidentifier():
+            break
+        keys.append(part)
+    return keys
 
 
 class JourneysSettings(StrictModel):
