@@ -300,6 +300,14 @@ def test_malformed_json_fails_the_assertion_cleanly(server: Server, document: st
     assert "is not JSON: " + reason in result.failures[0].reason
 
 
+def test_an_empty_body_is_not_json(server: Server) -> None:
+    # no body, so no buffer: the scanner reads "" (was NULL + 0, undefined behaviour)
+    result = judged(server, "/fixed/0", ResponseExpect(json=(field("$.status", "ok"),)), requests=2)
+    assert errors(result) == {"assertion": 2}
+    assert result.failures[0].assertion == "json"
+    assert "is not JSON: the body ends where a value should be (at byte 0)" in result.failures[0].reason
+
+
 def test_a_body_over_max_body_fails_with_its_size(server: Server) -> None:
     bounded = ResponseExpect(json=(field("$.status", "ok"),))
     result = judged(server, "/big/3000000", bounded, requests=3)

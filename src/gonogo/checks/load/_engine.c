@@ -1041,7 +1041,9 @@ static int jequal(const char *v, const char *end, const xjson *q) {
 
 /* The JSON fields: the first unmet one in s->fail / s->index, the value found in the detail. */
 static void x_json(const expect_t *x, xstate *s) {
-    jscan v = {s->buf, s->buf, s->buf + s->len, NULL};
+    /* an empty body has no buffer: scan "" (NULL + 0 is undefined behaviour) */
+    const char *doc = s->buf ? s->buf : "", *stop = doc + s->len;
+    jscan v = {doc, doc, stop, NULL};
     if (jskip(&v) == 0) {
         jws(&v);
         if (v.p < v.end) jfail(&v, "more data after the JSON document");
@@ -1055,14 +1057,14 @@ static void x_json(const expect_t *x, xstate *s) {
     }
     for (int i = 0; i < x->njson; i++) {
         const xjson *q = &x->json[i];
-        const char *at = jfind(s->buf, s->buf + s->len, q);
+        const char *at = jfind(doc, stop, q);
         if (!at) {
             s->fail = XF_JSON_MISSING;
             s->index = i;
             return;
         }
-        if (!jequal(at, s->buf + s->len, q)) {
-            jscan end = {at, at, s->buf + s->len, NULL};
+        if (!jequal(at, stop, q)) {
+            jscan end = {at, at, stop, NULL};
             jskip(&end);
             s->fail = XF_JSON_VALUE;
             s->index = i;
