@@ -1,7 +1,7 @@
 # `make demo`: a full readiness run on the bundled example service.
 # `make test`: lint, type checks and the test suite.
-# `make sanitize`: the load engine's tests against an ASan/UBSan build of the C extensions (not in `make test`).
 # Both set up everything they need on a fresh machine (virtualenv, pip and Debian packages).
+# `make sanitize`: the load engine's tests against an ASan/UBSan build of the C extensions (not in `make test`).
 
 PYTHON ?= python3
 VENV ?= .venv
