@@ -296,7 +296,7 @@ def test_settings_defaults_and_durations() -> None:
     [
         ({}, "needs `junit`"),
         ({"junit": "a", "colour": "red"}, "Extra inputs are not permitted"),
-        ({"junit": "a", "timeout": "soon"}, "not a quantity"),
+        ({"junit": "a", "timeout": "soon"}, "not a duration"),
         ({"junit": "a", "command": []}, "must not be empty"),
         ({"junit": "a", "command": "pytest 'unclosed"}, "cannot be split into words"),
         ({"coverage": {"file": "c", "format": "jacoco"}}, "cobertura"),
