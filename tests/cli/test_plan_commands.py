@@ -48,7 +48,7 @@ def test_a_wrong_type_exits_2_naming_line_and_field(tmp_path: Path) -> None:
     )
     result = gonogo("validate", cwd=tmp_path)
     assert result.code == 2
-    assert f"{plan}:5:14: system.services.api.grace: 'forever' is not a duration; expected e.g. 500ms" in result.err
+    assert f"{plan}:5:14: system.services.api.grace: 'forever' is not a duration" in result.err
     assert "Traceback" not in result.text
 
 
