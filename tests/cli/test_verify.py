@@ -254,3 +254,23 @@ def test_a_no_go_run_cannot_be_signed_off(tmp_path: Path) -> None:
     run_once(plan, expected_code=1)
     refused = approve(plan, "qa", 10)
     assert refused.code == 2 and "is NO-GO: a sign-off cannot release it" in refused.err
+
+
+def test_reports_of_an_older_gonogo_are_checked_on_what_they_have(plan: Path) -> None:
+    """A run from before gonogo recorded its reports (and put `integrity` in report.json): its
+    reports render differently now, which is said as such; a value both have must still agree."""
+    run_dir = run_once(plan)
+    with sqlite3.connect(plan.parent / ".gonogo" / "gonogo.db") as db:
+        db.execute("DELETE FROM report_files")
+    report = json.loads((run_dir / "report.json").read_text())
+    for key in ("integrity", "signoff"):
+        del report[key]
+    (run_dir / "report.json").write_text(json.dumps(report))
+    (run_dir / "summary.md").write_text("# gonogo: tiny — **GO**\n\nas an older gonogo wrote it\n")
+    result = verify(plan)
+    assert result.code == 0, result.text
+    assert "report.json: as gonogo wrote it, with 2 field(s) another gonogo version renders" in result.out
+    assert "summary.md: written by an older gonogo, which recorded no hash of it" in result.out
+    report["metrics"][1]["value"] = 5
+    (run_dir / "report.json").write_text(json.dumps(report))
+    assert mismatches(verify(plan)) == ["report.json: metrics[1] unit.passed value 5, the evidence says 4.0"]

@@ -149,10 +149,19 @@ def _verify_report(store: Store, result: Verification, path: Path, format_name: 
         r for r in store.report_files(result.report.run.id) if r.format == format_name and r.sha256 == sha256
     ]
     text = raw.decode("utf-8", errors="replace")
+    recorded_any = bool(store.report_files(result.report.run.id))
     if format_name == "json":
-        _verify_json(result, label, text, fresh, written)
+        _verify_json(result, label, text, fresh, written, older=not recorded_any)
     elif written:
         _verify_written(result, label, text, format_name, written[-1])
+    elif not recorded_any:
+        # Runs from before gonogo recorded the reports it writes: an older rendering and an
+        # edit look the same, so say so instead of calling it either.
+        result.warnings.append(
+            f"{label}: written by an older gonogo, which recorded no hash of it: it cannot be told from "
+            f"an edited copy ({_first_difference(text, fresh)}); regenerate it with `gonogo report "
+            f"{result.report.run.id} --format {format_name} -o {label}`"
+        )
     else:
         result.mismatches.append(
             f"{label}: the file was edited: it matches neither what the evidence renders nor any version "
@@ -161,8 +170,16 @@ def _verify_report(store: Store, result: Verification, path: Path, format_name: 
 
 
 def _verify_json(
-    result: Verification, label: str, text: str, fresh: str, written: list[ReportFileRecord]
+    result: Verification,
+    label: str,
+    text: str,
+    fresh: str,
+    written: list[ReportFileRecord],
+    *,
+    older: bool = False,
 ) -> None:
+    """`older`: the run is from before gonogo recorded its reports; fields one side lacks are
+    then another version's rendering, but every value both have must still agree."""
     try:
         document = json.loads(text)
     except ValueError as error:
@@ -170,7 +187,7 @@ def _verify_json(
         return
     evidence = json.loads(fresh)
     differences = _allow_later_signoffs(result, label, document, evidence, compare_json(document, evidence))
-    if written:
+    if written or older:
         # Written by gonogo: a field that only one side has comes from another gonogo version.
         renderer = [d for d in differences if d.kind in ("missing", "extra")]
         if renderer:
