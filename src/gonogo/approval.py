@@ -6,10 +6,10 @@ __all__ = ["approve", "signer_identity"]
 
 import getpass
 import os
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+from gonogo._git import git_output
 from gonogo.errors import UserError
 from gonogo.evidence import SignoffRecord, Store
 from gonogo.report import RunReport
@@ -58,16 +58,4 @@ def signer_identity(plan_dir: Path) -> tuple[str, str | None, str | None]:
 
 
 def _git_config(directory: Path, key: str) -> str | None:
-    if not directory.is_dir():
-        return None
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(directory), "config", "--get", key],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
+    return git_output(directory, "config", "--get", key)

@@ -17,7 +17,6 @@ import secrets
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 import traceback
@@ -28,6 +27,7 @@ from pathlib import Path
 from types import FrameType
 
 from gonogo import __version__, plugins
+from gonogo._git import git_output
 from gonogo.checks.base import CheckKind
 from gonogo.errors import ServiceFailed
 from gonogo.evidence import Store, VerdictRecord
@@ -286,17 +286,7 @@ def _signals_ignored() -> Iterator[None]:
 
 
 def _git_commit(directory: Path) -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(directory), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
+    return git_output(directory, "rev-parse", "HEAD")
 
 
 def _tool_versions() -> dict[str, str]:
