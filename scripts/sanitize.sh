@@ -15,10 +15,14 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/gonogo-sanitize.XXXXXX")
+# A sanitizer report aborts pytest before its fixtures stop the test servers: whatever still
+# runs from the copy is stopped on the way out.
+stop_leftovers() { pkill -KILL -f "$tmp/" 2>/dev/null || true; }
 if [ "${KEEP:-0}" = 1 ]; then
     echo "sanitize: working in $tmp (kept)"
+    trap stop_leftovers EXIT
 else
-    trap 'rm -rf "$tmp"' EXIT
+    trap 'stop_leftovers; rm -rf "$tmp"' EXIT
 fi
 [ $# -gt 0 ] || set -- tests/checks/load
 start=$(date +%s)
