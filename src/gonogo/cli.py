@@ -74,6 +74,13 @@ PLAN_OPTION = click.option(
     default=None,
     help="The plan whose evidence to read (default: ./gonogo.yaml if present).",
 )
+OUTPUT_OPTION = click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
 STORE_OPTION = click.option(
     "--store",
     "store_url",
@@ -324,13 +331,7 @@ def _artifact_table(report: RunReport) -> Table:
 @click.argument("run_ref", metavar="RUN")
 @click.argument("name", required=False)
 @click.option("--check", "check_name", default=None, help="The check that stored NAME, when several did.")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the artifact to this file instead of standard output.",
-)
+@OUTPUT_OPTION
 @PLAN_OPTION
 @STORE_OPTION
 def artifacts(
@@ -405,13 +406,7 @@ def _pick_artifact(report: RunReport, name: str, check_name: str | None) -> Arti
 @cli.command()
 @click.argument("run_ref", metavar="RUN", default="latest")
 @click.option("--format", "format_name", type=click.Choice(["terminal", *FORMATS]), default="terminal")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write to this file instead of standard output.",
-)
+@OUTPUT_OPTION
 @PLAN_OPTION
 @STORE_OPTION
 def report(
