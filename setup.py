@@ -8,8 +8,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "gonogo.checks.load._engine",
-            sources=["src/gonogo/checks/load/_engine.c"],
+            "gonogo.loadgen._engine",
+            sources=["src/gonogo/loadgen/_engine.c"],
             extra_compile_args=["-O2", "-Wall"],
             libraries=["m"],
         ),

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gonogo.checks.journeys.jsonpath import JsonPath
-from gonogo.checks.load import histogram as hist
-from gonogo.checks.load.engine import Endpoint, LoadSpec, run_load
-from gonogo.checks.load.expect import JsonField, ResponseExpect
+from gonogo.journey.jsonpath import JsonPath
+from gonogo.loadgen import histogram as hist
+from gonogo.loadgen.engine import Endpoint, LoadSpec, run_load
+from gonogo.loadgen.expect import JsonField, ResponseExpect
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9, 100.0)
 # for the coordinated-omission cross-check: how many corrected latencies reach each threshold

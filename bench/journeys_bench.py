@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gonogo.checks.journeys.engine import Engine, JourneyResult
 from gonogo.checks.journeys.metrics import percentile
-from gonogo.checks.journeys.settings import JourneysSettings
+from gonogo.journey.engine import Engine, JourneyResult
+from gonogo.journey.settings import JourneysSettings
 
 JOURNEY = "register_login_list"
 STEPS: list[dict[str, Any]] = [

@@ -76,10 +76,10 @@ setup() {
     [[ -x /usr/bin/time ]] || apt_install time
     command -v curl >/dev/null || apt_install curl
     export PATH="$PATH:/usr/sbin"
-    if ! "$GONOGO_PY" -c 'import gonogo.checks.load._engine' 2>/dev/null; then
+    if ! "$GONOGO_PY" -c 'import gonogo.loadgen._engine' 2>/dev/null; then
         log "gonogo's virtualenv or its C engine is missing: make .venv/.installed"
         make -C "$ROOT" .venv/.installed >&2
-        "$GONOGO_PY" -c 'import gonogo.checks.load._engine' || die "gonogo's load engine does not import"
+        "$GONOGO_PY" -c 'import gonogo.loadgen._engine' || die "gonogo's load engine does not import"
     fi
     if ! "$GONOGO_PY" -c 'import gonogo.faults._relay' 2>/dev/null; then
         log "the fault proxy's C relay is not built: building it in place"

@@ -45,7 +45,7 @@ else
     CC=gcc LDFLAGS="-fsanitize=address,undefined" .venv/bin/python setup.py -q build_ext --inplace --force
 fi
 [ -f "$runtime" ] || { echo "sanitize: no ASan runtime for $cc ($runtime)" >&2; exit 1; }
-for so in src/gonogo/checks/load/_engine.*.so src/gonogo/faults/_relay.*.so; do
+for so in src/gonogo/loadgen/_engine.*.so src/gonogo/faults/_relay.*.so; do
     ldd "$so" | grep -q asan || { echo "sanitize: $so is not built with ASan" >&2; exit 1; }
 done
 unset CFLAGS

@@ -545,7 +545,7 @@ with HttpFaultProxy.start(upstream=sys.argv[1]) as proxy:
 
 def test_throughput_of_small_requests() -> None:
     """Small keep-alive requests through the proxy, each process on its own: a floor a loaded CI can keep."""
-    from gonogo.checks.load.engine import Endpoint, LoadSpec, run_load
+    from gonogo.loadgen.engine import Endpoint, LoadSpec, run_load
 
     processes: list[subprocess.Popen[str]] = []
     try:

@@ -13,7 +13,7 @@ import yaml
 from journeys_support import Run
 
 from gonogo.checks.journeys import JourneysSettings
-from gonogo.checks.journeys.engine import Engine
+from gonogo.journey.engine import Engine
 
 FULL_JOURNEY = """
 journeys:

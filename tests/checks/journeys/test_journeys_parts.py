@@ -10,12 +10,12 @@ from typing import IO, Any, cast
 import httpx
 import pytest
 
-from gonogo.checks.journeys.jsonpath import JsonPath, JsonPathError
-from gonogo.checks.journeys.matchers import json_equal, parse_matcher
 from gonogo.checks.journeys.metrics import percentile
-from gonogo.checks.journeys.payload import FilePayload, GeneratedPayload
-from gonogo.checks.journeys.reply import Reply, excerpt
-from gonogo.checks.journeys.variables import (
+from gonogo.journey.jsonpath import JsonPath, JsonPathError
+from gonogo.journey.matchers import json_equal, parse_matcher
+from gonogo.journey.payload import FilePayload, GeneratedPayload
+from gonogo.journey.reply import Reply, excerpt
+from gonogo.journey.variables import (
     ExtractionError,
     VariableError,
     names_in,

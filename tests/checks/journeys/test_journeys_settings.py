@@ -10,8 +10,8 @@ import yaml
 from pydantic import ValidationError
 
 from gonogo.checks.journeys import JourneysSettings
-from gonogo.checks.journeys.auth import Auth
 from gonogo.errors import PlanError
+from gonogo.journey.auth import Auth
 from gonogo.plan import load_plan
 
 EXAMPLE = """

@@ -9,9 +9,9 @@ import random
 import pytest
 from engine_support import nearest_rank
 
-import gonogo.checks.load._engine as _engine
-from gonogo.checks.load import histogram as hist
-from gonogo.checks.load.engine import waiting_percentile
+import gonogo.loadgen._engine as _engine
+from gonogo.loadgen import histogram as hist
+from gonogo.loadgen.engine import waiting_percentile
 
 
 def samples(n: int, seed: int) -> list[int]:

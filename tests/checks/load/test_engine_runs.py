@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 from engine_support import Server, engine_test_server, free_port
 
-import gonogo.checks.load._engine as _engine
-from gonogo.checks.load import histogram as hist
-from gonogo.checks.load.engine import (
+import gonogo.loadgen._engine as _engine
+from gonogo.loadgen import histogram as hist
+from gonogo.loadgen.engine import (
     Endpoint,
     LoadResult,
     LoadSpec,

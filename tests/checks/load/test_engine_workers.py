@@ -18,9 +18,9 @@ import psutil
 import pytest
 from engine_support import Server, engine_test_server
 
-from gonogo.checks.load import histogram as hist
 from gonogo.checks.load.check import _spec
-from gonogo.checks.load.engine import (
+from gonogo.loadgen import histogram as hist
+from gonogo.loadgen.engine import (
     Endpoint,
     LoadSpec,
     ProgressSnapshot,
@@ -28,11 +28,11 @@ from gonogo.checks.load.engine import (
     auto_workers,
     run_load,
 )
-from gonogo.checks.load.settings import LoadSettings
+from gonogo.loadgen.settings import LoadSettings
 
 SCRIPT = """
 import json, sys
-from gonogo.checks.load.engine import Endpoint, LoadInterrupted, LoadSpec, run_load
+from gonogo.loadgen.engine import Endpoint, LoadInterrupted, LoadSpec, run_load
 spec = LoadSpec(host="127.0.0.1", port=int(sys.argv[1]), endpoints=[Endpoint("f", path="/fixed")],
                 rate=200.0, duration=60.0, workers=int(sys.argv[2]))
 try:

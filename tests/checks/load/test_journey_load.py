@@ -23,7 +23,7 @@ from recording_context import MakeContext, RecordingContext
 
 from gonogo.checks.base import CheckOutcome
 from gonogo.checks.load import LoadCheck, LoadSettings
-from gonogo.checks.load import histogram as hist
+from gonogo.loadgen import histogram as hist
 from gonogo.threshold import parse_threshold
 
 SERVER = Path(__file__).parents[1] / "journeys" / "journeys_server.py"

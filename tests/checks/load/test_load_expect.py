@@ -16,12 +16,12 @@ from engine_support import Server, engine_test_server
 from pydantic import ValidationError
 from recording_context import MakeContext
 
-from gonogo.checks.journeys.jsonpath import JsonPath
-from gonogo.checks.journeys.matchers import json_equal
 from gonogo.checks.load import LoadCheck, LoadSettings
-from gonogo.checks.load.engine import Endpoint, EndpointResult, LoadSpec, LoadSpecError, run_load
-from gonogo.checks.load.expect import JsonField, ResponseExpect
 from gonogo.errors import PlanError
+from gonogo.journey.jsonpath import JsonPath
+from gonogo.journey.matchers import json_equal
+from gonogo.loadgen.engine import Endpoint, EndpointResult, LoadSpec, LoadSpecError, run_load
+from gonogo.loadgen.expect import JsonField, ResponseExpect
 from gonogo.plan import load_plan
 
 ITEM = '{"status": "ok", "id": 3}'

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from gonogo.checks.load.settings import LoadSettings
+from gonogo.loadgen.settings import LoadSettings
 
 REQUESTS = [{"name": "home", "path": "/"}]
 

@@ -37,8 +37,8 @@ from gonogo.checks.load_results import (
     parse_results,
 )
 from gonogo.checks.load_results.k6 import split_metric_name
-from gonogo.checks.load_results.summary import unique_keys
 from gonogo.errors import InputFileError
+from gonogo.inputs import unique_keys
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "load_results"
 K6_EXPORT = FIXTURES / "k6-summary-export.json"

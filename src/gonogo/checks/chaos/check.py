@@ -53,10 +53,10 @@ from gonogo.checks.chaos.settings import (
     RestartFault,
 )
 from gonogo.checks.chaos.traffic import BackgroundTraffic, WindowFigures
-from gonogo.checks.journeys.check import resolve_base_url, upload_files
-from gonogo.checks.load.check import build_endpoint, run_setup
-from gonogo.checks.load.engine import LoadSpec, LoadSpecError
 from gonogo.faults.base import ActiveFault, FaultError, FaultNotSupported
+from gonogo.journey.once import resolve_base_url, run_setup, upload_files
+from gonogo.loadgen.endpoints import build_endpoint
+from gonogo.loadgen.engine import LoadSpec, LoadSpecError
 from gonogo.units import Unit, format_value
 
 _DIMENSION = "reliability"

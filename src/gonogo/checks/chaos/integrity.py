@@ -26,9 +26,9 @@ from typing import Any
 import httpx
 
 from gonogo.checks.chaos.settings import Integrity
-from gonogo.checks.journeys.engine import Engine, Failure, IterationState
-from gonogo.checks.journeys.settings import JourneysSettings
-from gonogo.checks.journeys.variables import BUILTINS
+from gonogo.journey.engine import Engine, Failure, IterationState
+from gonogo.journey.settings import JourneysSettings
+from gonogo.journey.variables import BUILTINS
 
 _NOT_FOUND = (404, 410)
 

@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 
 from gonogo.checks.chaos.settings import CommandProbe, HttpProbe, Hypothesis, MetricProbe, Probe
-from gonogo.checks.journeys.assertions import status_problem
-from gonogo.checks.journeys.matchers import show
-from gonogo.checks.journeys.variables import render_value
+from gonogo.journey.assertions import status_problem
+from gonogo.journey.matchers import show
+from gonogo.journey.variables import render_value
 from gonogo.units import format_value
 
 # The background load's figures over the last seconds: (error_rate, availability, rps), or None.
@@ -75,7 +75,7 @@ class HypothesisChecker:
         return Round(started, [self._probe(probe) for probe in self._hypothesis.probes])
 
     def _text(self, template: str) -> str:
-        from gonogo.checks.journeys.variables import render
+        from gonogo.journey.variables import render
 
         return str(render(template, self._variables, self._expand))
 

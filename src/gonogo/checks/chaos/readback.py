@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from gonogo.checks.journeys.jsonpath import JsonPath
+from gonogo.journey.jsonpath import JsonPath
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_$][\w$-]*")
 

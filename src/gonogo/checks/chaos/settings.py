@@ -51,8 +51,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Discriminator, Field, PrivateAttr, Tag, ValidationError, model_validator
 
 from gonogo.checks.chaos.readback import written_json_expectations
-from gonogo.checks.journeys.jsonpath import JsonPath
-from gonogo.checks.journeys.settings import (
+from gonogo.journey.jsonpath import JsonPath
+from gonogo.journey.settings import (
     ByteSize,
     Journey,
     JourneysSettings,
@@ -63,7 +63,7 @@ from gonogo.checks.journeys.settings import (
     Step,
     VariableName,
 )
-from gonogo.checks.load.settings import LoadRequest, Rate, Ratio
+from gonogo.loadgen.settings import LoadRequest, Rate, Ratio
 from gonogo.plan.model import Duration, SignalField, StrictModel, ThresholdField
 from gonogo.units import parse_duration
 

@@ -14,8 +14,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from gonogo.checks.load import histogram as hist
-from gonogo.checks.load.engine import LoadResult, LoadSpec, ProgressSnapshot, SecondStats, run_load
+from gonogo.loadgen import histogram as hist
+from gonogo.loadgen.engine import LoadResult, LoadSpec, ProgressSnapshot, SecondStats, run_load
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,8 @@ from gonogo.checks.chaostoolkit.journal import (
     read_journal,
 )
 from gonogo.checks.chaostoolkit.settings import DEFAULT_TIMEOUT, ChaosToolkitSettings
-from gonogo.checks.load_results.summary import unique_keys
 from gonogo.errors import InputFileError
+from gonogo.inputs import unique_keys
 from gonogo.units import Unit, format_value
 
 _DIMENSION = "reliability"

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gonogo.checks.load_results.summary import load_json
 from gonogo.errors import InputFileError
+from gonogo.inputs import load_json
 
 MAX_JOURNAL_BYTES = 256 * 1024 * 1024  # read whole; a journal holds every probe's output
 WHAT = "a Chaos Toolkit journal (the journal.json written by `chaos run`)"

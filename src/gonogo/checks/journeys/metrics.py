@@ -35,8 +35,8 @@ from datetime import datetime
 from typing import Any
 
 from gonogo.checks.base import ArtifactRef, CheckContext
-from gonogo.checks.journeys.engine import Failure, IterationResult, JourneyResult
-from gonogo.checks.journeys.settings import JourneysSettings
+from gonogo.journey.engine import Failure, IterationResult, JourneyResult
+from gonogo.journey.settings import JourneysSettings
 from gonogo.units import Unit
 
 PERCENTILES = (("p50", 50.0), ("p95", 95.0), ("p99", 99.0))

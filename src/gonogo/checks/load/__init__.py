@@ -1,6 +1,6 @@
 """The `load` check kind and its engine (open and closed models, coordinated-omission-correct)."""
 
 from gonogo.checks.load.check import LoadCheck
-from gonogo.checks.load.settings import LoadSettings
+from gonogo.loadgen.settings import LoadSettings
 
 __all__ = ["LoadCheck", "LoadSettings"]

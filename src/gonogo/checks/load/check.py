@@ -18,7 +18,6 @@ from __future__ import annotations
 
 __all__ = ["LoadCheck", "build_endpoint", "run_setup"]
 
-import asyncio
 import json
 import math
 import threading
@@ -29,16 +28,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcome, MetricPatterns, PlanNames
-from gonogo.checks.journeys.check import resolve_base_url, upload_files
-from gonogo.checks.journeys.engine import Engine
-from gonogo.checks.journeys.settings import Journey, JourneysSettings
-from gonogo.checks.journeys.variables import VariableError, render, render_value
-from gonogo.checks.load import histogram as hist
-from gonogo.checks.load.engine import (
+from gonogo.journey.once import resolve_base_url, run_setup, upload_files
+from gonogo.journey.variables import VariableError
+from gonogo.loadgen import histogram as hist
+from gonogo.loadgen.endpoints import build_endpoint
+from gonogo.loadgen.engine import (
     CONNECTION_ERROR_KINDS,
     Aggregate,
     Counts,
-    Endpoint,
     LoadInterrupted,
     LoadResult,
     LoadSpec,
@@ -48,14 +45,14 @@ from gonogo.checks.load.engine import (
     loopback_address,
     run_load,
 )
-from gonogo.checks.load.expect import KEPT_FAILURES, AssertionFailure
-from gonogo.checks.load.journey_load import (
+from gonogo.loadgen.expect import KEPT_FAILURES, AssertionFailure
+from gonogo.loadgen.journey_load import (
     ASSERTION,
     JourneyLoadInterrupted,
     JourneyLoadResult,
     run_journey_load,
 )
-from gonogo.checks.load.settings import LoadRequest, LoadSettings
+from gonogo.loadgen.settings import LoadSettings
 from gonogo.units import Unit, format_value
 
 _NO_RESPONSE = (*CONNECTION_ERROR_KINDS, "timeout")  # the error kinds that come without a response
@@ -127,24 +124,6 @@ def _run_journeys(settings: LoadSettings, base_url: str, host: str, ctx: CheckCo
     return watch.outcome(outcome)
 
 
-def run_setup(
-    setup: Journey, request_timeout: float, base_url: str, ctx: CheckContext
-) -> tuple[dict[str, Any], str | None]:
-    """Run a setup journey once; its variables (a token, an id) feed the requests."""
-    journeys = JourneysSettings.model_validate(
-        {"journeys": {"setup": setup.model_dump(by_alias=True)}, "request_timeout": request_timeout}
-    )
-    files, missing = upload_files(journeys, ctx)
-    if missing:
-        return {}, "the setup journey cannot run: " + "; ".join(missing)
-    engine = Engine(journeys, base_url, files=files, expand=ctx.expand, progress=ctx.progress)
-    (result,) = asyncio.run(engine.run(on_journey_done=lambda _: None))
-    iteration = result.iterations[0]
-    if iteration.failure is not None:
-        return {}, f"the setup journey failed, so no load was sent: {iteration.failure.summary()}"
-    return iteration.variables, None
-
-
 def _spec(
     settings: LoadSettings, host: str, port: int, netloc: str, variables: Mapping[str, Any], ctx: CheckContext
 ) -> LoadSpec:
@@ -169,30 +148,6 @@ def _spec(
         late_threshold=settings.late_threshold,
         workers=0 if settings.workers == "auto" else settings.workers,
         host_header=netloc,
-    )
-
-
-def build_endpoint(request: LoadRequest, variables: Mapping[str, Any], ctx: CheckContext) -> Endpoint:
-    def text(template: str) -> str:
-        return render(template, variables, ctx.expand)
-
-    body, content_type = request.body_template()
-    headers = {name: text(value) for name, value in request.headers.items()}
-    if content_type and not any(name.lower() == "content-type" for name in headers):
-        headers["Content-Type"] = content_type
-    return Endpoint(
-        name=request.name,
-        method=request.method,
-        path=text(request.target()),
-        headers=headers,
-        body=text(body).encode() if body is not None else None,
-        weight=request.weight,
-        component=request.component,
-        expect=(
-            request.expect.compile(text, lambda value: render_value(value, variables, ctx.expand))
-            if request.expect is not None
-            else None
-        ),
     )
 
 

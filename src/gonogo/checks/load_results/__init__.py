@@ -17,7 +17,6 @@ from gonogo.checks.load_results.locust import (
 )
 from gonogo.checks.load_results.settings import LoadResultsSettings
 from gonogo.checks.load_results.summary import (
-    MAX_FILE_BYTES,
     Endpoint,
     Format,
     Latency,
@@ -25,8 +24,8 @@ from gonogo.checks.load_results.summary import (
     SecondCounts,
     Stats,
     ThresholdResult,
-    metric_key,
 )
+from gonogo.inputs import MAX_FILE_BYTES, metric_key
 
 __all__ = [
     "MAX_FILE_BYTES",

@@ -32,14 +32,9 @@ from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcom
 from gonogo.checks.command import CommandRun
 from gonogo.checks.load_results.formats import parse_results_data, what
 from gonogo.checks.load_results.settings import LoadResultsSettings
-from gonogo.checks.load_results.summary import (
-    LATENCY_FIELDS,
-    MAX_FILE_BYTES,
-    LoadSummary,
-    Stats,
-    read_bounded,
-)
+from gonogo.checks.load_results.summary import LATENCY_FIELDS, LoadSummary, Stats
 from gonogo.errors import InputFileError
+from gonogo.inputs import MAX_FILE_BYTES, read_bounded
 from gonogo.units import format_value
 
 _FORMAT_NAMES = {"k6": "k6 summary", "locust-json": "Locust JSON stats", "locust-csv": "Locust CSV stats"}

@@ -15,8 +15,9 @@ from gonogo.checks.load_results.locust import (
     parse_locust_csv_data,
     parse_locust_json_data,
 )
-from gonogo.checks.load_results.summary import MAX_FILE_BYTES, Format, LoadSummary, load_json, read_bounded
+from gonogo.checks.load_results.summary import Format, LoadSummary
 from gonogo.errors import InputFileError
+from gonogo.inputs import MAX_FILE_BYTES, load_json, read_bounded
 
 FormatChoice = Literal["auto", "k6", "locust-json", "locust-csv"]
 

@@ -35,18 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gonogo.checks.load_results.summary import (
-    Endpoint,
-    Latency,
-    LoadSummary,
-    Stats,
-    ThresholdResult,
-    finite,
-    load_json,
-    read_bounded,
-    unique_keys,
-)
+from gonogo.checks.load_results.summary import Endpoint, Latency, LoadSummary, Stats, ThresholdResult
 from gonogo.errors import InputFileError
+from gonogo.inputs import finite, load_json, read_bounded, unique_keys
 
 WHAT = 'a k6 end-of-test summary (a JSON object with "metrics", from --summary-export or handleSummary)'
 

@@ -42,18 +42,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gonogo.checks.load_results.summary import (
-    Endpoint,
-    Latency,
-    LoadSummary,
-    SecondCounts,
-    Stats,
-    finite,
-    load_json,
-    read_bounded,
-    unique_keys,
-)
+from gonogo.checks.load_results.summary import Endpoint, Latency, LoadSummary, SecondCounts, Stats
 from gonogo.errors import InputFileError
+from gonogo.inputs import finite, load_json, read_bounded, unique_keys
 
 JSON_WHAT = "Locust's --json output (a JSON list of request statistics entries)"
 CSV_WHAT = (

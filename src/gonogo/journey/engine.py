@@ -23,6 +23,7 @@ __all__ = [
     "IterationResult",
     "IterationState",
     "JourneyResult",
+    "Sent",
     "StepResult",
 ]
 
@@ -31,7 +32,7 @@ import hashlib
 import mimetypes
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -41,12 +42,12 @@ from typing import IO, Any, Literal, cast
 import httpx
 
 from gonogo import __version__
-from gonogo.checks.journeys.assertions import check_expect, check_poll
-from gonogo.checks.journeys.auth import AuthError, authorization
-from gonogo.checks.journeys.payload import FilePayload, GeneratedPayload, Payload, generated_seed
-from gonogo.checks.journeys.reply import EXCERPT_BYTES, MAX_KEPT_BODY, Reply
-from gonogo.checks.journeys.settings import BodySource, Journey, JourneysSettings, Step
-from gonogo.checks.journeys.variables import (
+from gonogo.journey.assertions import check_expect, check_poll
+from gonogo.journey.auth import AuthError, authorization
+from gonogo.journey.payload import FilePayload, GeneratedPayload, Payload, generated_seed
+from gonogo.journey.reply import EXCERPT_BYTES, MAX_KEPT_BODY, Reply
+from gonogo.journey.settings import BodySource, Journey, JourneysSettings, Step
+from gonogo.journey.variables import (
     ExtractionError,
     VariableError,
     render,
@@ -152,6 +153,46 @@ class _Prepared:
     payloads: dict[str | None, Payload]
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A step's request as it went on the wire, and its reply: what `Engine(record=...)` is given
+    (the security check replays these with other credentials)."""
+
+    journey: str
+    iteration: int
+    step: str
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]  # in order, as sent (cookies included)
+    body: bytes  # the first RECORDED_BODY bytes of the body
+    body_complete: bool  # `body` is the whole body
+    reply: Reply
+    variables: dict[str, Any]  # the iteration's variables once the step's extractions are done
+
+
+RECORDED_BODY = 1024 * 1024
+
+
+class _Tee(httpx.AsyncByteStream):
+    """A request body passed through unchanged, its first `limit` bytes kept."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self.kept = bytearray()
+        self.size = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            self.size += len(chunk)
+            if len(self.kept) < self._limit:
+                self.kept += chunk[: self._limit - len(self.kept)]
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
 class Engine:
     """Runs every journey of the settings against `base_url`, one journey after another."""
 
@@ -163,8 +204,10 @@ class Engine:
         files: Mapping[str, Path],
         expand: Expand,
         progress: Callable[[str], None],
+        record: Callable[[Sent], None] | None = None,
     ) -> None:
         self._settings = settings
+        self._record = record
         self._base = base_url.rstrip("/")
         self._origin = _origin(httpx.URL(self._base))
         self._files = files  # a BodySource.path as written → the file
@@ -282,6 +325,10 @@ class Engine:
                     timeout = min(base_timeout, max(deadline - time.perf_counter(), POLL_ATTEMPT_GRACE))
                 prepared = self._prepare(client, state, step, timeout)
                 url = str(prepared.request.url)
+                tee = None
+                if self._record is not None:
+                    tee = _Tee(cast(httpx.AsyncByteStream, prepared.request.stream), RECORDED_BODY)
+                    prepared.request.stream = tee
                 try:
                     reply = None
                     reply = await self._send(client, prepared.request, state.cookies, timeout, step)
@@ -321,6 +368,23 @@ class Engine:
                     state.variables[variable] = extractor.extract(reply)
                 except ExtractionError as error:
                     raise _StepFailed(f"cannot extract {variable} ({extractor}): {error}", reply) from None
+            if self._record is not None and tee is not None:
+                request = prepared.request
+                raw_headers = request.headers.raw
+                self._record(
+                    Sent(
+                        state.journey,
+                        state.number,
+                        step.name,
+                        request.method,
+                        str(request.url),
+                        tuple((key.decode("latin-1"), value.decode("latin-1")) for key, value in raw_headers),
+                        bytes(tee.kept),
+                        tee.size <= RECORDED_BODY,
+                        reply,
+                        dict(state.variables),
+                    )
+                )
         except (_StepFailed, VariableError) as error:
             failed_reply = error.reply if isinstance(error, _StepFailed) else None
             message = error.message if isinstance(error, _StepFailed) else str(error)

@@ -50,10 +50,10 @@ from pydantic import (
     model_validator,
 )
 
-from gonogo.checks.journeys.auth import Auth
-from gonogo.checks.journeys.jsonpath import JsonPath
-from gonogo.checks.journeys.matchers import Matcher, parse_matcher
-from gonogo.checks.journeys.variables import (
+from gonogo.journey.auth import Auth
+from gonogo.journey.jsonpath import JsonPath
+from gonogo.journey.matchers import Matcher, parse_matcher
+from gonogo.journey.variables import (
     BUILTINS,
     Extractor,
     names_in,

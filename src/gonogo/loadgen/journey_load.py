@@ -106,11 +106,11 @@ from typing import Any
 
 import httpx
 
-import gonogo.checks.load._engine as _engine
-from gonogo.checks.journeys.engine import Engine, Failure, StepResult
-from gonogo.checks.journeys.settings import Journey
-from gonogo.checks.load import histogram as hist
-from gonogo.checks.load.engine import (
+import gonogo.loadgen._engine as _engine
+from gonogo.journey.engine import Engine, Failure, StepResult
+from gonogo.journey.settings import Journey
+from gonogo.loadgen import histogram as hist
+from gonogo.loadgen.engine import (
     ERROR_KINDS,
     Aggregate,
     Counts,
@@ -121,8 +121,8 @@ from gonogo.checks.load.engine import (
     SecondStats,
     waiting_percentile,
 )
-from gonogo.checks.load.histogram import HdrHistogram
-from gonogo.checks.load.settings import LoadSettings
+from gonogo.loadgen.histogram import HdrHistogram
+from gonogo.loadgen.settings import LoadSettings
 
 ASSERTION = "assertion"
 ERROR_KINDS_WITH_ASSERTION: tuple[str, ...] = ERROR_KINDS  # the engine's kinds include `assertion`

@@ -1,5 +1,5 @@
 /*
- * gonogo.checks.load._engine: the hot loop of the load generator.
+ * gonogo.loadgen._engine: the hot loop of the load generator.
  *
  * One Engine object runs one worker's share of a load test on the calling thread,
  * with the GIL released: epoll, non-blocking keep-alive HTTP/1.1 connections with
@@ -2830,10 +2830,10 @@ static PyMethodDef Engine_methods[] = {
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject EngineType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gonogo.checks.load._engine.Engine",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gonogo.loadgen._engine.Engine",
     .tp_basicsize = sizeof(Engine),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "One worker's load run. See gonogo.checks.load.engine for the Python API.",
+    .tp_doc = "One worker's load run. See gonogo.loadgen.engine for the Python API.",
     .tp_new = Engine_new,
     .tp_init = (initproc)Engine_init,
     .tp_dealloc = (destructor)Engine_dealloc,
@@ -2903,7 +2903,7 @@ static PyMethodDef module_methods[] = {
      "set_parent_death_signal(signum): prctl(PR_SET_PDEATHSIG)"},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "gonogo.checks.load._engine",
+static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "gonogo.loadgen._engine",
                                        "The C hot loop of gonogo's load engine.", -1, module_methods};
 
 PyMODINIT_FUNC PyInit__engine(void) {

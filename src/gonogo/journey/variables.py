@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gonogo.checks.journeys.jsonpath import JsonPath
-from gonogo.checks.journeys.reply import Reply, ReplyError
+from gonogo.journey.jsonpath import JsonPath
+from gonogo.journey.reply import Reply, ReplyError
 from gonogo.plan.model import PLACEHOLDER
 
 BUILTINS = ("iteration", "uuid", "journey")

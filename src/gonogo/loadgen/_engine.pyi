@@ -1,4 +1,4 @@
-"""Types of the C extension (see _engine.c); the Python API is gonogo.checks.load.engine."""
+"""Types of the C extension (see _engine.c); the Python API is gonogo.loadgen.engine."""
 
 from collections.abc import Callable, Sequence
 from typing import Any

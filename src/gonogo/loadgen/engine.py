@@ -110,10 +110,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Literal
 
-import gonogo.checks.load._engine as _engine
-import gonogo.checks.load.histogram as hist
-from gonogo.checks.load.expect import KEPT_FAILURES, AssertionFailure, ResponseExpect
-from gonogo.checks.load.histogram import HdrHistogram
+import gonogo.loadgen._engine as _engine
+import gonogo.loadgen.histogram as hist
+from gonogo.loadgen.expect import KEPT_FAILURES, AssertionFailure, ResponseExpect
+from gonogo.loadgen.histogram import HdrHistogram
 
 ERROR_KINDS: tuple[str, ...] = tuple(_engine.ERROR_KINDS)
 CONNECTION_ERROR_KINDS: tuple[str, ...] = ("refused", "connect", "reset", "closed", "protocol")

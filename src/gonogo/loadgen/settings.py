@@ -53,10 +53,10 @@ from urllib.parse import urlencode
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from gonogo.checks.journeys.jsonpath import JsonPath
-from gonogo.checks.journeys.settings import ByteSize, Journey, JourneysSettings, JsonPathKey, Name, Statuses
-from gonogo.checks.journeys.variables import BUILTINS, names_in, unknown_message
-from gonogo.checks.load.expect import (
+from gonogo.journey.jsonpath import JsonPath
+from gonogo.journey.settings import ByteSize, Journey, JourneysSettings, JsonPathKey, Name, Statuses
+from gonogo.journey.variables import BUILTINS, names_in, unknown_message
+from gonogo.loadgen.expect import (
     DEFAULT_MAX_BODY,
     MAX_BODY_LIMIT,
     MAX_HEADERS,

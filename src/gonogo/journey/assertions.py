@@ -7,10 +7,10 @@ __all__ = ["check_expect", "check_poll", "status_problem"]
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gonogo.checks.journeys.jsonpath import JsonPath
-from gonogo.checks.journeys.matchers import Matcher
-from gonogo.checks.journeys.reply import Reply, ReplyError
-from gonogo.checks.journeys.settings import Expect, Poll
+from gonogo.journey.jsonpath import JsonPath
+from gonogo.journey.matchers import Matcher
+from gonogo.journey.reply import Reply, ReplyError
+from gonogo.journey.settings import Expect, Poll
 
 Render = Callable[[Any], Any]
 

@@ -1,0 +1,178 @@
+"""The service's OpenAPI document (3.x, or Swagger 2.0 for what it shares): its operations,
+their parameters, request bodies, declared responses and security requirements.
+
+Read from a file (JSON or YAML) or fetched from the running service; local `$ref`s
+(`#/components/...`) are resolved when asked for, with a depth bound for cyclic schemas.
+"""
+
+from __future__ import annotations
+
+__all__ = ["OpenApi", "OpenApiError", "Operation", "Parameter", "load_openapi"]
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
+_TEMPLATE = re.compile(r"\{([^{}/]+)\}")
+
+
+class OpenApiError(ValueError):
+    """The document cannot be read or is not an OpenAPI document; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    location: str  # path, query, header, cookie
+    required: bool
+    schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str  # upper case
+    path: str  # the template, `/documents/{id}`
+    operation_id: str | None
+    parameters: tuple[Parameter, ...]
+    body_media: tuple[str, ...]  # media types of the request body (`application/json`, …)
+    body_schema: dict[str, Any] | None  # of the first JSON (else first) media type
+    body_required: bool
+    secured: bool  # a security requirement applies (an empty one, `[]` or `[{}]`, does not count)
+    responses: frozenset[str]  # declared status codes: `200`, `4XX`, `default`
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def path_parameters(self) -> list[Parameter]:
+        return [parameter for parameter in self.parameters if parameter.location == "path"]
+
+    def declares(self, status: int) -> bool:
+        """Whether `status` is among the declared responses (`default` declares every one)."""
+        return (
+            str(status) in self.responses
+            or f"{str(status)[0]}XX" in {code.upper() for code in self.responses}
+            or "default" in self.responses
+        )
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether a concrete request (`GET /documents/12`) is this operation."""
+        if method.upper() != self.method:
+            return False
+        escaped = re.escape(self.path).replace(r"\{", "{").replace(r"\}", "}")
+        return re.match("^" + _TEMPLATE.sub(r"[^/]+", escaped) + "$", path) is not None
+
+
+@dataclass
+class OpenApi:
+    document: dict[str, Any]
+    source: str  # the file or URL it came from
+    operations: list[Operation] = field(default_factory=list)
+
+    def resolve(self, node: Any, depth: int = 0) -> Any:
+        """`node` with its local `$ref`s replaced by what they point at (bounded for cycles)."""
+        if depth > 20:
+            return {}
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str) and node["$ref"].startswith("#/"):
+                target: Any = self.document
+                for part in node["$ref"][2:].split("/"):
+                    part = part.replace("~1", "/").replace("~0", "~")
+                    target = target.get(part, {}) if isinstance(target, dict) else {}
+                return self.resolve(target, depth + 1)
+            return {key: self.resolve(value, depth + 1) for key, value in node.items()}
+        if isinstance(node, list):
+            return [self.resolve(item, depth + 1) for item in node]
+        return node
+
+    def operation_for(self, method: str, path: str) -> Operation | None:
+        """The operation a concrete request is, preferring a literal path over a template."""
+        candidates = [operation for operation in self.operations if operation.matches(method, path)]
+        candidates.sort(key=lambda operation: operation.path.count("{"))
+        return candidates[0] if candidates else None
+
+
+def load_openapi(location: str, *, plan_dir: Path, base_url: str | None, timeout: float = 10.0) -> OpenApi:
+    """Read the document at `location`: an http(s) URL, a path on the service (`/openapi.json`,
+    fetched from `base_url`), or a file (relative to the plan's folder)."""
+    on_service = location.startswith("/") and base_url is not None and not Path(location).exists()
+    if location.startswith(("http://", "https://")) or on_service:
+        url = location if location.startswith("http") else f"{base_url}{location}"
+        try:
+            response = httpx.get(url, timeout=timeout, follow_redirects=False, trust_env=False)
+        except httpx.HTTPError as error:
+            raise OpenApiError(f"{url}: cannot fetch the OpenAPI document: {error}") from None
+        if response.status_code != 200:
+            raise OpenApiError(f"{url}: the OpenAPI document answered {response.status_code}, expected 200")
+        data, source = response.content, url
+    else:
+        path = Path(location).expanduser()
+        if not path.is_absolute():
+            path = plan_dir / path
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            reason = error.strerror or error
+            raise OpenApiError(f"{path}: cannot read the OpenAPI document: {reason}") from None
+        source = str(path)
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise OpenApiError(f"{source}: refused: over {MAX_DOCUMENT_BYTES // 2**20} MiB")
+    try:
+        document = json.loads(data) if data.lstrip()[:1] in (b"{", b"[") else yaml.safe_load(data)
+    except (ValueError, yaml.YAMLError) as error:
+        raise OpenApiError(f"{source}: not JSON or YAML: {error}") from None
+    if not isinstance(document, dict) or not ("openapi" in document or "swagger" in document):
+        raise OpenApiError(f"{source}: not an OpenAPI document (no `openapi` or `swagger` field at the top)")
+    if not isinstance(document.get("paths"), dict):
+        raise OpenApiError(f"{source}: the OpenAPI document has no `paths`")
+    spec = OpenApi(document, source)
+    spec.operations = _operations(spec)
+    return spec
+
+
+def _operations(spec: OpenApi) -> list[Operation]:
+    document = spec.document
+    default_security = document.get("security")
+    operations = []
+    for path, item in document["paths"].items():
+        item = spec.resolve(item) if isinstance(item, dict) else {}
+        shared = item.get("parameters", [])
+        for method in METHODS:
+            operation = item.get(method)
+            if not isinstance(operation, dict):
+                continue
+            parameters: dict[tuple[str, str], Parameter] = {}
+            for raw in [*shared, *operation.get("parameters", [])]:
+                if isinstance(raw, dict) and "name" in raw and "in" in raw:
+                    parameters[(raw["name"], raw["in"])] = Parameter(
+                        str(raw["name"]),
+                        str(raw["in"]),
+                        bool(raw.get("required", raw["in"] == "path")),
+                        raw.get("schema") or {k: raw[k] for k in ("type", "format", "enum") if k in raw},
+                    )
+            body = operation.get("requestBody") or {}
+            content = body.get("content") or {}
+            media = tuple(content)
+            json_media = next((name for name in media if "json" in name), media[0] if media else None)
+            security = operation.get("security", default_security)
+            operations.append(
+                Operation(
+                    method=method.upper(),
+                    path=str(path),
+                    operation_id=operation.get("operationId"),
+                    parameters=tuple(parameters.values()),
+                    body_media=media,
+                    body_schema=(content.get(json_media) or {}).get("schema") if json_media else None,
+                    body_required=bool(body.get("required")),
+                    secured=any(bool(requirement) for requirement in security or []),
+                    responses=frozenset(str(code) for code in (operation.get("responses") or {})),
+                )
+            )
+    return operations
