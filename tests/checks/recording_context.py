@@ -22,7 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import get_args
 
-from gonogo.checks.base import ArtifactRef, CommandResult
+from pydantic import BaseModel
+
+from gonogo.checks.base import ArtifactRef, CommandResult, SettingsT
 from gonogo.plan.model import DIMENSIONS
 from gonogo.plan.names import MetricPatterns, matches
 from gonogo.units import Unit
@@ -72,6 +74,11 @@ class RecordingContext:
     # set by the `declarations_are_honest` fixture: recording anything else fails the test.
     declared: MetricPatterns | None = None
     declared_by: str = ""
+    other_checks: dict[str, BaseModel] = field(default_factory=dict)  # the plan's other checks' settings
+
+    def plan_checks(self, settings_type: type[SettingsT]) -> dict[str, SettingsT]:
+        checks = self.other_checks.items()
+        return {name: settings for name, settings in checks if isinstance(settings, settings_type)}
 
     def expand(self, text: str) -> str:
         for name, value in (

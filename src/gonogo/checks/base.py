@@ -75,6 +75,9 @@ class CheckOutcome:
     details: list[str] = field(default_factory=list)
 
 
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
 class CheckContext(Protocol):
     """What the runner gives a check. One per check execution."""
 
@@ -161,12 +164,15 @@ class CheckContext(Protocol):
         """
         ...
 
+    def plan_checks(self, settings_type: type[SettingsT]) -> dict[str, SettingsT]:
+        """The plan's checks whose settings are a `settings_type` (check name → settings), for a
+        kind that works from what another check describes: the security check replays the
+        journeys of the plan's `journeys` checks."""
+        ...
+
     def progress(self, message: str) -> None:
         """Tell the user what is happening now (shown live, not stored as a metric)."""
         ...
-
-
-SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 
 class CheckKind(ABC, Generic[SettingsT]):
@@ -186,6 +192,13 @@ class CheckKind(ABC, Generic[SettingsT]):
         `gonogo validate` refuses a gate on any other. None: the kind does not say, and every
         gate on it is accepted."""
         return None
+
+    @classmethod
+    def default_gates(cls, settings: SettingsT) -> Mapping[str, str | Mapping[str, object]]:
+        """Gates that hold when the plan names none of this check's metrics in `gates` (metric name
+        after `<check>.` → a threshold or a gate mapping, as written in a plan): what a check
+        with nothing but its settings must pass. Empty: the plan's gates alone decide."""
+        return {}
 
     @classmethod
     def references(cls, settings: SettingsT) -> list[Reference]:

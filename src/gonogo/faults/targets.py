@@ -40,6 +40,8 @@ class ServiceControl(Protocol):
 
     def pids(self) -> dict[str, int]: ...
 
+    def log_files(self) -> dict[str, Path]: ...
+
 
 @dataclass(frozen=True)
 class ProxyTarget:

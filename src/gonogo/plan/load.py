@@ -621,6 +621,18 @@ def _gates(
         for gate, at in parsed:
             if _has_series(document, gate, checks.get(prefix), at):
                 yield gate
+    yield from _default_gates(checks, raw)
+
+
+def _default_gates(checks: dict[str, CheckSpec], raw: dict[Any, Any]) -> Iterator[GateSpec]:
+    """The kinds' own gates for each check the plan's `gates` say nothing of by name."""
+    gated = {metric.split(".", 1)[0] for metric in raw if isinstance(metric, str)}
+    for name, spec in checks.items():
+        if name in gated:
+            continue
+        for metric, rule in plugins.load_kind(spec.kind).default_gates(spec.settings).items():
+            fields = {"expr": parse_threshold(rule)} if isinstance(rule, str) else dict(rule)
+            yield GateSpec.model_validate({"metric": f"{name}.{metric}", **fields})
 
 
 def _is_glob(text: str) -> bool:

@@ -20,6 +20,7 @@ from gonogo.evidence import (
     VerdictRecord,
 )
 from gonogo.evidence.digest import evidence_digest
+from gonogo.evidence.findings import StoredFinding, read_findings
 from gonogo.verdict.signoff import SignoffStatus, outcome, signoff_status
 
 
@@ -58,6 +59,7 @@ class RunReport:
     evidence_digest: str = ""
     signoffs: list[SignoffRecord] = field(default_factory=list)
     signoff: SignoffStatus | None = None  # None: no sign-off required
+    findings: list[StoredFinding] = field(default_factory=list)  # the checks' findings (security)
 
     @property
     def decision(self) -> str:
@@ -105,4 +107,5 @@ def collect(store: Store, run_id: str) -> RunReport:
         evidence_digest=digest,
         signoffs=signoffs,
         signoff=signoff_status(verdict, signoffs, digest),
+        findings=read_findings(artifacts, store.artifact_path),
     )

@@ -47,6 +47,7 @@ def render_json(report: RunReport) -> str:
         ],
         "resources": [asdict(resource) for resource in report.resources],
         "events": [asdict(event) for event in report.events],
+        "findings": [finding.to_json() for finding in report.findings],
     }
     if verdict is not None:
         document["verdict"] = {

@@ -44,8 +44,47 @@ def render_junit(report: RunReport) -> str:
         ET.SubElement(case, "error", message="no verdict was reached").text = report.run.message
     root = ET.Element("testsuites", name="gonogo")
     root.append(suite)
+    if report.findings:
+        root.append(_findings_suite(report))
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _findings_suite(report: RunReport) -> ET.Element:
+    """One testcase per finding, failed at medium or above, so CI lists them beside the gates."""
+    failing = [finding for finding in report.findings if finding.severity in ("critical", "high", "medium")]
+    suite = ET.Element(
+        "testsuite",
+        name=f"gonogo findings: {report.run.name}",
+        tests=str(len(report.findings)),
+        failures=str(len(failing)),
+        errors="0",
+        skipped="0",
+        timestamp=report.run.started_at.isoformat(),
+    )
+    for finding in report.findings:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"gonogo.{finding.check}.{finding.category}",
+            name=f"{finding.operation}: {finding.title}",
+        )
+        detail = "\n\n".join(
+            f"{label}:\n{text}"
+            for label, text in (
+                ("rule", finding.rule),
+                ("request", finding.request),
+                ("response", finding.response),
+                ("reproduce", finding.reproduction),
+                ("fix", finding.fix),
+            )
+            if text
+        )
+        if finding in failing:
+            ET.SubElement(case, "failure", message=f"{finding.severity}: {finding.title}").text = detail
+        else:
+            ET.SubElement(case, "system-out").text = f"{finding.severity}\n\n{detail}"
+    return suite
 
 
 def _signoff_cases(suite: ET.Element, report: RunReport) -> None:

@@ -44,9 +44,47 @@ def render_markdown(report: RunReport) -> str:
     lines += ["", "## Checks", "", "| check | kind | status | message |", "|---|---|---|---|"]
     for check in report.checks:
         lines.append(f"| {check.name} | {check.kind} | {check.status} | {_cell(check.message)} |")
+    lines += _findings(report)
     lines += _artifacts(report)
     lines += ["", f"Evidence digest `{report.evidence_digest}`: check this report with `gonogo verify`.", ""]
     return "\n".join(lines)
+
+
+DETAILED_SEVERITIES = ("critical", "high", "medium")
+
+
+def _findings(report: RunReport) -> list[str]:
+    """Every finding in a table; those at medium or above again with their evidence."""
+    if not report.findings:
+        return []
+    lines = ["", "## Findings", "", "| severity | category | check | operation | finding | source |"]
+    lines.append("|---|---|---|---|---|---|")
+    for finding in report.findings:
+        lines.append(
+            f"| {finding.severity} | {finding.category} | {finding.check} | `{_cell(finding.operation)}` "
+            f"| {_cell(finding.title)} | {_cell(finding.source)} |"
+        )
+    for finding in report.findings:
+        if finding.severity not in DETAILED_SEVERITIES:
+            continue
+        lines += ["", f"### {finding.severity}: {_cell(finding.title)}", ""]
+        where = f"`{_cell(finding.operation)}` · {finding.category} · rule `{finding.rule}`"
+        lines.append(f"{where} · check {finding.check}")
+        for label, text in (("Request", finding.request), ("Response", finding.response)):
+            if text:
+                lines += ["", f"{label}:", "", _fenced(text)]
+        if finding.reproduction:
+            lines += ["", "Reproduce:", "", _fenced(finding.reproduction, "sh")]
+        if finding.fix:
+            lines += ["", f"Fix: {finding.fix}"]
+    return lines
+
+
+def _fenced(text: str, language: str = "") -> str:
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"{fence}{language}\n{text.rstrip()}\n{fence}"
 
 
 def _artifacts(report: RunReport) -> list[str]:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from gonogo.checks.base import ArtifactRef, CommandResult
+from gonogo.checks.base import ArtifactRef, CommandResult, SettingsT
 from gonogo.evidence import EventRecord, MetricRecord, SampleSeries, Store
 from gonogo.faults.targets import FaultTargets
 from gonogo.plan import Plan
@@ -155,6 +155,13 @@ class CheckRunContext:
 
     def expand(self, text: str) -> str:
         return self._run.expand(text, self._work_dir)
+
+    def plan_checks(self, settings_type: type[SettingsT]) -> dict[str, SettingsT]:
+        return {
+            name: spec.settings
+            for name, spec in self._run.plan.checks.items()
+            if isinstance(spec.settings, settings_type)
+        }
 
     def record_metric(
         self,
