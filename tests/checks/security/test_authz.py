@@ -1,0 +1,356 @@
+"""The authorization matrix against a real service (services/authz_target.py), with each seeded
+defect found at its severity and the healthy build giving nothing at medium or above.
+
+The Target is built as the security check builds it: the plan's journey run for real by the
+journey engine, recording what it sent, once per user. The helpers here (`start_service`,
+`build_target`) are also what test_secrets.py uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gonogo.checks.security.authz import _altered, run_authz
+from gonogo.checks.security.findings import Finding, PartResult
+from gonogo.checks.security.openapi import load_openapi
+from gonogo.checks.security.settings import AuthzSettings
+from gonogo.checks.security.target import Budget, Exchange, Target, UserSession
+from gonogo.journey.engine import Engine, Sent
+from gonogo.journey.redact import secrets_of
+from gonogo.journey.settings import JourneysSettings
+
+SERVICE = Path(__file__).with_name("services") / "authz_target.py"
+
+JOURNEY: dict[str, Any] = {
+    "journeys": {
+        "documents": {
+            "variables": {"email": "user-{uuid}@example.test", "password": "pw-{uuid}"},
+            "steps": [
+                {
+                    "name": "register",
+                    "request": {
+                        "method": "POST",
+                        "path": "/register",
+                        "json": {"email": "{email}", "password": "{password}"},
+                    },
+                    "expect": {"status": 201},
+                    "extract": {"user_id": "json:$.id"},
+                },
+                {
+                    "name": "login",
+                    "request": {
+                        "method": "POST",
+                        "path": "/login",
+                        "json": {"email": "{email}", "password": "{password}"},
+                    },
+                    "expect": {"status": 200},
+                    "extract": {"token": "json:$.access_token"},
+                },
+                {
+                    "name": "me",
+                    "request": {"path": "/me", "auth": {"bearer": "{token}"}},
+                    "expect": {"status": 200},
+                },
+                {
+                    "name": "create",
+                    "request": {
+                        "method": "POST",
+                        "path": "/documents",
+                        "auth": {"bearer": "{token}"},
+                        "json": {"title": "plan of {email}", "body": "notes {uuid}"},
+                    },
+                    "expect": {"status": 201},
+                    "extract": {"doc_id": "json:$.id"},
+                },
+                {
+                    "name": "list",
+                    "request": {"path": "/documents", "auth": {"bearer": "{token}"}},
+                    "expect": {"status": 200},
+                },
+                {
+                    "name": "read",
+                    "request": {"path": "/documents/{doc_id}", "auth": {"bearer": "{token}"}},
+                    "expect": {"status": 200},
+                },
+                {
+                    "name": "update",
+                    "request": {
+                        "method": "PUT",
+                        "path": "/documents/{doc_id}",
+                        "auth": {"bearer": "{token}"},
+                        "json": {"title": "revised plan of {email}", "body": "notes {uuid}"},
+                    },
+                    "expect": {"status": 200},
+                },
+                {
+                    "name": "scratch",
+                    "request": {
+                        "method": "POST",
+                        "path": "/documents",
+                        "auth": {"bearer": "{token}"},
+                        "json": {"title": "scratch of {email}"},
+                    },
+                    "expect": {"status": 201},
+                    "extract": {"scratch_id": "json:$.id"},
+                },
+                {
+                    "name": "discard",
+                    "request": {
+                        "method": "DELETE",
+                        "path": "/documents/{scratch_id}",
+                        "auth": {"bearer": "{token}"},
+                    },
+                    "expect": {"status": 204},
+                },
+            ],
+        }
+    }
+}
+
+
+@dataclass
+class Service:
+    base_url: str
+    log: Path
+
+
+@contextmanager
+def start_service(directory: Path, *switches: str) -> Iterator[Service]:
+    """The authz target with `switches` (`--no-owner-check`, …) on a free port, its stdout and
+    stderr in a log file; killed (its whole process group) however the test ends."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    log = directory / f"api{'-'.join(switches) or '-healthy'}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, str(SERVICE), str(port), *switches],
+            start_new_session=True,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the authz target exited with {process.returncode}:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("the authz target did not become ready within 20 s")
+            time.sleep(0.05)
+        yield Service(base_url, log)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def _journey_as_one_user(base_url: str, settings: JourneysSettings) -> tuple[list[Sent], dict[str, Any]]:
+    recorded: list[Sent] = []
+    engine = Engine(
+        settings,
+        base_url,
+        files={},
+        expand=lambda text: text,
+        progress=lambda _: None,
+        record=recorded.append,
+    )
+    results = asyncio.run(engine.run(on_journey_done=lambda _: None))
+    iteration = results[0].iterations[0]
+    assert iteration.ok, iteration.failure
+    return recorded, iteration.variables
+
+
+def _exchange(sent: Sent) -> Exchange:
+    reply = sent.reply
+    return Exchange(
+        journey=sent.journey,
+        step=sent.step,
+        method=sent.method,
+        url=sent.url,
+        headers=sent.headers,
+        body=sent.body,
+        body_complete=sent.body_complete,
+        status=reply.status,
+        response_headers=tuple(reply.headers.multi_items()),
+        response_body=reply.body,
+        response_size=reply.size,
+        response_sha256=reply.sha256 or "",
+        variables=sent.variables,
+    )
+
+
+def _session(label: str, recorded: list[Sent], variables: dict[str, Any]) -> UserSession:
+    last = next(
+        sent for sent in reversed(recorded) if any(k.lower() == "authorization" for k, _ in sent.headers)
+    )
+    auth = {key: value for key, value in last.headers if key.lower() == "authorization"}
+    return UserSession(label, auth, variables, frozenset(secrets_of(variables, auth)))
+
+
+def build_target(
+    service: Service,
+    work_dir: Path,
+    *,
+    second_user: bool = True,
+    requests: int = 2000,
+    journey: dict[str, Any] = JOURNEY,
+) -> Target:
+    """The Target the security check would build: the journey run for real as a first and (by
+    default) a second user, the OpenAPI document fetched from the service, its log file."""
+    settings = JourneysSettings.model_validate(journey)
+    first, first_variables = _journey_as_one_user(service.base_url, settings)
+    users = [_session("first user", first, first_variables)]
+    if second_user:
+        users.append(_session("second user", *_journey_as_one_user(service.base_url, settings)))
+    return Target(
+        base_url=service.base_url,
+        openapi=load_openapi("/openapi.json", plan_dir=work_dir, base_url=service.base_url),
+        exchanges=[_exchange(sent) for sent in first],
+        users=users,
+        budget=Budget(requests, 60),
+        services=None,
+        log_files={"api": service.log},
+        request_timeout=5.0,
+        progress=lambda _: None,
+        work_dir=work_dir,
+    )
+
+
+def by_rule(result: PartResult) -> dict[tuple[str, str], Finding]:
+    return {(finding.rule, finding.operation): finding for finding in result.findings}
+
+
+def assert_no_secret(finding: Finding, target: Target) -> None:
+    for secret in target.secrets:
+        for text in (finding.request, finding.response, finding.reproduction, finding.title):
+            assert secret not in text, (finding.rule, secret)
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, Target, PartResult]]:
+    directory = tmp_path_factory.mktemp("authz-healthy")
+    with start_service(directory) as service:
+        target = build_target(service, directory)
+        yield service, target, asyncio.run(run_authz(AuthzSettings(), target))
+
+
+def test_healthy_build_gives_no_finding_at_medium_or_above(
+    healthy: tuple[Service, Target, PartResult],
+) -> None:
+    _, target, result = healthy
+    assert [
+        finding for finding in result.findings if finding.severity in ("critical", "high", "medium")
+    ] == []
+    tally = result.tally
+    # 6 credentialed exchanges (me, create, list, read, update, discard), each replayed at least
+    # without credentials and with malformed ones; the export operation tried anonymously.
+    assert tally.counts["replays"] >= 6 * 6
+    assert tally.counts["requests"] == target.budget.used
+    assert "GET /documents/{doc_id}/export" in tally.operations
+    assert "DELETE /documents/{doc_id}" in tally.operations
+    # the scratch document the journey deleted was created again for the DELETE's replays
+    assert tally.counts["recreated"] >= 1
+    assert result.notes == []
+
+
+def test_expired_token_refused_on_the_healthy_build(
+    healthy: tuple[Service, Target, PartResult], tmp_path: Path
+) -> None:
+    service, target, _ = healthy
+    user_id = target.users[0].variables["user_id"]
+    expired = httpx.get(f"{service.base_url}/token/expired", params={"sub": user_id}).json()["token"]
+    target.budget = Budget(200, 30)
+    result = asyncio.run(run_authz(AuthzSettings(expired=f"Bearer {expired}"), target))
+    assert not [finding for finding in result.findings if finding.rule == "authn.expired-token"]
+
+
+def test_missing_owner_check_is_broken_object_level_authorization(tmp_path: Path) -> None:
+    with start_service(tmp_path, "--no-owner-check", "--no-auth") as service:
+        target = build_target(service, tmp_path)
+        result = asyncio.run(run_authz(AuthzSettings(), target))
+    found = by_rule(result)
+    read = found[("authz.bola", "GET /documents/{doc_id}")]
+    assert read.severity == "critical" and read.category == "authz"
+    email = target.users[0].variables["email"]
+    assert repr(email) in read.details["evidence"]  # (the body changed since: the journey updated it)
+    assert read.fix.startswith("check that the resource's owner is the caller")
+    assert "$SECOND_TOKEN" in read.reproduction and "--path-as-is" in read.reproduction
+    delete = found[("authz.bola", "DELETE /documents/{doc_id}")]
+    assert delete.severity == "critical"
+    assert delete.details["proof"].startswith("the first user's GET of the same path answers 404")
+    # the PUT without any token (--no-auth) changes the first user's document: critical
+    update = found[("authn.no-credentials", "PUT /documents/{doc_id}")]
+    assert update.severity == "critical" and update.category == "authn"
+    assert "Authorization" not in update.request
+    # the export route, secured in the OpenAPI document but called by no journey, is tried
+    # anonymously with the first user's document id and returns its title
+    export = found[("authn.no-credentials", "GET /documents/{doc_id}/export")]
+    assert export.severity == "critical" and export.details["source"] == "openapi"
+    # reads of the first user's own list or profile by the second user are the second's own
+    assert ("authz.bola", "GET /documents") not in found
+    assert ("authz.bola", "GET /me") not in found
+    # no malformed-token finding: the signature is still checked
+    assert not [key for key in found if key[0] == "authn.altered-signature"]
+    for finding in result.findings:
+        assert_no_secret(finding, target)
+
+
+def test_unchecked_signature_and_expiry_are_missing_authentication(tmp_path: Path) -> None:
+    with start_service(tmp_path, "--any-signature", "--ignore-expiry") as service:
+        target = build_target(service, tmp_path)
+        user_id = target.users[0].variables["user_id"]
+        expired = httpx.get(f"{service.base_url}/token/expired", params={"sub": user_id}).json()["token"]
+        result = asyncio.run(run_authz(AuthzSettings(expired=f"Bearer {expired}"), target))
+    found = by_rule(result)
+    me = found[("authn.altered-signature", "GET /me")]
+    assert me.severity == "critical"  # it returns the first user's profile
+    assert me.reproduction.startswith('ALTERED="${TOKEN%?}')
+    assert 'Authorization: Bearer \'"$ALTERED"' in me.reproduction
+    assert found[("authn.altered-signature", "DELETE /documents/{doc_id}")].severity == "critical"
+    assert found[("authn.expired-token", "GET /documents/{doc_id}")].severity == "critical"
+    # the rest is refused: no credentials, another scheme, a truncated token
+    rules = {rule for rule, _ in found}
+    assert rules == {"authn.altered-signature", "authn.expired-token"}
+    for finding in result.findings:
+        assert_no_secret(finding, target)
+
+
+def test_without_a_second_user_bola_is_not_tried_and_the_budget_stops_the_matrix(
+    healthy: tuple[Service, Target, PartResult], tmp_path: Path
+) -> None:
+    service, _, _ = healthy
+    target = build_target(service, tmp_path, second_user=False, requests=5)
+    result = asyncio.run(run_authz(AuthzSettings(), target))
+    assert any("broken object-level authorization was not tried" in note for note in result.notes)
+    assert any("the request budget (5) was reached" in note for note in result.notes)
+    assert result.tally.counts["requests"] == 5
+
+
+def test_an_altered_jwt_signature_changes_its_bytes() -> None:
+    # The last character of an HS256 signature holds 4 bits and 2 of padding: flipping the top
+    # bit of its 6 always changes the decoded signature.
+    assert _altered("aaa.bbb.cccA") == "aaa.bbb.cccg"
+    assert _altered("aaa.bbb.cccg") == "aaa.bbb.cccA"
+    assert _altered("0f9e") == "0f9f"
+    assert _altered("0f9f") == "0f9a"
+    assert _altered("xyz9") == "xyz0"
