@@ -10,6 +10,11 @@ Timing: a step's latency runs from sending the request (upload included) to havi
 the whole response; for a poll step, from the first attempt to the response on which the
 condition held. An iteration's duration covers all its steps.
 
+A step whose request says `raw: true` is sent by `RawClient` instead (a new connection per
+request): its path and headers go on the wire exactly as written once filled in, which httpx
+does not do (it removes dot segments, refuses a header value with a trailing space). Its reply
+goes through the same `expect`, `extract` and `poll` as any other.
+
 Other kinds drive iterations themselves (the `load` check's journeys): `client()`,
 `start_iteration()` and `run_step()` are the parts `run()` is made of.
 """
@@ -32,21 +37,31 @@ import hashlib
 import mimetypes
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import IO, Any, Literal, cast
+from urllib.parse import urlsplit
 
 import httpx
 
 from gonogo import __version__
 from gonogo.journey.assertions import check_expect, check_poll
 from gonogo.journey.auth import AuthError, authorization
-from gonogo.journey.payload import FilePayload, GeneratedPayload, Payload, generated_seed
+from gonogo.journey.payload import BLOCK, FilePayload, GeneratedPayload, Payload, generated_seed
+from gonogo.journey.raw import RawClient
 from gonogo.journey.reply import EXCERPT_BYTES, MAX_KEPT_BODY, Reply
-from gonogo.journey.settings import BodySource, Journey, JourneysSettings, Step
+from gonogo.journey.settings import (
+    BodySource,
+    Journey,
+    JourneysSettings,
+    RequestSpec,
+    Step,
+    client_header_problem,
+    client_path_problem,
+)
 from gonogo.journey.variables import (
     ExtractionError,
     VariableError,
@@ -57,6 +72,8 @@ from gonogo.journey.variables import (
 Expand = Callable[[str], str]
 PROGRESS_EVERY = 0.5  # seconds between progress messages for one journey
 POLL_ATTEMPT_GRACE = 1.0  # a poll attempt started before the deadline may run this far past it
+RAW_TIMEOUT_GRACE = 1.0  # seconds the raw client has past a step's timeout to report it itself
+USER_AGENT = f"gonogo-journeys/{__version__}"
 # timeout: no complete response in time; connection: the exchange itself failed; assertion: a
 # response came but `expect`, `poll` or `extract` failed on it (or the request could not be built)
 FailureKind = Literal["assertion", "timeout", "connection"]
@@ -147,10 +164,54 @@ class IterationState:
     sent: dict[tuple[str, str | None], str] = field(default_factory=dict)  # sha256 of bodies
 
 
+class _Kept:
+    """The first `limit` bytes of a request body as it goes out, and its size."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.kept = bytearray()
+        self.size = 0
+
+    def add(self, chunk: bytes) -> bytes:
+        self.size += len(chunk)
+        if len(self.kept) < self.limit:
+            self.kept += chunk[: self.limit - len(self.kept)]
+        return chunk
+
+    def tee(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            yield self.add(chunk)
+
+
+@dataclass
+class _RawRequest:
+    method: str
+    target: str  # the request-target as it goes on the wire
+    headers: list[tuple[str, str | bytes]]
+    body: bytes | Iterable[bytes] | None
+    content_length: int | None  # of an iterable body (a bytes body's the client counts)
+    chunked: bool
+    expect_continue: bool
+    cookie_request: httpx.Request  # stands for this request in the iteration's cookie jar
+    kept: _Kept | None  # with `record`: what went out of the body
+
+
 @dataclass
 class _Prepared:
-    request: httpx.Request
+    url: str
     payloads: dict[str | None, Payload]
+    request: httpx.Request | None = None  # sent by httpx
+    raw: _RawRequest | None = None  # or by the raw client
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """What one request put on the wire, for `record`."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    body_complete: bool
 
 
 @dataclass(frozen=True)
@@ -168,6 +229,7 @@ class Sent:
     body_complete: bool  # `body` is the whole body
     reply: Reply
     variables: dict[str, Any]  # the iteration's variables once the step's extractions are done
+    raw: bool = False  # sent by the raw client: `url` holds the request-target exactly as sent
 
 
 RECORDED_BODY = 1024 * 1024
@@ -178,16 +240,11 @@ class _Tee(httpx.AsyncByteStream):
 
     def __init__(self, stream: httpx.AsyncByteStream, limit: int) -> None:
         self._stream = stream
-        self._limit = limit
-        self.kept = bytearray()
-        self.size = 0
+        self.kept = _Kept(limit)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self._stream:
-            self.size += len(chunk)
-            if len(self.kept) < self._limit:
-                self.kept += chunk[: self._limit - len(self.kept)]
-            yield chunk
+            yield self.kept.add(chunk)
 
     async def aclose(self) -> None:
         await self._stream.aclose()
@@ -213,6 +270,7 @@ class Engine:
         self._files = files  # a BodySource.path as written → the file
         self._expand = expand
         self._progress = progress
+        self._raw_clients: dict[int, RawClient] = {}  # by how much of a body each keeps
         # per journey: the (step, field) bodies a later `body_sha256_of` compares with
         self._hashed = {
             name: {
@@ -245,7 +303,7 @@ class Engine:
             timeout=httpx.Timeout(self._settings.request_timeout),
             limits=httpx.Limits(max_connections=most, max_keepalive_connections=most),
             cookies=CookieJar(policy=_NoSharedCookies()),
-            headers={"User-Agent": f"gonogo-journeys/{__version__}"},
+            headers={"User-Agent": USER_AGENT},
         )
 
     async def _journey(self, client: httpx.AsyncClient, name: str, journey: Journey) -> JourneyResult:
@@ -310,6 +368,7 @@ class Engine:
         attempts = 0
         method, url = step.request.method, step.request.path
         reply: Reply | None = None
+        outgoing: _Outgoing | None = None
 
         def fill(value: Any) -> Any:
             return render_value(value, state.variables, self._expand)
@@ -324,14 +383,10 @@ class Engine:
                 if deadline is not None:
                     timeout = min(base_timeout, max(deadline - time.perf_counter(), POLL_ATTEMPT_GRACE))
                 prepared = self._prepare(client, state, step, timeout)
-                url = str(prepared.request.url)
-                tee = None
-                if self._record is not None:
-                    tee = _Tee(cast(httpx.AsyncByteStream, prepared.request.stream), RECORDED_BODY)
-                    prepared.request.stream = tee
+                url = prepared.url
                 try:
                     reply = None
-                    reply = await self._send(client, prepared.request, state.cookies, timeout, step)
+                    reply, outgoing = await self._transmit(client, prepared, state, timeout, step)
                     problems = []
                     if poll is not None:
                         problems = check_poll(poll, reply, fill)
@@ -368,21 +423,20 @@ class Engine:
                     state.variables[variable] = extractor.extract(reply)
                 except ExtractionError as error:
                     raise _StepFailed(f"cannot extract {variable} ({extractor}): {error}", reply) from None
-            if self._record is not None and tee is not None:
-                request = prepared.request
-                raw_headers = request.headers.raw
+            if self._record is not None and outgoing is not None:
                 self._record(
                     Sent(
                         state.journey,
                         state.number,
                         step.name,
-                        request.method,
-                        str(request.url),
-                        tuple((key.decode("latin-1"), value.decode("latin-1")) for key, value in raw_headers),
-                        bytes(tee.kept),
-                        tee.size <= RECORDED_BODY,
+                        step.request.method,
+                        outgoing.url,
+                        outgoing.headers,
+                        outgoing.body,
+                        outgoing.body_complete,
                         reply,
                         dict(state.variables),
+                        raw=step.request.raw,
                     )
                 )
         except (_StepFailed, VariableError) as error:
@@ -424,67 +478,211 @@ class Engine:
         def text(template: str) -> str:
             return render(template, variables, self._expand)
 
-        url = self._url(text(spec.path))
-        headers = httpx.Headers({text(key): text(value) for key, value in self._settings.headers.items()})
-        try:  # a step's own auth or Authorization header replaces the check's
-            if self._settings.auth is not None:
-                headers["Authorization"] = authorization(self._settings.auth, text)
-            headers.update({text(key): text(value) for key, value in spec.headers.items()})
-            if spec.auth is not None:
-                headers["Authorization"] = authorization(spec.auth, text)
-        except AuthError as error:
-            raise _StepFailed(str(error)) from None
+        path = text(spec.path)
+        if not spec.raw:
+            problem = client_path_problem(path)
+            if problem:
+                raise _StepFailed(f"request.path, once filled in: {problem}")
         params = [
             (text(key), _field_text(item, text))
             for key, value in spec.query.items()
             for item in (value if isinstance(value, list) else [value])
         ]
+        headers = self._headers(spec, text)
+        if spec.raw:
+            return self._prepare_raw(state, step, path, params, headers, text)
+        for name, value in headers:
+            problem = client_header_problem(name, value)
+            if problem:
+                raise _StepFailed(f"request headers, once filled in: {problem}")
+        url = self._url(path)
         if params:  # added to a query the path may have (httpx's `params=` would replace it)
             url = str(httpx.URL(url).copy_merge_params(httpx.QueryParams(tuple(params))))
+        # Values go out as UTF-8 (httpx would refuse anything but ASCII in a str).
+        client_headers = httpx.Headers([(name.encode(), value.encode()) for name, value in headers])
         payloads: dict[str | None, Payload] = {}
-        arguments: dict[str, Any] = {}
         try:
-            if spec.has_json:
-                arguments["json"] = render_value(spec.json_body, variables, self._expand)
-            elif spec.form is not None:
-                arguments["data"] = {
-                    text(key): [_field_text(item, text) for item in value]
-                    if isinstance(value, list)
-                    else _field_text(value, text)
-                    for key, value in spec.form.items()
-                }
-            elif spec.multipart is not None:
-                files: list[tuple[str, Any]] = []
-                for key, value in spec.multipart.items():
-                    if isinstance(value, BodySource):
-                        payload = self._payload(value, state, step, key)
-                        payloads[key] = payload
-                        filename = self._filename(value, key, payload, text)
-                        content_type = value.content_type or _guess_type(filename)
-                        files.append((text(key), (filename, cast(IO[bytes], payload), content_type)))
-                    else:
-                        for item in value if isinstance(value, list) else [value]:
-                            files.append((text(key), (None, _field_text(item, text).encode())))
-                arguments["files"] = files
-            elif isinstance(spec.body, str):
-                arguments["content"] = text(spec.body).encode()
-                if (step.name, None) in self._hashed[state.journey]:  # a later step compares with it
-                    state.sent[(step.name, None)] = hashlib.sha256(arguments["content"]).hexdigest()
-            elif spec.body is not None:
+            arguments = self._body(state, step, text, payloads)
+            if isinstance(spec.body, BodySource):
                 payload = self._payload(spec.body, state, step, None)
                 payloads[None] = payload
                 arguments["content"] = payload.chunks()
-                headers["Content-Length"] = str(payload.size)
-                if "content-type" not in headers:
-                    name = self._filename(spec.body, "body", payload, text)
-                    headers["Content-Type"] = spec.body.content_type or _guess_type(name)
-            request = client.build_request(spec.method, url, headers=headers, timeout=timeout, **arguments)
+                client_headers["Content-Length"] = str(payload.size)
+                if "content-type" not in client_headers:
+                    client_headers["Content-Type"] = self._content_type(spec.body, payload, text)
+            request = client.build_request(
+                spec.method, url, headers=client_headers, timeout=timeout, **arguments
+            )
         except BaseException:
             for payload in payloads.values():
                 payload.close()
             raise
         state.cookies.set_cookie_header(request)
-        return _Prepared(request, payloads)
+        if self._record is not None:
+            request.stream = _Tee(cast(httpx.AsyncByteStream, request.stream), RECORDED_BODY)
+        return _Prepared(str(request.url), payloads, request=request)
+
+    def _headers(self, spec: RequestSpec, text: Callable[[str], str]) -> list[tuple[str, str]]:
+        """The check's headers and auth, replaced by the step's own of the same name (any case);
+        the step's are kept as written, even two that differ only in case."""
+        try:  # a step's own auth or Authorization header replaces the check's
+            common = [(text(key), text(value)) for key, value in self._settings.headers.items()]
+            if self._settings.auth is not None:
+                common.append(("Authorization", authorization(self._settings.auth, text)))
+            own = [(text(key), text(value)) for key, value in spec.headers.items()]
+            if spec.auth is not None:
+                own.append(("Authorization", authorization(spec.auth, text)))
+        except AuthError as error:
+            raise _StepFailed(str(error)) from None
+        replaced = {name.lower() for name, _ in own}
+        kept: dict[str, tuple[str, str]] = {}
+        for name, value in common:
+            if name.lower() not in replaced:
+                kept[name.lower()] = (name, value)
+        return [*kept.values(), *own]
+
+    def _body(
+        self,
+        state: IterationState,
+        step: Step,
+        text: Callable[[str], str],
+        payloads: dict[str | None, Payload],
+    ) -> dict[str, Any]:
+        """httpx's arguments for a `json`, `form`, `multipart` or text body (a body file: none)."""
+        spec = step.request
+        arguments: dict[str, Any] = {}
+        if spec.has_json:
+            arguments["json"] = render_value(spec.json_body, state.variables, self._expand)
+        elif spec.form is not None:
+            arguments["data"] = {
+                text(key): [_field_text(item, text) for item in value]
+                if isinstance(value, list)
+                else _field_text(value, text)
+                for key, value in spec.form.items()
+            }
+        elif spec.multipart is not None:
+            files: list[tuple[str, Any]] = []
+            for key, value in spec.multipart.items():
+                if isinstance(value, BodySource):
+                    payload = self._payload(value, state, step, key)
+                    payloads[key] = payload
+                    filename = self._filename(value, key, payload, text)
+                    content_type = value.content_type or _guess_type(filename)
+                    files.append((text(key), (filename, cast(IO[bytes], payload), content_type)))
+                else:
+                    for item in value if isinstance(value, list) else [value]:
+                        files.append((text(key), (None, _field_text(item, text).encode())))
+            arguments["files"] = files
+        elif isinstance(spec.body, str):
+            arguments["content"] = text(spec.body).encode()
+            if (step.name, None) in self._hashed[state.journey]:  # a later step compares with it
+                state.sent[(step.name, None)] = hashlib.sha256(arguments["content"]).hexdigest()
+        return arguments
+
+    def _prepare_raw(
+        self,
+        state: IterationState,
+        step: Step,
+        path: str,
+        params: list[tuple[str, str]],
+        headers: list[tuple[str, str]],
+        text: Callable[[str], str],
+    ) -> _Prepared:
+        """A raw-mode request: the path and headers as written, the body encoded as httpx would."""
+        spec = step.request
+        target = self._raw_target(path)
+        if params:
+            target += ("&" if "?" in target else "?") + str(httpx.QueryParams(tuple(params)))
+        url = self._raw_client(EXCERPT_BYTES).url(target)
+        given = {name.lower() for name, _ in headers}
+        added: list[tuple[str, str]] = []
+        if "user-agent" not in given:
+            added.append(("User-Agent", USER_AGENT))
+        try:  # the cookie jar matches on a URL; one httpx cannot parse gets the base URL's cookies
+            cookie_request = httpx.Request(spec.method, url)
+        except (httpx.InvalidURL, ValueError):
+            cookie_request = httpx.Request(spec.method, self._base + "/")
+        state.cookies.set_cookie_header(cookie_request)
+        if "cookie" in cookie_request.headers and "cookie" not in given:
+            added.append(("Cookie", cookie_request.headers["cookie"]))
+        payloads: dict[str | None, Payload] = {}
+        body: bytes | Iterable[bytes] | None = None
+        length: int | None = None
+        try:
+            if isinstance(spec.body, BodySource):
+                payload = self._payload(spec.body, state, step, None)
+                payloads[None] = payload
+                body, length = _blocks(payload), payload.size
+                if "content-type" not in given:
+                    added.append(("Content-Type", self._content_type(spec.body, payload, text)))
+            else:
+                arguments = self._body(state, step, text, payloads)
+                if arguments:
+                    encoded = httpx.Request(spec.method, self._base + "/", **arguments)
+                    if "content-type" in encoded.headers and "content-type" not in given:
+                        added.append(("Content-Type", encoded.headers["content-type"]))
+                    stream = cast(Iterable[bytes], encoded.stream)
+                    if spec.multipart is not None:  # streamed: its files are read as they are sent
+                        body, length = stream, int(encoded.headers.get("content-length", 0)) or None
+                    else:
+                        body = b"".join(stream)
+        except BaseException:
+            for payload in payloads.values():
+                payload.close()
+            raise
+        kept = _Kept(RECORDED_BODY) if self._record is not None else None
+        if kept is not None and body is not None:
+            body = kept.add(body) if isinstance(body, bytes) else kept.tee(body)
+        chunked = spec.chunked or (body is not None and not isinstance(body, bytes) and length is None)
+        request = _RawRequest(
+            spec.method,
+            target,
+            [*((name, value.encode()) for name, value in headers), *((n, v.encode()) for n, v in added)],
+            body,
+            None if chunked else length,
+            chunked,
+            spec.expect_continue,
+            cookie_request,
+            kept,
+        )
+        return _Prepared(url, payloads, raw=request)
+
+    def _raw_target(self, path: str) -> str:
+        """The request-target for a raw step's path: appended to the base URL's path, or the path
+        and query of a same-origin URL, with no normalisation either way."""
+        base = urlsplit(self._base)
+        if path.startswith("/"):
+            return base.path + path
+        parts = urlsplit(path)
+        try:
+            origin = (
+                parts.scheme,
+                parts.hostname,
+                parts.port or {"http": 80, "https": 443}.get(parts.scheme),
+            )
+        except ValueError:
+            origin = None
+        if not parts.scheme or not parts.netloc:
+            raise _StepFailed(
+                f"the path {path!r} must start with / (it is appended to the base URL) "
+                "or be a URL under the base URL"
+            )
+        if origin != self._origin:
+            raise _StepFailed(
+                f"{path} is not under the base URL {self._base}; journeys only send requests there"
+            )
+        after = path[len(parts.scheme) + 3 + len(parts.netloc) :]
+        return after if after.startswith("/") else "/" + after
+
+    def _raw_client(self, keep: int) -> RawClient:
+        if keep not in self._raw_clients:
+            self._raw_clients[keep] = RawClient(
+                self._base,
+                timeout=self._settings.request_timeout,
+                keep=keep,
+                verify_tls=self._settings.verify_tls,
+            )
+        return self._raw_clients[keep]
 
     def _url(self, path: str) -> str:
         url = self._base + path if path.startswith("/") else path
@@ -514,6 +712,9 @@ class Engine:
         except OSError as error:
             raise _StepFailed(f"cannot read {path}: {error.strerror or error}") from None
 
+    def _content_type(self, source: BodySource, payload: Payload, text: Callable[[str], str]) -> str:
+        return source.content_type or _guess_type(self._filename(source, "body", payload, text))
+
     @staticmethod
     def _filename(source: BodySource, key: str, payload: Payload, text: Callable[[str], str]) -> str:
         if source.filename is not None:
@@ -523,6 +724,30 @@ class Engine:
         return f"{key}.bin"
 
     # -- sending --------------------------------------------------------------------------
+
+    async def _transmit(
+        self,
+        client: httpx.AsyncClient,
+        prepared: _Prepared,
+        state: IterationState,
+        timeout: float,
+        step: Step,
+    ) -> tuple[Reply, _Outgoing | None]:
+        """Send the request, read the reply; with `record`, also what went out."""
+        if prepared.raw is not None:
+            return await self._send_raw(prepared.raw, prepared.url, state.cookies, timeout, step)
+        assert prepared.request is not None
+        reply = await self._send(client, prepared.request, state.cookies, timeout, step)
+        outgoing = None
+        if isinstance(prepared.request.stream, _Tee):
+            request, tee = prepared.request, prepared.request.stream
+            outgoing = _Outgoing(
+                prepared.url,
+                tuple((key.decode("latin-1"), value.decode("latin-1")) for key, value in request.headers.raw),
+                bytes(tee.kept.kept),
+                tee.kept.size <= RECORDED_BODY,
+            )
+        return reply, outgoing
 
     async def _send(
         self,
@@ -568,6 +793,66 @@ class Engine:
             sha256=digest.hexdigest(),
             complete=len(kept) == size,
         )
+
+    async def _send_raw(
+        self, request: _RawRequest, url: str, cookies: httpx.Cookies, timeout: float, step: Step
+    ) -> tuple[Reply, _Outgoing | None]:
+        # A body compared by sha256 is kept whole (up to MAX_KEPT_BODY): the raw client does not hash.
+        keep = MAX_KEPT_BODY if step.needs_body or step.expect.needs_hash else EXCERPT_BYTES
+        try:
+            # The raw client bounds the exchange itself; this only guards against it not doing so.
+            async with asyncio.timeout(timeout + RAW_TIMEOUT_GRACE):
+                response = await self._raw_client(keep).request(
+                    request.method,
+                    request.target,
+                    headers=request.headers,
+                    body=request.body,
+                    content_length=request.content_length,
+                    chunked=request.chunked,
+                    expect_continue=request.expect_continue,
+                    timeout=timeout,
+                )
+        except TimeoutError:
+            raise _StepFailed(f"no complete response within {timeout:g}s", kind="timeout") from None
+        if response.status is None or response.error is not None:
+            partial = Reply.from_raw(response) if response.status is not None else None
+            error = response.error or "no response"
+            if error.startswith("timeout"):
+                raise _StepFailed(f"no complete response within {timeout:g}s ({error})", partial, "timeout")
+            raise _StepFailed(f"the exchange failed: {error}", partial, "connection")
+        reply = Reply.from_raw(response)
+        received = httpx.Response(
+            response.status,
+            headers=[(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers],
+            request=request.cookie_request,
+        )
+        cookies.extract_cookies(received)
+        outgoing = None
+        if request.kept is not None:
+            outgoing = _Outgoing(
+                url,
+                _head_fields(response.sent_head),
+                bytes(request.kept.kept),
+                request.kept.size <= RECORDED_BODY,
+            )
+        return reply, outgoing
+
+
+def _head_fields(head: bytes) -> tuple[tuple[str, str], ...]:
+    """The header fields of a request head as sent (the request line left out)."""
+    fields = []
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, colon, value = line.partition(":")
+        if colon:  # the raw client writes `Name: value`; the value's own spaces are kept
+            fields.append((name, value.removeprefix(" ")))
+    return tuple(fields)
+
+
+def _blocks(payload: Payload) -> Iterator[bytes]:
+    """A body file read block by block as the raw client sends it (hashed on the way)."""
+    payload.seek(0)
+    while chunk := payload.read(BLOCK):
+        yield chunk
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

@@ -2,18 +2,25 @@
 
 The body is streamed: every byte goes through sha256, but only what a step needs is
 kept in memory (the whole body, up to `MAX_KEPT_BODY`, when the step reads JSON or text
-from it; otherwise just the first `EXCERPT_BYTES` for failure reports).
+from it; otherwise just the first `EXCERPT_BYTES` for failure reports). A raw-mode step's
+response (`from_raw`) is hashed only when it was kept whole.
 """
 
 from __future__ import annotations
 
 __all__ = ["EXCERPT_BYTES", "MAX_KEPT_BODY", "Reply", "ReplyError", "excerpt"]
 
+import codecs
+import email.message
+import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from gonogo.journey.raw import RawResponse
 
 EXCERPT_BYTES = 2048
 MAX_KEPT_BODY = 16 * 1024 * 1024
@@ -31,9 +38,25 @@ class Reply:
     headers: httpx.Headers
     body: bytes  # the first bytes of the body (all of it when `complete`)
     size: int  # the body's full size in bytes
-    sha256: str  # of the whole (decoded) body
+    sha256: str | None  # of the whole (decoded) body; None: not known (a raw reply not kept whole)
     complete: bool  # `body` holds the whole body
     _json: Any = field(default=_NOT_PARSED, repr=False)
+
+    @classmethod
+    def from_raw(cls, response: RawResponse) -> Reply:
+        """A raw client's response (which has a status) as the journey sees it."""
+        assert response.status is not None
+        return cls(
+            status=response.status,
+            # As received: the raw client read them as latin-1, httpx decodes UTF-8 where it is.
+            headers=httpx.Headers(
+                [(key.encode("latin-1"), value.encode("latin-1")) for key, value in response.headers]
+            ),
+            body=response.body,
+            size=response.size,
+            sha256=hashlib.sha256(response.body).hexdigest() if response.complete else None,
+            complete=response.complete,
+        )
 
     def json(self) -> Any:
         if self._json is _NOT_PARSED:
@@ -55,7 +78,19 @@ class Reply:
                 f"the response body is {self.size} bytes, more than the "
                 f"{MAX_KEPT_BODY // (1024 * 1024)} MiB gonogo keeps as text"
             )
-        return self.body.decode("utf-8", errors="replace")
+        return self.body.decode(self.charset(), errors="replace")
+
+    def charset(self) -> str:
+        """The charset the Content-Type names when Python knows it, else UTF-8."""
+        message = email.message.Message()
+        message["content-type"] = self.headers.get("content-type", "")
+        charset = message.get_content_charset()
+        if charset:
+            try:
+                return codecs.lookup(charset).name
+            except LookupError:
+                pass
+        return "utf-8"
 
     def excerpt(self) -> str:
         return excerpt(self.body, self.size, self.headers.get("content-type", ""))

@@ -19,8 +19,10 @@ checks:
 ```
 
 Everything a plan can get wrong without running is checked here: step names, JSON
-paths, extractors, that every `{variable}` is defined by an earlier step, and that
-`body_sha256_of` points at an earlier step that sends a body.
+paths, extractors, that every `{variable}` is defined by an earlier step, that
+`body_sha256_of` points at an earlier step that sends a body, and that a request the HTTP
+client would alter or refuse (a path with `..` segments, a header value with a trailing
+space) says `raw: true`, so a test never silently sends something else than it says.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ __all__ = [
     "Poll",
     "RequestSpec",
     "Step",
+    "TextExpect",
+    "client_header_problem",
+    "client_path_problem",
 ]
 
 import re
@@ -67,6 +72,12 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _RESERVED = {*BUILTINS, "base_url", "plan_dir", "run_dir", "work_dir", "port"}
+# What h11 (httpx's HTTP/1.1 layer) accepts as a header name and value (RFC 9110 token and
+# field-value, bytewise): anything else makes the request fail before it is sent.
+_HEADER_NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_HEADER_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
+_ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_RAW_ADVICE = "set raw: true on the request to send it exactly as written"
 
 
 def _parse_size(value: Any) -> int:
@@ -112,6 +123,70 @@ def _parse_variable_name(value: Any) -> str:
     if value in _RESERVED:
         raise ValueError(f"{value!r} is a built-in name and cannot be redefined")
     return value
+
+
+def client_path_problem(path: str) -> str | None:
+    """Why the HTTP client would not send `path` as written (None: it would).
+
+    httpx removes dot segments (`/files/../x` goes out as `/x`, RFC 3986 §5.2.4) and drops a
+    `#fragment`: a traversal test written that way would test nothing.
+    """
+    absolute = _ABSOLUTE.match(path)
+    if absolute:  # a variable holding a same-origin URL: its path starts after the authority
+        rest = path[absolute.end() :]
+        path = rest[rest.find("/") :] if "/" in rest else ""
+    hierarchy = path.split("?", 1)[0].split("#", 1)[0]
+    dots = [segment for segment in hierarchy.split("/")[1:] if segment in (".", "..")]
+    if dots:
+        return (
+            f"the path {path!r} has a {dots[0]!r} segment, which the HTTP client would remove "
+            f"(it sends {_normalised(hierarchy)!r}); {_RAW_ADVICE}"
+        )
+    if "#" in path:
+        return (
+            f"the path {path!r} has a '#', which starts a fragment the HTTP client never sends; "
+            f"write %23 for a literal '#', or {_RAW_ADVICE}"
+        )
+    return None
+
+
+def _normalised(path: str) -> str:
+    """`path` with its dot segments removed, as RFC 3986 §5.2.4 (and httpx) do."""
+    output: list[str] = []
+    segments = path.split("/")[1:]
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == "..":
+            if output:
+                output.pop()
+            if last:
+                output.append("")
+        elif segment == ".":
+            if last:
+                output.append("")
+        else:
+            output.append(segment)
+    return "/" + "/".join(output)
+
+
+def client_header_problem(name: str, value: str) -> str | None:
+    """Why the HTTP client would refuse the header (None: it sends it as written).
+
+    Values go out as UTF-8; a name must be a token, and a value may not start or end with a
+    space or tab, nor hold NUL, CR, LF, vertical tab or form feed.
+    """
+    if not _HEADER_NAME.fullmatch(name):
+        return (
+            f"the header name {name!r} is not a token (letters, digits and !#$%&'*+-.^_`|~), "
+            f"which the HTTP client refuses; {_RAW_ADVICE}"
+        )
+    if _HEADER_VALUE.fullmatch(value.encode()):
+        return None
+    if value != value.strip(" \t"):
+        why = "starts or ends with a space or tab"
+    else:
+        why = "holds a control character (NUL, CR, LF, vertical tab or form feed)"
+    return f"the value of header {name} ({value!r}) {why}, which the HTTP client refuses; {_RAW_ADVICE}"
 
 
 Name = Annotated[str, BeforeValidator(_parse_name)]
@@ -247,8 +322,18 @@ BodyValue = Annotated[
 
 
 class RequestSpec(StrictModel):
-    """One HTTP request. Give at most one body: `json`, `form`, `multipart` or `body`."""
+    """One HTTP request. Give at most one body: `json`, `form`, `multipart` or `body`.
 
+    `raw: true` sends it with gonogo's raw client instead of httpx: the path and the headers
+    go on the wire exactly as written (once filled in), and `chunked` and `expect_continue`
+    become available.
+    """
+
+    # Before `path` and `headers`: their checks depend on it.
+    raw: bool = Field(
+        default=False,
+        description="send the path and headers exactly as written (no dot-segment removal, any header value)",
+    )
     method: Annotated[HttpMethod, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)] = "GET"
     path: str = Field(description="starts with /, appended to the base URL; may use {variables}")
     query: dict[str, FieldValue] = Field(default_factory=dict)
@@ -258,6 +343,12 @@ class RequestSpec(StrictModel):
     multipart: dict[str, MultipartValue] | None = None
     body: BodyValue | None = None
     auth: Auth | None = Field(default=None, description="basic: [user, password] or bearer: TOKEN")
+    chunked: bool = Field(
+        default=False, description="raw only: send the body with Transfer-Encoding: chunked"
+    )
+    expect_continue: bool = Field(
+        default=False, description="raw only: send Expect: 100-continue and the body after the server's 100"
+    )
 
     @field_validator("auth")
     @classmethod
@@ -267,13 +358,28 @@ class RequestSpec(StrictModel):
 
     @field_validator("path")
     @classmethod
-    def _relative(cls, path: str) -> str:
+    def _relative(cls, path: str, info: ValidationInfo) -> str:
         if not (path.startswith("/") or path.startswith("{")):
             raise ValueError(
                 "a path starts with / and is appended to the base URL (requests only ever "
                 "go to the base URL); e.g. /documents/{doc_id}"
             )
+        if not info.data.get("raw"):
+            problem = client_path_problem(path)
+            if problem:
+                raise ValueError(problem)
         return path
+
+    @field_validator("headers")
+    @classmethod
+    def _sendable(cls, headers: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        # A placeholder is checked once filled in, at run time.
+        if not info.data.get("raw"):
+            for name, value in headers.items():
+                problem = None if names_in([name, value]) else client_header_problem(name, value)
+                if problem:
+                    raise ValueError(problem)
+        return headers
 
     @model_validator(mode="after")
     def _one_body(self) -> RequestSpec:
@@ -289,6 +395,12 @@ class RequestSpec(StrictModel):
         ]
         if len(bodies) > 1:
             raise ValueError(f"a request has at most one body; got {' and '.join(bodies)}")
+        for option, given in (("chunked", self.chunked), ("expect_continue", self.expect_continue)):
+            if given and not self.raw:
+                raise ValueError(
+                    f"{option}: true needs raw: true (the HTTP client chooses the framing itself); "
+                    "add raw: true to the request"
+                )
         return self
 
     @property
@@ -329,6 +441,90 @@ class RequestSpec(StrictModel):
             yield from self.auth.templates("request.auth")
 
 
+def _parse_texts(value: Any) -> tuple[str, ...]:
+    items = value if isinstance(value, list | tuple) else [value]
+    texts = []
+    for item in items:
+        if isinstance(item, dict | list) or item is None:
+            raise ValueError(f"expected text or a list of texts, not {item!r}")
+        text = _parse_text(item)
+        if not text:
+            raise ValueError("an empty text is in every body; give the text to look for")
+        texts.append(text)
+    return tuple(texts)
+
+
+def _parse_patterns(value: Any) -> tuple[re.Pattern[str], ...]:
+    items = value if isinstance(value, list | tuple) else [value]
+    patterns = []
+    for item in items:
+        if isinstance(item, re.Pattern):
+            patterns.append(item)
+            continue
+        if not isinstance(item, str):
+            raise ValueError(f"expected a regular expression (text) or a list of them, not {item!r}")
+        try:
+            patterns.append(re.compile(item, re.MULTILINE))
+        except re.error as error:
+            raise ValueError(f"{item!r} is not a valid regular expression: {error}") from None
+    return tuple(patterns)
+
+
+Texts = Annotated[
+    tuple[str, ...],
+    PlainValidator(_parse_texts),
+    PlainSerializer(list),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+]
+Patterns = Annotated[
+    tuple[re.Pattern[str], ...],
+    PlainValidator(_parse_patterns),
+    PlainSerializer(lambda patterns: [pattern.pattern for pattern in patterns]),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+]
+
+
+class TextExpect(StrictModel):
+    """What the body must say, read as text (UTF-8, or the charset its Content-Type names).
+
+    Each key takes one text or a list; every item must hold. `contains` and `not_contains`
+    may use {variables}; a regular expression is written as is (its braces are its own) and
+    is searched with `^` and `$` matching at every line, as /metrics-style bodies need.
+    """
+
+    contains: Texts = Field(default=(), description="texts the body must contain")
+    not_contains: Texts = Field(default=(), description="texts the body must not contain")
+    matches: Patterns = Field(default=(), description="regular expressions found in the body")
+    not_matches: Patterns = Field(default=(), description="regular expressions not found in the body")
+
+    @model_validator(mode="after")
+    def _something(self) -> TextExpect:
+        if not (self.contains or self.not_contains or self.matches or self.not_matches):
+            raise ValueError(
+                'give at least one of contains, not_contains, matches or not_matches, e.g. {contains: "up 1"}'
+            )
+        return self
+
+    def templates(self) -> Iterator[tuple[str, Any]]:
+        if self.contains:
+            yield "expect.text.contains", list(self.contains)
+        if self.not_contains:
+            yield "expect.text.not_contains", list(self.not_contains)
+
+
+def _parse_text_expect(value: Any) -> Any:
+    # A plain text would read as "the body equals this" by analogy with `json:`; say what is meant.
+    if isinstance(value, str):
+        example = f"text: {{contains: {value!r}}}"
+        raise ValueError(
+            "expected a mapping of contains, not_contains, matches, not_matches (each a text or a "
+            f"list), e.g. {example}"
+        )
+    if isinstance(value, list):
+        raise ValueError("expected a mapping of contains, not_contains, matches, not_matches, not a list")
+    return value
+
+
 class Expect(StrictModel):
     """What the response must be. Without `status`, any 2xx status passes."""
 
@@ -341,6 +537,9 @@ class Expect(StrictModel):
         "for a multipart file field",
     )
     body_sha256: str | None = None
+    text: Annotated[TextExpect | None, BeforeValidator(_parse_text_expect)] = Field(
+        default=None, description="the body as text: {contains, not_contains, matches, not_matches}"
+    )
 
     @field_validator("body_sha256")
     @classmethod
@@ -353,7 +552,7 @@ class Expect(StrictModel):
 
     @property
     def needs_body(self) -> bool:
-        return bool(self.json_fields)
+        return bool(self.json_fields) or self.text is not None
 
     @property
     def needs_hash(self) -> bool:
@@ -364,6 +563,8 @@ class Expect(StrictModel):
             yield f"expect.json.{path}", matcher.templates()
         for name, matcher in self.headers.items():
             yield f"expect.headers.{name}", matcher.templates()
+        if self.text is not None:
+            yield from self.text.templates()
 
 
 class Poll(StrictModel):
@@ -537,3 +738,22 @@ class JourneysSettings(StrictModel):
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else http_url(value)
+
+    @model_validator(mode="after")
+    def _sendable_headers(self) -> JourneysSettings:
+        plain = [
+            f"{journey}.{step.name}"
+            for journey, spec in self.journeys.items()
+            for step in spec.steps
+            if not step.request.raw
+        ]
+        for name, value in self.headers.items():
+            problem = None if names_in([name, value]) else client_header_problem(name, value)
+            if problem and plain:
+                # Sent with every request: only raw steps may carry it.
+                message = (
+                    f"{problem.removesuffix(_RAW_ADVICE)}move it to the headers of steps that "
+                    f"say raw: true (step {plain[0]} does not)"
+                )
+                raise LocatedValueError(f"headers.{name}: {message}", ("headers", name), message)
+        return self
