@@ -20,7 +20,10 @@ pP = x⌈P/100·n⌉ (so p50 of 4 samples is the 2nd, p99 of 10 samples is the 1
 
 Evidence: each journey's figures point to `journey-<journey>.json` (every iteration, its
 steps with status, latency and attempts, and its failure); the overall figures point to
-`journey-failures.json` (every failure of every journey).
+`journey-failures.json` (every failure of every journey). A failure's URL, message and
+response excerpt are kept with the iteration's passwords and tokens redacted (its variables
+named like a credential, and the Authorization its steps' `auth` sent), see
+`gonogo.journey.redact`.
 """
 
 from __future__ import annotations
@@ -35,8 +38,11 @@ from datetime import datetime
 from typing import Any
 
 from gonogo.checks.base import ArtifactRef, CheckContext
+from gonogo.journey.auth import AuthError, authorization
 from gonogo.journey.engine import Failure, IterationResult, JourneyResult
+from gonogo.journey.redact import redact, secrets_of
 from gonogo.journey.settings import JourneysSettings
+from gonogo.journey.variables import VariableError, render
 from gonogo.units import Unit
 
 PERCENTILES = (("p50", 50.0), ("p95", 95.0), ("p99", 99.0))
@@ -84,7 +90,7 @@ class Recorder:
                     "concurrency": journey.concurrency,
                     "steps": [step.name for step in journey.steps],
                     "results": [_iteration(item) for item in result.iterations],
-                    "failures": [asdict(failure) for failure in result.failures],
+                    "failures": self._failures(result),
                 }
             ),
             name=f"journey-{name}.json",
@@ -125,6 +131,37 @@ class Recorder:
                 record(f"{prefix}.success_rate", len(ok) / len(executions), "ratio", "tests", step.name)
                 self._spread(record, f"{prefix}.latency", ok, step.name)
 
+    def _failures(self, result: JourneyResult) -> list[dict[str, Any]]:
+        """The journey's failures as kept in artifacts: without the failing iteration's secrets."""
+        kept = []
+        for iteration in result.iterations:
+            if iteration.failure is None:
+                continue
+            secrets = self._secrets(result, iteration)
+            failure = asdict(iteration.failure)
+            for key in ("url", "message", "response_excerpt"):
+                failure[key] = redact(failure[key], secrets)
+            kept.append(failure)
+        return kept
+
+    def _secrets(self, result: JourneyResult, iteration: IterationResult) -> set[str]:
+        """The iteration's credentials: its variables named like one, and the Authorization
+        headers its steps send (`auth:`, or the header written out)."""
+        secrets = secrets_of(iteration.variables, {})
+
+        def fill(text: str) -> str:
+            return render(text, iteration.variables, self._ctx.expand)
+
+        for step in result.journey.steps:
+            try:
+                headers = {fill(key): fill(value) for key, value in step.request.headers.items()}
+                if step.request.auth is not None:
+                    headers["Authorization"] = authorization(step.request.auth, fill)
+            except (AuthError, VariableError, KeyError):
+                continue  # a step the iteration did not reach, whose variables are not there
+            secrets |= secrets_of({}, headers)
+        return secrets
+
     @staticmethod
     def _spread(record: _Record, metric: str, samples: list[float], step: str | None = None) -> None:
         if not samples:
@@ -141,7 +178,7 @@ class Recorder:
                 {
                     "base_url": self._base_url,
                     "iterations": iterations,
-                    "failures": [asdict(failure) for failure in failures],
+                    "failures": [item for result in results for item in self._failures(result)],
                 }
             ),
             name="journey-failures.json",

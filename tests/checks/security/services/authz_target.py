@@ -3,6 +3,7 @@ the authorization matrix and secrets tests; run in its own process:
 
     python authz_target.py PORT [--no-owner-check] [--no-auth] [--any-signature]
                                 [--ignore-expiry] [--log-password] [--echo-token]
+                                [--echo-password]
 
 Users register and log in (POST /login gives a JWT-like bearer token, HMAC-SHA256 signed, that
 expires after an hour); each owns the documents it creates. Healthy, every route but /health,
@@ -15,7 +16,8 @@ the caller owns the document. The switches seed one defect each:
 - `--any-signature`: a token whose payload decodes is accepted, signature unchecked;
 - `--ignore-expiry`: an expired token is accepted;
 - `--log-password`: the login line printed to stdout holds the password;
-- `--echo-token`: GET /me answers with the caller's token.
+- `--echo-token`: GET /me answers with the caller's token;
+- `--echo-password`: POST /register answers with the password it was given.
 
 /token/expired?sub=ID mints an expired token (what a plan would give as `authz.expired`).
 The process exits by itself when the process that started it goes away.
@@ -46,7 +48,16 @@ KEY = secrets.token_bytes(32)
 
 parser = argparse.ArgumentParser()
 parser.add_argument("port", type=int)
-for switch in ("no-owner-check", "no-auth", "any-signature", "ignore-expiry", "log-password", "echo-token"):
+SWITCHES = (
+    "no-owner-check",
+    "no-auth",
+    "any-signature",
+    "ignore-expiry",
+    "log-password",
+    "echo-token",
+    "echo-password",
+)
+for switch in SWITCHES:
     parser.add_argument(f"--{switch}", action="store_true")
 options = parser.parse_args()
 
@@ -122,6 +133,8 @@ async def register(credentials: Credentials) -> dict[str, Any]:
         raise HTTPException(409, "already registered")
     user = {"id": next(user_ids), "email": credentials.email, "password": credentials.password}
     users[credentials.email] = user
+    if options.echo_password:
+        return user
     return {"id": user["id"], "email": user["email"]}
 
 
