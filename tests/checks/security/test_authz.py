@@ -288,6 +288,16 @@ def test_missing_owner_check_is_broken_object_level_authorization(tmp_path: Path
     with start_service(tmp_path, "--no-owner-check", "--no-auth") as service:
         target = build_target(service, tmp_path)
         result = asyncio.run(run_authz(AuthzSettings(), target))
+        # Without an OpenAPI document: operations are named after the variables in their paths
+        # (the first user's id and document id are both 1 here: the path says which it is).
+        target.openapi, target.budget = None, Budget(2000, 60)
+        undocumented = by_rule(asyncio.run(run_authz(AuthzSettings(), target)))
+    assert {key for key in undocumented if key[0] == "authz.bola"} == {
+        ("authz.bola", "GET /documents/{doc_id}"),
+        ("authz.bola", "PUT /documents/{doc_id}"),
+        ("authz.bola", "DELETE /documents/{scratch_id}"),  # the variable the journey deleted
+    }
+    assert ("authn.no-credentials", "GET /documents/{doc_id}/export") not in undocumented
     found = by_rule(result)
     read = found[("authz.bola", "GET /documents/{doc_id}")]
     assert read.severity == "critical" and read.category == "authz"
@@ -344,6 +354,16 @@ def test_without_a_second_user_bola_is_not_tried_and_the_budget_stops_the_matrix
     assert any("broken object-level authorization was not tried" in note for note in result.notes)
     assert any("the request budget (5) was reached" in note for note in result.notes)
     assert result.tally.counts["requests"] == 5
+
+
+def test_nothing_to_try_is_not_measured(healthy: tuple[Service, Target, PartResult]) -> None:
+    _, target, _ = healthy
+    anonymous = Target(
+        **{**vars(target), "exchanges": [e for e in target.exchanges if not e.authenticated], "openapi": None}
+    )
+    result = asyncio.run(run_authz(AuthzSettings(), anonymous))
+    assert result.not_measured is not None and result.not_measured.startswith("no request of the journeys")
+    assert result.tally.counts["requests"] == 0
 
 
 def test_an_altered_jwt_signature_changes_its_bytes() -> None:

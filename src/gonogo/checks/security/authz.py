@@ -125,18 +125,28 @@ class _Markers:
         return found
 
 
+_Key = tuple[str, str]  # one resource of the first user: (the variable holding its id, the id)
+
+
 @dataclass
 class _Resources:
     """The first user's resources the replays touch: which are gone, how to create them again,
     and the ids of the ones created again (old id → new id)."""
 
-    creators: dict[str, tuple[Exchange, tuple[str, ...]]] = field(default_factory=dict)
-    gone: set[str] = field(default_factory=set)
-    current: dict[str, str] = field(default_factory=dict)
-    lost: set[str] = field(default_factory=set)  # gone and could not be created again
+    creators: dict[_Key, tuple[Exchange, tuple[str, ...]]] = field(default_factory=dict)
+    gone: set[_Key] = field(default_factory=set)
+    current: dict[_Key, str] = field(default_factory=dict)
+    lost: set[_Key] = field(default_factory=set)  # gone and could not be created again
 
-    def now(self, value: str) -> str:
-        return self.current.get(value, value)
+    def now(self, key: _Key) -> str:
+        return self.current.get(key, key[1])
+
+    def now_value(self, value: str) -> str | None:
+        """The id now in use for an old id, whatever variable held it; None: gone for good."""
+        for key in self.gone | self.lost:
+            if key[1] == value:
+                return None
+        return next((new for (_, old), new in self.current.items() if old == value), value)
 
 
 class _Matrix:
@@ -187,17 +197,24 @@ class _Matrix:
             own[name] = str(value)
         return own
 
-    def ids_in(self, exchange: Exchange) -> dict[int, str]:
-        """Path segment index → the variable whose value it is (the first user's ids)."""
-        by_value = {value: name for name, value in self.own_values(exchange).items()}
+    def ids_in(self, exchange: Exchange) -> dict[int, _Key]:
+        """Path segment index → the resource it names (a segment equal to a first user's value)."""
+        names: dict[str, list[str]] = {}
+        for name, value in self.own_values(exchange).items():
+            names.setdefault(value, []).append(name)
         segments = urlsplit(exchange.url).path.split("/")
-        return {index: by_value[segment] for index, segment in enumerate(segments) if segment in by_value}
+        return {
+            index: (_closest(names[segment], segments[index - 1]), segment)
+            for index, segment in enumerate(segments)
+            if index and segment in names
+        }
 
     def markers(self, exchange: Exchange) -> _Markers:
-        own = self.own_values(exchange)
-        values = {*own.values(), *(self.resources.now(value) for value in own.values())}
+        own = self.own_values(exchange).items()
+        renamed = {value: self.resources.now((name, value)) for name, value in own}
+        values = {*renamed, *renamed.values()}
         ids = {(key, value) for key, value in _leaves(_json(exchange.response_body)) if value in values}
-        ids |= {(key, self.resources.now(value)) for key, value in ids}
+        ids |= {(key, renamed.get(value, value)) for key, value in ids}
         strings = {value for value in values if len(value) >= 6 and not value.isdigit()}
         return _Markers(frozenset(ids), frozenset(strings))
 
@@ -206,7 +223,9 @@ class _Matrix:
     def target_of(self, exchange: Exchange) -> str:
         """The exchange's request-target with the ids of resources created again replaced."""
         parts = urlsplit(exchange.url)
-        segments = [self.resources.now(segment) for segment in parts.path.split("/")]
+        segments = parts.path.split("/")
+        for index, key in self.ids_in(exchange).items():
+            segments[index] = self.resources.now(key)
         return "/".join(segments) + (f"?{parts.query}" if parts.query else "")
 
     def operation_of(self, exchange: Exchange) -> tuple[str, Operation | None]:
@@ -222,7 +241,7 @@ class _Matrix:
         if operation is not None:
             return operation.label, operation
         segments = path.split("/")
-        for index, name in self.ids_in(exchange).items():
+        for index, (name, _) in self.ids_in(exchange).items():
             segments[index] = "{" + name + "}"
         return f"{exchange.method} {'/'.join(segments)}", None
 
@@ -253,27 +272,24 @@ class _Matrix:
                 if name in seen and seen[name] == value:
                     continue
                 seen[name] = value
-                text = str(value)
-                if not created or text in self.resources.creators or isinstance(value, bool):
+                key = (name, str(value))
+                if not created or key in self.resources.creators or isinstance(value, bool):
                     continue
-                locator = _locate(exchange, text)
+                locator = _locate(exchange, key[1])
                 if locator is not None:
-                    self.resources.creators[text] = (exchange, locator)
+                    self.resources.creators[key] = (exchange, locator)
             if exchange.method == "DELETE" and _ok(exchange.status):
-                ids = self.ids_in(exchange)
-                if ids:
-                    segments = urlsplit(exchange.url).path.split("/")
-                    self.resources.gone.add(segments[max(ids)])
+                self.forget(exchange)
 
     async def ensure(self, exchange: Exchange, depth: int = 0) -> bool:
         """Whether the resources in the exchange's path exist (created again when needed)."""
-        segments = urlsplit(exchange.url).path.split("/")
-        for index in sorted(self.ids_in(exchange)):
-            value = segments[index]
-            if value in self.resources.lost:
+        for _, key in sorted(self.ids_in(exchange).items()):
+            if key in self.resources.lost:
                 return False
-            if value in self.resources.gone and not await self.recreate(value, depth):
-                self.resources.lost.add(value)
+            if key in self.resources.gone and not await self.recreate(key, depth):
+                if self.stopped:  # the budget, not the service
+                    return False
+                self.resources.lost.add(key)
                 self.result.notes.append(
                     f"{self.operation_of(exchange)[0]}: its resource was deleted and gonogo could not "
                     "create it again (no request of the journey that created it answers now); "
@@ -282,8 +298,10 @@ class _Matrix:
                 return False
         return True
 
-    async def recreate(self, value: str, depth: int) -> bool:
-        creator = self.resources.creators.get(value)
+    async def recreate(self, key: _Key, depth: int) -> bool:
+        """Replay, as the first user, the request that created the resource; its new id replaces
+        the old one in the paths of the requests still to replay."""
+        creator = self.resources.creators.get(key)
         if creator is None or depth > 3:
             return False
         exchange, locator = creator
@@ -296,8 +314,8 @@ class _Matrix:
         new = _extract(response, locator)
         if new is None:
             return False
-        self.resources.current[value] = new
-        self.resources.gone.discard(value)
+        self.resources.current[key] = new
+        self.resources.gone.discard(key)
         self.result.tally.add("recreated")
         return True
 
@@ -319,7 +337,7 @@ class _Matrix:
         """A replay deleted the exchange's resource: create it again before it is needed."""
         ids = self.ids_in(exchange)
         if ids:
-            self.resources.gone.add(urlsplit(exchange.url).path.split("/")[max(ids)])
+            self.resources.gone.add(ids[max(ids)])
 
     # -- variants -----------------------------------------------------------------------------
 
@@ -371,6 +389,15 @@ class _Matrix:
                 tally.add("skipped")
                 continue
             replayed.append(exchange)
+        spec = self.target.openapi
+        if not replayed and not (
+            spec is not None and any(operation.secured for operation in spec.operations)
+        ):
+            self.result.not_measured = (
+                "no request of the journeys carried credentials, and no OpenAPI document declares a "
+                "protected operation: nothing to try"
+            )
+            return self.result
         reads = [exchange for exchange in replayed if exchange.method in READS]
         writes = [
             exchange for exchange in replayed if exchange.method not in READS and exchange.method != "DELETE"
@@ -608,9 +635,10 @@ class _Matrix:
             ]
         known: dict[str, str] = {}
         for name, value in found:
-            # A resource deleted (and not created again) would only give a 404.
-            if value and not is_secret_name(name) and value not in self.resources.gone | self.resources.lost:
-                known.setdefault(_normal(name), self.resources.now(value))
+            now = self.resources.now_value(value) if value else None
+            # (None: a resource deleted and not created again, which would only give a 404)
+            if now is not None and not is_secret_name(name):
+                known.setdefault(_normal(name), now)
         return known
 
     async def try_anonymously(self, operation: Operation, known: Mapping[str, str]) -> None:
@@ -689,6 +717,18 @@ async def run_authz(settings: AuthzSettings, target: Target) -> PartResult:
 
 
 # -- credentials, malformed ---------------------------------------------------------------------
+
+
+def _closest(names: list[str], previous: str) -> str:
+    """Which of the variables holding a path segment's value it stands for: the one whose name
+    starts most like the segment before it (`/documents/1`: `doc_id`, not `user_id`), else the
+    last defined."""
+
+    def shared(name: str) -> int:
+        pairs = zip(name.lower(), previous.lower(), strict=False)
+        return next((index for index, (a, b) in enumerate(pairs) if a != b), min(len(name), len(previous)))
+
+    return max(reversed(names), key=shared)
 
 
 def _credential(value: str) -> str:
