@@ -193,7 +193,9 @@ class _Component:
 
     @classmethod
     def of(cls, component: dict[str, Any]) -> _Component:
-        rules = [rule for rule in component.get("rules") or [] if isinstance(rule, dict)]
+        listed = component.get("rules")
+        # Positions are kept (an odd entry becomes an empty rule): `ruleIndex` points into them.
+        rules = [_dict(rule) for rule in listed] if isinstance(listed, list) else []
         by_id: dict[str, dict[str, Any]] = {}
         for rule in rules:
             by_id.setdefault(_str(rule.get("id")), rule)
@@ -212,9 +214,12 @@ class _Run:
         if not self.tool:
             raise SarifError(f"{report}: {where}.tool.driver has no `name`; expected {_WHAT}")
         self.driver = _Component.of(driver)
-        extensions = tool.get("extensions") or []
-        self.extensions = [_Component.of(ext) for ext in extensions if isinstance(ext, dict)]
-        self.artifacts = [_dict(artifact) for artifact in run.get("artifacts") or []]
+        extensions = tool.get("extensions")
+        self.extensions = (
+            [_Component.of(_dict(ext)) for ext in extensions] if isinstance(extensions, list) else []
+        )
+        artifacts = run.get("artifacts")
+        self.artifacts = [_dict(artifact) for artifact in artifacts] if isinstance(artifacts, list) else []
         self.dependency_tool = any(name in self.tool.lower() for name in _DEPENDENCY_SCANNERS)
         self.kinds: Counter[str] = Counter()
         self.suppressed: Counter[str] = Counter()
@@ -263,7 +268,7 @@ class _Run:
             tally.add("baseline_absent")
             return
         suppressions = self._suppressions(result, where)
-        hiding = [kind for kind, status in suppressions if status in ("", "accepted")]
+        hiding = [how for how, status in suppressions if status in ("", "accepted")]
         if hiding:
             tally.add("suppressed")
             self.suppressed[hiding[0]] += 1
