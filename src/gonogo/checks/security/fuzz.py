@@ -42,7 +42,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import Failure, FailureGroup
 from schemathesis.core.result import Err
 from schemathesis.core.transport import Response
-from schemathesis.errors import SerializationNotPossible
+from schemathesis.errors import SchemathesisError
 from schemathesis.schemas import APIOperation, BaseSchema
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
@@ -176,7 +176,6 @@ class _Sent:
     """The last case sent, for a crash noticed after its response."""
 
     operation: str
-    case: _Case
     request: str
     reproduction: str
 
@@ -224,7 +223,7 @@ class _Fuzzer:
         except _StopOperation:
             pass
         except Exception as error:  # generation itself failed: the operation is skipped, the rest goes on
-            self.result.notes.append(f"{operation.label}: not fuzzed further: {_first_line(error)}")
+            self._skipped(operation.label, error)
         # An exit that came without a dropped connection (after a response, or in a worker).
         new = self.watch.new_exits(exits)
         if new:
@@ -263,8 +262,6 @@ class _Fuzzer:
             raise _StopFuzzing
         self.cases += 1
         self.result.tally.add("cases")
-        self.result.tally.add("requests")
-        self.result.tally.operations.add(label)
         self._progress()
         exits = self.watch.exits()
         try:
@@ -274,22 +271,33 @@ class _Fuzzer:
                 headers=self.headers,
                 timeout=self.timeout,
             )
-        except SerializationNotPossible as error:
-            self.result.notes.append(f"{label}: not fuzzed: {_first_line(error)}")
+        except SchemathesisError as error:  # the case cannot be sent (a body in a media type it cannot write)
+            self._skipped(label, error)
             raise _StopOperation from None
         except requests.Timeout as error:
+            self._count_request(label)
             self.last = self._sent(label, case, _prepared(error.request))
-            self._hang(label, case, self.last)
+            self._hang(label, self.last)
             raise _StopOperation from None
         except requests.RequestException as error:
+            self._count_request(label)
             self.last = self._sent(label, case, _prepared(error.request))
             if self._connection_lost(label, exits, error):
                 raise _StopOperation from None
             return
         finally:
             self.session.cookies.clear()  # a cookie the service set must not ride on the next cases
+        self._count_request(label)
         self.last = self._sent(label, case, response.request)
         self._judge(operation, case, response)
+
+    def _skipped(self, label: str, error: Exception) -> None:
+        further = " further" if label in self.result.tally.operations else ""
+        self.result.notes.append(f"{label}: not fuzzed{further}: {_first_line(error)}")
+
+    def _count_request(self, label: str) -> None:
+        self.result.tally.add("requests")
+        self.result.tally.operations.add(label)
 
     def _judge(self, operation: _Operation, case: _Case, response: Response) -> None:
         status = response.status_code
@@ -352,7 +360,7 @@ class _Fuzzer:
             details=details,
         )
 
-    def _hang(self, label: str, case: _Case, sent: _Sent) -> None:
+    def _hang(self, label: str, sent: _Sent) -> None:
         key = ("fuzz.hang", label, "")
         if key not in self.found:
             self.found[key] = Finding(
@@ -434,7 +442,7 @@ class _Fuzzer:
         )
 
     def _sent(self, label: str, case: _Case, request: requests.PreparedRequest | None) -> _Sent:
-        return _Sent(label, case, self._request_excerpt(case, request), self._reproduction(case))
+        return _Sent(label, self._request_excerpt(case, request), self._reproduction(case))
 
     def _request_excerpt(self, case: _Case, request: requests.PreparedRequest | None) -> str:
         if request is None:
@@ -460,7 +468,10 @@ class _Fuzzer:
             values = next((value for key, value in response.headers.items() if key.lower() == name), None)
             if values:
                 lines.append(f"{name}: {', '.join(values)}")
-        text = response.content.decode(response.encoding or "utf-8", "replace")
+        try:
+            text = response.content.decode(response.encoding or "utf-8", "replace")
+        except LookupError:  # a charset Python does not know
+            text = response.content.decode("utf-8", "replace")
         if text:
             lines += ["", _cut(text)]
         return self._redact("\n".join(lines))

@@ -23,7 +23,7 @@ import time
 from typing import Annotated, Any
 
 import uvicorn
-from fastapi import APIRouter, Depends, FastAPI, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
@@ -99,6 +99,17 @@ async def search(q: str = "", limit: int = 10) -> list[Item]:
         await asyncio.sleep(3600)  # the page loop counts down to zero and never gets there
     found = [Item(**item) for item in items.values() if q in item["name"]]
     return found[: max(limit, 0)]
+
+
+CUSTOM_BODY = {
+    "requestBody": {"required": True, "content": {"application/x-ledger": {"schema": {"type": "object"}}}}
+}
+
+
+@api.post("/ledger", openapi_extra=CUSTOM_BODY, status_code=204)
+async def import_ledger(request: Request) -> None:
+    """A body in a media type of its own, which a generic fuzzer cannot write."""
+    await request.body()
 
 
 app.include_router(api)
