@@ -157,7 +157,7 @@ def _rules(result: PartResult) -> dict[tuple[str, str], str]:
 
 
 def test_the_healthy_build_has_nothing_at_medium_or_above(
-    fuzz: Fuzz, healthy_service: str, tmp_path: Path, progress: list[str]
+    fuzz: Fuzz, healthy_service: str, tmp_path: Path, progress: list[str], capfd: pytest.CaptureFixture[str]
 ) -> None:
     result = fuzz(healthy_service)
 
@@ -179,6 +179,7 @@ def test_the_healthy_build_has_nothing_at_medium_or_above(
     assert result.tally.counts["requests"] == result.tally.counts["cases"]
     assert progress and all(line.startswith("fuzz: ") for line in progress)
     assert progress[-1].startswith("fuzz: 6/6 operations")
+    assert capfd.readouterr() == ("", "")  # quiet: progress goes through the target only
     # Hypothesis' files are under the work directory, nothing in the folder gonogo runs from.
     assert sorted(path.name for path in tmp_path.iterdir()) == ["work"]
 
@@ -355,3 +356,18 @@ def test_no_operation_to_fuzz_is_not_measured(fuzz: Fuzz, healthy_service: str) 
     assert result.not_measured == (
         "/openapi.json: no operation to fuzz (6 operation(s) left out by fuzz.operations / fuzz.exclude)"
     )
+
+
+def test_paths_are_sent_under_the_path_of_the_documents_server(fuzz: Fuzz, healthy_service: str) -> None:
+    document = load_openapi("/openapi.json", plan_dir=Path("."), base_url=healthy_service).document
+    document["servers"] = [
+        {"url": "https://api.example.com/{version}", "variables": {"version": {"default": "v2"}}}
+    ]
+
+    result = fuzz(healthy_service, openapi=OpenApi(document, "/openapi.json"), operations=["get /health"])
+
+    # The service has no /v2 prefix: its 404, undeclared, shows where the request went.
+    assert [(finding.rule, finding.request.splitlines()[0]) for finding in result.findings] == [
+        ("fuzz.undeclared-status", "GET /v2/health")
+    ]
+    assert result.findings[0].reproduction.endswith(f"{healthy_service}/v2/health")

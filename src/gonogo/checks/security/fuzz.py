@@ -96,8 +96,9 @@ def run_fuzz(settings: FuzzSettings, target: Target) -> PartResult:
     if target.openapi is None:
         result.not_measured = "no OpenAPI document to fuzz from: give the check `openapi:` (a file or a URL)"
         return result
+    api_url = _api_base_url(target.openapi.document, target.base_url)
     try:
-        schema = _load_schema(target.openapi.document, target.base_url)
+        schema = _load_schema(target.openapi.document, api_url)
         operations = _operations(schema, settings, result)
     except Exception as error:  # Schemathesis refuses documents in many ways; each is one reason
         result.not_measured = (
@@ -110,7 +111,7 @@ def run_fuzz(settings: FuzzSettings, target: Target) -> PartResult:
         return result
     (target.work_dir / "hypothesis").mkdir(parents=True, exist_ok=True)
     set_hypothesis_home_dir(target.work_dir / "hypothesis")
-    _Fuzzer(settings, target, result).run(operations)
+    _Fuzzer(settings, target, api_url, result).run(operations)
     return result
 
 
@@ -129,6 +130,22 @@ def _load_schema(document: dict[str, Any], base_url: str) -> BaseSchema:
     # Schemathesis rewrites the document it is given (keys made strings); the other parts read ours.
     schema = schemathesis.openapi.from_dict(copy.deepcopy(document), config=config)
     return schema
+
+
+def _api_base_url(document: dict[str, Any], base_url: str) -> str:
+    """The plan's base URL with the path of the document's first server (`/api/v1`, from
+    `servers: [{url: https://api.example.com/api/v1}]` or Swagger's `basePath`): the
+    document's paths are relative to it. Its host is the document's, the plan's is used."""
+    servers = document.get("servers")
+    server = servers[0] if isinstance(servers, list) and servers and isinstance(servers[0], dict) else {}
+    url = str(server.get("url") or document.get("basePath") or "")
+    for name, variable in (server.get("variables") or {}).items():
+        if isinstance(variable, dict):
+            url = url.replace("{" + str(name) + "}", str(variable.get("default", "")))
+    prefix = urlsplit(url).path.rstrip("/")
+    if not prefix or urlsplit(base_url).path.rstrip("/").endswith(prefix):
+        return base_url
+    return base_url.rstrip("/") + prefix
 
 
 def _operations(schema: BaseSchema, settings: FuzzSettings, result: PartResult) -> list[_Operation]:
@@ -181,9 +198,10 @@ class _Sent:
 
 
 class _Fuzzer:
-    def __init__(self, settings: FuzzSettings, target: Target, result: PartResult) -> None:
+    def __init__(self, settings: FuzzSettings, target: Target, api_url: str, result: PartResult) -> None:
         self.settings = settings
         self.target = target
+        self.api_url = api_url  # where the document's paths start
         self.result = result
         user = target.users[0] if target.users else None
         self.auth_headers = dict(user.auth_headers) if user else {}
@@ -266,7 +284,7 @@ class _Fuzzer:
         exits = self.watch.exits()
         try:
             response = case.call(
-                base_url=self.target.base_url,
+                base_url=self.api_url,
                 session=self.session,
                 headers=self.headers,
                 timeout=self.timeout,
@@ -478,7 +496,7 @@ class _Fuzzer:
 
     def _reproduction(self, case: _Case) -> str:
         """A curl line with `$TOKEN` for the credentials, double-quoted so the shell fills it in."""
-        command = case.as_curl_command(base_url=self.target.base_url).split("\n\n")[0]
+        command = case.as_curl_command(base_url=self.api_url).split("\n\n")[0]
         credentials = [
             _header_argument(name, self._token_form(value)) for name, value in self.auth_headers.items()
         ]
