@@ -33,12 +33,11 @@ from urllib.parse import urlsplit
 from gonogo.checks.base import CheckContext, CheckKind, CheckOutcome, MetricPatterns, PlanNames, Reference
 from gonogo.checks.security.authz import run_authz
 from gonogo.checks.security.findings import CATEGORIES, SEVERITIES, Finding, PartResult, Tally
-from gonogo.checks.security.fuzz import run_fuzz
 from gonogo.checks.security.openapi import OpenApi, OpenApiError, load_openapi
 from gonogo.checks.security.probes import run_probes
 from gonogo.checks.security.scanners import collect_scanners
 from gonogo.checks.security.secrets import check_secrets
-from gonogo.checks.security.settings import SecuritySettings
+from gonogo.checks.security.settings import FuzzSettings, SecuritySettings
 from gonogo.checks.security.target import Budget, Exchange, Target, UserSession
 from gonogo.evidence.findings import FINDINGS_MEDIA_TYPE
 from gonogo.journey.engine import Engine, Sent
@@ -160,7 +159,7 @@ class _Run:
                     "fuzzing needs the OpenAPI document: set `openapi:` (a file or /openapi.json)"
                 )
         else:
-            self._part("fuzz", self.settings.fuzz.enabled, lambda: run_fuzz(self.settings.fuzz, target))
+            self._part("fuzz", self.settings.fuzz.enabled, lambda: _fuzz(self.settings.fuzz, target))
         # last of the service's own parts: the logs then hold everything the other parts sent
         self._part(
             "secrets", self.settings.secrets.enabled, lambda: check_secrets(self.settings.secrets, target)
@@ -357,7 +356,7 @@ class _Run:
 
     def _conclude(self, target: Target) -> CheckOutcome:
         secrets = target.secrets
-        kept: dict[tuple[str, str, str], Finding] = {}
+        kept: dict[tuple[str, ...], Finding] = {}
         ignored: list[dict[str, Any]] = []
         wanted = set(self.settings.categories or CATEGORIES)
         for part in self.parts:
@@ -474,6 +473,13 @@ def _outcome(
     if not measured:
         return CheckOutcome("error", "no part of the security check could run", details)
     return CheckOutcome("completed", message, details)
+
+
+def _fuzz(settings: FuzzSettings, target: Target) -> PartResult:
+    # Schemathesis and Hypothesis take half a second to import: only a run that fuzzes pays it
+    from gonogo.checks.security.fuzz import run_fuzz
+
+    return run_fuzz(settings, target)
 
 
 def _categories_of(part: str) -> tuple[str, ...]:

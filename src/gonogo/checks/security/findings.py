@@ -94,9 +94,15 @@ class Finding:
     source: str = "gonogo"  # `gonogo` or the scanner that reported it
     details: dict[str, Any] = field(default_factory=dict)  # what the part wants to keep (payload, …)
 
-    def key(self) -> tuple[str, str, str]:
-        """Two findings with the same key are the same defect seen twice; the first is kept."""
-        return (self.rule, self.operation, self.details.get("parameter", ""))
+    def key(self) -> tuple[str, ...]:
+        """Two findings with the same key are the same defect seen twice; the first is kept. A
+        part tells two defects of one rule on one operation apart by `details`: the parameter,
+        the status (400 and 415 undeclared), the service (two crashed), or any `instance`."""
+        return (
+            self.rule,
+            self.operation,
+            *(str(self.details.get(name, "")) for name in ("parameter", "status", "service", "instance")),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

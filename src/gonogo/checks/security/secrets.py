@@ -131,7 +131,7 @@ def check_secrets(
     result.tally.add("secrets", len(secrets))
     finder = _Finder(secrets)
     hidden = target.secrets
-    findings: dict[tuple[str, str, str], Finding] = {}
+    findings: dict[tuple[str, ...], Finding] = {}
 
     def keep(finding: Finding) -> None:
         findings.setdefault(finding.key(), finding)
