@@ -1,0 +1,443 @@
+"""Oversized and slow requests: are they refused without the service holding them in memory?
+
+- An oversized body (`body_size`, 50 MB by default; streamed, never held by gonogo) to every
+  operation that takes one, shaped as the operation expects (multipart with a file part, a JSON
+  object or a form whose first string field is the filler, or raw bytes), while the resident
+  memory of every process of the watched services is sampled. RSS growing by half the body or
+  more is high, whatever the status (`dos.body-in-memory`). Otherwise: 413 or the connection
+  closed is right; 2xx is right for an upload route (streamed to disk) and low elsewhere; 400 or
+  422 is low (`dos.oversized-status`: say 413); a 5xx or no response in time is high.
+- An oversized header (`header_size`, 64 KiB by default) on a GET: 431 (or 413, or the
+  connection closed) is right; 400 is low; accepted is low; a 5xx or no response is high.
+- A slow body (`slow_body`): a 1 MB Content-Length sent at 1 KiB/s for up to 30 s (or what the
+  budget has left), with a normal request sent half-way through. The server should time the
+  body out (408, or close). Never timed out is medium (`dos.slow-body`); if the normal request
+  got no answer meanwhile, one slow client holds the service and it is high.
+
+A watched process that is gone after a probe is the service crashing: critical (`dos.crash`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["RssWatch", "run_oversized"]
+
+import asyncio
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+import psutil
+
+from gonogo.checks.security.probes._session import ProbeSession, Sent
+from gonogo.checks.security.probes.surface import Endpoint
+from gonogo.checks.security.target import Target
+
+MEMORY_SHARE = 0.5  # RSS growth, as a share of the body, that means the body is held in memory
+SAMPLE_EVERY = 0.005  # seconds between RSS samples
+SETTLE = 0.5  # seconds of sampling after the response (a handler may still be working)
+SLOW_BODY_BYTES = 1_000_000
+SLOW_RATE = 1024.0  # bytes per second
+SLOW_WINDOW = 30.0  # seconds the slow body is kept going at most
+PIECE = 64 * 1024
+REFUSED = frozenset({408, 413, 431})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+UPLOAD_WORDS = re.compile(r"(?i)upload|file|attachment|import|image|media|blob|content")
+BOUNDARY = "gonogo-oversized-7f3a9c"
+FIX_MEMORY = (
+    "bound what a request may send before reading it: refuse a Content-Length over the limit with 413, "
+    "count the bytes of a chunked body as they come, and stream uploads to disk instead of into memory"
+)
+FIX_STATUS = "refuse a body over the limit with 413 Content Too Large (431 for headers), before reading it"
+FIX_HANG = (
+    "bound the time and the bytes one request may take: a size limit, and a deadline for reading the body"
+)
+FIX_SLOW = (
+    "give the request body a deadline (a minimum transfer rate, or a total read timeout; a reverse "
+    "proxy such as nginx with client_body_timeout), so that a slow client cannot hold a connection forever"
+)
+FIX_CRASH = "find why the process exited in its log; bound request sizes so that no request can bring it down"
+
+
+class RssWatch:
+    """The summed resident memory of the watched services' processes, sampled in a thread while
+    a probe runs; `growth` is the peak over the level before."""
+
+    def __init__(self, target: Target) -> None:
+        self.processes: list[psutil.Process] = []
+        if target.services is not None:
+            for name in target.service_names:
+                try:
+                    found = target.services.processes(name)
+                except Exception:  # a service already gone: its crash is seen by the check
+                    continue
+                for process in found:
+                    try:
+                        self.processes.append(psutil.Process(process.pid))
+                    except psutil.Error:
+                        continue
+        self.before = 0
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def available(self) -> bool:
+        return bool(self.processes)
+
+    def rss(self) -> int:
+        total = 0
+        for process in self.processes:
+            try:
+                total += process.memory_info().rss
+            except psutil.Error:
+                continue
+        return total
+
+    def gone(self) -> list[int]:
+        """The watched processes that exited (a zombie not yet reaped has exited too)."""
+        return [process.pid for process in self.processes if not _alive(process)]
+
+    def start(self) -> None:
+        self.before = self.peak = self.rss()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._sample, name="gonogo-rss-watch", daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(SAMPLE_EVERY):
+            self.peak = max(self.peak, self.rss())
+
+    async def stop(self) -> int:
+        """Sample a little longer, stop, and give the growth in bytes."""
+        await asyncio.sleep(SETTLE)
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5)
+        self.peak = max(self.peak, self.rss())
+        return max(0, self.peak - self.before)
+
+
+@dataclass(frozen=True)
+class _Filler:
+    """A body of `size` bytes: `prefix`, filler bytes, `suffix`, streamed piece by piece."""
+
+    prefix: bytes
+    suffix: bytes
+    size: int
+    content_type: str
+
+    @property
+    def filler(self) -> int:
+        return max(0, self.size - len(self.prefix) - len(self.suffix))
+
+    def pieces(self) -> Iterator[bytes]:
+        yield self.prefix
+        chunk = b"a" * PIECE
+        left = self.filler
+        while left > 0:
+            yield chunk[: min(left, PIECE)]
+            left -= PIECE
+        yield self.suffix
+
+    def note(self) -> str:
+        return (
+            f"{self.size:,} bytes: {self.prefix[:80]!r} + {self.filler:,} bytes of 'a' + {self.suffix[:40]!r}"
+        )
+
+    def prelude(self) -> str:
+        """A shell command that writes the body to body.bin, for the reproduction."""
+        code = (
+            f"import sys; sys.stdout.buffer.write({self.prefix!r} + b'a' * {self.filler} + {self.suffix!r})"
+        )
+        return f"python3 -c {json.dumps(code)} > body.bin && "
+
+
+def _filler(endpoint: Endpoint, size: int) -> _Filler:
+    media = endpoint.media or (
+        endpoint.operation.body_media[0] if endpoint.operation and endpoint.operation.body_media else ""
+    )
+    if media.startswith("multipart/"):
+        field = _file_field(endpoint)
+        prefix = (
+            f"--{BOUNDARY}\r\n"
+            f'Content-Disposition: form-data; name="{field}"; filename="gonogo-oversized.bin"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        return _Filler(
+            prefix, f"\r\n--{BOUNDARY}--\r\n".encode(), size, f"multipart/form-data; boundary={BOUNDARY}"
+        )
+    marker = "\0gonogo-filler\0"
+    if "json" in media:
+        document = _json_object(endpoint.body)
+        key = next((name for name, value in document.items() if isinstance(value, str)), "data")
+        text = json.dumps({**document, key: marker})
+        before, _, after = text.partition(json.dumps(marker))
+        return _Filler((before + '"').encode(), ('"' + after).encode(), size, "application/json")
+    if media == "application/x-www-form-urlencoded":
+        form = parse_qsl((endpoint.body or b"").decode("utf-8", errors="replace"), keep_blank_values=True)
+        index = 0
+        if not form:
+            form = [("data", "")]
+        form[index] = (form[index][0], marker)
+        text = urlencode(form, quote_via=quote)
+        before, _, after = text.partition(quote(marker, safe=""))
+        return _Filler(before.encode(), after.encode(), size, media)
+    return _Filler(b"", b"", size, media or "application/octet-stream")
+
+
+def _file_field(endpoint: Endpoint) -> str:
+    """The multipart field the document declares as a file (`format: binary`), else `file`."""
+    schema: Any = endpoint.operation.body_schema if endpoint.operation else None
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    if isinstance(properties, dict):
+        for name, part in properties.items():
+            if isinstance(part, dict) and part.get("format") in ("binary", "base64"):
+                return str(name)
+    return "file"
+
+
+def _json_object(body: bytes | None) -> dict[str, Any]:
+    try:
+        document = json.loads(body or b"")
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _with_content_type(endpoint: Endpoint, filler: _Filler) -> tuple[tuple[str, str], ...]:
+    kept = tuple((name, value) for name, value in endpoint.headers if name.lower() != "content-type")
+    return (*kept, ("Content-Type", filler.content_type))
+
+
+def _is_upload(endpoint: Endpoint) -> bool:
+    media = endpoint.media or ""
+    return (
+        bool(UPLOAD_WORDS.search(endpoint.label)) or media.startswith("multipart/") or "octet-stream" in media
+    )
+
+
+def _body_endpoints(endpoints: list[Endpoint]) -> list[Endpoint]:
+    return [
+        endpoint
+        for endpoint in endpoints
+        if endpoint.method in BODY_METHODS
+        and (endpoint.body is not None or (endpoint.operation is not None and endpoint.operation.body_media))
+    ]
+
+
+async def run_oversized(session: ProbeSession, endpoints: list[Endpoint], *, slow_window: float) -> None:
+    watch = RssWatch(session.target)
+    if not watch.available:
+        session.result.notes.append(
+            "oversized: no process of the watched services to sample, so memory growth was not measured; "
+            "only the statuses were judged"
+        )
+    settings = session.settings
+    if settings.oversized:
+        for endpoint in _body_endpoints(endpoints):
+            if not await _oversized_body(session, endpoint, watch):
+                return
+        if not await _oversized_header(session, endpoints, watch):
+            return
+    if settings.slow_body:
+        await _slow_body(session, endpoints, watch, slow_window)
+
+
+async def _oversized_body(session: ProbeSession, endpoint: Endpoint, watch: RssWatch) -> bool:
+    size = session.settings.body_size
+    filler = _filler(endpoint, size)
+    headers = _with_content_type(endpoint, filler)
+    shown = Sent(endpoint.method, endpoint.target(), headers)
+    reproduction = filler.prelude() + session.curl(shown, body_file=True)
+    sent = Sent(endpoint.method, endpoint.target(), headers, None, filler.note(), reproduction=reproduction)
+    if watch.available:
+        watch.start()
+    timeout = max(session.target.request_timeout, 30.0)
+    response = await session.send(
+        sent, endpoint.label, payload=True, stream=filler.pieces(), content_length=size, timeout=timeout
+    )
+    growth = await watch.stop() if watch.available else 0
+    if response is None:
+        return False
+    operation = endpoint.label
+    details: dict[str, Any] = {"body_size": size, "rss_growth": growth, "body_sent": response.body_sent}
+    outcome = (
+        f"{response.status} {response.reason}".strip() if response.status else response.error or "no response"
+    )
+    if _crashed(session, watch, sent, operation, response):
+        return True
+    if growth >= MEMORY_SHARE * size:
+        title = (
+            f"{operation} holds an oversized body in memory: RSS grew by {growth / 1e6:,.1f} MB for a "
+            f"{size / 1e6:,.1f} MB body ({outcome})"
+        )
+        session.add(
+            "dos.body-in-memory", title, "high", "dos", operation, sent, response, FIX_MEMORY, details
+        )
+    elif response.status is None:
+        if response.error and response.error.startswith("timeout"):
+            title = f"{operation} gives no response in {timeout:g}s to a {size / 1e6:,.1f} MB body"
+            session.add(
+                "dos.oversized-hang", title, "high", "dos", operation, sent, response, FIX_HANG, details
+            )
+        # the connection closed or reset while sending: refused
+    elif response.status >= 500:
+        title = f"{operation} answers {response.status} to a {size / 1e6:,.1f} MB body"
+        session.add(
+            "dos.oversized-server-error", title, "high", "dos", operation, sent, response, FIX_STATUS, details
+        )
+    elif response.status in (400, 422):
+        title = f"{operation} refuses a {size / 1e6:,.1f} MB body with {response.status}, not 413"
+        session.add(
+            "dos.oversized-status", title, "low", "dos", operation, sent, response, FIX_STATUS, details
+        )
+    elif 200 <= response.status < 300 and not _is_upload(endpoint):
+        title = f"{operation} accepts a {size / 1e6:,.1f} MB body ({response.status})"
+        session.add(
+            "dos.oversized-accepted", title, "low", "dos", operation, sent, response, FIX_STATUS, details
+        )
+    return True
+
+
+async def _oversized_header(session: ProbeSession, endpoints: list[Endpoint], watch: RssWatch) -> bool:
+    size = session.settings.header_size
+    endpoint = next((endpoint for endpoint in endpoints if endpoint.method == "GET"), None)
+    target, operation = (endpoint.target(), endpoint.label) if endpoint else ("/", "GET /")
+    headers = (*(endpoint.headers if endpoint else ()), ("X-Gonogo-Padding", "a" * size))
+    shown = Sent("GET", target, (*headers[:-1], ("X-Gonogo-Padding", "$PADDING")))
+    prelude = f"PADDING=$(head -c {size} /dev/zero | tr '\\0' a) && "
+    reproduction = prelude + session.curl(shown, variables=["PADDING"])
+    sent = Sent("GET", target, headers, body_note="", reproduction=reproduction)
+    if watch.available:
+        watch.start()
+    response = await session.send(sent, operation, payload=True)
+    if watch.available:
+        await watch.stop()
+    if response is None:
+        return False
+    if _crashed(session, watch, sent, operation, response):
+        return True
+    details = {"header_size": size}
+    what = f"a {size / 1024:,.0f} KiB header"
+    if response.status is None:
+        if response.error and response.error.startswith("timeout"):
+            title = f"{operation} gives no response in time to {what}"
+            session.add(
+                "dos.oversized-hang", title, "high", "dos", operation, sent, response, FIX_HANG, details
+            )
+    elif response.status >= 500:
+        title = f"{operation} answers {response.status} to {what}"
+        session.add(
+            "dos.oversized-server-error", title, "high", "dos", operation, sent, response, FIX_STATUS, details
+        )
+    elif response.status == 400:
+        title = f"{operation} refuses {what} with 400, not 431"
+        session.add(
+            "dos.oversized-status", title, "low", "dos", operation, sent, response, FIX_STATUS, details
+        )
+    elif response.status not in REFUSED:
+        title = f"{operation} accepts {what} ({response.status})"
+        session.add(
+            "dos.oversized-header-accepted",
+            title,
+            "low",
+            "dos",
+            operation,
+            sent,
+            response,
+            FIX_STATUS,
+            details,
+        )
+    return True
+
+
+async def _slow_body(
+    session: ProbeSession, endpoints: list[Endpoint], watch: RssWatch, slow_window: float
+) -> None:
+    candidates = _body_endpoints(endpoints)
+    if not candidates:
+        session.result.notes.append("slow body: no operation takes a body; not tried")
+        return
+    endpoint = next((endpoint for endpoint in candidates if _is_upload(endpoint)), candidates[0])
+    window = min(slow_window, session.target.budget.remaining())
+    if window < 2 * session.target.request_timeout:
+        session.result.notes.append(f"slow body: not tried, {window:.0f}s of the time budget left")
+        return
+    filler = _filler(endpoint, SLOW_BODY_BYTES)
+    headers = _with_content_type(endpoint, filler)
+    shown = Sent(endpoint.method, endpoint.target(), headers)
+    reproduction = filler.prelude() + session.curl(shown, body_file=True, options=["--limit-rate", "1K"])
+    note = f"{filler.note()}, sent at {SLOW_RATE:,.0f} bytes/s"
+    sent = Sent(endpoint.method, endpoint.target(), headers, None, note, reproduction=reproduction)
+    operation = endpoint.label
+    slow = asyncio.create_task(
+        session.send(
+            sent,
+            operation,
+            payload=True,
+            stream=filler.pieces(),
+            content_length=SLOW_BODY_BYTES,
+            body_rate=SLOW_RATE,
+            timeout=window,
+        )
+    )
+    blocked = await _meanwhile(session, endpoints, slow, window)
+    response = await slow
+    if response is None:
+        return
+    if _crashed(session, watch, sent, operation, response):
+        return
+    if response.status is not None or not (response.error or "").startswith("timeout"):
+        return  # timed out by the server (408, or closed) or refused: as it should
+    details: dict[str, Any] = {"window": round(window, 1), "body_sent": response.body_sent}
+    if blocked:
+        details["blocked"] = blocked
+        title = (
+            f"{operation} never times out a slow body ({window:.0f}s at {SLOW_RATE:,.0f} bytes/s), and "
+            f"while it lasts the service answers nothing else ({blocked})"
+        )
+        session.add("dos.slow-body", title, "high", "dos", operation, sent, response, FIX_SLOW, details)
+    else:
+        title = f"{operation} never times out a slow body ({window:.0f}s at {SLOW_RATE:,.0f} bytes/s)"
+        session.add("dos.slow-body", title, "medium", "dos", operation, sent, response, FIX_SLOW, details)
+
+
+async def _meanwhile(
+    session: ProbeSession, endpoints: list[Endpoint], slow: asyncio.Task[Any], window: float
+) -> str | None:
+    """Half-way through the slow body, a normal GET: what went wrong with it, if anything."""
+    try:
+        await asyncio.wait_for(asyncio.shield(slow), window / 2)
+        return None  # the slow body ended (refused, timed out) before
+    except TimeoutError:
+        pass
+    endpoint = next((endpoint for endpoint in endpoints if endpoint.method == "GET"), None)
+    target, operation = (endpoint.target(), endpoint.label) if endpoint else ("/", "GET /")
+    started = time.monotonic()
+    response = await session.send(Sent("GET", target, endpoint.headers if endpoint else ()), operation)
+    if response is None or response.status is not None:
+        return None
+    waited = time.monotonic() - started
+    return f"{operation} got no response in {waited:.1f}s: {response.error}"
+
+
+def _crashed(session: ProbeSession, watch: RssWatch, sent: Sent, operation: str, response: Any) -> bool:
+    gone = watch.gone() if watch.available else []
+    if not gone:
+        return False
+    title = f"the service process exited (pid {', '.join(map(str, gone))}) on a request to {operation}"
+    session.add("dos.crash", title, "critical", "dos", operation, sent, response, FIX_CRASH, {"pids": gone})
+    watch.processes = [process for process in watch.processes if process.pid not in gone]
+    return True
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

@@ -1,0 +1,349 @@
+"""What the probes aim at, from what gonogo knows: the journeys' requests (with their real
+values) and the operations of the OpenAPI document the journeys did not call (with values
+the journeys used for parameters of the same name, else the schema's examples).
+
+An `Endpoint` is one request to vary; a `Point` is one value in it (a path segment, a query
+value, a string field of a JSON body, a form field) that a probe replaces with its payload.
+Requests that end a session (logout, revoke) are left out: replaying them would cut every
+later probe off from authenticated code.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Endpoint", "Point", "endpoints"]
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+from gonogo.checks.security.openapi import OpenApi, Operation
+from gonogo.checks.security.target import Exchange, Target
+from gonogo.journey.redact import is_secret_name
+
+MAX_JSON_POINTS = 20  # string fields of one JSON body probed at most
+# Requests that end the first user's session: never replayed.
+_ENDS_SESSION = re.compile(r"(?i)log-?out|sign-?out|revoke")
+# Headers an endpoint does not carry over from a journey's request: framing and connection (the
+# raw client sets its own), credentials (the session adds the first user's current ones), and
+# Accept-Encoding, so that bodies come back uncompressed and can be searched.
+_NOT_COPIED = frozenset(
+    {
+        "host",
+        "authorization",
+        "cookie",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "expect",
+        "accept-encoding",
+        "te",
+        "upgrade",
+    }
+)
+_TEMPLATE = re.compile(r"^\{([^{}/]+)\}$")
+_ID_LIKE = re.compile(r"^(?:\d+|[0-9a-fA-F-]{8,}|[0-9A-Za-z_-]{20,})$")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # as on the wire, without the query
+    query: tuple[tuple[str, str], ...]  # decoded names and values, in order
+    headers: tuple[tuple[str, str], ...]  # without credentials and framing
+    body: bytes | None
+    media: str  # the body's media type, lower case, without parameters ("" for none)
+    label: str  # `METHOD /template` (or `METHOD /path` when no OpenAPI document knows it)
+    operation: Operation | None
+    path_parameters: tuple[tuple[int, str], ...]  # (segment index, name) of the path's parameters
+    from_journey: bool
+
+    def target(self, path: str | None = None, query: str | None = None) -> str:
+        """The request-target with `path` and `query` (encoded, as on the wire) in place of the
+        endpoint's own."""
+        path = self.path if path is None else path
+        query = _encode_query(self.query) if query is None else query
+        return path + (f"?{query}" if query else "")
+
+    def with_segment(self, index: int, raw: str) -> str:
+        """The request-target with path segment `index` replaced by `raw` as is."""
+        segments = self.path.split("/")
+        segments[index] = raw
+        return self.target("/".join(segments))
+
+    def with_query(self, index: int, raw: str) -> str:
+        """The request-target with the value of query parameter `index` replaced by `raw` as is."""
+        pairs = [quote(name, safe="") + "=" + quote(value, safe="") for name, value in self.query]
+        pairs[index] = quote(self.query[index][0], safe="") + "=" + raw
+        return self.target(query="&".join(pairs))
+
+    def points(self) -> list[Point]:
+        """The values a payload can take the place of."""
+        found = [
+            Point(self, "path", name, self.path.split("/")[index], index)
+            for index, name in self.path_parameters
+        ]
+        found += [Point(self, "query", name, value, index) for index, (name, value) in enumerate(self.query)]
+        if self.body is not None and "json" in self.media:
+            try:
+                document = json.loads(self.body)
+            except ValueError:
+                document = None
+            leaves = list(_string_leaves(document, ()))[:MAX_JSON_POINTS]
+            found += [Point(self, "json", _dotted(where), value, where) for where, value in leaves]
+        if self.body is not None and self.media == "application/x-www-form-urlencoded":
+            form = parse_qsl(self.body.decode("utf-8", errors="replace"), keep_blank_values=True)
+            found += [Point(self, "form", name, value, index) for index, (name, value) in enumerate(form)]
+        return found
+
+    def parameter_type(self, name: str, location: str) -> str | None:
+        """The declared type of a parameter, when the OpenAPI document says."""
+        if self.operation is None:
+            return None
+        for parameter in self.operation.parameters:
+            if parameter.name == name and parameter.location == location:
+                kind = parameter.schema.get("type")
+                return kind if isinstance(kind, str) else None
+        return None
+
+
+@dataclass(frozen=True)
+class Point:
+    endpoint: Endpoint
+    location: str  # path, query, json, form
+    name: str  # the parameter, or the JSON field (`meta.tags.0`)
+    value: str  # the journey's (or example's) value
+    where: Any = field(compare=False)  # segment index, query index, form index, or JSON path
+
+    @property
+    def label(self) -> str:
+        return f"{self.location} {self.name}"
+
+    def request(self, value: str, *, encoded: bool = False) -> tuple[str, bytes | None]:
+        """The request-target and body with `value` in this point's place. In a path or a query,
+        `value` is percent-encoded unless `encoded` says it is ready for the wire."""
+        endpoint = self.endpoint
+        if self.location in ("path", "query"):
+            raw = value if encoded else quote(value, safe="")
+            if self.location == "path":
+                return endpoint.with_segment(self.where, raw), endpoint.body
+            return endpoint.with_query(self.where, raw), endpoint.body
+        assert endpoint.body is not None
+        if self.location == "json":
+            document = json.loads(endpoint.body)
+            return endpoint.target(), json.dumps(
+                _replaced(document, self.where, value), ensure_ascii=False
+            ).encode()
+        form = parse_qsl(endpoint.body.decode("utf-8", errors="replace"), keep_blank_values=True)
+        form[self.where] = (form[self.where][0], value)
+        return endpoint.target(), urlencode(form, quote_via=quote).encode()
+
+
+def endpoints(target: Target) -> list[Endpoint]:
+    """The journeys' requests (the first of each operation), then the OpenAPI operations they
+    did not call."""
+    base_path = urlsplit(target.base_url).path.rstrip("/")
+    found: dict[str, Endpoint] = {}
+    for exchange in target.exchanges:
+        endpoint = _from_exchange(exchange, target.openapi, base_path)
+        if endpoint is not None:
+            found.setdefault(endpoint.label, endpoint)
+    spec = target.openapi
+    if spec is not None:
+        known = _known_values(target)
+        for operation in spec.operations:
+            if operation.label in found or _ENDS_SESSION.search(operation.path):
+                continue
+            if operation.method in ("OPTIONS", "TRACE", "HEAD"):
+                continue
+            found[operation.label] = _from_operation(operation, spec, known, base_path)
+    return list(found.values())
+
+
+def _from_exchange(exchange: Exchange, spec: OpenApi | None, base_path: str) -> Endpoint | None:
+    parts = urlsplit(exchange.url)
+    path = parts.path or "/"
+    if _ENDS_SESSION.search(path):
+        return None
+    operation = None
+    if spec is not None:
+        operation = spec.operation_for(exchange.method, path) or spec.operation_for(
+            exchange.method, path.removeprefix(base_path) or "/"
+        )
+    label = exchange.operation or (operation.label if operation else f"{exchange.method} {path}")
+    headers = tuple((name, value) for name, value in exchange.headers if name.lower() not in _NOT_COPIED)
+    media = (exchange.header("content-type") or "").split(";")[0].strip().lower()
+    body = exchange.body if exchange.body and exchange.body_complete else None
+    return Endpoint(
+        method=exchange.method,
+        path=path,
+        query=tuple(parse_qsl(parts.query, keep_blank_values=True)),
+        headers=headers,
+        body=body,
+        media=media if exchange.body else "",
+        label=label,
+        operation=operation,
+        path_parameters=_path_parameters(path, operation),
+        from_journey=True,
+    )
+
+
+def _path_parameters(path: str, operation: Operation | None) -> tuple[tuple[int, str], ...]:
+    segments = path.split("/")
+    if operation is not None:
+        template = operation.path.split("/")
+        offset = len(segments) - len(template)  # the base URL's path before the template's
+        if offset >= 0:
+            return tuple(
+                (index + offset, match.group(1))
+                for index, segment in enumerate(template)
+                if (match := _TEMPLATE.match(segment))
+            )
+    # No template: the segments that look like ids or file names are the parameters.
+    return tuple(
+        (index, f"segment {index}")
+        for index, segment in enumerate(segments)
+        if index > 1 and segment and (_ID_LIKE.match(segment) or "." in segment.strip("."))
+    )
+
+
+def _from_operation(
+    operation: Operation, spec: OpenApi, known: Mapping[str, str], base_path: str
+) -> Endpoint:
+    segments = []
+    for segment in operation.path.split("/"):
+        match = _TEMPLATE.match(segment)
+        if match:
+            parameter = next((p for p in operation.parameters if p.name == match.group(1)), None)
+            segment = quote(
+                _value(match.group(1), parameter.schema if parameter else {}, known, spec), safe=""
+            )
+        segments.append(segment)
+    path = base_path + "/".join(segments)
+    query = tuple(
+        (parameter.name, _value(parameter.name, parameter.schema, known, spec))
+        for parameter in operation.parameters
+        if parameter.location == "query"
+    )
+    body: bytes | None = None
+    media = next(iter(operation.body_media), "").lower()
+    headers: list[tuple[str, str]] = [("Accept", "*/*")]
+    if operation.body_schema is not None and (
+        "json" in media or media == "application/x-www-form-urlencoded"
+    ):
+        instance = _example(spec.resolve(operation.body_schema), known)
+        if "json" in media:
+            body = json.dumps(instance).encode()
+        elif isinstance(instance, dict):
+            body = urlencode({k: _text(v) for k, v in instance.items()}, quote_via=quote).encode()
+        headers.append(("Content-Type", media))
+    return Endpoint(
+        method=operation.method,
+        path=path or "/",
+        query=query,
+        headers=tuple(headers),
+        body=body,
+        media=media,
+        label=operation.label,
+        operation=operation,
+        path_parameters=_path_parameters(path or "/", operation),
+        from_journey=False,
+    )
+
+
+def _known_values(target: Target) -> dict[str, str]:
+    """Values the journeys used, by normalised name: their query parameters, then the first
+    user's variables (never a secret)."""
+    known: dict[str, str] = {}
+    for exchange in target.exchanges:
+        for name, value in parse_qsl(urlsplit(exchange.url).query):
+            known.setdefault(_normal(name), value)
+    for exchange in reversed(target.exchanges):
+        for name, value in exchange.variables.items():
+            if isinstance(value, str | int) and not isinstance(value, bool) and not is_secret_name(name):
+                known.setdefault(_normal(name), str(value))
+    return known
+
+
+def _value(name: str, schema: Mapping[str, Any], known: Mapping[str, str], spec: OpenApi) -> str:
+    value = known.get(_normal(name))
+    return value if value is not None else _text(_example(spec.resolve(dict(schema)), known))
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _example(schema: Any, known: Mapping[str, str], depth: int = 0) -> Any:
+    """A small instance of a JSON schema, every property included (each string is a value to
+    probe): its example, default or first enum value, else the simplest value of its type."""
+    if not isinstance(schema, dict) or depth > 6:
+        return "gonogo"
+    for key in ("example", "default"):
+        if key in schema:
+            return schema[key]
+    if isinstance(schema.get("examples"), list) and schema["examples"]:
+        return schema["examples"][0]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for combined in ("allOf", "anyOf", "oneOf"):
+        if schema.get(combined):
+            return _example(schema[combined][0], known, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((item for item in kind if item != "null"), "string")
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        return {
+            name: known[_normal(name)] if _normal(name) in known else _example(part, known, depth + 1)
+            for name, part in properties.items()
+        }
+    if kind == "array":
+        return [_example(schema.get("items"), known, depth + 1)]
+    if kind in ("integer", "number"):
+        return max(1, int(schema.get("minimum", 1)))
+    if kind == "boolean":
+        return True
+    formats = {
+        "uuid": "00000000-0000-4000-8000-000000000000",
+        "email": "gonogo@example.com",
+        "date-time": "2024-01-01T00:00:00Z",
+        "date": "2024-01-01",
+        "uri": "https://example.com/",
+    }
+    return formats.get(str(schema.get("format")), "gonogo")
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _encode_query(query: tuple[tuple[str, str], ...]) -> str:
+    return "&".join(quote(name, safe="") + "=" + quote(value, safe="") for name, value in query)
+
+
+def _string_leaves(node: Any, where: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    if isinstance(node, str):
+        yield where, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _string_leaves(value, (*where, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _string_leaves(value, (*where, index))
+
+
+def _dotted(where: tuple[str | int, ...]) -> str:
+    return ".".join(str(part) for part in where) or "(body)"
+
+
+def _replaced(node: Any, where: tuple[str | int, ...], value: str) -> Any:
+    if not where:
+        return value
+    head, rest = where[0], where[1:]
+    if isinstance(node, dict):
+        return {key: _replaced(item, rest, value) if key == head else item for key, item in node.items()}
+    return [_replaced(item, rest, value) if index == head else item for index, item in enumerate(node)]
