@@ -624,8 +624,8 @@ class _Matrix:
         for exchange in self.target.exchanges:  # what the requests used first, then the variables
             parts = urlsplit(exchange.url)
             operation = spec.operation_for(exchange.method, parts.path) if spec else None
-            if operation is not None:
-                found += _path_values(operation.path, parts.path).items()
+            if spec is not None and operation is not None:
+                found += _path_values(spec.request_path(operation), parts.path).items()
             found += [pair.partition("=")[::2] for pair in parts.query.split("&") if "=" in pair]
         for exchange in self.target.exchanges:
             found += [
@@ -652,11 +652,12 @@ class _Matrix:
             for parameter in operation.parameters
             if parameter.location == "query" and parameter.required
         )
-        target = self.base_path + path + (f"?{query}" if query else "")
+        spec = self.target.openapi
+        under = spec.request_path(operation, path) if spec is not None else path
+        target = self.base_path + under + (f"?{query}" if query else "")
         headers: list[tuple[str, str]] = [("Accept", "*/*")]
         body = b""
         if operation.body_schema is not None and any("json" in media for media in operation.body_media):
-            spec = self.target.openapi
             assert spec is not None
             instance = _example(spec.resolve(operation.body_schema), known)
             body = json.dumps(instance).encode()

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import yaml
@@ -76,6 +77,20 @@ class OpenApi:
     source: str  # the file or URL it came from
     operations: list[Operation] = field(default_factory=list)
 
+    @property
+    def base_path(self) -> str:
+        """The path the operations' paths are under on the service: that of the first server's
+        URL (`servers: [{url: /api/v1}]`) or Swagger's `basePath`; "" for the root."""
+        servers = self.document.get("servers")
+        first = servers[0] if isinstance(servers, list) and servers and isinstance(servers[0], dict) else {}
+        url = str(first.get("url") or self.document.get("basePath") or "")
+        path = urlsplit(url).path if "://" in url else url
+        return "" if "{" in path else path.rstrip("/")
+
+    def request_path(self, operation: Operation, filled: str | None = None) -> str:
+        """The path to send for `operation` (its template, or `filled` in), under `base_path`."""
+        return self.base_path + (operation.path if filled is None else filled)
+
     def resolve(self, node: Any, depth: int = 0) -> Any:
         """`node` with its local `$ref`s replaced by what they point at (bounded for cycles)."""
         if depth > 20:
@@ -94,6 +109,9 @@ class OpenApi:
 
     def operation_for(self, method: str, path: str) -> Operation | None:
         """The operation a concrete request is, preferring a literal path over a template."""
+        base = self.base_path
+        if base and (path == base or path.startswith(base + "/")):
+            path = path[len(base) :] or "/"
         candidates = [operation for operation in self.operations if operation.matches(method, path)]
         candidates.sort(key=lambda operation: operation.path.count("{"))
         return candidates[0] if candidates else None
