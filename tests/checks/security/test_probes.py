@@ -96,6 +96,7 @@ def start_service(directory: Path, *defects: str) -> Iterator[tuple[str, OneProc
 
 def _exchange(step: str, response: httpx.Response, variables: dict[str, Any]) -> Exchange:
     request = response.request
+    request.read()  # a multipart body is a stream until read
     return Exchange(
         journey="documents",
         step=step,
@@ -135,12 +136,20 @@ def build_target(base_url: str, service: OneProcess, work_dir: Path) -> Target:
         auth = {"Authorization": f"Bearer {token}"}
         doc_id = step("create", "POST", "/documents", json={"title": "plan", "body": "notes"}, headers=auth)
         variables["doc_id"] = doc_id.json()["id"]
-        step("list", "GET", "/documents", params={"title": "plan"}, headers=auth)
+        step("list", "GET", "/documents", headers=auth)  # `title`, declared, is probed all the same
         step("read", "GET", f"/documents/{variables['doc_id']}", headers=auth)
         step("file", "GET", "/files/readme.txt", headers=auth)
         step("ping", "GET", "/ping", params={"host": "localhost"}, headers=auth)
         step("greet", "GET", "/greet", params={"name": "Ada"})
         step("notify", "POST", "/notify", json={"email": email}, headers=auth)
+        step(
+            "avatar",
+            "POST",
+            "/avatars",
+            data={"caption": "me"},
+            files={"image": ("me.png", b"\x89PNG")},
+            headers=auth,
+        )
         step(
             "upload",
             "POST",
@@ -197,7 +206,7 @@ def test_the_healthy_build_gives_nothing_at_medium_or_above(healthy: tuple[Targe
     assert serious == []
     counts = result.tally.counts
     assert counts["requests"] > 100 and counts["payloads"] > 100
-    assert {"GET /files/{name}", "GET /documents", "POST /upload", "POST /notify"} <= result.tally.operations
+    assert {"GET /files/{name}", "GET /documents", "POST /upload", "POST /avatars"} <= result.tally.operations
     assert not result.notes or all("stopped early" not in note for note in result.notes)
 
 
@@ -233,9 +242,13 @@ def test_sql_injection_and_non_ascii(tmp_path: Path) -> None:
     assert (tautology.severity, tautology.category) == ("critical", "injection")
     # every row of every user, where the journey's own title gives the first user's only
     assert re.search(r"returns (\d+) rows where the harmless values return at most (\d+)", tautology.title)
+    assert tautology.details["parameter"] == "query title"
     assert findings[("injection.server-error", "GET /documents")].severity == "high"  # the lone quote
     non_ascii = findings[("input.server-error", "GET /greet")]
     assert (non_ascii.severity, non_ascii.category) == ("high", "input")
+    caption = findings[("input.server-error", "POST /avatars")]  # a multipart field
+    assert (caption.severity, caption.details["parameter"]) == ("high", "multipart caption")
+    assert 'filename="me.png"' in caption.request  # the file part sent as the journey sent it
     assert_no_secret(result, target)
 
 
@@ -246,9 +259,10 @@ def test_oversized_and_slow_bodies(defective: tuple[Target, PartResult]) -> None
     assert memory.severity == "high" and memory.details["rss_growth"] >= 10_000_000
     assert memory.reproduction.startswith("python3 -c ") and "@body.bin" in memory.reproduction
     assert "20,000,000 bytes" in memory.request
-    slow = findings[("dos.slow-body", "POST /upload")]
+    slow = next(finding for finding in result.findings if finding.rule == "dos.slow-body")
+    assert slow.operation in ("POST /upload", "POST /avatars")  # an upload route
     assert slow.severity == "high" and "answers nothing else" in slow.title
-    assert "--limit-rate 1K" in slow.reproduction
+    assert "--limit-rate 128" in slow.reproduction
     # the other operations refuse the body with 413 before reading it
     assert not [key for key in findings if key[0] == "dos.body-in-memory" and key[1] != "POST /upload"]
 

@@ -14,7 +14,8 @@ security headers. The switches:
 - `PROBE_COMMAND`: GET /ping?host= runs `echo` in a shell with the host, and answers its output;
 - `PROBE_BLIND_COMMAND`: POST /notify runs a shell with the email, and answers nothing of it;
 - `PROBE_TEMPLATE`: GET /greet?name= evaluates `{{...}}` in the name;
-- `PROBE_NON_ASCII`: GET /greet?name= answers 500 on a non-ASCII name;
+- `PROBE_NON_ASCII`: GET /greet?name= and the caption of POST /avatars (multipart) answer 500
+  when not ASCII;
 - `PROBE_UPLOAD`: POST /upload reads any body whole and keeps it in memory;
 - `PROBE_SLOW`: one request at a time, and no deadline for reading a body;
 - `PROBE_HEADERS`: no security headers, the server's version in Server, a session cookie
@@ -109,6 +110,21 @@ OPENAPI: dict[str, Any] = {
         "/ping": {"get": _operation(_parameter("host", "query"))},
         "/greet": {"get": _operation(_parameter("name", "query"), public=True)},
         "/notify": {"post": _operation(body=_json("email"))},
+        "/avatars": {
+            "post": _operation(
+                body={
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "caption": {"type": "string"},
+                                "image": {"type": "string", "format": "binary"},
+                            },
+                        }
+                    }
+                }
+            )
+        },
         "/upload": {
             "post": _operation(
                 body={"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
@@ -360,6 +376,23 @@ def upload(handler: Handler, query: dict[str, str]) -> None:
     handler.answer(201, {"size": len(data)})
 
 
+def avatar(handler: Handler, query: dict[str, str]) -> None:
+    handler.user()
+    boundary = re.search(r"boundary=([^;]+)", handler.headers.get("Content-Type", ""))
+    if boundary is None:
+        raise Refused(415, "expected multipart/form-data")
+    fields: dict[str, bytes] = {}
+    for section in handler.body().split(b"--" + boundary.group(1).encode())[1:-1]:
+        head, _, content = section.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        name = re.search(rb'name="([^"]*)"', head)
+        if name is not None:
+            fields[name.group(1).decode()] = content.removesuffix(b"\r\n")
+    caption = fields.get("caption", b"").decode("utf-8", errors="replace")
+    if NON_ASCII:
+        caption.encode("ascii")  # a UnicodeEncodeError: a 500
+    handler.answer(201, {"caption": caption, "size": len(fields.get("image", b""))})
+
+
 GET_ROUTES = {
     "/": root,
     "/health": health,
@@ -372,6 +405,7 @@ GET_ROUTES = {
 }
 POST_ROUTES = {"/register": register, "/login": login, "/documents": create_document, "/notify": notify}
 POST_ROUTES["/upload"] = upload
+POST_ROUTES["/avatars"] = avatar
 
 
 def _exit_with_parent() -> None:

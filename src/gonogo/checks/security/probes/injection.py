@@ -74,6 +74,10 @@ class Payload:
     family: Family
     text: str
     tautology: bool = False
+    before_value: bool = False  # put before the journey's value rather than in its place
+
+    def value(self, original: str) -> str:
+        return self.text + original if self.before_value else self.text
 
 
 def payloads(timing: float) -> list[Payload]:
@@ -97,7 +101,8 @@ def payloads(timing: float) -> list[Payload]:
         Payload("template", "${1337*1337}"),
         Payload("template", "<%= 1337*1337 %>"),
         Payload("template", "#{1337*1337}"),
-        Payload("input", "Zoë Ångström 名前 🙂"),
+        # before the value, so that it keeps its shape (an email stays an email)
+        Payload("input", "Zoë-Ångström-名前-🙂", before_value=True),
         Payload("sql-time", f"' OR (SELECT 1 FROM pg_sleep({sleep})) = 0 OR 'a'='b"),
         Payload("sql-time", f"'; SELECT pg_sleep({sleep})--"),
         Payload("sql-time", f"' OR (SELECT 1 FROM (SELECT SLEEP({sleep})) gonogo) = 0 OR 'a'='b"),
@@ -218,7 +223,7 @@ async def _probe(run: _PointRun) -> bool:
             continue
         delayed = payload.family.endswith("-time")
         timeout = max(session.target.request_timeout, run.baseline.elapsed + 2 * session.settings.timing + 5)
-        sent = run.sent(payload.text)
+        sent = run.sent(payload.value(run.point.value))
         response = await session.send(sent, run.operation, payload=True, timeout=timeout)
         if response is None:
             return False
@@ -231,7 +236,7 @@ async def _probe(run: _PointRun) -> bool:
 
 
 def _judge(run: _PointRun, payload: Payload, sent: Sent, response: RawResponse) -> None:
-    where = f"{run.point.label} is {payload.text!r}"
+    where = f"{run.point.label} is {payload.value(run.point.value)!r}"
     operation = run.operation
     if response.status is None:
         if response.error and response.error.startswith("timeout"):

@@ -9,7 +9,7 @@
   422 is low (`dos.oversized-status`: say 413); a 5xx or no response in time is high.
 - An oversized header (`header_size`, 64 KiB by default) on a GET: 431 (or 413, or the
   connection closed) is right; 400 is low; accepted is low; a 5xx or no response is high.
-- A slow body (`slow_body`): a 1 MB Content-Length sent at 1 KiB/s for up to 30 s (or what the
+- A slow body (`slow_body`): a 1 MB Content-Length sent at 128 bytes/s for up to 30 s (or what the
   budget has left), with a normal request sent half-way through. The server should time the
   body out (408, or close). Never timed out is medium (`dos.slow-body`); if the normal request
   got no answer meanwhile, one slow client holds the service and it is high.
@@ -24,6 +24,7 @@ __all__ = ["RssWatch", "run_oversized"]
 import asyncio
 import json
 import re
+import shlex
 import threading
 import time
 from collections.abc import Iterator
@@ -41,7 +42,9 @@ MEMORY_SHARE = 0.5  # RSS growth, as a share of the body, that means the body is
 SAMPLE_EVERY = 0.005  # seconds between RSS samples
 SETTLE = 0.5  # seconds of sampling after the response (a handler may still be working)
 SLOW_BODY_BYTES = 1_000_000
-SLOW_RATE = 1024.0  # bytes per second
+# Bytes per second: steady enough that no idle timeout fires, far below the minimum rates servers
+# enforce (Apache's mod_reqtimeout: 500 B/s; a minimum of 1 KiB/s is common).
+SLOW_RATE = 128.0
 SLOW_WINDOW = 30.0  # seconds the slow body is kept going at most
 PIECE = 64 * 1024
 REFUSED = frozenset({408, 413, 431})
@@ -154,7 +157,7 @@ class _Filler:
         code = (
             f"import sys; sys.stdout.buffer.write({self.prefix!r} + b'a' * {self.filler} + {self.suffix!r})"
         )
-        return f"python3 -c {json.dumps(code)} > body.bin && "
+        return f"python3 -c {shlex.quote(code)} > body.bin && "
 
 
 def _filler(endpoint: Endpoint, size: int) -> _Filler:
@@ -371,7 +374,9 @@ async def _slow_body(
     filler = _filler(endpoint, SLOW_BODY_BYTES)
     headers = _with_content_type(endpoint, filler)
     shown = Sent(endpoint.method, endpoint.target(), headers)
-    reproduction = filler.prelude() + session.curl(shown, body_file=True, options=["--limit-rate", "1K"])
+    reproduction = filler.prelude() + session.curl(
+        shown, body_file=True, options=["--limit-rate", f"{SLOW_RATE:.0f}"]
+    )
     note = f"{filler.note()}, sent at {SLOW_RATE:,.0f} bytes/s"
     sent = Sent(endpoint.method, endpoint.target(), headers, None, note, reproduction=reproduction)
     operation = endpoint.label

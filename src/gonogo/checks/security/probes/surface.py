@@ -52,7 +52,7 @@ _ID_LIKE = re.compile(r"^(?:\d+|[0-9a-fA-F-]{8,}|[0-9A-Za-z_-]{20,})$")
 class Endpoint:
     method: str
     path: str  # as on the wire, without the query
-    query: tuple[tuple[str, str], ...]  # decoded names and values, in order
+    query: tuple[tuple[str, str], ...]  # decoded names and values, in order, as sent
     headers: tuple[tuple[str, str], ...]  # without credentials and framing
     body: bytes | None
     media: str  # the body's media type, lower case, without parameters ("" for none)
@@ -60,6 +60,8 @@ class Endpoint:
     operation: Operation | None
     path_parameters: tuple[tuple[int, str], ...]  # (segment index, name) of the path's parameters
     from_journey: bool
+    # query parameters the document declares that the request did not send (example values)
+    declared: tuple[tuple[str, str], ...] = ()
 
     def target(self, path: str | None = None, query: str | None = None) -> str:
         """The request-target with `path` and `query` (encoded, as on the wire) in place of the
@@ -74,19 +76,26 @@ class Endpoint:
         segments[index] = raw
         return self.target("/".join(segments))
 
-    def with_query(self, index: int, raw: str) -> str:
-        """The request-target with the value of query parameter `index` replaced by `raw` as is."""
-        pairs = [quote(name, safe="") + "=" + quote(value, safe="") for name, value in self.query]
-        pairs[index] = quote(self.query[index][0], safe="") + "=" + raw
+    def with_query(self, index: int | None, raw: str, name: str = "") -> str:
+        """The request-target with the value of query parameter `index` replaced by `raw` as is
+        (or, for `index` None, parameter `name` added with it)."""
+        pairs = [quote(key, safe="") + "=" + quote(value, safe="") for key, value in self.query]
+        if index is None:
+            pairs.append(quote(name, safe="") + "=" + raw)
+        else:
+            pairs[index] = quote(self.query[index][0], safe="") + "=" + raw
         return self.target(query="&".join(pairs))
 
     def points(self) -> list[Point]:
-        """The values a payload can take the place of."""
+        """The values a payload can take the place of: the path's parameters, the query's (the
+        ones sent, then the ones the document declares and the journey did not send), the string
+        fields of a JSON body, the fields of a form, the text fields of a multipart body."""
         found = [
             Point(self, "path", name, self.path.split("/")[index], index)
             for index, name in self.path_parameters
         ]
         found += [Point(self, "query", name, value, index) for index, (name, value) in enumerate(self.query)]
+        found += [Point(self, "query", name, value, None) for name, value in self.declared]
         if self.body is not None and "json" in self.media:
             try:
                 document = json.loads(self.body)
@@ -97,7 +106,22 @@ class Endpoint:
         if self.body is not None and self.media == "application/x-www-form-urlencoded":
             form = parse_qsl(self.body.decode("utf-8", errors="replace"), keep_blank_values=True)
             found += [Point(self, "form", name, value, index) for index, (name, value) in enumerate(form)]
+        boundary = self.boundary()
+        if self.body is not None and boundary is not None:
+            for index, (head, content) in enumerate(_multipart_parts(self.body, boundary)):
+                name = _text_field(head)
+                if name is not None:
+                    value = content.decode("utf-8", errors="replace")
+                    found.append(Point(self, "multipart", name, value, index))
         return found
+
+    def boundary(self) -> bytes | None:
+        """The boundary of a multipart body, from its Content-Type."""
+        if not self.media.startswith("multipart/"):
+            return None
+        content_type = next((value for name, value in self.headers if name.lower() == "content-type"), "")
+        match = re.search(r'boundary="?([^";]+)"?', content_type)
+        return match.group(1).encode("latin-1") if match else None
 
     def parameter_type(self, name: str, location: str) -> str | None:
         """The declared type of a parameter, when the OpenAPI document says."""
@@ -113,10 +137,12 @@ class Endpoint:
 @dataclass(frozen=True)
 class Point:
     endpoint: Endpoint
-    location: str  # path, query, json, form
+    location: str  # path, query, json, form, multipart
     name: str  # the parameter, or the JSON field (`meta.tags.0`)
     value: str  # the journey's (or example's) value
-    where: Any = field(compare=False)  # segment index, query index, form index, or JSON path
+    # path segment index, query index (None: a declared parameter the journey did not send),
+    # form field index, multipart part index, or JSON path
+    where: Any = field(compare=False)
 
     @property
     def label(self) -> str:
@@ -130,13 +156,17 @@ class Point:
             raw = value if encoded else quote(value, safe="")
             if self.location == "path":
                 return endpoint.with_segment(self.where, raw), endpoint.body
-            return endpoint.with_query(self.where, raw), endpoint.body
+            return endpoint.with_query(self.where, raw, self.name), endpoint.body
         assert endpoint.body is not None
         if self.location == "json":
-            document = json.loads(endpoint.body)
-            return endpoint.target(), json.dumps(
-                _replaced(document, self.where, value), ensure_ascii=False
-            ).encode()
+            document = _replaced(json.loads(endpoint.body), self.where, value)
+            return endpoint.target(), json.dumps(document, ensure_ascii=False).encode()
+        if self.location == "multipart":
+            boundary = endpoint.boundary()
+            assert boundary is not None
+            parts = _multipart_parts(endpoint.body, boundary)
+            parts[self.where] = (parts[self.where][0], value.encode("utf-8"))
+            return endpoint.target(), _multipart_body(parts, boundary)
         form = parse_qsl(endpoint.body.decode("utf-8", errors="replace"), keep_blank_values=True)
         form[self.where] = (form[self.where][0], value)
         return endpoint.target(), urlencode(form, quote_via=quote).encode()
@@ -146,14 +176,14 @@ def endpoints(target: Target) -> list[Endpoint]:
     """The journeys' requests (the first of each operation), then the OpenAPI operations they
     did not call."""
     base_path = urlsplit(target.base_url).path.rstrip("/")
+    known = _known_values(target)
     found: dict[str, Endpoint] = {}
     for exchange in target.exchanges:
-        endpoint = _from_exchange(exchange, target.openapi, base_path)
+        endpoint = _from_exchange(exchange, target.openapi, base_path, known)
         if endpoint is not None:
             found.setdefault(endpoint.label, endpoint)
     spec = target.openapi
     if spec is not None:
-        known = _known_values(target)
         for operation in spec.operations:
             if operation.label in found or _ENDS_SESSION.search(operation.path):
                 continue
@@ -163,7 +193,9 @@ def endpoints(target: Target) -> list[Endpoint]:
     return list(found.values())
 
 
-def _from_exchange(exchange: Exchange, spec: OpenApi | None, base_path: str) -> Endpoint | None:
+def _from_exchange(
+    exchange: Exchange, spec: OpenApi | None, base_path: str, known: Mapping[str, str]
+) -> Endpoint | None:
     parts = urlsplit(exchange.url)
     path = parts.path or "/"
     if _ENDS_SESSION.search(path):
@@ -177,10 +209,19 @@ def _from_exchange(exchange: Exchange, spec: OpenApi | None, base_path: str) -> 
     headers = tuple((name, value) for name, value in exchange.headers if name.lower() not in _NOT_COPIED)
     media = (exchange.header("content-type") or "").split(";")[0].strip().lower()
     body = exchange.body if exchange.body and exchange.body_complete else None
+    query = tuple(parse_qsl(parts.query, keep_blank_values=True))
+    declared: tuple[tuple[str, str], ...] = ()
+    if operation is not None and spec is not None:
+        sent = {name for name, _ in query}
+        declared = tuple(
+            (parameter.name, _value(parameter.name, parameter.schema, known, spec))
+            for parameter in operation.parameters
+            if parameter.location == "query" and parameter.name not in sent
+        )
     return Endpoint(
         method=exchange.method,
         path=path,
-        query=tuple(parse_qsl(parts.query, keep_blank_values=True)),
+        query=query,
         headers=headers,
         body=body,
         media=media if exchange.body else "",
@@ -188,6 +229,7 @@ def _from_exchange(exchange: Exchange, spec: OpenApi | None, base_path: str) -> 
         operation=operation,
         path_parameters=_path_parameters(path, operation),
         from_journey=True,
+        declared=declared,
     )
 
 
@@ -347,3 +389,31 @@ def _replaced(node: Any, where: tuple[str | int, ...], value: str) -> Any:
     if isinstance(node, dict):
         return {key: _replaced(item, rest, value) if key == head else item for key, item in node.items()}
     return [_replaced(item, rest, value) if index == head else item for index, item in enumerate(node)]
+
+
+def _multipart_parts(body: bytes, boundary: bytes) -> list[tuple[bytes, bytes]]:
+    """The (headers, content) of each part of a multipart body."""
+    parts = []
+    for section in body.split(b"--" + boundary)[1:]:
+        if section.startswith(b"--"):
+            break  # the closing delimiter
+        head, separator, content = section.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if separator:
+            parts.append((head, content.removesuffix(b"\r\n")))
+    return parts
+
+
+def _multipart_body(parts: list[tuple[bytes, bytes]], boundary: bytes) -> bytes:
+    sections = [
+        b"--" + boundary + b"\r\n" + head + b"\r\n\r\n" + content + b"\r\n" for head, content in parts
+    ]
+    return b"".join(sections) + b"--" + boundary + b"--\r\n"
+
+
+def _text_field(head: bytes) -> str | None:
+    """The name of a multipart part that is a text field (not a file)."""
+    disposition = head.decode("utf-8", errors="replace")
+    match = re.search(r'(?i)content-disposition:[^\r\n]*\bname="([^"]*)"', disposition)
+    if match is None or re.search(r"(?i)\bfilename\*?=", disposition):
+        return None
+    return match.group(1)

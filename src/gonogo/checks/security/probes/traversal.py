@@ -68,7 +68,8 @@ class _Spot:
 
     label: str  # `path name`, `query file`, `route /static/{}`
     operation: str
-    make: tuple[str, ...]  # how to build the target: ("segment", path, index) / ("query", …) / ("route", …)
+    # how to build the target: ("segment", index), ("query", index or "" to add it, name), ("route", route)
+    make: tuple[str, ...]
     endpoint: Endpoint | None
 
 
@@ -173,9 +174,10 @@ def spots(session: ProbeSession, endpoints: list[Endpoint]) -> list[_Spot]:
                 indexes[index + 1] = f"path after /{segment}/"
         for index, name in sorted(indexes.items()):
             found.append(_Spot(f"path {name}", endpoint.label, ("segment", str(index)), endpoint))
-        for index, (name, _) in enumerate(endpoint.query):
-            if FILE_NAMES.search(name):
-                found.append(_Spot(f"query {name}", endpoint.label, ("query", str(index)), endpoint))
+        for point in endpoint.points():
+            if point.location == "query" and FILE_NAMES.search(point.name):
+                where = "" if point.where is None else str(point.where)
+                found.append(_Spot(point.label, endpoint.label, ("query", where, point.name), endpoint))
     for route in session.settings.file_routes:
         if "{}" in route:
             found.append(
@@ -185,12 +187,12 @@ def spots(session: ProbeSession, endpoints: list[Endpoint]) -> list[_Spot]:
 
 
 def _target(spot: _Spot, payload: str) -> str:
-    kind, where = spot.make
+    kind, where, *name = spot.make
     if kind == "route":
         return where.replace("{}", payload)
     assert spot.endpoint is not None
     if kind == "query":
-        return spot.endpoint.with_query(int(where), payload)
+        return spot.endpoint.with_query(int(where) if where else None, payload, *name)
     # Replace the segment and drop the ones after it (`/files/{name}/meta` → `/files/<payload>`
     # would add `/meta` to the file's path).
     index = int(where)
