@@ -257,6 +257,7 @@ def test_oversized_and_slow_bodies(defective: tuple[Target, PartResult]) -> None
     findings = found(result)
     memory = findings[("dos.body-in-memory", "POST /upload")]
     assert memory.severity == "high" and memory.details["rss_growth"] >= 10_000_000
+    assert memory.details["service"] == "api"
     assert memory.reproduction.startswith("python3 -c ") and "@body.bin" in memory.reproduction
     assert "20,000,000 bytes" in memory.request
     slow = next(finding for finding in result.findings if finding.rule == "dos.slow-body")
@@ -289,6 +290,16 @@ def test_findings_hold_no_secret(defective: tuple[Target, PartResult]) -> None:
     assert_no_secret(result, target)
     cookie = found(result)[("headers.cookie-httponly", "POST /login")]
     assert "<redacted>" in cookie.response
+
+
+def test_a_crash_is_critical(tmp_path: Path) -> None:
+    only_oversized = ProbeSettings(
+        body_size=20_000_000, headers=False, traversal=False, injection=False, slow_body=False
+    )
+    _, result = probe(tmp_path, "CRASH", settings=only_oversized)
+    crash = found(result)[("dos.crash", "POST /upload")]
+    assert (crash.severity, crash.category) == ("critical", "dos")
+    assert crash.details["exited"][0]["service"] == "api"
 
 
 def test_a_spent_budget_stops_the_probes(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ security headers. The switches:
 - `PROBE_NON_ASCII`: GET /greet?name= and the caption of POST /avatars (multipart) answer 500
   when not ASCII;
 - `PROBE_UPLOAD`: POST /upload reads any body whole and keeps it in memory;
+- `PROBE_CRASH`: POST /upload with a body over 5 MB makes the process exit (as an OOM kill would);
 - `PROBE_SLOW`: one request at a time, and no deadline for reading a body;
 - `PROBE_HEADERS`: no security headers, the server's version in Server, a session cookie
   without HttpOnly or SameSite, CORS reflecting any origin with credentials, TRACE echoed,
@@ -56,6 +57,7 @@ TEMPLATE, NON_ASCII, UPLOAD, SLOW, HEADERS = (
     _on("SLOW"),
     _on("HEADERS"),
 )
+CRASH = _on("CRASH")
 MAX_BODY = 1_000_000
 BODY_DEADLINE = 2.0  # seconds to read a whole body (healthy)
 FILES = Path.cwd() / "files"
@@ -368,6 +370,8 @@ def notify(handler: Handler, query: dict[str, str]) -> None:
 
 def upload(handler: Handler, query: dict[str, str]) -> None:
     handler.user()
+    if CRASH and int(handler.headers.get("Content-Length") or 0) > 5_000_000:
+        os._exit(3)
     data = handler.body()
     if UPLOAD:
         kept_in_memory.append(data)

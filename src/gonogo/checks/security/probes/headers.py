@@ -237,9 +237,10 @@ def _judge_cookie(session: ProbeSession, item: _Seen, cookie: str, https: bool) 
     if not value or "max-age=0" in cookie.lower().replace(" ", ""):
         return  # a cookie being deleted
     operation = item.operation
-    is_session = (bool(SESSION_COOKIE.search(name)) and not NOT_SESSION_COOKIE.search(name)) or any(
-        value == secret for secret in session.secrets
-    )
+    # A session cookie: named like one and holding a token (`session_lang=en` is no session), or
+    # holding a credential of the run.
+    named = bool(SESSION_COOKIE.search(name)) and not NOT_SESSION_COOKIE.search(name)
+    is_session = (named and len(value) >= 16) or value in session.secrets
     if is_session and "httponly" not in attributes:
         _report(
             session,

@@ -67,11 +67,12 @@ FIX_CRASH = "find why the process exited in its log; bound request sizes so that
 
 
 class RssWatch:
-    """The summed resident memory of the watched services' processes, sampled in a thread while
-    a probe runs; `growth` is the peak over the level before."""
+    """The resident memory of each watched service (its processes summed), sampled in a thread
+    while a probe runs. `stop` gives the largest growth of one service over its level before,
+    and which service it was: one service's growth is not added to another's unrelated one."""
 
     def __init__(self, target: Target) -> None:
-        self.processes: list[psutil.Process] = []
+        self.processes: dict[str, list[psutil.Process]] = {}
         if target.services is not None:
             for name in target.service_names:
                 try:
@@ -80,49 +81,73 @@ class RssWatch:
                     continue
                 for process in found:
                     try:
-                        self.processes.append(psutil.Process(process.pid))
+                        self.processes.setdefault(name, []).append(psutil.Process(process.pid))
                     except psutil.Error:
                         continue
-        self.before = 0
-        self.peak = 0
+        self.before: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
     def available(self) -> bool:
-        return bool(self.processes)
+        return any(self.processes.values())
 
-    def rss(self) -> int:
-        total = 0
-        for process in self.processes:
-            try:
-                total += process.memory_info().rss
-            except psutil.Error:
-                continue
-        return total
+    def rss(self) -> dict[str, int]:
+        totals = {}
+        for name, processes in self.processes.items():
+            total = 0
+            for process in processes:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:
+                    continue
+            totals[name] = total
+        return totals
 
-    def gone(self) -> list[int]:
+    def gone(self) -> list[tuple[str, int]]:
         """The watched processes that exited (a zombie not yet reaped has exited too)."""
-        return [process.pid for process in self.processes if not _alive(process)]
+        return [
+            (name, process.pid)
+            for name, processes in self.processes.items()
+            for process in processes
+            if not _alive(process)
+        ]
+
+    def forget(self, gone: list[tuple[str, int]]) -> None:
+        pids = {pid for _, pid in gone}
+        self.processes = {
+            name: [process for process in processes if process.pid not in pids]
+            for name, processes in self.processes.items()
+        }
 
     def start(self) -> None:
-        self.before = self.peak = self.rss()
+        self.before = self.rss()
+        self.peak = dict(self.before)
         self._stop.clear()
         self._thread = threading.Thread(target=self._sample, name="gonogo-rss-watch", daemon=True)
         self._thread.start()
 
     def _sample(self) -> None:
         while not self._stop.wait(SAMPLE_EVERY):
-            self.peak = max(self.peak, self.rss())
+            self._record()
 
-    async def stop(self) -> int:
-        """Sample a little longer, stop, and give the growth in bytes."""
+    def _record(self) -> None:
+        for name, total in self.rss().items():
+            self.peak[name] = max(self.peak.get(name, 0), total)
+
+    async def stop(self) -> tuple[int, str]:
+        """Sample a little longer, stop, and give the largest growth (bytes) and its service."""
         await asyncio.sleep(SETTLE)
         self._stop.set()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, 5)
-        self.peak = max(self.peak, self.rss())
-        return max(0, self.peak - self.before)
+        self._record()
+        growths = {name: max(0, peak - self.before.get(name, peak)) for name, peak in self.peak.items()}
+        if not growths:
+            return 0, ""
+        service = max(growths, key=lambda name: growths[name])
+        return growths[service], service
 
 
 @dataclass(frozen=True)
@@ -264,7 +289,7 @@ async def _oversized_body(session: ProbeSession, endpoint: Endpoint, watch: RssW
     response = await session.send(
         sent, endpoint.label, payload=True, stream=filler.pieces(), content_length=size, timeout=timeout
     )
-    growth = await watch.stop() if watch.available else 0
+    growth, service = await watch.stop() if watch.available else (0, "")
     if response is None:
         return False
     operation = endpoint.label
@@ -275,9 +300,10 @@ async def _oversized_body(session: ProbeSession, endpoint: Endpoint, watch: RssW
     if _crashed(session, watch, sent, operation, response):
         return True
     if growth >= MEMORY_SHARE * size:
+        details["service"] = service
         title = (
-            f"{operation} holds an oversized body in memory: RSS grew by {growth / 1e6:,.1f} MB for a "
-            f"{size / 1e6:,.1f} MB body ({outcome})"
+            f"{operation} holds an oversized body in memory: the RSS of {service} grew by "
+            f"{growth / 1e6:,.1f} MB for a {size / 1e6:,.1f} MB body ({outcome})"
         )
         session.add(
             "dos.body-in-memory", title, "high", "dos", operation, sent, response, FIX_MEMORY, details
@@ -435,9 +461,11 @@ def _crashed(session: ProbeSession, watch: RssWatch, sent: Sent, operation: str,
     gone = watch.gone() if watch.available else []
     if not gone:
         return False
-    title = f"the service process exited (pid {', '.join(map(str, gone))}) on a request to {operation}"
-    session.add("dos.crash", title, "critical", "dos", operation, sent, response, FIX_CRASH, {"pids": gone})
-    watch.processes = [process for process in watch.processes if process.pid not in gone]
+    processes = ", ".join(f"{name} (pid {pid})" for name, pid in gone)
+    title = f"the service process exited on a request to {operation}: {processes}"
+    details = {"exited": [{"service": name, "pid": pid} for name, pid in gone]}
+    session.add("dos.crash", title, "critical", "dos", operation, sent, response, FIX_CRASH, details)
+    watch.forget(gone)
     return True
 
 
