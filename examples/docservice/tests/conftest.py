@@ -90,6 +90,7 @@ def add_document(
     owner_id: str | None = None,
     max_attempts: int = 3,
     now: float = 0.0,
+    title: str = "t",
 ) -> str:
     """A stored document with its queued job, as the API would create it."""
     owner = owner_id or make_user(db)
@@ -102,7 +103,7 @@ def add_document(
         NewDocument(
             id=doc_id,
             owner_id=owner,
-            title="t",
+            title=title,
             filename="t.txt",
             content_type="text/plain",
             size=len(content),

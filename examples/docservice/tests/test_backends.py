@@ -201,3 +201,21 @@ def test_the_worker_waits_for_the_database_at_start(tmp_path: Path, worker_setti
     worker.stop.set()
     thread.join(timeout=10)
     assert not thread.is_alive() and worker.processed == 0
+
+
+def test_the_title_filter_matches_a_substring_literally(any_db: Database, storage: Storage) -> None:
+    owner, other = make_user(any_db), make_user(any_db)
+    titles = ["Quarterly Report", "report_2024", "100% done", "notes"]
+    for title in titles:
+        add_document(any_db, storage, b"x", owner_id=owner, title=title)
+    add_document(any_db, storage, b"x", owner_id=other, title="someone else's report")
+
+    def found(text: str) -> list[str]:
+        docs, total = any_db.list_documents(owner, limit=10, offset=0, title=text)
+        assert total == len(docs)
+        return sorted(doc.title or "" for doc in docs)
+
+    assert found("REPORT") == ["Quarterly Report", "report_2024"]  # ignoring case, only the owner's
+    assert found("%") == ["100% done"] and found("_") == ["report_2024"]  # wildcards are literal
+    assert found("' OR '1'='1") == [] and found("\\") == []
+    assert found("") == sorted(titles)

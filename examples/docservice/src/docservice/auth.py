@@ -30,7 +30,8 @@ from collections.abc import Callable
 
 from docservice.db import Database, User
 
-EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+# no whitespace or control characters (PostgreSQL refuses NUL in text)
+EMAIL_PATTERN = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
 MAX_EMAIL = 254

@@ -35,6 +35,9 @@ class ApiSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     max_upload_bytes: int = 100 * 1024 * 1024
+    # a request body must keep coming: it may take this long plus one second per KiB
+    # received, then the request is refused with 408 (a slow-body attack holds nothing)
+    body_timeout: float = 5.0
     token_ttl: float = 3600.0  # seconds
     max_attempts: int = 5  # given to each job the API enqueues
     scrypt_n: int = 2**14  # scrypt cost; tests lower it to stay fast
@@ -51,6 +54,21 @@ class ApiSettings:
     # DOCSERVICE_NO_DEPENDENCY_TIMEOUT=1: GET /documents/{id}/summary calls the enricher
     # without a timeout, from the event loop: a hanging enricher freezes the whole API
     no_dependency_timeout: bool = False
+    # Security defects on purpose, each one a security check must find (see README):
+    # DOCSERVICE_NO_OWNER_CHECK=1: GET/DELETE /documents/{id}[/content|/summary] serve any
+    # user's document (broken object-level authorization)
+    no_owner_check: bool = False
+    # DOCSERVICE_NO_AUTH_CHECK=1: GET /documents/{id}/content serves a document to a
+    # request with no valid token (missing authentication; still declared as secured)
+    no_auth_check: bool = False
+    # DOCSERVICE_SQL_CONCAT=1: the `title` filter of GET /documents is concatenated into the SQL
+    sql_concat: bool = False
+    # DOCSERVICE_TRAVERSAL=1: GET /help/{name} joins the name to the folder naively
+    traversal: bool = False
+    # DOCSERVICE_UNBOUNDED_UPLOAD=1: POST /documents reads the whole body into memory, no limit
+    unbounded_upload: bool = False
+    # DOCSERVICE_NON_ASCII_500=1: a non-ASCII title or email is encoded as ASCII: 500
+    non_ascii_500: bool = False
 
     @property
     def database(self) -> Path | str:

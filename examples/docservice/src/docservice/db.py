@@ -27,7 +27,9 @@ __all__ = [
     "DatabaseUnavailable",
     "Document",
     "NewDocument",
+    "StatementFailed",
     "User",
+    "like_pattern",
 ]
 
 import functools
@@ -198,6 +200,17 @@ class DatabaseUnavailable(Exception):
 
 class DatabaseFull(Exception):
     """The database could not write: its disk is full."""
+
+
+class StatementFailed(Exception):
+    """The database refused a statement built from user input (only with
+    DOCSERVICE_SQL_CONCAT=1); the message is the driver's, e.g. `sqlite3.OperationalError: ...`."""
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching any value that contains `text` literally (ESCAPE '\\')."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 class Row(Protocol):
@@ -463,26 +476,67 @@ class Database:
             row = conn.execute(query, params).fetchone()
         return _document(row) if row else None
 
-    def list_documents(self, owner_id: str, *, limit: int, offset: int) -> tuple[list[Document], int]:
-        """One page of the owner's documents, newest first, and how many there are in all."""
+    def list_documents(
+        self,
+        owner_id: str,
+        *,
+        limit: int,
+        offset: int,
+        title: str | None = None,
+        concatenate_title: bool = False,
+    ) -> tuple[list[Document], int]:
+        """One page of the owner's documents, newest first, and how many there are in all;
+        with `title`, only those whose title contains it (ignoring ASCII case)."""
+        if title is not None and concatenate_title:
+            return self._list_documents_concatenated(owner_id, limit=limit, offset=offset, title=title)
+        where = "d.owner_id = :owner_id"
+        params: dict[str, Any] = {"owner_id": owner_id, "limit": limit, "offset": offset}
+        if title is not None:
+            where += " AND LOWER(d.title) LIKE LOWER(:title) ESCAPE '\\'"
+            params["title"] = like_pattern(title)
         with self.connect() as conn:
             rows = conn.execute(
-                f"SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.owner_id = :owner_id"
+                f"SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE {where}"
                 " ORDER BY d.created_at DESC, d.id LIMIT :limit OFFSET :offset",
-                {"owner_id": owner_id, "limit": limit, "offset": offset},
+                params,
             ).fetchall()
-            total = conn.execute(
-                "SELECT COUNT(*) AS n FROM documents WHERE owner_id = :owner_id", {"owner_id": owner_id}
-            ).fetchone()["n"]
+            total = conn.execute(f"SELECT COUNT(*) AS n FROM documents d WHERE {where}", params).fetchone()[
+                "n"
+            ]
         return [_document(row) for row in rows], total
 
-    def delete_document(self, doc_id: str, owner_id: str) -> Document | None:
-        """Delete the owner's document (and its jobs); the deleted row, or None if not found."""
+    def _list_documents_concatenated(
+        self, owner_id: str, *, limit: int, offset: int, title: str
+    ) -> tuple[list[Document], int]:
+        """DOCSERVICE_SQL_CONCAT=1, broken on purpose: the title is pasted into the SQL, so
+        `' OR '1'='1` lists every user's documents and a lone quote is a syntax error, whose
+        message is passed on. (SQLite only: psycopg would refuse the `%`.)"""
+        where = "d.title LIKE '%" + title + "%' AND d.owner_id = :owner_id"
+        params: dict[str, Any] = {"owner_id": owner_id, "limit": limit, "offset": offset}
+        with self.connect() as conn:
+            try:
+                rows = conn.execute(
+                    f"SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE {where}"
+                    "\n ORDER BY d.created_at DESC, d.id LIMIT :limit OFFSET :offset",
+                    params,
+                ).fetchall()
+                total = conn.execute(
+                    f"SELECT COUNT(*) AS n FROM documents d WHERE {where}\n", params
+                ).fetchone()["n"]
+            except (sqlite3.Error, sqlite3.Warning, ValueError) as exc:
+                raise StatementFailed(f"{type(exc).__module__}.{type(exc).__name__}: {exc}") from exc
+        return [_document(row) for row in rows], total
+
+    def delete_document(self, doc_id: str, owner_id: str | None) -> Document | None:
+        """Delete the document (and its jobs) if `owner_id` owns it, or whoever does when
+        `owner_id` is None; the deleted row, or None if not found."""
+        query = f"SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.id = :id"
+        params: dict[str, Any] = {"id": doc_id}
+        if owner_id is not None:
+            query += " AND d.owner_id = :owner_id"
+            params["owner_id"] = owner_id
         with self.transaction() as conn:
-            row = conn.execute(
-                f"SELECT {DOCUMENT_COLUMNS} FROM documents d WHERE d.id = :id AND d.owner_id = :owner_id",
-                {"id": doc_id, "owner_id": owner_id},
-            ).fetchone()
+            row = conn.execute(query, params).fetchone()
             if row is None:
                 return None
             conn.execute("DELETE FROM documents WHERE id = :id", {"id": doc_id})
