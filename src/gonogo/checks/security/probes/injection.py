@@ -1,6 +1,7 @@
 """Injection: SQL, shell command and template payloads (and a non-ASCII value) in every string
 value the journeys sent and the OpenAPI document declares, each judged against two harmless
-baselines of the same request: the journey's own value, and a value that matches nothing.
+baselines: the request as the journey sent it, and the value replaced by one that matches
+nothing.
 
 What makes a finding, per (operation, parameter):
 
@@ -194,9 +195,9 @@ async def _baseline(
 ) -> _Baseline | None:
     endpoint = point.endpoint
     original = originals.get(endpoint.label)
-    if original is None:
-        target, body = point.request(point.value)
-        original = await session.send(Sent(endpoint.method, target, endpoint.headers, body), endpoint.label)
+    if original is None:  # the request as the journey sent it (without the parameters it did not send)
+        sent = Sent(endpoint.method, endpoint.target(), endpoint.headers, endpoint.body)
+        original = await session.send(sent, endpoint.label)
         if original is None:
             return None
         originals[endpoint.label] = original

@@ -63,12 +63,12 @@ class TargetFile:
 
 @dataclass(frozen=True)
 class _Spot:
-    """Where a traversal payload goes: a path segment (and the segments after it), a query
-    value, or a plan's file route."""
+    """Where a traversal payload goes: a path segment, a query value, or a plan's file route."""
 
     label: str  # `path name`, `query file`, `route /static/{}`
     operation: str
-    # how to build the target: ("segment", index), ("query", index or "" to add it, name), ("route", route)
+    # how to build the target: ("segment", index, "keep" or "drop" the segments after it),
+    # ("query", index or "" to add it, name), ("route", route)
     make: tuple[str, ...]
     endpoint: Endpoint | None
 
@@ -167,13 +167,15 @@ def spots(session: ProbeSession, endpoints: list[Endpoint]) -> list[_Spot]:
         if endpoint.method != "GET":
             continue
         segments = endpoint.path.split("/")
-        indexes = {index: name for index, name in endpoint.path_parameters}
+        # A parameter's segment is replaced (what follows it stays: the same operation); the
+        # rest of the path after a file-like segment (`/static/css/app.css`) is the file's path,
+        # replaced whole.
+        spots_here = {index: (f"path {name}", "keep") for index, name in endpoint.path_parameters}
         for index, segment in enumerate(segments[:-1]):
-            # The rest of the path after a file-like segment: `/static/css/app.css`
-            if FILE_SEGMENTS.match(segment) and index + 1 not in indexes:
-                indexes[index + 1] = f"path after /{segment}/"
-        for index, name in sorted(indexes.items()):
-            found.append(_Spot(f"path {name}", endpoint.label, ("segment", str(index)), endpoint))
+            if FILE_SEGMENTS.match(segment) and index + 1 not in spots_here:
+                spots_here[index + 1] = (f"path after /{segment}/", "drop")
+        for index, (label, rest) in sorted(spots_here.items()):
+            found.append(_Spot(label, endpoint.label, ("segment", str(index), rest), endpoint))
         for point in endpoint.points():
             if point.location == "query" and FILE_NAMES.search(point.name):
                 where = "" if point.where is None else str(point.where)
@@ -193,10 +195,9 @@ def _target(spot: _Spot, payload: str) -> str:
     assert spot.endpoint is not None
     if kind == "query":
         return spot.endpoint.with_query(int(where) if where else None, payload, *name)
-    # Replace the segment and drop the ones after it (`/files/{name}/meta` → `/files/<payload>`
-    # would add `/meta` to the file's path).
-    index = int(where)
-    segments = spot.endpoint.path.split("/")[:index]
+    if name == ["keep"]:
+        return spot.endpoint.with_segment(int(where), payload)
+    segments = spot.endpoint.path.split("/")[: int(where)]
     return spot.endpoint.target("/".join([*segments, payload]))
 
 
