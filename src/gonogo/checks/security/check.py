@@ -151,7 +151,9 @@ class _Run:
         self._part(
             "probes",
             self.settings.probes.enabled,
-            lambda: asyncio.run(run_probes(self.settings.probes, target)),
+            lambda: asyncio.run(
+                run_probes(self.settings.probes, target, slow_window=self.settings.probes.slow_body_window)
+            ),
         )
         if self.openapi is None:
             if self.settings.fuzz.enabled:

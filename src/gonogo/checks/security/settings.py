@@ -41,7 +41,7 @@ class AuthzSettings(StrictModel):
 
     enabled: bool = True
     # A second user's headers when the journeys cannot make one (no sign-up step), e.g.
-    # {Authorization: "Bearer {env.SECOND_TOKEN}"}. By default gonogo runs the journeys again.
+    # {Authorization: "Bearer tok-of-a-second-user"}. By default gonogo runs the journeys again.
     second_user: dict[str, str] | None = None
     # An expired credential of the first user, as the header value to send
     # (`Bearer eyJ…`): tried on every credentialed request when given.
@@ -73,6 +73,8 @@ class ProbeSettings(StrictModel):
     # A response this much slower than the same request with a harmless value is a timing
     # anomaly (time-based blind injection); confirmed on a second try before it is reported.
     timing: Duration = Field(2.0, gt=0)
+    # how long the slow body trickles (at 128 bytes/s) before "never timed out" is concluded
+    slow_body_window: Duration = Field(30.0, gt=0, le=600)
     file_routes: list[str] = Field(
         default_factory=list, description="more paths that serve files, with `{}` for the name: `/static/{}`"
     )
