@@ -36,6 +36,7 @@ def example_plan(
     chaos: tuple[str, ...] = CHAOS,
     ready_timeout: str = "30s",
     unit_tests: str | None = None,
+    security: bool = True,
 ) -> Path:
     """The example's own plan, placed in `directory` so the run writes nothing into the repo.
 
@@ -53,6 +54,8 @@ def example_plan(
         dropped.append("unit")
     if not e2e:
         dropped.append("e2e")
+    if not security or not e2e:  # the security check replays e2e's journeys
+        dropped.append("sec")
     if load == "none":
         dropped.append("load")
     elif load == "short":
@@ -63,6 +66,8 @@ def example_plan(
         checks["unit"]["command"].append(unit_tests)
     for name in dropped:
         del checks[name]
+    if "sec" in checks:
+        checks["sec"]["openapi"] = str(EXAMPLE / checks["sec"]["openapi"])
 
     def kept(metric: str) -> bool:
         prefix = metric.split(".")[0]
@@ -100,6 +105,10 @@ def test_the_example_is_go(tmp_path: Path) -> None:
     assert metrics["load.requests"] >= 300 and metrics["load.generator.valid"] == 1
     gates = {g["metric"]: g["status"] for g in report["gates"]}
     assert gates["load.component.storage.error_rate"] == "pass"
+    # the healthy build has no security finding at medium or above, and the check tried things
+    assert gates["sec.findings.critical"] == gates["sec.findings.high"] == "pass"
+    assert gates["sec.findings.medium"] == "pass", [f["title"] for f in report["findings"]]
+    assert metrics["sec.tried.requests"] >= 300 and metrics["sec.operations.covered"] == 1.0
     assert gates["load.endpoint.list_documents.latency.p95"] == "pass"
     artifacts = {a["name"] for a in report["artifacts"]}
     assert {"api.log", "worker.log", "enricher.log"} <= artifacts
@@ -126,7 +135,7 @@ def test_a_failing_unit_test_is_no_go_naming_it(tmp_path: Path) -> None:
 
 
 def test_an_upload_answering_500_is_no_go_naming_the_step(tmp_path: Path) -> None:
-    plan = example_plan(tmp_path, unit=False, load="none", chaos=())
+    plan = example_plan(tmp_path, unit=False, load="none", chaos=(), security=False)
     result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_FAIL_UPLOADS="1")
     assert result.code == 1, result.text
     report = report_of(plan)
@@ -138,7 +147,7 @@ def test_an_upload_answering_500_is_no_go_naming_the_step(tmp_path: Path) -> Non
 
 
 def test_an_api_that_never_gets_ready_exits_3_with_its_log(tmp_path: Path) -> None:
-    plan = example_plan(tmp_path, unit=False, load="none", chaos=(), ready_timeout="4s")
+    plan = example_plan(tmp_path, unit=False, load="none", chaos=(), ready_timeout="4s", security=False)
     result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_NEVER_READY="1")
     assert result.code == 3, result.text
     assert "service 'api'" in result.out and "last log lines of 'api'" in result.out

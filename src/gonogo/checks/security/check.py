@@ -103,7 +103,7 @@ class SecurityCheck(CheckKind[SecuritySettings]):
                     timeout=settings.request_timeout,
                 )  # fmt: skip
             except OpenApiError as error:
-                return CheckOutcome("error", f"cannot read the OpenAPI document: {error}")
+                return CheckOutcome("error", str(error))
             ctx.store_artifact(
                 json.dumps(openapi.document).encode(), name="openapi.json", media_type="application/json"
             )
