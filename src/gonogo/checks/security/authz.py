@@ -48,30 +48,13 @@ from urllib.parse import quote, urlsplit
 from gonogo.checks.security.findings import Finding, PartResult, Severity
 from gonogo.checks.security.openapi import Operation
 from gonogo.checks.security.settings import AuthzSettings
-from gonogo.checks.security.target import Exchange, Target
+from gonogo.checks.security.target import NOT_REPLAYED_HEADERS, Exchange, Target
 from gonogo.journey.raw import RawClient, RawResponse
 from gonogo.journey.redact import is_secret_name, redact
 
 READS = frozenset({"GET", "HEAD"})
 KEEP_BODY = 1024 * 1024  # enough to hash the responses the journeys compare
 EXCERPT = 1024
-# Headers the replay does not copy: framing and connection (the raw client sets its own),
-# credentials (each replay brings its own), and Accept-Encoding, so that bodies come back
-# uncompressed and compare with the journeys' (decoded) ones.
-_NOT_COPIED = frozenset(
-    {
-        "authorization",
-        "cookie",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "expect",
-        "accept-encoding",
-        "te",
-        "upgrade",
-    }
-)
 _BUILTIN_VARIABLES = frozenset({"iteration", "journey"})
 _BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
 _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
@@ -256,7 +239,7 @@ class _Matrix:
         return [
             (name, value)
             for name, value in exchange.headers
-            if name.lower() not in _NOT_COPIED and not self.is_credential(name, value)
+            if name.lower() not in NOT_REPLAYED_HEADERS and not self.is_credential(name, value)
         ]
 
     def own_credentials(self, exchange: Exchange) -> list[tuple[str, str]]:

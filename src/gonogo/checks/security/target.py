@@ -8,7 +8,7 @@ the budget, which they draw from before every request they send.
 
 from __future__ import annotations
 
-__all__ = ["Budget", "Exchange", "Target", "UserSession"]
+__all__ = ["NOT_REPLAYED_HEADERS", "Budget", "Exchange", "Target", "UserSession"]
 
 import time
 from collections.abc import Callable, Mapping
@@ -18,6 +18,16 @@ from typing import Any
 
 from gonogo.checks.security.openapi import OpenApi
 from gonogo.faults.targets import ServiceControl
+
+# Headers a part does not copy from a journey's request when it sends its own: framing and
+# connection (the raw client sets its own), credentials (each part brings its own), and
+# Accept-Encoding, so that bodies come back uncompressed and compare with the journeys' ones.
+NOT_REPLAYED_HEADERS = frozenset(
+    {
+        "host", "authorization", "cookie", "content-length", "transfer-encoding", "connection",
+        "keep-alive", "expect", "accept-encoding", "te", "upgrade",
+    }
+)  # fmt: skip
 
 
 class Budget:

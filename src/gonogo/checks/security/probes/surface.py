@@ -20,30 +20,12 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from gonogo.checks.security.openapi import OpenApi, Operation
-from gonogo.checks.security.target import Exchange, Target
+from gonogo.checks.security.target import NOT_REPLAYED_HEADERS, Exchange, Target
 from gonogo.journey.redact import is_secret_name
 
 MAX_JSON_POINTS = 20  # string fields of one JSON body probed at most
 # Requests that end the first user's session: never replayed.
 _ENDS_SESSION = re.compile(r"(?i)log-?out|sign-?out|revoke")
-# Headers an endpoint does not carry over from a journey's request: framing and connection (the
-# raw client sets its own), credentials (the session adds the first user's current ones), and
-# Accept-Encoding, so that bodies come back uncompressed and can be searched.
-_NOT_COPIED = frozenset(
-    {
-        "host",
-        "authorization",
-        "cookie",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "expect",
-        "accept-encoding",
-        "te",
-        "upgrade",
-    }
-)
 _TEMPLATE = re.compile(r"^\{([^{}/]+)\}$")
 _ID_LIKE = re.compile(r"^(?:\d+|[0-9a-fA-F-]{8,}|[0-9A-Za-z_-]{20,})$")
 
@@ -206,7 +188,7 @@ def _from_exchange(
             exchange.method, path.removeprefix(base_path) or "/"
         )
     label = exchange.operation or (operation.label if operation else f"{exchange.method} {path}")
-    headers = tuple((name, value) for name, value in exchange.headers if name.lower() not in _NOT_COPIED)
+    headers = tuple(pair for pair in exchange.headers if pair[0].lower() not in NOT_REPLAYED_HEADERS)
     media = (exchange.header("content-type") or "").split(";")[0].strip().lower()
     body = exchange.body if exchange.body and exchange.body_complete else None
     query = tuple(parse_qsl(parts.query, keep_blank_values=True))
