@@ -59,11 +59,28 @@ class SecurityCheck(CheckKind[SecuritySettings]):
 
     @classmethod
     def metric_names(cls, settings: SecuritySettings, plan: PlanNames) -> MetricPatterns:
+        """Only what these settings can measure: a gate on `fuzz.findings` without `openapi:`,
+        or on `findings.code` without a scanner, is refused by `gonogo validate`."""
         names = ["findings.total", "findings.ignored", "tried.requests", "tried.operations"]
         names += [f"findings.{severity}" for severity in SEVERITIES]
-        names += [f"findings.{category}" for category in CATEGORIES]
-        names += [f"{part}.findings" for part in ("authz", "fuzz", "probes", "secrets", "scanners")]
-        names += ["tried.cases", "tried.payloads", "operations.covered", "operations.total"]
+        parts = [name for name in ("authz", "probes", "secrets") if getattr(settings, name).enabled]
+        if settings.fuzz.enabled and settings.openapi is not None:
+            parts.append("fuzz")
+            names.append("tried.cases")
+        if settings.scanners:
+            parts.append("scanners")
+        if settings.probes.enabled:
+            names.append("tried.payloads")
+        if settings.openapi is not None:
+            names += ["operations.covered", "operations.total"]
+        wanted = set(settings.categories or CATEGORIES)
+        names += [f"{part}.findings" for part in parts]
+        names += [
+            f"findings.{category}"
+            for part in parts
+            for category in _categories_of(part)
+            if category in wanted
+        ]
         return names
 
     @classmethod
@@ -142,10 +159,12 @@ class _Run:
         self.budget = Budget(settings.budget.requests, settings.budget.duration)
         self.parts: list[PartResult] = []
         self.notes: list[str] = []
+        self.secrets: frozenset[str] = frozenset()  # the run's passwords and tokens, never stored
 
     def run(self) -> CheckOutcome:
         first, second = self._record_users()
         target = self._target(first, second)
+        self.secrets = target.secrets
         by_journey = self._journey_targets(target, first, second)
         self._part("authz", self.settings.authz.enabled, lambda: self._authz(target, by_journey))
         self._part(
@@ -349,7 +368,7 @@ class _Run:
             "not_measured": result.not_measured,
             "notes": result.notes,
             "tally": dict(result.tally.counts),
-            "findings": [finding.to_json() for finding in result.findings],
+            "findings": [_redacted(finding, self.secrets).to_json() for finding in result.findings],
         }
         name = f"security-{result.part.replace(':', '-')}.json"
         self.ctx.store_artifact(_json(body), name=name, media_type="application/json")
@@ -424,7 +443,7 @@ class _Run:
         record("findings.ignored", len(ignored))
         # a category is measured when a part that looks for it ran
         for category in CATEGORIES:
-            if any(category in _categories_of(part.part) for part in measured):
+            if category in wanted and any(category in _categories_of(part.part) for part in measured):
                 record(f"findings.{category}", by_category[category])
         for part in measured:
             name = "scanners" if part.part.startswith("scanners") else part.part
