@@ -5,6 +5,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
+
+from gonogo.errors import PlanError
 from gonogo.plan import load_plan
 
 PLAN = """
@@ -47,3 +50,11 @@ def test_a_glob_gate_does_not_replace_the_defaults(tmp_path: Path) -> None:
         "sec.findings.high",
         "sec.findings.medium",
     } == set(gates)
+
+
+def test_a_gate_on_fuzzing_without_an_openapi_document_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "gonogo.yaml"
+    path.write_text(textwrap.dedent(PLAN).lstrip() + 'gates:\n  sec.fuzz.findings: "== 0"\n')
+    with pytest.raises(PlanError) as caught:
+        load_plan(path)
+    assert "sec.fuzz.findings" in str(caught.value)
