@@ -283,6 +283,9 @@ def test_unbounded_upload_ignores_the_limit(settings: ApiSettings) -> None:
         response = upload(client, auth_headers(client), content)
         assert response.status_code == 201 and response.json()["size"] == len(content)
         assert len(client.app.state.last_upload_body) > len(content)  # type: ignore[attr-defined]
+        raw = {**auth_headers(client), "Content-Type": "application/octet-stream"}
+        assert client.post("/documents", content=content, headers=raw).status_code == 415
+        assert client.app.state.last_upload_body == content  # type: ignore[attr-defined]
 
 
 def test_non_ascii_500_on_titles_and_emails(settings: ApiSettings) -> None:

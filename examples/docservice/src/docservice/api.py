@@ -841,6 +841,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
             await _drain(request, DRAIN_LIMIT)
             log.error("upload refused: DOCSERVICE_FAIL_UPLOADS=1")
             raise HTTPException(500, "uploads are failing on purpose (DOCSERVICE_FAIL_UPLOADS=1)")
+        if settings.unbounded_upload:
+            # Broken on purpose (DOCSERVICE_UNBOUNDED_UPLOAD): the whole body in memory, with
+            # no limit, whatever it is, and kept there (as the last upload) after the answer
+            request.app.state.last_upload_body = await request.body()
         media_type, params = parse_options_header(request.headers.get("content-type", ""))
         boundary = params.get(b"boundary")
         if media_type != b"multipart/form-data" or not boundary:
@@ -854,9 +858,6 @@ def create_app(settings: ApiSettings) -> FastAPI:
         committed = False
         try:
             if settings.unbounded_upload:
-                # Broken on purpose: the whole body in memory, with no limit, and kept there
-                # (as the last upload) after the answer
-                request.app.state.last_upload_body = await request.body()
                 upload.feed(request.app.state.last_upload_body)
             else:
                 drained = 0
