@@ -1,7 +1,8 @@
 """Findings as stored evidence: a check that finds defects (the `security` check) stores them
 as one JSON artifact of media type `FINDINGS_MEDIA_TYPE`, shaped
 `{"findings": [{"rule", "title", "severity", "category", "operation", "request", "response",
-"reproduction", "fix", "source", ...}], ...}`, and every report lists them from there."""
+"reproduction", "fix", "source", ...}], "ignored": [{..., "ignored_because"}]}`, and every
+report lists them from there (the ignored ones apart: accepted risks, with their reason)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class StoredFinding:
     reproduction: str
     fix: str
     source: str
+    ignored_because: str = ""  # an accepted risk of the plan (`ignore:`), with its reason: not counted
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -48,11 +50,14 @@ def read_findings(artifacts: list[ArtifactRecord], path_of: Any) -> list[StoredF
             document = json.loads(Path(path_of(artifact.sha256)).read_bytes())
         except (OSError, ValueError):
             continue
-        for item in document.get("findings", []) if isinstance(document, dict) else []:
+        if not isinstance(document, dict):
+            continue
+        for item in [*document.get("findings", []), *document.get("ignored", [])]:
             if isinstance(item, dict):
                 found.append(
                     StoredFinding(
                         check=artifact.check or "",
+                        ignored_because=str(item.get("ignored_because") or ""),
                         **{name: str(item.get(name, "")) for name in _FIELDS},
                     )
                 )

@@ -62,6 +62,15 @@ class RunReport:
     findings: list[StoredFinding] = field(default_factory=list)  # the checks' findings (security)
 
     @property
+    def open_findings(self) -> list[StoredFinding]:
+        """The findings that count: all but the plan's accepted risks."""
+        return [finding for finding in self.findings if not finding.ignored_because]
+
+    @property
+    def accepted_risks(self) -> list[StoredFinding]:
+        return [finding for finding in self.findings if finding.ignored_because]
+
+    @property
     def decision(self) -> str:
         return self.verdict.decision if self.verdict else "NO VERDICT"
 

@@ -52,14 +52,16 @@ def render_junit(report: RunReport) -> str:
 
 def _findings_suite(report: RunReport) -> ET.Element:
     """One testcase per finding, failed at medium or above, so CI lists them beside the gates."""
-    failing = [finding for finding in report.findings if finding.severity in ("critical", "high", "medium")]
+    failing = [
+        finding for finding in report.open_findings if finding.severity in ("critical", "high", "medium")
+    ]
     suite = ET.Element(
         "testsuite",
         name=f"gonogo findings: {report.run.name}",
         tests=str(len(report.findings)),
         failures=str(len(failing)),
         errors="0",
-        skipped="0",
+        skipped=str(len(report.accepted_risks)),
         timestamp=report.run.started_at.isoformat(),
     )
     for finding in report.findings:
@@ -80,7 +82,9 @@ def _findings_suite(report: RunReport) -> ET.Element:
             )
             if text
         )
-        if finding in failing:
+        if finding.ignored_because:
+            ET.SubElement(case, "skipped", message=f"accepted risk: {finding.ignored_because}").text = detail
+        elif finding in failing:
             ET.SubElement(case, "failure", message=f"{finding.severity}: {finding.title}").text = detail
         else:
             ET.SubElement(case, "system-out").text = f"{finding.severity}\n\n{detail}"

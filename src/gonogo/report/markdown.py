@@ -57,14 +57,23 @@ def _findings(report: RunReport) -> list[str]:
     """Every finding in a table; those at medium or above again with their evidence."""
     if not report.findings:
         return []
+    risks = report.accepted_risks
     lines = ["", "## Findings", "", "| severity | category | check | operation | finding | source |"]
     lines.append("|---|---|---|---|---|---|")
-    for finding in report.findings:
+    for finding in report.open_findings:
         lines.append(
             f"| {finding.severity} | {finding.category} | {finding.check} | `{_cell(finding.operation)}` "
             f"| {_cell(finding.title)} | {_cell(finding.source)} |"
         )
-    for finding in report.findings:
+    if risks:
+        lines += ["", "### Accepted risks", "", "Set aside by the plan's `ignore:`, not counted.", ""]
+        lines += ["| severity | check | operation | finding | reason |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {risk.severity} | {risk.check} | `{_cell(risk.operation)}` | {_cell(risk.title)} "
+            f"| {_cell(risk.ignored_because)} |"
+            for risk in risks
+        ]
+    for finding in report.open_findings:
         if finding.severity not in DETAILED_SEVERITIES:
             continue
         lines += ["", f"### {finding.severity}: {_cell(finding.title)}", ""]

@@ -50,12 +50,12 @@ def findings_table(report: RunReport) -> Table:
     table.add_column("category", no_wrap=True)
     table.add_column("operation", overflow="fold")
     table.add_column("finding", overflow="fold")
-    for finding in report.findings[:SHOWN_FINDINGS]:
+    for finding in report.open_findings[:SHOWN_FINDINGS]:
         style = _SEVERITY_STYLE.get(finding.severity, "")
         severity = f"[{style}]{finding.severity}[/]" if style else finding.severity
         table.add_row(severity, finding.category, escape(finding.operation), escape(finding.title))
-    if len(report.findings) > SHOWN_FINDINGS:
-        more = len(report.findings) - SHOWN_FINDINGS
+    if len(report.open_findings) > SHOWN_FINDINGS:
+        more = len(report.open_findings) - SHOWN_FINDINGS
         table.caption = f"… and {more} more: all of them, with evidence, in summary.md and report.json"
     return table
 
@@ -65,7 +65,7 @@ _SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow"}
 
 def print_summary(report: RunReport, console: Console) -> None:
     verdict = report.verdict
-    if report.findings:
+    if report.open_findings:
         console.print(findings_table(report))
     console.print(gate_table(report, console.width))
     if verdict is None:

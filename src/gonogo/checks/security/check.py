@@ -75,12 +75,17 @@ class SecurityCheck(CheckKind[SecuritySettings]):
             names += ["operations.covered", "operations.total"]
         wanted = set(settings.categories or CATEGORIES)
         names += [f"{part}.findings" for part in parts]
-        names += [
-            f"findings.{category}"
-            for part in parts
-            for category in _categories_of(part)
-            if category in wanted
+        scanners = [
+            "scanners:" + ("pip-audit" if source.pip_audit else "bandit" if source.bandit else "sarif")
+            for source in settings.scanners
         ]
+        looked_at = {
+            category
+            for part in [*parts, *scanners]
+            for category in _categories_of(part, settings)
+            if category in wanted
+        }
+        names += [f"findings.{category}" for category in sorted(looked_at)]
         return names
 
     @classmethod
@@ -109,9 +114,9 @@ class SecurityCheck(CheckKind[SecuritySettings]):
 
     def run(self, settings: SecuritySettings, ctx: CheckContext) -> CheckOutcome:
         base_url, problem = resolve_base_url(settings.base_url, ctx)
-        if problem:
+        if problem and _talks_to_the_service(settings):
             return CheckOutcome("error", problem)
-        assert base_url is not None
+        base_url = base_url or ""  # only scanners: nothing is sent anywhere
         openapi: OpenApi | None = None
         if settings.openapi is not None:
             try:
@@ -196,6 +201,8 @@ class _Run:
     # -- the two users ---------------------------------------------------------------------
 
     def _record_users(self) -> tuple[list[_Recorded], list[_Recorded]]:
+        if not _talks_to_the_service(self.settings):
+            return [], []
         if not self.journeys:
             self.notes.append(
                 "the plan has no journeys check: the authorization matrix and the secrets check have "
@@ -443,7 +450,9 @@ class _Run:
         record("findings.ignored", len(ignored))
         # a category is measured when a part that looks for it ran
         for category in CATEGORIES:
-            if category in wanted and any(category in _categories_of(part.part) for part in measured):
+            looking = [part for part in self.parts if category in _categories_of(part.part, self.settings)]
+            # measured only when every part that looks for it could: a scanner not installed leaves it open
+            if category in wanted and looking and all(part.not_measured is None for part in looking):
                 record(f"findings.{category}", by_category[category])
         for part in measured:
             name = "scanners" if part.part.startswith("scanners") else part.part
@@ -477,6 +486,8 @@ def _outcome(
     shown = ", ".join(f"{counts[severity]} {severity}" for severity in SEVERITIES if counts[severity])
     message = f"{len(findings)} finding(s)" + (f" ({shown})" if shown else "")
     message += f" in {budget.used} requests; parts: {', '.join(part.part for part in measured) or 'none'}"
+    if not_measured:  # said up front: a configured scanner that did not run must not go unnoticed
+        message = f"not measured: {', '.join(part.part for part in not_measured)}; " + message
     if ignored:
         message += f"; {len(ignored)} ignored as accepted risks"
     details = [
@@ -496,6 +507,11 @@ def _outcome(
     return CheckOutcome("completed", message, details)
 
 
+def _talks_to_the_service(settings: SecuritySettings) -> bool:
+    """Whether a part that sends requests is on (only scanners need no base URL)."""
+    return any(part.enabled for part in (settings.authz, settings.probes, settings.fuzz, settings.secrets))
+
+
 def _fuzz(settings: FuzzSettings, target: Target) -> PartResult:
     # Schemathesis and Hypothesis take half a second to import: only a run that fuzzes pays it
     from gonogo.checks.security.fuzz import run_fuzz
@@ -503,15 +519,23 @@ def _fuzz(settings: FuzzSettings, target: Target) -> PartResult:
     return run_fuzz(settings, target)
 
 
-def _categories_of(part: str) -> tuple[str, ...]:
+def _categories_of(part: str, settings: SecuritySettings) -> tuple[str, ...]:
+    """The categories a part looks for, with these settings (`scanners:bandit` looks at code,
+    `scanners:pip-audit` at dependencies, a probe family turned off at nothing)."""
     if part.startswith("scanners"):
-        return ("code", "dependencies")
-    return {
-        "authz": ("authn", "authz"),
-        "probes": ("injection", "traversal", "input", "headers", "dos"),
-        "fuzz": ("fuzz",),
-        "secrets": ("secrets",),
-    }.get(part, ())
+        kind = part.partition(":")[2].rstrip("_0123456789")
+        return {"bandit": ("code",), "pip-audit": ("dependencies",)}.get(kind, ("code", "dependencies"))
+    if part == "probes":
+        probes = settings.probes
+        families = {
+            "injection": probes.injection,
+            "traversal": probes.traversal,
+            "input": probes.injection or probes.traversal,
+            "headers": probes.headers,
+            "dos": probes.oversized or probes.slow_body,
+        }
+        return tuple(category for category, enabled in families.items() if enabled)
+    return {"authz": ("authn", "authz"), "fuzz": ("fuzz",), "secrets": ("secrets",)}.get(part, ())
 
 
 def _crashed(part: str, error: Exception) -> PartResult:
