@@ -162,7 +162,9 @@ def validate(plan: Path) -> None:
         console.print(f"  base URL: {loaded.system.base_url}")
     for name, spec in loaded.checks.items():
         console.print(f"  check {name}: {spec.kind}")
-    console.print(f"  {len(loaded.gates)} gates, minimum score {loaded.score.minimum:g}")
+    defaults = len(loaded.default_gate_metrics)
+    own = f" ({defaults} of them the kinds' own, for checks the plan gates nothing of)" if defaults else ""
+    console.print(f"  {len(loaded.gates)} gates{own}, minimum score {loaded.score.minimum:g}")
 
 
 _ISOLATED = "GONOGO_ISOLATED_NETWORK"

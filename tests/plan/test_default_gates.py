@@ -37,6 +37,13 @@ def test_a_security_check_without_gates_must_have_no_critical_nor_high_finding(t
     assert gates["sec.findings.medium"][1] == "should"
 
 
+def test_the_plan_knows_which_gates_it_did_not_write(tmp_path: Path) -> None:
+    path = tmp_path / "gonogo.yaml"
+    path.write_text(textwrap.dedent(PLAN).lstrip() + 'gates:\n  "*.findings.low": "<= 10"\n')
+    plan = load_plan(path)
+    assert plan.default_gate_metrics == {"sec.findings.critical", "sec.findings.high", "sec.findings.medium"}
+
+
 def test_a_gate_on_the_check_replaces_the_defaults(tmp_path: Path) -> None:
     gates = gates_of(tmp_path, '  sec.findings.total: "<= 3"\n')
     assert set(gates) == {"sec.findings.total"}

@@ -378,9 +378,10 @@ def parse_plan(text: str, path: Path) -> Plan:
     if document.issues:
         raise PlanError(sorted(document.issues, key=lambda i: (i.line or 0, i.column or 0)))
     assert isinstance(system, SystemSpec) and isinstance(score, Score) and isinstance(signoff, Signoff)
+    written = set(data.get("gates") or {}) if isinstance(data.get("gates"), dict) else set()
     return Plan(
         path=path, text=text, name=str(name), system=system, checks=checks, gates=gates, score=score,
-        signoff=signoff,
+        signoff=signoff, default_gate_metrics=frozenset(g.metric for g in gates if g.metric not in written),
     )  # fmt: skip
 
 

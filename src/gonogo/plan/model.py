@@ -371,6 +371,8 @@ class Plan(BaseModel):
     gates: list[GateSpec]
     score: Score
     signoff: Signoff = Field(default_factory=Signoff)  # no roles: no sign-off required
+    # the metrics of `gates` that no line of the plan wrote: its check kinds' own gates
+    default_gate_metrics: frozenset[str] = frozenset()
 
     @property
     def directory(self) -> Path:
