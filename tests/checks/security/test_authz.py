@@ -9,7 +9,10 @@ journey engine, recording what it sent, once per user. The helpers here (`start_
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gonogo.checks.security.authz import _altered, run_authz
+from gonogo.checks.security.authz import _altered, _declares_security, run_authz
 from gonogo.checks.security.findings import Finding, PartResult
 from gonogo.checks.security.openapi import load_openapi
 from gonogo.checks.security.settings import AuthzSettings
@@ -374,3 +377,135 @@ def test_an_altered_jwt_signature_changes_its_bytes() -> None:
     assert _altered("0f9e") == "0f9f"
     assert _altered("0f9f") == "0f9a"
     assert _altered("xyz9") == "xyz0"
+
+
+# -- a document that says nothing about security ---------------------------------------------------
+
+ECHO_STEP: dict[str, Any] = {
+    "name": "echo",
+    "request": {
+        "method": "POST",
+        "path": "/anything",
+        "auth": {"bearer": "{token}"},
+        "json": {"title": "plan of {email}"},
+    },
+    "expect": {"status": 200},
+}
+
+
+def _with_steps(*steps: dict[str, Any]) -> dict[str, Any]:
+    journey = copy.deepcopy(JOURNEY)
+    journey["journeys"]["documents"]["steps"] += list(steps)
+    return journey
+
+
+def _swagger(tmp_path: Path, name: str, **extra: Any) -> bool:
+    """Whether gonogo reads a small Swagger 2.0 document with `extra` as speaking about security."""
+    operation: dict[str, Any] = {"responses": {"200": {"description": "ok"}}}
+    document: dict[str, Any] = {
+        "swagger": "2.0",
+        "info": {"title": "httpbin-like", "version": "1"},
+        "paths": {"/headers": {"get": operation}, "/bearer": {"get": dict(operation)}},
+    }
+    if "bearer_security" in extra:
+        document["paths"]["/bearer"]["get"]["security"] = extra.pop("bearer_security")
+    document.update(extra)
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(document))
+    return _declares_security(load_openapi(str(path), plan_dir=tmp_path, base_url=None))
+
+
+def test_only_a_document_that_declares_security_makes_an_operation_public(tmp_path: Path) -> None:
+    schemes = {"bearer": {"type": "apiKey", "name": "Authorization", "in": "header"}}
+    assert not _swagger(tmp_path, "silent")  # httpbin's: no security anywhere
+    assert not _swagger(tmp_path, "unused", securityDefinitions=schemes)  # declared, used by none
+    assert not _swagger(tmp_path, "empty", security=[{}])
+    assert _swagger(tmp_path, "global", securityDefinitions=schemes, security=[{"bearer": []}])
+    assert _swagger(tmp_path, "operation", securityDefinitions=schemes, bearer_security=[{"bearer": []}])
+
+
+def test_without_security_in_the_document_every_credentialed_request_is_replayed(tmp_path: Path) -> None:
+    journey = _with_steps(ECHO_STEP)
+    with start_service(tmp_path, "--openapi-without-security") as service:
+        target = build_target(service, tmp_path, journey=journey)
+        assert target.openapi is not None and not any(op.secured for op in target.openapi.operations)
+        healthy = asyncio.run(run_authz(AuthzSettings(), target))
+    with start_service(tmp_path, "--openapi-without-security", "--no-auth") as service:
+        target = build_target(service, tmp_path, journey=journey)
+        broken = by_rule(asyncio.run(run_authz(AuthzSettings(), target)))
+    # 6 credentialed requests of the document routes, each replayed without credentials and with
+    # 5 malformed ones (empty, `Bearer `, 2 other schemes, truncated, altered), as on a document
+    # that secures them; the echo answers without credentials, so no malformed one follows.
+    assert healthy.tally.counts["replays"] >= 6 * 7 + 1
+    assert [f for f in healthy.findings if f.severity in ("critical", "high", "medium")] == []
+    # the public echo (httpbin's POST /anything) echoes the first user's email it was sent: no
+    # evidence of anything, so it stays low
+    echo = by_rule(healthy)[("authn.no-credentials", "POST /anything")]
+    assert echo.severity == "low" and echo.details["evidence"] == []
+    assert echo.title.endswith("(the OpenAPI document declares no security)")
+    # with the authentication of PUT /documents/{doc_id} gone, its anonymous replay finds it
+    update = broken[("authn.no-credentials", "PUT /documents/{doc_id}")]
+    assert update.severity == "critical" and "Authorization" not in update.request
+    assert broken[("authn.no-credentials", "POST /anything")].severity == "low"
+
+
+# -- a token still valid after logout -------------------------------------------------------------
+
+LOGOUT_JOURNEY: dict[str, Any] = {
+    "journeys": {
+        "documents": {
+            **JOURNEY["journeys"]["documents"],
+            "steps": [
+                *JOURNEY["journeys"]["documents"]["steps"][:6],  # register … read
+                {
+                    "name": "logout",
+                    "request": {"method": "POST", "path": "/logout", "auth": {"bearer": "{token}"}},
+                    "expect": {"status": 204},
+                },
+            ],
+        }
+    }
+}
+
+
+def test_a_logout_that_revokes_nothing_leaves_the_token_valid(tmp_path: Path) -> None:
+    with start_service(tmp_path) as service:
+        target = build_target(service, tmp_path, journey=LOGOUT_JOURNEY)
+        healthy = asyncio.run(run_authz(AuthzSettings(), target))
+    with start_service(tmp_path, "--keep-token-after-logout") as service:
+        target = build_target(service, tmp_path, journey=LOGOUT_JOURNEY)
+        kept = asyncio.run(run_authz(AuthzSettings(), target))
+        finding = by_rule(kept)[("authn.token-after-logout", "POST /logout")]
+        reproduced = None
+        if shutil.which("curl") is not None:
+            token = target.users[0].auth_headers["Authorization"].removeprefix("Bearer ")
+            reproduced = subprocess.run(
+                ["bash", "-c", finding.reproduction],
+                env={**os.environ, "TOKEN": token},
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout
+    # healthy: the read after logout is refused; every replay as the second user is too (its
+    # own journey logged it out), which a note says
+    assert healthy.tally.counts["after_logout"] == 1
+    assert [f for f in healthy.findings if f.severity in ("critical", "high", "medium")] == []
+    assert any("the second user's own logout probably revoked" in note for note in healthy.notes)
+    # kept: GET /documents, the read nearest the logout on no single document, still answers
+    assert [f for f in kept.findings if f.severity in ("critical", "high", "medium")] == [finding]
+    assert finding.severity == "high" and finding.category == "authn"
+    assert finding.details["read"] == "GET /documents"
+    assert finding.title == (
+        "POST /logout leaves the credentials valid: GET /documents still answers 200 with those it logged out"
+    )
+    assert finding.fix.startswith("revoke the session/token on logout")
+    assert finding.request.startswith("GET /documents ") and finding.response.startswith("HTTP/1.1 200")
+    logout, _, read = finding.reproduction.partition(" && ")
+    assert "-X POST" in logout and logout.endswith(f"{target.base_url}/logout") and "$TOKEN" in logout
+    assert read.endswith(f"{target.base_url}/documents") and 'Authorization: Bearer \'"$TOKEN"' in read
+    assert_no_secret(finding, target)
+    if reproduced is not None:  # logged out, then read: 204, then 200
+        statuses = [line.split()[1] for line in reproduced.splitlines() if line.startswith("HTTP/")]
+        assert statuses == ["204", "200"]
+    assert not any("logout probably revoked" in note for note in kept.notes)

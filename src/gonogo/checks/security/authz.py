@@ -7,10 +7,19 @@ What makes a finding:
 - *missing authentication* (category authn): a 2xx to a replay with no credentials, with
   malformed ones (empty, `Bearer ` alone, another scheme, a truncated token, a token whose
   signature is altered, the plan's expired one), or to an anonymous try of an operation the
-  OpenAPI document secures. Critical when the response carries the first user's data or the
-  method changes data; high otherwise; low when nothing says the operation is protected (no
-  OpenAPI document covers it) and the response holds nothing of the first user's, since a
-  public route the journeys happened to call with a token answers exactly so.
+  OpenAPI document secures. Critical when the response carries the first user's data, or
+  when the method changes data on an operation the document secures or on a path holding the
+  first user's id; high for a secured read; low otherwise, when nothing says the operation is
+  protected (no OpenAPI document covers it, or the document declares no security) and nothing
+  of the first user's is in the response or the path, since a public route the journeys
+  happened to call with a token (httpbin's POST /anything) answers exactly so. An operation
+  counts as public (not replayed without credentials) only when the document speaks about
+  security (a requirement somewhere) and leaves this operation without one: a document that
+  declares no security at all (httpbin's) says nothing, and every replay is made.
+- *a token still valid after logout* (category authn, high): when the journey logs out (a 2xx
+  to a credentialed request whose path says log-out, sign-out or revoke), one of the reads it
+  made before, with the same credentials, is sent again after the matrix; a 2xx means the
+  logout revoked nothing.
 - *broken object-level authorization* (category authz, critical): the second user's 2xx on
   the first user's resource that returns the first user's data (the same body, or the first
   user's values: ids under the same field, email, what the first user created), or that
@@ -19,7 +28,9 @@ What makes a finding:
 
 "The first user's values" are the first user's journey variables that differ from the second
 user's (ids, email; not the built-in `iteration`), and the id fields of the original response
-that hold them. An id is a path segment equal to one of those values.
+that hold them. An id is a path segment equal to one of those values. A value the replayed
+request itself carries (in its query or body, or anywhere in it for an email-like string) is
+no evidence when the response holds it: an echo (httpbin's /anything) gives it back to anyone.
 
 Order: every read is replayed before any state-changing request, and DELETEs come last. A
 resource the journey (or a replay) deleted is created again, when a request of the journey
@@ -43,10 +54,10 @@ import string
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from gonogo.checks.security.findings import Finding, PartResult, Severity
-from gonogo.checks.security.openapi import Operation
+from gonogo.checks.security.openapi import OpenApi, Operation
 from gonogo.checks.security.settings import AuthzSettings
 from gonogo.checks.security.target import NOT_REPLAYED_HEADERS, Exchange, Target
 from gonogo.journey.raw import RawClient, RawResponse
@@ -59,6 +70,7 @@ _BUILTIN_VARIABLES = frozenset({"iteration", "journey"})
 _BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
 _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 _TEMPLATE = re.compile(r"\{([^{}/]+)\}")
+_LOGOUT = re.compile(r"log-?out|sign-?out|revoke", re.IGNORECASE)
 
 FIX_AUTHN = (
     "require authentication on this operation: check the credentials before doing anything else, "
@@ -71,6 +83,9 @@ FIX_MALFORMED = (
 FIX_BOLA_READ = (
     "check that the resource's owner is the caller before serving it (compare the owner with the "
     "authenticated user, and answer 404 or 403 otherwise)"
+)
+FIX_LOGOUT = (
+    "revoke the session/token on logout (a deny-list or short-lived tokens with server-side sessions)"
 )
 FIX_BOLA_WRITE = (
     "check that the caller owns the resource before changing or deleting it (compare the owner with "
@@ -99,12 +114,20 @@ class _Markers:
     ids: frozenset[tuple[str, str]]
     strings: frozenset[str]
 
-    def found_in(self, body: bytes) -> list[str]:
+    def found_in(self, body: bytes, target: str = "", sent: bytes = b"") -> list[str]:
+        """The markers in a response to a request for `target` with body `sent`; those the
+        request carried itself are left out (an echo gives them back to anyone)."""
         text = body.decode("utf-8", errors="replace")
-        found = [f"{value!r}" for value in sorted(self.strings) if value in text]
+        request = unquote(target) + "\n" + sent.decode("utf-8", errors="replace")
+        found = [f"{value!r}" for value in sorted(self.strings) if value in text and value not in request]
         if self.ids:
             leaves = set(_leaves(_json(body)))
-            found += [f"{key}={value}" for key, value in sorted(self.ids) if (key, value) in leaves]
+            echoed = _values_sent(target, sent)
+            found += [
+                f"{key}={value}"
+                for key, value in sorted(self.ids)
+                if (key, value) in leaves and value not in echoed
+            ]
         return found
 
 
@@ -149,6 +172,10 @@ class _Matrix:
         self.resources = _Resources()
         self.stopped = False
         self.base_path = urlsplit(target.base_url).path.rstrip("/")
+        # Whether "no security requirement" on an operation means public: only when the document
+        # says something about security somewhere (httpbin's says nothing at all).
+        self.declares_security = target.openapi is not None and _declares_security(target.openapi)
+        self.second_user_statuses: list[int | None] = []  # of the replays as the second user
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -396,19 +423,32 @@ class _Matrix:
             await self.replay(exchange)
         if not self.stopped:
             await self.uncovered({self.operation_of(exchange)[0] for exchange in replayed})
+        logouts = [exchange for exchange in self.target.exchanges if _is_logout(exchange)]
+        for logout in logouts:
+            if self.stopped or await self.after_logout(logout):
+                break
+        statuses = self.second_user_statuses
+        if logouts and statuses and all(status == 401 for status in statuses):
+            self.result.notes.append(
+                f"every replay as the second user was refused with 401, and the journey logs out "
+                f"({self.operation_of(logouts[0])[0]}): the second user's own logout probably revoked its "
+                "credentials, so broken object-level authorization was not really tried; give "
+                "authz.second_user credentials that stay valid"
+            )
         self.result.findings = list(self.findings.values())
         return self.result
 
     async def replay(self, exchange: Exchange) -> None:
         label, operation = self.operation_of(exchange)
-        public = operation is not None and not operation.secured
+        public = operation is not None and not operation.secured and self.declares_security
         self.result.tally.operations.add(label)
         accepted_anonymously = False
         for variant in self.variants(exchange):
             if self.stopped:
                 return
             if variant.second_user:
-                if not self.bola_applies(exchange):
+                # (a logout replayed as the second user would end its session for the rest)
+                if not self.bola_applies(exchange) or _is_logout(exchange):
                     continue
             elif public or (accepted_anonymously and variant.rule != "authn.no-credentials"):
                 # An operation the document leaves open, or one that answered without credentials
@@ -422,6 +462,8 @@ class _Matrix:
             if response is None:
                 return
             self.result.tally.add("replays")
+            if variant.second_user:
+                self.second_user_statuses.append(response.status)
             if not _ok(response.status):
                 continue
             if exchange.method == "DELETE":
@@ -432,6 +474,96 @@ class _Matrix:
                 accepted_anonymously |= variant.rule == "authn.no-credentials"
                 self.judge_authn(exchange, label, operation, variant, target, copied, response)
 
+    async def after_logout(self, logout: Exchange) -> bool:
+        """One read the user made before logging out, sent again with the same credentials: a 2xx
+        means the logout left them valid. The journey already logged out, before the matrix.
+        False when no such read was there to send."""
+        credentials = self.own_credentials(logout)
+        before = self.target.exchanges[: self.target.exchanges.index(logout)]
+        reads = [
+            exchange
+            for exchange in before
+            if exchange.method == "GET"
+            and _ok(exchange.status)
+            and exchange.authenticated
+            and not _is_logout(exchange)
+            and self.own_credentials(exchange) == credentials
+            and not any(
+                key in self.resources.gone | self.resources.lost for key in self.ids_in(exchange).values()
+            )
+        ]
+        # Reads on no resource of the first user's first (a profile outlives a deleted document),
+        # the nearest to the logout first; a 404 tells nothing, and the next one is tried.
+        reads = sorted(reversed(reads), key=lambda exchange: bool(self.ids_in(exchange)))
+        logout_label = self.operation_of(logout)[0]
+        for read in reads[:3]:
+            label = self.operation_of(read)[0]
+            target = self.target_of(read)
+            copied = self.copied_headers(read)
+            response = await self.send("GET", target, [*copied, *credentials], None)
+            if response is None:
+                return True
+            self.result.tally.add("after_logout")
+            if response.status in (404, 410):
+                continue
+            if _ok(response.status):
+                self.add_after_logout(logout, logout_label, label, target, copied, credentials, response)
+            return True
+        return bool(reads)
+
+    def add_after_logout(
+        self,
+        logout: Exchange,
+        logout_label: str,
+        label: str,
+        target: str,
+        copied: list[tuple[str, str]],
+        credentials: list[tuple[str, str]],
+        response: RawResponse,
+    ) -> None:
+        hidden = self.secrets | {_credential(value) for _, value in credentials}
+        shown = [(name, _placeholder(name, value)) for name, value in credentials]
+        # The reproduction logs out first, then reads: the second answer should be a 401.
+        logout_headers = [
+            (name, redact(value, hidden))
+            for name, value in self.copied_headers(logout)
+            if name.lower() != "host"
+        ]
+        body = _body(logout)
+        logout_curl = self.client.curl(
+            logout.method,
+            redact(self.target_of(logout), hidden),
+            [*logout_headers, *shown],
+            redact(body.decode("utf-8", errors="replace"), hidden).encode() if body is not None else None,
+            expand=("TOKEN", "COOKIE"),
+        )
+        variant = _Variant(
+            "authn.token-after-logout",
+            "after logout",
+            tuple(credentials),
+            tuple(shown),
+            prelude=f"{logout_curl} && ",
+            hidden=frozenset(hidden),
+        )
+        self.add(
+            Finding(
+                rule="authn.token-after-logout",
+                title=f"{logout_label} leaves the credentials valid: {label} still answers "
+                f"{response.status} with those it logged out",
+                severity="high",
+                category="authn",
+                operation=logout_label,
+                fix=FIX_LOGOUT,
+                details={"variant": "after logout", "read": label, "logout_status": logout.status},
+            ),
+            "GET",
+            target,
+            copied,
+            b"",
+            variant,
+            response,
+        )
+
     def bola_applies(self, exchange: Exchange) -> bool:
         """Reads are always tried; a change only on a path holding the first user's id."""
         return exchange.method in READS or bool(self.ids_in(exchange))
@@ -440,7 +572,7 @@ class _Matrix:
         """What of the first user's the response holds: the same body (on a path with the first
         user's id, or when the original held the first user's values), or the first user's values."""
         markers = self.markers(exchange)
-        found = markers.found_in(response.body)
+        found = markers.found_in(response.body, self.target_of(exchange), exchange.body)
         same = (
             response.complete
             and response.size > 0
@@ -462,17 +594,28 @@ class _Matrix:
     ) -> None:
         data = self.returns_data(exchange, response)
         changes = exchange.method not in READS
+        secured = operation is not None and operation.secured
         severity: Severity
-        if data or changes:
+        if data or (changes and (secured or self.ids_in(exchange))):
             severity = "critical"
-        elif operation is not None and operation.secured:
+        elif secured:
             severity = "high"
         else:
+            # Nothing says the operation is protected and nothing of the first user's is in it:
+            # a public route (an echo, a health page) the journey called with its token does this.
             severity = "low"
-        what = "changes data" if changes else ("returns the first user's data" if data else "answers")
+        if data:
+            what = "changes data" if changes else "returns the first user's data"
+        else:
+            what = "changes data" if changes and severity != "low" else "answers"
         title = f"{label} {what} {variant.phrase} ({response.status})"
         if severity == "low":
-            title += ": a public route, or missing authentication (no OpenAPI document says)"
+            says = (
+                "no OpenAPI document says"
+                if operation is None
+                else "the OpenAPI document declares no security"
+            )
+            title += f": a public route, or missing authentication ({says})"
         self.add(
             Finding(
                 rule=variant.rule,
@@ -656,7 +799,7 @@ class _Matrix:
             return
         if not _ok(response.status):
             return
-        found = self._first_user_values_in(response.body)
+        found = self._first_user_values_in(response.body, target, body)
         changes = operation.method not in READS
         severity: Severity = "critical" if changes or found else "high"
         what = "changes data" if changes else ("returns the first user's data" if found else "answers")
@@ -679,7 +822,8 @@ class _Matrix:
             response,
         )
 
-    def _first_user_values_in(self, body: bytes) -> list[str]:
+    def _first_user_values_in(self, body: bytes, target: str, sent: bytes) -> list[str]:
+        """The first user's values (email, uuids) in a response, but those the request carried."""
         if self.first is None:
             return []
         values = [
@@ -692,7 +836,8 @@ class _Matrix:
             and (self.second_variables is None or self.second_variables.get(name) != value)
         ]
         text = body.decode("utf-8", errors="replace")
-        return [repr(value) for value in sorted(values) if value in text]
+        request = unquote(target) + "\n" + sent.decode("utf-8", errors="replace")
+        return [repr(value) for value in sorted(values) if value in text and value not in request]
 
 
 async def run_authz(settings: AuthzSettings, target: Target) -> PartResult:
@@ -700,7 +845,27 @@ async def run_authz(settings: AuthzSettings, target: Target) -> PartResult:
     return await _Matrix(settings, target).run()
 
 
+def _declares_security(spec: OpenApi) -> bool:
+    """Whether the document speaks about security: a non-empty requirement at its top
+    (`security`) or on some operation (naming a scheme of `components.securitySchemes` or
+    Swagger's `securityDefinitions`). Only then does an operation without one say "public"."""
+    top = spec.document.get("security")
+    declared = isinstance(top, list) and any(
+        isinstance(requirement, dict) and requirement for requirement in top
+    )
+    return declared or any(operation.secured for operation in spec.operations)
+
+
 # -- credentials, malformed ---------------------------------------------------------------------
+
+
+def _is_logout(exchange: Exchange) -> bool:
+    """A credentialed request to a log-out, sign-out or revoke path that answered 2xx."""
+    return (
+        exchange.authenticated
+        and _ok(exchange.status)
+        and _LOGOUT.search(urlsplit(exchange.url).path) is not None
+    )
 
 
 def _closest(names: list[str], previous: str) -> str:
@@ -849,6 +1014,17 @@ def _json(body: bytes) -> Any:
         return json.loads(body)
     except ValueError:
         return None
+
+
+def _values_sent(target: str, body: bytes) -> set[str]:
+    """The values a request carries as parameters: its query's, and its JSON or form body's."""
+    values = {value for _, value in parse_qsl(urlsplit(target).query)}
+    parsed = _json(body)
+    if parsed is not None:
+        values |= {value for _, value in _leaves(parsed)}
+    elif body:
+        values |= {value for _, value in parse_qsl(body.decode("utf-8", errors="replace"))}
+    return values
 
 
 def _leaves(node: Any, key: str = "") -> Iterator[tuple[str, str]]:

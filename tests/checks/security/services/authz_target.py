@@ -3,12 +3,16 @@ the authorization matrix and secrets tests; run in its own process:
 
     python authz_target.py PORT [--no-owner-check] [--no-auth] [--any-signature]
                                 [--ignore-expiry] [--log-password] [--echo-token]
-                                [--echo-password]
+                                [--echo-password] [--keep-token-after-logout]
+                                [--log-reset-token] [--log-authorization]
+                                [--openapi-without-security]
 
 Users register and log in (POST /login gives a JWT-like bearer token, HMAC-SHA256 signed, that
 expires after an hour); each owns the documents it creates. Healthy, every route but /health,
-/register, /login and /token/expired checks the token, and every document route checks that
-the caller owns the document. The switches seed one defect each:
+/register, /login, /forgot-password, /anything and /token/expired checks the token, every
+document route checks that the caller owns the document, and POST /logout revokes the token
+it is called with. POST /anything is a public echo of the JSON body and URL (httpbin's route).
+The switches seed one defect each:
 
 - `--no-owner-check`: GET and DELETE /documents/{doc_id} serve any user's document;
 - `--no-auth`: GET /documents/{doc_id}/export (which the OpenAPI document still secures) and
@@ -17,7 +21,13 @@ the caller owns the document. The switches seed one defect each:
 - `--ignore-expiry`: an expired token is accepted;
 - `--log-password`: the login line printed to stdout holds the password;
 - `--echo-token`: GET /me answers with the caller's token;
-- `--echo-password`: POST /register answers with the password it was given.
+- `--echo-password`: POST /register answers with the password it was given;
+- `--keep-token-after-logout`: POST /logout answers 204 and revokes nothing;
+- `--log-reset-token`: POST /forgot-password prints the reset token (a JWT) it makes, as the
+  fastapi-users example does (healthy, it prints only that a reset was asked for);
+- `--log-authorization`: every request's Authorization header is printed;
+- `--openapi-without-security`: the OpenAPI document declares no security at all (httpbin's
+  does not), though the code still checks tokens.
 
 /token/expired?sub=ID mints an expired token (what a plan would give as `authz.expired`).
 The process exits by itself when the process that started it goes away.
@@ -43,7 +53,14 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
-PUBLIC = {("GET", "/health"), ("POST", "/register"), ("POST", "/login"), ("GET", "/token/expired")}
+PUBLIC = {
+    ("GET", "/health"),
+    ("POST", "/register"),
+    ("POST", "/login"),
+    ("GET", "/token/expired"),
+    ("POST", "/forgot-password"),
+    ("POST", "/anything"),
+}
 KEY = secrets.token_bytes(32)
 
 parser = argparse.ArgumentParser()
@@ -56,6 +73,10 @@ SWITCHES = (
     "log-password",
     "echo-token",
     "echo-password",
+    "keep-token-after-logout",
+    "log-reset-token",
+    "log-authorization",
+    "openapi-without-security",
 )
 for switch in SWITCHES:
     parser.add_argument(f"--{switch}", action="store_true")
@@ -66,11 +87,16 @@ user_ids = itertools.count(1)
 document_ids = itertools.count(1)
 users: dict[str, dict[str, Any]] = {}  # email → {id, email, password}
 documents: dict[int, dict[str, Any]] = {}
+revoked: set[str] = set()  # the jti of tokens logged out
 
 
 class Credentials(BaseModel):
     email: str
     password: str
+
+
+class ResetRequest(BaseModel):
+    email: str
 
 
 class DocumentIn(BaseModel):
@@ -86,15 +112,21 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _token(user_id: int, expires: float) -> str:
+def _token(user_id: int, expires: float, audience: str = "api") -> str:
     head = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = _b64(json.dumps({"sub": user_id, "exp": int(expires), "jti": secrets.token_hex(4)}).encode())
+    claims = {"sub": user_id, "exp": int(expires), "jti": secrets.token_hex(4), "aud": audience}
+    body = _b64(json.dumps(claims).encode())
     signature = hmac.new(KEY, f"{head}.{body}".encode(), hashlib.sha256).digest()
     return f"{head}.{body}.{_b64(signature)}"
 
 
 def _caller(request: Request) -> int:
     """The user the bearer token names, or 401."""
+    return int(_claims(request)["sub"])
+
+
+def _claims(request: Request) -> dict[str, Any]:
+    """The claims of a valid bearer token, or 401."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme != "Bearer" or token.count(".") != 2:
@@ -110,9 +142,11 @@ def _caller(request: Request) -> int:
         raise HTTPException(401, "bad signature")
     if claims.get("exp", 0) < time.time() and not options.ignore_expiry:
         raise HTTPException(401, "token expired")
-    if not isinstance(claims.get("sub"), int):
+    if not isinstance(claims.get("sub"), int) or claims.get("aud") != "api":
         raise HTTPException(401, "malformed token")
-    return int(claims["sub"])
+    if claims.get("jti") in revoked:
+        raise HTTPException(401, "logged out")
+    return dict(claims)
 
 
 def _owned(doc_id: int, caller: int | None, check_owner: bool = True) -> dict[str, Any]:
@@ -120,6 +154,13 @@ def _owned(doc_id: int, caller: int | None, check_owner: bool = True) -> dict[st
     if document is None or (check_owner and document["owner"] != caller):
         raise HTTPException(404, "no such document")
     return document
+
+
+@app.middleware("http")
+async def log_authorization(request: Request, call_next: Any) -> Any:
+    if options.log_authorization:
+        print(f"{request.method} {request.url.path} authorization={request.headers.get('authorization')}")
+    return await call_next(request)
 
 
 @app.get("/health")
@@ -148,6 +189,31 @@ async def login(credentials: Credentials) -> dict[str, Any]:
     if user is None or user["password"] != credentials.password:
         raise HTTPException(401, "wrong email or password")
     return {"access_token": _token(user["id"], time.time() + 3600), "token_type": "bearer"}
+
+
+@app.post("/logout", status_code=204)
+async def logout(request: Request) -> Response:
+    claims = _claims(request)
+    if not options.keep_token_after_logout:
+        revoked.add(str(claims["jti"]))
+    return Response(status_code=204)
+
+
+@app.post("/forgot-password", status_code=202)
+async def forgot_password(reset: ResetRequest) -> Response:
+    user = users.get(reset.email)
+    if user is not None:
+        token = _token(user["id"], time.time() + 900, audience="reset")
+        if options.log_reset_token:
+            print(f"User {user['id']} has forgot their password. Reset token: {token}", flush=True)
+        else:
+            print(f"User {user['id']} asked to reset their password", flush=True)
+    return Response(status_code=202)
+
+
+@app.post("/anything")
+async def anything(request: Request) -> dict[str, Any]:
+    return {"json": await request.json(), "url": str(request.url)}
 
 
 @app.get("/token/expired")
@@ -214,7 +280,10 @@ def openapi() -> dict[str, Any]:
     """The document as the healthy service means it: every route but the public ones secured
     by a bearer token, whatever the switches did to the code."""
     if app.openapi_schema is None:
-        document = app.openapi_original()  # type: ignore[attr-defined]
+        document: dict[str, Any] = app.openapi_original()  # type: ignore[attr-defined]
+        if options.openapi_without_security:  # as the framework wrote it: no security at all
+            app.openapi_schema = document
+            return document
         document.setdefault("components", {})["securitySchemes"] = {
             "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
         }
