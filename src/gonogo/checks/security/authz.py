@@ -59,7 +59,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from gonogo.checks.security.findings import Finding, PartResult, Severity
 from gonogo.checks.security.openapi import OpenApi, Operation
 from gonogo.checks.security.settings import AuthzSettings
-from gonogo.checks.security.target import NOT_REPLAYED_HEADERS, Exchange, Target
+from gonogo.checks.security.target import ENDS_SESSION, NOT_REPLAYED_HEADERS, Exchange, Target
 from gonogo.journey.raw import RawClient, RawResponse
 from gonogo.journey.redact import is_secret_name, redact
 
@@ -70,7 +70,7 @@ _BUILTIN_VARIABLES = frozenset({"iteration", "journey"})
 _BASE64URL = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
 _JWT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 _TEMPLATE = re.compile(r"\{([^{}/]+)\}")
-_LOGOUT = re.compile(r"log-?out|sign-?out|revoke", re.IGNORECASE)
+_LOGOUT = ENDS_SESSION
 
 FIX_AUTHN = (
     "require authentication on this operation: check the credentials before doing anything else, "

@@ -38,7 +38,7 @@ from gonogo.checks.security.probes import run_probes
 from gonogo.checks.security.scanners import collect_scanners
 from gonogo.checks.security.secrets import check_secrets
 from gonogo.checks.security.settings import FuzzSettings, SecuritySettings
-from gonogo.checks.security.target import Budget, Exchange, Target, UserSession
+from gonogo.checks.security.target import ENDS_SESSION, Budget, Exchange, Target, UserSession
 from gonogo.evidence.findings import FINDINGS_MEDIA_TYPE
 from gonogo.journey.engine import Engine, Sent
 from gonogo.journey.once import resolve_base_url, upload_files
@@ -188,7 +188,9 @@ class _Run:
             self._part("fuzz", self.settings.fuzz.enabled, lambda: _fuzz(self.settings.fuzz, target))
         # last of the service's own parts: the logs then hold everything the other parts sent
         self._part(
-            "secrets", self.settings.secrets.enabled, lambda: check_secrets(self.settings.secrets, target)
+            "secrets",
+            self.settings.secrets.enabled,
+            lambda: check_secrets(self.settings.secrets, target, sent_credentials=self._sent_credentials()),
         )
         if self.settings.scanners:
             try:
@@ -213,14 +215,31 @@ class _Run:
         second = self._run_journeys("second user") if self.settings.authz.enabled else []
         return first, second
 
-    def _run_journeys(self, label: str) -> list[_Recorded]:
+    def _run_journeys(
+        self, label: str, *, only: str | None = None, keep_session: bool = False
+    ) -> list[_Recorded]:
+        """Each journey once, recorded; `only` that journey; `keep_session`: without the steps
+        that end the session (a logout), so its credentials stay good for what follows."""
         recorded: list[_Recorded] = []
         for check_name, settings in self.journeys.items():
+            if only is not None and only not in settings.journeys:
+                continue
             once = settings.model_copy(
                 update={
                     "journeys": {
-                        name: journey.model_copy(update={"iterations": 1, "concurrency": 1})
+                        name: journey.model_copy(
+                            update={
+                                "iterations": 1,
+                                "concurrency": 1,
+                                "steps": [
+                                    step
+                                    for step in journey.steps
+                                    if not (keep_session and ENDS_SESSION.search(step.request.path))
+                                ],
+                            }
+                        )
                         for name, journey in settings.journeys.items()
+                        if only is None or name == only
                     }
                 }
             )
@@ -292,7 +311,14 @@ class _Run:
             for recorded in sorted(first, key=lambda r: -sum(1 for s in r.sent if _auth_headers(s.headers)))
             if (session := self._session(recorded, "first user")) is not None
         ]
+        if sessions and first:
+            sessions[0] = self._live(sessions[0], first)
         sessions += [session for recorded in second if (session := self._session(recorded, "second user"))]
+        if self.settings.authz.second_user is not None:
+            headers = self._second_user_headers()
+            sessions.append(
+                UserSession("second user (from the plan)", headers, {}, frozenset(_credentials(headers)))
+            )
         return Target(
             base_url=self.base_url,
             openapi=self.openapi,
@@ -306,6 +332,37 @@ class _Run:
             work_dir=self.ctx.work_dir,
             service_names=names,
         )
+
+    def _live(self, session: UserSession, first: list[_Recorded]) -> UserSession:
+        """`session`, or, when its journey logged out (its credentials are spent), the session of
+        one more run of that journey without its logout, for the probes and fuzzing to use."""
+        journey = session.label.removeprefix("first user of ")
+        recorded = next((r for r in first if r.journey == journey), None)
+        if recorded is None or not any(
+            ENDS_SESSION.search(urlsplit(sent.url).path) and _auth_headers(sent.headers)
+            for sent in recorded.sent
+        ):
+            return session
+        again = self._run_journeys("first user, without logging out", only=journey, keep_session=True)
+        live = self._session(again[0], "first user") if again else None
+        if live is None or not live.auth_headers:
+            self.notes.append(
+                f"journey {journey} logs out, and no live session could be made without its logout"
+            )
+            return session
+        return live
+
+    def _sent_credentials(self) -> set[str]:
+        """Credentials the plan gave gonogo to send (an expired token, a second user's): found in
+        a log, they are gonogo's own traffic, not the service leaking something."""
+        sent = _credentials(self._second_user_headers())
+        if self.settings.authz.expired:
+            sent |= _credentials({"Authorization": self.settings.authz.expired})
+        return sent
+
+    def _second_user_headers(self) -> dict[str, str]:
+        second = self.settings.authz.second_user or {}
+        return {key: self.ctx.expand(value) for key, value in second.items()}
 
     def _journey_targets(
         self, target: Target, first: list[_Recorded], second: list[_Recorded]
@@ -321,9 +378,7 @@ class _Run:
             other_user = self._session(other, "second user") if other else None
             users = [user]
             if self.settings.authz.second_user is not None:
-                headers = {
-                    key: self.ctx.expand(value) for key, value in self.settings.authz.second_user.items()
-                }
+                headers = self._second_user_headers()
                 users.append(
                     UserSession("second user (from the plan)", headers, {}, frozenset(_credentials(headers)))
                 )

@@ -8,8 +8,9 @@ the budget, which they draw from before every request they send.
 
 from __future__ import annotations
 
-__all__ = ["NOT_REPLAYED_HEADERS", "Budget", "Exchange", "Target", "UserSession"]
+__all__ = ["ENDS_SESSION", "NOT_REPLAYED_HEADERS", "Budget", "Exchange", "Target", "UserSession"]
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,10 @@ NOT_REPLAYED_HEADERS = frozenset(
         "keep-alive", "expect", "accept-encoding", "te", "upgrade",
     }
 )  # fmt: skip
+
+
+# A request path that ends the session it is sent with (its credentials are then spent).
+ENDS_SESSION = re.compile(r"log-?out|sign-?out|revoke", re.IGNORECASE)
 
 
 class Budget:
