@@ -29,9 +29,12 @@ import pytest
 from gonogo.checks.security.findings import Finding, PartResult
 from gonogo.checks.security.openapi import load_openapi
 from gonogo.checks.security.probes import run_probes
+from gonogo.checks.security.probes._session import outcome
+from gonogo.checks.security.probes._source import source_file
 from gonogo.checks.security.settings import ProbeSettings
 from gonogo.checks.security.target import Budget, Exchange, Target, UserSession
 from gonogo.faults.targets import ServiceControl
+from gonogo.journey.raw import RawClient
 from gonogo.system.members import ServiceProcess
 
 SERVICE = Path(__file__).with_name("services") / "probe_target.py"
@@ -141,6 +144,7 @@ def build_target(base_url: str, service: OneProcess, work_dir: Path) -> Target:
         step("file", "GET", "/files/readme.txt", headers=auth)
         step("ping", "GET", "/ping", params={"host": "localhost"}, headers=auth)
         step("greet", "GET", "/greet", params={"name": "Ada"})
+        step("colour", "GET", "/colour", params={"name": "red"})
         step("notify", "POST", "/notify", json={"email": email}, headers=auth)
         step(
             "avatar",
@@ -208,6 +212,13 @@ def test_the_healthy_build_gives_nothing_at_medium_or_above(healthy: tuple[Targe
     assert counts["requests"] > 100 and counts["payloads"] > 100
     assert {"GET /files/{name}", "GET /documents", "POST /upload", "POST /avatars"} <= result.tally.operations
     assert not result.notes or all("stopped early" not in note for note in result.notes)
+    # the notes say what each probe was sent to: POST /echo declares no body, and gets one all the same
+    oversized = next(note for note in result.notes if note.startswith("oversized body (20.0 MB): sent to"))
+    assert "POST /echo" in oversized and "POST /upload" in oversized
+    slow = next(note for note in result.notes if note.startswith("slow body"))
+    assert "POST /echo" in slow and "all at once" in slow
+    traversal = next(note for note in result.notes if note.startswith("traversal: asked for"))
+    assert f"api's script probe_target.py ({SERVICE.resolve()})" in traversal and "/etc/passwd" in traversal
 
 
 def test_traversal_finds_the_service_source(defective: tuple[Target, PartResult]) -> None:
@@ -217,6 +228,25 @@ def test_traversal_finds_the_service_source(defective: tuple[Target, PartResult]
     assert finding.details["file"] == str(SERVICE.resolve())
     assert "--path-as-is" in finding.reproduction and "$TOKEN" in finding.reproduction
     assert finding.response.startswith("HTTP/1.1 200")
+
+
+def test_a_5xx_to_any_payload_is_a_server_error(defective: tuple[Target, PartResult]) -> None:
+    # GET /documents/{id} takes an integer id: no injection goes there, but the traversal's
+    # payloads make it fail (a traceback, which is a finding of its own at medium)
+    _, result = defective
+    finding = found(result)[("input.server-error", "GET /documents/{id}")]
+    assert (finding.severity, finding.category, finding.details["parameter"]) == ("high", "input", "path id")
+    assert "a traversal payload" in finding.title and finding.response.startswith("HTTP/1.1 500")
+    assert (
+        len(
+            [
+                f
+                for f in result.findings
+                if f.rule == "input.server-error" and f.operation == finding.operation
+            ]
+        )
+        == 1
+    )
 
 
 def test_injection_findings(defective: tuple[Target, PartResult]) -> None:
@@ -260,10 +290,12 @@ def test_oversized_and_slow_bodies(defective: tuple[Target, PartResult]) -> None
     assert memory.details["service"] == "api"
     assert memory.reproduction.startswith("python3 -c ") and "@body.bin" in memory.reproduction
     assert "20,000,000 bytes" in memory.request
-    slow = next(finding for finding in result.findings if finding.rule == "dos.slow-body")
-    assert slow.operation in ("POST /upload", "POST /avatars")  # an upload route
-    assert slow.severity == "high" and "answers nothing else" in slow.title
-    assert "--limit-rate 128" in slow.reproduction
+    slow = [finding for finding in result.findings if finding.rule == "dos.slow-body"]
+    assert len(slow) == 1  # one finding, naming every operation that never timed its body out
+    assert slow[0].operation in ("POST /upload", "POST /avatars")  # an upload route
+    assert slow[0].severity == "high" and "answers nothing else" in slow[0].title
+    assert "POST /register" in slow[0].details["operations"]
+    assert "--limit-rate 128" in slow[0].reproduction
     # the other operations refuse the body with 413 before reading it
     assert not [key for key in findings if key[0] == "dos.body-in-memory" and key[1] != "POST /upload"]
 
@@ -276,7 +308,9 @@ def test_header_findings(defective: tuple[Target, PartResult]) -> None:
     assert severities[("headers.cors-credentials", "GET /")] == "high"
     assert severities[("headers.cookie-httponly", "POST /login")] == "medium"
     assert severities[("headers.cookie-samesite", "POST /login")] == "low"
-    assert severities[("headers.trace", "TRACE /")] == "low"
+    # TRACE / answers 405, as a framework's routing does; the application's own routes echo it
+    assert severities[("headers.trace", "TRACE /register")] == "low"
+    assert [key for key in severities if key[0] == "headers.trace"] == [("headers.trace", "TRACE /register")]
     assert severities[("headers.server-version", "GET /documents")] == "low"
     assert severities[("headers.nosniff", "GET /documents")] == "low"
     assert severities[("headers.csp", "GET /")] == "low"
@@ -309,3 +343,90 @@ def test_a_spent_budget_stops_the_probes(tmp_path: Path) -> None:
         result = asyncio.run(run_probes(SETTINGS, target, slow_window=SLOW_WINDOW))
     assert result.tally.counts["requests"] == 25
     assert any("request budget (25)" in note for note in result.notes)
+
+
+def test_a_swagger_document_gives_values_and_body_operations(tmp_path: Path) -> None:
+    """A Swagger 2.0 document: the harmless values come from a parameter's `default` (beside its
+    `type: int`), a POST that declares no body gets the oversized one, and a 5xx to the harmless
+    value is a finding for a journey's request and a note for one made up from the document."""
+    settings = ProbeSettings(
+        body_size=20_000_000, timing=1.0, headers=False, traversal=False, slow_body=False
+    )
+    with start_service(tmp_path, "NUMBER", "LOOKUP", "ECHO") as (base_url, service):
+        target = build_target(base_url, service, tmp_path)
+        target.openapi = load_openapi("/swagger.json", plan_dir=tmp_path, base_url=base_url)
+        result = asyncio.run(run_probes(settings, target, slow_window=SLOW_WINDOW))
+    findings = found(result)
+    count = findings[("input.server-error", "GET /count")]
+    assert count.details["parameter"] == "query n"
+    assert "a plain word, where the document declares integer" in count.title
+    assert not [f for f in result.findings if f.operation == "GET /count" and f.rule != "input.server-error"]
+    assert not any("GET /count" in note and "not probed" in note for note in result.notes)
+    colour = findings[("input.server-error", "GET /colour")]  # the journey asked for red: known good
+    assert "(a plain word)" in colour.title and colour.details["parameter"] == "query name"
+    assert not [f for f in result.findings if f.operation == "GET /shade"]  # made up from the document
+    assert any(note.startswith("injection: GET /shade not probed: the request made") for note in result.notes)
+    echo = findings[("dos.body-in-memory", "POST /echo")]
+    assert echo.severity == "high" and "application/json" in echo.request  # nothing said: a JSON body
+    assert_no_secret(result, target)
+
+
+def test_a_response_cut_short_is_said_in_words(tmp_path: Path) -> None:
+    with start_service(tmp_path) as (base_url, _):
+        response = asyncio.run(RawClient(base_url, timeout=5).request("GET", "/truncated"))
+    assert outcome(response) == "200 OK, but the response was cut short (1 of 10 bytes)"
+
+
+@pytest.fixture(scope="module")
+def site_packages(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A virtualenv (no pip) with a package `tinyservice` installed in its site-packages: a
+    two-line `__init__.py` and a `server` module that waits."""
+    root = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
+    python = root / "venv" / "bin" / "python"
+    found = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    package = Path(found.stdout.strip()) / "tinyservice"
+    package.mkdir()
+    (package / "__init__.py").write_text("# -*- coding: utf-8 -*-\n\nfrom .core import *\n")
+    (package / "core.py").write_text("")
+    (package / "server.py").write_text(
+        "import time\n\nwhile True:  # serve forever, as a server would\n    time.sleep(1)\n"
+    )
+    (root / "runner.py").write_text("import time\n\nwhile True:\n    time.sleep(1)\n")
+    return python, root
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected", "label"),
+    [
+        (["-m", "tinyservice.server"], "tinyservice/server.py", "module tinyservice.server"),
+        (
+            ["{root}/runner.py", "-b", "127.0.0.1:8000", "tinyservice:app"],
+            "tinyservice/__init__.py",
+            "module tinyservice",
+        ),
+    ],
+)
+def test_the_source_file_of_an_installed_package(
+    site_packages: tuple[Path, Path], tmp_path: Path, arguments: list[str], expected: str, label: str
+) -> None:
+    """A service whose code is installed in its virtualenv (as `pip install httpbin` and
+    `gunicorn httpbin:app` are), run from a folder with no code of its own: the file asked for is
+    the package's, found where the service's own interpreter imports from."""
+    python, root = site_packages
+    command = [str(python), *(argument.format(root=root) for argument in arguments)]
+    process = subprocess.Popen(command, cwd=tmp_path, start_new_session=True)
+    try:
+        file = source_file("api", process.pid)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    assert file is not None and file.path.endswith(expected) and "site-packages" in file.path
+    assert file.label == f"api's {label}"
+    assert file.marker.search(Path(file.path).read_text())
+    assert not file.marker.search("# -*- coding: utf-8 -*-")  # a small file is recognised whole

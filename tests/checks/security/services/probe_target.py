@@ -7,7 +7,9 @@ Users register and log in (a bearer token, also set as the `session` cookie); ea
 documents it creates. Healthy, every query binds its values, files are served by base name
 only, no shell and no template sees a request's value, bodies over 1 MB are refused with 413
 before they are read, a body that stalls is timed out (408), and every response carries the
-security headers. The switches:
+security headers. Its OpenAPI 3 document is at /openapi.json; /swagger.json describes some of
+its routes as a Swagger 2.0 document would (a `default` beside a parameter's `type: int`, no
+body declared for a POST). The switches:
 
 - `PROBE_TRAVERSAL`: GET /files/{name} joins the (decoded) name to the files folder as is;
 - `PROBE_SQL`: GET /documents?title= builds its SQL by string concatenation;
@@ -20,8 +22,14 @@ security headers. The switches:
 - `PROBE_CRASH`: POST /upload with a body over 5 MB makes the process exit (as an OOM kill would);
 - `PROBE_SLOW`: one request at a time, and no deadline for reading a body;
 - `PROBE_HEADERS`: no security headers, the server's version in Server, a session cookie
-  without HttpOnly or SameSite, CORS reflecting any origin with credentials, TRACE echoed,
-  and a Python traceback in the 500 of GET /documents/{id} with an id that is not a number.
+  without HttpOnly or SameSite, CORS reflecting any origin with credentials, TRACE echoed on
+  every path but `/` (which answers 405, as a framework's own routing does), and a Python
+  traceback in the 500 of GET /documents/{id} with an id that is not a number;
+- `PROBE_ECHO`: POST /echo (no body declared) reads any body whole and keeps it in memory;
+- `PROBE_LOOKUP`: GET /colour?name= and GET /shade?name= answer 500 for a name they do not know;
+- `PROBE_NUMBER`: GET /count?n= answers 500 when n is not a number.
+
+GET /truncated is always broken: it says 10 bytes of body and sends 1.
 
 The process exits by itself when the process that started it goes away.
 """
@@ -57,7 +65,8 @@ TEMPLATE, NON_ASCII, UPLOAD, SLOW, HEADERS = (
     _on("SLOW"),
     _on("HEADERS"),
 )
-CRASH = _on("CRASH")
+CRASH, ECHO, LOOKUP, NUMBER = _on("CRASH"), _on("ECHO"), _on("LOOKUP"), _on("NUMBER")
+COLOURS = {"red": "#ff0000", "green": "#00ff00"}
 MAX_BODY = 1_000_000
 BODY_DEADLINE = 2.0  # seconds to read a whole body (healthy)
 FILES = Path.cwd() / "files"
@@ -132,6 +141,36 @@ OPENAPI: dict[str, Any] = {
                 body={"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
             )
         },
+        "/echo": {"post": _operation()},
+        "/colour": {"get": _operation(_parameter("name", "query"), public=True)},
+    },
+}
+# As a Swagger 2.0 document describes routes: a parameter's `default` beside its `type` (`int`,
+# as some generators write it), and a POST whose body it does not declare.
+SWAGGER: dict[str, Any] = {
+    "swagger": "2.0",
+    "info": {"title": "probe target", "version": "1"},
+    "basePath": "/",
+    "paths": {
+        "/count": {
+            "get": {
+                "parameters": [{"name": "n", "in": "query", "type": "int", "default": 3}],
+                "responses": {"200": {"description": "ok"}},
+            }
+        },
+        "/colour": {
+            "get": {
+                "parameters": [{"name": "name", "in": "query", "type": "string"}],
+                "responses": {"200": {"description": "ok"}},
+            }
+        },
+        "/shade": {
+            "get": {
+                "parameters": [{"name": "name", "in": "query", "type": "string"}],
+                "responses": {"200": {"description": "ok"}},
+            }
+        },
+        "/echo": {"post": {"responses": {"200": {"description": "ok"}}}},
     },
 }
 
@@ -239,7 +278,7 @@ class Handler(BaseHTTPRequestHandler):
         self.handle_one(POST_ROUTES)
 
     def do_TRACE(self) -> None:
-        if HEADERS:
+        if HEADERS and urlsplit(self.path).path != "/":
             echoed = f"{self.requestline}\r\n{self.headers}".encode()
             self.answer(200, echoed, "message/http")
         else:
@@ -255,6 +294,10 @@ def health(handler: Handler, query: dict[str, str]) -> None:
 
 def openapi(handler: Handler, query: dict[str, str]) -> None:
     handler.answer(200, OPENAPI)
+
+
+def swagger(handler: Handler, query: dict[str, str]) -> None:
+    handler.answer(200, SWAGGER)
 
 
 def root(handler: Handler, query: dict[str, str]) -> None:
@@ -397,10 +440,53 @@ def avatar(handler: Handler, query: dict[str, str]) -> None:
     handler.answer(201, {"caption": caption, "size": len(fields.get("image", b""))})
 
 
+def echo(handler: Handler, query: dict[str, str]) -> None:
+    handler.user()
+    if ECHO:
+        data = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        kept_in_memory.append(data)
+    else:
+        data = handler.body()
+    handler.answer(200, {"size": len(data)})
+
+
+def colour(handler: Handler, query: dict[str, str], table: dict[str, str] = COLOURS) -> None:
+    name = query.get("name", "")
+    if LOOKUP:
+        value = table[name]  # a KeyError: a 500
+    elif name not in table:
+        raise Refused(404, "no such colour")
+    else:
+        value = table[name]
+    handler.answer(200, {"name": name, "value": value})
+
+
+def count(handler: Handler, query: dict[str, str]) -> None:
+    text = query.get("n", "3")
+    if not NUMBER and not text.isdigit():
+        raise Refused(422, "n is a number")
+    handler.answer(200, {"items": list(range(min(int(text), 10)))})  # a ValueError when not a number
+
+
+def truncated(handler: Handler, query: dict[str, str]) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/plain")
+    handler.send_header("Content-Length", "10")
+    handler.send_header("Connection", "close")
+    handler.end_headers()
+    handler.wfile.write(b"x")
+    handler.close_connection = True
+
+
 GET_ROUTES = {
     "/": root,
     "/health": health,
     "/openapi.json": openapi,
+    "/swagger.json": swagger,
+    "/colour": colour,
+    "/shade": lambda handler, query: colour(handler, query, {"light": "#eeeeee"}),
+    "/count": count,
+    "/truncated": truncated,
     "/documents": list_documents,
     "/documents/([^/]+)": read_document,
     "/files/(.+)": read_file,
@@ -410,6 +496,7 @@ GET_ROUTES = {
 POST_ROUTES = {"/register": register, "/login": login, "/documents": create_document, "/notify": notify}
 POST_ROUTES["/upload"] = upload
 POST_ROUTES["/avatars"] = avatar
+POST_ROUTES["/echo"] = echo
 
 
 def _exit_with_parent() -> None:

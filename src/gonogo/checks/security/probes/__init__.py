@@ -62,5 +62,8 @@ async def run_probes(
         try:
             await family()
         except Exception as error:  # a bug in one family must not lose what the others find
-            session.result.notes.append(f"probes: {name} stopped by an internal error: {error!r}")
+            session.result.notes.append(
+                f"probes: {name} stopped by an error of gonogo's ({type(error).__name__}: {error}); "
+                "the other families ran"
+            )
     return session.finish()

@@ -3,12 +3,14 @@ user's credentials, and turning a request and its response into a finding whose 
 no secret and whose reproduction uses `$TOKEN` (or `$COOKIE`) for the credential.
 
 Every response a probe gets is also searched for a stack trace (when the headers family is
-on): a crafted request is the likeliest to make one show.
+on): a crafted request is the likeliest to make one show. And a 5xx answered to any payload is
+kept: at the end, each (operation, parameter) whose 5xx no finding of a family explains (a
+database error, an oversized body, …) becomes an `input.server-error` (high).
 """
 
 from __future__ import annotations
 
-__all__ = ["EXCERPT", "ProbeSession", "Sent", "request_excerpt", "response_excerpt"]
+__all__ = ["EXCERPT", "ProbeSession", "Sent", "outcome", "request_excerpt", "response_excerpt"]
 
 import re
 from collections.abc import Iterable, Sequence
@@ -25,6 +27,10 @@ EXCERPT = 1024  # body bytes shown in a finding's request and response excerpts
 MAX_LINE = 512  # characters of one request line or header shown in an excerpt
 KEEP = 64 * 1024  # body bytes of each response kept for the probes to look at
 PLACEHOLDERS = ("TOKEN", "COOKIE")
+FIX_SERVER_ERROR = (
+    "validate the value and answer 400 (or 404, 422) with what was expected; catch what the handler can "
+    "raise on bad input instead of letting it become a 500"
+)
 
 # Stack traces and exception text of the common runtimes, as they appear in a response body.
 STACK_TRACES: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -55,6 +61,15 @@ class Sent:
     reproduction: str = ""  # a reproduction other than the curl line of the above (a streamed body's)
 
 
+@dataclass(frozen=True)
+class _ServerError:
+    """The first 5xx a payload got on one (operation, parameter)."""
+
+    sent: Sent
+    response: RawResponse
+    what: str  # the payload as the title says it: "a traversal payload (%5c)"
+
+
 class ProbeSession:
     def __init__(self, settings: ProbeSettings, target: Target) -> None:
         self.settings = settings
@@ -70,6 +85,8 @@ class ProbeSession:
             | {secret for name, value in self.credentials for secret in _credentials(name, value)}
         )
         self.findings: dict[tuple[str, str, str], Finding] = {}
+        self.server_errors: dict[tuple[str, str], _ServerError] = {}
+        self.explained: set[tuple[str, str]] = set()  # (operation, parameter) whose 5xx a finding explains
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -90,12 +107,16 @@ class ProbeSession:
         operation: str,
         *,
         payload: bool = False,
+        parameter: str = "",
+        what: str = "",
         stream: Iterable[bytes] | None = None,
         **options: Any,
     ) -> RawResponse | None:
         """Send `sent` (with the first user's credentials when `authenticated`), counted; None
-        when the budget is spent. `stream` replaces `sent.body` with a streamed one; `options`
-        go to `RawClient.request` (content_length, body_rate, timeout, …)."""
+        when the budget is spent. A `payload` is counted as one, and a 5xx it gets is kept
+        under (`operation`, `parameter`), described by `what`. `stream` replaces `sent.body`
+        with a streamed one; `options` go to `RawClient.request` (content_length, body_rate,
+        timeout, …)."""
         if not self.take():
             return None
         self.result.tally.operations.add(operation)
@@ -106,6 +127,8 @@ class ProbeSession:
         response = await self.client.request(sent.method, sent.target, headers=headers, body=body, **options)
         if self.settings.headers:
             self.look_for_stack_trace(sent, operation, response)
+        if payload and response.status is not None and response.status >= 500:
+            self.server_errors.setdefault((operation, parameter), _ServerError(sent, response, what))
         return response
 
     def look_for_stack_trace(self, sent: Sent, operation: str, response: RawResponse) -> None:
@@ -146,9 +169,12 @@ class ProbeSession:
         """Keep a finding (the first of its rule, operation and parameter), with the request
         and response excerpts redacted and a reproduction that holds no credential."""
         details = dict(details or {})
-        key = (rule, operation, str(details.get("parameter", "")))
+        parameter = str(details.get("parameter", ""))
+        key = (rule, operation, parameter)
         if key in self.findings:
             return
+        if response is not None and (response.status or 0) >= 500 and severity in ("critical", "high"):
+            self.explained.add((operation, parameter))
         if response_text is None:
             response_text = response_excerpt(response) if response is not None else ""
         self.findings[key] = Finding(
@@ -201,6 +227,27 @@ class ProbeSession:
         return line.replace("curl ", "curl " + " ".join(options) + " ", 1) if options else line
 
     def finish(self) -> PartResult:
+        for (operation, parameter), error in self.server_errors.items():
+            if (operation, parameter) in self.explained:
+                continue
+            what = error.what or "a crafted value"
+            status = error.response.status
+            title = (
+                f"{operation} answers {status} when {parameter} is {what}"
+                if parameter
+                else f"{operation} answers {status} to {what}"
+            )
+            self.add(
+                "input.server-error",
+                title,
+                "high",
+                "input",
+                operation,
+                error.sent,
+                error.response,
+                FIX_SERVER_ERROR,
+                {"parameter": parameter} if parameter else None,
+            )
         self.result.findings = list(self.findings.values())
         return self.result
 
@@ -231,8 +278,31 @@ def response_excerpt(response: RawResponse) -> str:
     lines += [f"{name}: {value}" for name, value in response.headers]
     text = response.body[:EXCERPT].decode("utf-8", errors="replace")
     more = f"\n… ({response.size:,} bytes in all)" if response.size > EXCERPT else ""
-    tail = f"\n({response.error})" if response.error else ""
+    problem = _problem(response)
+    tail = f"\n({problem})" if problem else ""
     return "\n".join(lines) + (f"\n\n{text}{more}" if text else "") + tail
+
+
+def outcome(response: RawResponse) -> str:
+    """What came back, in a few words: `500 Internal Server Error`, `no response (timeout after
+    10s)`, `200 OK, but the response was cut short (1 of 10 bytes)`."""
+    if response.status is None:
+        return f"no response ({response.error or 'the connection closed'})"
+    said = f"{response.status} {response.reason}".strip()
+    problem = _problem(response)
+    return f"{said}, but {problem}" if problem else said
+
+
+def _problem(response: RawResponse) -> str:
+    """Why a response that has a status is not whole, as a reader says it."""
+    if response.error is None:
+        return ""
+    length = (response.header("content-length") or "").strip()
+    if length.isdigit() and response.size < int(length):
+        return f"the response was cut short ({response.size:,} of {int(length):,} bytes)"
+    if response.error.startswith("timeout"):
+        return f"the rest of the response did not come in time ({response.error})"
+    return f"the response was cut short ({response.size:,} bytes, then {response.error})"
 
 
 def _credentials(name: str, value: str) -> set[str]:

@@ -1,11 +1,13 @@
 """Response headers and what responses give away: security headers, cookie flags, CORS, TRACE,
 versions, stack traces.
 
-Looked at on every response of the journeys, on a GET of `/`, and on three requests of its
-own: a GET of `/` and of the first authenticated GET with `Origin: https://evil.example`, the
-CORS preflight of the latter, and `TRACE /` with a marker header. (Every response a probe of
-another family gets is searched for stack traces as it arrives.) One finding per rule and
-operation, however many responses show it.
+Looked at on every response of the journeys, on a GET of `/`, and on requests of its own: a
+GET of `/` and of the first authenticated GET with `Origin: https://evil.example`, the CORS
+preflight of the latter, and TRACE with a marker header on `/` and on the first paths the
+journeys requested (a framework may route TRACE to `/` apart from the application's routes,
+so `/` alone says little), until one echoes it. (Every response a probe of another family gets
+is searched for stack traces as it arrives.) One finding per rule and operation, however many
+responses show it; one TRACE finding per service.
 
 Severities (docs/security.md): CORS allowing any origin (`*` or the origin reflected) with
 credentials, high; a session cookie without HttpOnly and a stack trace, medium; missing
@@ -39,6 +41,7 @@ from gonogo.journey.raw import RawResponse
 EVIL_ORIGIN = "https://evil.example"
 VERSION = re.compile(r"\d+\.\d+")
 VERSION_HEADERS = ("server", "x-powered-by", "x-aspnet-version", "x-aspnetmvc-version")
+TRACE_PATHS = 3  # paths of the journeys TRACE is tried on, besides `/`
 SESSION_COOKIE = re.compile(r"(?i)sess|sid$|^sid|auth|token|jwt|login|remember|^id$")
 NOT_SESSION_COOKIE = re.compile(r"(?i)csrf|xsrf")
 FIX_NOSNIFF = "send `X-Content-Type-Options: nosniff` on every response"
@@ -311,18 +314,25 @@ async def _cors(
 
 
 async def _trace(session: ProbeSession, root_path: str) -> None:
+    """TRACE on `/` and on the journeys' first paths, until one answers 200 with the request."""
+    journeys = [urlsplit(exchange.url).path or "/" for exchange in session.target.exchanges]
+    paths = list(dict.fromkeys(path for path in journeys if path != root_path))[:TRACE_PATHS]
     marker = f"gonogo-trace-{secrets.token_hex(6)}"
-    sent = Sent("TRACE", root_path, (("X-Gonogo-Trace", marker),), authenticated=False)
-    operation = f"TRACE {root_path}"
-    response = await session.send(sent, operation)
-    if response is not None and response.status == 200 and marker in response.text():
-        session.add(
-            "headers.trace",
-            f"{operation} answers 200 and echoes the request (headers included)",
-            "low",
-            "headers",
-            operation,
-            sent,
-            response,
-            FIX_TRACE,
-        )
+    for path in [root_path, *paths]:
+        sent = Sent("TRACE", path, (("X-Gonogo-Trace", marker),), authenticated=False)
+        operation = f"TRACE {path}"
+        response = await session.send(sent, operation)
+        if response is None:
+            return
+        if response.status == 200 and marker in response.text():
+            session.add(
+                "headers.trace",
+                f"{operation} answers 200 and echoes the request (headers included)",
+                "low",
+                "headers",
+                operation,
+                sent,
+                response,
+                FIX_TRACE,
+            )
+            return

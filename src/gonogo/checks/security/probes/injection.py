@@ -1,12 +1,19 @@
 """Injection: SQL, shell command and template payloads (and a non-ASCII value) in every string
 value the journeys sent and the OpenAPI document declares, each judged against two harmless
-baselines: the request as the journey sent it, and the value replaced by one that matches
-nothing.
+baselines: the request as the journey sent it, and the value replaced by a harmless one (the
+document's example, default or first enum value; a small number for a number; else a word
+that matches nothing).
+
+A baseline answered with a 5xx leaves the value unprobed (nothing to compare with). It is a
+finding itself (`input.server-error`, high) when the request is a journey's, whose values are
+known to be good; for a request made up from the document it is a note.
 
 What makes a finding, per (operation, parameter):
 
-- a 5xx: high (`injection.server-error`; `input.server-error` for the non-ASCII value), and
-  critical (`injection.sql-error`) when its body shows a database error the baselines did not;
+- a 5xx: high, once per (operation, parameter): `input.server-error` when a plain word in the
+  value's place gives one too (the value's shape, not its special characters, is the cause: a
+  number expected) or for the non-ASCII value, else `injection.server-error`; critical
+  (`injection.sql-error`) when its body shows a database error the baselines did not;
 - a tautology (`' OR '1'='1`) answered with more rows than both baselines, or with the second
   user's values, critical (`injection.sql-tautology`);
 - the output of `id` (`uid=…(…)`), critical (`injection.command`);
@@ -28,17 +35,19 @@ import json
 import math
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gonogo.checks.security.findings import Category, Severity
-from gonogo.checks.security.probes._session import ProbeSession, Sent
-from gonogo.checks.security.probes.surface import Endpoint, Point
+from gonogo.checks.security.probes._session import FIX_SERVER_ERROR, ProbeSession, Sent, outcome
+from gonogo.checks.security.probes.surface import Endpoint, Point, example_of
 from gonogo.journey.raw import RawResponse
 from gonogo.journey.redact import is_secret_name
 
 Family = Literal["sql", "sql-time", "command", "command-time", "template", "input"]
 SAFE_METHODS = frozenset({"GET", "HEAD"})
+PLAIN_WORD = "a plain word"
 SQLITE_HEAVY_ROWS = 5_000_000  # rows a recursive CTE counts: seconds of work, no memory
 TEMPLATE_PRODUCT = str(1337 * 1337)
 COMMAND_OUTPUT = re.compile(r"uid=\d+\([^)]*\)")
@@ -58,10 +67,6 @@ FIX_COMMAND = (
 FIX_TEMPLATE = (
     "never render a request's value as a template: pass it to a fixed template as data (autoescaped), "
     "and keep user input out of template sources"
-)
-FIX_SERVER_ERROR = (
-    "validate the value and answer 400 (or 422) with what was expected; catch what the handler can "
-    "raise on bad input instead of letting it become a 500"
 )
 FIX_TIMING = (
     "the delay follows the payload, so the value reaches an interpreter (SQL, shell): bind it as a "
@@ -118,6 +123,7 @@ def payloads(timing: float) -> list[Payload]:
 class _Baseline:
     original: RawResponse
     harmless: RawResponse
+    harmless_source: str = ""
 
     @property
     def elapsed(self) -> float:
@@ -137,6 +143,10 @@ class _PointRun:
     baseline: _Baseline
     others: list[str]  # the second user's values
     done: set[Family] = field(default_factory=set)
+    # whether a plain word in the value's place gets a 5xx too (None: not known yet), and that request
+    plain_word_fails: bool | None = None
+    plain_word: tuple[str, Sent, RawResponse] | None = None
+    server_error_reported: bool = False  # one 5xx finding per point (a database error aside)
 
     @property
     def operation(self) -> str:
@@ -177,6 +187,10 @@ async def run_injection(session: ProbeSession, endpoints: list[Endpoint]) -> Non
     for endpoint in endpoints:
         if endpoint.method == "DELETE":
             continue
+        if not await _original(session, endpoint, originals):
+            if session.stopped:
+                return
+            continue
         for point in endpoint.points():
             if not _injectable(point):
                 continue
@@ -186,33 +200,108 @@ async def run_injection(session: ProbeSession, endpoints: list[Endpoint]) -> Non
                     return
                 continue
             run = _PointRun(session, point, baseline, others)
+            if _harmless_is_plain(baseline):
+                run.plain_word_fails = False  # the harmless baseline was a plain word, and got no 5xx
             if not await _probe(run):
                 return
+
+
+async def _original(session: ProbeSession, endpoint: Endpoint, originals: dict[str, RawResponse]) -> bool:
+    """The request as the journey sent it (without the parameters it did not send), once per
+    endpoint: False when it failed (said in a note, or a finding) or the budget is spent."""
+    if not any(_injectable(point) for point in endpoint.points()):
+        return False
+    sent = Sent(endpoint.method, endpoint.target(), endpoint.headers, endpoint.body)
+    original = await session.send(sent, endpoint.label)
+    if original is None:
+        return False
+    if original.status is not None and original.status < 500:
+        originals[endpoint.label] = original
+        return True
+    what = (
+        "its journey's request sent again" if endpoint.from_journey else "the request made from the document"
+    )
+    session.result.notes.append(f"injection: {endpoint.label} not probed: {what} answers {outcome(original)}")
+    if endpoint.from_journey and original.status is not None:
+        session.add(
+            "input.server-error",
+            f"{endpoint.label} answers {original.status} to {what}",
+            "high",
+            "input",
+            endpoint.label,
+            sent,
+            original,
+            FIX_SERVER_ERROR,
+            {"parameter": "(the journey's values)"},
+        )
+    return False
+
+
+def _harmless(point: Point) -> tuple[str, str]:
+    """A value the service should take and that matches nothing, and where it comes from."""
+    declared = example_of(_declared_schema(point))
+    if declared is not None:
+        return declared, "a value the OpenAPI document gives"
+    if point.value.isdigit():
+        return ("2" if point.value == "1" else "1"), "a small number, as the journey sent a number"
+    return _plain_word(), PLAIN_WORD
+
+
+def _plain_word() -> str:
+    return f"gonogo{secrets.token_hex(4)}"
+
+
+def _harmless_is_plain(baseline: _Baseline) -> bool:
+    return baseline.harmless_source == PLAIN_WORD
+
+
+def _declared_schema(point: Point) -> Mapping[str, Any]:
+    """The schema the document declares for the point's value ({} when it says nothing): a
+    parameter's, or a top-level field's of the body."""
+    endpoint = point.endpoint
+    if point.location in ("path", "query"):
+        return endpoint.schema(point.name, point.location)
+    if point.location == "json":
+        if len(point.where) != 1:
+            return {}
+        name = str(point.where[0])
+    else:
+        name = point.name
+    properties = (endpoint.body_schema or {}).get("properties")
+    part = properties.get(name) if isinstance(properties, Mapping) else None
+    return part if isinstance(part, Mapping) else {}
 
 
 async def _baseline(
     session: ProbeSession, point: Point, originals: dict[str, RawResponse]
 ) -> _Baseline | None:
     endpoint = point.endpoint
-    original = originals.get(endpoint.label)
-    if original is None:  # the request as the journey sent it (without the parameters it did not send)
-        sent = Sent(endpoint.method, endpoint.target(), endpoint.headers, endpoint.body)
-        original = await session.send(sent, endpoint.label)
-        if original is None:
-            return None
-        originals[endpoint.label] = original
-    target, body = point.request(f"gonogo{secrets.token_hex(4)}")
-    harmless = await session.send(Sent(endpoint.method, target, endpoint.headers, body), endpoint.label)
+    value, source = _harmless(point)
+    target, body = point.request(value)
+    sent = Sent(endpoint.method, target, endpoint.headers, body)
+    harmless = await session.send(sent, endpoint.label)
     if harmless is None:
         return None
-    for response in (original, harmless):
-        if response.status is None or response.status >= 500:
-            session.result.notes.append(
-                f"injection: {endpoint.label} {point.label} not probed: its harmless request answers "
-                f"{response.status or response.error}"
-            )
-            return None
-    return _Baseline(original, harmless)
+    if harmless.status is not None and harmless.status < 500:
+        return _Baseline(originals[endpoint.label], harmless, source)
+    session.result.notes.append(
+        f"injection: {endpoint.label} {point.label} not probed: with {value!r} ({source}) it answers "
+        f"{outcome(harmless)}"
+    )
+    if endpoint.from_journey and harmless.status is not None:
+        session.add(
+            "input.server-error",
+            f"{endpoint.label} answers {harmless.status} when {point.label} is {value!r} ({source}), the "
+            "other values as the journey sent them",
+            "high",
+            "input",
+            endpoint.label,
+            sent,
+            harmless,
+            FIX_SERVER_ERROR,
+            {"parameter": point.label, "value": value},
+        )
+    return None
 
 
 async def _probe(run: _PointRun) -> bool:
@@ -224,15 +313,40 @@ async def _probe(run: _PointRun) -> bool:
             continue
         delayed = payload.family.endswith("-time")
         timeout = max(session.target.request_timeout, run.baseline.elapsed + 2 * session.settings.timing + 5)
-        sent = run.sent(payload.value(run.point.value))
-        response = await session.send(sent, run.operation, payload=True, timeout=timeout)
+        value = payload.value(run.point.value)
+        sent = run.sent(value)
+        response = await session.send(
+            sent, run.operation, payload=True, parameter=run.point.label, what=repr(value), timeout=timeout
+        )
         if response is None:
+            return False
+        if (
+            (response.status or 0) >= 500
+            and run.plain_word_fails is None
+            and not await _plain_word_tried(run)
+        ):
             return False
         if delayed:
             if not await _judge_delay(run, payload, sent, response, timeout):
                 return False
         else:
             _judge(run, payload, sent, response)
+    return True
+
+
+async def _plain_word_tried(run: _PointRun) -> bool:
+    """A plain word in the value's place, to tell a payload's special characters from a value of
+    the wrong shape as the cause of a 5xx; False when the budget is spent."""
+    value = _plain_word()
+    sent = run.sent(value)
+    response = await run.session.send(
+        sent, run.operation, payload=True, parameter=run.point.label, what=repr(value)
+    )
+    if response is None:
+        return False
+    run.plain_word_fails = response.status is not None and response.status >= 500
+    if run.plain_word_fails:
+        run.plain_word = (value, sent, response)
     return True
 
 
@@ -252,11 +366,9 @@ def _judge(run: _PointRun, payload: Payload, sent: Sent, response: RawResponse) 
             run.report(
                 "injection.sql-error", title, "critical", "injection", payload, sent, response, FIX_SQL
             )
-        else:
-            title = f"{operation} answers {response.status} when {where}"
-            category: Category = "input" if payload.family == "input" else "injection"
-            rule = f"{category}.server-error"
-            run.report(rule, title, "high", category, payload, sent, response, FIX_SERVER_ERROR)
+        elif not run.server_error_reported:
+            run.server_error_reported = True
+            _server_error(run, payload, sent, response)
         return
     if payload.family == "command" and COMMAND_OUTPUT.search(text) and not run.baseline.holds(COMMAND_OUTPUT):
         run.done |= {"command", "command-time"}
@@ -291,6 +403,20 @@ def _judge(run: _PointRun, payload: Payload, sent: Sent, response: RawResponse) 
             )
 
 
+def _server_error(run: _PointRun, payload: Payload, sent: Sent, response: RawResponse) -> None:
+    operation, label = run.operation, run.point.label
+    if run.plain_word is not None:  # any value of the wrong shape: the plain word's request shows it best
+        value, plain_sent, plain = run.plain_word
+        declared = run.point.endpoint.parameter_type(run.point.name, run.point.location)
+        expected = f", where the document declares {declared}" if declared and declared != "string" else ""
+        title = f"{operation} answers {plain.status} when {label} is {value!r}, a plain word{expected}"
+        run.report("input.server-error", title, "high", "input", payload, plain_sent, plain, FIX_SERVER_ERROR)
+        return
+    title = f"{operation} answers {response.status} when {label} is {payload.value(run.point.value)!r}"
+    category: Category = "input" if payload.family == "input" else "injection"
+    run.report(f"{category}.server-error", title, "high", category, payload, sent, response, FIX_SERVER_ERROR)
+
+
 def _tautology(run: _PointRun, response: RawResponse) -> str | None:
     """What shows that a tautology widened the query: more rows, or the second user's values."""
     text = response.text()
@@ -317,7 +443,9 @@ async def _judge_delay(
         _judge(run, payload, sent, response)
     if response.elapsed < threshold:
         return True
-    again = await session.send(sent, run.operation, payload=True, timeout=timeout)
+    again = await session.send(
+        sent, run.operation, payload=True, parameter=run.point.label, what=repr(payload.text), timeout=timeout
+    )
     if again is None:
         return False
     if again.elapsed >= threshold:

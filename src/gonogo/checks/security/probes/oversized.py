@@ -1,18 +1,24 @@
 """Oversized and slow requests: are they refused without the service holding them in memory?
 
 - An oversized body (`body_size`, 50 MB by default; streamed, never held by gonogo) to every
-  operation that takes one, shaped as the operation expects (multipart with a file part, a JSON
-  object or a form whose first string field is the filler, or raw bytes), while the resident
-  memory of every process of the watched services is sampled. RSS growing by half the body or
+  POST, PUT and PATCH of the journeys and the OpenAPI document, whether or not it declares a
+  body (a Swagger 2.0 document often does not), shaped as the operation expects (multipart with
+  a file part, a JSON object or a form whose first string field is the filler, raw bytes; a
+  JSON object when nothing says), while the resident memory of every process of the watched
+  services is sampled. RSS growing by half the body or
   more is high, whatever the status (`dos.body-in-memory`). Otherwise: 413 or the connection
   closed is right; 2xx is right for an upload route (streamed to disk) and low elsewhere; 400 or
   422 is low (`dos.oversized-status`: say 413); a 5xx or no response in time is high.
 - An oversized header (`header_size`, 64 KiB by default) on a GET: 431 (or 413, or the
   connection closed) is right; 400 is low; accepted is low; a 5xx or no response is high.
 - A slow body (`slow_body`): a 1 MB Content-Length sent at 128 bytes/s for up to 30 s (or what the
-  budget has left), with a normal request sent half-way through. The server should time the
-  body out (408, or close). Never timed out is medium (`dos.slow-body`); if the normal request
-  got no answer meanwhile, one slow client holds the service and it is high.
+  budget has left) to the same operations, at most 8 of them (uploads first), all at once (so
+  the window is paid once), with a normal request sent half-way through. The server should
+  time each body out (408, or close). Never timed out is medium (`dos.slow-body`, one finding
+  naming every operation that did not); if the normal request got no answer meanwhile, a few
+  slow clients hold the service and it is high.
+
+Notes say which operations each probe was sent to, and which not and why.
 
 A watched process that is gone after a probe is the service crashing: critical (`dos.crash`).
 """
@@ -27,14 +33,14 @@ import re
 import shlex
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 import psutil
 
-from gonogo.checks.security.probes._session import ProbeSession, Sent
+from gonogo.checks.security.probes._session import ProbeSession, Sent, outcome
 from gonogo.checks.security.probes.surface import Endpoint
 from gonogo.checks.security.target import Target
 
@@ -46,6 +52,8 @@ SLOW_BODY_BYTES = 1_000_000
 # enforce (Apache's mod_reqtimeout: 500 B/s; a minimum of 1 KiB/s is common).
 SLOW_RATE = 128.0
 SLOW_WINDOW = 30.0  # seconds the slow body is kept going at most
+SLOW_AT_ONCE = 8  # operations given a slow body at the same time, at most
+_NO_BODY = "neither the journeys nor the OpenAPI document have a POST, PUT or PATCH"
 PIECE = 64 * 1024
 REFUSED = frozenset({408, 413, 431})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -186,9 +194,9 @@ class _Filler:
 
 
 def _filler(endpoint: Endpoint, size: int) -> _Filler:
-    media = endpoint.media or (
-        endpoint.operation.body_media[0] if endpoint.operation and endpoint.operation.body_media else ""
-    )
+    # the journey's or the document's media type; a body of unknown type stays raw, and with
+    # nothing to go by, a JSON object is what most APIs read
+    media = endpoint.media or ("application/octet-stream" if endpoint.body else "application/json")
     if media.startswith("multipart/"):
         field = _file_field(endpoint)
         prefix = (
@@ -220,9 +228,9 @@ def _filler(endpoint: Endpoint, size: int) -> _Filler:
 
 def _file_field(endpoint: Endpoint) -> str:
     """The multipart field the document declares as a file (`format: binary`), else `file`."""
-    schema: Any = endpoint.operation.body_schema if endpoint.operation else None
-    properties = schema.get("properties") if isinstance(schema, dict) else None
-    if isinstance(properties, dict):
+    schema: Any = endpoint.body_schema
+    properties = schema.get("properties") if isinstance(schema, Mapping) else None
+    if isinstance(properties, Mapping):
         for name, part in properties.items():
             if isinstance(part, dict) and part.get("format") in ("binary", "base64"):
                 return str(name)
@@ -250,12 +258,12 @@ def _is_upload(endpoint: Endpoint) -> bool:
 
 
 def _body_endpoints(endpoints: list[Endpoint]) -> list[Endpoint]:
-    return [
-        endpoint
-        for endpoint in endpoints
-        if endpoint.method in BODY_METHODS
-        and (endpoint.body is not None or (endpoint.operation is not None and endpoint.operation.body_media))
-    ]
+    """Every operation a body can be sent to: its method takes one, declared or not."""
+    return [endpoint for endpoint in endpoints if endpoint.method in BODY_METHODS]
+
+
+def _labels(endpoints: list[Endpoint]) -> str:
+    return ", ".join(endpoint.label for endpoint in endpoints)
 
 
 async def run_oversized(session: ProbeSession, endpoints: list[Endpoint], *, slow_window: float) -> None:
@@ -266,14 +274,25 @@ async def run_oversized(session: ProbeSession, endpoints: list[Endpoint], *, slo
             "only the statuses were judged"
         )
     settings = session.settings
+    bodies = _body_endpoints(endpoints)
     if settings.oversized:
-        for endpoint in _body_endpoints(endpoints):
+        what = f"oversized body ({settings.body_size / 1e6:,.1f} MB)"
+        if not bodies:
+            session.result.notes.append(f"{what}: not tried, {_NO_BODY}")
+        sent: list[Endpoint] = []
+        for endpoint in bodies:
             if not await _oversized_body(session, endpoint, watch):
-                return
-        if not await _oversized_header(session, endpoints, watch):
+                break
+            sent.append(endpoint)
+        if sent:
+            note = f"{what}: sent to {_labels(sent)}"
+            if len(sent) < len(bodies):
+                note += f"; not to {_labels(bodies[len(sent) :])}: {session.target.budget.exhausted}"
+            session.result.notes.append(note)
+        if session.stopped or not await _oversized_header(session, endpoints, watch):
             return
     if settings.slow_body:
-        await _slow_body(session, endpoints, watch, slow_window)
+        await _slow_body(session, bodies, endpoints, watch, slow_window)
 
 
 async def _oversized_body(session: ProbeSession, endpoint: Endpoint, watch: RssWatch) -> bool:
@@ -287,23 +306,27 @@ async def _oversized_body(session: ProbeSession, endpoint: Endpoint, watch: RssW
         watch.start()
     timeout = max(session.target.request_timeout, 30.0)
     response = await session.send(
-        sent, endpoint.label, payload=True, stream=filler.pieces(), content_length=size, timeout=timeout
+        sent,
+        endpoint.label,
+        payload=True,
+        what=f"a {size / 1e6:,.1f} MB body",
+        stream=filler.pieces(),
+        content_length=size,
+        timeout=timeout,
     )
     growth, service = await watch.stop() if watch.available else (0, "")
     if response is None:
         return False
     operation = endpoint.label
     details: dict[str, Any] = {"body_size": size, "rss_growth": growth, "body_sent": response.body_sent}
-    outcome = (
-        f"{response.status} {response.reason}".strip() if response.status else response.error or "no response"
-    )
+    said = outcome(response)
     if _crashed(session, watch, sent, operation, response):
         return True
     if growth >= MEMORY_SHARE * size:
         details["service"] = service
         title = (
             f"{operation} holds an oversized body in memory: the RSS of {service} grew by "
-            f"{growth / 1e6:,.1f} MB for a {size / 1e6:,.1f} MB body ({outcome})"
+            f"{growth / 1e6:,.1f} MB for a {size / 1e6:,.1f} MB body ({said})"
         )
         session.add(
             "dos.body-in-memory", title, "high", "dos", operation, sent, response, FIX_MEMORY, details
@@ -344,7 +367,7 @@ async def _oversized_header(session: ProbeSession, endpoints: list[Endpoint], wa
     sent = Sent("GET", target, headers, body_note="", reproduction=reproduction)
     if watch.available:
         watch.start()
-    response = await session.send(sent, operation, payload=True)
+    response = await session.send(sent, operation, payload=True, what=f"a {size / 1024:,.0f} KiB header")
     if watch.available:
         await watch.stop()
     if response is None:
@@ -386,17 +409,71 @@ async def _oversized_header(session: ProbeSession, endpoints: list[Endpoint], wa
 
 
 async def _slow_body(
-    session: ProbeSession, endpoints: list[Endpoint], watch: RssWatch, slow_window: float
+    session: ProbeSession,
+    bodies: list[Endpoint],
+    endpoints: list[Endpoint],
+    watch: RssWatch,
+    slow_window: float,
 ) -> None:
-    candidates = _body_endpoints(endpoints)
-    if not candidates:
-        session.result.notes.append("slow body: no operation takes a body; not tried")
+    if not bodies:
+        session.result.notes.append(f"slow body: not tried, {_NO_BODY}")
         return
-    endpoint = next((endpoint for endpoint in candidates if _is_upload(endpoint)), candidates[0])
     window = min(slow_window, session.target.budget.remaining())
     if window < 2 * session.target.request_timeout:
         session.result.notes.append(f"slow body: not tried, {window:.0f}s of the time budget left")
         return
+    chosen = sorted(bodies, key=lambda endpoint: not _is_upload(endpoint))[:SLOW_AT_ONCE]
+    slow = [(endpoint, _slow_sent(session, endpoint)) for endpoint in chosen]
+    tasks = [
+        asyncio.create_task(
+            session.send(
+                sent,
+                endpoint.label,
+                payload=True,
+                what=f"a slow body ({SLOW_RATE:,.0f} bytes/s)",
+                stream=_filler(endpoint, SLOW_BODY_BYTES).pieces(),
+                content_length=SLOW_BODY_BYTES,
+                body_rate=SLOW_RATE,
+                timeout=window,
+            )
+        )
+        for endpoint, sent in slow
+    ]
+    blocked = await _meanwhile(session, endpoints, tasks, window)
+    responses = await asyncio.gather(*tasks)
+    note = f"slow body ({window:.0f}s at {SLOW_RATE:,.0f} bytes/s): sent to {_labels(chosen)}, all at once"
+    if len(chosen) < len(bodies):
+        note += f"; not to {_labels(bodies[len(chosen) :])} (at most {SLOW_AT_ONCE} at once, uploads first)"
+    session.result.notes.append(note)
+    never = [
+        (endpoint, sent, response)
+        for (endpoint, sent), response in zip(slow, responses, strict=True)
+        if response is not None and response.status is None and (response.error or "").startswith("timeout")
+    ]
+    answered = [(pair, response) for pair, response in zip(slow, responses, strict=True) if response]
+    if answered:
+        (endpoint, sent), response = answered[0]
+        if _crashed(session, watch, sent, endpoint.label, response):
+            return
+    if not never:
+        return  # every body was timed out (408, or closed) as it should be, or the budget was spent
+    endpoint, sent, response = never[0]
+    operation = endpoint.label
+    others = [other.label for other, _, _ in never[1:]]
+    details: dict[str, Any] = {"window": round(window, 1), "body_sent": response.body_sent}
+    title = f"{operation} never times out a slow body ({window:.0f}s at {SLOW_RATE:,.0f} bytes/s)"
+    if others:
+        details["operations"] = [operation, *others]
+        title += f", nor do {len(others)} other operation(s): {', '.join(others)}"
+    if blocked:
+        details["blocked"] = blocked
+        title += f"; while {len(slow)} slow bodies last, the service answers nothing else ({blocked})"
+        session.add("dos.slow-body", title, "high", "dos", operation, sent, response, FIX_SLOW, details)
+    else:
+        session.add("dos.slow-body", title, "medium", "dos", operation, sent, response, FIX_SLOW, details)
+
+
+def _slow_sent(session: ProbeSession, endpoint: Endpoint) -> Sent:
     filler = _filler(endpoint, SLOW_BODY_BYTES)
     headers = _with_content_type(endpoint, filler)
     shown = Sent(endpoint.method, endpoint.target(), headers)
@@ -404,49 +481,16 @@ async def _slow_body(
         shown, body_file=True, options=["--limit-rate", f"{SLOW_RATE:.0f}"]
     )
     note = f"{filler.note()}, sent at {SLOW_RATE:,.0f} bytes/s"
-    sent = Sent(endpoint.method, endpoint.target(), headers, None, note, reproduction=reproduction)
-    operation = endpoint.label
-    slow = asyncio.create_task(
-        session.send(
-            sent,
-            operation,
-            payload=True,
-            stream=filler.pieces(),
-            content_length=SLOW_BODY_BYTES,
-            body_rate=SLOW_RATE,
-            timeout=window,
-        )
-    )
-    blocked = await _meanwhile(session, endpoints, slow, window)
-    response = await slow
-    if response is None:
-        return
-    if _crashed(session, watch, sent, operation, response):
-        return
-    if response.status is not None or not (response.error or "").startswith("timeout"):
-        return  # timed out by the server (408, or closed) or refused: as it should
-    details: dict[str, Any] = {"window": round(window, 1), "body_sent": response.body_sent}
-    if blocked:
-        details["blocked"] = blocked
-        title = (
-            f"{operation} never times out a slow body ({window:.0f}s at {SLOW_RATE:,.0f} bytes/s), and "
-            f"while it lasts the service answers nothing else ({blocked})"
-        )
-        session.add("dos.slow-body", title, "high", "dos", operation, sent, response, FIX_SLOW, details)
-    else:
-        title = f"{operation} never times out a slow body ({window:.0f}s at {SLOW_RATE:,.0f} bytes/s)"
-        session.add("dos.slow-body", title, "medium", "dos", operation, sent, response, FIX_SLOW, details)
+    return Sent(endpoint.method, endpoint.target(), headers, None, note, reproduction=reproduction)
 
 
 async def _meanwhile(
-    session: ProbeSession, endpoints: list[Endpoint], slow: asyncio.Task[Any], window: float
+    session: ProbeSession, endpoints: list[Endpoint], slow: list[asyncio.Task[Any]], window: float
 ) -> str | None:
-    """Half-way through the slow body, a normal GET: what went wrong with it, if anything."""
-    try:
-        await asyncio.wait_for(asyncio.shield(slow), window / 2)
-        return None  # the slow body ended (refused, timed out) before
-    except TimeoutError:
-        pass
+    """Half-way through the slow bodies, a normal GET: what went wrong with it, if anything."""
+    _, pending = await asyncio.wait(slow, timeout=window / 2)
+    if not pending:
+        return None  # every slow body ended (refused, timed out) before
     endpoint = next((endpoint for endpoint in endpoints if endpoint.method == "GET"), None)
     target, operation = (endpoint.target(), endpoint.label) if endpoint else ("/", "GET /")
     started = time.monotonic()

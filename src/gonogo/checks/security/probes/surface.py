@@ -4,13 +4,15 @@ the journeys used for parameters of the same name, else the schema's examples).
 
 An `Endpoint` is one request to vary; a `Point` is one value in it (a path segment, a query
 value, a string field of a JSON body, a form field) that a probe replaces with its payload.
+What a Swagger 2.0 document keeps beside a parameter's type (`default`, `x-example`, …) and its
+`in: body` and `in: formData` parameters are read from the document itself.
 Requests that end a session (logout, revoke) are left out: replaying them would cut every
 later probe off from authenticated code.
 """
 
 from __future__ import annotations
 
-__all__ = ["Endpoint", "Point", "endpoints"]
+__all__ = ["Endpoint", "Point", "endpoints", "example_of"]
 
 import json
 import re
@@ -28,6 +30,13 @@ MAX_JSON_POINTS = 20  # string fields of one JSON body probed at most
 _ENDS_SESSION = re.compile(r"(?i)log-?out|sign-?out|revoke")
 _TEMPLATE = re.compile(r"^\{([^{}/]+)\}$")
 _ID_LIKE = re.compile(r"^(?:\d+|[0-9a-fA-F-]{8,}|[0-9A-Za-z_-]{20,})$")
+# Types as documents write them (Swagger 2.0 documents in the wild say `int`, `long`, `float`)
+_INTEGER_TYPES = frozenset({"integer", "int", "long", "int32", "int64"})
+_NUMBER_TYPES = frozenset({"number", "float", "double"})
+# What a Swagger 2.0 parameter keeps beside its `type` that a schema would hold
+_SWAGGER_SCHEMA_KEYS = (
+    "type", "format", "enum", "default", "example", "x-example", "minimum", "maximum", "items", "pattern",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -37,13 +46,18 @@ class Endpoint:
     query: tuple[tuple[str, str], ...]  # decoded names and values, in order, as sent
     headers: tuple[tuple[str, str], ...]  # without credentials and framing
     body: bytes | None
-    media: str  # the body's media type, lower case, without parameters ("" for none)
+    # the body's media type, lower case, without parameters; with no body, the one the document
+    # declares ("" for none)
+    media: str
     label: str  # `METHOD /template` (or `METHOD /path` when no OpenAPI document knows it)
     operation: Operation | None
     path_parameters: tuple[tuple[int, str], ...]  # (segment index, name) of the path's parameters
     from_journey: bool
     # query parameters the document declares that the request did not send (example values)
     declared: tuple[tuple[str, str], ...] = ()
+    # each declared parameter's schema by (location, name), with a Swagger 2.0 `default` and the like
+    schemas: Mapping[tuple[str, str], Mapping[str, Any]] = field(default_factory=dict, compare=False)
+    body_schema: Mapping[str, Any] | None = field(default=None, compare=False)  # resolved
 
     def target(self, path: str | None = None, query: str | None = None) -> str:
         """The request-target with `path` and `query` (encoded, as on the wire) in place of the
@@ -105,15 +119,16 @@ class Endpoint:
         match = re.search(r'boundary="?([^";]+)"?', content_type)
         return match.group(1).encode("latin-1") if match else None
 
+    def schema(self, name: str, location: str) -> Mapping[str, Any]:
+        """The declared schema of a parameter ({} when the document does not declare it)."""
+        return self.schemas.get((location, name), {})
+
     def parameter_type(self, name: str, location: str) -> str | None:
-        """The declared type of a parameter, when the OpenAPI document says."""
-        if self.operation is None:
+        """The declared type of a parameter (`integer` for a Swagger `int`), when the document says."""
+        kind = self.schema(name, location).get("type")
+        if not isinstance(kind, str):
             return None
-        for parameter in self.operation.parameters:
-            if parameter.name == name and parameter.location == location:
-                kind = parameter.schema.get("type")
-                return kind if isinstance(kind, str) else None
-        return None
+        return "integer" if kind in _INTEGER_TYPES else "number" if kind in _NUMBER_TYPES else kind
 
 
 @dataclass(frozen=True)
@@ -193,10 +208,14 @@ def _from_exchange(
     body = exchange.body if exchange.body and exchange.body_complete else None
     query = tuple(parse_qsl(parts.query, keep_blank_values=True))
     declared: tuple[tuple[str, str], ...] = ()
+    schemas: dict[tuple[str, str], dict[str, Any]] = {}
+    body_media, body_schema = "", None
     if operation is not None and spec is not None:
+        schemas = _schemas(spec, operation)
+        body_media, body_schema = _body(spec, operation)
         sent = {name for name, _ in query}
         declared = tuple(
-            (parameter.name, _value(parameter.name, parameter.schema, known, spec))
+            (parameter.name, _value(parameter.name, schemas[parameter.location, parameter.name], known))
             for parameter in operation.parameters
             if parameter.location == "query" and parameter.name not in sent
         )
@@ -206,12 +225,14 @@ def _from_exchange(
         query=query,
         headers=headers,
         body=body,
-        media=media if exchange.body else "",
+        media=media if exchange.body else body_media,  # what the document says a body would be
         label=label,
         operation=operation,
         path_parameters=_path_parameters(path, operation),
         from_journey=True,
         declared=declared,
+        schemas=schemas,
+        body_schema=body_schema,
     )
 
 
@@ -237,28 +258,24 @@ def _path_parameters(path: str, operation: Operation | None) -> tuple[tuple[int,
 def _from_operation(
     operation: Operation, spec: OpenApi, known: Mapping[str, str], base_path: str
 ) -> Endpoint:
+    schemas = _schemas(spec, operation)
     segments = []
     for segment in operation.path.split("/"):
         match = _TEMPLATE.match(segment)
         if match:
-            parameter = next((p for p in operation.parameters if p.name == match.group(1)), None)
-            segment = quote(
-                _value(match.group(1), parameter.schema if parameter else {}, known, spec), safe=""
-            )
+            segment = quote(_value(match.group(1), schemas.get(("path", match.group(1)), {}), known), safe="")
         segments.append(segment)
     path = base_path + "/".join(segments)
     query = tuple(
-        (parameter.name, _value(parameter.name, parameter.schema, known, spec))
+        (parameter.name, _value(parameter.name, schemas[parameter.location, parameter.name], known))
         for parameter in operation.parameters
         if parameter.location == "query"
     )
     body: bytes | None = None
-    media = next(iter(operation.body_media), "").lower()
+    media, body_schema = _body(spec, operation)
     headers: list[tuple[str, str]] = [("Accept", "*/*")]
-    if operation.body_schema is not None and (
-        "json" in media or media == "application/x-www-form-urlencoded"
-    ):
-        instance = _example(spec.resolve(operation.body_schema), known)
+    if body_schema is not None and ("json" in media or media == "application/x-www-form-urlencoded"):
+        instance = _example(body_schema, known)
         if "json" in media:
             body = json.dumps(instance).encode()
         elif isinstance(instance, dict):
@@ -275,7 +292,73 @@ def _from_operation(
         operation=operation,
         path_parameters=_path_parameters(path or "/", operation),
         from_journey=False,
+        schemas=schemas,
+        body_schema=body_schema,
     )
+
+
+def _raw_parameters(spec: OpenApi, operation: Operation) -> list[dict[str, Any]]:
+    """The operation's parameters as the document writes them (the path's, then its own), resolved."""
+    item = spec.document.get("paths", {}).get(operation.path)
+    item = spec.resolve(item) if isinstance(item, dict) else {}
+    own = item.get(operation.method.lower())
+    own = own if isinstance(own, dict) else {}
+    found = [*item.get("parameters", []), *own.get("parameters", [])]
+    return [raw for raw in found if isinstance(raw, dict) and "name" in raw and "in" in raw]
+
+
+def _schemas(spec: OpenApi, operation: Operation) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each parameter's schema, resolved, with what the document keeps beside it: a Swagger 2.0
+    `default`, `x-example` or `enum` next to the `type`, an OpenAPI 3 parameter's `example`."""
+    schemas = {
+        (parameter.location, parameter.name): dict(spec.resolve(dict(parameter.schema)))
+        for parameter in operation.parameters
+    }
+    for raw in _raw_parameters(spec, operation):
+        schema = schemas.setdefault((str(raw["in"]), str(raw["name"])), {})
+        for key in ("example", *_SWAGGER_SCHEMA_KEYS):
+            if key in raw and key not in schema:
+                schema[key] = raw[key]
+        examples = raw.get("examples")
+        if "example" not in schema and isinstance(examples, dict) and examples:
+            first = next(iter(examples.values()))
+            if isinstance(first, dict) and "value" in first:
+                schema["example"] = first["value"]
+    return schemas
+
+
+def _body(spec: OpenApi, operation: Operation) -> tuple[str, dict[str, Any] | None]:
+    """The media type (lower case, "" when unknown) and resolved schema of the operation's body:
+    its `requestBody`, or a Swagger 2.0 `in: body` parameter (JSON unless `consumes` says
+    otherwise) or `in: formData` parameters (a form, multipart when one is a file)."""
+    if operation.body_media:
+        schema = operation.body_schema
+        return operation.body_media[0].lower(), spec.resolve(schema) if isinstance(schema, dict) else None
+    if "swagger" not in spec.document:
+        return "", None
+    raw = _raw_parameters(spec, operation)
+    own = (spec.document.get("paths", {}).get(operation.path) or {}).get(operation.method.lower()) or {}
+    consumes = [str(media).lower() for media in own.get("consumes") or spec.document.get("consumes") or []]
+    body = next((parameter for parameter in raw if parameter["in"] == "body"), None)
+    if body is not None:
+        media = next((media for media in consumes if "json" in media), consumes[0] if consumes else "")
+        schema = body.get("schema")
+        return media or "application/json", spec.resolve(schema) if isinstance(schema, dict) else None
+    form = [parameter for parameter in raw if parameter["in"] == "formData"]
+    if not form:
+        return "", None
+    properties = {
+        str(parameter["name"]): (
+            {"type": "string", "format": "binary"}
+            if parameter.get("type") == "file"
+            else {key: parameter[key] for key in _SWAGGER_SCHEMA_KEYS if key in parameter}
+        )
+        for parameter in form
+    }
+    files = any(parameter.get("type") == "file" for parameter in form)
+    multipart = files or "multipart/form-data" in consumes
+    media = "multipart/form-data" if multipart else "application/x-www-form-urlencoded"
+    return media, {"type": "object", "properties": properties}
 
 
 def _known_values(target: Target) -> dict[str, str]:
@@ -292,9 +375,20 @@ def _known_values(target: Target) -> dict[str, str]:
     return known
 
 
-def _value(name: str, schema: Mapping[str, Any], known: Mapping[str, str], spec: OpenApi) -> str:
+def _value(name: str, schema: Mapping[str, Any], known: Mapping[str, str]) -> str:
     value = known.get(_normal(name))
-    return value if value is not None else _text(_example(spec.resolve(dict(schema)), known))
+    return value if value is not None else _text(_example(schema, known))
+
+
+def example_of(schema: Mapping[str, Any]) -> str | None:
+    """A value the document itself gives for a parameter (its example, default or first enum
+    value), or a small number for a number; None when it gives nothing to go by."""
+    if any(key in schema for key in ("example", "x-example", "default", "examples", "enum")):
+        return _text(_example(schema, {}))
+    kind = schema.get("type")
+    if kind in _INTEGER_TYPES or kind in _NUMBER_TYPES:
+        return _text(_example(schema, {}))
+    return None
 
 
 def _text(value: Any) -> str:
@@ -304,9 +398,9 @@ def _text(value: Any) -> str:
 def _example(schema: Any, known: Mapping[str, str], depth: int = 0) -> Any:
     """A small instance of a JSON schema, every property included (each string is a value to
     probe): its example, default or first enum value, else the simplest value of its type."""
-    if not isinstance(schema, dict) or depth > 6:
+    if not isinstance(schema, Mapping) or depth > 6:
         return "gonogo"
-    for key in ("example", "default"):
+    for key in ("example", "x-example", "default"):
         if key in schema:
             return schema[key]
     if isinstance(schema.get("examples"), list) and schema["examples"]:
@@ -327,8 +421,9 @@ def _example(schema: Any, known: Mapping[str, str], depth: int = 0) -> Any:
         }
     if kind == "array":
         return [_example(schema.get("items"), known, depth + 1)]
-    if kind in ("integer", "number"):
-        return max(1, int(schema.get("minimum", 1)))
+    if kind in _INTEGER_TYPES or kind in _NUMBER_TYPES:
+        minimum = schema.get("minimum", 1)
+        return max(1, int(minimum)) if isinstance(minimum, int | float) else 1
     if kind == "boolean":
         return True
     formats = {

@@ -2,30 +2,31 @@
 
 Aimed at every path parameter of a GET, the rest of the path after a file-like segment
 (`/files/`, `/static/`, `/download/`, …), query parameters named like a file, and the plan's
-`file_routes`. Two files are asked for: /etc/passwd, and a file of the service's own working
-tree (its script, or its project file), found from the service process's working directory.
+`file_routes`. Two files are asked for: /etc/passwd, and a file of the service's own code (the
+module its command names, wherever its Python imports it from, else a script or a project file
+of its working directory: `_source`); a note says which.
 Each is asked for through many levels of `../` (more than any storage folder is deep: the
 extra ones stop at /), so one payload reaches it from wherever the route reads, written
 plain, with `%2f`, all encoded, double-encoded, with backslashes, doubled (`....//`, against
 a filter that removes `../` once) and as an absolute path.
 
 A response that holds the file's content (`root:x:0:0:` for /etc/passwd, a distinctive line
-of the source file) is critical. Only GETs are tried: a PUT to a traversed name would write.
+of the source file) is critical; a 5xx is kept by the session (an `input.server-error` unless
+another finding explains it). Only GETs are tried: a PUT to a traversed name would write.
 """
 
 from __future__ import annotations
 
 __all__ = ["run_traversal", "service_files"]
 
+import asyncio
 import re
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-import psutil
-
 from gonogo.checks.security.probes._session import ProbeSession, Sent
+from gonogo.checks.security.probes._source import TargetFile, own_files
 from gonogo.checks.security.probes.surface import Endpoint
 from gonogo.checks.security.target import Target
 
@@ -37,28 +38,10 @@ FILE_NAMES = re.compile(
     r"(?i)(^|_|-)(name|file|filename|filepath|path|fname|key|doc|document|asset|attachment)$"
 )
 PASSWD = re.compile(r"root:[^:\n]*:0:0:")
-PROJECT_FILES = (
-    "pyproject.toml",
-    "setup.py",
-    "requirements.txt",
-    "package.json",
-    "go.mod",
-    "Cargo.toml",
-    "pom.xml",
-)
 FIX = (
     "never join a request's value to a folder as is: take its base name only (or look the file up by "
     "an id), resolve the joined path and refuse it unless it is still inside the served folder"
 )
-
-
-@dataclass(frozen=True)
-class TargetFile:
-    """A file outside every served folder, and how to recognise its content in a response."""
-
-    path: str  # absolute
-    marker: re.Pattern[str]
-    label: str  # "/etc/passwd", "the service's source app.py"
 
 
 @dataclass(frozen=True)
@@ -73,76 +56,18 @@ class _Spot:
     endpoint: Endpoint | None
 
 
-def service_files(target: Target) -> list[TargetFile]:
-    """One file of each watched service's working tree (the stronger evidence: the service's own
-    source), then /etc/passwd where it exists."""
-    files = _own_files(target)
+def service_files(target: Target) -> tuple[list[TargetFile], str]:
+    """One file of each watched service's own code (the stronger evidence), then /etc/passwd
+    where it exists; and a note saying which files are asked for, or why none of the service's."""
+    files, missing = own_files(target)
+    aimed = [f"{file.label} ({file.path})" for file in files]
     if Path("/etc/passwd").is_file():
         files.append(TargetFile("/etc/passwd", PASSWD, "/etc/passwd"))
-    return files
-
-
-def _own_files(target: Target) -> list[TargetFile]:
-    files: list[TargetFile] = []
-    if target.services is None:
-        return files
-    seen: set[str] = set()
-    for name in target.service_names:
-        try:
-            processes = target.services.processes(name)
-        except Exception:  # a service that is gone has no files to find: the crash is reported elsewhere
-            continue
-        for process in processes:
-            found = _source_file(process.pid, process.command)
-            if found is not None and found.path not in seen:
-                seen.add(found.path)
-                files.append(found)
-                break
-    return files
-
-
-def _source_file(pid: int, command: str) -> TargetFile | None:
-    try:
-        cwd = Path(psutil.Process(pid).cwd())
-    except (psutil.Error, OSError):
-        return None
-    candidates: list[Path] = []
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        words = command.split()
-    for word in words[1:]:
-        if word.endswith(".py") or word.endswith(".js"):
-            candidates.append(cwd / word)
-        elif re.fullmatch(r"[A-Za-z_][\w.]*(:\w+)?", word) and not word.startswith("-"):
-            candidates.append(cwd / (word.split(":")[0].replace(".", "/") + ".py"))
-    candidates += [cwd / name for name in PROJECT_FILES]
-    candidates += sorted(cwd.glob("*.py"))[:5]
-    for candidate in candidates:
-        marker = _marker(candidate)
-        if marker is not None:
-            return TargetFile(
-                str(candidate.resolve()), re.compile(re.escape(marker)), f"the service's {candidate.name}"
-            )
-    return None
-
-
-def _marker(path: Path) -> str | None:
-    """A line of the file distinctive enough to recognise it in a response."""
-    try:
-        if not path.is_file():
-            return None
-        with path.open("rb") as handle:
-            head = handle.read(4096).decode("utf-8", errors="replace")
-    except OSError:
-        return None
-    lines = [line.strip() for line in head.splitlines()[:60] if "\ufffd" not in line]
-    lines = [line for line in lines if len(line) >= 12]
-    # A line of code rather than prose: a docstring's sentence may also be in the API's description.
-    code = [line for line in lines if re.search(r"[=(){}\[\]:]", line) and not line.startswith("#")]
-    if not (code or lines):
-        return None
-    return max(code or lines, key=len)[:120]
+        aimed.append("/etc/passwd")
+    note = "traversal: asked for " + (", ".join(aimed) or "no file (none found to ask for)")
+    if missing:
+        note += f"; no file of the service's own code for the rest: {'; '.join(missing)}"
+    return files, note
 
 
 def payloads(file: TargetFile) -> list[tuple[str, str]]:
@@ -202,12 +127,9 @@ def _target(spot: _Spot, payload: str) -> str:
 
 
 async def run_traversal(session: ProbeSession, endpoints: list[Endpoint]) -> None:
-    files = service_files(session.target)
-    if not any(file.path != "/etc/passwd" for file in files):
-        session.result.notes.append(
-            "traversal: no file of the service's own working tree was found to ask for "
-            "(no watched service process); only /etc/passwd was tried"
-        )
+    # looking at the processes may run their interpreter (for its `sys.path`): off the event loop
+    files, note = await asyncio.to_thread(service_files, session.target)
+    session.result.notes.append(note)
     for spot in spots(session, endpoints):
         headers = spot.endpoint.headers if spot.endpoint else (("Accept", "*/*"),)
         if not await _try_spot(session, spot, files, headers):
@@ -221,7 +143,8 @@ async def _try_spot(
     for file in files:
         for encoding, payload in payloads(file):
             sent = Sent("GET", _target(spot, payload), tuple(headers))
-            response = await session.send(sent, spot.operation, payload=True)
+            what = f"a traversal payload ({encoding}) asking for {file.label}"
+            response = await session.send(sent, spot.operation, payload=True, parameter=spot.label, what=what)
             if response is None:
                 return False
             if response.status is None:
