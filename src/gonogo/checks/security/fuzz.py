@@ -48,7 +48,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 
 from gonogo.checks.security.findings import Finding, PartResult, Severity
 from gonogo.checks.security.settings import FuzzSettings
-from gonogo.checks.security.target import Target
+from gonogo.checks.security.target import ENDS_SESSION, Target
 from gonogo.faults.targets import ServiceControl
 from gonogo.journey.redact import redact
 from gonogo.system.process import describe_exit
@@ -158,7 +158,10 @@ def _operations(schema: BaseSchema, settings: FuzzSettings, result: PartResult) 
             result.notes.append(f"{error.label}: not fuzzed: {_first_line(error)}")
             continue
         operation = entry.ok()
-        if _wanted(operation.label, settings):
+        if ENDS_SESSION.search(operation.path) and not settings.operations:
+            # fuzzed, it would revoke the session every operation after it is fuzzed with
+            result.notes.append(f"{operation.label}: not fuzzed: it ends the session fuzzing uses")
+        elif _wanted(operation.label, settings):
             kept.append(operation)
         else:
             left_out += 1
