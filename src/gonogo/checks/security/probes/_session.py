@@ -287,7 +287,7 @@ def outcome(response: RawResponse) -> str:
     """What came back, in a few words: `500 Internal Server Error`, `no response (timeout after
     10s)`, `200 OK, but the response was cut short (1 of 10 bytes)`."""
     if response.status is None:
-        return f"no response ({response.error or 'the connection closed'})"
+        return f"no response ({_plain(response.error or 'the connection closed')})"
     said = f"{response.status} {response.reason}".strip()
     problem = _problem(response)
     return f"{said}, but {problem}" if problem else said
@@ -302,7 +302,12 @@ def _problem(response: RawResponse) -> str:
         return f"the response was cut short ({response.size:,} of {int(length):,} bytes)"
     if response.error.startswith("timeout"):
         return f"the rest of the response did not come in time ({response.error})"
-    return f"the response was cut short ({response.size:,} bytes, then {response.error})"
+    return f"the response was cut short ({response.size:,} bytes, then {_plain(response.error)})"
+
+
+def _plain(error: str) -> str:
+    """An error as a reader says it: without the `[Errno 104] ` of an OSError."""
+    return re.sub(r"\[Errno -?\d+\]\s*", "", error)
 
 
 def _credentials(name: str, value: str) -> set[str]:

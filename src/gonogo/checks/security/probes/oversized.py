@@ -344,6 +344,8 @@ async def _oversized_body(session: ProbeSession, endpoint: Endpoint, watch: RssW
             "dos.oversized-server-error", title, "high", "dos", operation, sent, response, FIX_STATUS, details
         )
     elif response.status in (400, 422):
+        if not endpoint.from_journey and await _small_refused(session, endpoint, response.status):
+            return True  # the request made up from the document is refused whatever its size
         title = f"{operation} refuses a {size / 1e6:,.1f} MB body with {response.status}, not 413"
         session.add(
             "dos.oversized-status", title, "low", "dos", operation, sent, response, FIX_STATUS, details
@@ -354,6 +356,16 @@ async def _oversized_body(session: ProbeSession, endpoint: Endpoint, watch: RssW
             "dos.oversized-accepted", title, "low", "dos", operation, sent, response, FIX_STATUS, details
         )
     return True
+
+
+async def _small_refused(session: ProbeSession, endpoint: Endpoint, status: int) -> bool:
+    """Whether the same request with a small body is refused with `status` too (its made-up
+    values are, not its size)."""
+    filler = _filler(endpoint, 0)
+    body = filler.prefix + b"gonogo" + filler.suffix
+    sent = Sent(endpoint.method, endpoint.target(), _with_content_type(endpoint, filler), body)
+    response = await session.send(sent, endpoint.label)
+    return response is None or response.status == status
 
 
 async def _oversized_header(session: ProbeSession, endpoints: list[Endpoint], watch: RssWatch) -> bool:
@@ -464,10 +476,12 @@ async def _slow_body(
     title = f"{operation} never times out a slow body ({window:.0f}s at {SLOW_RATE:,.0f} bytes/s)"
     if others:
         details["operations"] = [operation, *others]
-        title += f", nor do {len(others)} other operation(s): {', '.join(others)}"
+        named = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
+        title += f", nor do {len(others)} other operation(s) ({named})"
     if blocked:
         details["blocked"] = blocked
-        title += f"; while {len(slow)} slow bodies last, the service answers nothing else ({blocked})"
+        lasting = "the slow body lasts" if len(slow) == 1 else f"{len(slow)} slow bodies last"
+        title += f"; while {lasting}, the service answers nothing else ({blocked})"
         session.add("dos.slow-body", title, "high", "dos", operation, sent, response, FIX_SLOW, details)
     else:
         session.add("dos.slow-body", title, "medium", "dos", operation, sent, response, FIX_SLOW, details)
