@@ -616,6 +616,10 @@ def _describe(error: requests.RequestException) -> str:
         return "the connection was refused"
     if any(word in text for word in ("RemoteDisconnected", "aborted", "reset", "ChunkedEncodingError")):
         return "the connection was closed before a complete response"
+    cut = re.search(r"IncompleteRead\((\d+) bytes read, (\d+) more expected\)", text)
+    if cut:
+        got, more = int(cut.group(1)), int(cut.group(2))
+        return f"the response was cut short ({got:,} of {got + more:,} bytes)"
     return _first_line(error)
 
 

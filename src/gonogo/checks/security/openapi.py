@@ -155,6 +155,16 @@ def load_openapi(location: str, *, plan_dir: Path, base_url: str | None, timeout
     return spec
 
 
+def _swagger_schema(parameter: dict[str, Any]) -> dict[str, Any]:
+    """A Swagger 2.0 parameter's schema: its type keywords sit on the parameter itself."""
+    keywords = ("type", "format", "enum", "default", "example", "x-example", "minimum", "maximum",
+                "minLength", "maxLength", "pattern", "items")  # fmt: skip
+    schema = {key: parameter[key] for key in keywords if key in parameter}
+    if "x-example" in schema:
+        schema["example"] = schema.pop("x-example")
+    return schema
+
+
 def _operations(spec: OpenApi) -> list[Operation]:
     document = spec.document
     default_security = document.get("security")
@@ -167,16 +177,36 @@ def _operations(spec: OpenApi) -> list[Operation]:
             if not isinstance(operation, dict):
                 continue
             parameters: dict[tuple[str, str], Parameter] = {}
+            swagger_body: dict[str, Any] | None = None
+            form_fields: dict[str, Any] = {}
             for raw in [*shared, *operation.get("parameters", [])]:
-                if isinstance(raw, dict) and "name" in raw and "in" in raw:
-                    parameters[(raw["name"], raw["in"])] = Parameter(
-                        str(raw["name"]),
-                        str(raw["in"]),
-                        bool(raw.get("required", raw["in"] == "path")),
-                        raw.get("schema") or {k: raw[k] for k in ("type", "format", "enum") if k in raw},
-                    )
+                if not (isinstance(raw, dict) and "name" in raw and "in" in raw):
+                    continue
+                if raw["in"] == "body":  # Swagger 2.0: the request body is a parameter
+                    swagger_body = {"required": raw.get("required", False), "schema": raw.get("schema") or {}}
+                    continue
+                if raw["in"] == "formData":
+                    form_fields[str(raw["name"])] = _swagger_schema(raw)
+                    continue
+                parameters[(raw["name"], raw["in"])] = Parameter(
+                    str(raw["name"]),
+                    str(raw["in"]),
+                    bool(raw.get("required", raw["in"] == "path")),
+                    raw.get("schema") or _swagger_schema(raw),
+                )
             body = operation.get("requestBody") or {}
             content = body.get("content") or {}
+            if not content and (swagger_body is not None or form_fields):
+                consumes = operation.get("consumes") or document.get("consumes") or []
+                if swagger_body is not None:
+                    kinds = [kind for kind in consumes if "json" in kind] or ["application/json"]
+                    content = {kinds[0]: {"schema": swagger_body["schema"]}}
+                    body = swagger_body
+                else:
+                    kind = next(
+                        (kind for kind in consumes if "form" in kind), "application/x-www-form-urlencoded"
+                    )
+                    content = {kind: {"schema": {"type": "object", "properties": form_fields}}}
             media = tuple(content)
             json_media = next((name for name in media if "json" in name), media[0] if media else None)
             security = operation.get("security", default_security)
