@@ -22,11 +22,13 @@ __all__ = ["run_fuzz"]
 
 import copy
 import fnmatch
+import os
 import re
 import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -109,8 +111,7 @@ def run_fuzz(settings: FuzzSettings, target: Target) -> PartResult:
         why = "; ".join(result.notes) or "its document has no paths"
         result.not_measured = f"{target.openapi.source}: no operation to fuzz ({why})"
         return result
-    (target.work_dir / "hypothesis").mkdir(parents=True, exist_ok=True)
-    set_hypothesis_home_dir(target.work_dir / "hypothesis")
+    set_hypothesis_home_dir(_hypothesis_home(target.work_dir))
     _Fuzzer(settings, target, api_url, result).run(operations)
     return result
 
@@ -607,6 +608,21 @@ def _header_argument(name: str, value: str) -> str:
     """`-H "Name: value"`, escaped for double quotes except `$TOKEN`, which the shell fills in."""
     escaped = re.sub(r'([\\"`$])', r"\\\1", f"{name}: {value}").replace("\\$TOKEN", "$TOKEN")
     return f'-H "{escaped}"'
+
+
+def _hypothesis_home(work_dir: Path) -> Path:
+    """Where Hypothesis keeps its Unicode tables (no examples: the database is off): a cache
+    shared by runs, since building them costs about 5 s; the check's own folder if the user's
+    cache folder cannot be written."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gonogo" / "hypothesis"
+    for home in (cache, work_dir / "hypothesis"):
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(home, os.W_OK):
+            return home
+    return work_dir
 
 
 def _describe(error: requests.RequestException) -> str:
