@@ -37,6 +37,7 @@ def example_plan(
     ready_timeout: str = "30s",
     unit_tests: str | None = None,
     security: bool = True,
+    journeys: tuple[str, ...] | None = None,
 ) -> Path:
     """The example's own plan, placed in `directory` so the run writes nothing into the repo.
 
@@ -66,6 +67,15 @@ def example_plan(
         checks["unit"]["command"].append(unit_tests)
     for name in dropped:
         del checks[name]
+    if journeys is not None and "e2e" in checks:
+        kept_journeys = checks["e2e"]["journeys"]
+        checks["e2e"]["journeys"] = {name: kept_journeys[name] for name in journeys}
+        journey_of = {metric: metric.split(".")[1] for metric in plan["gates"] if metric.startswith("e2e.")}
+        plan["gates"] = {
+            metric: gate
+            for metric, gate in plan["gates"].items()
+            if metric not in journey_of or "*" in journey_of[metric] or journey_of[metric] in journeys
+        }
     if "sec" in checks:
         checks["sec"]["openapi"] = str(EXAMPLE / checks["sec"]["openapi"])
 
