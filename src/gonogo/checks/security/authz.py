@@ -57,7 +57,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from gonogo.checks.security.findings import Finding, PartResult, Severity
-from gonogo.checks.security.openapi import OpenApi, Operation
+from gonogo.checks.security.openapi import OpenApi, Operation, example_value, normal_name
 from gonogo.checks.security.settings import AuthzSettings
 from gonogo.checks.security.target import ENDS_SESSION, NOT_REPLAYED_HEADERS, Exchange, Target
 from gonogo.journey.raw import RawClient, RawResponse
@@ -764,7 +764,7 @@ class _Matrix:
             now = self.resources.now_value(value) if value else None
             # (None: a resource deleted and not created again, which would only give a 404)
             if now is not None and not is_secret_name(name):
-                known.setdefault(_normal(name), now)
+                known.setdefault(normal_name(name), now)
         return known
 
     async def try_anonymously(self, operation: Operation, known: Mapping[str, str]) -> None:
@@ -785,7 +785,7 @@ class _Matrix:
         body = b""
         if operation.body_schema is not None and any("json" in media for media in operation.body_media):
             assert spec is not None
-            instance = _example(spec.resolve(operation.body_schema), known)
+            instance = _required_example(spec.resolve(operation.body_schema), known)
             body = json.dumps(instance).encode()
             headers.append(("Content-Type", "application/json"))
         response = await self.send(operation.method, target, headers, body or None)
@@ -1100,10 +1100,6 @@ def _response_excerpt(response: RawResponse) -> str:
 # -- parameters for operations the journeys did not call ----------------------------------------
 
 
-def _normal(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
 def _path_values(template: str, path: str) -> dict[str, str]:
     names = _TEMPLATE.findall(template)
     pattern = re.escape(template)
@@ -1114,48 +1110,14 @@ def _path_values(template: str, path: str) -> dict[str, str]:
 
 
 def _parameter_value(operation: Operation, name: str, known: Mapping[str, str]) -> str:
-    value = known.get(_normal(name))
+    value = known.get(normal_name(name))
     if value is not None:
         return value
     parameter = next((item for item in operation.parameters if item.name == name), None)
-    example = _example(parameter.schema if parameter else {}, known)
+    example = _required_example(parameter.schema if parameter else {}, known)
     return example if isinstance(example, str) else json.dumps(example)
 
 
-def _example(schema: Any, known: Mapping[str, str], depth: int = 0) -> Any:
-    """A small instance of a JSON schema: its example, default or first enum value, else the
-    journeys' value of a property of the same name, else the simplest value of its type."""
-    if not isinstance(schema, dict) or depth > 8:
-        return "gonogo"
-    for key in ("example", "default"):
-        if key in schema:
-            return schema[key]
-    if schema.get("examples"):
-        examples = schema["examples"]
-        return examples[0] if isinstance(examples, list) else next(iter(examples.values()), "gonogo")
-    if schema.get("enum"):
-        return schema["enum"][0]
-    for combined in ("allOf", "anyOf", "oneOf"):
-        if schema.get(combined):
-            return _example(schema[combined][0], known, depth + 1)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((item for item in kind if item != "null"), "string")
-    if kind == "object" or "properties" in schema:
-        properties = schema.get("properties") or {}
-        result = {}
-        for name in schema.get("required") or []:
-            value = known.get(_normal(name))
-            result[name] = value if value is not None else _example(properties.get(name), known, depth + 1)
-        return result
-    if kind == "array":
-        return [_example(schema.get("items"), known, depth + 1)] if schema.get("minItems") else []
-    if kind in ("integer", "number"):
-        return max(1, int(schema.get("minimum", 1)))
-    if kind == "boolean":
-        return True
-    if schema.get("format") == "uuid":
-        return "00000000-0000-4000-8000-000000000000"
-    if schema.get("format") == "email":
-        return "gonogo@example.com"
-    return "gonogo"
+def _required_example(schema: Any, known: Mapping[str, str]) -> Any:
+    """An instance the operation should accept: required properties only."""
+    return example_value(schema, known, every_property=False)

@@ -7,10 +7,19 @@ Read from a file (JSON or YAML) or fetched from the running service; local `$ref
 
 from __future__ import annotations
 
-__all__ = ["OpenApi", "OpenApiError", "Operation", "Parameter", "load_openapi"]
+__all__ = [
+    "OpenApi",
+    "OpenApiError",
+    "Operation",
+    "Parameter",
+    "example_value",
+    "load_openapi",
+    "normal_name",
+]
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,3 +233,62 @@ def _operations(spec: OpenApi) -> list[Operation]:
                 )
             )
     return operations
+
+
+# Swagger 2.0 documents in the wild write types their own way (httpbin's `type: int`).
+_NUMBER_TYPES = frozenset({"integer", "int", "long", "int32", "int64", "number", "float", "double"})
+_FORMATS = {
+    "uuid": "00000000-0000-4000-8000-000000000000",
+    "email": "gonogo@example.com",
+    "date-time": "2024-01-01T00:00:00Z",
+    "date": "2024-01-01",
+    "uri": "https://example.com/",
+}
+
+
+def normal_name(name: str) -> str:
+    """A name as compared across a document and the journeys: `doc_id`, `docId`, `DocID` alike."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def example_value(schema: Any, known: Mapping[str, Any], *, every_property: bool, depth: int = 0) -> Any:
+    """A small instance of a JSON schema: its example, default or first enum value; else, for a
+    property, the journeys' value of one of the same name (`known`, by `normal_name`); else the
+    simplest value of its type. `every_property`: all of an object's properties and one item of
+    an array (what probes want, every string a place to probe); else only what is required (a
+    request that should be accepted)."""
+    if not isinstance(schema, Mapping) or depth > 8:
+        return "gonogo"
+    for key in ("example", "x-example", "default"):
+        if key in schema:
+            return schema[key]
+    examples = schema.get("examples")
+    if examples:
+        return examples[0] if isinstance(examples, list) else next(iter(examples.values()), "gonogo")
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for combined in ("allOf", "anyOf", "oneOf"):
+        if schema.get(combined):
+            return example_value(schema[combined][0], known, every_property=every_property, depth=depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((item for item in kind if item != "null"), "string")
+    if kind == "object" or "properties" in schema:
+        properties = schema.get("properties") or {}
+        names = list(properties) if every_property else list(schema.get("required") or [])
+        return {
+            name: known[normal_name(name)]
+            if known.get(normal_name(name)) is not None
+            else example_value(properties.get(name), known, every_property=every_property, depth=depth + 1)
+            for name in names
+        }
+    if kind == "array":
+        if every_property or schema.get("minItems"):
+            return [example_value(schema.get("items"), known, every_property=every_property, depth=depth + 1)]
+        return []
+    if kind in _NUMBER_TYPES:
+        minimum = schema.get("minimum", 1)
+        return max(1, int(minimum)) if isinstance(minimum, int | float) else 1
+    if kind == "boolean":
+        return True
+    return _FORMATS.get(str(schema.get("format")), "gonogo")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from gonogo.checks.security.openapi import OpenApi, Operation
+from gonogo.checks.security.openapi import OpenApi, Operation, example_value, normal_name
 from gonogo.checks.security.target import NOT_REPLAYED_HEADERS, Exchange, Target
 from gonogo.journey.redact import is_secret_name
 
@@ -275,7 +275,7 @@ def _from_operation(
     media, body_schema = _body(spec, operation)
     headers: list[tuple[str, str]] = [("Accept", "*/*")]
     if body_schema is not None and ("json" in media or media == "application/x-www-form-urlencoded"):
-        instance = _example(body_schema, known)
+        instance = _every_example(body_schema, known)
         if "json" in media:
             body = json.dumps(instance).encode()
         elif isinstance(instance, dict):
@@ -367,77 +367,32 @@ def _known_values(target: Target) -> dict[str, str]:
     known: dict[str, str] = {}
     for exchange in target.exchanges:
         for name, value in parse_qsl(urlsplit(exchange.url).query):
-            known.setdefault(_normal(name), value)
+            known.setdefault(normal_name(name), value)
     for exchange in reversed(target.exchanges):
         for name, value in exchange.variables.items():
             if isinstance(value, str | int) and not isinstance(value, bool) and not is_secret_name(name):
-                known.setdefault(_normal(name), str(value))
+                known.setdefault(normal_name(name), str(value))
     return known
 
 
 def _value(name: str, schema: Mapping[str, Any], known: Mapping[str, str]) -> str:
-    value = known.get(_normal(name))
-    return value if value is not None else _text(_example(schema, known))
+    value = known.get(normal_name(name))
+    return value if value is not None else _text(_every_example(schema, known))
 
 
 def example_of(schema: Mapping[str, Any]) -> str | None:
     """A value the document itself gives for a parameter (its example, default or first enum
     value), or a small number for a number; None when it gives nothing to go by."""
     if any(key in schema for key in ("example", "x-example", "default", "examples", "enum")):
-        return _text(_example(schema, {}))
+        return _text(_every_example(schema, {}))
     kind = schema.get("type")
     if kind in _INTEGER_TYPES or kind in _NUMBER_TYPES:
-        return _text(_example(schema, {}))
+        return _text(_every_example(schema, {}))
     return None
 
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def _example(schema: Any, known: Mapping[str, str], depth: int = 0) -> Any:
-    """A small instance of a JSON schema, every property included (each string is a value to
-    probe): its example, default or first enum value, else the simplest value of its type."""
-    if not isinstance(schema, Mapping) or depth > 6:
-        return "gonogo"
-    for key in ("example", "x-example", "default"):
-        if key in schema:
-            return schema[key]
-    if isinstance(schema.get("examples"), list) and schema["examples"]:
-        return schema["examples"][0]
-    if schema.get("enum"):
-        return schema["enum"][0]
-    for combined in ("allOf", "anyOf", "oneOf"):
-        if schema.get(combined):
-            return _example(schema[combined][0], known, depth + 1)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((item for item in kind if item != "null"), "string")
-    if kind == "object" or "properties" in schema:
-        properties = schema.get("properties") or {}
-        return {
-            name: known[_normal(name)] if _normal(name) in known else _example(part, known, depth + 1)
-            for name, part in properties.items()
-        }
-    if kind == "array":
-        return [_example(schema.get("items"), known, depth + 1)]
-    if kind in _INTEGER_TYPES or kind in _NUMBER_TYPES:
-        minimum = schema.get("minimum", 1)
-        return max(1, int(minimum)) if isinstance(minimum, int | float) else 1
-    if kind == "boolean":
-        return True
-    formats = {
-        "uuid": "00000000-0000-4000-8000-000000000000",
-        "email": "gonogo@example.com",
-        "date-time": "2024-01-01T00:00:00Z",
-        "date": "2024-01-01",
-        "uri": "https://example.com/",
-    }
-    return formats.get(str(schema.get("format")), "gonogo")
-
-
-def _normal(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def _encode_query(query: tuple[tuple[str, str], ...]) -> str:
@@ -494,3 +449,8 @@ def _text_field(head: bytes) -> str | None:
     if match is None or re.search(r"(?i)\bfilename\*?=", disposition):
         return None
     return match.group(1)
+
+
+def _every_example(schema: Any, known: Mapping[str, str]) -> Any:
+    """An instance with every property: each string in it is a place to probe."""
+    return example_value(schema, known, every_property=True)
