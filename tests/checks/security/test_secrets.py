@@ -190,6 +190,10 @@ def test_the_journeys_failure_artifacts_hold_no_secret(
         assert not re.search(r"eyJ[\w-]+\.eyJ", text), stored.ref.name
     assert '"password":"<redacted>"' in failures["failures"][0]["response_excerpt"]
     assert "<redacted>" in failures["failures"][1]["message"]
+    # and what the check says of its failures (shown in the terminal and every report)
+    said = "\n".join([outcome.message, *outcome.details])
+    assert len(outcome.details) == 2 and "<redacted>" in said
+    assert not re.search(r"pw-[0-9a-f-]{36}", said) and not re.search(r"eyJ[\w-]+\.eyJ", said)
 
 
 # -- credentials whatever their origin ------------------------------------------------------------

@@ -15,6 +15,7 @@ from gonogo.checks.base import CheckContext, CheckKind, CheckOutcome, MetricPatt
 from gonogo.checks.journeys.metrics import Recorder, metric_names
 from gonogo.journey.engine import Engine, JourneyResult
 from gonogo.journey.once import resolve_base_url, upload_files
+from gonogo.journey.redact import redact
 from gonogo.journey.settings import JourneysSettings
 
 DETAILED_FAILURES = 5
@@ -41,10 +42,10 @@ class JourneysCheck(CheckKind[JourneysSettings]):
         engine = Engine(settings, base_url, files=files, expand=ctx.expand, progress=ctx.progress)
         results = asyncio.run(engine.run(on_journey_done=recorder.journey))
         recorder.overall(results)
-        return _outcome(results)
+        return _outcome(results, recorder)
 
 
-def _outcome(results: list[JourneyResult]) -> CheckOutcome:
+def _outcome(results: list[JourneyResult], recorder: Recorder) -> CheckOutcome:
     iterations = sum(len(result.iterations) for result in results)
     failures = [failure for result in results for failure in result.failures]
     passed = iterations - len(failures)
@@ -55,7 +56,13 @@ def _outcome(results: list[JourneyResult]) -> CheckOutcome:
             f"{result.name}: {len(result.failures)} failed" for result in results if result.failures
         )
         message += f"; {by_journey}"
-    details = [failure.summary() for failure in failures[:DETAILED_FAILURES]]
+    # said with the failing iteration's passwords and tokens redacted, as in the artifacts
+    details: list[str] = []
+    for result in results:
+        for failure in result.failures:
+            if len(details) < DETAILED_FAILURES:
+                iteration = next(it for it in result.iterations if it.iteration == failure.iteration)
+                details.append(redact(failure.summary(), recorder.secrets(result, iteration)))
     if len(failures) > DETAILED_FAILURES:
         details.append(
             f"… and {len(failures) - DETAILED_FAILURES} more (see the journey-failures.json artifact)"

@@ -137,14 +137,14 @@ class Recorder:
         for iteration in result.iterations:
             if iteration.failure is None:
                 continue
-            secrets = self._secrets(result, iteration)
+            secrets = self.secrets(result, iteration)
             failure = asdict(iteration.failure)
             for key in ("url", "message", "response_excerpt"):
                 failure[key] = redact(failure[key], secrets)
             kept.append(failure)
         return kept
 
-    def _secrets(self, result: JourneyResult, iteration: IterationResult) -> set[str]:
+    def secrets(self, result: JourneyResult, iteration: IterationResult) -> set[str]:
         """The iteration's credentials: its variables named like one, and the Authorization
         headers its steps send (`auth:`, or the header written out)."""
         secrets = secrets_of(iteration.variables, {})
