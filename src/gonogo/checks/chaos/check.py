@@ -63,7 +63,9 @@ _DIMENSION = "reliability"
 
 
 @dataclass
-class _Timeline:
+class Timeline:
+    """The experiment's moments, on time.monotonic(), and every probe round."""
+
     started: float = 0.0
     injected: float | None = None
     removed: float | None = None
@@ -73,6 +75,20 @@ class _Timeline:
 
     def first_failure(self, after: float) -> float | None:
         return next((r.at for _, r in self.rounds if r.at >= after and not r.ok), None)
+
+    def time_to_recover(self, instant: bool) -> tuple[float, str] | None:
+        """Seconds from the fault to the start of the sustained period in which the hypothesis
+        held again, and what they count from: "the fault" (its injection) for a kill or a
+        restart (`instant`), and for a lasting fault the system came back under; "its removal"
+        for a lasting fault it came back from only once removed. (0, "") when the hypothesis
+        never broke; None when it never recovered."""
+        if self.recovered is None or self.injected is None:
+            return None
+        if self.first_failure(self.injected) is None:
+            return 0.0, ""
+        if instant or self.removed is None or self.recovered < self.removed:
+            return max(0.0, self.recovered - self.injected), "the fault"
+        return self.recovered - self.removed, "its removal"
 
 
 class ChaosCheck(CheckKind[ChaosSettings]):
@@ -163,7 +179,7 @@ class _Experiment:
         self.settings = settings
         self.ctx = ctx
         self.base_url = base_url
-        self.timeline = _Timeline()
+        self.timeline = Timeline()
         self.faults: list[ActiveFault] = []
         self.rollback_problems: list[str] = []
         self.traffic: BackgroundTraffic | None = None
@@ -382,15 +398,9 @@ class _Experiment:
             ]
             if detected:
                 self._metric("time_to_detect", min(detected) - injected, "seconds", source, artifact=evidence)
-            if t.recovered is not None:
-                # From the fault's end: the injection for a kill or a restart, the removal otherwise;
-                # a hypothesis that never broke took no time to recover.
-                reference = injected if self._instant() else removed
-                if t.first_failure(injected) is None:
-                    reference = t.recovered
-                self._metric(
-                    "time_to_recover", max(0.0, t.recovered - reference), "seconds", source, artifact=evidence
-                )
+            recovery = t.time_to_recover(self._instant())
+            if recovery is not None:
+                self._metric("time_to_recover", recovery[0], "seconds", source, artifact=evidence)
             self._record_services(evidence, source)
         self._record_traffic(applied)
         if integrity is not None:
@@ -545,14 +555,13 @@ class _Experiment:
         during = [r for phase, r in t.rounds if phase == "during"]
         broken = sum(1 for r in during if not r.ok)
         parts.append(f"hypothesis broken in {broken} of {len(during)} rounds during the fault")
-        if t.recovered is not None and t.removed is not None and t.injected is not None:
-            reference, since = (t.injected, "the fault") if self._instant() else (t.removed, "its removal")
-            if t.first_failure(t.injected) is None:  # as time_to_recover says: 0, nothing to recover from
+        recovery = t.time_to_recover(self._instant())
+        if recovery is not None:
+            seconds, since = recovery
+            if not since:  # as time_to_recover says: 0, nothing to recover from
                 parts.append("the hypothesis never broke: nothing to recover from")
             else:
-                parts.append(
-                    f"recovered {format_value(max(0.0, t.recovered - reference), 'seconds')} after {since}"
-                )
+                parts.append(f"recovered {format_value(seconds, 'seconds')} after {since}")
         else:
             parts.append(f"not recovered within {format_value(self.settings.recovery.timeout, 'seconds')}")
             last = next((r for phase, r in reversed(t.rounds) if not r.ok), None)
