@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -175,6 +176,8 @@ def test_a_partition_is_not_supported_on_the_hosts_network_and_that_is_never_a_p
     (check,) = report_of(plan)["checks"]
     assert check["status"] == "error" and "not supported here" in check["message"]
     assert "--isolated-network" in check["message"]
+    # the fault is described with the run's port, not the plan's placeholder
+    assert re.search(r"partition on port \d+:", check["message"]), check["message"]
 
 
 def test_a_partition_inside_an_isolated_network_cuts_the_dependency_and_heals(tmp_path: Path) -> None:

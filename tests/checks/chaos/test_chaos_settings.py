@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from gonogo.checks.chaos.faults import describe_fault, expand_fault
 from gonogo.checks.chaos.settings import ChaosSettings, ClockFault, HttpFault, KillFault, ProxyFault
 
 BASE = {"hypothesis": {"probes": [{"name": "health", "http": "/health"}]}}
@@ -125,3 +126,25 @@ def test_gonogo_validate_locates_a_chaos_mistake(tmp_path: Path) -> None:
         f"{plan}:8:" in done.stderr and "checks.c.faults[0]: a fault needs exactly one of kill" in done.stderr
     )
     assert "Traceback" not in done.stderr
+
+
+def test_a_fault_is_described_with_the_runs_values_not_its_placeholders() -> None:
+    values = {"{run_dir}": "/runs/7", "{port.api}": "40123"}
+
+    def expand(text: str) -> str:
+        for placeholder, value in values.items():
+            text = text.replace(placeholder, value)
+        return text
+
+    parsed = settings(
+        faults=[
+            {"disk_fill": "{run_dir}/data"},
+            {"network": "{port.api}", "loss": "30%"},
+            {"kill": "api", "process": {"pid_file": "{run_dir}/worker.pid"}},
+        ]
+    )
+    described = [describe_fault(expand_fault(fault, expand)) for fault in parsed.faults]
+    assert described[0].startswith("disk filled at /runs/7/data ")
+    assert described[1] == "30% packet loss on port 40123"
+    assert "/runs/7/worker.pid" in described[2]
+    assert not any("{" in text for text in described)

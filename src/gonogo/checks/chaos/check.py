@@ -38,7 +38,7 @@ from gonogo.checks.base import (
     PlanNames,
     Reference,
 )
-from gonogo.checks.chaos.faults import FaultEnvironment, apply_fault, describe_fault
+from gonogo.checks.chaos.faults import FaultEnvironment, apply_fault, describe_fault, expand_fault
 from gonogo.checks.chaos.integrity import IntegrityReport, IntegrityWriter
 from gonogo.checks.chaos.probes import HypothesisChecker, Round
 from gonogo.checks.chaos.settings import (
@@ -289,7 +289,8 @@ class _Experiment:
     def _inject(self) -> str | None:
         """Apply every fault; why the experiment cannot go on, if one could not be applied."""
         self.timeline.injected = time.monotonic()
-        for index, fault in enumerate(self.settings.faults):
+        for index, planned in enumerate(self.settings.faults):
+            fault = expand_fault(planned, self.ctx.expand)
             env = FaultEnvironment(
                 targets=self.ctx.fault_targets,
                 expand=self.ctx.expand,

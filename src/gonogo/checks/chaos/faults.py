@@ -8,7 +8,7 @@ removed by the experiment's rollback, even when the experiment fails or is inter
 
 from __future__ import annotations
 
-__all__ = ["apply_fault", "describe_fault"]
+__all__ = ["apply_fault", "describe_fault", "expand_fault"]
 
 import signal
 import socket
@@ -37,6 +37,21 @@ from gonogo.faults.client import ToxiproxyClient, ToxiproxyError
 from gonogo.faults.targets import FaultTargets, ServiceControl
 from gonogo.system.members import ProcessChoice
 from gonogo.units import format_value
+
+
+def expand_fault(fault: Fault, expand: Callable[[str], str]) -> Fault:
+    """`fault` with the run's values in place of its placeholders ({run_dir}, {port.api}), so
+    that what is applied and what progress lines, reports and the experiment artifact say
+    are the same thing."""
+    match fault:
+        case DiskFillFault():
+            return fault.model_copy(update={"disk_fill": expand(fault.disk_fill)})
+        case NetworkFault():
+            return fault.model_copy(update={"network": expand(fault.network)})
+        case KillFault() if fault.process is not None and fault.process.pid_file is not None:
+            process = fault.process.model_copy(update={"pid_file": expand(fault.process.pid_file)})
+            return fault.model_copy(update={"process": process})
+    return fault
 
 
 def describe_fault(fault: Fault) -> str:
