@@ -358,12 +358,23 @@ def test_an_http_fault_answers_503_for_the_dependency_and_is_verified_by_its_cou
     assert fault["kind"] == "http.status" and fault["evidence"]["affected"] > 10
 
 
-def test_a_graceful_restart_is_measured_until_the_service_is_ready_again(tmp_path: Path) -> None:
-    experiment = kill_experiment("roll").replace("{kill: store, signal: SIGKILL}", "{restart: store}")
+def test_a_rolling_restart_restarts_one_service_after_the_other_each_measured_until_ready(
+    tmp_path: Path,
+) -> None:
+    experiment = kill_experiment("roll").replace(
+        "- {kill: store, signal: SIGKILL}", "- {restart: dep}\n    - {restart: store}"
+    )
     plan = store_plan(tmp_path, experiment, 'roll.integrity.lost: "== 0"')
     result = gonogo("run", cwd=tmp_path, timeout=240)
     assert result.code == 0, result.text
-    metrics = metrics_of(report_of(plan))
+    report = report_of(plan)
+    metrics = metrics_of(report)
     assert metrics["roll.fault_applied"] == 1
     assert 0 < metrics["roll.service.store.time_to_ready"] < 10
     assert metrics["roll.integrity.lost"] == 0 and metrics["roll.recovered"] == 1
+    # in the order listed: the store's restart began only once dep was ready again
+    experiment_artifact = next(a for a in report["artifacts"] if a["name"] == "roll-experiment.json")
+    sha = experiment_artifact["sha256"]
+    evidence = json.loads((plan.parent / ".gonogo" / "artifacts" / sha[:2] / sha).read_text())
+    dep, store = (fault["evidence"] for fault in evidence["faults"])
+    assert dep["ready"] is not None and dep["began"] < dep["ready"] <= store["began"] < store["ready"]

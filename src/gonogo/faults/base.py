@@ -43,6 +43,11 @@ class ActiveFault(ABC):
     def remove(self) -> None:
         """Undo the fault and verify it is gone; idempotent."""
 
+    def settling(self) -> bool:
+        """Whether the fault is still taking effect (a restart, until the service is ready
+        again): a fault listed after it waits until it is not."""
+        return False
+
     def __enter__(self) -> ActiveFault:
         return self
 

@@ -4,7 +4,8 @@ Phases (every one checks the steady-state hypothesis each `hypothesis.interval`)
 
 1. *before* — background load and integrity writes start; the hypothesis must hold
    throughout, or no fault is injected (the system was not steady to begin with).
-2. *during* — every fault is applied and verified; the fault window lasts `duration`.
+2. *during* — every fault is applied and verified, one after the other (a restart: until the
+   service is ready again) unless `concurrent_faults`; then the fault window lasts `duration`.
 3. rollback — every fault is removed; this also runs when anything fails or on Ctrl-C.
 4. *recovery* — until the hypothesis has held for `recovery.sustain` without a break, at
    most `recovery.timeout`. Those sustained seconds are the *after* window.
@@ -213,7 +214,7 @@ class _Experiment:
                     "the steady-state hypothesis did not hold before the fault, so none was injected"
                 )
             else:
-                not_applied = self._inject()
+                not_applied = self._inject(checker)
                 if not_applied is None:
                     self._observe(checker, "during", self.settings.duration)
             self._rollback()
@@ -286,10 +287,15 @@ class _Experiment:
                 return held
             time.sleep(max(0.0, min(self.settings.hypothesis.interval, end - time.monotonic())))
 
-    def _inject(self) -> str | None:
-        """Apply every fault; why the experiment cannot go on, if one could not be applied."""
+    def _inject(self, checker: HypothesisChecker) -> str | None:
+        """Apply every fault, in the order listed, each once the one before has taken effect
+        (a restart: the service is ready again) unless the plan says `concurrent_faults`; the
+        hypothesis is checked meanwhile. Why the experiment cannot go on, if a fault could not
+        be applied."""
         self.timeline.injected = time.monotonic()
         for index, planned in enumerate(self.settings.faults):
+            if self.faults and not self.settings.concurrent_faults:
+                self._await_settled(checker, self.faults[-1])
             fault = expand_fault(planned, self.ctx.expand)
             env = FaultEnvironment(
                 targets=self.ctx.fault_targets,
@@ -309,6 +315,18 @@ class _Experiment:
             if not active.applied:
                 return f"{describe_fault(fault)} was not applied: {active.detail}"
         return None
+
+    def _await_settled(self, checker: HypothesisChecker, fault: ActiveFault) -> None:
+        """Check the hypothesis (phase *during*) until `fault` has taken effect, at most
+        `recovery.timeout`: a restart that never comes back does not hold the rest forever."""
+        end = time.monotonic() + self.settings.recovery.timeout
+        while fault.settling() and time.monotonic() < end:
+            round_ = checker.check()
+            self.timeline.rounds.append(("during", round_))
+            self._progress("during", round_, end, waiting=fault.description)
+            next_round = time.monotonic() + self.settings.hypothesis.interval
+            while fault.settling() and time.monotonic() < min(next_round, end):
+                time.sleep(0.05)
 
     def _rollback(self) -> None:
         if self.timeline.injected is not None and self.timeline.removed is None:
@@ -342,14 +360,16 @@ class _Experiment:
             self._progress("recovery", round_, deadline)
             time.sleep(max(0.0, min(self.settings.hypothesis.interval, deadline - now)))
 
-    def _progress(self, phase: str, round_: Round, end: float) -> None:
+    def _progress(self, phase: str, round_: Round, end: float, waiting: str = "") -> None:
         left = max(0.0, end - time.monotonic())
+        # While waiting for a fault to take effect, `end` is only a bound: not a time left.
+        when = f"{phase}, until {waiting} is done" if waiting else f"{phase} ({left:.0f}s left)"
         state = "hypothesis holds" if round_.ok else f"hypothesis broken: {round_.failures()}"
         load = ""
         if self.traffic is not None and (snap := self.traffic.latest()) is not None:
             load = f"; load {snap.rps:.0f} req/s, {snap.errors} errors"
         writes = f"; {self.writer.acknowledged} writes acknowledged" if self.writer else ""
-        self.ctx.progress(f"{phase} ({left:.0f}s left): {state}{load}{writes}")
+        self.ctx.progress(f"{when}: {state}{load}{writes}")
 
     def _stop_traffic(self) -> None:
         if self.writer is not None:

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +184,10 @@ class _ProcessFault(ActiveFault):
     stop: threading.Event = field(default_factory=threading.Event)
     removed: bool = False
 
+    def settling(self) -> bool:
+        # Only a restart takes effect in the background; a kill's worker repeats or watches.
+        return self.kind == "process.restart" and self.worker is not None and self.worker.is_alive()
+
     def remove(self) -> None:
         if self.removed:
             return
@@ -222,6 +227,7 @@ def _process_fault(fault: KillFault | PauseFault | RestartFault, env: FaultEnvir
             service=fault.restart,
         )
         before = _pid_of(services, fault.restart)
+        active.evidence = {"pid_before": before, "began": _now(), "ready": None}
 
         def restart() -> None:
             try:
@@ -231,7 +237,7 @@ def _process_fault(fault: KillFault | PauseFault | RestartFault, env: FaultEnvir
                 return
             after = _pid_of(services, fault.restart)
             active.detail = f"restarted: pid {before} → {after}"
-            active.evidence = {"pid_before": before, "pid_after": after}
+            active.evidence.update(pid_after=after, ready=_now())
 
         active.worker = threading.Thread(target=restart, name=f"gonogo-restart-{fault.restart}", daemon=True)
         active.worker.start()
@@ -308,6 +314,10 @@ def _kill_process(fault: KillFault, env: FaultEnvironment, services: ServiceCont
         active.worker = threading.Thread(target=watch, name=f"gonogo-kill-{fault.kill}", daemon=True)
         active.worker.start()
     return active
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def _pid_of(services: ServiceControl, name: str) -> int | None:

@@ -373,6 +373,11 @@ class ChaosSettings(StrictModel):
     load: BackgroundLoad | None = None
     hypothesis: Hypothesis
     faults: list[Fault] = Field(min_length=1)
+    concurrent_faults: bool = Field(
+        default=False,
+        description="apply the faults all at once; by default each waits until the one before is applied "
+        "(a restart: until the service is ready again)",
+    )
     before: Duration = Field(default=5.0, ge=0, description="steady state observed before the fault")
     duration: Duration = Field(default=10.0, ge=0, description="the fault window")
     recovery: Recovery = Field(default_factory=Recovery)
