@@ -168,28 +168,35 @@ def test_a_failed_restart_counts_and_is_retried(make_system: MakeSystem, tmp_pat
 
 
 def test_kill_is_verified_and_on_failure_recovers(make_system: MakeSystem) -> None:
-    service = http_service("api", "--fork", "child", restart="on-failure", restart_backoff="0.1s")
+    service = http_service(
+        "api", "--fork", "child", "--delay", "0.5", restart="on-failure", restart_backoff="0.1s"
+    )
     system, recorder = make_system(
         {"api": service}, sample_interval=0.1, placeholders=port_placeholders("api")
     )
     with system:
         system.start()
         pid = system.pids()["api"]
-        result = system.kill("api")
+        result = system.kill("api", by="experiment crash")
         assert result.ok and result.operation == "kill" and result.signal == signal.SIGKILL
         assert pid in result.pids and len(result.pids) == 2  # the service and its child
         assert not any(alive(p) for p in result.pids)
+        # killed again while it restarts, before it is ready (it serves after 0.5 s)
+        wait_for(lambda: kinds(system, "api").count("started") == 2, 10, "the restart")
+        assert system.kill("api", by="experiment crash").ok
         wait_for(lambda: "restarted" in recorder.kinds("api"), 10, "the recovery")
         system.check_alive()
         history = system.history("api")
         killed = next(e for e in history if e.kind == "killed")
-        exited = next(e for e in history if e.kind == "exited")
+        exits = [e for e in history if e.kind == "exited"]
         ready = history[-1]
-        assert exited.exit_code == -signal.SIGKILL and exited.pid == pid
+        assert exits[0].exit_code == -signal.SIGKILL and exits[0].pid == pid
         assert ready.kind == "ready" and ready.pid == system.pids()["api"] != pid
-        assert killed.monotonic <= exited.monotonic < ready.monotonic
-        # the exit was the fault's doing, and is told so (not as an unexpected crash)
-        assert recorder.messages("api", "exited") == ["was killed by SIGKILL (the fault's kill)"]
+        assert killed.monotonic <= exits[0].monotonic < ready.monotonic
+        # both exits were the experiment's doing, and are told and recorded so (not as crashes)
+        assert recorder.messages("api", "exited") == ["killed by experiment crash (SIGKILL)"] * 2
+        assert len(exits) == 2 and all(e.planned for e in exits)
+        assert not any(e.planned for e in history if e.kind != "exited")
 
 
 def test_kill_without_restart_policy_fails_check_alive(make_system: MakeSystem) -> None:

@@ -22,10 +22,18 @@ from gonogo.system.system import FaultResult, ServiceEvent
 class ServiceControl(Protocol):
     """The fault operations of `gonogo.system.System`, each verified."""
 
-    def kill(self, name: str, signum: int = signal.SIGKILL, *, timeout: float = ...) -> FaultResult: ...
+    def kill(
+        self, name: str, signum: int = signal.SIGKILL, *, timeout: float = ..., by: str = ...
+    ) -> FaultResult: ...
 
     def kill_process(
-        self, name: str, choice: ProcessChoice, signum: int = signal.SIGKILL, *, timeout: float = ...
+        self,
+        name: str,
+        choice: ProcessChoice,
+        signum: int = signal.SIGKILL,
+        *,
+        timeout: float = ...,
+        by: str = ...,
     ) -> FaultResult: ...
 
     def processes(self, name: str) -> list[ServiceProcess]: ...

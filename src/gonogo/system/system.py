@@ -60,6 +60,7 @@ class ServiceEvent:
     pid: int | None = None
     exit_code: int | None = None  # for exited (negative: killed by that signal)
     detail: str = ""
+    planned: bool = False  # an exit gonogo caused on purpose (a fault's kill): not a crash
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,13 @@ class _Running:
     restarts: int = 0  # restarts per policy so far
     failed: str | None = None  # why it is given up on: restarts exhausted
     paused: bool = False
+    # The tree a fault is killing on purpose, and how to tell its exit ("killed by ... (SIGKILL)").
+    planned_exit: tuple[ProcessTree, str] | None = None
     history: list[ServiceEvent] = field(default_factory=list)
+
+    def planned(self, tree: ProcessTree) -> str | None:
+        """How to tell the exit of `tree`, if a fault killed it on purpose."""
+        return self.planned_exit[1] if self.planned_exit and self.planned_exit[0] is tree else None
 
 
 class System:
@@ -173,7 +180,7 @@ class System:
             tree = service.tree
             code = tree.exit_code()
             if code is not None and not self._handle_exit(service, tree, code):
-                reason = service.failed or f"{describe_exit(code)} unexpectedly"
+                reason = service.failed or service.planned(tree) or f"{describe_exit(code)} unexpectedly"
                 raise ServiceFailed(service.name, reason, tail_lines(service.log_path))
 
     def history(self, name: str) -> list[ServiceEvent]:
@@ -182,29 +189,38 @@ class System:
             return list(self._running[name].history)
 
     def kill(
-        self, name: str, signum: int = signal.SIGKILL, *, timeout: float = FAULT_VERIFY_SECONDS
+        self,
+        name: str,
+        signum: int = signal.SIGKILL,
+        *,
+        timeout: float = FAULT_VERIFY_SECONDS,
+        by: str = "a fault",
     ) -> FaultResult:
         """Send `signum` to the whole tree of service `name`; `ok` once all of it is gone.
 
-        With a `restart` policy, the monitor restarts it afterwards as for any crash.
+        `by` says who asked ("experiment crash"): its exit is told as "killed by experiment
+        crash (SIGKILL)" and recorded as planned, not as a crash. With a `restart` policy, the
+        monitor restarts it afterwards as for any crash.
         """
         service = self._service(name)
-        tree = service.tree
+        signame = signal.Signals(signum).name
+        with self._lock:
+            tree = service.tree
+            # Before the signal: the exit may be noticed before this thread runs again.
+            service.planned_exit = (tree, f"killed by {by} ({signame})")
+            if signum == signal.SIGKILL:
+                service.paused = False  # a stopped process dies of SIGKILL, not of others
+            service.history.append(_event("killed", pid=tree.pid, detail=signame))
         at = datetime.now(UTC)
         signalled = tree.send(signum)
         targets = {(p.pid, p.start_time) for p in signalled}
-        with self._lock:
-            if signum == signal.SIGKILL:
-                service.paused = False  # a stopped process dies of SIGKILL, not of others
-            service.history.append(_event("killed", pid=tree.pid, detail=signal.Signals(signum).name))
         deadline = time.monotonic() + timeout
         while True:
             gone = tree.exit_code() is not None and not any(_still_there(pid, st) for pid, st in targets)
             if gone or time.monotonic() >= deadline:
                 break
             time.sleep(0.02)
-        signame = signal.Signals(signum).name
-        detail = f"{signame} to {len(signalled)} process(es)" + (
+        detail = f"{by}: {signame} to {len(signalled)} process(es)" + (
             "" if gone else f"; still running after {timeout:g}s"
         )
         self._observer.on_event(name, "killed" if gone else "kill-failed", detail)
@@ -229,10 +245,13 @@ class System:
         signum: int = signal.SIGKILL,
         *,
         timeout: float = FAULT_VERIFY_SECONDS,
+        by: str = "a fault",
     ) -> FaultResult:
         """Send `signum` to one process inside service `name` (a worker, say), chosen by
         `choice`; `ok` once that process is gone. Its siblings and parent are left alone, so
-        what the fault shows is whether the service replaces it."""
+        what the fault shows is whether the service replaces it. Only when the chosen one is
+        the process gonogo launched is the service's exit planned (`kill`'s `by`); the service
+        dying of a worker's death is its own doing."""
         at = datetime.now(UTC)
         signame = signal.Signals(signum).name
         service = self._service(name)
@@ -242,6 +261,8 @@ class System:
             self._observer.on_event(name, "kill-failed", detail)
             return FaultResult(name, "kill", int(signum), [], at, False, detail)
         with self._lock:
+            if chosen.pid == service.tree.pid:
+                service.planned_exit = (service.tree, f"killed by {by} ({signame})")
             service.history.append(
                 _event("killed", pid=chosen.pid, detail=f"{signame} to {choice.describe(name)}")
             )
@@ -253,7 +274,7 @@ class System:
         while _still_there(chosen.pid, chosen.start_time) and time.monotonic() < deadline:
             time.sleep(0.02)
         gone = not _still_there(chosen.pid, chosen.start_time)
-        detail = f"{signame} to pid {chosen.pid} ({chosen.command}), {choice.describe(name)}" + (
+        detail = f"{by}: {signame} to pid {chosen.pid} ({chosen.command}), {choice.describe(name)}" + (
             "" if gone else f"; still running after {timeout:g}s"
         )
         self._observer.on_event(name, "killed" if gone else "kill-failed", detail)
@@ -489,10 +510,15 @@ class System:
                 )
             first = not service.exit_reported
             service.exit_reported = True
+            planned = service.planned(tree)
             if first:
-                service.history.append(_event("exited", pid=tree.pid, exit_code=code))
+                service.history.append(
+                    _event(
+                        "exited", pid=tree.pid, exit_code=code, detail=planned or "", planned=bool(planned)
+                    )
+                )
         if first:
-            self._observer.on_event(service.name, "exited", f"{describe_exit(code)} {_why_exited(service)}")
+            self._observer.on_event(service.name, "exited", planned or f"{describe_exit(code)} unexpectedly")
         if service.failed is not None:
             with self._lock:
                 service.history.append(_event("failed", pid=tree.pid, detail=service.failed))
@@ -531,8 +557,18 @@ class System:
                         if service.stopping:
                             return
                         if service.restarts < spec.max_restarts:
-                            service.history.append(_event("exited", pid=service.tree.pid, detail=reason))
-                            self._observer.on_event(service.name, "exited", f"{reason} (after a restart)")
+                            # Killed on purpose before it was ready again (a repeated kill): planned.
+                            planned = service.planned(service.tree)
+                            service.history.append(
+                                _event(
+                                    "exited",
+                                    pid=service.tree.pid,
+                                    detail=planned or reason,
+                                    planned=bool(planned),
+                                )
+                            )
+                            told = planned or f"{reason} (after a restart)"
+                            self._observer.on_event(service.name, "exited", told)
                             continue
                         service.failed = f"{reason}; gave up after {service.restarts} restart(s)"
                         service.history.append(_event("failed", pid=service.tree.pid, detail=service.failed))
@@ -658,10 +694,19 @@ class System:
                 return
             service.exit_reported = True
             unexpected = not service.stopping
+            planned = service.planned(service.tree)
             if unexpected:
-                service.history.append(_event("exited", pid=service.tree.pid, exit_code=code))
+                service.history.append(
+                    _event(
+                        "exited",
+                        pid=service.tree.pid,
+                        exit_code=code,
+                        detail=planned or "",
+                        planned=bool(planned),
+                    )
+                )
         if unexpected:
-            self._observer.on_event(service.name, "exited", f"{describe_exit(code)} {_why_exited(service)}")
+            self._observer.on_event(service.name, "exited", planned or f"{describe_exit(code)} unexpectedly")
 
     def _watch(self) -> None:
         """One monitor tick: sample every service, notice the ones that exited."""
@@ -685,16 +730,15 @@ class System:
                 self._handle_exit(service, tree, code)
 
 
-def _why_exited(service: _Running) -> str:
-    """A service that exits right after a fault killed it did what the experiment asked."""
-    with_history = [event.kind for event in service.history if event.kind != "exited"]
-    return "(the fault's kill)" if with_history and with_history[-1] == "killed" else "unexpectedly"
-
-
 def _event(
-    kind: str, *, pid: int | None = None, exit_code: int | None = None, detail: str = ""
+    kind: str,
+    *,
+    pid: int | None = None,
+    exit_code: int | None = None,
+    detail: str = "",
+    planned: bool = False,
 ) -> ServiceEvent:
-    return ServiceEvent(kind, datetime.now(UTC), time.monotonic(), pid, exit_code, detail)
+    return ServiceEvent(kind, datetime.now(UTC), time.monotonic(), pid, exit_code, detail, planned)
 
 
 def _signal_exactly(pid: int, start_time: int, signum: int) -> bool:

@@ -303,6 +303,7 @@ class _Experiment:
                 work_dir=self.ctx.work_dir,
                 fault_window=self.settings.duration,
                 name=f"{self.ctx.check_name}-{index}",
+                by=f"experiment {self.ctx.check_name}",
             )
             self.ctx.progress(f"injecting: {describe_fault(fault)}")
             try:

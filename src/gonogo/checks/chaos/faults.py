@@ -111,6 +111,7 @@ class FaultEnvironment:
     work_dir: Path
     fault_window: float  # seconds the fault stays on
     name: str  # unique per fault in the run, e.g. "worker_crash-0"
+    by: str = "a fault"  # who kills, as the service's log tells it: "experiment worker_crash"
 
 
 def apply_fault(fault: Fault, env: FaultEnvironment) -> ActiveFault:
@@ -269,7 +270,7 @@ def _kill_process(fault: KillFault, env: FaultEnvironment, services: ServiceCont
 
     def kill_once() -> tuple[bool, set[tuple[int, int]], float]:
         before = {p.identity for p in choice.population(services.processes(fault.kill))}
-        result = services.kill_process(fault.kill, choice, fault.signal)
+        result = services.kill_process(fault.kill, choice, fault.signal, by=env.by)
         kills.append(
             {
                 "at": result.at.isoformat(),
@@ -332,7 +333,7 @@ def _kill(fault: KillFault, env: FaultEnvironment, services: ServiceControl) -> 
     active.evidence = {"kills": kills}
 
     def kill_once() -> bool:
-        result = services.kill(fault.kill, fault.signal)
+        result = services.kill(fault.kill, fault.signal, by=env.by)
         kills.append(
             {"at": result.at.isoformat(), "pids": result.pids, "ok": result.ok, "detail": result.detail}
         )
