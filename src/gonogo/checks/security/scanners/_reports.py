@@ -27,12 +27,13 @@ import importlib.util
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gonogo.checks.base import CheckContext
+from gonogo.checks.security.findings import Finding, PartResult, Tally
 from gonogo.errors import InputFileError
 from gonogo.inputs import load_json, read_bounded
 
@@ -144,6 +145,32 @@ def run_scanner(run: ScannerRun, ctx: CheckContext, *, name: str) -> None:
             f"{run.tool} exited with code {result.returncode} without writing its report "
             f"{run.output.name} ({shown}){said}"
         )
+
+
+Parsed = tuple[list[Finding], Tally, list[str]]
+
+
+def collect_json_report(
+    part: str,
+    path_of: Callable[[], Path],
+    ctx: CheckContext,
+    *,
+    what: str,
+    parse: Callable[[Any, str], Parsed],
+    errors: tuple[type[Exception], ...],
+) -> PartResult:
+    """One JSON report as a part's result: `path_of()` finds it (or runs the scanner that writes
+    it), it is stored as evidence, then parsed; any of `errors` makes the part *not measured*."""
+    result = PartResult(part)
+    try:
+        path = path_of()
+        document = read_report(path, ctx, what=what, media_type="application/json")
+        result.findings, result.tally, result.notes = parse(document, display(path, ctx))
+    except ReportError as error:
+        result.not_measured = str(error)
+    except errors as error:
+        result.not_measured = str(error)
+    return result
 
 
 def excerpt(text: str, limit: int = _EXCERPT) -> str:

@@ -22,9 +22,9 @@ from gonogo.checks.security.findings import Finding, PartResult, Severity, Tally
 from gonogo.checks.security.scanners._reports import (
     ReportError,
     ScannerRun,
+    collect_json_report,
     display,
     excerpt,
-    read_report,
     resolve,
     run_scanner,
     scanner_command,
@@ -51,20 +51,14 @@ class BanditError(Exception):
 
 def collect_bandit(source: BanditSource, ctx: CheckContext, part: str, label: str) -> PartResult:
     """Read the report `source` names, or run Bandit on its paths first."""
-    result = PartResult(part)
-    try:
+
+    def path() -> Path:
         if source.run is not None:
-            path = _run(source.run, ctx, label)
-        else:
-            assert source.report is not None  # the settings hold one or the other
-            path = resolve(source.report, ctx)
-        document = read_report(path, ctx, what=_WHAT, media_type="application/json")
-        findings, tally, notes = read_bandit(document, display(path, ctx))
-    except (ReportError, BanditError) as error:
-        result.not_measured = str(error)
-        return result
-    result.findings, result.tally, result.notes = findings, tally, notes
-    return result
+            return _run(source.run, ctx, label)
+        assert source.report is not None  # the settings hold one or the other
+        return resolve(source.report, ctx)
+
+    return collect_json_report(part, path, ctx, what=_WHAT, parse=read_bandit, errors=(BanditError,))
 
 
 def _run(paths: list[str], ctx: CheckContext, label: str) -> Path:

@@ -26,10 +26,10 @@ from gonogo.checks.security.findings import Finding, PartResult, Tally
 from gonogo.checks.security.scanners._reports import (
     ReportError,
     ScannerRun,
+    collect_json_report,
     display,
     excerpt,
     first_line,
-    read_report,
     resolve,
     run_scanner,
     scanner_command,
@@ -46,20 +46,14 @@ class PipAuditError(Exception):
 
 def collect_pip_audit(source: PipAuditSource, ctx: CheckContext, part: str, label: str) -> PartResult:
     """Read the report `source` names, or run pip-audit on its requirements file first."""
-    result = PartResult(part)
-    try:
+
+    def path() -> Path:
         if source.requirements is not None:
-            path = _run(source.requirements, ctx, label)
-        else:
-            assert source.report is not None  # the settings hold one or the other
-            path = resolve(source.report, ctx)
-        document = read_report(path, ctx, what=_WHAT, media_type="application/json")
-        findings, tally, notes = read_pip_audit(document, display(path, ctx))
-    except (ReportError, PipAuditError) as error:
-        result.not_measured = str(error)
-        return result
-    result.findings, result.tally, result.notes = findings, tally, notes
-    return result
+            return _run(source.requirements, ctx, label)
+        assert source.report is not None  # the settings hold one or the other
+        return resolve(source.report, ctx)
+
+    return collect_json_report(part, path, ctx, what=_WHAT, parse=read_pip_audit, errors=(PipAuditError,))
 
 
 def _run(requirements: str, ctx: CheckContext, label: str) -> Path:
