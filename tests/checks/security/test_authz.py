@@ -13,11 +13,8 @@ import copy
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from service_process import free_port, serving
 
 from gonogo.checks.security.authz import _altered, _declares_security, run_authz
 from gonogo.checks.security.findings import Finding, PartResult
@@ -135,36 +133,11 @@ class Service:
 def start_service(directory: Path, *switches: str) -> Iterator[Service]:
     """The authz target with `switches` (`--no-owner-check`, …) on a free port, its stdout and
     stderr in a log file; killed (its whole process group) however the test ends."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     log = directory / f"api{'-'.join(switches) or '-healthy'}.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, str(SERVICE), str(port), *switches],
-            start_new_session=True,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the authz target exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the authz target did not become ready within 20 s")
-            time.sleep(0.05)
+    argv = [sys.executable, str(SERVICE), str(port), *switches]
+    with serving(argv, port, log, what="authz target") as (base_url, _):
         yield Service(base_url, log)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 def _journey_as_one_user(base_url: str, settings: JourneysSettings) -> tuple[list[Sent], dict[str, Any]]:

@@ -14,7 +14,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from typing import Any, cast
 
 import httpx
 import pytest
+from service_process import free_port, serving
 
 from gonogo.checks.security.findings import Finding, PartResult
 from gonogo.checks.security.openapi import load_openapi
@@ -62,39 +62,14 @@ class OneProcess:
 def start_service(directory: Path, *defects: str) -> Iterator[tuple[str, OneProcess]]:
     """The probe target with `defects` switched on, in `directory`, on a free port; killed (its
     whole process group) however the test ends."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
+    port = free_port()
     env = {**os.environ, **{f"PROBE_{defect}": "1" for defect in defects}}
-    log = directory / "service.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, str(SERVICE), str(port)],
-            cwd=directory,
-            env=env,
-            start_new_session=True,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the probe target exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the probe target did not become ready within 20 s")
-            time.sleep(0.05)
+    argv = [sys.executable, str(SERVICE), str(port)]
+    with serving(argv, port, directory / "service.log", what="probe target", cwd=directory, env=env) as (
+        base_url,
+        process,
+    ):
         yield base_url, OneProcess(process)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
 
 
 def _exchange(step: str, response: httpx.Response, variables: dict[str, Any]) -> Exchange:
