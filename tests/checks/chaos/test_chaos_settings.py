@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from gonogo.checks.chaos.faults import describe_fault, expand_fault
-from gonogo.checks.chaos.settings import ChaosSettings, ClockFault, HttpFault, KillFault, ProxyFault
+from gonogo.checks.chaos.settings import ChaosSettings
+from gonogo.experiment.faults import describe_fault, expand_fault
+from gonogo.experiment.settings import ClockFault, HttpFault, KillFault, ProxyFault
 
 BASE = {"hypothesis": {"probes": [{"name": "health", "http": "/health"}]}}
 

@@ -19,9 +19,10 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from gonogo.checks.chaos.integrity import IntegrityReport, IntegrityWriter
-from gonogo.checks.chaos.probes import HypothesisChecker, ProbeResult
-from gonogo.checks.chaos.settings import ChaosSettings, Hypothesis
+from gonogo.checks.chaos.settings import ChaosSettings
+from gonogo.experiment.integrity import IntegrityReport, IntegrityWriter
+from gonogo.experiment.probes import HypothesisChecker, ProbeResult
+from gonogo.experiment.settings import Hypothesis
 
 SERVER = Path(__file__).with_name("items_server.py")
 WRITE: dict[str, Any] = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gonogo.checks.chaos.check import Timeline
-from gonogo.checks.chaos.probes import ProbeResult, Round
+from gonogo.experiment.probes import ProbeResult, Round
 
 
 def timeline(broken: tuple[float, float], *, removed: float, recovered: float) -> Timeline:

@@ -39,12 +39,12 @@ from gonogo.checks.base import (
     PlanNames,
     Reference,
 )
-from gonogo.checks.chaos.faults import FaultEnvironment, apply_fault, describe_fault, expand_fault
-from gonogo.checks.chaos.integrity import IntegrityReport, IntegrityWriter
-from gonogo.checks.chaos.probes import HypothesisChecker, Round
-from gonogo.checks.chaos.settings import (
+from gonogo.checks.chaos.settings import ChaosSettings
+from gonogo.experiment.faults import FaultEnvironment, apply_fault, describe_fault, expand_fault
+from gonogo.experiment.integrity import IntegrityReport, IntegrityWriter
+from gonogo.experiment.probes import HypothesisChecker, Round
+from gonogo.experiment.settings import (
     BackgroundLoad,
-    ChaosSettings,
     ClockFault,
     Fault,
     HttpFault,
@@ -53,7 +53,7 @@ from gonogo.checks.chaos.settings import (
     ProxyFault,
     RestartFault,
 )
-from gonogo.checks.chaos.traffic import BackgroundTraffic, WindowFigures
+from gonogo.experiment.traffic import BackgroundTraffic, WindowFigures
 from gonogo.faults.base import ActiveFault, FaultError, FaultNotSupported
 from gonogo.journey.once import resolve_base_url, run_setup, upload_files
 from gonogo.loadgen.endpoints import build_endpoint

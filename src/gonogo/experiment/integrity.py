@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from gonogo.checks.chaos.settings import Integrity
+from gonogo.experiment.settings import Integrity
 from gonogo.journey.engine import Engine, Failure, IterationState
 from gonogo.journey.settings import JourneysSettings
 from gonogo.journey.variables import BUILTINS

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from gonogo.checks.chaos.settings import CommandProbe, HttpProbe, Hypothesis, MetricProbe, Probe
+from gonogo.experiment.settings import CommandProbe, HttpProbe, Hypothesis, MetricProbe, Probe
 from gonogo.journey.assertions import status_problem
 from gonogo.journey.matchers import show
 from gonogo.journey.variables import render_value

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gonogo.checks.chaos.settings import (
+from gonogo.errors import ServiceFailed
+from gonogo.experiment.settings import (
     ClockFault,
     DiskFillFault,
     Fault,
@@ -32,7 +33,6 @@ from gonogo.checks.chaos.settings import (
     RestartFault,
     StressFault,
 )
-from gonogo.errors import ServiceFailed
 from gonogo.faults.base import ActiveFault, FaultError, FaultNotSupported
 from gonogo.faults.client import ToxiproxyClient, ToxiproxyError
 from gonogo.faults.targets import FaultTargets, ServiceControl
