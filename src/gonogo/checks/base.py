@@ -30,6 +30,7 @@ from typing import ClassVar, Generic, Literal, Protocol, TypeVar
 from pydantic import BaseModel
 
 from gonogo.faults.targets import FaultTargets
+from gonogo.plan.model import SystemSpec
 from gonogo.plan.names import MetricPatterns, PlanNames, Reference
 from gonogo.units import Unit
 
@@ -172,6 +173,17 @@ class CheckContext(Protocol):
 
     def progress(self, message: str) -> None:
         """Tell the user what is happening now (shown live, not stored as a metric)."""
+        ...
+
+    @property
+    def system(self) -> SystemSpec:
+        """The plan's system: its services, their limits, how trends are judged."""
+        ...
+
+    def resource_samples(self, since: datetime) -> dict[tuple[str, str], list[tuple[datetime, float]]]:
+        """The resources sampled of every service from `since` until now: (service, resource) →
+        points, resource being one of rss (bytes), fds, threads (counts) and cpu (a ratio of one
+        core). A soak check fits the trend of its own window from them."""
         ...
 
 

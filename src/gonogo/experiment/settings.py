@@ -55,7 +55,6 @@ from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationError
 from gonogo.experiment.readback import written_json_expectations
 from gonogo.journey.jsonpath import JsonPath
 from gonogo.journey.settings import (
-    ByteSize,
     Journey,
     JourneysSettings,
     JsonPathKey,
@@ -66,7 +65,7 @@ from gonogo.journey.settings import (
     VariableName,
 )
 from gonogo.loadgen.settings import LoadRequest, Rate, Ratio
-from gonogo.plan.model import Duration, SignalField, StrictModel, ThresholdField
+from gonogo.plan.model import ByteSize, Duration, SignalField, StrictModel, ThresholdField
 from gonogo.units import parse_duration
 
 # ---------------------------------------------------------------------------------------

@@ -65,8 +65,7 @@ from gonogo.journey.variables import (
     parse_extractor,
     unknown_message,
 )
-from gonogo.plan.model import Duration, LocatedValueError, StrictModel, http_url
-from gonogo.units import parse_quantity
+from gonogo.plan.model import ByteSize, Duration, LocatedValueError, StrictModel, http_url
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -78,15 +77,6 @@ _HEADER_NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _HEADER_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _RAW_ADVICE = "set raw: true on the request to send it exactly as written"
-
-
-def _parse_size(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError("expected a size such as 1024, 64KiB or 50MB")
-    number, unit = parse_quantity(value)
-    if unit not in ("bytes", "number") or number < 0 or number != int(number):
-        raise ValueError(f"{value!r} is not a size; expected a whole number of bytes or e.g. 64KiB, 50MB")
-    return int(number)
 
 
 def _parse_status(value: Any) -> tuple[int, ...] | None:
@@ -191,7 +181,6 @@ def client_header_problem(name: str, value: str) -> str | None:
 
 Name = Annotated[str, BeforeValidator(_parse_name)]
 VariableName = Annotated[str, BeforeValidator(_parse_variable_name)]
-ByteSize = Annotated[int, BeforeValidator(_parse_size), Field(description="bytes, or e.g. 64KiB, 50MB")]
 Statuses = Annotated[
     tuple[int, ...] | None,
     PlainValidator(_parse_status),

@@ -54,7 +54,7 @@ from urllib.parse import urlencode
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from gonogo.journey.jsonpath import JsonPath
-from gonogo.journey.settings import ByteSize, Journey, JourneysSettings, JsonPathKey, Name, Statuses
+from gonogo.journey.settings import Journey, JourneysSettings, JsonPathKey, Name, Statuses
 from gonogo.journey.variables import BUILTINS, names_in, unknown_message
 from gonogo.loadgen.expect import (
     DEFAULT_MAX_BODY,
@@ -67,7 +67,7 @@ from gonogo.loadgen.expect import (
     JsonScalar,
     ResponseExpect,
 )
-from gonogo.plan.model import Duration, StrictModel
+from gonogo.plan.model import ByteSize, Duration, StrictModel
 from gonogo.units import parse_quantity
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -9,17 +9,22 @@ Strings may contain placeholders that are filled in at run time:
 from __future__ import annotations
 
 __all__ = [
+    "DEFAULT_LOG_ERRORS",
+    "ByteSize",
     "CheckSpec",
+    "DataVolume",
     "Duration",
     "GateSpec",
     "LocatedValueError",
     "Plan",
     "ProxyRoute",
     "ReadinessProbe",
+    "ResourceLimits",
     "Score",
     "Service",
     "Signoff",
     "SystemSpec",
+    "Trends",
     "host_port",
     "http_url",
     "refuse_unknown_placeholders",
@@ -45,7 +50,7 @@ from pydantic import (
 )
 
 from gonogo.threshold import Threshold, parse_threshold
-from gonogo.units import parse_duration
+from gonogo.units import parse_duration, parse_quantity
 
 PLACEHOLDER = re.compile(r"\{(port\.[A-Za-z0-9_-]+|base_url|plan_dir|run_dir|work_dir)\}")
 _BRACED = re.compile(r"\{([^{}]*)\}")
@@ -160,6 +165,39 @@ def _signal_number(value: Any) -> int:
 SignalField = Annotated[int, BeforeValidator(_signal_number)]
 
 
+def _parse_size(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 1024, 64KiB or 50MB")
+    number, unit = parse_quantity(value)
+    if unit not in ("bytes", "number") or number < 0 or number != int(number):
+        raise ValueError(f"{value!r} is not a size; expected a whole number of bytes or e.g. 64KiB, 50MB")
+    return int(number)
+
+
+ByteSize = Annotated[int, BeforeValidator(_parse_size), Field(description="bytes, or e.g. 64KiB, 50MB")]
+
+
+def _parse_ratio(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a share of one CPU core such as 150% or 1.5")
+    number, unit = parse_quantity(value)
+    if unit not in ("ratio", "number") or number <= 0:
+        raise ValueError(f"{value!r} is not a share of one CPU core; expected e.g. 80%, 150% or 1.5")
+    return number
+
+
+CpuShare = Annotated[float, BeforeValidator(_parse_ratio), Field(description="of one core: 80%, 150%, 1.5")]
+
+# Lines of a service's log counted as errors unless the plan says otherwise (`log_errors`).
+DEFAULT_LOG_ERRORS = (
+    r"Traceback \(most recent call last\)",
+    r"\b(ERROR|CRITICAL|FATAL|PANIC)\b",
+    r"^panic: ",
+    r"\bException in thread\b",
+    r"\bSegmentation fault\b",
+)
+
+
 def _splits(command: list[str] | str | None, *, shell: bool | None) -> None:
     """A string command that runs without a shell must split into words like a shell would.
     `shell`: None where there is no `shell:` option."""
@@ -214,6 +252,23 @@ class ReadinessProbe(StrictModel):
         return [self.status] if isinstance(self.status, int) else list(self.status)
 
 
+class ResourceLimits(StrictModel):
+    """What a service may use; a trend projected past one fails `service.<s>.<resource>.within_limit`."""
+
+    memory: ByteSize | None = Field(default=None, description="resident memory, e.g. 1GB")
+    fds: int | None = Field(default=None, gt=0, description="open file descriptors, e.g. 1024 (its ulimit)")
+    threads: int | None = Field(default=None, gt=0)
+    cpu: CpuShare | None = None
+
+
+class DataVolume(StrictModel):
+    """A small filesystem of its own for a service's data, so that a `disk_full` fault fills it and
+    not the host's disk: mounted (tmpfs) at `path` before the service starts, removed after."""
+
+    path: str = Field(description="where to mount it, usually under {run_dir}, e.g. {run_dir}/api-data")
+    size: ByteSize = Field(default=64 * 1024**2, description="e.g. 64MB")
+
+
 class Service(StrictModel):
     shell: bool = False  # before `command`, whose validator reads it
     command: list[str] | str
@@ -230,6 +285,29 @@ class Service(StrictModel):
     max_restarts: int = Field(default=10, ge=0, description="restarts allowed within one run")
     # "faketime": started under libfaketime, so that a chaos experiment can skew its clock.
     clock: Literal["real", "faketime"] = "real"
+    limits: ResourceLimits = Field(default_factory=ResourceLimits)
+    # A Prometheus text endpoint: scraped with every resource sample, its process_* gauges trended.
+    metrics: str | None = Field(default=None, description="e.g. http://127.0.0.1:{port.api}/metrics")
+    log_errors: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_LOG_ERRORS),
+        description="regular expressions; a log line matching one counts in service.<s>.log.errors",
+    )
+    data: DataVolume | None = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_url(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value)
+
+    @field_validator("log_errors")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"{pattern!r} is not a regular expression: {error}") from None
+        return patterns
 
     @field_validator("command")
     @classmethod
@@ -259,10 +337,21 @@ class ProxyRoute(StrictModel):
     protocol: Literal["tcp", "http"] = "tcp"
 
 
+class Trends(StrictModel):
+    """How resource trends are judged: the first `warmup` of each service's samples is left out
+    (caches filling, pools growing), and slopes are projected to `horizon` (how long the service
+    must run between restarts in production)."""
+
+    warmup: Duration = Field(default=30.0, ge=0)
+    horizon: Duration = Field(default=72 * 3600.0, gt=0)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+
+
 class SystemSpec(StrictModel):
     base_url: str | None = None
     services: dict[str, Service] = Field(default_factory=dict)
     sample_interval: Duration = 1.0
+    trends: Trends = Field(default_factory=Trends)
     proxies: dict[str, ProxyRoute] = Field(default_factory=dict)
     # Where the fault proxy's Toxiproxy-compatible API listens (for Toxiproxy clients and
     # Chaos Toolkit); a free port when not given.

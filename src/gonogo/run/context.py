@@ -21,7 +21,7 @@ from gonogo.checks.base import ArtifactRef, CommandResult, SettingsT
 from gonogo.evidence import EventRecord, MetricRecord, SampleSeries, Store
 from gonogo.faults.targets import FaultTargets
 from gonogo.plan import Plan
-from gonogo.plan.model import PLACEHOLDER
+from gonogo.plan.model import PLACEHOLDER, SystemSpec
 from gonogo.run.progress import Progress
 from gonogo.system import Reaper, run_command, tail_lines
 from gonogo.units import Unit
@@ -90,6 +90,9 @@ class RunContext:
     def flush_samples(self) -> None:
         self._samples.flush()
 
+    def resource_samples(self, since: datetime) -> dict[tuple[str, str], list[tuple[datetime, float]]]:
+        return self._samples.since(since)
+
 
 class SampleRecorder:
     """Buffers resource samples a few seconds, so the store sees one write per series."""
@@ -101,6 +104,8 @@ class SampleRecorder:
         self._store, self._run_id = store, run_id
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], list[tuple[datetime, float]]] = {}
+        # Every point of the run, kept for trends: 4 series per service, one point a second each.
+        self._kept: dict[tuple[str, str], list[tuple[datetime, float]]] = {}
         self._last_flush = datetime.now(UTC)
 
     def add(self, service: str, at: datetime, cpu: float, rss: float, fds: float, threads: float) -> None:
@@ -108,9 +113,15 @@ class SampleRecorder:
         with self._lock:
             for (name, _), value in zip(self._SERIES, values, strict=True):
                 self._pending.setdefault((service, name), []).append((at, value))
+                self._kept.setdefault((service, name), []).append((at, value))
             due = (at - self._last_flush).total_seconds() >= self.FLUSH_EVERY
         if due:
             self.flush()
+
+    def since(self, since: datetime) -> dict[tuple[str, str], list[tuple[datetime, float]]]:
+        with self._lock:
+            kept = {key: list(points) for key, points in self._kept.items()}
+        return {key: [(at, value) for at, value in points if at >= since] for key, points in kept.items()}
 
     def flush(self) -> None:
         with self._lock:
@@ -278,3 +289,10 @@ class CheckRunContext:
 
     def progress(self, message: str) -> None:
         self._run.progress.update(self._check_name, message)
+
+    @property
+    def system(self) -> SystemSpec:
+        return self._run.plan.system
+
+    def resource_samples(self, since: datetime) -> dict[tuple[str, str], list[tuple[datetime, float]]]:
+        return self._run.resource_samples(since)

@@ -23,8 +23,7 @@ __all__ = [
 from pydantic import Field, field_validator, model_validator
 
 from gonogo.checks.security.findings import Category, Severity
-from gonogo.journey.settings import ByteSize
-from gonogo.plan.model import Duration, StrictModel, http_url
+from gonogo.plan.model import ByteSize, Duration, StrictModel, http_url
 
 _OPERATION = "an operation as `METHOD /path` (globs allowed: `GET /documents/*`, `* /admin*`)"
 
