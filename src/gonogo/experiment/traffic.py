@@ -7,15 +7,27 @@ whose middle falls inside it.
 
 from __future__ import annotations
 
-__all__ = ["BackgroundTraffic", "WindowFigures"]
+__all__ = ["BackgroundTraffic", "WindowFigures", "background_load_spec"]
 
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
+from gonogo.checks.base import CheckContext
+from gonogo.experiment.settings import BackgroundLoad
 from gonogo.loadgen import histogram as hist
-from gonogo.loadgen.engine import LoadResult, LoadSpec, ProgressSnapshot, SecondStats, run_load
+from gonogo.loadgen.endpoints import build_endpoint
+from gonogo.loadgen.engine import (
+    LoadResult,
+    LoadSpec,
+    LoadSpecError,
+    ProgressSnapshot,
+    SecondStats,
+    run_load,
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,28 @@ class WindowFigures:
     @property
     def error_rate(self) -> float | None:
         return 1.0 - self.succeeded / self.attempted if self.attempted else None
+
+
+def background_load_spec(
+    load: BackgroundLoad, base_url: str, variables: dict[str, Any], ctx: CheckContext, seconds: float
+) -> LoadSpec:
+    """The engine's spec for the plan's background `load` on `base_url`, lasting at most `seconds`
+    (the experiment stops it sooner); raises LoadSpecError for a target the engine cannot load."""
+    target = urlsplit(base_url)
+    if target.scheme != "http":
+        raise LoadSpecError(f"the load engine speaks plain HTTP/1.1; {base_url} is not http://")
+    return LoadSpec(
+        host=target.hostname or "",
+        port=target.port or 80,
+        endpoints=[build_endpoint(request, variables, ctx) for request in load.requests],
+        model="open",
+        rate=load.rate,
+        duration=seconds,
+        max_connections=load.max_connections,
+        timeout=load.request_timeout,
+        workers=1,
+        host_header=target.netloc,
+    )
 
 
 class BackgroundTraffic:

@@ -28,7 +28,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from gonogo.checks.base import (
     ArtifactRef,
@@ -43,21 +42,15 @@ from gonogo.checks.chaos.settings import ChaosSettings
 from gonogo.experiment.faults import FaultEnvironment, apply_fault, describe_fault, expand_fault
 from gonogo.experiment.integrity import IntegrityReport, IntegrityWriter
 from gonogo.experiment.probes import HypothesisChecker, Round
+from gonogo.experiment.references import fault_references
 from gonogo.experiment.settings import (
-    BackgroundLoad,
-    ClockFault,
-    Fault,
-    HttpFault,
     KillFault,
-    PauseFault,
-    ProxyFault,
     RestartFault,
 )
-from gonogo.experiment.traffic import BackgroundTraffic, WindowFigures
+from gonogo.experiment.traffic import BackgroundTraffic, WindowFigures, background_load_spec
 from gonogo.faults.base import ActiveFault, FaultError, FaultNotSupported
 from gonogo.journey.once import resolve_base_url, run_setup, upload_files
-from gonogo.loadgen.endpoints import build_endpoint
-from gonogo.loadgen.engine import LoadSpec, LoadSpecError
+from gonogo.loadgen.engine import LoadSpecError
 from gonogo.units import Unit, format_value
 
 _DIMENSION = "reliability"
@@ -112,7 +105,9 @@ class ChaosCheck(CheckKind[ChaosSettings]):
     @classmethod
     def references(cls, settings: ChaosSettings) -> list[Reference]:
         return [
-            reference for index, fault in enumerate(settings.faults) for reference in _named(fault, index)
+            reference
+            for index, fault in enumerate(settings.faults)
+            for reference in fault_references(fault, ("faults", index))
         ]
 
     def run(self, settings: ChaosSettings, ctx: CheckContext) -> CheckOutcome:
@@ -146,33 +141,6 @@ def _restarted(settings: ChaosSettings) -> set[str]:
 def _process_killed(settings: ChaosSettings) -> set[str]:
     """The services one process of which a fault kills: each gets `process.replaced`."""
     return {f.kill for f in settings.faults if isinstance(f, KillFault) and f.process is not None}
-
-
-def _named(fault: Fault, index: int) -> list[Reference]:
-    """The service or proxy a fault acts on, and what it needs of it."""
-    at = ("faults", index)
-    if isinstance(fault, KillFault):
-        if fault.process is not None:  # one process inside: the service itself lives on
-            return [Reference("service", fault.kill, (*at, "kill"))]
-        return [
-            Reference(
-                "service", fault.kill, (*at, "kill"), {"restart": "on-failure|always"},
-                "killing the whole service",
-                "nothing else brings it back, so the run would stop after this check; set its restart, "
-                "or kill one process inside it with process:",
-            )
-        ]  # fmt: skip
-    if isinstance(fault, PauseFault):
-        return [Reference("service", fault.pause, (*at, "pause"))]
-    if isinstance(fault, RestartFault):
-        return [Reference("service", fault.restart, (*at, "restart"))]
-    if isinstance(fault, ClockFault):
-        return [Reference("service", fault.clock, (*at, "clock"), {"clock": "faketime"}, "a clock fault")]
-    if isinstance(fault, ProxyFault):
-        return [Reference("proxy", fault.proxy, (*at, "proxy"), {"protocol": "tcp"}, "a toxic")]
-    if isinstance(fault, HttpFault):
-        return [Reference("proxy", fault.http, (*at, "http"), {"protocol": "http"}, "an http fault")]
-    return []  # stress, disk_fill and network act on this machine, a directory or a port
 
 
 class _Experiment:
@@ -247,7 +215,7 @@ class _Experiment:
         if load is not None:
             assert self.base_url is not None
             try:
-                spec = _load_spec(load, self.base_url, variables, self.ctx, self._longest())
+                spec = background_load_spec(load, self.base_url, variables, self.ctx, self._longest())
                 spec.validate()
             except LoadSpecError as error:
                 return f"the background load cannot run: {error}"
@@ -610,23 +578,3 @@ class _Wall:
 
     def __call__(self, moment: float) -> datetime:
         return self._offset + timedelta(seconds=moment - self._reference)
-
-
-def _load_spec(
-    load: BackgroundLoad, base_url: str, variables: dict[str, Any], ctx: CheckContext, seconds: float
-) -> LoadSpec:
-    target = urlsplit(base_url)
-    if target.scheme != "http":
-        raise LoadSpecError(f"the load engine speaks plain HTTP/1.1; {base_url} is not http://")
-    return LoadSpec(
-        host=target.hostname or "",
-        port=target.port or 80,
-        endpoints=[build_endpoint(request, variables, ctx) for request in load.requests],
-        model="open",
-        rate=load.rate,
-        duration=seconds,
-        max_connections=load.max_connections,
-        timeout=load.request_timeout,
-        workers=1,
-        host_header=target.netloc,
-    )
