@@ -14,7 +14,7 @@ import subprocess
 import sys
 from importlib.resources import files
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from rich.console import Console
@@ -22,17 +22,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from gonogo import __version__
-from gonogo.approval import approve as approve_run
 from gonogo.errors import GonogoError, PlanError, RunFailed, UserError
-from gonogo.evidence import ArtifactRecord, RunRecord, Store
-from gonogo.plan import load_plan, service_order
-from gonogo.report import FORMATS, RunReport, collect, print_summary, render
-from gonogo.report.recorded import record_report_file, write_recorded_reports
-from gonogo.report.terminal import signoff_lines
-from gonogo.run import execute
-from gonogo.run.progress import ProgressPrinter
 from gonogo.units import format_value
-from gonogo.verify import verify_report_file, verify_run
+
+# The store (SQLAlchemy), the runner (system, faults, check kinds), the reports and the plan
+# loader are imported inside the commands that use them: `gonogo --help` and `gonogo validate`
+# would otherwise pay for all of them (0.6 s) on every call.
+if TYPE_CHECKING:
+    from gonogo.evidence import ArtifactRecord, RunRecord, Store
+    from gonogo.report import RunReport
+
+# The names of gonogo.report.FORMATS (tests/cli/test_plan_commands.py holds them equal).
+REPORT_FORMATS = ("json", "md", "junit")
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 EXIT_PENDING_SIGNOFF = 4  # GO, but a sign-off the plan requires is missing: not released yet
@@ -108,6 +109,8 @@ def _open_store(
 ) -> tuple[Store, str, Path]:
     """The evidence store: `--store`, else `.gonogo/` beside the plan (or here). Only a run
     creates the default one; reading where there is none says so instead of making one."""
+    from gonogo.evidence import Store
+
     state_dir = _state_dir(plan_path)
     url = _store_url(store_url, state_dir)
     if url.startswith("sqlite:///") and not store_url:
@@ -153,6 +156,8 @@ def init(directory: Path, force: bool) -> None:
 @click.argument("plan", type=click.Path(path_type=Path), default="gonogo.yaml")
 def validate(plan: Path) -> None:
     """Check a plan without running it (exit 2 on any error)."""
+    from gonogo.plan import load_plan, service_order
+
     loaded = load_plan(plan)
     console.print(f"[green]✓[/] {loaded.path} is a valid plan: [bold]{loaded.name}[/]")
     services = service_order(dict(loaded.system.services))
@@ -198,6 +203,11 @@ def _reexec_in_network_namespace() -> NoReturn:
 )
 def run(plan: Path, store_url: str | None, keep_scratch: bool, isolated_network: bool) -> None:
     """Run the readiness run: start the system, run the checks, print gates and verdict."""
+    from gonogo.plan import load_plan
+    from gonogo.report import print_summary
+    from gonogo.run import execute
+    from gonogo.run.progress import ProgressPrinter
+
     loaded = load_plan(plan)
     if isolated_network and os.environ.get(_ISOLATED) != "1":
         _reexec_in_network_namespace()
@@ -262,6 +272,8 @@ def history(limit: int, plan_path: Path | None, store_url: str | None) -> None:
 def _history_verdict(store: Store, record: RunRecord) -> str:
     """An interrupted or incomplete run's NO-GO says only that it did not finish: show that.
     A GO that waits for sign-offs says so (only those runs are read whole, for their digest)."""
+    from gonogo.report import collect
+
     if record.status == "aborted":
         return "interrupted"
     if record.status == "failed":
@@ -279,6 +291,8 @@ def _history_verdict(store: Store, record: RunRecord) -> str:
 @STORE_OPTION
 def show(run_ref: str, plan_path: Path | None, store_url: str | None) -> None:
     """Show one run: its status, checks, metrics, gates and verdict."""
+    from gonogo.report import collect, print_summary
+
     store, _, _ = _open_store(store_url, _default_plan(plan_path))
     with store:
         store.mark_stale_runs_aborted()
@@ -349,6 +363,8 @@ def artifacts(
     NAME is an artifact's name as listed (or the start of its sha256); --check picks among
     artifacts of the same name stored by different checks.
     """
+    from gonogo.report import collect
+
     store, _, _ = _open_store(store_url, _default_plan(plan_path))
     with store:
         report = collect(store, store.resolve_run(run_ref).id)
@@ -407,7 +423,7 @@ def _pick_artifact(report: RunReport, name: str, check_name: str | None) -> Arti
 
 @cli.command()
 @click.argument("run_ref", metavar="RUN", default="latest")
-@click.option("--format", "format_name", type=click.Choice(["terminal", *FORMATS]), default="terminal")
+@click.option("--format", "format_name", type=click.Choice(["terminal", *REPORT_FORMATS]), default="terminal")
 @OUTPUT_OPTION
 @PLAN_OPTION
 @STORE_OPTION
@@ -419,6 +435,9 @@ def report(
     A file written with -o is recorded in the store (its sha256), so that `gonogo verify FILE`
     can tell it from an edited copy.
     """
+    from gonogo.report import collect, print_summary, render
+    from gonogo.report.recorded import record_report_file
+
     store, _, _ = _open_store(store_url, _default_plan(plan_path))
     with store:
         document = collect(store, store.resolve_run(run_ref).id)
@@ -454,6 +473,11 @@ def approve(
     of what was signed; the run's reports are written again to show it. A NO-GO run, or a role
     the plan does not require, is refused (exit 2).
     """
+    from gonogo.approval import approve as approve_run
+    from gonogo.report import collect
+    from gonogo.report.recorded import write_recorded_reports
+    from gonogo.report.terminal import signoff_lines
+
     store, _, state_dir = _open_store(store_url, _default_plan(plan_path))
     with store:
         run_id = store.resolve_run(run_ref).id
@@ -483,6 +507,9 @@ def verify(target: str, plan_path: Path | None, store_url: str | None) -> None:
     report.json, summary.md or gates.junit.xml) checks that file. --plan PATH compares
     another copy of the plan file (default: the plan's path at the run).
     """
+    from gonogo.report.terminal import signoff_lines
+    from gonogo.verify import verify_report_file, verify_run
+
     given = Path(target)
     is_file = given.suffix.lower() in (".json", ".md", ".xml") or given.is_file()
     where = _default_plan(plan_path)
@@ -538,6 +565,8 @@ def mark_aborted(run_id: str, store_url: str, artifacts: Path) -> None:
     Only runs whose owner process is gone are touched, so a run that did finish keeps
     its status even if this fires late.
     """
+    from gonogo.evidence import Store
+
     with Store.open(store_url, artifacts_dir=artifacts) as store:
         store.mark_stale_runs_aborted()
 

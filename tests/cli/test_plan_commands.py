@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from cli_support import gonogo, write_plan
+
+from gonogo import cli
+from gonogo.report import FORMATS
 
 
 def test_init_writes_a_starter_plan_that_validates(tmp_path: Path) -> None:
@@ -101,3 +106,29 @@ def test_a_gate_that_could_only_end_not_measured_exits_2_before_anything_runs(tm
         "did you mean load.endpoint.health.latency.p95?"
     ) in result.err
     assert "Traceback" not in result.text
+
+
+def test_help_and_validate_load_neither_the_store_nor_the_runner(tmp_path: Path) -> None:
+    """They start in a fraction of the time a run needs: SQLAlchemy, the system and the fault
+    machinery are imported only by the commands that use them."""
+    write_plan(tmp_path, "checks: {unit: {kind: tests, junit: [report.xml]}}\n")
+    script = (
+        "import sys\n"
+        "from gonogo.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = sorted(m for m in ('sqlalchemy', 'gonogo.system', 'gonogo.faults', 'gonogo.run') "
+        "if m in sys.modules)\n"
+        "print('heavy:', heavy)\n"
+    )
+    for args in (["--help"], ["validate", "gonogo.yaml"]):
+        done = subprocess.run(
+            [sys.executable, "-c", script, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        assert "heavy: []" in done.stdout, (args, done.stdout, done.stderr)
+
+
+def test_the_report_command_offers_every_report_format() -> None:
+    assert set(cli.REPORT_FORMATS) == set(FORMATS)

@@ -265,6 +265,7 @@ def test_a_bug_exits_3_with_its_traceback_never_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from gonogo import cli
+    from gonogo.evidence import Store
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug in the store")
@@ -272,7 +273,7 @@ def test_a_bug_exits_3_with_its_traceback_never_1(
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".gonogo").mkdir()
     (tmp_path / ".gonogo" / "gonogo.db").touch()  # a store is there; opening it goes wrong
-    monkeypatch.setattr(cli.Store, "open", broken)
+    monkeypatch.setattr(Store, "open", broken)
     with pytest.raises(SystemExit) as exited:
         cli.main(["history"])
     assert exited.value.code == 3

@@ -25,14 +25,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from gonogo.faults.targets import FaultTargets
 from gonogo.plan.model import SystemSpec
 from gonogo.plan.names import MetricPatterns, PlanNames, Reference
 from gonogo.units import Unit
+
+if TYPE_CHECKING:  # at run time only the runner needs it: `gonogo validate` stays light
+    from gonogo.faults.targets import FaultTargets
 
 
 @dataclass(frozen=True)
