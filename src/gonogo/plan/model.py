@@ -266,7 +266,8 @@ class DataVolume(StrictModel):
     not the host's disk: mounted (tmpfs) at `path` before the service starts, removed after."""
 
     path: str = Field(description="where to mount it, usually under {run_dir}, e.g. {run_dir}/api-data")
-    size: ByteSize = Field(default=64 * 1024**2, description="e.g. 64MB")
+    # At least 1 MiB: a tmpfs given no size (0) would be as large as half the machine's memory.
+    size: ByteSize = Field(default=64 * 1024**2, ge=1024**2, description="e.g. 64MB; at least 1MiB")
 
 
 class Service(StrictModel):

@@ -36,6 +36,7 @@ from gonogo.system.process import (
 from gonogo.system.readiness import ProbeFailed, build_probe, wait_until_ready
 from gonogo.system.reaper import Reaper
 from gonogo.system.sampler import ResourceSampler
+from gonogo.system.volumes import DataVolumes
 
 # A service without a probe is ready once started, unless it exits this soon.
 SETTLE_SECONDS = 0.5
@@ -143,6 +144,7 @@ class System:
         self._stop_event = threading.Event()  # interrupts restart back-offs
         self._restart_threads: list[threading.Thread] = []
         self._rng = random.Random()  # picks the victim of a `random` process choice
+        self._volumes = DataVolumes(reaper)  # the services' `data:` filesystems
 
     def start(self) -> None:
         """Start every service in dependency order, each awaited until ready.
@@ -156,6 +158,10 @@ class System:
             self._log_dir.mkdir(parents=True, exist_ok=True)
             self._monitor = Monitor(self._spec.sample_interval, self._watch, name="gonogo-system-monitor")
             self._monitor.start()
+            # Every data volume first: a service may hand its path to one that starts before it.
+            self._volumes.mount_all(
+                self._spec.services, expand=self._expand, plan_dir=self._plan_dir, observer=self._observer
+            )
             for name in service_order(self._spec.services):
                 self._start_service(name)
         except BaseException:
@@ -358,6 +364,10 @@ class System:
         for thread in restarts:
             # A restart that spawned a process after we stopped its service stops it itself.
             thread.join(30.0)
+        try:  # once nothing runs any more that could hold a file in them
+            self._volumes.unmount_all(self._observer)
+        except Exception as error:
+            first_error = first_error or error
         if first_error is not None:
             raise first_error
 
