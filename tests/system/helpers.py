@@ -33,6 +33,7 @@ class Recorder:
 
     events: list[tuple[str, str, str]] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    scrapes: list[tuple[str, datetime, dict[str, float] | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def on_event(self, source: str, kind: str, message: str) -> None:
@@ -50,6 +51,10 @@ class Recorder:
     ) -> None:
         with self.lock:
             self.samples.append(Sample(service, at, cpu_percent, rss_bytes, open_fds, threads))
+
+    def on_scrape(self, service: str, at: datetime, gauges: dict[str, float] | None) -> None:
+        with self.lock:
+            self.scrapes.append((service, at, gauges))
 
     def kinds(self, source: str) -> list[str]:
         with self.lock:

@@ -35,7 +35,7 @@ from gonogo.plan.model import (
     Signoff,
     SystemSpec,
 )
-from gonogo.plan.names import PlanNames, matches, overlaps
+from gonogo.plan.names import SERVICE_PREFIX, PlanNames, matches, overlaps, service_metric_patterns
 from gonogo.threshold import parse_threshold
 from gonogo.units import parse_duration
 
@@ -371,6 +371,8 @@ def parse_plan(text: str, path: Path) -> Plan:
     present = _check_kinds(data.get("checks"))
     unresolved = _references(document, checks, raw_system, system, present)
     names = _plan_names(raw_system, present)
+    if names.services:
+        present = {**present, SERVICE_PREFIX: None}
     gates = list(_gates(document, data.get("gates") or {}, checks, present, names, unresolved))
     _dimension_typos(document, data, score)
     _lonely_ports(document, data)
@@ -455,6 +457,14 @@ def _checks(document: _Document, raw: Any) -> Iterator[tuple[str, CheckSpec]]:
         if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
             document.issue(where, "a check name must use letters, digits, '_' or '-' only")
             continue
+        if name == SERVICE_PREFIX:
+            document.issue(
+                where,
+                f"{SERVICE_PREFIX!r} cannot name a check: metrics named service.<service>.… are the ones "
+                "every run records of its services (docs/metrics.md); choose another name",
+                at_key=True,
+            )
+            continue
         if not isinstance(entry, dict):
             document.issue(where, "expected a mapping with at least a 'kind'")
             continue
@@ -513,8 +523,12 @@ def _check_kinds(raw: Any) -> dict[str, str | None]:
 
 def _plan_names(raw_system: Any, present: dict[str, str | None]) -> PlanNames:
     system = raw_system if isinstance(raw_system, dict) else {}
+    services = _mapping(system.get("services"))
     return PlanNames(
-        services=frozenset(map(str, _mapping(system.get("services")))),
+        services=frozenset(map(str, services)),
+        with_metrics=frozenset(
+            str(name) for name, entry in services.items() if _mapping(entry).get("metrics")
+        ),
         proxies=frozenset(map(str, _mapping(system.get("proxies")))),
         checks={name: kind for name, kind in present.items() if kind is not None},
     )
@@ -586,6 +600,8 @@ def _gates(
         )
         return
     declared = {name: None if name in unresolved else _declared(spec, names) for name, spec in checks.items()}
+    if names.services:
+        declared[SERVICE_PREFIX] = service_metric_patterns(names.services, names.with_metrics)
     for metric, rules in raw.items():
         where: Location = ("gates", metric)
         if not isinstance(metric, str) or not metric:
@@ -620,9 +636,16 @@ def _gates(
             document.issue(where, problem, at_key=True)
             continue
         for gate, at in parsed:
-            if _has_series(document, gate, checks.get(prefix), at):
+            if prefix == SERVICE_PREFIX and gate.expr.timeframe is not None:
+                document.issue(
+                    at,
+                    f"a timeframe ({gate.expr.text!r}) applies the threshold to a per-second series, and "
+                    "the service.* metrics are figures of the whole run, with no such series",
+                )
+            elif _has_series(document, gate, checks.get(prefix), at):
                 yield gate
     yield from _default_gates(checks, raw)
+    yield from _default_service_gates(names, raw)
 
 
 def _default_gates(checks: dict[str, CheckSpec], raw: dict[Any, Any]) -> Iterator[GateSpec]:
@@ -634,6 +657,19 @@ def _default_gates(checks: dict[str, CheckSpec], raw: dict[Any, Any]) -> Iterato
         for metric, rule in plugins.load_kind(spec.kind).default_gates(spec.settings).items():
             fields = {"expr": parse_threshold(rule)} if isinstance(rule, str) else dict(rule)
             yield GateSpec.model_validate({"metric": f"{name}.{metric}", **fields})
+
+
+# Every service must stay up and stop cleanly unless the plan's gates say what to hold it to.
+SERVICE_DEFAULT_GATES = {"exits.unplanned": "== 0", "shutdown.clean": "== 1"}
+
+
+def _default_service_gates(names: PlanNames, raw: dict[Any, Any]) -> Iterator[GateSpec]:
+    """The run-level gates of every service, unless a gate of the plan names a service metric."""
+    if any(isinstance(metric, str) and metric.split(".", 1)[0] == SERVICE_PREFIX for metric in raw):
+        return
+    for service in sorted(names.services):
+        for metric, rule in SERVICE_DEFAULT_GATES.items():
+            yield GateSpec(metric=f"{SERVICE_PREFIX}.{service}.{metric}", expr=parse_threshold(rule))
 
 
 def _is_glob(text: str) -> bool:
@@ -661,7 +697,9 @@ def _unmeasurable(
         found = declared.get(name)
         if found is None:
             return None
-        series = plugins.load_kind(checks[name].kind).series_metrics or frozenset()
+        series = (
+            plugins.load_kind(checks[name].kind).series_metrics if name in checks else None
+        ) or frozenset()
         return [*found, *series] if timeframes_only else found
 
     prefix, _, rest = metric.partition(".")
@@ -670,7 +708,7 @@ def _unmeasurable(
     if _is_glob(metric):
         candidates = [name for name in present if _is_glob(prefix) or name == prefix]
         for name in candidates:
-            found = patterns(name) if name in checks else None
+            found = patterns(name) if name in declared else None
             if found is None or any(overlaps(metric, f"{name}.{pattern}") for pattern in found):
                 return None
         recordable = [f"{name}.{pattern}" for name in candidates for pattern in patterns(name) or []]
@@ -679,9 +717,17 @@ def _unmeasurable(
         return f"the glob {metric!r} matches no metric that a check of this plan can record{hint}"
     if timeframes_only:
         return None  # `_has_series` says which series the check records
-    found = declared.get(prefix) if prefix in checks else None
+    found = declared.get(prefix) if prefix in declared else None
     if found is None or matches(rest, found):
         return None
+    if prefix == SERVICE_PREFIX:
+        service = rest.split(".", 1)[0]
+        if not any(pattern.startswith(f"{service}.") for pattern in found):
+            services = sorted({pattern.split(".", 1)[0] for pattern in found})
+            return f"no service named {service!r} in this plan" + _suggest(service, services)
+        return f"the run records no metric {metric!r} of its services" + _closest_metric(
+            SERVICE_PREFIX, rest, found
+        )
     spec = checks[prefix]
     return (
         f"check {prefix!r} ({spec.kind}) records no metric {rest!r} with its settings, so this gate "

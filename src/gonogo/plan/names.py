@@ -11,7 +11,16 @@ them against the `PlanNames` it builds and points at the line.
 
 from __future__ import annotations
 
-__all__ = ["Location", "MetricPatterns", "PlanNames", "Reference", "matches", "overlaps"]
+__all__ = [
+    "SERVICE_PREFIX",
+    "Location",
+    "MetricPatterns",
+    "PlanNames",
+    "Reference",
+    "matches",
+    "overlaps",
+    "service_metric_patterns",
+]
 
 import functools
 from collections.abc import Collection, Mapping
@@ -30,6 +39,7 @@ class PlanNames:
     """The names a plan defines, for a kind whose metric names depend on them."""
 
     services: frozenset[str] = frozenset()
+    with_metrics: frozenset[str] = frozenset()  # services that name a Prometheus `metrics:` URL
     proxies: frozenset[str] = frozenset()
     checks: Mapping[str, str] = field(default_factory=dict)  # check name → its kind
 
@@ -49,6 +59,49 @@ class Reference:
     needs: Mapping[str, str] = field(default_factory=dict)  # `a|b`: either value will do
     purpose: str = ""
     advice: str = ""  # what to do when a need is not met
+
+
+# Metrics every run records of every service (`service.api.exits.unplanned`): no check may be named so.
+SERVICE_PREFIX = "service"
+_RESOURCES = ("rss", "fds", "threads", "cpu")
+_TREND_FIGURES = (
+    "start",
+    "end",
+    "growth",
+    "slope_per_hour",
+    "slope_low",
+    "slope_high",
+    "projected",
+    "leak",
+    "limit",
+    "within_limit",
+    "time_to_limit",
+)
+_SERVICE_FIGURES = (
+    "exits.unplanned",
+    "exits.planned",
+    "restarts",
+    "log.errors",
+    "log.tracebacks",
+    "shutdown.seconds",
+    "shutdown.clean",
+    "shutdown.exit_code",
+    "shutdown.in_flight",
+    "shutdown.in_flight_lost",
+)
+
+
+def service_metric_patterns(services: Collection[str], with_metrics: Collection[str] = ()) -> list[str]:
+    """The run-level metrics of `services` (names after `service.`); `with_metrics`: the services
+    that name a Prometheus endpoint, whose gauges are trended too (`api.metrics.<gauge>.leak`)."""
+    patterns: list[str] = []
+    for service in sorted(services):
+        patterns += [f"{service}.{figure}" for figure in _SERVICE_FIGURES]
+        patterns += [f"{service}.{resource}.{figure}" for resource in _RESOURCES for figure in _TREND_FIGURES]
+        if service in with_metrics:
+            patterns += [f"{service}.metrics.*.{figure}" for figure in _TREND_FIGURES]
+            patterns.append(f"{service}.metrics.scrape_errors")
+    return patterns
 
 
 def matches(name: str, patterns: MetricPatterns) -> bool:

@@ -41,6 +41,7 @@ class RunContext:
     reaper: Reaper
     progress: Progress
     fault_targets: FaultTargets = field(init=False)
+    scrape_errors: dict[str, int] = field(default_factory=dict)  # service → failed scrapes of `metrics:`
     _samples: SampleRecorder = field(init=False)
 
     def __post_init__(self) -> None:
@@ -87,6 +88,12 @@ class RunContext:
     ) -> None:
         self._samples.add(service, at, cpu_percent, rss_bytes, open_fds, threads)
 
+    def on_scrape(self, service: str, at: datetime, gauges: dict[str, float] | None) -> None:
+        if gauges is None:
+            self.scrape_errors[service] = self.scrape_errors.get(service, 0) + 1
+            return
+        self._samples.add_gauges(service, at, gauges)
+
     def flush_samples(self) -> None:
         self._samples.flush()
 
@@ -98,7 +105,12 @@ class SampleRecorder:
     """Buffers resource samples a few seconds, so the store sees one write per series."""
 
     FLUSH_EVERY = 5.0
-    _SERIES = (("cpu", "ratio"), ("rss", "bytes"), ("fds", "count"), ("threads", "count"))
+    _SERIES: tuple[tuple[str, Unit], ...] = (
+        ("cpu", "ratio"),
+        ("rss", "bytes"),
+        ("fds", "count"),
+        ("threads", "count"),
+    )
 
     def __init__(self, store: Store, run_id: str) -> None:
         self._store, self._run_id = store, run_id
@@ -118,6 +130,14 @@ class SampleRecorder:
         if due:
             self.flush()
 
+    def add_gauges(self, service: str, at: datetime, gauges: Mapping[str, float]) -> None:
+        """The gauges of a service's Prometheus endpoint, as series `metrics.<gauge>`."""
+        with self._lock:
+            for name, value in gauges.items():
+                key = (service, f"metrics.{name}")
+                self._pending.setdefault(key, []).append((at, value))
+                self._kept.setdefault(key, []).append((at, value))
+
     def since(self, since: datetime) -> dict[tuple[str, str], list[tuple[datetime, float]]]:
         with self._lock:
             kept = {key: list(points) for key, points in self._kept.items()}
@@ -127,10 +147,10 @@ class SampleRecorder:
         with self._lock:
             pending, self._pending = self._pending, {}
             self._last_flush = datetime.now(UTC)
-        units = dict(self._SERIES)
+        units: dict[str, Unit] = dict(self._SERIES)
         for (service, name), points in pending.items():
             self._store.add_samples(
-                self._run_id, SampleSeries(name, {"service": service}, units[name], points)
+                self._run_id, SampleSeries(name, {"service": service}, units.get(name, "number"), points)
             )
 
 

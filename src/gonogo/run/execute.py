@@ -38,6 +38,7 @@ from gonogo.report.recorded import write_recorded_reports
 from gonogo.run.context import CheckRunContext, RunContext
 from gonogo.run.fault_setup import FaultSetup, FaultSetupFailed
 from gonogo.run.progress import Progress
+from gonogo.run.service_metrics import record_service_metrics
 from gonogo.system import Reaper, System, allocate_ports
 from gonogo.verdict import check_series, decide, evaluate_gates
 
@@ -183,6 +184,18 @@ def execute(
                     if log.exists():
                         store.add_artifact(run_id, log, name=f"{service}.log", media_type="text/plain")
             ctx.flush_samples()
+            if system is not None:
+                try:
+                    record_service_metrics(ctx, system)
+                except Exception as error:  # what the checks measured must still reach a verdict
+                    problems.append(f"the services' run-level metrics could not be recorded: {error}")
+                    with contextlib.suppress(Exception):
+                        store.add_artifact(
+                            run_id,
+                            traceback.format_exc().encode(),
+                            name="service-metrics-traceback.txt",
+                            media_type="text/plain",
+                        )
             reaper.close()
             if not keep_scratch:
                 shutil.rmtree(scratch_dir, ignore_errors=True)

@@ -28,3 +28,7 @@ class SystemObserver(Protocol):
     ) -> None:
         """Resource use summed over the service's processes (cpu_percent: 100 = one core)."""
         ...
+
+    def on_scrape(self, service: str, at: datetime, gauges: dict[str, float] | None) -> None:
+        """The unlabelled gauges of the service's Prometheus endpoint; None: it could not be read."""
+        ...

@@ -15,6 +15,7 @@ __all__ = [
     "Selector",
     "info",
     "kill_until_gone",
+    "open_files_limit",
     "scan",
     "select",
     "signal_all",
@@ -50,6 +51,19 @@ def info(pid: int) -> ProcInfo | None:
         return ProcInfo(pid, int(fields[1]), int(fields[2]), fields[0].decode(), int(fields[19]))
     except (IndexError, ValueError):
         return None
+
+
+def open_files_limit(pid: int) -> int | None:
+    """The soft limit of open files of process `pid` (/proc/PID/limits), None if unknown or unlimited."""
+    try:
+        with open(f"/proc/{pid}/limits") as limits:
+            for line in limits:
+                if line.startswith("Max open files"):
+                    soft = line[len("Max open files") :].split()[0]
+                    return int(soft) if soft.isdigit() else None
+    except OSError:
+        return None
+    return None
 
 
 def scan() -> list[ProcInfo]:

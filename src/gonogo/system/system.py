@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["SETTLE_SECONDS", "FaultResult", "ServiceEvent", "System"]
+__all__ = ["SETTLE_SECONDS", "FaultResult", "ServiceEvent", "Shutdown", "System"]
 
 import logging
 import os
@@ -21,6 +21,7 @@ from typing import NoReturn
 from gonogo.errors import ServiceFailed
 from gonogo.plan.model import Service, SystemSpec, service_order
 from gonogo.system import procfs
+from gonogo.system.inflight import InFlight, InFlightProbe
 from gonogo.system.members import ProcessChoice, ServiceProcess, command_line
 from gonogo.system.monitor import Monitor
 from gonogo.system.observer import SystemObserver
@@ -36,6 +37,7 @@ from gonogo.system.process import (
 from gonogo.system.readiness import ProbeFailed, build_probe, wait_until_ready
 from gonogo.system.reaper import Reaper
 from gonogo.system.sampler import ResourceSampler
+from gonogo.system.scrape import ScrapeFailed, scrape_gauges
 from gonogo.system.volumes import DataVolumes
 
 # A service without a probe is ready once started, unless it exits this soon.
@@ -77,6 +79,19 @@ class FaultResult:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Shutdown:
+    """How a service stopped at the end of the run: its stop signal, then its own exit or SIGKILL."""
+
+    service: str
+    signal: str
+    seconds: float  # from the stop signal until it was gone
+    exit_code: int | None  # None: it could not be reaped
+    clean: bool  # it exited by itself within its grace (no SIGKILL needed)
+    in_flight: InFlight | None  # requests to its readiness URL in flight at the signal; None: no HTTP probe
+    message: str
+
+
 @dataclass
 class _Launch:
     argv: list[str]
@@ -101,6 +116,8 @@ class _Running:
     # The tree a fault is killing on purpose, and how to tell its exit ("killed by ... (SIGKILL)").
     planned_exit: tuple[ProcessTree, str] | None = None
     history: list[ServiceEvent] = field(default_factory=list)
+    fd_limit: int | None = None  # its soft RLIMIT_NOFILE, read when it was last ready
+    shutdown: Shutdown | None = None
 
     def planned(self, tree: ProcessTree) -> str | None:
         """How to tell the exit of `tree`, if a fault killed it on purpose."""
@@ -371,6 +388,16 @@ class System:
         if first_error is not None:
             raise first_error
 
+    def shutdowns(self) -> dict[str, Shutdown]:
+        """How each service that was still running at `stop()` stopped."""
+        with self._lock:
+            return {name: r.shutdown for name, r in self._running.items() if r.shutdown is not None}
+
+    def fd_limits(self) -> dict[str, int]:
+        """Each service's limit of open files (soft RLIMIT_NOFILE of the process gonogo started)."""
+        with self._lock:
+            return {name: r.fd_limit for name, r in self._running.items() if r.fd_limit is not None}
+
     def log_files(self) -> dict[str, Path]:
         """The log file of each service started so far (stdout and stderr)."""
         return dict(self._log_files)
@@ -422,6 +449,7 @@ class System:
             self._fail(name, failure.reason, log_path)
         with self._lock:
             running.ready = True
+            running.fd_limit = procfs.open_files_limit(tree.pid)
             running.history.append(_event("ready", pid=tree.pid))
         self._observer.on_event(name, "ready", f"ready after {time.monotonic() - started:.1f}s")
 
@@ -632,6 +660,7 @@ class System:
             raise
         with self._lock:
             service.ready = True
+            service.fd_limit = procfs.open_files_limit(tree.pid)
             service.history.append(_event("ready", pid=tree.pid))
         self._observer.on_event(service.name, "ready", f"ready again as pid {tree.pid}")
 
@@ -682,11 +711,15 @@ class System:
             "stopping",
             f"sending {signame}, SIGKILL after {service.service.grace:g}s",
         )
+        probe = self._in_flight_probe(service) if code is None else None
         started = time.monotonic()
+        if probe is not None:
+            probe.mark_signal()
         result = tree.stop(service.service.stop_signal, service.service.grace)
+        took = time.monotonic() - started
+        in_flight = probe.finish() if probe is not None else None
         with self._lock:
             service.history.append(_event("stopped", pid=tree.pid, exit_code=result.returncode))
-        took = time.monotonic() - started
         if code is not None:
             message = "had already " + describe_exit(code).replace("was killed", "been killed")
         elif result.returncode is None:
@@ -695,7 +728,29 @@ class System:
             message = f"{describe_exit(result.returncode)} after {took:.1f}s"
         if result.killed:
             message += f"; killed: still running {service.service.grace:g}s after {signame}"
+        if in_flight is not None and in_flight.in_flight:
+            message += f"; {in_flight.detail}"
+        if code is None:
+            with self._lock:
+                service.shutdown = Shutdown(
+                    service.name,
+                    signame,
+                    took,
+                    result.returncode,
+                    clean=not result.killed and result.returncode is not None,
+                    in_flight=in_flight,
+                    message=message,
+                )
         self._observer.on_event(service.name, "stopped", message)
+
+    def _in_flight_probe(self, service: _Running) -> InFlightProbe | None:
+        """Traffic to a ready service's readiness URL across its stop signal (HTTP probes only)."""
+        ready = service.service.ready
+        if ready is None or ready.http is None or not service.ready:
+            return None
+        probe = InFlightProbe(self._expand(ready.http), timeout=service.service.grace + 1.0)
+        probe.start()
+        return probe
 
     def _report_exit(self, service: _Running, code: int) -> None:
         """Tell the observer, once, that a service exited when nobody asked it to."""
@@ -738,6 +793,18 @@ class System:
             code = tree.exit_code()
             if code is not None and service.ready and not service.restarting:
                 self._handle_exit(service, tree, code)
+            elif service.ready and service.service.metrics is not None:
+                self._scrape(service, at)
+
+    def _scrape(self, service: _Running, at: datetime) -> None:
+        """Read the gauges of the service's Prometheus endpoint (`metrics:`); None when it fails."""
+        url = self._expand(service.service.metrics or "")
+        try:
+            gauges: dict[str, float] | None = scrape_gauges(url, timeout=min(self._spec.sample_interval, 2.0))
+        except ScrapeFailed as error:
+            _log.debug("scraping %s failed: %s", service.name, error)
+            gauges = None
+        self._observer.on_scrape(service.name, at, gauges)
 
 
 def _event(

@@ -255,6 +255,9 @@ class _Events:
     ) -> None:
         pass
 
+    def on_scrape(self, service: str, at: datetime, gauges: dict[str, float] | None) -> None:
+        pass
+
 
 @pytest.fixture
 def supervised(tmp_path: Path) -> Iterator[Callable[[str], tuple[System, str]]]:

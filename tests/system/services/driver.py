@@ -31,6 +31,9 @@ class Printer:
     ) -> None:
         pass
 
+    def on_scrape(self, service: str, at: datetime, gauges: dict[str, float] | None) -> None:
+        pass
+
 
 def main() -> None:
     state, mode = Path(sys.argv[1]), sys.argv[2]
