@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import auth_headers
+from conftest import auth_headers, free_port
 from docservice import api
 from docservice.api import create_app
 from docservice.config import ApiSettings, WorkerSettings
@@ -40,16 +41,53 @@ def upload(
 # -- health, metrics, headers -----------------------------------------------------------
 
 
-def test_health_checks_the_database(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    response = client.get("/health")
-    assert response.status_code == 200 and response.json() == {"status": "ok", "db": "ok"}
+def test_health_checks_the_database_and_the_enricher(
+    settings: ApiSettings, enricher_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with TestClient(create_app(dataclasses.replace(settings, enricher_url=enricher_url))) as client:
+        response = client.get("/health")
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok", "db": "ok", "enricher": "ok"}
 
-    def broken() -> None:
-        raise OSError("disk on fire")
+        def broken() -> None:
+            raise OSError("disk on fire")
 
-    monkeypatch.setattr(client.app.state.db, "ping", broken)  # type: ignore[attr-defined]
-    response = client.get("/health")
-    assert response.status_code == 503 and response.json()["db"] == "error: disk on fire"
+        monkeypatch.setattr(client.app.state.db, "ping", broken)  # type: ignore[attr-defined]
+        response = client.get("/health")
+        assert response.status_code == 503 and response.json()["db"] == "error: disk on fire"
+        assert response.json()["status"] == "error"
+        assert 'docservice_dependency_up{dependency="database"} 0.0' in client.get("/metrics").text
+
+
+def test_health_without_the_enricher_is_degraded_not_down(settings: ApiSettings) -> None:
+    # the API still serves without its enricher (summaries fall back): 200, but it says so
+    nobody = f"http://127.0.0.1:{free_port()}"
+    with TestClient(create_app(dataclasses.replace(settings, enricher_url=nobody))) as client:
+        response = client.get("/health")
+        assert response.status_code == 200 and response.json()["status"] == "degraded"
+        assert response.json()["db"] == "ok" and response.json()["enricher"].startswith("error: ConnectError")
+        text = client.get("/metrics").text
+    assert 'docservice_dependency_up{dependency="enricher"} 0.0' in text
+    assert 'docservice_dependency_errors_total{dependency="enricher"} 1.0' in text
+
+
+def test_health_without_its_database_file_is_503(settings: ApiSettings) -> None:
+    with TestClient(create_app(settings)) as client:
+        settings.db_path.rename(settings.db_path.with_name("moved-away.db"))
+        response = client.get("/health")
+        assert response.status_code == 503 and "unable to open database file" in response.json()["db"]
+        assert client.get("/documents", headers={"Authorization": "Bearer x"}).status_code == 503
+        assert client.get("/metrics").status_code == 200  # still answers, without the queue gauges
+        assert not settings.db_path.exists()  # not recreated empty
+        settings.db_path.with_name("moved-away.db").rename(settings.db_path)
+        assert client.get("/health").json()["db"] == "ok"
+
+
+def test_lying_health_switch_says_ok_without_a_database(settings: ApiSettings) -> None:
+    with TestClient(create_app(dataclasses.replace(settings, lying_health=True))) as client:
+        settings.db_path.unlink()
+        response = client.get("/health")
+    assert response.status_code == 200 and response.json()["status"] == "ok"
 
 
 def test_never_ready_switch(settings: ApiSettings) -> None:
@@ -71,12 +109,28 @@ def test_metrics(client: TestClient) -> None:
     headers = auth_headers(client)
     upload(client, headers)
     client.get("/nowhere")
-    text = client.get("/metrics").text
-    assert 'docservice_documents{status="pending"} 1' in text
-    assert 'docservice_jobs{status="queued"} 1' in text
-    assert "docservice_jobs_oldest_queued_seconds" in text
-    assert 'docservice_http_requests_total{method="POST",route="/documents",status="201"} 1' in text
-    assert 'route="unmatched",status="404"' in text
+    response = client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    families = {family.name: family for family in text_string_to_metric_families(response.text)}
+    values = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in families.values()
+        for sample in family.samples
+    }
+    assert values[("docservice_documents", (("status", "pending"),))] == 1
+    assert values[("docservice_jobs", (("status", "queued"),))] == 1
+    assert "docservice_jobs_oldest_queued_seconds" in families
+    upload_201 = (("method", "POST"), ("route", "/documents"), ("status", "201"))
+    assert values[("docservice_http_requests_total", upload_201)] == 1
+    assert (
+        values[
+            ("docservice_http_requests_total", (("method", "GET"), ("route", "unmatched"), ("status", "404")))
+        ]
+        == 1
+    )
+    assert values[("process_resident_memory_bytes", ())] > 10_000_000
+    assert values[("process_open_fds", ())] > 0
+    assert "docservice_http_request_duration_seconds" in families and "docservice_http_errors" in families
 
 
 # -- users and tokens -------------------------------------------------------------------

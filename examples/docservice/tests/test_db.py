@@ -22,8 +22,18 @@ def test_initialize_is_idempotent_and_uses_wal(tmp_path: Path) -> None:
 
 
 def test_ping_fails_without_schema(tmp_path: Path) -> None:
+    (tmp_path / "empty.db").touch()
     with pytest.raises(DatabaseUnavailable, match="no such table"):
         Database(tmp_path / "empty.db").ping()
+
+
+def test_a_database_file_that_went_missing_is_unavailable_not_recreated(db: Database) -> None:
+    db.path.rename(db.path.with_name("moved.db"))
+    with pytest.raises(DatabaseUnavailable, match="unable to open"):
+        db.ping()
+    assert not db.path.exists()
+    db.path.with_name("moved.db").rename(db.path)
+    db.ping()
 
 
 def test_users_are_unique_by_email(db: Database) -> None:

@@ -571,12 +571,15 @@ def _references(
             target = validated.get(reference.kind, {}).get(reference.name)
             for key, wanted in reference.needs.items():
                 have = getattr(target, key, None)
-                allowed = wanted.split("|")  # `on-failure|always`: either will do
-                if target is not None and have not in allowed:
+                allowed = wanted.split("|")  # `on-failure|always`: either will do; `*`: any, but set
+                met = have is not None if wanted == "*" else have in allowed
+                if target is not None and not met:
+                    needed = key if wanted == "*" else f"{key}: {' or '.join(allowed)}"
+                    has = f"has no {key}" if wanted == "*" else f"has {key}: {have}"
                     document.issue(
                         at,
-                        f"{reference.purpose or 'this'} needs a {reference.kind} with {key}: "
-                        f"{' or '.join(allowed)}; {reference.name!r} has {key}: {have} "
+                        f"{reference.purpose or 'this'} needs a {reference.kind} with {needed}; "
+                        f"{reference.name!r} {has} "
                         f"({section}.{reference.name})"
                         + (f": {reference.advice}" if reference.advice else ""),
                     )

@@ -56,7 +56,7 @@ class Reference:
     kind: Literal["service", "proxy", "check"]
     name: str
     location: Location
-    needs: Mapping[str, str] = field(default_factory=dict)  # `a|b`: either value will do
+    needs: Mapping[str, str] = field(default_factory=dict)  # `a|b`: either value will do; `*`: set
     purpose: str = ""
     advice: str = ""  # what to do when a need is not met
 

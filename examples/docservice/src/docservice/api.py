@@ -33,8 +33,7 @@ import sys
 import time
 import unicodedata
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal, NoReturn, cast
@@ -68,6 +67,8 @@ from docservice.db import (
     StatementFailed,
     User,
 )
+from docservice.defects import Defects, FlushBeforeReads, WriteBehind
+from docservice.monitoring import CONTENT_TYPE, ApiMetrics, DependencyProbe, HealthReport
 from docservice.processing import EXCERPT_BYTES
 from docservice.storage import Storage, TooLarge, UploadWriter, is_disk_full
 from docservice.worker import EnricherClient, EnricherError
@@ -92,6 +93,8 @@ HELP_DIR = Path(__file__).resolve().parent / "help"
 # client sees the 413 rather than a reset connection), but only up to this much more.
 DRAIN_LIMIT = 64 * 1024 * 1024
 DOWNLOAD_CHUNK = 256 * 1024
+# /health asks the enricher with this deadline, at most once a second (monitoring.DependencyProbe)
+HEALTH_PROBE_TIMEOUT = 0.5
 CONTENT_TYPE_PATTERN = re.compile(r"^[\w.+-]{1,64}/[\w.+-]{1,128}$")
 DOCS_PATHS = ("/docs", "/redoc", "/openapi.json")
 SECURITY_HEADERS = [
@@ -197,8 +200,11 @@ class DocumentPage(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    db: str
+    status: str = Field(
+        description="ok; degraded: the enricher does not answer; error: the database does not (503)"
+    )
+    db: str = Field(description='"ok" or "error: <why>"')
+    enricher: str | None = Field(default=None, description='"ok" or "error: <why>"')
 
 
 class ErrorOut(BaseModel):
@@ -497,18 +503,18 @@ class RequestLimits:
 
 
 class AccessLog:
-    """Pure ASGI middleware: one log line per request, counters for /metrics, and the
+    """Pure ASGI middleware: one log line per request, request metrics for /metrics, and the
     security headers on every response. (Pure ASGI so streaming bodies stay streamed.)"""
 
     def __init__(
         self,
         app: ASGIApp,
-        counters: Counter[tuple[str, str, int]],
+        metrics: ApiMetrics,
         slow_route: str | None = None,
         slow_seconds: float = 0.0,
     ) -> None:
         self.app = app
-        self.counters = counters
+        self.metrics = metrics
         self.slow_route = slow_route  # "METHOD /path": slowed on purpose (DOCSERVICE_SLOW_ROUTE)
         self.slow_seconds = slow_seconds
 
@@ -537,14 +543,15 @@ class AccessLog:
             await self.app(scope, receive, send_with_headers)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.counters[(scope["method"], route, status_code)] += 1
+            elapsed = time.perf_counter() - started
+            self.metrics.observe_request(scope["method"], route, status_code, elapsed)
             log.info(
                 '%s "%s %s" %d %.1fms',
                 scope["client"][0] if scope.get("client") else "-",
                 scope["method"],
                 _printable(path),
                 status_code,
-                (time.perf_counter() - started) * 1000,
+                elapsed * 1000,
             )
 
 
@@ -632,7 +639,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     storage = Storage(settings.storage_dir)
     storage.initialize()
     issuer = TokenIssuer(db, ttl=settings.token_ttl, scrypt_n=settings.scrypt_n)
-    counters: Counter[tuple[str, str, int]] = Counter()
+    metrics = ApiMetrics(db)
+    # DOCSERVICE_WRITE_BEHIND=1: uploads acknowledged before they are committed
+    write_behind = WriteBehind(settings.flush_interval) if settings.write_behind else None
     # DOCSERVICE_NO_DEPENDENCY_TIMEOUT=1: a blocking client without any timeout
     blocking_enricher = EnricherClient(settings.enricher_url, timeout=None)
 
@@ -644,8 +653,32 @@ def create_app(settings: ApiSettings) -> FastAPI:
             base_url=settings.enricher_url, timeout=settings.enricher_timeout, trust_env=False
         ) as client:
             app.state.enricher = client
-            yield
+
+            async def probe_enricher() -> None:
+                try:
+                    async with asyncio.timeout(min(settings.enricher_timeout, HEALTH_PROBE_TIMEOUT)):
+                        (await client.get("/health")).raise_for_status()
+                except TimeoutError:
+                    metrics.dependency_failed("enricher")
+                    raise TimeoutError(f"no answer within {HEALTH_PROBE_TIMEOUT}s") from None
+                except Exception:
+                    metrics.dependency_failed("enricher")
+                    raise
+                metrics.dependency_answered("enricher")
+
+            app.state.enricher_health = DependencyProbe(probe_enricher)
+            flusher = asyncio.create_task(write_behind.run(flush_pending)) if write_behind else None
+            try:
+                yield
+            finally:
+                if flusher is not None and write_behind is not None:
+                    flusher.cancel()
+                    await flush_pending()  # a clean stop loses nothing
         db.close()
+
+    async def flush_pending() -> int:
+        assert write_behind is not None
+        return await run_in_threadpool(write_behind.flush)
 
     app = FastAPI(
         title="docservice",
@@ -658,6 +691,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @app.exception_handler(DatabaseUnavailable)
     def database_unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
         log.error("%s %s: %s", request.method, request.url.path, exc)
+        metrics.dependency_failed("database")
         return JSONResponse(
             {"detail": "the database is unavailable; try again shortly"},
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -705,13 +739,25 @@ def create_app(settings: ApiSettings) -> FastAPI:
         upload_limit=None if settings.unbounded_upload else settings.max_upload_bytes + UPLOAD_OVERHEAD,
         body_timeout=settings.body_timeout,
     )
+    if write_behind is not None:
+        app.add_middleware(FlushBeforeReads, write_behind=write_behind)
     app.add_middleware(
-        AccessLog, counters=counters, slow_route=settings.slow_route, slow_seconds=settings.slow_seconds
+        AccessLog, metrics=metrics, slow_route=settings.slow_route, slow_seconds=settings.slow_seconds
     )
+    if settings.leak_memory_kib or settings.leak_fds or settings.crash_after:
+        # outermost: a crash comes after the access log line of the request that triggered it
+        app.add_middleware(
+            Defects,
+            leak_memory_kib=settings.leak_memory_kib,
+            leak_fds=settings.leak_fds,
+            crash_after=settings.crash_after,
+        )
     app.state.settings = settings
     app.state.db = db
     app.state.storage = storage
     app.state.issuer = issuer
+    app.state.metrics = metrics
+    app.state.write_behind = write_behind
 
     Responses = dict[int | str, dict[str, Any]]
     unauthorized: Responses = {401: {"model": ErrorOut, "description": "missing, invalid or expired token"}}
@@ -735,13 +781,24 @@ def create_app(settings: ApiSettings) -> FastAPI:
         tags=["operations"],
         responses={**headers_too_large, 503: {"model": Health, "description": "not ready"}},
     )
-    def health() -> JSONResponse:
-        nonlocal schema_ready
+    async def health(request: Request) -> JSONResponse:
+        """The database (every time: 503 without it) and the enricher (at most once a second:
+        200 `degraded` without it, as the API still serves)."""
         if settings.never_ready:
             return JSONResponse(
                 {"status": "unavailable", "db": "not checked (DOCSERVICE_NEVER_READY=1)"},
                 status_code=503,
             )
+        if settings.lying_health:  # broken on purpose: nothing is checked
+            return JSONResponse({"status": "ok", "db": "ok", "enricher": "ok"})
+        enricher_health: DependencyProbe = request.app.state.enricher_health
+        report = HealthReport(
+            database=await run_in_threadpool(database_state), enricher=await enricher_health.state()
+        )
+        return JSONResponse(report.as_json(), status_code=report.status_code)
+
+    def database_state() -> str:
+        nonlocal schema_ready
         try:
             if not schema_ready:  # the database was down when the API started
                 db.initialize()
@@ -749,27 +806,22 @@ def create_app(settings: ApiSettings) -> FastAPI:
             db.ping()
         except Exception as exc:
             log.error("health check: database error: %s", exc)
-            return JSONResponse({"status": "error", "db": f"error: {exc}"}, status_code=503)
-        return JSONResponse({"status": "ok", "db": "ok"})
+            metrics.dependency_failed("database")
+            return f"error: {exc}"
+        metrics.dependency_answered("database")
+        return "ok"
 
-    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"], responses=unavailable)
-    def metrics() -> str:
-        """Prometheus text format: documents and jobs by status, queue age, HTTP requests."""
-        now = time.time()
-        lines = ["# TYPE docservice_documents gauge"]
-        for state, count in sorted(db.count_documents_by_status().items()):
-            lines.append(f'docservice_documents{{status="{state}"}} {count}')
-        lines.append("# TYPE docservice_jobs gauge")
-        for state, count in sorted(db.count_jobs_by_status().items()):
-            lines.append(f'docservice_jobs{{status="{state}"}} {count}')
-        lines.append("# TYPE docservice_jobs_oldest_queued_seconds gauge")
-        lines.append(f"docservice_jobs_oldest_queued_seconds {db.oldest_queued_age(now):.3f}")
-        lines.append("# TYPE docservice_http_requests_total counter")
-        for (method, route, code), count in sorted(counters.items()):
-            lines.append(
-                f'docservice_http_requests_total{{method="{method}",route="{route}",status="{code}"}} {count}'
-            )
-        return "\n".join(lines) + "\n"
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        tags=["operations"],
+        responses=headers_too_large,
+    )
+    def prometheus_metrics() -> Response:
+        """Prometheus text format: the process (memory, fds, CPU), HTTP requests and 5xx
+        answers by route, failed dependency calls, dependencies up, documents and jobs by
+        status, queue age. Answers while the database is gone (without the queue gauges)."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.post(
         "/register",
@@ -896,6 +948,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
             if settings.ack_before_commit:
                 # Broken on purpose: answer first, store later (a crash meanwhile loses it).
                 background.add_task(_store_later, store, writer, settings.ack_delay)
+            elif write_behind is not None:
+                # Broken on purpose: answer now, commit at the next read or flush.
+                write_behind.add(store, writer.abort)
             else:
                 await run_in_threadpool(store)
             committed = True
@@ -1028,11 +1083,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
             answer = response.json()
             if not isinstance(answer, dict):
                 raise ValueError("the enricher answered a non-object")
-            return _summary(doc.id, answer, source="enricher")
+            summary = _summary(doc.id, answer, source="enricher")
+            metrics.dependency_answered("enricher")
+            return summary
         except TimeoutError:
             reason = f"the enricher did not answer within {settings.enricher_timeout}s"
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             reason = f"the enricher failed: {type(exc).__name__}: {exc}"
+        metrics.dependency_failed("enricher")
         log.warning("summary of %s degraded: %s", doc.id, reason)
         stored = doc.result.get("enrichment") if doc.result else None
         if isinstance(stored, dict):
@@ -1174,6 +1232,24 @@ SECURITY_SWITCHES = {
 }
 
 
+def _stability_warnings(settings: ApiSettings) -> list[str]:
+    warnings = []
+    if settings.leak_memory_kib:
+        warnings.append(f"DOCSERVICE_LEAK_MEMORY={settings.leak_memory_kib}: leaks KiB per request")
+    if settings.leak_fds:
+        warnings.append("DOCSERVICE_LEAK_FDS=1: every request leaks a file descriptor")
+    if settings.lying_health:
+        warnings.append("DOCSERVICE_LYING_HEALTH=1: /health answers 200 without checking anything")
+    if settings.crash_after:
+        warnings.append(f"DOCSERVICE_CRASH_AFTER={settings.crash_after}: the API exits after that many")
+    if settings.write_behind:
+        warnings.append(
+            "DOCSERVICE_WRITE_BEHIND=1: uploads are acknowledged before they are committed"
+            f" (at the next read, or within {settings.flush_interval:g}s)"
+        )
+    return warnings
+
+
 def parse_args(argv: Sequence[str] | None = None) -> ApiSettings:
     env = os.environ
     parser = argparse.ArgumentParser(prog="python -m docservice.api", description=__doc__)
@@ -1213,6 +1289,8 @@ def parse_args(argv: Sequence[str] | None = None) -> ApiSettings:
         parser.error("--enricher-timeout must be positive")
     if args.body_timeout <= 0:
         parser.error("--body-timeout must be positive")
+    if float(env.get("DOCSERVICE_FLUSH_INTERVAL", "2")) <= 0:
+        parser.error("DOCSERVICE_FLUSH_INTERVAL must be positive")
     return ApiSettings(
         db_path=Path(args.db),
         storage_dir=Path(args.storage),
@@ -1239,7 +1317,26 @@ def parse_args(argv: Sequence[str] | None = None) -> ApiSettings:
         traversal=env_flag("DOCSERVICE_TRAVERSAL"),
         unbounded_upload=env_flag("DOCSERVICE_UNBOUNDED_UPLOAD"),
         non_ascii_500=env_flag("DOCSERVICE_NON_ASCII_500"),
+        leak_memory_kib=_count(parser, "DOCSERVICE_LEAK_MEMORY", env, flag_means=64),
+        leak_fds=env_flag("DOCSERVICE_LEAK_FDS"),
+        lying_health=env_flag("DOCSERVICE_LYING_HEALTH"),
+        crash_after=_count(parser, "DOCSERVICE_CRASH_AFTER", env, flag_means=3000),
+        write_behind=env_flag("DOCSERVICE_WRITE_BEHIND"),
+        flush_interval=float(env.get("DOCSERVICE_FLUSH_INTERVAL", "2")),
     )
+
+
+def _count(parser: argparse.ArgumentParser, name: str, env: Mapping[str, str], *, flag_means: int) -> int:
+    """A switch given as a count (`DOCSERVICE_CRASH_AFTER=3000`); `true`/`yes`/`on` mean
+    `flag_means`, unset or empty means 0 (off)."""
+    value = env.get(name, "").strip()
+    if value.lower() in {"true", "yes", "on"}:
+        return flag_means
+    if not value:
+        return 0
+    if not value.isdigit():
+        parser.error(f"{name} must be a whole number (or true), not {value!r}")
+    return int(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1266,6 +1363,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for switch, what in SECURITY_SWITCHES.items():
         if getattr(settings, switch):
             log.warning("DOCSERVICE_%s=1: %s", switch.upper(), what)
+    for warning in _stability_warnings(settings):
+        log.warning("%s", warning)
     app = create_app(settings)
     # uvicorn handles SIGTERM/SIGINT itself (graceful shutdown), then re-raises the signal
     # to the handler that was installed before it: make that a no-op so we exit 0.

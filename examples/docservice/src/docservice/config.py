@@ -69,6 +69,20 @@ class ApiSettings:
     unbounded_upload: bool = False
     # DOCSERVICE_NON_ASCII_500=1: a non-ASCII title or email is encoded as ASCII: 500
     non_ascii_500: bool = False
+    # Stability and operations defects on purpose, each one a gate must catch (see README):
+    # DOCSERVICE_LEAK_MEMORY=N: every request keeps N KiB of memory forever (a slow leak)
+    leak_memory_kib: int = 0
+    # DOCSERVICE_LEAK_FDS=1: every request opens a file descriptor that is never closed
+    leak_fds: bool = False
+    # DOCSERVICE_LYING_HEALTH=1: GET /health answers 200 "ok" without checking anything
+    lying_health: bool = False
+    # DOCSERVICE_CRASH_AFTER=N: the API exits with status 1 once it has answered N requests
+    crash_after: int = 0
+    # DOCSERVICE_WRITE_BEHIND=1: an upload is acknowledged once its bytes are written, and its
+    # file and row are committed later: before the next read of documents, or by a flush every
+    # flush_interval seconds, whichever comes first; a crash meanwhile loses it
+    write_behind: bool = False
+    flush_interval: float = 2.0
 
     @property
     def database(self) -> Path | str:

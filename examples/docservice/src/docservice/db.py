@@ -312,9 +312,12 @@ class Database:
         )
 
     @contextmanager
-    def _raw_connection(self) -> Iterator[Any]:
+    def _raw_connection(self, *, create: bool = False) -> Iterator[Any]:
         if not self.postgres:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            # Only initialize() may create the file: a database that went missing (moved away,
+            # deleted) must be an error (503), not silently replaced by an empty one.
+            target = self.path.absolute().as_uri() + ("?mode=rwc" if create else "?mode=rw")
+            conn = sqlite3.connect(target, timeout=self.busy_timeout, isolation_level=None, uri=True)
             try:
                 conn.row_factory = sqlite3.Row
                 conn.execute("PRAGMA foreign_keys = ON")
@@ -342,9 +345,9 @@ class Database:
                     pooled.close()
 
     @contextmanager
-    def connect(self) -> Iterator[Connection]:
+    def connect(self, *, create: bool = False) -> Iterator[Connection]:
         try:
-            with self._raw_connection() as raw:
+            with self._raw_connection(create=create) as raw:
                 yield Connection(raw, postgres=self.postgres)
         except _UNAVAILABLE as exc:
             if _is_disk_full(exc):
@@ -377,7 +380,7 @@ class Database:
                         conn.execute(statement)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.connect() as conn:
+        with self.connect(create=True) as conn:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.raw.executescript(SCHEMA.format(job_id=SQLITE_JOB_ID))
 
