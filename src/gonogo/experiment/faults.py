@@ -2,7 +2,8 @@
 
 Process faults go through the run's `System` (which verifies that the processes died, stopped
 or resumed); network faults through the fault proxy's Toxiproxy API or its HTTP fault proxy;
-machine faults (stress, disk, packet loss, clock) through `gonogo.faults`. Every fault is
+machine faults (stress, disk, packet loss, clock) and database faults (SQLite, PostgreSQL)
+through `gonogo.faults`. Every fault is
 removed by the experiment's rollback, even when the experiment fails or is interrupted.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 __all__ = ["apply_fault", "describe_fault", "expand_fault"]
 
+import os
 import signal
 import socket
 import threading
@@ -24,13 +26,18 @@ from gonogo.errors import ServiceFailed
 from gonogo.experiment.settings import (
     ClockFault,
     DiskFillFault,
+    DiskFullFault,
     Fault,
     HttpFault,
     KillFault,
     NetworkFault,
     PauseFault,
+    PostgresRestartFault,
+    PostgresTerminateFault,
     ProxyFault,
     RestartFault,
+    SqliteGoneFault,
+    SqliteLockFault,
     StressFault,
 )
 from gonogo.faults.base import ActiveFault, FaultError, FaultNotSupported
@@ -49,6 +56,14 @@ def expand_fault(fault: Fault, expand: Callable[[str], str]) -> Fault:
             return fault.model_copy(update={"disk_fill": expand(fault.disk_fill)})
         case NetworkFault():
             return fault.model_copy(update={"network": expand(fault.network)})
+        case SqliteLockFault():
+            return fault.model_copy(update={"sqlite_lock": expand(fault.sqlite_lock)})
+        case SqliteGoneFault():
+            return fault.model_copy(update={"sqlite_gone": expand(fault.sqlite_gone)})
+        case PostgresTerminateFault():
+            return fault.model_copy(update={"postgres_terminate": expand(fault.postgres_terminate)})
+        case PostgresRestartFault():
+            return fault.model_copy(update={"postgres_restart": expand(fault.postgres_restart)})
         case KillFault() if fault.process is not None and fault.process.pid_file is not None:
             process = fault.process.model_copy(update={"pid_file": expand(fault.process.pid_file)})
             return fault.model_copy(update={"process": process})
@@ -94,6 +109,33 @@ def describe_fault(fault: Fault) -> str:
             return f"{fault.stress} stress, {fault.workers} worker(s)"
         case DiskFillFault():
             return f"disk filled at {fault.disk_fill} leaving {fault.leave_free} bytes"
+        case DiskFullFault():
+            return f"data volume of {fault.disk_full} filled leaving {fault.leave_free} bytes"
+        case SqliteLockFault():
+            return f"SQLite {fault.mode} lock held on {fault.sqlite_lock}"
+        case SqliteGoneFault():
+            return f"SQLite database {fault.sqlite_gone} moved away"
+        case PostgresTerminateFault():
+            from gonogo.faults.database import redact_dsn
+
+            scope = ", ".join(
+                f"{key} {value}"
+                for key, value in (
+                    ("database", fault.database),
+                    ("user", fault.user),
+                    ("application_name", fault.application_name),
+                )
+                if value
+            )
+            times = (
+                f" {fault.repeat} times, every {format_value(fault.every, 'seconds')}"
+                if fault.repeat > 1
+                else ""
+            )
+            where = f" ({scope})" if scope else ""
+            return f"PostgreSQL backends terminated{where} via {redact_dsn(fault.postgres_terminate)}{times}"
+        case PostgresRestartFault():
+            return f"PostgreSQL server of {fault.postgres_restart} restarted ({fault.mode})"
         case NetworkFault():
             effect = (
                 "partition" if fault.partition else f"{format_value(fault.loss or 0, 'ratio')} packet loss"
@@ -144,6 +186,10 @@ def apply_fault(fault: Fault, env: FaultEnvironment) -> ActiveFault:
                 max_fill=fault.max_fill,
                 reaper=env.targets.reaper,
             )
+        case DiskFullFault():
+            return _fill_data_volume(fault, env)
+        case SqliteLockFault() | SqliteGoneFault() | PostgresTerminateFault() | PostgresRestartFault():
+            return _database_fault(fault, env)
         case NetworkFault():
             from gonogo.faults.network import impair_port
 
@@ -164,6 +210,53 @@ def apply_fault(fault: Fault, env: FaultEnvironment) -> ActiveFault:
                 )
             return skew_clock(control, fault.skew)
     raise AssertionError(fault)
+
+
+def _fill_data_volume(fault: DiskFullFault, env: FaultEnvironment) -> ActiveFault:
+    """Fill the service's own data volume, refusing anything but the volume gonogo mounted."""
+    from gonogo.faults.disk import fill_disk
+
+    volume = env.targets.data_volumes.get(fault.disk_full)
+    if volume is None:
+        raise FaultError(
+            f"disk_full: service {fault.disk_full!r} has no data volume; give it "
+            "`data: {path: ..., size: 64MB}` in system.services"
+        )
+    if not os.path.ismount(volume.path):
+        raise FaultError(f"disk_full: the data volume of {fault.disk_full} is not mounted at {volume.path}")
+    # Never more than the volume itself: whatever is at that path, a real disk is not filled.
+    return fill_disk(
+        volume.path, leave_free=fault.leave_free, max_fill=volume.size, reaper=env.targets.reaper
+    )
+
+
+def _database_fault(
+    fault: SqliteLockFault | SqliteGoneFault | PostgresTerminateFault | PostgresRestartFault,
+    env: FaultEnvironment,
+) -> ActiveFault:
+    from gonogo.faults import database
+
+    match fault:
+        case SqliteLockFault():
+            return database.lock_sqlite(Path(env.expand(fault.sqlite_lock)), fault.mode)
+        case SqliteGoneFault():
+            return database.move_sqlite_away(Path(env.expand(fault.sqlite_gone)), reaper=env.targets.reaper)
+        case PostgresTerminateFault():
+            return database.terminate_postgres_backends(
+                env.expand(fault.postgres_terminate),
+                database=fault.database,
+                user=fault.user,
+                application_name=fault.application_name,
+                repeat=fault.repeat,
+                every=fault.every,
+            )
+        case PostgresRestartFault():
+            return database.restart_postgres(
+                Path(env.expand(fault.postgres_restart)),
+                mode=fault.mode,
+                timeout=fault.timeout,
+                work_dir=env.work_dir,
+            )
 
 
 # ---------------------------------------------------------------------------------------

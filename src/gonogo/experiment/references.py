@@ -11,6 +11,7 @@ __all__ = ["fault_references"]
 
 from gonogo.experiment.settings import (
     ClockFault,
+    DiskFullFault,
     Fault,
     HttpFault,
     KillFault,
@@ -41,8 +42,18 @@ def fault_references(fault: Fault, at: Location) -> list[Reference]:
         return [Reference("service", fault.restart, (*at, "restart"))]
     if isinstance(fault, ClockFault):
         return [Reference("service", fault.clock, (*at, "clock"), {"clock": "faketime"}, "a clock fault")]
+    if isinstance(fault, DiskFullFault):
+        return [
+            Reference(
+                "service", fault.disk_full, (*at, "disk_full"), {"data": "*"}, "a disk_full fault",
+                "give the service `data: {path: '{run_dir}/<service>-data', size: 64MB}`, a small "
+                "filesystem gonogo mounts for its data, and have the service keep its data there",
+            )
+        ]  # fmt: skip
     if isinstance(fault, ProxyFault):
         return [Reference("proxy", fault.proxy, (*at, "proxy"), {"protocol": "tcp"}, "a toxic")]
     if isinstance(fault, HttpFault):
         return [Reference("proxy", fault.http, (*at, "http"), {"protocol": "http"}, "an http fault")]
-    return []  # stress, disk_fill and network act on this machine, a directory or a port
+    # stress, disk_fill, network and the database faults act on this machine, a directory, a port,
+    # a database file or server
+    return []

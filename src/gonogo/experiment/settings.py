@@ -30,6 +30,7 @@ __all__ = [
     "ClockFault",
     "CommandProbe",
     "DiskFillFault",
+    "DiskFullFault",
     "Fault",
     "HttpFault",
     "HttpProbe",
@@ -39,10 +40,14 @@ __all__ = [
     "MetricProbe",
     "NetworkFault",
     "PauseFault",
+    "PostgresRestartFault",
+    "PostgresTerminateFault",
     "Probe",
     "ProcessSelector",
     "ProxyFault",
     "RestartFault",
+    "SqliteGoneFault",
+    "SqliteLockFault",
     "StressFault",
 ]
 
@@ -262,6 +267,60 @@ class DiskFillFault(StrictModel):
     max_fill: ByteSize = Field(default=4 * 1024**3, description="refuse to write more than this")
 
 
+class DiskFullFault(StrictModel):
+    """Fill the data volume of a service (its `data:`, a tmpfs gonogo mounts) until only
+    `leave_free` is left: the service's own disk is full, the host's is untouched."""
+
+    disk_full: str = Field(description="a service of the plan with data:")
+    leave_free: ByteSize = 0
+
+
+class SqliteLockFault(StrictModel):
+    """Hold a lock on a SQLite database for the fault window, released on removal.
+
+    `write` (BEGIN IMMEDIATE): the service's writes wait for it, then fail with "database is
+    locked"; its reads go on. `exclusive` (BEGIN EXCLUSIVE): its reads wait too (except in WAL
+    mode, where SQLite never blocks readers).
+    """
+
+    sqlite_lock: str = Field(description="the database file, e.g. {run_dir}/data/app.db")
+    mode: Literal["write", "exclusive"] = "write"
+
+
+class SqliteGoneFault(StrictModel):
+    """Move a SQLite database file (and its -wal, -shm, -journal) away for the fault window,
+    back on removal (unless the service made a new one meanwhile: then both are kept)."""
+
+    sqlite_gone: str = Field(description="the database file, e.g. {run_dir}/data/app.db")
+
+
+class PostgresTerminateFault(StrictModel):
+    """Terminate the service's PostgreSQL backends (pg_terminate_backend), `repeat` times
+    `every` seconds apart, as a failover or an administrator would.
+
+    Backends of `database` (default: the one `postgres_terminate` connects to), narrowed by
+    `user` and `application_name`; never gonogo's own connections.
+    """
+
+    postgres_terminate: str = Field(
+        description="a connection string gonogo can use, e.g. postgresql://postgres@127.0.0.1:{port.db}/app"
+    )
+    database: str | None = None
+    user: str | None = None
+    application_name: str | None = None
+    repeat: int = Field(default=1, ge=1, le=100)
+    every: Duration = Field(default=5.0, gt=0)
+
+
+class PostgresRestartFault(StrictModel):
+    """Restart a PostgreSQL server gonogo did not start (`pg_ctl restart`, as the owner of its data
+    directory). A server the plan starts as a service is restarted with `restart: <service>`."""
+
+    postgres_restart: str = Field(description="the server's data directory (holding postmaster.pid)")
+    mode: Literal["smart", "fast", "immediate"] = "fast"
+    timeout: Duration = Field(default=60.0, gt=0, description="for the server to be back")
+
+
 class NetworkFault(StrictModel):
     """Packet loss or a partition on a loopback TCP port (iptables, network namespace only)."""
 
@@ -296,7 +355,22 @@ class ClockFault(StrictModel):
     skew: Annotated[float, BeforeValidator(_signed_duration)] = Field(description="e.g. +1h, -90s")
 
 
-FAULT_KINDS = ("kill", "pause", "restart", "proxy", "http", "stress", "disk_fill", "network", "clock")
+FAULT_KINDS = (
+    "kill",
+    "pause",
+    "restart",
+    "proxy",
+    "http",
+    "stress",
+    "disk_fill",
+    "disk_full",
+    "network",
+    "clock",
+    "sqlite_lock",
+    "sqlite_gone",
+    "postgres_terminate",
+    "postgres_restart",
+)
 
 Fault = Annotated[
     Annotated[KillFault, Tag("kill")]
@@ -306,8 +380,13 @@ Fault = Annotated[
     | Annotated[HttpFault, Tag("http")]
     | Annotated[StressFault, Tag("stress")]
     | Annotated[DiskFillFault, Tag("disk_fill")]
+    | Annotated[DiskFullFault, Tag("disk_full")]
     | Annotated[NetworkFault, Tag("network")]
-    | Annotated[ClockFault, Tag("clock")],
+    | Annotated[ClockFault, Tag("clock")]
+    | Annotated[SqliteLockFault, Tag("sqlite_lock")]
+    | Annotated[SqliteGoneFault, Tag("sqlite_gone")]
+    | Annotated[PostgresTerminateFault, Tag("postgres_terminate")]
+    | Annotated[PostgresRestartFault, Tag("postgres_restart")],
     Discriminator(
         _tag_by_key(
             {
@@ -318,8 +397,13 @@ Fault = Annotated[
                 "http": HttpFault,
                 "stress": StressFault,
                 "disk_fill": DiskFillFault,
+                "disk_full": DiskFullFault,
                 "network": NetworkFault,
                 "clock": ClockFault,
+                "sqlite_lock": SqliteLockFault,
+                "sqlite_gone": SqliteGoneFault,
+                "postgres_terminate": PostgresTerminateFault,
+                "postgres_restart": PostgresRestartFault,
             }
         ),
         custom_error_type="fault_kind",

@@ -6,7 +6,7 @@ check kind never needs to know how the system was started.
 
 from __future__ import annotations
 
-__all__ = ["FaultTargets", "ProxyTarget", "ServiceControl"]
+__all__ = ["FaultTargets", "ProxyTarget", "ServiceControl", "VolumeTarget"]
 
 import signal
 from dataclasses import dataclass, field
@@ -62,6 +62,15 @@ class ProxyTarget:
     http_proxy: Any = None  # the running HttpFaultProxy, for protocol http
 
 
+@dataclass(frozen=True)
+class VolumeTarget:
+    """A service's data volume (its `data:`): where gonogo mounts it, and its size in bytes."""
+
+    service: str
+    path: Path
+    size: int
+
+
 @dataclass
 class FaultTargets:
     reaper: Reaper
@@ -69,3 +78,4 @@ class FaultTargets:
     toxiproxy: ToxiproxyClient | None = None  # the built-in fault proxy's API, when the plan has proxies
     proxies: dict[str, ProxyTarget] = field(default_factory=dict)
     clock_files: dict[str, Path] = field(default_factory=dict)  # service → its libfaketime control file
+    data_volumes: dict[str, VolumeTarget] = field(default_factory=dict)  # service → its data volume

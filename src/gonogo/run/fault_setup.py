@@ -1,4 +1,5 @@
-"""Before the services start: the plan's fault proxies, and clocks that experiments can skew.
+"""Before the services start: the plan's fault proxies, clocks that experiments can skew, and
+where the services' data volumes will be (for `disk_full`).
 
 Proxies are in place before any service starts, so a service configured to reach its
 database through `{port.db_proxy}` finds it there from its first connection.
@@ -15,9 +16,10 @@ from typing import Any
 from gonogo.faults.addresses import AddressError, parse_loopback_address
 from gonogo.faults.client import ToxiproxyClient, ToxiproxyError
 from gonogo.faults.proxy import FaultProxy
-from gonogo.faults.targets import FaultTargets, ProxyTarget
+from gonogo.faults.targets import FaultTargets, ProxyTarget, VolumeTarget
 from gonogo.plan import Plan
 from gonogo.run.context import RunContext
+from gonogo.system.volumes import volume_path
 
 
 class FaultSetupFailed(Exception):
@@ -43,6 +45,9 @@ class FaultSetup:
             for name, service in system.services.items():
                 if service.clock == "faketime":
                     self._faketime(name)
+                if service.data is not None:  # mounted by the System; a disk_full fault fills it
+                    path = volume_path(service.data, self._ctx.expand, self._plan.directory)
+                    self.targets.data_volumes[name] = VolumeTarget(name, path, service.data.size)
         except BaseException:
             self.close()
             raise
