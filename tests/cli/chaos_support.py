@@ -9,7 +9,7 @@ from typing import Any
 
 from gonogo import plugins
 from gonogo.plan import load_plan
-from gonogo.plan.names import PlanNames, matches
+from gonogo.plan.names import SERVICE_PREFIX, PlanNames, matches, service_metric_patterns
 
 STORE = Path(__file__).parent / "services" / "store.py"
 
@@ -95,8 +95,14 @@ def _declared(path: Path, report: dict[str, Any]) -> None:
     `gonogo validate` would refuse a gate on it (chaos runs only through the runner, so this
     is its side of the `recording_context` check of tests/checks)."""
     plan = load_plan(path)
+    services = service_metric_patterns(
+        plan.system.services, [s for s, v in plan.system.services.items() if v.metrics]
+    )
     for metric in report["metrics"]:
         check, _, name = metric["full_name"].partition(".")
+        if check == SERVICE_PREFIX:
+            assert matches(name, services), f"{metric['full_name']} is not a service metric validate knows"
+            continue
         spec = plan.checks[check]
         declared = plugins.load_kind(spec.kind).metric_names(spec.settings, PlanNames())
         assert declared is None or matches(name, declared), f"{metric['full_name']} is not declared"
