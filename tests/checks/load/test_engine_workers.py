@@ -18,8 +18,8 @@ import psutil
 import pytest
 from engine_support import Server, engine_test_server
 
-from gonogo.checks.load.check import _spec
 from gonogo.loadgen import histogram as hist
+from gonogo.loadgen.drive import load_spec
 from gonogo.loadgen.engine import (
     Endpoint,
     LoadSpec,
@@ -110,7 +110,7 @@ def test_auto_workers_are_one_per_core_as_far_as_the_load_needs_them() -> None:
     settings = LoadSettings.model_validate(
         {"rate": 1e6, "duration": 1, "workers": "auto", "requests": [{"name": "f", "path": "/"}]}
     )
-    spec = _spec(settings, "127.0.0.1", 80, "127.0.0.1:80", {}, SimpleNamespace(expand=str))  # type: ignore[arg-type]
+    spec = load_spec(settings, "127.0.0.1", 80, "127.0.0.1:80", {}, SimpleNamespace(expand=str))  # type: ignore[arg-type]
     assert spec.workers == 0 and len(_split(spec)) == cores
 
 

@@ -4,7 +4,8 @@ Two kinds of traffic: `requests` (a weighted mix of plain requests, sent by the 
 `engine.run_load`) or `journeys` (multi-step iterations of the plan's journeys, driven by
 `journey_load.run_journey_load`). Both end up in the same shapes (`Aggregate`, `Counts`,
 `SecondStats`), and one recorder turns them into the same metric names, so the same gates
-work on either; journeys add their `journey.<name>.*` figures.
+work on either; journeys add their `journey.<name>.*` figures. Driving the traffic
+(setup, progress, abort gates) is `gonogo.loadgen.drive`'s, shared with the soak kind.
 
 Latency is measured from each request's intended send time (corrected for coordinated
 omission) and from its actual send time, losslessly in HdrHistograms kept as evidence.
@@ -19,43 +20,21 @@ from __future__ import annotations
 __all__ = ["LoadCheck", "build_endpoint", "run_setup"]
 
 import json
-import math
-import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import timedelta
 
 from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcome, MetricPatterns, PlanNames
-from gonogo.journey.once import resolve_base_url, run_setup, upload_files
-from gonogo.journey.variables import VariableError
+from gonogo.journey.once import run_setup
 from gonogo.loadgen import histogram as hist
+from gonogo.loadgen.drive import Measured, asserted_prefixes, drive_load, per_second
 from gonogo.loadgen.endpoints import build_endpoint
-from gonogo.loadgen.engine import (
-    CONNECTION_ERROR_KINDS,
-    Aggregate,
-    Counts,
-    LoadInterrupted,
-    LoadResult,
-    LoadSpec,
-    LoadSpecError,
-    ProgressSnapshot,
-    SecondStats,
-    loopback_address,
-    run_load,
-)
-from gonogo.loadgen.expect import KEPT_FAILURES, AssertionFailure
-from gonogo.loadgen.journey_load import (
-    ASSERTION,
-    JourneyLoadInterrupted,
-    JourneyLoadResult,
-    run_journey_load,
-)
+from gonogo.loadgen.engine import Aggregate, Counts
+from gonogo.loadgen.expect import KEPT_FAILURES
+from gonogo.loadgen.journey_load import ASSERTION, JourneyLoadResult
 from gonogo.loadgen.settings import LoadSettings
 from gonogo.units import Unit, format_value
 
-_NO_RESPONSE = (*CONNECTION_ERROR_KINDS, "timeout")  # the error kinds that come without a response
 _PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99_9": 99.9}
 
 
@@ -69,233 +48,7 @@ class LoadCheck(CheckKind[LoadSettings]):
         return _metric_names(settings)
 
     def run(self, settings: LoadSettings, ctx: CheckContext) -> CheckOutcome:
-        base_url, problem = resolve_base_url(settings.base_url, ctx)
-        if problem:
-            return CheckOutcome("error", problem)
-        assert base_url is not None
-        target = urlsplit(base_url)
-        if target.scheme != "http":
-            return CheckOutcome("error", f"the load engine speaks plain HTTP/1.1; {base_url} is not http://")
-        if settings.journeys is not None:
-            return _run_journeys(settings, base_url, target.hostname or "", ctx)
-        variables, problem = (
-            run_setup(settings.setup, settings.request_timeout, base_url, ctx)
-            if settings.setup
-            else ({}, None)
-        )
-        if problem:
-            return CheckOutcome("error", problem)
-        try:
-            spec = _spec(settings, target.hostname or "", target.port or 80, target.netloc, variables, ctx)
-            spec.validate()
-        except (LoadSpecError, VariableError) as error:
-            return CheckOutcome("error", f"the load cannot run: {error}")
-        watch = _Watch(ctx, settings)
-        started = datetime.now(UTC)
-        try:
-            result = run_load(spec, on_progress=watch.snapshot, stop=watch.stop)
-        except LoadInterrupted as interrupted:
-            # Ctrl-C: keep what was measured, then let the runner abort the run.
-            _Recorder(ctx, settings, _from_requests(settings, interrupted.result, started, base_url)).record()
-            raise
-        outcome = _Recorder(ctx, settings, _from_requests(settings, result, started, base_url)).record()
-        return watch.outcome(outcome)
-
-
-def _run_journeys(settings: LoadSettings, base_url: str, host: str, ctx: CheckContext) -> CheckOutcome:
-    try:
-        loopback_address(host)  # the engine's rule: loopback addresses only
-    except LoadSpecError as error:
-        return CheckOutcome("error", f"the load cannot run: {error}")
-    files, missing = upload_files(settings.journeys_settings(), ctx)
-    if missing:
-        return CheckOutcome("error", f"{len(missing)} file(s) to upload cannot be read", details=missing)
-    watch = _Watch(ctx, settings)
-    try:
-        result = run_journey_load(
-            settings, base_url, files=files, expand=ctx.expand, on_progress=watch.snapshot, stop=watch.stop
-        )
-    except JourneyLoadInterrupted as interrupted:
-        # Ctrl-C: keep what was measured, then let the runner abort the run.
-        measured = _from_journeys(settings, interrupted.result, base_url)
-        _Recorder(ctx, settings, measured).record(interrupted.result)
-        raise interrupted.original from None
-    outcome = _Recorder(ctx, settings, _from_journeys(settings, result, base_url)).record(result)
-    return watch.outcome(outcome)
-
-
-def _spec(
-    settings: LoadSettings, host: str, port: int, netloc: str, variables: Mapping[str, Any], ctx: CheckContext
-) -> LoadSpec:
-    assert settings.requests is not None
-    return LoadSpec(
-        host=host,
-        port=port,
-        endpoints=[build_endpoint(request, variables, ctx) for request in settings.requests],
-        model=settings.model,
-        rate=settings.rate,
-        stages=[(stage.duration, stage.rate) for stage in settings.stages],
-        poisson=settings.arrivals == "poisson",
-        seed=settings.seed,
-        users=settings.users or 1,
-        think_time=settings.think_time,
-        # `max_duration` is a hard stop: it bounds a run given only `max_requests` or stages too
-        duration=min(settings.duration or math.inf, settings.max_duration - settings.warmup),
-        max_requests=settings.max_requests,
-        warmup=settings.warmup,
-        max_connections=settings.max_connections,
-        timeout=settings.request_timeout,
-        late_threshold=settings.late_threshold,
-        workers=0 if settings.workers == "auto" else settings.workers,
-        host_header=netloc,
-    )
-
-
-class _Watch:
-    """Live progress, and an early stop when an `abort_on_fail` gate is in breach."""
-
-    def __init__(self, ctx: CheckContext, settings: LoadSettings) -> None:
-        self.ctx = ctx
-        self.stop = threading.Event()
-        self.reason: str | None = None
-        self._error_rates: list[tuple[datetime, float]] = []
-        # per measured second, for gates with a timeframe; the instants only need to be a second apart
-        self._origin = datetime.now(UTC)
-        self._p95: list[tuple[datetime, float]] = []
-        self._p99: list[tuple[datetime, float]] = []
-        self._last: ProgressSnapshot | None = None
-        self._planned = settings.planned_duration
-
-    def outcome(self, outcome: CheckOutcome) -> CheckOutcome:
-        """The outcome, saying so if an abort gate stopped the load early."""
-        if not self.reason:
-            return outcome
-        return CheckOutcome(
-            outcome.status, f"stopped early: {self.reason}; {outcome.message}", outcome.details
-        )
-
-    def snapshot(self, snap: ProgressSnapshot, extra: str = "") -> None:
-        phase = "warm-up" if snap.warming_up else "load"
-        p95 = format_value(snap.p95_us / 1e6, "seconds") if snap.p95_us is not None else "—"
-        self.ctx.progress(
-            f"{phase} {snap.elapsed:.0f}/{self._planned:.0f}s: {snap.rps:.0f} req/s, "
-            f"{snap.errors} errors, p95 {p95}, {snap.late} late, {snap.dropped} dropped"
-            + (f", {extra}" if extra else "")
-        )
-        for second in snap.seconds:
-            at = self._origin + timedelta(seconds=second.second)
-            for series, value in ((self._p95, second.p95_us), (self._p99, second.p99_us)):
-                if value is not None:
-                    series.append((at, value / 1e6))
-        if snap.warming_up or self.reason:
-            return
-        previous = self._last
-        self._last = snap
-        # Errors over requests sent: a few are still in flight, which only delays an abort.
-        sent = snap.requests - (previous.requests if previous else 0)
-        new_errors = snap.errors - (previous.errors if previous else 0)
-        if sent > 0:
-            self._error_rates.append((datetime.now(UTC), min(1.0, new_errors / sent)))
-        checks: list[tuple[str, float | None, list[tuple[datetime, float]]]] = [
-            ("error_rate", snap.errors / snap.requests if snap.requests else None, self._error_rates),
-            ("latency.p95", snap.p95_us / 1e6 if snap.p95_us is not None else None, self._p95),
-            ("latency.p99", snap.p99_us / 1e6 if snap.p99_us is not None else None, self._p99),
-        ]
-        for name, so_far, per_second in checks:
-            reason = self.ctx.breached(name, so_far=so_far, per_second=per_second)
-            if reason:
-                self.reason = reason
-                self.ctx.progress(f"stopping early: {reason}")
-                self.stop.set()
-                return
-
-
-@dataclass(frozen=True)
-class _Measured:
-    """What either kind of traffic measured, in the engine's shapes: the recorder's input."""
-
-    endpoints: Sequence[tuple[str, Aggregate]]  # requests: by name; journeys: `<journey>.<step>`
-    overall: Aggregate
-    components: Mapping[str, Aggregate]
-    series: Sequence[SecondStats]
-    measured_seconds: float
-    measured_from: datetime
-    cpu: float | None  # the busiest generator thread's CPU share; None: none ran a second
-    max_lag_us: int
-    behind: int  # requests (or iterations) the generator itself reached late (see `Counts.behind`) …
-    scheduled: int  # … of these
-    unit: str  # "requests" or "iterations"
-    source: str
-    asserted: frozenset[str]  # the prefixes ("", "endpoint.X.", "component.Y.") with `errors.assertion`
-    note: str | None = None  # how the run ended, if not by itself
-    # requests: the responses kept that failed their `expect`; None: no request has one
-    failures: Sequence[AssertionFailure] | None = None
-
-
-def _from_requests(settings: LoadSettings, result: LoadResult, started: datetime, base_url: str) -> _Measured:
-    # Over a run shorter than a second, CPU time against wall time says nothing.
-    timed = [worker.cpu_utilisation for worker in result.workers if worker.wall_seconds >= 1.0]
-    return _Measured(
-        endpoints=[(e.endpoint.name, e) for e in result.endpoints],
-        overall=result.overall,
-        components=result.components,
-        series=result.series,
-        measured_seconds=result.measured_seconds,
-        measured_from=started + timedelta(seconds=result.wall_seconds - result.measured_seconds),
-        cpu=max(timed) if timed else None,
-        max_lag_us=result.max_lag_us,
-        behind=result.total.behind,
-        scheduled=result.total.scheduled,
-        unit="requests",
-        source=_describe(
-            settings,
-            base_url,
-            f"{len(result.spec.endpoints)} request(s), {len(result.workers)} worker(s)",
-        ),
-        asserted=frozenset(_asserted(settings)),
-        failures=(
-            [f for e in result.endpoints for f in e.failures]
-            if any(e.endpoint.expect is not None for e in result.endpoints)
-            else None
-        ),
-    )
-
-
-def _from_journeys(settings: LoadSettings, result: JourneyLoadResult, base_url: str) -> _Measured:
-    mix = ", ".join(j.name if j.weight == 1 else f"{j.name} (weight {j.weight})" for j in result.journeys)
-    note = None
-    if result.hit_max_duration:
-        note = f"cut at max_duration ({settings.max_duration:g}s), iterations in flight cancelled"
-    return _Measured(
-        endpoints=[(step.endpoint.name, step) for step in result.steps],
-        overall=result.overall,
-        components=result.components,
-        series=result.series,
-        measured_seconds=result.measured_seconds,
-        measured_from=result.started_at + timedelta(seconds=result.wall_seconds - result.measured_seconds),
-        cpu=result.cpu_utilisation if result.generator_seconds >= 1.0 else None,
-        max_lag_us=result.max_lag_us,
-        behind=result.iterations.behind,
-        scheduled=result.iterations.scheduled,
-        unit="iterations",
-        source=_describe(settings, base_url, f"journeys {mix}, one asyncio loop"),
-        asserted=frozenset(_asserted(settings)),
-        note=note,
-    )
-
-
-def _describe(settings: LoadSettings, base_url: str, traffic: str) -> str:
-    s = settings
-    if s.model == "open":
-        shape = (
-            f"{s.rate:g}/s"
-            if s.rate
-            else " → ".join(f"{st.rate:g}/s over {st.duration:g}s" for st in s.stages)
-        )
-        shape = f"open model, {s.arrivals} arrivals at {shape}"
-    else:
-        shape = f"closed model, {s.users} users, think time {s.think_time:g}s"
-    return f"load: {shape}, {traffic}, against {base_url}"
+        return drive_load(settings, ctx, lambda measured: _Recorder(ctx, settings, measured).record())
 
 
 _COUNTS = (
@@ -324,27 +77,6 @@ _DURATION = [
 _GENERATOR = ("generator.cpu", "generator.max_lag", "generator.late", "generator.valid")
 
 
-def _asserted(settings: LoadSettings) -> list[str]:
-    """The metric prefixes that get `errors.assertion`: with journeys, all (every step has an
-    `expect`); with requests, those of the requests with an `expect`, their components and
-    the whole load if any has one."""
-    if settings.journeys:
-        steps = [(name, step.name) for name, journey in settings.journeys.items() for step in journey.steps]
-        return [
-            "",
-            *(f"endpoint.{journey}.{step}." for journey, step in steps),
-            *dict.fromkeys(f"component.{settings.component_of(j, s)}." for j, s in steps),
-        ]
-    checked = [request for request in settings.requests or [] if request.expect is not None]
-    if not checked:
-        return []
-    return [
-        "",
-        *(f"endpoint.{request.name}." for request in checked),
-        *dict.fromkeys(f"component.{request.component}." for request in checked),
-    ]
-
-
 def _metric_names(settings: LoadSettings) -> list[str]:
     """Every metric `_Recorder` can record for these settings (docs/metrics.md)."""
     journeys = settings.journeys or {}
@@ -359,7 +91,7 @@ def _metric_names(settings: LoadSettings) -> list[str]:
         components = {request.component for request in requests}
     prefixes = ["", *(f"endpoint.{name}." for name in endpoints), *(f"component.{c}." for c in components)]
     names = [prefix + figure for prefix in prefixes for figure in figures]
-    names += [prefix + "errors.assertion" for prefix in _asserted(settings)]
+    names += [prefix + "errors.assertion" for prefix in asserted_prefixes(settings)]
     names += ["warmup.requests", *_GENERATOR]
     if journeys:
         names += ["iterations", "success_rate"]
@@ -372,7 +104,7 @@ def _metric_names(settings: LoadSettings) -> list[str]:
 class _Recorder:
     """Turns what a load measured into metrics, per-second series and evidence files."""
 
-    def __init__(self, ctx: CheckContext, settings: LoadSettings, measured: _Measured) -> None:
+    def __init__(self, ctx: CheckContext, settings: LoadSettings, measured: Measured) -> None:
         self.ctx = ctx
         self.settings = settings
         self.m = measured
@@ -380,8 +112,9 @@ class _Recorder:
         self.window = (self.measured_from, self.measured_from + timedelta(seconds=measured.measured_seconds))
         self.source = measured.source
 
-    def record(self, journeys: JourneyLoadResult | None = None) -> CheckOutcome:
+    def record(self) -> CheckOutcome:
         m = self.m
+        journeys = m.journeys
         histograms = self._store_histograms(journeys)
         self.failures = self._store_assertion_failures()
         invalid = self._generator()
@@ -574,27 +307,13 @@ class _Recorder:
 
     def _generator(self) -> str | None:
         """Record how hard the generator worked; why the run is invalid, if it is."""
-        m, limits = self.m, self.settings.generator
-        cpu = m.cpu or 0.0
+        m = self.m
         if m.cpu is not None:
-            self._metric("generator.cpu", cpu, "ratio", "performance")
+            self._metric("generator.cpu", m.cpu, "ratio", "performance")
         self._metric("generator.max_lag", m.max_lag_us / 1e6, "seconds", "performance")
-        # Only lateness that is the generator's own: a request that waited for a connection
-        # the server still held is late too, but that wait is the server's, and it is in the
-        # corrected latency.
+        # Only the generator's own lateness (see `Measured.generator_problems`).
         self._metric("generator.late", m.behind, "count", "performance")
-        late_share = m.behind / m.scheduled if m.scheduled else 0.0
-        problems = []
-        if cpu > limits.max_cpu:
-            problems.append(
-                f"the load generator used {format_value(cpu, 'ratio')} of its core "
-                f"(limit {format_value(limits.max_cpu, 'ratio')})"
-            )
-        if late_share > limits.max_late:
-            problems.append(
-                f"the load generator fell behind its schedule for {format_value(late_share, 'ratio')} "
-                f"of the {m.unit} (limit {format_value(limits.max_late, 'ratio')})"
-            )
+        problems = m.generator_problems(self.settings.generator)
         self._metric("generator.valid", 0.0 if problems else 1.0, "number", "performance")
         if not problems:
             return None
@@ -630,25 +349,9 @@ class _Recorder:
         )
 
     def _series(self, *, with_latency: bool) -> None:
-        Points = list[tuple[datetime, float]]
-        rps: Points = []
-        errors: Points = []
-        p95: Points = []
-        p99: Points = []
-        for second in self.m.series:
-            at = self.measured_from + timedelta(seconds=second.second)
-            if second.span > 0:
-                rps.append((at, second.responses / second.span))
-            # 4xx/5xx (and journeys' assertion failures) are responses too: count them once
-            done = second.responses + sum(second.errors.get(kind, 0) for kind in _NO_RESPONSE)
-            if done:
-                errors.append((at, second.error_total / done))
-            for bucket, percentile in ((p95, 95.0), (p99, 99.0)):
-                value = second.percentile_with_waiting(percentile)
-                if value is not None:
-                    bucket.append((at, value / 1e6))
-        self.ctx.record_series("rps", "per_second", rps)
-        self.ctx.record_series("error_rate", "ratio", errors)
+        series = per_second(self.m)
+        self.ctx.record_series("rps", "per_second", series.rps)
+        self.ctx.record_series("error_rate", "ratio", series.error_rate)
         if with_latency:
-            self.ctx.record_series("latency.p95", "seconds", p95)
-            self.ctx.record_series("latency.p99", "seconds", p99)
+            self.ctx.record_series("latency.p95", "seconds", series.p95)
+            self.ctx.record_series("latency.p99", "seconds", series.p99)

@@ -1,0 +1,380 @@
+"""Driving a plan's load for a check: the load settings' traffic (plain `requests` through the C
+engine, or `journeys` under load) against the check's base URL, with live progress, an early stop
+when an `abort_on_fail` gate is in breach, and what was measured in one shape (`Measured`)
+whichever traffic ran. The `load` and `soak` kinds share it; each records `Measured` its own way.
+
+``drive_load(settings, ctx, record, *, progress_extra=None) -> CheckOutcome``
+
+* the base URL is the settings' own or the plan's; only plain http:// to loopback is loaded;
+* `setup` (requests only) runs once first and its variables fill the requests' placeholders;
+* `record(measured)` turns what was measured into metrics and returns the check's outcome;
+  it is called once, also on Ctrl-C (with what was measured until then) before the interrupt
+  is re-raised, so nothing measured is lost;
+* `progress_extra()`, if given, is appended to each progress line (the soak's RSS slope).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LoadWatch",
+    "Measured",
+    "PerSecond",
+    "asserted_prefixes",
+    "drive_load",
+    "load_spec",
+    "per_second",
+]
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from gonogo.checks.base import CheckContext, CheckOutcome
+from gonogo.journey.once import resolve_base_url, run_setup, upload_files
+from gonogo.journey.variables import VariableError
+from gonogo.loadgen.endpoints import build_endpoint
+from gonogo.loadgen.engine import (
+    CONNECTION_ERROR_KINDS,
+    Aggregate,
+    LoadInterrupted,
+    LoadResult,
+    LoadSpec,
+    LoadSpecError,
+    ProgressSnapshot,
+    SecondStats,
+    loopback_address,
+    run_load,
+)
+from gonogo.loadgen.expect import AssertionFailure
+from gonogo.loadgen.journey_load import JourneyLoadInterrupted, JourneyLoadResult, run_journey_load
+from gonogo.loadgen.settings import GeneratorLimits, LoadSettings
+from gonogo.units import format_value
+
+_NO_RESPONSE = (*CONNECTION_ERROR_KINDS, "timeout")  # the error kinds that come without a response
+
+Points = list[tuple[datetime, float]]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What either kind of traffic measured, in the engine's shapes: a recorder's input."""
+
+    endpoints: Sequence[tuple[str, Aggregate]]  # requests: by name; journeys: `<journey>.<step>`
+    overall: Aggregate
+    components: Mapping[str, Aggregate]
+    series: Sequence[SecondStats]
+    measured_seconds: float
+    measured_from: datetime
+    cpu: float | None  # the busiest generator thread's CPU share; None: none ran a second
+    max_lag_us: int
+    behind: int  # requests (or iterations) the generator itself reached late (see `Counts.behind`) …
+    scheduled: int  # … of these
+    unit: str  # "requests" or "iterations"
+    source: str
+    asserted: frozenset[str]  # the prefixes ("", "endpoint.X.", "component.Y.") with `errors.assertion`
+    note: str | None = None  # how the run ended, if not by itself
+    # requests: the responses kept that failed their `expect`; None: no request has one
+    failures: Sequence[AssertionFailure] | None = None
+    journeys: JourneyLoadResult | None = None  # journeys: their own figures
+
+    @property
+    def window(self) -> tuple[datetime, datetime]:
+        return self.measured_from, self.measured_from + timedelta(seconds=self.measured_seconds)
+
+    def generator_problems(self, limits: GeneratorLimits) -> list[str]:
+        """Why the generator itself was the bottleneck, if it was: then latency is not the server's."""
+        cpu = self.cpu or 0.0
+        # Only lateness that is the generator's own: a request that waited for a connection
+        # the server still held is late too, but that wait is the server's, and it is in the
+        # corrected latency.
+        late_share = self.behind / self.scheduled if self.scheduled else 0.0
+        problems = []
+        if cpu > limits.max_cpu:
+            problems.append(
+                f"the load generator used {format_value(cpu, 'ratio')} of its core "
+                f"(limit {format_value(limits.max_cpu, 'ratio')})"
+            )
+        if late_share > limits.max_late:
+            problems.append(
+                f"the load generator fell behind its schedule for {format_value(late_share, 'ratio')} "
+                f"of the {self.unit} (limit {format_value(limits.max_late, 'ratio')})"
+            )
+        return problems
+
+
+@dataclass(frozen=True)
+class PerSecond:
+    """The per-second series of the measured phase, each point at its second's start."""
+
+    rps: Points
+    error_rate: Points
+    p95: Points  # seconds, corrected, counting requests still waiting at the second's end
+    p99: Points
+
+
+def per_second(measured: Measured) -> PerSecond:
+    """Throughput, error rate and corrected p95/p99 latency of every measured second."""
+    rps: Points = []
+    errors: Points = []
+    p95: Points = []
+    p99: Points = []
+    for second in measured.series:
+        at = measured.measured_from + timedelta(seconds=second.second)
+        if second.span > 0:
+            rps.append((at, second.responses / second.span))
+        # 4xx/5xx (and journeys' assertion failures) are responses too: count them once
+        done = second.responses + sum(second.errors.get(kind, 0) for kind in _NO_RESPONSE)
+        if done:
+            errors.append((at, second.error_total / done))
+        for bucket, percentile in ((p95, 95.0), (p99, 99.0)):
+            value = second.percentile_with_waiting(percentile)
+            if value is not None:
+                bucket.append((at, value / 1e6))
+    return PerSecond(rps, errors, p95, p99)
+
+
+def drive_load(
+    settings: LoadSettings,
+    ctx: CheckContext,
+    record: Callable[[Measured], CheckOutcome],
+    *,
+    progress_extra: Callable[[], str] | None = None,
+) -> CheckOutcome:
+    """Run the load of `settings` against the check's system; `record` what it measured."""
+    base_url, problem = resolve_base_url(settings.base_url, ctx)
+    if problem:
+        return CheckOutcome("error", problem)
+    assert base_url is not None
+    target = urlsplit(base_url)
+    if target.scheme != "http":
+        return CheckOutcome("error", f"the load engine speaks plain HTTP/1.1; {base_url} is not http://")
+    if settings.journeys is not None:
+        return _drive_journeys(settings, base_url, target.hostname or "", ctx, record, progress_extra)
+    variables, problem = (
+        run_setup(settings.setup, settings.request_timeout, base_url, ctx) if settings.setup else ({}, None)
+    )
+    if problem:
+        return CheckOutcome("error", problem)
+    try:
+        spec = load_spec(settings, target.hostname or "", target.port or 80, target.netloc, variables, ctx)
+        spec.validate()
+    except (LoadSpecError, VariableError) as error:
+        return CheckOutcome("error", f"the load cannot run: {error}")
+    watch = LoadWatch(ctx, settings, progress_extra)
+    started = datetime.now(UTC)
+    try:
+        result = run_load(spec, on_progress=watch.snapshot, stop=watch.stop)
+    except LoadInterrupted as interrupted:
+        # Ctrl-C: keep what was measured, then let the runner abort the run.
+        record(_from_requests(settings, interrupted.result, started, base_url))
+        raise
+    return watch.outcome(record(_from_requests(settings, result, started, base_url)))
+
+
+def _drive_journeys(
+    settings: LoadSettings,
+    base_url: str,
+    host: str,
+    ctx: CheckContext,
+    record: Callable[[Measured], CheckOutcome],
+    progress_extra: Callable[[], str] | None,
+) -> CheckOutcome:
+    try:
+        loopback_address(host)  # the engine's rule: loopback addresses only
+    except LoadSpecError as error:
+        return CheckOutcome("error", f"the load cannot run: {error}")
+    files, missing = upload_files(settings.journeys_settings(), ctx)
+    if missing:
+        return CheckOutcome("error", f"{len(missing)} file(s) to upload cannot be read", details=missing)
+    watch = LoadWatch(ctx, settings, progress_extra)
+    try:
+        result = run_journey_load(
+            settings, base_url, files=files, expand=ctx.expand, on_progress=watch.snapshot, stop=watch.stop
+        )
+    except JourneyLoadInterrupted as interrupted:
+        # Ctrl-C: keep what was measured, then let the runner abort the run.
+        record(_from_journeys(settings, interrupted.result, base_url))
+        raise interrupted.original from None
+    return watch.outcome(record(_from_journeys(settings, result, base_url)))
+
+
+def load_spec(
+    settings: LoadSettings, host: str, port: int, netloc: str, variables: Mapping[str, Any], ctx: CheckContext
+) -> LoadSpec:
+    """The engine's spec for the `requests` of `settings`, placeholders filled from `variables`."""
+    assert settings.requests is not None
+    return LoadSpec(
+        host=host,
+        port=port,
+        endpoints=[build_endpoint(request, variables, ctx) for request in settings.requests],
+        model=settings.model,
+        rate=settings.rate,
+        stages=[(stage.duration, stage.rate) for stage in settings.stages],
+        poisson=settings.arrivals == "poisson",
+        seed=settings.seed,
+        users=settings.users or 1,
+        think_time=settings.think_time,
+        # `max_duration` is a hard stop: it bounds a run given only `max_requests` or stages too
+        duration=min(settings.duration or float("inf"), settings.max_duration - settings.warmup),
+        max_requests=settings.max_requests,
+        warmup=settings.warmup,
+        max_connections=settings.max_connections,
+        timeout=settings.request_timeout,
+        late_threshold=settings.late_threshold,
+        workers=0 if settings.workers == "auto" else settings.workers,
+        host_header=netloc,
+    )
+
+
+class LoadWatch:
+    """Live progress, and an early stop when an `abort_on_fail` gate is in breach."""
+
+    def __init__(
+        self, ctx: CheckContext, settings: LoadSettings, extra: Callable[[], str] | None = None
+    ) -> None:
+        self.ctx = ctx
+        self.stop = threading.Event()
+        self.reason: str | None = None
+        self._extra = extra
+        self._error_rates: list[tuple[datetime, float]] = []
+        # per measured second, for gates with a timeframe; the instants only need to be a second apart
+        self._origin = datetime.now(UTC)
+        self._p95: list[tuple[datetime, float]] = []
+        self._p99: list[tuple[datetime, float]] = []
+        self._last: ProgressSnapshot | None = None
+        self._planned = settings.planned_duration
+
+    def outcome(self, outcome: CheckOutcome) -> CheckOutcome:
+        """The outcome, saying so if an abort gate stopped the load early."""
+        if not self.reason:
+            return outcome
+        return CheckOutcome(
+            outcome.status, f"stopped early: {self.reason}; {outcome.message}", outcome.details
+        )
+
+    def snapshot(self, snap: ProgressSnapshot, extra: str = "") -> None:
+        phase = "warm-up" if snap.warming_up else "load"
+        p95 = format_value(snap.p95_us / 1e6, "seconds") if snap.p95_us is not None else "—"
+        extras = [text for text in (extra, self._extra() if self._extra else "") if text]
+        self.ctx.progress(
+            f"{phase} {snap.elapsed:.0f}/{self._planned:.0f}s: {snap.rps:.0f} req/s, "
+            f"{snap.errors} errors, p95 {p95}, {snap.late} late, {snap.dropped} dropped"
+            + "".join(f", {text}" for text in extras)
+        )
+        for second in snap.seconds:
+            at = self._origin + timedelta(seconds=second.second)
+            for series, value in ((self._p95, second.p95_us), (self._p99, second.p99_us)):
+                if value is not None:
+                    series.append((at, value / 1e6))
+        if snap.warming_up or self.reason:
+            return
+        previous = self._last
+        self._last = snap
+        # Errors over requests sent: a few are still in flight, which only delays an abort.
+        sent = snap.requests - (previous.requests if previous else 0)
+        new_errors = snap.errors - (previous.errors if previous else 0)
+        if sent > 0:
+            self._error_rates.append((datetime.now(UTC), min(1.0, new_errors / sent)))
+        checks: list[tuple[str, float | None, list[tuple[datetime, float]]]] = [
+            ("error_rate", snap.errors / snap.requests if snap.requests else None, self._error_rates),
+            ("latency.p95", snap.p95_us / 1e6 if snap.p95_us is not None else None, self._p95),
+            ("latency.p99", snap.p99_us / 1e6 if snap.p99_us is not None else None, self._p99),
+        ]
+        for name, so_far, per_second in checks:
+            reason = self.ctx.breached(name, so_far=so_far, per_second=per_second)
+            if reason:
+                self.reason = reason
+                self.ctx.progress(f"stopping early: {reason}")
+                self.stop.set()
+                return
+
+
+def _from_requests(settings: LoadSettings, result: LoadResult, started: datetime, base_url: str) -> Measured:
+    # Over a run shorter than a second, CPU time against wall time says nothing.
+    timed = [worker.cpu_utilisation for worker in result.workers if worker.wall_seconds >= 1.0]
+    return Measured(
+        endpoints=[(e.endpoint.name, e) for e in result.endpoints],
+        overall=result.overall,
+        components=result.components,
+        series=result.series,
+        measured_seconds=result.measured_seconds,
+        measured_from=started + timedelta(seconds=result.wall_seconds - result.measured_seconds),
+        cpu=max(timed) if timed else None,
+        max_lag_us=result.max_lag_us,
+        behind=result.total.behind,
+        scheduled=result.total.scheduled,
+        unit="requests",
+        source=_describe(
+            settings,
+            base_url,
+            f"{len(result.spec.endpoints)} request(s), {len(result.workers)} worker(s)",
+        ),
+        asserted=frozenset(asserted_prefixes(settings)),
+        failures=(
+            [f for e in result.endpoints for f in e.failures]
+            if any(e.endpoint.expect is not None for e in result.endpoints)
+            else None
+        ),
+    )
+
+
+def _from_journeys(settings: LoadSettings, result: JourneyLoadResult, base_url: str) -> Measured:
+    mix = ", ".join(j.name if j.weight == 1 else f"{j.name} (weight {j.weight})" for j in result.journeys)
+    note = None
+    if result.hit_max_duration:
+        note = f"cut at max_duration ({settings.max_duration:g}s), iterations in flight cancelled"
+    return Measured(
+        endpoints=[(step.endpoint.name, step) for step in result.steps],
+        overall=result.overall,
+        components=result.components,
+        series=result.series,
+        measured_seconds=result.measured_seconds,
+        measured_from=result.started_at + timedelta(seconds=result.wall_seconds - result.measured_seconds),
+        cpu=result.cpu_utilisation if result.generator_seconds >= 1.0 else None,
+        max_lag_us=result.max_lag_us,
+        behind=result.iterations.behind,
+        scheduled=result.iterations.scheduled,
+        unit="iterations",
+        source=_describe(settings, base_url, f"journeys {mix}, one asyncio loop"),
+        asserted=frozenset(asserted_prefixes(settings)),
+        note=note,
+        journeys=result,
+    )
+
+
+def _describe(settings: LoadSettings, base_url: str, traffic: str) -> str:
+    s = settings
+    if s.model == "open":
+        shape = (
+            f"{s.rate:g}/s"
+            if s.rate
+            else " → ".join(f"{st.rate:g}/s over {st.duration:g}s" for st in s.stages)
+        )
+        shape = f"open model, {s.arrivals} arrivals at {shape}"
+    else:
+        shape = f"closed model, {s.users} users, think time {s.think_time:g}s"
+    return f"load: {shape}, {traffic}, against {base_url}"
+
+
+def asserted_prefixes(settings: LoadSettings) -> list[str]:
+    """The metric prefixes that get `errors.assertion`: with journeys, all (every step has an
+    `expect`); with requests, those of the requests with an `expect`, their components and
+    the whole load if any has one."""
+    if settings.journeys:
+        steps = [(name, step.name) for name, journey in settings.journeys.items() for step in journey.steps]
+        return [
+            "",
+            *(f"endpoint.{journey}.{step}." for journey, step in steps),
+            *dict.fromkeys(f"component.{settings.component_of(j, s)}." for j, s in steps),
+        ]
+    checked = [request for request in settings.requests or [] if request.expect is not None]
+    if not checked:
+        return []
+    return [
+        "",
+        *(f"endpoint.{request.name}." for request in checked),
+        *dict.fromkeys(f"component.{request.component}." for request in checked),
+    ]
