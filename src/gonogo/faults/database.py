@@ -259,10 +259,10 @@ def _move_back(plan: dict[str, Any]) -> dict[str, Any]:
     the journal from before those writes would roll them back."""
     database = Path(plan["database"])
     moves = [(Path(original), Path(away)) for original, away in plan["moves"]]
-    present = [original for original, away in moves if away.exists()]
-    made = [original for original, _ in moves if original.exists()]
-    if not present:
-        return {"restored": True, "kept_both": False, "detail": "already moved back"}
+    moved_database = next(away for original, away in moves if original == database)
+    if not moved_database.exists():  # moved back before (by gonogo, or by the watchdog)
+        return {"restored": database.exists(), "kept_both": False, "detail": "already moved back"}
+    made = [original for original, away in moves if original.exists() and away.exists()]
     if made:
         sizes = ", ".join(f"{p.name} ({p.stat().st_size} bytes)" for p in made)
         kept = ", ".join(str(away) for original, away in moves if away.exists())
@@ -272,7 +272,6 @@ def _move_back(plan: dict[str, Any]) -> dict[str, Any]:
             "detail": f"not moved back: the service made a new {sizes} meanwhile; both kept, the "
             f"original at {kept}",
         }
-    moved_database = next(away for original, away in moves if original == database)
     stat = moved_database.stat()
     written = plan.get("stamp") not in (None, [stat.st_mtime_ns, stat.st_size])
     left: list[str] = []
