@@ -36,6 +36,7 @@ def kill_experiment(name: str = "crash") -> str:
   before: 2s
   duration: 2s
   recovery: {{timeout: 30s, sustain: 2s}}
+  kill_moments: off  # the kills after bursts of writes have their own test (test_kill_moments.py)
 {textwrap.indent(INTEGRITY.strip(), "  ")}
 """
 

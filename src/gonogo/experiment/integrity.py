@@ -9,11 +9,15 @@ a JSON body, see `readback`): *intact* (the read passed), *corrupted* (answered 
 not what was written), *lost* (not found, or still unreadable when the read-back time is
 up). With a `settled` step, a write whose processing never finished is *stuck*, and one
 processed more than once (`applied_count` > 1) is *duplicated*.
+
+`burst()` sends a group of writes all at once once the steady writes are stopped (the chaos
+check's kill moments); `verify()` reads them back with the others, and also counts each
+group on its own (`IntegrityReport.groups`).
 """
 
 from __future__ import annotations
 
-__all__ = ["IntegrityReport", "IntegrityWriter"]
+__all__ = ["Burst", "IntegrityReport", "IntegrityWriter"]
 
 import asyncio
 import threading
@@ -37,6 +41,17 @@ _NOT_FOUND = (404, 410)
 class _Write:
     state: IterationState
     acknowledged_at: float
+    group: str | None = None  # the burst it belongs to; None for the steady writes
+
+
+@dataclass(frozen=True)
+class Burst:
+    """What one burst did: every write sent at once, every answer awaited."""
+
+    group: str
+    sent: int
+    acknowledged: int
+    last_acknowledged_at: float | None  # time.monotonic() of the last acknowledgement
 
 
 @dataclass
@@ -49,6 +64,7 @@ class IntegrityReport:
     stuck: int = 0
     duplicated: int = 0
     problems: list[dict[str, Any]] = field(default_factory=list)  # one per write that is not intact
+    groups: dict[str, IntegrityReport] = field(default_factory=dict)  # each burst's writes on their own
 
     def summary(self) -> str:
         return (
@@ -77,6 +93,7 @@ class IntegrityWriter:
         self._variables = {name: value for name, value in variables.items() if name not in BUILTINS}
         self._writes: list[_Write] = []
         self._attempted = 0
+        self._sent_in: dict[str, int] = {}  # writes sent per burst group
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self._write_loop()), name="gonogo-integrity", daemon=True
@@ -120,18 +137,50 @@ class IntegrityWriter:
             self.error = error
 
     async def _write(
-        self, client: httpx.AsyncClient, state: IterationState, limit: asyncio.Semaphore
+        self,
+        client: httpx.AsyncClient,
+        state: IterationState,
+        limit: asyncio.Semaphore,
+        group: str | None = None,
     ) -> None:
         try:
             _, failure = await self._engine.run_step(client, state, self._steps[0])
             if failure is None:
-                self._writes.append(_Write(state, time.monotonic()))
+                self._writes.append(_Write(state, time.monotonic(), group))
         finally:
             limit.release()
+
+    def burst(self, count: int, group: str) -> Burst:
+        """Send `count` writes at once and wait for every answer, on the calling thread. The
+        steady writes must be stopped (`stop()`), so nothing else of this writer is in flight.
+        The acknowledged ones are read back by `verify()` with the rest, and counted under
+        `group` too."""
+        if self._thread.is_alive():
+            raise RuntimeError("a burst of writes needs the steady writes stopped first")
+        before = len(self._writes)
+
+        async def send_all() -> None:
+            limit = asyncio.Semaphore(count)
+            async with self._engine.client(count) as client:
+                writes = []
+                for _ in range(count):
+                    await limit.acquire()
+                    self._attempted += 1
+                    writes.append(self._write(client, self._new_state(self._attempted), limit, group))
+                await asyncio.gather(*writes)
+
+        self._sent_in[group] = self._sent_in.get(group, 0) + count
+        asyncio.run(send_all())
+        acknowledged = self._writes[before:]
+        last = max((write.acknowledged_at for write in acknowledged), default=None)
+        return Burst(group, count, len(acknowledged), last)
 
     def verify(self) -> IntegrityReport:
         """Read every acknowledged write back (and wait for it to settle); classify it."""
         report = IntegrityReport(attempted=self._attempted, acknowledged=len(self._writes))
+        for group, sent in self._sent_in.items():
+            acknowledged = sum(1 for write in self._writes if write.group == group)
+            report.groups[group] = IntegrityReport(attempted=sent, acknowledged=acknowledged)
         report_lock = asyncio.Lock()
 
         async def check_all() -> None:
@@ -143,9 +192,15 @@ class IntegrityWriter:
                     async with limit:
                         verdict, detail = await self._check(client, write, deadline)
                     async with report_lock:
-                        setattr(report, verdict, getattr(report, verdict) + 1)
-                        if verdict != "intact":
-                            report.problems.append({"verdict": verdict, **detail})
+                        problem = {"verdict": verdict, **detail}
+                        tallies = [report]
+                        if write.group is not None:
+                            problem["group"] = write.group
+                            tallies.append(report.groups[write.group])
+                        for tally in tallies:
+                            setattr(tally, verdict, getattr(tally, verdict) + 1)
+                            if verdict != "intact":
+                                tally.problems.append(problem)
 
                 await asyncio.gather(*(check(write) for write in self._writes))
 

@@ -9,7 +9,10 @@ Phases (every one checks the steady-state hypothesis each `hypothesis.interval`)
 3. rollback — every fault is removed; this also runs when anything fails or on Ctrl-C.
 4. *recovery* — until the hypothesis has held for `recovery.sustain` without a break, at
    most `recovery.timeout`. Those sustained seconds are the *after* window.
-5. integrity — every acknowledged write is read back.
+5. kill moments — with integrity writes and a kill fault, once recovered and with the load
+   and writes stopped: bursts of writes each followed by a kill at a chosen offset
+   (moments.py), where mixed traffic would have hidden a loss.
+6. integrity — every acknowledged write is read back.
 
 Figures (docs/metrics.md): availability (during, overall), error_rate / latency p95, p99
 (before, during, after), time_to_detect, time_to_recover, fault_applied, recovered, and the
@@ -38,6 +41,7 @@ from gonogo.checks.base import (
     PlanNames,
     Reference,
 )
+from gonogo.checks.chaos.moments import MomentRecord, try_kill_moments
 from gonogo.checks.chaos.settings import ChaosSettings
 from gonogo.experiment.faults import FaultEnvironment, apply_fault, describe_fault, expand_fault
 from gonogo.experiment.integrity import IntegrityReport, IntegrityWriter
@@ -100,6 +104,11 @@ class ChaosCheck(CheckKind[ChaosSettings]):
         if settings.integrity is not None:
             names += [f"integrity.{name}" for name in _INTEGRITY_FIGURES]
             names += ["integrity.stuck"] if settings.integrity.settled is not None else []
+        if settings.moments is not None:
+            names += ["integrity.moments"]
+            names += [
+                f"integrity.moment.{label}.{n}" for label in settings.moments.labels for n in _MOMENT_FIGURES
+            ]
         return names
 
     @classmethod
@@ -130,6 +139,7 @@ _TRAFFIC_FIGURES = ("availability.during", "availability.overall", "requests")
 _WINDOW_FIGURES = ("requests", "error_rate", "latency.p95", "latency.p99")
 _WINDOWS = ("before", "during", "after")
 _INTEGRITY_FIGURES = ("attempted", "acknowledged", "lost", "corrupted", "duplicated")
+_MOMENT_FIGURES = ("acknowledged", "lost")
 
 
 def _restarted(settings: ChaosSettings) -> set[str]:
@@ -153,6 +163,8 @@ class _Experiment:
         self.rollback_problems: list[str] = []
         self.traffic: BackgroundTraffic | None = None
         self.writer: IntegrityWriter | None = None
+        self.moments: list[MomentRecord] = []
+        self.moments_not_tried: str | None = None
 
     # -- the experiment -------------------------------------------------------------
 
@@ -195,6 +207,11 @@ class _Experiment:
             checker.close()
             self.timeline.ended = time.monotonic()
             self._stop_traffic()
+        if interrupted is None:
+            try:
+                self._kill_moments(applied=steady_before and not_applied is None)
+            except BaseException as interrupt:  # as above: the figures of the experiment are kept
+                interrupted = interrupt
         if interrupted is not None:
             # Keep what was measured (the figures, what each fault did and how it was removed),
             # but do not make the user wait for the read-back of every write.
@@ -346,6 +363,30 @@ class _Experiment:
         if self.traffic is not None:
             self.traffic.stop()
 
+    def _kill_moments(self, applied: bool) -> None:
+        """Bursts of writes, each followed by a kill (moments.py), once the system has recovered
+        and the load and steady writes are stopped."""
+        moments = self.settings.moments
+        services = self.ctx.fault_targets.services
+        if moments is None or self.writer is None:
+            return
+        if not applied or services is None:
+            self.moments_not_tried = "the experiment did not get as far as its fault"
+            return
+        if self.timeline.recovered is None:
+            self.moments_not_tried = "the system did not recover from the experiment's fault"
+            return
+        try_kill_moments(
+            moments,
+            targets=self.settings.kill_targets,
+            writer=self.writer,
+            services=services,
+            by=f"experiment {self.ctx.check_name}",
+            ready_timeout=self.settings.recovery.timeout,
+            progress=self.ctx.progress,
+            records=self.moments,
+        )
+
     def _verify_integrity(self) -> IntegrityReport | None:
         if self.writer is None:
             return None
@@ -495,6 +536,41 @@ class _Experiment:
             self._metric(f"integrity.{name}", getattr(report, name), "count", source, artifact=problems)
         if self.settings.integrity is not None and self.settings.integrity.settled is not None:
             self._metric("integrity.stuck", report.stuck, "count", source, artifact=problems)
+        if self.settings.moments is not None:
+            self._record_moments(report)
+
+    def _record_moments(self, report: IntegrityReport) -> None:
+        """Per kill moment: the writes at risk and those lost; the moments tried."""
+        for moment in self.moments:
+            moment.read_back(report)
+        evidence = self.ctx.store_artifact(
+            json.dumps(self._moments_evidence(report), indent=2, default=str).encode(),
+            name=f"{self.ctx.check_name}-kill-moments.json",
+            media_type="application/json",
+        )
+        source = f"{self.ctx.check_name}-kill-moments.json"
+        tried = [moment for moment in self.moments if moment.tried]
+        self._metric("integrity.moments", len(tried), "count", source, artifact=evidence)
+        for moment in tried:
+            name = f"integrity.moment.{moment.label}"
+            self._metric(f"{name}.acknowledged", moment.acknowledged, "count", source, artifact=evidence)
+            self._metric(f"{name}.lost", moment.lost, "count", source, artifact=evidence)
+
+    def _moments_evidence(self, report: IntegrityReport | None) -> dict[str, Any]:
+        """The kill moments as the evidence artifact tells them, with the steady writes (made
+        under the experiment's mixed traffic) for comparison."""
+        evidence: dict[str, Any] = {
+            "killed": [{"service": name, "signal": signum} for name, signum in self.settings.kill_targets],
+            "not_tried": self.moments_not_tried,
+            "moments": [moment.as_evidence() for moment in self.moments],
+        }
+        if report is not None:
+            groups = report.groups.values()
+            evidence["steady_writes"] = {
+                "acknowledged": report.acknowledged - sum(g.acknowledged for g in groups),
+                "lost": report.lost - sum(g.lost for g in groups),
+            }
+        return evidence
 
     def _evidence(self, integrity: IntegrityReport | None) -> dict[str, Any]:
         t = self.timeline
@@ -527,6 +603,7 @@ class _Experiment:
                 for phase, r in t.rounds
             ],
             "integrity": integrity.summary() if integrity is not None else None,
+            "kill_moments": self._moments_evidence(integrity) if self.settings.moments is not None else None,
         }
 
     def _outcome(
@@ -563,10 +640,22 @@ class _Experiment:
                 parts.append(f"availability during the fault {format_value(availability, 'ratio')}")
         if integrity is not None:
             parts.append(integrity.summary())
+            if self.settings.moments is not None:
+                parts.append(self._moments_summary())
             details += [
-                f"{p['verdict']}: {p.get('write')} {p.get('why', '')}" for p in integrity.problems[:5]
+                f"{p['verdict']}{_moment_of(p)}: {p.get('write')} {p.get('why', '')}"
+                for p in integrity.problems[:5]
             ]
         return CheckOutcome("completed", "; ".join(parts), details)
+
+    def _moments_summary(self) -> str:
+        if not self.moments:
+            return f"kill moments not tried: {self.moments_not_tried}"
+        return "kill moments: " + "; ".join(moment.summary() for moment in self.moments)
+
+
+def _moment_of(problem: dict[str, Any]) -> str:
+    return f" (kill moment {problem['group']})" if "group" in problem else ""
 
 
 class _Wall:
