@@ -7,8 +7,9 @@ server restarted.
 - `move_sqlite_away` renames the database file and its -wal, -shm and -journal in their own
   directory and renames them back on removal, never over a file the service made meanwhile.
   The move back is registered with the watchdog too (`python -m gonogo.faults.database`).
-  A connection the service keeps open goes on working on the moved file (SQLite does not
-  notice a rename): the fault is felt by what opens the database anew.
+  A connection the service keeps open still reads the moved file, but SQLite refuses its
+  writes ("attempt to write a readonly database": it notices the rename); a new connection
+  finds no database (or, opened without `mode=rw`, creates an empty one: "no such table").
 - `terminate_postgres_backends` calls pg_terminate_backend on the backends of the service's
   database (never gonogo's own connections), once or `repeat` times; 0 terminated is a fault
   that did nothing, and says so.
