@@ -94,7 +94,7 @@ def _kill_moments_shorthand(value: Any) -> Any:
         return {"after": value}
     if isinstance(value, str) or value is True:
         raise ValueError(
-            f"kill_moments: expected auto, off, a list of offsets such as [0s, 500ms], or a mapping "
+            f"expected auto, off, a list of offsets such as [0s, 500ms], or a mapping "
             f"with after, flush_period, burst, quiet; got {value!r}"
         )
     return value
