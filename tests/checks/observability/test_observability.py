@@ -1,5 +1,6 @@
-"""The observability check run by the real `gonogo` command: a service whose health endpoint asks
-its dependency (reached through gonogo's fault proxy), and the same service lying."""
+"""The observability check run by the real `gonogo` command on the example service of
+docs/observability.md: its health endpoint asks its dependency (reached through gonogo's fault
+proxy), and with --lying it always says ok."""
 
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ from gonogo.checks.observability.settings import MetricSelector, ObservabilitySe
 from gonogo.errors import PlanError
 from gonogo.plan import load_plan
 
-APP = Path(__file__).parent / "app.py"
+EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "examples" / "observability"
 
 
 def write_plan(directory: Path, check: str, *, lying: bool = False) -> Path:
     """The app behind its dependency's proxy, with one observability check `telemetry`."""
-    shutil.copy(APP, directory / "app.py")  # its path in every command line: leftovers are found by it
+    shutil.copy(
+        EXAMPLE / "app.py", directory / "app.py"
+    )  # its path in every command line: leftovers are found by it
     (directory / "site").mkdir(exist_ok=True)
     flags = ", --lying" if lying else ""
     plan = textwrap.dedent(
@@ -41,8 +44,8 @@ def write_plan(directory: Path, check: str, *, lying: bool = False) -> Path:
               ready: {{http: "http://127.0.0.1:{{port.dep}}/", timeout: 20s, interval: 100ms}}
               grace: 2s
             app:
-              command: [python, "{directory}/app.py", --port, "{{port.app}}",
-                        --dependency, "http://127.0.0.1:{{port.dep_proxy}}/" {flags}]
+              command: [python, "{directory}/app.py", --port, "{{port.app}}", --db, "{{run_dir}}/orders.db",
+                        --stock, "http://127.0.0.1:{{port.dep_proxy}}/" {flags}]
               depends_on: [dep]
               ready: {{http: "http://127.0.0.1:{{port.app}}/metrics", timeout: 20s, interval: 100ms}}
               restart: on-failure
@@ -96,9 +99,9 @@ def artifact(directory: Path, report: dict[str, Any], name: str) -> Any:
 
 DEPENDENCY_DOWN = """
 metrics: /metrics
-require_metrics: [app_requests, 'app_requests_total{route="/work"}', process_resident_memory_bytes]
-error_counters: [app_dependency_errors_total]
-load: {rate: 20/s, requests: [{name: work, path: /work}]}
+require_metrics: [orders_requests, 'orders_requests_total{route="/orders"}', process_resident_memory_bytes]
+error_counters: ['orders_dependency_errors_total{dependency="stock"}']
+load: {rate: 20/s, requests: [{name: orders, path: /orders}]}
 faults:
   - fault: {proxy: dep, toxic: down}
     detect_within: 2s
@@ -118,7 +121,7 @@ def test_a_truthful_health_endpoint_is_go_through_a_dependency_outage_and_a_kill
     assert metrics[f"{down}.fault_applied"] == 1 and metrics[f"{down}.detected"] == 1
     assert 0 <= metrics[f"{down}.time_to_detect"] < 2
     assert metrics[f"{down}.recovered"] == 1 and metrics[f"{down}.time_to_recover"] < 5
-    assert metrics[f"{down}.error_counter_rise"] > 0  # the /work requests failed and were counted
+    assert metrics[f"{down}.error_counter_rise"] > 0  # the /orders requests failed and were counted
     assert metrics["telemetry.crash.detected"] == 1 and metrics["telemetry.crash.recovered"] == 1
     assert 0 < metrics["telemetry.crash.time_to_recover"] < 10  # counted from the kill: the restart
     assert "telemetry.crash.error_counter_rise" not in metrics  # error_counters: [] for the kill
@@ -131,7 +134,8 @@ def test_a_truthful_health_endpoint_is_go_through_a_dependency_outage_and_a_kill
     assert {("before", 200, "healthy"), ("during", 503, "unhealthy"), ("recovery", 200, "healthy")} <= seen
     unhealthy = next(a for a in timeline["health_answers"] if a["verdict"] == "unhealthy")
     assert '"unavailable"' in unhealthy["body"] and unhealthy["since_fault"] >= 0
-    counts = [r["counters"]["app_dependency_errors_total"] for r in timeline["metrics_readings"]]
+    counter = 'orders_dependency_errors_total{dependency="stock"}'
+    counts = [r["counters"][counter] for r in timeline["metrics_readings"]]
     assert counts[-1] > counts[0]
 
 
@@ -139,7 +143,7 @@ def test_a_lying_health_endpoint_is_no_go_on_truthful_and_a_metric_it_lacks_on_m
     tmp_path: Path,
 ) -> None:
     write_plan(
-        tmp_path, DEPENDENCY_DOWN.replace("process_resident_memory_bytes", "app_queue_depth"), lying=True
+        tmp_path, DEPENDENCY_DOWN.replace("process_resident_memory_bytes", "orders_queue_depth"), lying=True
     )
     code, report, output = gonogo_run(tmp_path)
     assert code == 1, output
@@ -156,7 +160,7 @@ def test_a_lying_health_endpoint_is_no_go_on_truthful_and_a_metric_it_lacks_on_m
     assert any(r.startswith("telemetry.health.truthful = 0") for r in reasons), reasons
     (check,) = report["checks"]
     assert "health still not unhealthy 2.00 s after proxy dep down" in check["message"], check["message"]
-    assert "metrics missing: app_queue_depth" in check["message"]
+    assert "metrics missing: orders_queue_depth" in check["message"]
     timeline = artifact(tmp_path, report, "telemetry-proxy_dep_down-timeline.json")
     assert {a["status"] for a in timeline["health_answers"]} == {200}  # what it said, kept as evidence
 
@@ -221,6 +225,18 @@ def test_a_wrong_setting_is_refused_at_its_line(tmp_path: Path, check: str, line
     assert message in text and f"{path}:{line}:" in text, text
     where, _, said = text.partition(": ")[2].partition(": ")
     assert not said.startswith(where.rsplit(".", 1)[-1]), text  # the field is named once
+
+
+def test_the_example_plan_of_the_docs_is_valid_and_gated_by_the_kinds_own_gates() -> None:
+    plan = load_plan(EXAMPLE / "gonogo.yaml")
+    gates = {gate.metric: gate.expr.text for gate in plan.gates if gate.metric.startswith("telemetry.")}
+    assert gates == {
+        "telemetry.health.truthful": "== 100%",
+        "telemetry.metrics.parses": "== 1",
+        "telemetry.metrics.missing": "== 0",
+        "telemetry.proxy_stock_down.error_counter_rise": "> 0",
+        "telemetry.database_gone.error_counter_rise": "> 0",
+    }
 
 
 def test_gates_and_names_follow_the_settings() -> None:
