@@ -24,7 +24,7 @@ from .conftest import MakeSystem
 
 MiB = 1024 * 1024
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 
 
 def write(path: Path, mib: int) -> subprocess.CompletedProcess[str]:
@@ -38,6 +38,7 @@ def write(path: Path, mib: int) -> subprocess.CompletedProcess[str]:
     )
 
 
+@needs_root
 def test_a_data_volume_is_mounted_for_the_service_filled_by_disk_full_and_gone_after_stop(
     make_system: MakeSystem, tmp_path: Path, reaper: Reaper
 ) -> None:
@@ -120,6 +121,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
+@needs_root
 def test_the_watchdog_unmounts_the_volume_when_gonogo_is_killed(tmp_path: Path) -> None:
     killed = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(_KILLED_GONOGO), str(tmp_path)],
@@ -134,3 +136,33 @@ def test_the_watchdog_unmounts_the_volume_when_gonogo_is_killed(tmp_path: Path) 
     while os.path.ismount(tmp_path / "data") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not os.path.ismount(tmp_path / "data")
+
+
+_PLAN = """
+name: t
+system:
+  services:
+    api: {command: [sleep, "9"]%s}
+checks:
+  full:
+    kind: chaos
+    hypothesis: {probes: [{name: up, command: "true"}]}
+    faults:
+      - {disk_full: api}
+"""
+
+
+def test_validate_refuses_disk_full_on_a_service_without_a_data_volume(tmp_path: Path) -> None:
+    from gonogo.errors import PlanError
+    from gonogo.plan.load import parse_plan
+
+    with pytest.raises(PlanError) as refused:
+        parse_plan(_PLAN % "", tmp_path / "gonogo.yaml")
+    assert str(refused.value) == (
+        f"{tmp_path / 'gonogo.yaml'}:11:21: checks.full.faults[0].disk_full: a disk_full fault needs a "
+        "service with data; 'api' has no data (system.services.api): give the service `data: {path: "
+        "'{run_dir}/<service>-data', size: 64MB}`, a small filesystem gonogo mounts for its data, and have "
+        "the service keep its data there"
+    )
+    plan = parse_plan(_PLAN % ', data: {path: "{run_dir}/api-data"}', tmp_path / "gonogo.yaml")
+    assert plan.system.services["api"].data is not None and plan.system.services["api"].data.size == 64 * MiB
