@@ -19,6 +19,7 @@ from __future__ import annotations
 
 __all__ = ["OperationCheck"]
 
+import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -30,7 +31,7 @@ from gonogo.checks.base import CheckContext, CheckKind, CheckOutcome, MetricPatt
 from gonogo.checks.operation.actions import ActionResult, run_action
 from gonogo.checks.operation.restore import RestoreDrill
 from gonogo.checks.operation.settings import Operation, OperationSettings
-from gonogo.checks.operation.traffic import start_traffic
+from gonogo.checks.operation.traffic import first_figures, start_traffic
 from gonogo.checks.operation.version import VersionReader, version_url
 from gonogo.checks.operation.watch import INTERVAL, Watcher
 from gonogo.experiment.settings import HttpProbe
@@ -199,14 +200,12 @@ class _Session:
 
     # -- the operations ---------------------------------------------------------------
 
-    def _traffic(self, seconds: float, *, flowing: bool = False) -> BackgroundTraffic | str | None:
+    def _traffic(self, seconds: float) -> BackgroundTraffic | str | None:
         """The background load, if the plan has one, bounded to `seconds`; or why it cannot run."""
         if self.settings.load is None:
             return None
         assert self.base_url is not None
-        return start_traffic(
-            self.settings.load, self.base_url, self.variables, self.ctx, seconds, flowing=flowing
-        )
+        return start_traffic(self.settings.load, self.base_url, self.variables, self.ctx, seconds)
 
     def _bound(self) -> float:
         """The longest the operations can take: the bound on the background load."""
@@ -225,7 +224,7 @@ class _Session:
 
     def _operations(self) -> str | None:
         """Run every operation under load; record its figures. Why the check cannot go on, if so."""
-        traffic = self._traffic(self._bound(), flowing=True)
+        traffic = self._traffic(self._bound())
         if isinstance(traffic, str):
             return traffic
         probe = watch_probe(self.settings)
@@ -241,6 +240,7 @@ class _Session:
             watcher.start()
         reader = self._version_reader()
         runs: list[_Run] = []
+        interrupted: BaseException | None = None
         try:
             steady = self._steady(traffic, watcher)
             if steady is not None:
@@ -250,12 +250,19 @@ class _Session:
                 for operation in self.settings.operations:
                     if number <= operation.repeat:
                         runs.append(self._run_once(operation, number, reader, watcher))
+        except BaseException as interrupt:  # Ctrl-C, the check's time limit: keep the runs done
+            interrupted = interrupt
         finally:
             if watcher is not None:
                 watcher.stop()
             if reader is not None:
                 reader.close()
             self._stop(traffic)
+        if interrupted is not None:
+            with contextlib.suppress(Exception):
+                self._measure(runs, traffic, watcher)
+                self._record(runs, traffic, watcher)
+            raise interrupted
         self._measure(runs, traffic, watcher)
         self._record(runs, traffic, watcher)
         return None
@@ -278,17 +285,17 @@ class _Session:
 
     def _steady(self, traffic: BackgroundTraffic | None, watcher: Watcher | None) -> str | None:
         """Watch the load for `before`: why the system is not steady, or None."""
+        if traffic is None and watcher is None:
+            return None  # nothing to watch
         seconds = self.settings.before
         self.ctx.progress(f"before: load for {format_value(seconds, 'seconds')}, no failure expected")
         start = time.monotonic()
-        first = traffic.latest() if traffic is not None else None
         time.sleep(seconds)
-        last = traffic.latest() if traffic is not None else None
+        # Judged from the load's start: it began just before, and must not have failed since.
+        last = first_figures(traffic) if traffic is not None else None
         problems = []
-        if first is not None and last is not None:
-            failed = (last.errors - first.errors) + (last.dropped - first.dropped)
-            if failed:
-                problems.append(f"{failed} of {last.requests - first.requests} requests of the load failed")
+        if last is not None and (failed := last.errors + last.dropped):
+            problems.append(f"{failed} of {last.requests} requests of the load failed")
         if watcher is not None and (failures := watcher.failures(start, time.monotonic())):
             problems.append(f"{len(failures)} of the watcher's requests failed ({failures[0].detail})")
         if traffic is not None and last is None:

@@ -126,8 +126,10 @@ class RestoreDrill:
         self.ctx.progress(f"restore drill: writing for {format_value(seconds, 'seconds')} {when}")
         writes = _Writes(writer, time.monotonic())
         writer.start()
-        time.sleep(seconds)
-        writer.stop()  # waits for the writes in flight: all of them are answered before the next step
+        try:
+            time.sleep(seconds)
+        finally:
+            writer.stop()  # waits for the writes in flight: all are answered before the next step
         writes.ended = time.monotonic()
         self.ctx.progress(f"restore drill: {writer.acknowledged} writes acknowledged {when}")
         return writes

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["start_traffic"]
+__all__ = ["first_figures", "start_traffic"]
 
 import time
 from typing import Any
@@ -12,23 +12,16 @@ from gonogo.checks.base import CheckContext
 from gonogo.experiment.settings import BackgroundLoad
 from gonogo.experiment.traffic import BackgroundTraffic
 from gonogo.loadgen.endpoints import build_endpoint
-from gonogo.loadgen.engine import LoadSpec, LoadSpecError
+from gonogo.loadgen.engine import LoadSpec, LoadSpecError, ProgressSnapshot
 
 FIRST_FIGURES_WAIT = 10.0  # seconds the load may take to report its first second
 
 
 def start_traffic(
-    load: BackgroundLoad,
-    base_url: str,
-    variables: dict[str, Any],
-    ctx: CheckContext,
-    seconds: float,
-    *,
-    flowing: bool,
+    load: BackgroundLoad, base_url: str, variables: dict[str, Any], ctx: CheckContext, seconds: float
 ) -> BackgroundTraffic | str:
-    """The load, started, or why it cannot run; with `flowing`, once its first second is counted
-    (what comes before it can be judged on traffic). It stops by itself after `seconds` if
-    nobody stops it before."""
+    """The load, started, or why it cannot run. It stops by itself after `seconds` if nobody
+    stops it before."""
     target = urlsplit(base_url)
     if target.scheme != "http":
         return f"the background load cannot run: the load engine speaks plain HTTP/1.1; {base_url} is not http://"
@@ -50,7 +43,13 @@ def start_traffic(
         return f"the background load cannot run: {error}"
     traffic = BackgroundTraffic(spec)
     traffic.start()
-    deadline = time.monotonic() + FIRST_FIGURES_WAIT
-    while flowing and traffic.latest() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
     return traffic
+
+
+def first_figures(traffic: BackgroundTraffic) -> ProgressSnapshot | None:
+    """The load's latest figures, once it has reported any (it does once a second); None if it
+    has not within FIRST_FIGURES_WAIT."""
+    deadline = time.monotonic() + FIRST_FIGURES_WAIT
+    while (snapshot := traffic.latest()) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return snapshot
