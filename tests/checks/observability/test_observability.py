@@ -16,10 +16,12 @@ from typing import Any
 import psutil
 import pytest
 
+from gonogo.checks.observability import ObservabilityCheck
 from gonogo.checks.observability.endpoints import Scrape, _parse, rise
 from gonogo.checks.observability.settings import MetricSelector, ObservabilitySettings
 from gonogo.errors import PlanError
 from gonogo.plan import load_plan
+from gonogo.plan.names import PlanNames
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "examples" / "observability"
 
@@ -85,6 +87,11 @@ def gonogo_run(directory: Path) -> tuple[int, dict[str, Any], str]:
         if str(directory) in " ".join(p.info["cmdline"] or [])
     ]
     assert leftovers == []
+    # every metric the check recorded is one it declares (gonogo validate accepts a gate on it)
+    settings = load_plan(directory / "gonogo.yaml").checks["telemetry"].settings
+    declared = ObservabilityCheck.metric_names(settings, PlanNames())  # type: ignore[arg-type]
+    recorded = [m["full_name"] for m in report["metrics"] if m["full_name"].startswith("telemetry.")]
+    assert recorded and [n for n in recorded if n.removeprefix("telemetry.") not in declared] == []
     return done.returncode, report, done.stdout + done.stderr
 
 
@@ -255,8 +262,6 @@ def test_gates_and_names_follow_the_settings() -> None:
     assert settings.error_counters[0] == MetricSelector(
         "http_requests_total", (("status", "503"), ("route", '/a"b'))
     )
-    from gonogo.checks.observability import ObservabilityCheck
-
     assert ObservabilityCheck.default_gates(settings) == {
         "health.truthful": "== 100%",
         "metrics.parses": "== 1",
