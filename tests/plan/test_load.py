@@ -696,3 +696,24 @@ def test_an_unknown_variable_is_placed_at_the_step_that_uses_it(tmp_path: Path) 
         "at this point of the journey; did you mean {token}? (defined here: iteration, journey, token, uuid; "
         "write {{tokn}} for a literal {tokn})"
     ]
+
+
+def test_yaml_merge_keys_share_settings_and_the_own_keys_win(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        system:
+          services:
+            enricher: &python
+              command: python -m http.server
+              env: {PYTHONPATH: src}
+              grace: 2s
+            api:
+              <<: *python
+              grace: 5s
+        checks:
+          unit: {kind: tests, junit: [report.xml]}
+        """,
+    )
+    api = load_plan(path).system.services["api"]
+    assert api.grace == 5 and api.env == {"PYTHONPATH": "src"} and api.command == "python -m http.server"

@@ -76,12 +76,24 @@ class _Document:
         self.marks[location] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
+            # `<<: *defaults` merges: the merged keys come first, and the mapping's own override them.
+            own = {id(key_node) for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge"}
+            try:
+                self._constructor.flatten_mapping(node)
+            except yaml.MarkedYAMLError as error:
+                self.issue(location, f"invalid merge (<<): {error.problem}", node)
+                return result
+            merged: set[Any] = set()
             for key_node, value_node in node.value:
                 key = self._constructor.construct_object(key_node, deep=True)
                 if isinstance(key, list | dict):
                     self.issue(location, "a mapping key must be a plain value", key_node)
                     continue
-                if key in result:
+                if id(key_node) not in own:
+                    merged.add(key)
+                elif key in merged:
+                    merged.discard(key)  # overrides what `<<` brought
+                elif key in result:
                     hint = (
                         "; to give one metric several gates, use a list of thresholds"
                         if location == ("gates",)
