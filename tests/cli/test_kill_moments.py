@@ -15,7 +15,7 @@ from cli_support import gonogo, write_plan
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
-SERVICE = Path(__file__).parent / "services" / "write_behind.py"
+SERVICE = Path(__file__).parents[2] / "docs" / "examples" / "kill_moments" / "store.py"
 MOMENTS = ("0ms", "100ms", "500ms", "1500ms")  # the default offsets
 
 

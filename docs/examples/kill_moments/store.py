@@ -1,6 +1,6 @@
 """A small real service that acknowledges writes before it commits them, unless told not to.
 
-    python write_behind.py --port P --db FILE [--flush-every SECONDS] [--commit-before-ack]
+    python store.py --port P --db FILE [--flush-every SECONDS] [--commit-before-ack]
 
 POST /items stores the body in SQLite and answers 201 {"id": ID}. By default it answers at
 once and keeps the write in a buffer that a thread commits every `--flush-every` seconds (2):
