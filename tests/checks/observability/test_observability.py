@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from gonogo.checks.observability import ObservabilityCheck
-from gonogo.checks.observability.endpoints import Scrape, _parse, rise
+from gonogo.checks.observability.endpoints import Scrape, _parse, judge, rise
 from gonogo.checks.observability.settings import MetricSelector, ObservabilitySettings
 from gonogo.errors import PlanError
 from gonogo.plan import load_plan
@@ -297,3 +297,20 @@ def test_counters_are_read_as_prometheus_does() -> None:
     assert Scrape(0.0, None, "refused").total(errors) is None
     # a counter that goes down was restarted with its process: it rose by what it reads now
     assert rise([5, None, 7, 2, 3]) == 2 + 2 + 1
+
+
+def test_a_health_answer_is_judged_by_the_settings() -> None:
+    faults = [{"fault": {"kill": "api"}}]
+    plain = ObservabilitySettings.model_validate({"faults": faults})
+    assert judge(200, b"", plain)[0] == "healthy"
+    assert judge(503, b"", plain) == ("unhealthy", "expected status 200, got 503")
+    assert judge(404, b"", plain)[0] == "unhealthy"  # anything not healthy, by default
+    strict = ObservabilitySettings.model_validate(
+        {"faults": faults, "healthy_json": {"$.status": "ok"}, "unhealthy_status": [503]}
+    )
+    assert judge(200, b'{"status": "ok"}', strict)[0] == "healthy"
+    assert judge(200, b'{"status": "degraded"}', strict)[0] == "neither"  # 200 is not an unhealthy status
+    assert judge(503, b'{"status": "down"}', strict)[0] == "unhealthy"
+    verdict, why = judge(404, b"", strict)
+    assert verdict == "neither" and "not an unhealthy status (503)" in why
+    assert judge(200, b"<html>", strict)[1].startswith("the answer is not JSON")
