@@ -164,7 +164,7 @@ class _Soak:
                     artifact=evidence,
                     window=(since, until),
                 )
-        return _outcome(measured, trends, invalid)
+        return _outcome(measured, trends, invalid, sampled=bool(self.services))
 
     def _store(
         self,
@@ -284,7 +284,9 @@ def _relative(points: Sequence[tuple[datetime, float]], since: datetime) -> list
     return [[round((at - since).total_seconds(), 3), value] for at, value in points]
 
 
-def _outcome(measured: Measured, trends: Sequence[SeriesResult], invalid: list[str]) -> CheckOutcome:
+def _outcome(
+    measured: Measured, trends: Sequence[SeriesResult], invalid: list[str], *, sampled: bool
+) -> CheckOutcome:
     counts = measured.overall.counts
     rate = counts.responses / measured.measured_seconds if measured.measured_seconds > 0 else 0.0
     summary = (
@@ -293,6 +295,8 @@ def _outcome(measured: Measured, trends: Sequence[SeriesResult], invalid: list[s
     )
     leaks = [result.subject for result in trends if result.fitted.trend and result.fitted.trend.significant]
     summary += f"; growth flagged: {', '.join(leaks)}" if leaks else "; no growth flagged"
+    if not sampled:
+        summary += "; no service sampled: the plan starts none, so no resource trend is measured"
     if measured.note:
         summary += f"; {measured.note}"
     details = [result.summary for result in trends]
