@@ -495,7 +495,7 @@ class _Observation:
         if not_applied:
             return CheckOutcome(
                 "error",
-                "; ".join(f"{t.name}: {t.description} {t.problem}" for t in not_applied),
+                "; ".join(f"{t.name}: {t.description}: {t.problem}" for t in not_applied),
                 parts[1:] + details,
             )
         return CheckOutcome("completed", "; ".join(parts), details)
@@ -512,7 +512,7 @@ class _Observation:
             before = last("before")
             return f"{t.name}: health did not say healthy before the fault (last: {before}): not applied"
         if not t.applied:
-            return f"{t.name}: {t.description} {t.problem}"
+            return f"{t.name}: {t.description}: {t.problem}"
         if t.case.expect == "unhealthy":
             if t.detected is not None and t.injected is not None:
                 said = f"unhealthy {format_value(t.detected - t.injected, 'seconds')} after {t.description}"
