@@ -104,6 +104,7 @@ class _Soak:
         self.warmup = settings.warmup if settings.warmup is not None else system.trends.warmup
         self.services = list(settings.services or system.services)
         self.load = settings.load_settings(self.warmup)
+        self.fd_limits: dict[str, tuple[float, str]] = {}
 
     def run(self) -> CheckOutcome:
         # Read now, while every service runs: a process that dies during the soak takes its limit along.
@@ -274,9 +275,9 @@ class _LiveSlope:
             except TooFewSamples:
                 shown.append(f"{service} RSS: slope after {MIN_SAMPLES} samples past the warm-up")
                 continue
-            shown.append(
-                f"{service} RSS {'+' if fitted.slope >= 0 else ''}{format_value(fitted.slope, 'bytes')}/h"
-            )
+            sign = "+" if fitted.slope >= 0 else ""
+            flagged = " (growing)" if fitted.significant else ""
+            shown.append(f"{service} RSS {sign}{format_value(fitted.slope, 'bytes')}/h so far{flagged}")
         return ", ".join(shown)
 
 
