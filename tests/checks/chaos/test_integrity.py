@@ -183,3 +183,28 @@ def test_a_probe_fills_in_variables_in_its_expected_json_too(store: str, tmp_pat
 
     assert probe(7).ok, probe(7).detail
     assert probe(8).detail == "$.size is 7, expected 8"
+
+
+def test_a_burst_goes_out_at_once_after_the_steady_writes_and_is_counted_on_its_own(store: str) -> None:
+    # read back at an id that is not there: every write is lost, the burst's counted apart
+    gone = {"name": "get", "request": {"path": "/items/{id}000"}, "expect": {"status": 200}}
+    settings = chaos(read=gone)
+    assert settings.integrity is not None and settings.integrity_journeys is not None
+    writer = IntegrityWriter(
+        settings.integrity, settings.integrity_journeys, store, files={}, expand=lambda t: t, variables={}
+    )
+    writer.start()
+    with pytest.raises(RuntimeError, match="needs the steady writes stopped first"):
+        writer.burst(3, "early")
+    time.sleep(0.2)
+    writer.stop()
+    steady = writer.acknowledged
+    burst = writer.burst(12, "0ms")
+    assert (burst.group, burst.sent, burst.acknowledged) == ("0ms", 12, 12)
+    assert burst.last_acknowledged_at is not None and burst.last_acknowledged_at <= time.monotonic()
+    report = writer.verify()
+    assert report.acknowledged == report.lost == steady + 12 and steady >= 5
+    group = report.groups["0ms"]
+    assert (group.attempted, group.acknowledged, group.lost, group.intact) == (12, 12, 12, 0)
+    assert list(report.groups) == ["0ms"]
+    assert sum(1 for p in report.problems if p.get("group") == "0ms") == len(group.problems) == 12
