@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from gonogo.plan.model import ResourceLimits, Trends
-from gonogo.system.trends import TooFewSamples, Trend, trend
+from gonogo.system.trends import TooFewSamples, Trend, sustained, trend
 from gonogo.units import Unit
 
 # What gonogo samples of every service, and the unit of each.
@@ -75,8 +75,12 @@ def series_trend(
     settings: Trends,
     unit: Unit,
     limit: float | None = None,
+    steady_load: bool = False,
 ) -> SeriesTrend:
     """Fit `points` (warm-up counted from `since`) and project them to the plan's horizon.
+
+    `steady_load`: the points were sampled under steady load (a soak), so a growth that slowed
+    in the later half of the window is a warm-up, not a leak (`gonogo.system.trends.sustained`).
 
     `leak` is 1 when the growth is significant and material (see `gonogo.system.trends`);
     `within_limit` is 0 when the end value is already past the limit or a significant growth
@@ -94,6 +98,8 @@ def series_trend(
         )
     except TooFewSamples as error:
         return SeriesTrend(subject, f"{subject}: no trend ({error})")
+    if steady_load:
+        fitted = sustained(relative, fitted, warmup=settings.warmup)
     figures = [
         Figure("start", fitted.start, unit),
         Figure("end", fitted.end, unit),

@@ -29,6 +29,15 @@ A slow leak passes all four once the run is long enough: `duration_to_detect` sa
 long. Measured on simulated series (noise sigma, 1 s samples): no flat series flagged in
 hundreds of seeds of Gaussian, heavy-tailed and AR(1) (0.9) noise over 10 min and 1 h;
 3 MB/h under 1 MB of noise is flagged in every seed over an hour.
+
+Under steady load (a soak) one more rule applies, `sustained`: **the growth has not slowed.**
+A warm-up that outlasts the warm-up allowance (a heap or a cache growing to its size) rises
+and then levels off, and a straight line through it passes the four rules; a leak under steady
+load keeps its rate. The later half of the window is fitted on its own, and when its whole
+interval lies below the lower bound of the whole window's, the growth slowed: not a leak.
+Measured on simulated linear leaks at the detectable size (180, 600 and 3600 samples), the
+rule drops 1 of about 700 that the four rules flag; it cleared a healthy Python service
+whose RSS rose 700 KB in the first minutes of a 3-minute soak and then stayed flat.
 """
 
 from __future__ import annotations
@@ -42,12 +51,13 @@ __all__ = [
     "Trend",
     "detectable_slope",
     "duration_to_detect",
+    "sustained",
     "trend",
 ]
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -100,6 +110,9 @@ class Trend:
     limit: float | None
     time_to_limit: float | None  # seconds after `observed` until the projection reaches the limit
     significant: bool
+    # per hour: the slope of the window's later half, when a significant growth slowed there
+    # (see `sustained`; the trend is then not significant)
+    slowed_to: float | None = None
 
     @property
     def growth(self) -> float:
@@ -122,6 +135,8 @@ class Trend:
             text = f"{subject} falls {rate} ± {spread}"
         else:
             why = "not material" if self.slope_low > 0 else "not significant"
+            if self.slowed_to is not None:
+                why = f"growth slowed to {_format_rate(self.slowed_to, self.unit)} in the later half"
             text = (
                 f"{subject} steady: {format_value(self.start, self.unit)} → "
                 f"{format_value(self.end, self.unit)} over {_format_duration(self.observed - self.first)} "
@@ -192,6 +207,25 @@ def trend(
         time_to_limit=_time_to_limit(end, end_time, observed, slope, limit),
         significant=significant,
     )
+
+
+def sustained(points: Sequence[tuple[float, float]], fitted: Trend, *, warmup: float) -> Trend:
+    """`fitted` (the trend of `points` after `warmup`), no longer significant if its growth
+    slowed: the later half of its window, fitted alone, has its whole interval below the lower
+    bound of the whole window's slope. For a window of steady load, where a leak keeps its rate
+    and a warm-up levels off (see the module's doc)."""
+    if not fitted.significant:
+        return fitted
+    middle = max(warmup, (fitted.first + fitted.observed) / 2)
+    try:
+        later = trend(
+            points, warmup=middle, horizon=None, limit=None, confidence=fitted.confidence, unit=fitted.unit
+        )
+    except TooFewSamples:
+        return fitted
+    if later.slope_high >= fitted.slope_low:
+        return fitted
+    return replace(fitted, significant=False, slowed_to=later.slope)
 
 
 def detectable_slope(

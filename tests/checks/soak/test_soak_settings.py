@@ -18,6 +18,7 @@ from gonogo.errors import PlanError
 from gonogo.plan.load import parse_plan
 from gonogo.plan.model import ResourceLimits, Trends
 from gonogo.plan.names import PlanNames, matches
+from gonogo.system.resource_trends import series_trend
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SERVICE = """
@@ -182,6 +183,32 @@ def test_resource_trends_flag_a_leak_and_leave_noise_alone() -> None:
         PlanNames(services=frozenset({"leaky", "steady", "short"})),
     )
     assert all(matches(name, declared) for name in figures)
+
+
+def test_a_growth_that_levels_off_under_steady_load_is_a_warm_up_not_a_leak() -> None:
+    # a heap growing to its size: 700 KB, most of it in the first minute of a 3-minute soak
+    noise = random.Random(3)
+    rising = [50e6 + 700e3 * (1 - math.exp(-i / 60)) + noise.gauss(0, 4e3) for i in range(180)]
+    linear = [50e6 + 700e3 * i / 90 + noise.gauss(0, 4e3) for i in range(180)]
+    samples = {("warm", "rss"): _series(rising), ("leak", "rss"): _series(linear)}
+    found = resource_trends(
+        samples,
+        ["warm", "leak"],
+        since=T0,
+        until=T0 + timedelta(seconds=179),
+        trends=Trends(warmup=0),
+        limits={},
+        fd_limits={},
+        detect={},
+        fallback_interval=1.0,
+    )
+    summaries = {r.name: r.summary for r in found}
+    leaks = {r.name: f.value for r in found for f, _ in r.figures if f.name == "leak"}
+    assert leaks["warm.rss"] == 0 and leaks["leak.rss"] == 1
+    assert "growth slowed to" in summaries["warm.rss"] and "in the later half" in summaries["warm.rss"]
+    # the whole-run trend of the same series, not under steady load, still calls it growth
+    whole = series_trend("warm rss", _series(rising), since=T0, settings=Trends(warmup=0), unit="bytes")
+    assert whole.trend is not None and whole.trend.significant
 
 
 def test_the_latency_trend_and_the_default_detect_slopes() -> None:

@@ -1,6 +1,8 @@
 """The trends of a soak's window: every sampled resource of every watched service, and the
 latency, each fitted by `gonogo.system.resource_trends` and told in one line, with how long a
-soak needs to flag a given growth (`detect`) and the smallest growth this one could flag.
+soak needs to flag a given growth (`detect`) and the smallest growth this one could flag. The
+window is one of steady load, so a growth that slowed in its later half is a warm-up, not a
+leak (`gonogo.system.trends.sustained`).
 
 Pure computation over the samples the run took; the check records what these return.
 """
@@ -91,7 +93,9 @@ def resource_trends(
             points = [(at, v) for at, v in samples.get((service, resource), []) if since <= at <= until]
             limit, limit_source = _limit(service, resource, limits, fd_limits)
             subject = f"{service} {resource}"
-            fitted = series_trend(subject, points, since=since, settings=window, unit=unit, limit=limit)
+            fitted = series_trend(
+                subject, points, since=since, settings=window, unit=unit, limit=limit, steady_load=True
+            )
             interval = _interval(points) or fallback_interval
             results.append(
                 _with_figures(
@@ -116,7 +120,9 @@ def latency_trend(
     """The trend of the per-second p95 latency over the soak's measured phase, against the SLO."""
     window = trends.model_copy(update={"warmup": 0.0})
     points = list(p95)
-    fitted = series_trend("latency p95", points, since=since, settings=window, unit="seconds", limit=slo)
+    fitted = series_trend(
+        "latency p95", points, since=since, settings=window, unit="seconds", limit=slo, steady_load=True
+    )
     return _with_figures(
         "latency",
         "latency p95",
