@@ -291,9 +291,12 @@ def _outcome(
     counts = measured.overall.counts
     rate = counts.responses / measured.measured_seconds if measured.measured_seconds > 0 else 0.0
     summary = (
-        f"soak of {format_value(measured.measured_seconds, 'seconds')}: {counts.requests} {measured.unit}"
+        f"soak of {format_value(measured.measured_seconds, 'seconds')}: {counts.requests} requests"
         f" ({rate:.0f}/s), error rate {format_value(counts.error_rate, 'ratio')}"
     )
+    if measured.journeys is not None:
+        iterations = sum(journey.iterations for journey in measured.journeys.journeys)
+        summary += f", {iterations} journey iterations"
     leaks = [result.subject for result in trends if result.fitted.trend and result.fitted.trend.significant]
     summary += f"; growth flagged: {', '.join(leaks)}" if leaks else "; no growth flagged"
     if not sampled:
