@@ -199,6 +199,23 @@ def test_kill_is_verified_and_on_failure_recovers(make_system: MakeSystem) -> No
         assert not any(e.planned for e in history if e.kind != "exited")
 
 
+def test_planned_kills_spend_no_restarts_nor_back_off(make_system: MakeSystem) -> None:
+    # One restart allowed, a back-off that would double to 8 s: three kills by an experiment
+    # must each be healed after the first back-off, and leave the crash budget untouched.
+    service = http_service("api", restart="on-failure", restart_backoff="0.1s", max_restarts=1)
+    system, recorder = make_system(
+        {"api": service}, sample_interval=0.1, placeholders=port_placeholders("api")
+    )
+    with system:
+        system.start()
+        for round_ in range(1, 4):
+            assert system.kill("api", by="experiment crash").ok
+            wait_for(lambda: recorder.kinds("api").count("restarted") == round_, 5, f"restart {round_}")
+        system.check_alive()
+        restarting = [e.detail for e in system.history("api") if e.kind == "restarting"]
+        assert restarting == ["restart after a planned kill in 0.1s"] * 3
+
+
 def test_kill_without_restart_policy_fails_check_alive(make_system: MakeSystem) -> None:
     system, _ = make_system({"worker": {"command": [*SERVICE]}}, sample_interval=0.1)
     with system:

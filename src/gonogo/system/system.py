@@ -538,7 +538,10 @@ class System:
                 return False
             policy = service.service.restart
             wanted = policy == "always" or (policy == "on-failure" and code != 0)
-            restart = wanted and service.restarts < service.service.max_restarts
+            # A kill by an experiment spends none of the service's restarts: they are for crashes.
+            restart = wanted and (
+                service.planned(tree) is not None or service.restarts < service.service.max_restarts
+            )
             if restart:
                 service.restarting = True
                 service.ready = False
@@ -573,15 +576,23 @@ class System:
     def _restart_loop(self, service: _Running) -> None:
         """Restart `service` per its policy, with back-off, until ready or out of restarts."""
         spec = service.service
+        # After a kill by an experiment, the first restart is not counted against max_restarts
+        # and waits only the first back-off: repeated planned kills must not exhaust or slow it.
+        uncounted = service.planned(service.tree) is not None
         try:
             while True:
                 with self._lock:
                     if service.stopping:
                         return
-                    service.restarts += 1
-                    attempt = service.restarts
-                delay = min(spec.restart_backoff * 2 ** (attempt - 1), spec.restart_backoff_max)
-                detail = f"restart {attempt} of at most {spec.max_restarts} in {delay:g}s"
+                    if uncounted:
+                        delay = spec.restart_backoff
+                        detail = f"restart after a planned kill in {delay:g}s"
+                    else:
+                        service.restarts += 1
+                        delay = min(
+                            spec.restart_backoff * 2 ** (service.restarts - 1), spec.restart_backoff_max
+                        )
+                        detail = f"restart {service.restarts} of at most {spec.max_restarts} in {delay:g}s"
                 with self._lock:
                     service.history.append(_event("restarting", pid=service.tree.pid, detail=detail))
                 self._observer.on_event(service.name, "restarting", detail)
@@ -597,6 +608,7 @@ class System:
                         if service.restarts < spec.max_restarts:
                             # Killed on purpose before it was ready again (a repeated kill): planned.
                             planned = service.planned(service.tree)
+                            uncounted = planned is not None
                             service.history.append(
                                 _event(
                                     "exited",
@@ -613,7 +625,7 @@ class System:
                     self._observer.on_event(service.name, "failed", service.failed)
                     return
                 self._observer.on_event(
-                    service.name, "restarted", f"restarted as pid {service.tree.pid} (restart {attempt})"
+                    service.name, "restarted", f"restarted as pid {service.tree.pid} ({detail})"
                 )
                 return
         except Exception:
