@@ -61,10 +61,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import norm, theilslopes
 
 from gonogo.errors import GonogoError
 from gonogo.units import Unit, format_value
+
+# scipy.stats is imported where a trend is computed: importing it takes a second, which every
+# `gonogo run` paid at start (the runner imports this module) whether it fits a trend or not.
 
 MIN_SAMPLES = 5  # after warm-up; fewer cannot tell a trend from a spike
 NOISE_FRACTION = 0.5  # the fitted growth over the run must reach half the noise's standard deviation
@@ -242,6 +244,8 @@ def detectable_slope(
     3600 samples), the slope this returns is flagged in 78-80 % of runs at power 0.8.
     Materiality (against the start or the limit) is left out: it depends on the series.
     """
+    from scipy.stats import norm
+
     # The epsilon keeps (n - 1) * interval / interval from flooring to n - 2.
     samples = math.floor(duration / interval + 1e-9) + 1 if interval > 0 else 0
     if samples < MIN_SAMPLES:
@@ -308,6 +312,8 @@ def _theil_sen(
     times: NDArray[np.float64], values: NDArray[np.float64], confidence: float
 ) -> tuple[float, float, float, NDArray[np.float64]]:
     """Slope (per second), its interval widened for autocorrelation, and the residuals."""
+    from scipy.stats import norm, theilslopes
+
     fit_times, fit_values = _fit_points(times, values)
     slope, intercept, _, _ = theilslopes(fit_values, fit_times)
     residuals = values - (intercept + slope * times)
