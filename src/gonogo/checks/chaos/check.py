@@ -112,6 +112,24 @@ class ChaosCheck(CheckKind[ChaosSettings]):
         return names
 
     @classmethod
+    def default_gates(cls, settings: ChaosSettings) -> dict[str, str]:
+        """An experiment the plan gates nothing of must have run as planned, and the system
+        must have recovered without losing what it acknowledged."""
+        gates = {
+            "hypothesis.before": "== 1",
+            "fault_applied": "== 1",
+            "rollback.clean": "== 1",
+            "recovered": "== 1",
+        }
+        if settings.integrity is not None:
+            gates |= {f"integrity.{name}": "== 0" for name in ("lost", "corrupted", "duplicated")}
+            if settings.integrity.settled is not None:
+                gates["integrity.stuck"] = "== 0"
+        if settings.moments is not None:
+            gates["integrity.moments"] = f"== {len(settings.moments.labels)}"
+        return gates
+
+    @classmethod
     def references(cls, settings: ChaosSettings) -> list[Reference]:
         return [
             reference
