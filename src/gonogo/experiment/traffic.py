@@ -7,7 +7,13 @@ whose middle falls inside it.
 
 from __future__ import annotations
 
-__all__ = ["BackgroundTraffic", "WindowFigures", "background_load_spec"]
+__all__ = [
+    "FIRST_FIGURES_WAIT",
+    "BackgroundTraffic",
+    "WindowFigures",
+    "background_load_spec",
+    "start_background_traffic",
+]
 
 import threading
 import time
@@ -67,6 +73,32 @@ def background_load_spec(
         workers=1,
         host_header=target.netloc,
     )
+
+
+FIRST_FIGURES_WAIT = 10.0  # seconds the load may take to report its first second
+
+
+def start_background_traffic(
+    load: BackgroundLoad, base_url: str, variables: dict[str, Any], ctx: CheckContext, seconds: float
+) -> BackgroundTraffic | str:
+    """The plan's background `load`, started and flowing (its first second reported, so a steady
+    state is judged on traffic already there), or why it cannot run. It stops by itself after
+    `seconds` if nobody stops it before."""
+    try:
+        spec = background_load_spec(load, base_url, variables, ctx, seconds)
+        spec.validate()
+    except LoadSpecError as error:
+        return f"the background load cannot run: {error}"
+    traffic = BackgroundTraffic(spec)
+    traffic.start()
+    try:
+        deadline = time.monotonic() + FIRST_FIGURES_WAIT
+        while traffic.recent(1.0) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    except BaseException:
+        traffic.stop()
+        raise
+    return traffic
 
 
 class BackgroundTraffic:

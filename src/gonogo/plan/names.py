@@ -12,7 +12,9 @@ them against the `PlanNames` it builds and points at the line.
 from __future__ import annotations
 
 __all__ = [
+    "LIMIT_FIGURES",
     "SERVICE_PREFIX",
+    "TREND_FIGURES",
     "Location",
     "MetricPatterns",
     "PlanNames",
@@ -64,19 +66,10 @@ class Reference:
 # Metrics every run records of every service (`service.api.exits.unplanned`): no check may be named so.
 SERVICE_PREFIX = "service"
 _RESOURCES = ("rss", "fds", "threads", "cpu")
-_TREND_FIGURES = (
-    "start",
-    "end",
-    "growth",
-    "slope_per_hour",
-    "slope_low",
-    "slope_high",
-    "projected",
-    "leak",
-    "limit",
-    "within_limit",
-    "time_to_limit",
-)
+# Figures of every trend (slopes are per hour, in the series' own unit: bytes per hour for RSS),
+# and those recorded only when the series has a limit (`time_to_limit` only when it is reached).
+TREND_FIGURES = ("start", "end", "growth", "slope_per_hour", "slope_low", "slope_high", "projected", "leak")
+LIMIT_FIGURES = ("limit", "within_limit", "time_to_limit")
 _SERVICE_FIGURES = (
     "exits.unplanned",
     "exits.planned",
@@ -97,9 +90,13 @@ def service_metric_patterns(services: Collection[str], with_metrics: Collection[
     patterns: list[str] = []
     for service in sorted(services):
         patterns += [f"{service}.{figure}" for figure in _SERVICE_FIGURES]
-        patterns += [f"{service}.{resource}.{figure}" for resource in _RESOURCES for figure in _TREND_FIGURES]
+        patterns += [
+            f"{service}.{resource}.{figure}"
+            for resource in _RESOURCES
+            for figure in (*TREND_FIGURES, *LIMIT_FIGURES)
+        ]
         if service in with_metrics:
-            patterns += [f"{service}.metrics.*.{figure}" for figure in _TREND_FIGURES]
+            patterns += [f"{service}.metrics.*.{figure}" for figure in (*TREND_FIGURES, *LIMIT_FIGURES)]
             patterns.append(f"{service}.metrics.scrape_errors")
     return patterns
 

@@ -22,26 +22,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from gonogo.plan.model import ResourceLimits, Trends
+from gonogo.plan.names import LIMIT_FIGURES, TREND_FIGURES
 from gonogo.system.trends import TooFewSamples, Trend, sustained, trend
 from gonogo.units import Unit
 
 # What gonogo samples of every service, and the unit of each.
 RESOURCES: dict[str, Unit] = {"rss": "bytes", "fds": "count", "threads": "count", "cpu": "ratio"}
 _LIMIT_FIELD = {"rss": "memory", "fds": "fds", "threads": "threads", "cpu": "cpu"}
-
-# Figures of every trend (slopes are per hour, in the series' own unit: bytes per hour for RSS).
-TREND_FIGURES = (
-    "start",
-    "end",
-    "growth",
-    "slope_per_hour",
-    "slope_low",
-    "slope_high",
-    "projected",
-    "leak",
-)
-# Figures recorded only when the series has a limit. `time_to_limit` only when it is reached.
-LIMIT_FIGURES = ("limit", "within_limit", "time_to_limit")
 
 
 @dataclass(frozen=True)

@@ -51,10 +51,9 @@ from gonogo.experiment.settings import (
     KillFault,
     RestartFault,
 )
-from gonogo.experiment.traffic import BackgroundTraffic, WindowFigures, background_load_spec
+from gonogo.experiment.traffic import BackgroundTraffic, WindowFigures, start_background_traffic
 from gonogo.faults.base import ActiveFault, FaultError, FaultNotSupported
 from gonogo.journey.once import resolve_base_url, run_setup, upload_files
-from gonogo.loadgen.engine import LoadSpecError
 from gonogo.units import Unit, format_value
 
 _DIMENSION = "reliability"
@@ -249,17 +248,10 @@ class _Experiment:
         load = self.settings.load
         if load is not None:
             assert self.base_url is not None
-            try:
-                spec = background_load_spec(load, self.base_url, variables, self.ctx, self._longest())
-                spec.validate()
-            except LoadSpecError as error:
-                return f"the background load cannot run: {error}"
-            self.traffic = BackgroundTraffic(spec)
-            self.traffic.start()
-            # The steady state is judged on traffic already flowing: wait for its first figures.
-            deadline = time.monotonic() + 10
-            while self.traffic.recent(1.0) is None and time.monotonic() < deadline:
-                time.sleep(0.1)
+            traffic = start_background_traffic(load, self.base_url, variables, self.ctx, self._longest())
+            if isinstance(traffic, str):
+                return traffic
+            self.traffic = traffic
         integrity = self.settings.integrity
         journeys = self.settings.integrity_journeys
         if integrity is not None and journeys is not None:

@@ -47,10 +47,9 @@ from gonogo.checks.observability.settings import FaultCase, MetricSelector, Obse
 from gonogo.experiment.faults import FaultEnvironment, apply_fault, describe_fault, expand_fault
 from gonogo.experiment.references import fault_references
 from gonogo.experiment.settings import KillFault, RestartFault
-from gonogo.experiment.traffic import BackgroundTraffic, background_load_spec
+from gonogo.experiment.traffic import BackgroundTraffic, start_background_traffic
 from gonogo.faults.base import ActiveFault, FaultError, FaultNotSupported
 from gonogo.journey.once import resolve_base_url, run_setup
-from gonogo.loadgen.engine import LoadSpecError
 from gonogo.units import Unit, format_value
 
 _DIMENSION = "operations"
@@ -215,17 +214,11 @@ class _Observation:
             variables, problem = run_setup(load.setup, load.request_timeout, base_url, self.ctx)
             if problem:
                 return problem
-        try:
-            spec = background_load_spec(load, base_url, variables, self.ctx, self._longest())
-            spec.validate()
-        except LoadSpecError as error:
-            return f"the background load cannot run: {error}"
-        self.traffic = BackgroundTraffic(spec)
-        self.traffic.start()
         # The steady state is read with traffic already flowing (its counters already counting).
-        deadline = time.monotonic() + 10
-        while self.traffic.recent(1.0) is None and time.monotonic() < deadline:
-            time.sleep(0.1)
+        traffic = start_background_traffic(load, base_url, variables, self.ctx, self._longest())
+        if isinstance(traffic, str):
+            return traffic
+        self.traffic = traffic
         return None
 
     def _longest(self) -> float:

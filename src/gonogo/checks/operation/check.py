@@ -31,11 +31,11 @@ from gonogo.checks.base import CheckContext, CheckKind, CheckOutcome, MetricPatt
 from gonogo.checks.operation.actions import ActionResult, run_action
 from gonogo.checks.operation.restore import RestoreDrill
 from gonogo.checks.operation.settings import Operation, OperationSettings
-from gonogo.checks.operation.traffic import first_figures, start_traffic
+from gonogo.checks.operation.traffic import first_figures
 from gonogo.checks.operation.version import VersionReader, version_url
 from gonogo.checks.operation.watch import INTERVAL, Watcher
 from gonogo.experiment.settings import HttpProbe
-from gonogo.experiment.traffic import BackgroundTraffic
+from gonogo.experiment.traffic import BackgroundTraffic, start_background_traffic
 from gonogo.journey.once import resolve_base_url, run_setup
 from gonogo.units import Unit, format_value
 
@@ -205,7 +205,7 @@ class _Session:
         if self.settings.load is None:
             return None
         assert self.base_url is not None
-        return start_traffic(self.settings.load, self.base_url, self.variables, self.ctx, seconds)
+        return start_background_traffic(self.settings.load, self.base_url, self.variables, self.ctx, seconds)
 
     def _bound(self) -> float:
         """The longest the operations can take: the bound on the background load."""
