@@ -101,6 +101,23 @@ def start_background_traffic(
     return traffic
 
 
+_NOTHING_YET = ProgressSnapshot(
+    elapsed=0.0,
+    warming_up=False,
+    requests=0,
+    responses=0,
+    errors=0,
+    late=0,
+    dropped=0,
+    warmup_requests=0,
+    rps=0.0,
+    p95_us=None,
+    p99_us=None,
+    open_connections=0,
+    queued=0,
+)
+
+
 class BackgroundTraffic:
     """Runs `spec` (open model, no warm-up, long enough) until `stop()`."""
 
@@ -135,14 +152,17 @@ class BackgroundTraffic:
     def recent(self, seconds: float) -> dict[str, float] | None:
         """error_rate, availability and rps over about the last `seconds`, from live snapshots."""
         with self._lock:
-            if len(self._snapshots) < 2:
+            if not self._snapshots:
                 return None
-            now, last = self._snapshots[-1]
-            first_at, first = next(
-                ((at, s) for at, s in self._snapshots if now - at <= seconds + 0.5), self._snapshots[-2]
-            )
+            # The engine's start is a snapshot of nothing sent yet (at the time its first snapshot
+            # counts from), so the first second's figures are there once that second is reported,
+            # not a second later: every experiment waited for two snapshots before its steady state.
+            first_at, first = self._snapshots[0]
+            points = [(first_at - first.elapsed, _NOTHING_YET), *self._snapshots]
+            now, last = points[-1]
+            first_at, first = next(((at, s) for at, s in points if now - at <= seconds + 0.5), points[-2])
         if first is last:
-            first_at, first = self._snapshots[-2]
+            first_at, first = points[-2]
         sent = last.requests - first.requests
         attempted = sent + last.dropped - first.dropped
         errors = last.errors - first.errors
