@@ -26,6 +26,7 @@ def test_a_run_catches_a_healed_crash_a_leak_and_an_abrupt_stop_and_flags_no_noi
               grace: 3s"""
 
     crashy = service("crashy").replace("crashy]", '"crash-after", "150"]')
+    crashy += "\n              limits: {memory: 4GB}"
     plan = write_plan(
         tmp_path,
         f"""
@@ -65,6 +66,8 @@ def test_a_run_catches_a_healed_crash_a_leak_and_an_abrupt_stop_and_flags_no_noi
     assert metrics["service.crashy.restarts"] == metrics["service.crashy.exits.unplanned"]
     assert metrics["service.crashy.exits.planned"] == 0
     assert metrics["service.crashy.log.tracebacks"] >= 1 and metrics["service.crashy.log.errors"] >= 1
+    # Restarted late in the run: too little of its last life for a trend, yet within its limit.
+    assert metrics["service.crashy.rss.within_limit"] == 1
     exits = next(g for g in report["gates"] if g["metric"] == "service.crashy.exits.unplanned")
     assert "exited with code 3" in exits["source"]
 

@@ -19,7 +19,7 @@ def test_a_service_that_stops_on_sigterm_is_not_killed(make_system: MakeSystem) 
     assert time.monotonic() - started < 5
     assert recorder.messages("worker", "stopping") == ["sending SIGTERM, SIGKILL after 10s"]
     [stopped] = recorder.messages("worker", "stopped")
-    assert stopped.startswith("was killed by SIGTERM after ")
+    assert stopped.startswith("ended by its SIGTERM after ")
     assert "killed:" not in stopped
 
 

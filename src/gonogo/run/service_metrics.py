@@ -25,7 +25,7 @@ from gonogo.system import System
 from gonogo.system.process import describe_exit
 from gonogo.system.resource_trends import RESOURCES, SeriesTrend, resource_limit, series_trend
 from gonogo.system.system import ServiceEvent
-from gonogo.units import Unit
+from gonogo.units import Unit, format_value
 
 _TRACEBACK = re.compile(
     r"Traceback \(most recent call last\)|^panic: |^Exception in thread |^\s+at [\w$.]+\("
@@ -158,10 +158,15 @@ class _ServiceRecorder:
         if not started:
             return
         since = started[-1]  # a restart begins a new process: its memory starts again
-        series = {
+        whole_run = {
             resource: points
-            for (name, resource), points in self._run.resource_samples(since).items()
+            for (name, resource), points in self._run.resource_samples(
+                datetime.min.replace(tzinfo=UTC)
+            ).items()
             if name == self._service
+        }
+        series = {
+            resource: [(at, v) for at, v in points if at >= since] for resource, points in whole_run.items()
         }
         settings = self._run.plan.system.trends
         summaries: dict[str, object] = {"since": since.isoformat(), "settings": settings.model_dump()}
@@ -180,7 +185,7 @@ class _ServiceRecorder:
                 "summary": fitted.summary,
                 "points": [[at.isoformat(), value] for at, value in points],
             }
-            self._record_trend(resource, fitted, unit, limit)
+            self._record_trend(resource, fitted, unit, limit, whole_run[resource])
         self._run.store.add_artifact(
             self._run.run_id,
             json.dumps(summaries, indent=1).encode(),
@@ -188,7 +193,14 @@ class _ServiceRecorder:
             media_type="application/json",
         )
 
-    def _record_trend(self, resource: str, fitted: SeriesTrend, unit: Unit, limit: float | None) -> None:
+    def _record_trend(
+        self,
+        resource: str,
+        fitted: SeriesTrend,
+        unit: Unit,
+        limit: float | None,
+        everything: list[tuple[datetime, float]],
+    ) -> None:
         source = f"{self._service}: {fitted.summary} ({self._service}-trends.json)"
         for figure in fitted.figures:
             self.metric(f"{resource}.{figure.name}", figure.value, figure.unit, "reliability", source)
@@ -197,6 +209,16 @@ class _ServiceRecorder:
             self.metric(f"{resource}.leak", 0, "count", "reliability", source)
             if limit is not None:
                 self.metric(f"{resource}.limit", limit, unit, "reliability", source)
+                # Past the limit or not is still known: from the highest value seen in the whole run.
+                highest = max((value for _, value in everything), default=None)
+                if highest is not None:
+                    told = (
+                        f"{self._service}: {resource} at most {format_value(highest, unit)} in the run, "
+                        f"limit {format_value(limit, unit)}"
+                    )
+                    self.metric(
+                        f"{resource}.within_limit", float(highest < limit), "count", "reliability", told
+                    )
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:

@@ -736,6 +736,8 @@ class System:
             message = "had already " + describe_exit(code).replace("was killed", "been killed")
         elif result.returncode is None:
             message = f"could not be reaped after {took:.1f}s"
+        elif result.returncode == -service.service.stop_signal and not result.killed:
+            message = f"ended by its {signame} after {took:.1f}s"  # as many servers do: not a crash
         else:
             message = f"{describe_exit(result.returncode)} after {took:.1f}s"
         if result.killed:

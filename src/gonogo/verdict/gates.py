@@ -49,7 +49,10 @@ def evaluate_gates(
         elif gate.metric in latest:
             results.append(_evaluate(gate, latest[gate.metric], series.get(gate.metric)))
         else:
-            results.append(_not_measured(gate, gate.metric, "no check recorded it"))
+            who = (
+                "the run did not record it" if gate.metric.startswith("service.") else "no check recorded it"
+            )
+            results.append(_not_measured(gate, gate.metric, who))
     return results
 
 
