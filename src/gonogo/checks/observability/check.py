@@ -53,6 +53,9 @@ from gonogo.journey.once import resolve_base_url, run_setup
 from gonogo.units import Unit, format_value
 
 _DIMENSION = "operations"
+# A lasting fault is told truthfully when at least this share of the health answers from the first
+# unhealthy one until its removal say unhealthy (one healthy answer in a flapping moment is forgiven).
+HELD_UNHEALTHY = 0.9
 
 
 class ObservabilityCheck(CheckKind[ObservabilitySettings]):
@@ -70,7 +73,7 @@ class ObservabilityCheck(CheckKind[ObservabilitySettings]):
             names += [f"{name}.{figure}" for figure in ("healthy_before", "fault_applied", "recovered")]
             names += [f"{name}.time_to_recover"]
             if case.expect == "unhealthy":
-                names += [f"{name}.detected", f"{name}.time_to_detect"]
+                names += [f"{name}.detected", f"{name}.time_to_detect", f"{name}.unhealthy_during"]
             else:
                 names += [f"{name}.healthy_during"]
             if settings.counters_of(index):
@@ -139,6 +142,15 @@ class _FaultTimeline:
         during = self.phase("during")
         return sum(a.verdict == "healthy" for a in during) / len(during) if during else None
 
+    def unhealthy_after_detection(self) -> float | None:
+        """Of the answers from the first unhealthy one until the fault was removed, the share that
+        said unhealthy: a health endpoint that says so once, then healthy again while its
+        dependency is still down, is not truthful. None for a kill or a restart (over at once)."""
+        if self.detected is None or self.instant:
+            return None
+        after = [a for a in self.phase("during") if a.at + a.latency >= self.detected]
+        return sum(a.verdict != "healthy" for a in after) / len(after) if after else None
+
     def error_counter_rise(self) -> float | None:
         """Sum of the counters' rises from the last reading before the fault to the last during
         it; None when fewer than two readings could be parsed."""
@@ -152,7 +164,8 @@ class _FaultTimeline:
         if not (self.healthy_before and self.applied and self.recovered is not None):
             return False
         if self.case.expect == "unhealthy":
-            return self.detected is not None
+            held = self.unhealthy_after_detection()
+            return self.detected is not None and (held is None or held >= HELD_UNHEALTHY)
         return self.healthy_during() == 1.0
 
 
@@ -374,7 +387,7 @@ class _Observation:
         sustain = self.settings.sustain
         # A streak that began during the fault (a killed service already back) counts from its start.
         streak: float | None = None
-        for answer in t.phase("during"):
+        for answer in t.phase("during") if t.instant else []:  # a lasting fault recovers once removed
             streak = (streak or answer.at) if answer.verdict == "healthy" else None
         while True:
             answer = self._round(t, "recovery")
@@ -415,6 +428,8 @@ class _Observation:
             )
             if t.detected is not None:
                 self._metric(f"{name}.time_to_detect", t.detected - t.injected, "seconds", source, evidence)
+            if (held := t.unhealthy_after_detection()) is not None:
+                self._metric(f"{name}.unhealthy_during", held, "ratio", source, evidence)
         elif (share := t.healthy_during()) is not None:
             self._metric(f"{name}.healthy_during", share, "ratio", source, evidence)
         self._metric(f"{name}.recovered", 1.0 if t.recovered is not None else 0.0, "number", source, evidence)
@@ -509,6 +524,11 @@ class _Observation:
         if t.case.expect == "unhealthy":
             if t.detected is not None and t.injected is not None:
                 said = f"unhealthy {format_value(t.detected - t.injected, 'seconds')} after {t.description}"
+                held = t.unhealthy_after_detection()
+                if held is not None and held < HELD_UNHEALTHY:
+                    said += (
+                        f", then healthy again while it lasted ({format_value(1 - held, 'ratio')} of answers)"
+                    )
             else:
                 window = format_value(t.case.detect_within, "seconds")
                 said = f"health still not unhealthy {window} after {t.description} (last: {last('during')})"
