@@ -314,3 +314,28 @@ def test_a_health_answer_is_judged_by_the_settings() -> None:
     verdict, why = judge(404, b"", strict)
     assert verdict == "neither" and "not an unhealthy status (503)" in why
     assert judge(200, b"<html>", strict)[1].startswith("the answer is not JSON")
+
+
+def test_health_that_says_unhealthy_once_then_healthy_while_the_fault_lasts_is_not_truthful() -> None:
+    from gonogo.checks.observability.check import _FaultTimeline
+    from gonogo.checks.observability.endpoints import HealthAnswer
+
+    settings = ObservabilitySettings.model_validate(
+        {"faults": [{"fault": {"sqlite_lock": "/tmp/db.sqlite"}, "name": "locked"}]}
+    )
+
+    def timeline(verdicts: str) -> _FaultTimeline:
+        t = _FaultTimeline(0, "locked", settings.faults[0], [], healthy_before=True, applied=True)
+        t.injected, t.removed, t.recovered = 0.0, 10.0, 10.5
+        for moment, verdict in enumerate(verdicts, start=1):
+            said = "unhealthy" if verdict == "u" else "healthy"
+            t.answers.append(
+                ("during", HealthAnswer(float(moment), said, 503 if verdict == "u" else 200, "", "", 0.01))
+            )
+        t.detected = next(a.at + a.latency for _, a in t.answers if a.verdict == "unhealthy")
+        return t
+
+    assert timeline("uuuuuuuuu").truthful()
+    assert timeline("huuuuuuuuuuu").truthful()  # before the first unhealthy answer: still detecting
+    flapped = timeline("uhhhhhhhh")
+    assert not flapped.truthful() and flapped.unhealthy_after_detection() == pytest.approx(1 / 9)
