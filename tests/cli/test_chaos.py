@@ -1,4 +1,8 @@
-"""Chaos experiments run by the real `gonogo` command against real services."""
+"""Chaos experiments run by the real `gonogo` command against real services.
+
+Their windows are short (1 s before the fault, 1 s of sustained recovery, a few seconds of
+fault): what each test asserts is told by the fault, not by how long it is watched.
+"""
 
 from __future__ import annotations
 
@@ -33,9 +37,9 @@ def kill_experiment(name: str = "crash") -> str:
       - {{name: health, http: /health, status: 200, latency: "< 1s"}}
   faults:
     - {{kill: store, signal: SIGKILL}}
-  before: 2s
+  before: 1s
   duration: 2s
-  recovery: {{timeout: 30s, sustain: 2s}}
+  recovery: {{timeout: 30s, sustain: 1s}}
   kill_moments: off  # the kills after bursts of writes have their own test (test_kill_moments.py)
 {textwrap.indent(INTEGRITY.strip(), "  ")}
 """
@@ -86,9 +90,9 @@ hang:
       - {{name: dep, http: /dep, status: 200, latency: "{probe_latency}", timeout: 1s}}
   faults:
     - {fault}
-  before: 2s
+  before: 1s
   duration: 4s
-  recovery: {{timeout: 20s, sustain: 2s}}
+  recovery: {{timeout: 20s, sustain: 1s}}
 """
 
 
@@ -164,7 +168,7 @@ lossy:
       - {name: dep, http: /dep, json: {"$.degraded": false}, timeout: 1s}
   faults:
     - {network: "{port.dep_proxy}", partition: true}
-  before: 2s
+  before: 1s
   duration: 3s
   recovery: {timeout: 20s, sustain: 1s}
 """

@@ -45,6 +45,8 @@ def example_plan(
     stability: tuple[str, ...] = (),
 ) -> Path:
     """The example's own plan, placed in `directory` so the run writes nothing into the repo.
+    Its experiments watch 1 s before the fault and 1 s of sustained recovery (the plan: 2 s
+    each): what the tests assert of them does not depend on how long that is.
 
     `load`: "full" as written, "short" (a few seconds), or "none"; `chaos`: the experiments kept;
     `unit_tests`: run only these of the example's unit tests; `stability`: which of the soak and
@@ -87,6 +89,9 @@ def example_plan(
     if not kill_moments:
         for name in chaos:
             checks[name]["kill_moments"] = "off"
+    for name in chaos:
+        checks[name]["before"] = "1s"
+        checks[name]["recovery"] = {**checks[name]["recovery"], "sustain": "1s"}
     if "sec" in checks:
         checks["sec"]["openapi"] = str(EXAMPLE / checks["sec"]["openapi"])
 
