@@ -31,9 +31,10 @@ _HOUR = 3600.0
 # twice what the trend calls material, so that a slope measured to the precision the trend asks
 # for (interval's lower bound at least half the slope) is also material.
 _DEFAULT_GROWTH = 2 * MATERIAL_FRACTION
-# A count (fds, threads) moves in whole steps: however flat it looks, growth below one step stays
-# hidden until it adds up to one, as if the noise were at least that of rounding, 1/√12.
-_COUNT_NOISE = 1 / math.sqrt(12)
+# A series moves in steps: a count (fds, threads) by one, RSS by a page at least. However flat it
+# looks, a growth below one step stays hidden until it adds up to one, as if the noise were at
+# least that of rounding to the step, step/√12.
+_STEP = {"count": 1.0, "bytes": 4096.0}
 
 Points = Sequence[tuple[datetime, float]]
 
@@ -185,26 +186,39 @@ def _with_figures(
             detect_source = f"detect.{name.rsplit('.', 1)[-1]}"
         else:
             detect, detect_source = default_detect_slope(result.start, result.limit, trends.horizon)
-        figures += _detection(subject, result, interval, detect, detect_source, trends.horizon)
+        noise = _detection_noise(points, result)
+        figures += _detection(subject, result, noise, interval, detect, detect_source, trends.horizon)
     return SeriesResult(
         name, subject, unit, points, fitted, limit_source, interval, detect, detect_source, figures
     )
 
 
+def _detection_noise(points: Sequence[tuple[datetime, float]], result: Trend) -> float:
+    """The noise that hides a growth, for the detection figures: the larger of the trend's robust
+    noise and the plain standard deviation of the residuals, and at least the rounding to the
+    series' step. The robust noise leaves out what moves in steps (an allocator taking memory
+    by the megabyte, then nothing for minutes: most residuals exactly zero), and steps hide a
+    growth as well as noise does; overstating the noise only makes the advice longer."""
+    per_second = result.slope / 3600.0
+    origin = points[0][0]
+    residuals = [value - per_second * (at - origin).total_seconds() for at, value in points]
+    spread = statistics.pstdev(residuals) if len(residuals) > 1 else 0.0
+    return max(result.noise, spread, _STEP.get(result.unit, 0.0) / math.sqrt(12))
+
+
 def _detection(
     subject: str,
     result: Trend,
+    noise: float,
     interval: float,
     detect: float | None,
     detect_source: str,
     horizon: float,
 ) -> list[tuple[Figure, str]]:
-    unit, noise = result.unit, result.noise
-    if unit == "count":
-        noise = max(noise, _COUNT_NOISE)
+    unit = result.unit
     shown_noise = format_value(noise, "number" if unit == "count" else unit)
     given = (
-        f"given noise of {shown_noise} (robust standard deviation) around the trend and "
+        f"given noise of {shown_noise} (standard deviation) around the trend and "
         f"a sample every {interval:.3g} s, in 8 soaks out of 10"
     )
     found: list[tuple[Figure, str]] = []
@@ -259,7 +273,10 @@ def _interval(points: Sequence[tuple[datetime, float]]) -> float | None:
 
 
 def _rate(per_hour: float, unit: Unit) -> str:
-    # A count's rate is fractional (0.5 fds/h); the count format would round it to 0.
+    # A count's rate is fractional (0.5 fds/h), a share's can be tiny (0.004 %/h): the formats
+    # of counts and shares would round them to 0.
+    if unit == "ratio":
+        return f"{per_hour * 100:.3g}%/h"
     return format_value(per_hour, "number" if unit == "count" else unit) + "/h"
 
 
