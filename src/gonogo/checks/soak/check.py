@@ -21,7 +21,7 @@ from __future__ import annotations
 __all__ = ["DEFAULT_GATES", "SoakCheck", "soak_metric_names"]
 
 import json
-import time
+import threading
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -109,9 +109,10 @@ class _Soak:
     def run(self) -> CheckOutcome:
         # Read now, while every service runs: a process that dies during the soak takes its limit along.
         self.fd_limits = self._fd_limits()
+        _warm_up_statistics()
         started = datetime.now(UTC)
-        live = _LiveSlope(self.ctx, self.services, started, self.warmup, self.load.planned_duration)
-        return drive_load(self.load, self.ctx, self._record, progress_extra=live)
+        with _LiveSlope(self.ctx, self.services, started, self.warmup, self.load.planned_duration) as live:
+            return drive_load(self.load, self.ctx, self._record, progress_extra=live)
 
     def _fd_limits(self) -> dict[str, tuple[float, str]]:
         control = self.ctx.fault_targets.services
@@ -245,8 +246,10 @@ class _LoadRecorder:
 
 
 class _LiveSlope:
-    """The progress line's extra: time left and each service's RSS slope so far (refitted every
-    few seconds, after the warm-up)."""
+    """The progress line's extra: time left and each service's RSS slope so far, refitted every
+    few seconds, after the warm-up, on a thread of its own. The progress callback runs on the
+    load engine's thread: a fit there (the first one loads half of scipy, a second) would stall
+    the load, and the soak would measure its own pause as the server's latency."""
 
     def __init__(
         self, ctx: CheckContext, services: Sequence[str], started: datetime, warmup: float, planned: float
@@ -254,16 +257,27 @@ class _LiveSlope:
         self.ctx, self.services, self.started = ctx, services, started
         self.warmup, self.planned = warmup, planned
         self._text = ""
-        self._fitted_at = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._refit, name="gonogo-soak-slope", daemon=True)
+
+    def __enter__(self) -> _LiveSlope:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
 
     def __call__(self) -> str:
         elapsed = (datetime.now(UTC) - self.started).total_seconds()
         remaining = max(self.planned - elapsed, 0.0)
         left = f"{remaining:.0f} s left" if remaining < 120 else f"{format_value(remaining, 'seconds')} left"
-        if time.monotonic() - self._fitted_at >= _PROGRESS_FIT_EVERY:
-            self._fitted_at = time.monotonic()
+        text = self._text  # one reference, replaced whole by the other thread
+        return f"{left}, {text}" if text else left
+
+    def _refit(self) -> None:
+        while not self._done.wait(_PROGRESS_FIT_EVERY):
             self._text = self._slopes()
-        return f"{left}, {self._text}" if self._text else left
 
     def _slopes(self) -> str:
         samples = self.ctx.resource_samples(self.started + timedelta(seconds=self.warmup))
@@ -279,6 +293,12 @@ class _LiveSlope:
             flagged = " (growing)" if fitted.significant else ""
             shown.append(f"{service} RSS {sign}{format_value(fitted.slope, 'bytes')}/h so far{flagged}")
         return ", ".join(shown)
+
+
+def _warm_up_statistics() -> None:
+    """Fit a trend once before the load starts: the first fit loads scipy's statistics (about a
+    second), which must not land in the middle of the soak."""
+    trend([(float(i), float(i)) for i in range(MIN_SAMPLES)], warmup=0, horizon=None, limit=None)
 
 
 def _relative(points: Sequence[tuple[datetime, float]], since: datetime) -> list[list[float]]:
