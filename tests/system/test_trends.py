@@ -196,3 +196,12 @@ def test_a_real_leak_is_flagged_and_real_churn_is_not(
     assert leak.growth > 5 * MB
     assert not churn.significant, churn.describe("churner RSS")
     assert churn.noise > 0.5 * MB  # it was noisy, not idle
+
+
+def test_a_few_pages_over_minutes_are_no_leak_however_far_they_would_project() -> None:
+    # 16 KB in 4 minutes on 22 MB, clean as a line: 72 h would make it 17 MB, yet nothing is seen.
+    pages = [(float(t), 22 * MB + 16_000 * t / 240) for t in range(240)]
+    assert not trend(pages, warmup=0, horizon=72 * HOUR, limit=None, unit="bytes").significant
+    # One descriptor opened lazily half-way: no leak either.
+    lazy = [(float(t), 10.0 + (t >= 120)) for t in range(240)]
+    assert not trend(lazy, warmup=0, horizon=72 * HOUR, limit=None, unit="count").significant
