@@ -119,7 +119,7 @@ def test_a_healthy_noisy_service_soaks_to_go(tmp_path: Path) -> None:
     artifact = next(a for a in report["artifacts"] if a["name"] == "soak-soak.json")
     assert rss["artifact_sha256"] == artifact["sha256"]
     declared_everything(tmp_path, metrics)
-    assert "RSS" in output and "left" in output  # progress: time left and the live RSS slope
+    assert "left" in output  # progress: the time left (the live RSS slope follows once fitted)
 
 
 @pytest.mark.usefixtures("nothing_left")

@@ -43,7 +43,16 @@ from gonogo.system.resource_trends import LIMIT_FIGURES, RESOURCES, TREND_FIGURE
 from gonogo.system.trends import MIN_SAMPLES, TooFewSamples, trend
 from gonogo.units import Unit, format_value
 
-LOAD_FIGURES = ("requests", "errors", "error_rate", "throughput")
+LOAD_FIGURES = (
+    "requests",
+    "errors",
+    "error_rate",
+    "throughput",
+    "generator.cpu",
+    "generator.max_lag",
+    "generator.late",
+    "generator.valid",
+)
 LATENCY_PERCENTILES = {"p50": 50.0, "p95": 95.0, "p99": 99.0}
 # What makes a plan without gates find a leak (metric names after `<check>.`; globs over services).
 DEFAULT_GATES: Mapping[str, str] = {
@@ -150,7 +159,7 @@ class _Soak:
             fallback_interval=system.sample_interval,
         )
         evidence = self._store(measured, series, latency, resources)
-        _LoadRecorder(ctx, measured, evidence).record(series, with_latency=not invalid)
+        _LoadRecorder(ctx, measured, evidence).record(series, invalid=invalid)
         trends = [*([latency] if latency is not None else []), *resources]
         for result in trends:
             dimension = (
@@ -211,8 +220,15 @@ class _LoadRecorder:
     def __init__(self, ctx: CheckContext, measured: Measured, evidence: ArtifactRef) -> None:
         self.ctx, self.m, self.evidence = ctx, measured, evidence
 
-    def record(self, series: PerSecond, *, with_latency: bool) -> None:
+    def record(self, series: PerSecond, *, invalid: list[str]) -> None:
         counts, seconds = self.m.overall.counts, self.m.measured_seconds
+        # The generator's own figures first: they say whether the others are the server's.
+        if self.m.cpu is not None:
+            self._metric("generator.cpu", self.m.cpu, "ratio", "performance")
+        self._metric("generator.max_lag", self.m.max_lag_us / 1e6, "seconds", "performance")
+        self._metric("generator.late", self.m.behind, "count", "performance")
+        self._metric("generator.valid", 0.0 if invalid else 1.0, "number", "performance")
+        with_latency = not invalid
         self._metric("requests", counts.requests, "count", "performance")
         self._metric("errors", counts.error_total, "count", "reliability")
         self._metric("error_rate", counts.error_rate, "ratio", "reliability")

@@ -103,6 +103,9 @@ class SoakSettings(StrictModel):
         default_factory=dict,
         description="resource → the growth per hour to say how long a soak needs to flag it, e.g. rss: 1MB/h",
     )
+    late_threshold: Duration = Field(
+        default=0.01, gt=0, description="a request the generator sends this much after its time is late"
+    )
     generator: GeneratorLimits = Field(default_factory=GeneratorLimits)
 
     @field_validator("detect", mode="before")
@@ -170,6 +173,7 @@ class SoakSettings(StrictModel):
             "max_connections": self.max_connections,
             "request_timeout": self.request_timeout,
             "generator": self.generator,
+            "late_threshold": self.late_threshold,
             "setup": self.setup,
             "requests": self.requests,
             "journeys": self.journeys,
