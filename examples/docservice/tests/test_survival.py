@@ -342,9 +342,12 @@ def test_no_dependency_timeout_lets_a_hanging_enricher_freeze_the_api(
             with pytest.raises(httpx.ReadTimeout):
                 httpx.get(f"{url}/documents/{doc_id}/summary", headers=headers, timeout=3)
 
+        # /health calls the enricher too (the readiness probe did), so only a connection made after
+        # the summary request was sent tells that the summary call is the one hanging.
+        before = len(hanging_enricher.accepted)
         stuck = threading.Thread(target=ask_for_a_summary)
         stuck.start()
-        wait_until(lambda: hanging_enricher.accepted, what="the API to call the enricher")
+        wait_until(lambda: len(hanging_enricher.accepted) > before, what="the API to call the enricher")
         with pytest.raises(httpx.TimeoutException):
             httpx.get(f"{url}/health", timeout=1.5)  # the whole API stopped answering
         stuck.join(timeout=30)
