@@ -132,3 +132,10 @@ def test_help_and_validate_load_neither_the_store_nor_the_runner(tmp_path: Path)
 
 def test_the_report_command_offers_every_report_format() -> None:
     assert set(cli.REPORT_FORMATS) == set(FORMATS)
+
+
+def test_the_runner_loads_scipy_only_to_fit_a_trend() -> None:
+    """Importing scipy.stats takes a second: a run that fits no resource trend never pays it."""
+    script = "import sys, gonogo.cli, gonogo.run; print('scipy.stats' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", (done.stdout, done.stderr)
