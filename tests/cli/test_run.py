@@ -51,7 +51,10 @@ def test_a_passing_run_is_go_with_four_reports(web_plan: Path, tmp_path: Path) -
     assert {p.name for p in run_dir.iterdir()} >= {"report.json", "summary.md", "gates.junit.xml"}
     assert "# gonogo: web — **GO**" in summary.read_text()
     suite = ElementTree.parse(run_dir / "gates.junit.xml").getroot().find("testsuite")
-    assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "0"
+    # the plan's 2 gates, and the web service's own: no unplanned exit, a clean stop
+    assert suite is not None and suite.get("tests") == "4" and suite.get("failures") == "0"
+    names = {case.get("name", "") for case in suite.iter("testcase")}
+    assert {"service.web.exits.unplanned == 0", "service.web.shutdown.clean == 1"} <= names
 
 
 def test_reports_regenerate_from_the_store(web_plan: Path) -> None:

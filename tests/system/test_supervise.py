@@ -210,7 +210,7 @@ def test_planned_kills_spend_no_restarts_nor_back_off(make_system: MakeSystem) -
         system.start()
         for round_ in range(1, 4):
             assert system.kill("api", by="experiment crash").ok
-            wait_for(lambda: recorder.kinds("api").count("restarted") == round_, 5, f"restart {round_}")
+            wait_for(lambda n=round_: recorder.kinds("api").count("restarted") == n, 5, f"restart {round_}")
         system.check_alive()
         restarting = [e.detail for e in system.history("api") if e.kind == "restarting"]
         assert restarting == ["restart after a planned kill in 0.1s"] * 3

@@ -84,14 +84,14 @@ def test_warm_up_is_excluded_so_a_fast_start_then_flat_is_not_a_leak() -> None:
 
 
 def test_projection_and_time_to_limit_of_a_clean_line() -> None:
-    # 1 MB/h from 100 MB, one sample a second for an hour; limit 150 MB, horizon 72 h.
-    points = [(t, 100 * MB + MB * t / HOUR) for t in range(3600)]
+    # 1 MB/h from 100 MB, one sample a second for two hours; limit 150 MB, horizon 72 h.
+    points = [(t, 100 * MB + MB * t / HOUR) for t in range(7200)]
     found = trend(points, warmup=0, horizon=72 * HOUR, limit=150 * MB, unit="bytes")
     assert found.slope == pytest.approx(MB)
     assert found.slope_low == pytest.approx(MB) and found.slope_high == pytest.approx(MB)
-    assert found.growth == pytest.approx(MB * (3599 - 29) / HOUR)  # medians of the first/last 30
+    assert found.growth == pytest.approx(MB * (7199 - 29) / HOUR)  # medians of the first/last 30
     assert found.projected == pytest.approx(172 * MB)
-    assert found.time_to_limit == pytest.approx(50 * HOUR - 3599, rel=1e-6)
+    assert found.time_to_limit == pytest.approx(50 * HOUR - 7199, rel=1e-6)
     assert found.crosses_limit and found.significant
     assert found.describe("RSS") == (
         "RSS grows 976.6 KiB/h ± 0 B → 164.0 MiB at 72 h, limit 143.1 MiB (reached at 50 h)"

@@ -186,10 +186,10 @@ def test_resource_trends_flag_a_leak_and_leave_noise_alone() -> None:
 
 
 def test_a_growth_that_levels_off_under_steady_load_is_a_warm_up_not_a_leak() -> None:
-    # a heap growing to its size: 700 KB, most of it in the first minute of a 3-minute soak
+    # a heap growing to its size: 2.1 MB, most of it in the first minute of a 3-minute soak
     noise = random.Random(3)
-    rising = [50e6 + 700e3 * (1 - math.exp(-i / 60)) + noise.gauss(0, 4e3) for i in range(180)]
-    linear = [50e6 + 700e3 * i / 90 + noise.gauss(0, 4e3) for i in range(180)]
+    rising = [50e6 + 2.1e6 * (1 - math.exp(-i / 60)) + noise.gauss(0, 12e3) for i in range(180)]
+    linear = [50e6 + 2.1e6 * i / 90 + noise.gauss(0, 12e3) for i in range(180)]
     samples = {("warm", "rss"): _series(rising), ("leak", "rss"): _series(linear)}
     found = resource_trends(
         samples,
