@@ -259,7 +259,7 @@ def test_stop_after_pause_stops_gracefully(make_system: MakeSystem) -> None:
         assert system.pause("worker").ok
     assert not alive(pid)
     stopped = recorder.messages("worker", "stopped")
-    assert len(stopped) == 1 and stopped[0].startswith("was killed by SIGTERM")
+    assert len(stopped) == 1 and stopped[0].startswith("ended by its SIGTERM")
     assert "killed:" not in stopped[0]  # SIGTERM was handled, no SIGKILL was needed
 
 
