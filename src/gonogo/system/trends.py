@@ -27,7 +27,8 @@ When is a slope *significant* (a leak, not noise)? All four must hold:
 
 5. **The growth is seen**: the fitted growth over the observed window is at least
    `MIN_SEEN_GROWTH` of the unit: 1 MiB of memory (an allocator arena: a Python process's RSS
-   creeps and falls back by such steps under a steady load), 2 file descriptors or threads. A
+   creeps and falls back by such steps under a steady load), 2 file descriptors or threads, 50 ms
+   of latency (a per-second p95 moves by milliseconds on a busy machine). A
    few pages, or one file opened lazily, projected over 72 h look material, and are no leak.
 
 A slow leak passes all five once the run is long enough: `duration_to_detect` says how
@@ -79,7 +80,7 @@ NOISE_FRACTION = 0.5  # the fitted growth over the run must reach half the noise
 MATERIAL_FRACTION = 0.05  # of the limit, or of the start value without one
 PRECISION = 0.5  # the interval's lower bound must be at least this part of the slope
 # The least growth within the run that can be a leak, by unit (rule 5).
-MIN_SEEN_GROWTH: dict[str, float] = {"bytes": 1024.0**2, "count": 2.0}
+MIN_SEEN_GROWTH: dict[str, float] = {"bytes": 1024.0**2, "count": 2.0, "seconds": 0.05}
 # Theil-Sen's variance is that of least squares divided by its asymptotic relative
 # efficiency, 3/π for Gaussian noise and equally spaced times (Sen 1968).
 THEIL_SEN_EFFICIENCY = 3 / math.pi

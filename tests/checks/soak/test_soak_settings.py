@@ -212,7 +212,7 @@ def test_a_growth_that_levels_off_under_steady_load_is_a_warm_up_not_a_leak() ->
 
 
 def test_the_latency_trend_and_the_default_detect_slopes() -> None:
-    growing = _series([0.010 + 0.0001 * i for i in range(120)])
+    growing = _series([0.010 + 0.001 * i for i in range(120)])
     result = latency_trend(growing, since=T0, trends=Trends(warmup=0), slo=0.050)
     figures = {figure.name: figure.value for figure, _ in result.figures}
     assert figures["leak"] == 1 and figures["within_limit"] == 0 and figures["limit"] == 0.050
