@@ -29,7 +29,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from gonogo.checks.base import (
@@ -52,6 +52,7 @@ from gonogo.experiment.settings import (
     RestartFault,
 )
 from gonogo.experiment.traffic import BackgroundTraffic, WindowFigures, start_background_traffic
+from gonogo.experiment.wall import Wall
 from gonogo.faults.base import ActiveFault, FaultError, FaultNotSupported
 from gonogo.journey.once import resolve_base_url, run_setup, upload_files
 from gonogo.units import Unit, format_value
@@ -455,7 +456,7 @@ class _Experiment:
         if services is None or injected is None:
             return
         names = _restarted(self.settings)
-        since = _Wall(self.timeline.started)(injected)
+        since = Wall(self.timeline.started)(injected)
         for name in sorted(names):
             events = [e for e in services.history(name) if e.at >= since]
             ready = next((e for e in events if e.kind in ("ready", "restarted")), None)
@@ -504,7 +505,7 @@ class _Experiment:
         if self.traffic is None or self.traffic.result is None:
             return
         source = "background load"
-        wall = _Wall(self.traffic.started_at)
+        wall = Wall(self.traffic.started_at)
         for phase, (start, end) in self._windows().items():
             figures = self.traffic.window(start, end)
             window = (wall(start), wall(end))
@@ -584,7 +585,7 @@ class _Experiment:
 
     def _evidence(self, integrity: IntegrityReport | None) -> dict[str, Any]:
         t = self.timeline
-        wall = _Wall(t.started)
+        wall = Wall(t.started)
 
         def at(moment: float | None) -> str | None:
             return wall(moment).isoformat() if moment is not None else None
@@ -666,14 +667,3 @@ class _Experiment:
 
 def _moment_of(problem: dict[str, Any]) -> str:
     return f" (kill moment {problem['group']})" if "group" in problem else ""
-
-
-class _Wall:
-    """time.monotonic() moments as wall-clock datetimes."""
-
-    def __init__(self, reference: float) -> None:
-        self._offset = datetime.now(UTC) - timedelta(seconds=time.monotonic() - reference)
-        self._reference = reference
-
-    def __call__(self, moment: float) -> datetime:
-        return self._offset + timedelta(seconds=moment - self._reference)

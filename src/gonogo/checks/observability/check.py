@@ -28,7 +28,6 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -48,6 +47,7 @@ from gonogo.experiment.faults import FaultEnvironment, apply_fault, describe_fau
 from gonogo.experiment.references import fault_references
 from gonogo.experiment.settings import KillFault, RestartFault
 from gonogo.experiment.traffic import BackgroundTraffic, start_background_traffic
+from gonogo.experiment.wall import Wall
 from gonogo.faults.base import ActiveFault, FaultError, FaultNotSupported
 from gonogo.journey.once import resolve_base_url, run_setup
 from gonogo.units import Unit, format_value
@@ -179,7 +179,7 @@ class _Observation:
         self.health_url = ""
         self.metrics: MetricsReader | None = None
         self.traffic: BackgroundTraffic | None = None
-        self.wall = _Wall(time.monotonic())
+        self.wall = Wall(time.monotonic())
         self.details: list[str] = []
 
     def run(self) -> CheckOutcome:
@@ -556,14 +556,3 @@ def _url(
             return "", f"{field_name} is the path {target}, which needs a base URL: {no_base}"
         return base_url + target, None
     return ctx.expand(target), None
-
-
-class _Wall:
-    """time.monotonic() moments as wall-clock datetimes."""
-
-    def __init__(self, reference: float) -> None:
-        self._offset = datetime.now(UTC) - timedelta(seconds=time.monotonic() - reference)
-        self._reference = reference
-
-    def __call__(self, moment: float) -> datetime:
-        return self._offset + timedelta(seconds=moment - self._reference)
