@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gonogo.checks.base import ArtifactRef, CheckContext, CheckOutcome
-from gonogo.plan.model import Duration
+from gonogo.plan.model import Duration, require_splits
 from gonogo.units import Unit
 
 _Signature = tuple[int, int, int]  # mtime_ns, size, inode: changes when a file is rewritten
@@ -62,14 +62,7 @@ class CommandSettings(BaseModel):
 
     @model_validator(mode="after")
     def _command_splits(self) -> Self:
-        if isinstance(self.command, str) and not self.shell:
-            try:
-                shlex.split(self.command)
-            except ValueError as error:
-                raise ValueError(
-                    f"command {self.command!r} cannot be split into words ({error}); "
-                    "fix the quoting, give a list, or set shell: true"
-                ) from None
+        require_splits(self.command, shell=self.shell)
         return self
 
 

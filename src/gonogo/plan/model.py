@@ -198,7 +198,7 @@ DEFAULT_LOG_ERRORS = (
 )
 
 
-def _splits(command: list[str] | str | None, *, shell: bool | None) -> None:
+def require_splits(command: list[str] | str | None, *, shell: bool | None) -> None:
     """A string command that runs without a shell must split into words like a shell would.
     `shell`: None where there is no `shell:` option."""
     if isinstance(command, str) and not shell:
@@ -234,7 +234,7 @@ class ReadinessProbe(StrictModel):
     @field_validator("command")
     @classmethod
     def _command_splits(cls, value: list[str] | str | None) -> list[str] | str | None:
-        _splits(value, shell=None)
+        require_splits(value, shell=None)
         return value
 
     @field_validator("http")
@@ -315,7 +315,7 @@ class Service(StrictModel):
     def _usable(cls, value: list[str] | str, info: ValidationInfo) -> list[str] | str:
         if not value or (isinstance(value, str) and not value.strip()):
             raise ValueError("a command must not be empty")
-        _splits(value, shell=bool(info.data.get("shell", False)))
+        require_splits(value, shell=bool(info.data.get("shell", False)))
         return value
 
     @model_validator(mode="after")

@@ -24,14 +24,13 @@ from __future__ import annotations
 __all__ = ["Action", "Operation", "OperationSettings", "RestoreCheck", "VersionEndpoint"]
 
 import re
-import shlex
 from typing import Annotated, Any, Self
 
 from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
 
 from gonogo.experiment.settings import BackgroundLoad, Integrity, integrity_journeys
 from gonogo.journey.settings import JourneysSettings, JsonPathKey, Name
-from gonogo.plan.model import Duration, StrictModel
+from gonogo.plan.model import Duration, StrictModel, require_splits
 
 
 class Action(StrictModel):
@@ -59,14 +58,7 @@ class Action(StrictModel):
             raise ValueError(
                 "shell and timeout are for a command; a restart is bounded by the service's ready timeout"
             )
-        if isinstance(self.command, str) and not self.shell:
-            try:
-                shlex.split(self.command)
-            except ValueError as error:
-                raise ValueError(
-                    f"command {self.command!r} cannot be split into words ({error}); "
-                    "fix the quoting, give a list, or set shell: true"
-                ) from None
+        require_splits(self.command, shell=self.shell)
         return self
 
 
