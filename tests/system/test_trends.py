@@ -120,6 +120,22 @@ def test_a_real_but_negligible_drift_is_not_material() -> None:
     assert "not material" in found.describe("RSS")
 
 
+def test_a_material_creep_seen_below_an_arena_says_so() -> None:
+    # The healthy example's API in a 10-minute soak: 0.8 MiB of creep, certain, and 4 MiB/h
+    # would be material over 72 h, but so little was seen that an allocator arena explains it.
+    points = [(float(t), 84 * 2**20 + 0.8 * 2**20 * t / 600) for t in range(600)]
+    found = trend(points, warmup=0, horizon=72 * HOUR, limit=1e9, unit="bytes")
+    assert found.slope_low > 0 and not found.significant
+    assert "grew less than 1.0 MiB in the run" in found.describe("api rss")
+
+
+def test_a_falling_series_is_never_projected_below_zero() -> None:
+    latency = [(float(t), 0.0064 - 0.0009 * t / 600) for t in range(600)]  # p95 6.4 ms falling to 5.5 ms
+    found = trend(latency, warmup=0, horizon=72 * HOUR, limit=0.25, unit="seconds")
+    assert found.slope < 0 and found.projected == 0.0 and found.projected_low == 0.0
+    assert found.describe("latency p95").startswith("latency p95 falls")
+
+
 def test_too_few_samples_after_warm_up() -> None:
     with pytest.raises(TooFewSamples, match=r"3 samples after the 10\.00 s warm-up"):
         trend([(float(t), 1.0) for t in range(13)], warmup=10, horizon=None, limit=None)

@@ -121,6 +121,8 @@ class Trend:
     limit: float | None
     time_to_limit: float | None  # seconds after `observed` until the projection reaches the limit
     significant: bool
+    # which of the rules above a growing but not significant slope failed, for `describe`
+    held_back_by: str | None = None
     # per hour: the slope of the window's later half, when a significant growth slowed there
     # (see `sustained`; the trend is then not significant)
     slowed_to: float | None = None
@@ -145,7 +147,7 @@ class Trend:
         elif self.slope_high < 0:
             text = f"{subject} falls {rate} ± {spread}"
         else:
-            why = "not material" if self.slope_low > 0 else "not significant"
+            why = self.held_back_by or "not significant"
             if self.slowed_to is not None:
                 why = f"growth slowed to {_format_rate(self.slowed_to, self.unit)} in the later half"
             text = (
@@ -189,16 +191,28 @@ def trend(
     projected = projected_low = projected_high = None
     if horizon is not None:
         ahead = max(horizon - end_time, 0.0)
-        projected, projected_low, projected_high = (end + s * ahead for s in (slope, low, high))
+        # memory, descriptors, threads, CPU and latency never go below zero, however they fall
+        floor = 0.0 if float(values.min()) >= 0 else -math.inf
+        projected, projected_low, projected_high = (max(end + s * ahead, floor) for s in (slope, low, high))
     base = abs(limit) if limit is not None else abs(start)
     window = (horizon if horizon is not None else observed) - first
-    significant = (
-        low > 0
-        and low >= PRECISION * slope
-        and slope * (observed - first) >= NOISE_FRACTION * noise
-        and low * window > MATERIAL_FRACTION * base
-        and slope * (observed - first) >= MIN_SEEN_GROWTH.get(unit, 0.0)
+    seen = slope * (observed - first)
+    minimum_seen = MIN_SEEN_GROWTH.get(unit, 0.0)
+    held_back_by = next(
+        (
+            why
+            for failed, why in (
+                (low <= 0, "not significant"),
+                (low < PRECISION * slope, "too imprecise"),
+                (seen < NOISE_FRACTION * noise, "within the noise"),
+                (low * window <= MATERIAL_FRACTION * base, "not material"),
+                (seen < minimum_seen, f"grew less than {format_value(minimum_seen, unit)} in the run"),
+            )
+            if failed
+        ),
+        None,
     )
+    significant = held_back_by is None
     return Trend(
         unit=unit,
         samples=len(values),
@@ -218,6 +232,7 @@ def trend(
         limit=limit,
         time_to_limit=_time_to_limit(end, end_time, observed, slope, limit),
         significant=significant,
+        held_back_by=held_back_by,
     )
 
 
