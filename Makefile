@@ -47,8 +47,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# tests/cli mostly waits (services starting, experiment windows): two at a time, except those of
+# the xdist group "cpu", which load the cores or judge timing. The rest judge timing too: alone.
 unit: $(STAMP) system-packages
-	PATH="$(BIN):$$PATH" $(BIN)/pytest -q -ra
+	PATH="$(BIN):$$PATH" $(BIN)/pytest -q -ra -n 2 --dist loadgroup tests/cli
+	PATH="$(BIN):$$PATH" $(BIN)/pytest -q -ra --ignore=tests/cli
 
 test: lint typecheck unit
 

@@ -260,6 +260,7 @@ def test_a_full_disk_refuses_writes_without_losing_acknowledged_ones_and_is_free
     assert shutil.disk_usage(small_disk).free > 16 * 1024 * 1024
 
 
+@pytest.mark.xdist_group("cpu")  # docs/testing.md: never beside another of this group
 def test_cpu_stress_is_applied_verified_and_gone_afterwards(tmp_path: Path) -> None:
     plan = store_plan(
         tmp_path, machine_experiment("busy", "{stress: cpu, workers: 2}"), 'busy.recovered: "== 1"'
@@ -291,6 +292,7 @@ def test_a_skewed_clock_is_seen_by_the_service_and_set_back(tmp_path: Path) -> N
     assert metrics["skew.recovered"] == 1
 
 
+@pytest.mark.xdist_group("cpu")  # docs/testing.md: never beside another of this group
 def test_ctrl_c_during_the_fault_removes_every_fault_and_keeps_the_figures(
     tmp_path: Path, small_disk: Path
 ) -> None:

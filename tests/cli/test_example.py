@@ -121,6 +121,7 @@ def report_of(plan: Path) -> dict:  # type: ignore[type-arg]
     return json.loads((run_dir / "report.json").read_text())
 
 
+@pytest.mark.xdist_group("cpu")  # docs/testing.md: never beside another of this group
 def test_the_example_is_go(tmp_path: Path) -> None:
     # As `make demo` runs it, less two things the suite has to keep short: the example's own
     # process-level survival tests (what they show, the experiments below show again) and most
@@ -206,6 +207,7 @@ def test_an_api_that_never_gets_ready_exits_3_with_its_log(tmp_path: Path) -> No
     assert report["verdict"]["decision"] == "NO-GO"
 
 
+@pytest.mark.xdist_group("cpu")  # docs/testing.md: never beside another of this group
 def test_a_slow_endpoint_under_load_is_no_go_naming_it(tmp_path: Path) -> None:
     plan = example_plan(tmp_path, unit=False, e2e=False, load="short", chaos=())
     result = gonogo("run", cwd=tmp_path, timeout=300, DOCSERVICE_SLOW_ROUTE="GET /documents")
@@ -259,6 +261,7 @@ def test_an_api_without_a_timeout_on_its_dependency_stops_answering_when_it_hang
     assert any(r.startswith("enricher_hang.availability.during = ") for r in report["verdict"]["reasons"])
 
 
+@pytest.mark.xdist_group("cpu")  # docs/testing.md: never beside another of this group
 def test_the_example_on_postgresql_survives_a_slow_and_a_lost_database_and_a_full_disk(
     tmp_path: Path,
 ) -> None:
