@@ -157,6 +157,9 @@ def test_the_example_is_go(tmp_path: Path) -> None:
         assert metrics[f"{experiment}.integrity.duplicated"] == 0, experiment
         assert metrics[f"{experiment}.integrity.stuck"] == 0, experiment
         assert metrics[f"{experiment}.recovered"] == 1, experiment
+        # once recovered, only requests sent after the fault count: the enricher's 1 s timeouts
+        # of requests sent during a hang used to push the p95 after it to 1.01 s
+        assert gates[f"{experiment}.latency.p95.after"] == "pass", experiment
     # issue 10: the soak flags no leak, health tells the truth under both faults, nothing crashed
     for service in ("api", "worker", "enricher"):
         for resource in ("rss", "fds", "threads"):

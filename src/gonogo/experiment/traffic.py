@@ -31,7 +31,9 @@ from gonogo.loadgen.engine import (
     LoadSpec,
     LoadSpecError,
     ProgressSnapshot,
+    SecondLatency,
     SecondStats,
+    oldest_waiting,
     run_load,
 )
 
@@ -127,6 +129,7 @@ class BackgroundTraffic:
         self._thread = threading.Thread(target=self._run, name="gonogo-chaos-load", daemon=True)
         self._lock = threading.Lock()
         self._snapshots: list[tuple[float, ProgressSnapshot]] = []
+        self._seconds: list[SecondLatency] = []  # as reported, for `answered_after` before the end
         self.started_at = 0.0  # time.monotonic() of the engine's second 0
         self.result: LoadResult | None = None
         self.error: BaseException | None = None
@@ -144,6 +147,7 @@ class BackgroundTraffic:
     def _snapshot(self, snap: ProgressSnapshot) -> None:
         with self._lock:
             self._snapshots.append((time.monotonic(), snap))
+            self._seconds.extend(snap.seconds)
 
     def latest(self) -> ProgressSnapshot | None:
         with self._lock:
@@ -190,6 +194,23 @@ class BackgroundTraffic:
             start = self.started_at + second.second
             if start + second.span > at and (second.error_total or second.dropped):
                 return max(start, at)
+        return None
+
+    def answered_after(self, at: float) -> float | None:
+        """time.monotonic() from which every answer counted was to a request intended after
+        `at`: the end of the first second, ending after `at`, at whose end no request intended
+        before `at` was still waiting. Requests sent during a fault and answered after it (a
+        dependency's 1 s timeout) belong to the fault, not to what follows. Known live, from
+        the seconds reported so far; None until then."""
+        if self.result is not None:
+            seconds = [(s.second + s.span, oldest_waiting(s.waiting)) for s in self.result.series]
+        else:
+            with self._lock:
+                seconds = [(s.second + 1.0, s.oldest_waiting_us) for s in self._seconds]
+        for offset, oldest in seconds:
+            end = self.started_at + offset
+            if end > at and (oldest is None or oldest < (end - at) * 1e6):
+                return end
         return None
 
     def window(self, start: float, end: float) -> WindowFigures:

@@ -273,6 +273,15 @@ def waiting_percentile(latency: Mapping[int, int], waiting: Mapping[int, int], p
     return with_waiting if answered is None else max(answered, with_waiting)
 
 
+def oldest_waiting(waiting: Mapping[int, int]) -> int | None:
+    """The highest age (µs) the oldest of the requests waiting at a second's end can have
+    (`SecondStats.waiting`); None when none was waiting."""
+    if not waiting:
+        return None
+    figures = hist.SERIES_SIGNIFICANT_FIGURES
+    return hist.highest_equivalent_value(hist.value_at_index(max(waiting), figures), figures)
+
+
 def loopback_address(host: str) -> str:
     """The loopback address literal to connect to; refuses anything else."""
     if host == "localhost":
@@ -521,6 +530,9 @@ class SecondLatency:
     second: int  # from the end of the warm-up, as `SecondStats.second`
     p95_us: int | None  # None: no response completed in that second, and none was waiting
     p99_us: int | None
+    # at most this old (µs from its intended time) was the oldest request waiting at the
+    # second's end; None when none was
+    oldest_waiting_us: int | None = None
 
 
 @dataclass(frozen=True)
@@ -721,7 +733,7 @@ class _Progress:
             answered, waiting = self.pending.pop(second)
             if second > self.emitted_second:
                 p95, p99 = (waiting_percentile(answered, waiting, p) for p in (95.0, 99.0))
-                done.append(SecondLatency(second, p95, p99))
+                done.append(SecondLatency(second, p95, p99, oldest_waiting(waiting)))
         self.emitted_second = max(self.emitted_second, complete)
         return tuple(done)
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from gonogo.experiment.traffic import BackgroundTraffic
@@ -68,3 +69,35 @@ def test_the_first_seconds_figures_are_there_as_soon_as_the_engine_reports_it(se
         assert 10 <= figures["rps"] <= 30, figures
     finally:
         traffic.stop()
+
+
+def test_the_window_after_a_pause_starts_once_the_requests_sent_during_it_are_answered(
+    server_port: int,
+) -> None:
+    """A server paused for 2 s answers its backlog when it resumes: those answers (2 s late)
+    are the fault's, and the window after it starts once they are all in."""
+    spec = LoadSpec(
+        host="127.0.0.1", port=server_port, endpoints=[Endpoint("index")], rate=20, duration=30, timeout=10
+    )
+    (server,) = {
+        c.pid for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == server_port and c.pid
+    }
+    traffic = BackgroundTraffic(spec)
+    traffic.start()
+    try:
+        time.sleep(1.5)
+        os.kill(server, signal.SIGSTOP)
+        time.sleep(2.0)
+        os.kill(server, signal.SIGCONT)
+        resumed = time.monotonic()
+        time.sleep(4.0)
+    finally:
+        os.kill(server, signal.SIGCONT)
+        traffic.stop()
+    ended = time.monotonic()
+    naive = traffic.window(resumed, ended)
+    assert naive.p95 is not None and naive.p95 >= 1.0, naive  # the backlog, answered after the pause
+    answered = traffic.answered_after(resumed)
+    assert answered is not None and resumed < answered <= resumed + 2.5
+    after = traffic.window(answered, ended)
+    assert after.attempted >= 20 and after.p95 is not None and after.p95 < 0.5, after

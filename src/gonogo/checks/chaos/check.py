@@ -8,7 +8,8 @@ Phases (every one checks the steady-state hypothesis each `hypothesis.interval`)
    service is ready again) unless `concurrent_faults`; then the fault window lasts `duration`.
 3. rollback — every fault is removed; this also runs when anything fails or on Ctrl-C.
 4. *recovery* — until the hypothesis has held for `recovery.sustain` without a break, at
-   most `recovery.timeout`. Those sustained seconds are the *after* window.
+   most `recovery.timeout`, and until the background load has answered for `sustain` only
+   requests sent after the removal. Those last seconds are the *after* window.
 5. kill moments — with integrity writes and a kill fault, once recovered and with the load
    and writes stopped: bursts of writes each followed by a kill at a chosen offset
    (moments.py), where mixed traffic would have hidden a loss.
@@ -347,11 +348,14 @@ class _Experiment:
             self.timeline.rounds.append(("after", round_))
             holding_since = (holding_since or round_.at) if round_.ok else None
             now = time.monotonic()
-            # It must hold for `sustain` after the removal too: those seconds are the after window.
+            # It must hold for `sustain` after the removal too: those seconds are the after window,
+            # which the background load fills once the requests sent during the fault are answered.
             removed = self.timeline.removed or now
             if holding_since is not None and now - max(holding_since, removed) >= recovery.sustain:
-                self.timeline.recovered = holding_since
-                return
+                clean = self.traffic.answered_after(removed) if self.traffic is not None else removed
+                if (clean is not None and now - clean >= recovery.sustain) or now >= deadline:
+                    self.timeline.recovered = holding_since
+                    return
             if now >= deadline:
                 return
             self._progress("recovery", round_, deadline)
@@ -498,7 +502,9 @@ class _Experiment:
         if t.injected is not None and t.removed is not None:
             windows["during"] = (t.injected, t.removed)
             if t.recovered is not None:  # it may have held since before the removal: after is after
-                windows["after"] = (max(t.recovered, t.removed), t.ended)
+                answered = self.traffic.answered_after(t.removed) if self.traffic is not None else None
+                start = max(t.recovered, t.removed, t.ended if answered is None else answered)
+                windows["after"] = (start, t.ended)
         return windows
 
     def _record_traffic(self, applied: bool) -> None:
