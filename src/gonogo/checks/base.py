@@ -29,21 +29,14 @@ from typing import TYPE_CHECKING, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+# ArtifactRef is the evidence store's; re-exported here for the check kinds (and plugins).
+from gonogo.evidence.records import ArtifactRef
 from gonogo.plan.model import SystemSpec
 from gonogo.plan.names import MetricPatterns, PlanNames, Reference
 from gonogo.units import Unit
 
 if TYPE_CHECKING:  # at run time only the runner needs it: `gonogo validate` stays light
     from gonogo.faults.targets import FaultTargets
-
-
-@dataclass(frozen=True)
-class ArtifactRef:
-    """A stored artifact: content-addressed by sha256."""
-
-    sha256: str
-    name: str
-    size: int
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,13 @@
 """The evidence store and the records it keeps."""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from gonogo.evidence.records import (
     ArtifactRecord,
+    ArtifactRef,
     CheckRecord,
     EventRecord,
     GateRecord,
@@ -13,10 +19,13 @@ from gonogo.evidence.records import (
     SignoffRequirement,
     VerdictRecord,
 )
-from gonogo.evidence.store import Store
+
+if TYPE_CHECKING:
+    from gonogo.evidence.store import Store
 
 __all__ = [
     "ArtifactRecord",
+    "ArtifactRef",
     "CheckRecord",
     "EventRecord",
     "GateRecord",
@@ -29,3 +38,13 @@ __all__ = [
     "Store",
     "VerdictRecord",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The store is imported when first used: the check kinds take ArtifactRef from the
+    # records, and `gonogo validate` must not pay for SQLAlchemy (0.3 s) to load them.
+    if name != "Store":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    store: Any = importlib.import_module("gonogo.evidence.store").Store
+    globals()["Store"] = store
+    return store

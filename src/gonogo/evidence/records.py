@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactRecord",
+    "ArtifactRef",
     "CheckRecord",
     "EventRecord",
     "GateRecord",
@@ -72,6 +73,15 @@ class CheckRecord:
     started_at: datetime
     ended_at: datetime | None
     id: int | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """A stored artifact: content-addressed by sha256 (what `Store.add_artifact` hands back)."""
+
+    sha256: str
+    name: str
+    size: int
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
-from gonogo.checks.base import ArtifactRef
 from gonogo.errors import UserError
 from gonogo.evidence import schema as s
 from gonogo.evidence.artifacts import ArtifactFiles
@@ -45,6 +44,7 @@ from gonogo.evidence.engine import driver_message, open_engine
 from gonogo.evidence.migrations import migrate
 from gonogo.evidence.records import (
     ArtifactRecord,
+    ArtifactRef,
     CheckRecord,
     EventRecord,
     GateRecord,
