@@ -49,3 +49,46 @@ def test_shared_packages_import_no_check_kind() -> None:
                 if parts[:2] == ["gonogo", "checks"] and len(parts) > 2 and parts[2] in KINDS:
                     crossings.append(f"{path.relative_to(SOURCE)} imports {module}")
     assert crossings == []
+
+
+# What each package downstream of the checks may import of gonogo, besides the base modules: the
+# flow is one-way (plan → system → checks → evidence → verdict → reports), so the store knows no
+# check kind, and the verdict and the reports read records only.
+BASE_MODULES = {"gonogo", "gonogo.errors", "gonogo.units", "gonogo.threshold"}
+MAY_IMPORT = {
+    "evidence": {"gonogo.evidence"},
+    "verdict": {"gonogo.verdict", "gonogo.evidence", "gonogo.plan"},
+    "report": {"gonogo.report", "gonogo.verdict", "gonogo.evidence"},
+}
+
+
+def _gonogo_package(module: str) -> str | None:
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "gonogo" else None
+
+
+def test_downstream_packages_import_nothing_upstream() -> None:
+    crossings = []
+    for package, allowed in MAY_IMPORT.items():
+        for path in sorted((SOURCE / package).rglob("*.py")):
+            for module in _imported_modules(path):
+                home = _gonogo_package(module)
+                if home is not None and home not in allowed | BASE_MODULES:
+                    crossings.append(f"{path.relative_to(SOURCE)} imports {module}")
+    assert crossings == []
+
+
+def test_the_system_uses_only_the_fault_records() -> None:
+    """The faults drive the system (`faults.targets.ServiceControl`); the system knows of them
+    only the record its verified kill/pause/resume hands back, which imports nothing of gonogo."""
+    crossings = []
+    for path in sorted((SOURCE / "system").rglob("*.py")):
+        for module in _imported_modules(path):
+            if _gonogo_package(module) == "gonogo.faults" and module != "gonogo.faults.records":
+                crossings.append(f"{path.relative_to(SOURCE)} imports {module}")
+    crossings += [
+        f"faults/records.py imports {m}"
+        for m in _imported_modules(SOURCE / "faults" / "records.py")
+        if _gonogo_package(m) is not None
+    ]
+    assert crossings == []

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from gonogo.faults.client import ToxiproxyClient
+from gonogo.faults.records import FaultResult
 from gonogo.system import Reaper
 from gonogo.system.members import ProcessChoice, ServiceProcess
-from gonogo.system.system import FaultResult, ServiceEvent
+from gonogo.system.system import ServiceEvent
 
 
 class ServiceControl(Protocol):

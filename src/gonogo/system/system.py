@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["SETTLE_SECONDS", "FaultResult", "ServiceEvent", "Shutdown", "System"]
+__all__ = ["SETTLE_SECONDS", "ServiceEvent", "Shutdown", "System"]
 
 import logging
 import os
@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import NoReturn
 
 from gonogo.errors import ServiceFailed
+from gonogo.faults.records import FaultResult  # the one thing of the faults the system uses
 from gonogo.plan.model import Service, SystemSpec, service_order
 from gonogo.system import procfs
 from gonogo.system.inflight import InFlight, InFlightProbe
@@ -64,19 +65,6 @@ class ServiceEvent:
     exit_code: int | None = None  # for exited (negative: killed by that signal)
     detail: str = ""
     planned: bool = False  # an exit gonogo caused on purpose (a fault's kill): not a crash
-
-
-@dataclass(frozen=True)
-class FaultResult:
-    """What a fault operation did, verified: `ok` only if the effect was observed."""
-
-    service: str
-    operation: str  # kill, pause, resume
-    signal: int
-    pids: list[int]  # the processes signalled
-    at: datetime
-    ok: bool
-    detail: str = ""
 
 
 @dataclass(frozen=True)
