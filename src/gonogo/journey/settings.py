@@ -38,10 +38,12 @@ __all__ = [
     "TextExpect",
     "client_header_problem",
     "client_path_problem",
+    "inherited_variables",
 ]
 
 import re
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -77,6 +79,9 @@ _HEADER_NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _HEADER_VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
 _ABSOLUTE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _RAW_ADVICE = "set raw: true on the request to send it exactly as written"
+# Variables a journey may use without defining them, set while a model that hands a journey
+# variables validates it (a load's per-user `setup` feeds its journeys); empty elsewhere.
+inherited_variables: ContextVar[frozenset[str]] = ContextVar("inherited_variables", default=frozenset())
 
 
 def _parse_status(value: Any) -> tuple[int, ...] | None:
@@ -608,7 +613,7 @@ class Journey(StrictModel):
 
     @model_validator(mode="after")
     def _coherent(self) -> Journey:
-        known: set[str] = set(BUILTINS)
+        known: set[str] = set(BUILTINS) | inherited_variables.get()
         for name, value in self.variables.items():
             _require_known(f"variables.{name}", value, known, "")
             known.add(name)

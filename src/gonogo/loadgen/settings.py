@@ -51,10 +51,17 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ModelWrapValidatorHandler, field_validator, model_validator
 
 from gonogo.journey.jsonpath import JsonPath
-from gonogo.journey.settings import Journey, JourneysSettings, JsonPathKey, Name, Statuses
+from gonogo.journey.settings import (
+    Journey,
+    JourneysSettings,
+    JsonPathKey,
+    Name,
+    Statuses,
+    inherited_variables,
+)
 from gonogo.journey.variables import BUILTINS, names_in, unknown_message
 from gonogo.loadgen.expect import (
     DEFAULT_MAX_BODY,
@@ -280,9 +287,17 @@ class LoadSettings(StrictModel):
     request_timeout: Duration = 10.0
     late_threshold: Duration = 0.01
     generator: GeneratorLimits = Field(default_factory=GeneratorLimits)
-    setup: Journey | None = None
+    setup: Journey | None = Field(
+        default=None,
+        description="requests: run once first, its variables fill the requests; journeys: run once "
+        "per virtual user before its first iteration, its variables feed that user's iterations",
+    )
     requests: list[LoadRequest] | None = Field(default=None, min_length=1)
     journeys: dict[Name, Journey] | None = Field(default=None, min_length=1)
+    teardown: Journey | None = Field(
+        default=None,
+        description="journeys only: run once per virtual user at the end, with its setup's variables",
+    )
     journey_weights: dict[Name, Weight] = Field(
         default_factory=dict, description="journey → integer share of the iterations (default 1)"
     )
@@ -290,6 +305,26 @@ class LoadSettings(StrictModel):
         default_factory=dict,
         description="journeys only: JOURNEY or JOURNEY.STEP → component (default: `default`)",
     )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _setup_feeds_journeys(
+        cls, data: Any, handler: ModelWrapValidatorHandler[LoadSettings]
+    ) -> LoadSettings:
+        """The journeys (and the teardown) may use what the setup defines: `setup` is validated
+        first and tells them, through `inherited_variables`, for the span of this validation."""
+        token = inherited_variables.set(frozenset())
+        try:
+            return handler(data)
+        finally:
+            inherited_variables.reset(token)
+
+    @field_validator("setup")
+    @classmethod
+    def _tell_journeys(cls, setup: Journey | None) -> Journey | None:
+        if setup is not None:
+            inherited_variables.set(frozenset(_defined_by(setup)))
+        return setup
 
     @model_validator(mode="after")
     def _coherent(self) -> LoadSettings:
@@ -326,6 +361,10 @@ class LoadSettings(StrictModel):
                 "`journey_weights` and `components` belong to `journeys`; a request names its "
                 "`component` and `weight` itself"
             )
+        if self.teardown is not None:
+            raise ValueError(
+                "`teardown` runs once per virtual user of `journeys`; plain `requests` have no users to end"
+            )
         assert self.requests is not None
         names = [request.name for request in self.requests]
         if len(set(names)) != len(names):
@@ -349,16 +388,21 @@ class LoadSettings(StrictModel):
         return self
 
     def _check_journeys(self, journeys: dict[str, Journey]) -> None:
-        if self.setup is not None:
-            raise ValueError(
-                "`setup` feeds `requests`; with `journeys`, each iteration logs in (or whatever "
-                "setup is) itself: make it the journey's first steps"
-            )
-        if isinstance(self.workers, int) and self.workers > 1:
-            raise ValueError(
-                "journeys run in one process (`workers: 1`); a saturated generator is reported "
-                "as an invalid run, so lower the rate or use `requests` for more throughput"
-            )
+        for name, once in (("setup", self.setup), ("teardown", self.teardown)):
+            if once is not None and "iteration" in _used_by(once):
+                raise ValueError(
+                    f"{name}: {{iteration}} has no value there: {name} runs once per virtual user, "
+                    "outside its iterations; {uuid} is fresh for each user"
+                )
+        if isinstance(self.workers, int) and self.workers > 1:  # `auto`: one process on the Python driver
+            from gonogo.loadgen.journey_compile import fast_path_problem  # it imports this module
+
+            problem = fast_path_problem(self)
+            if problem is not None:
+                raise ValueError(
+                    f"workers: {self.workers} needs the C engine, and {problem} (in one process): "
+                    "set workers: 1, or change that step"
+                )
         for name in self.journey_weights:
             if name not in journeys:
                 raise ValueError(
@@ -384,15 +428,27 @@ class LoadSettings(StrictModel):
         return self.components.get(f"{journey}.{step}", self.components.get(journey, "default"))
 
     def _setup_variables(self) -> set[str]:
-        if self.setup is None:
-            return set()
-        found = set(self.setup.variables)
-        for step in self.setup.steps:
-            found |= set(step.extract)
-        return found
+        return _defined_by(self.setup) if self.setup is not None else set()
 
     @property
     def planned_duration(self) -> float:
         """How long the load runs at most, warm-up included."""
         ramp = sum(stage.duration for stage in self.stages)
         return min(self.max_duration, self.warmup + (self.duration or ramp or self.max_duration))
+
+
+def _defined_by(journey: Journey) -> set[str]:
+    """The variables a journey defines: its `variables` and what its steps extract."""
+    found = set(journey.variables)
+    for step in journey.steps:
+        found |= set(step.extract)
+    return found
+
+
+def _used_by(journey: Journey) -> set[str]:
+    """The variables a journey's templates refer to."""
+    found = names_in(list(journey.variables.values()))
+    for step in journey.steps:
+        for _, template in step.templates():
+            found |= names_in(template)
+    return found

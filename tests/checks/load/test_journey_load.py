@@ -446,9 +446,22 @@ def test_a_load_has_exactly_one_kind_of_traffic() -> None:
         ({"journey_weights": {"browse": 0}}, "greater than or equal to 1"),
         ({"components": {"browse.nope": "api"}}, "journey browse has no step 'nope'"),
         ({"components": {"other": "api"}}, "'other' is not one of the journeys"),
-        ({"workers": 2}, "journeys run in one process"),
+        (
+            {
+                "workers": 2,
+                "journeys": {"browse": {"steps": [{"name": "s", "request": {"path": "/", "raw": True}}]}},
+            },
+            "workers: 2 needs the C engine, and journey browse, step s: raw: true requests run on the Python driver",
+        ),
         ({"warmup": "2s", "max_duration": "1s"}, "`warmup` must be shorter than `max_duration`"),
-        ({"setup": {"steps": [{"name": "s", "request": {"path": "/"}}]}}, "`setup` feeds `requests`"),
+        (
+            {"setup": {"steps": [{"name": "s", "request": {"path": "/{iteration}"}}]}},
+            "setup: {iteration} has no value",
+        ),
+        (
+            {"teardown": {"steps": [{"name": "s", "request": {"path": "/{nope}"}}]}},
+            "{nope} is not a variable",
+        ),
     ],
 )
 def test_journey_settings_are_checked(more: dict[str, Any], message: str) -> None:
