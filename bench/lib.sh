@@ -84,10 +84,12 @@ wait_http() {
     die "$url did not answer within ${limit}s"
 }
 
-# start_nginx PORT: nginx from Debian, our own config in $BENCH_TMP/nginx, serving a 100-byte
-# file on 127.0.0.1:PORT, master and worker pinned to CPU $SERVER_CPU. Sets NGINX_PID.
+# start_nginx PORT [LOCATIONS_FILE]: nginx from Debian, our own config in $BENCH_TMP/nginx, serving
+# a 100-byte file on 127.0.0.1:PORT, master and worker pinned to CPU $SERVER_CPU. Sets NGINX_PID.
+# With LOCATIONS_FILE (bench/nginx_journey.conf) the server block includes that file instead of
+# serving files, and nginx is ready when its /static answers.
 start_nginx() {
-    local port=$1 dir="${BENCH_TMP:?}/nginx"
+    local port=$1 locations=${2:-} dir="${BENCH_TMP:?}/nginx"
     mkdir -p "$dir/www" "$dir/tmp" "$dir/logs"
     head -c 100 /dev/zero | tr '\0' 'x' >"$dir/www/index.html"
     # also 100 bytes, for the runs whose responses are checked (EXPECT=1): a field deep in it,
@@ -98,7 +100,8 @@ start_nginx() {
     # open/fstat/close per request) and the response carries no version or ETag, so that the
     # server costs as little per request as it can and the generators, not nginx, are compared.
     # The proxy benchmark keeps the plain configuration its target was set against (NGINX_LEAN=0).
-    local lean=""
+    local lean="" site="location / { }"
+    [[ -z "$locations" ]] || site="include $locations;"
     if [[ "${NGINX_LEAN:-1}" == 1 ]]; then
         lean="    open_file_cache max=16 inactive=600s;
     open_file_cache_valid 600s;
@@ -126,12 +129,17 @@ $lean
     server {
         listen 127.0.0.1:$port backlog=4096;
         root $dir/www;
-        location / { }
+        $site
     }
 }
 EOF
     start_bg nginx "$dir/logs/stdout.log" taskset -c "$SERVER_CPU" nginx -e "$dir/logs/error.log" -p "$dir" -c "$dir/nginx.conf"
     NGINX_PID=$STARTED_PID
+    if [[ -n "$locations" ]]; then
+        wait_http "http://127.0.0.1:$port/static" 10
+        log "nginx ready on 127.0.0.1:$port with $locations (master $NGINX_PID, worker $(nginx_worker_pid))"
+        return 0
+    fi
     wait_http "http://127.0.0.1:$port/index.html" 10
     local size
     size=$(curl -fsS "http://127.0.0.1:$port/index.html" | wc -c)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The benchmarks of issue 3, on this machine, all traffic to 127.0.0.1 only.
+# The benchmarks of issues 3 and 11, on this machine, all traffic to 127.0.0.1 only.
 #
-#   bench/run.sh [all|throughput|omission|journeys|proxy]      (default: all; proxy is not in all)
+#   bench/run.sh [all|throughput|omission|journeys|journey3|journey-omission|proxy]
+#                                                               (default: all; proxy is not in all)
 #
 # Environment: REPS (3) runs of each tool per benchmark, alternating tools; DURATION (10)
 # seconds per load run; GEN_CPU (0) / SERVER_CPU (1) the cores the load generator and the
@@ -10,6 +11,11 @@
 # the cores of gonogo's fault proxy and of nginx in that scenario (bench/RESULTS.md, section 4);
 # PROXY_PATHS ("direct relay asyncio") what it compares, and "before" if PROXY_BEFORE_SRC is another
 # checkout's src/ (e.g. `git archive OLD_COMMIT src | tar -x -C DIR`): its fault proxy, measured the same way.
+# The 3-step journey against nginx (bench/nginx_journey.conf; bench/RESULTS.md, sections 5 and 6):
+# journey3 runs 50 closed-model users of gonogo (`gonogo run` of a plan with a `load` check of
+# `journeys`), Locust FastHttpUser and wrk with bench/wrk_journey.lua; journey-omission stops nginx
+# for 500 ms during an open-model gonogo run of JOURNEY_RATE (100) iterations/s, and a Locust run
+# asking the same, the stall JOURNEY_PAUSE_AFTER (5) seconds after the generator's launch.
 # NGINX_LEAN (1, but 0 in the proxy scenario): nginx caches the file's descriptor and sends no
 # version or ETag header (bench/lib.sh, start_nginx). EXPECT (0): 1 adds to the throughput
 # benchmark gonogo runs on a 100-byte JSON file: unchecked (gonogo-item), and with every response
@@ -28,8 +34,8 @@ ROOT=$(dirname "$BENCH_DIR")
 source "$BENCH_DIR/lib.sh"
 
 MODE=${1:-all}
-case "$MODE" in all | throughput | omission | journeys | proxy) ;; *)
-    echo "usage: $0 [all|throughput|omission|journeys|proxy]" >&2
+case "$MODE" in all | throughput | omission | journeys | journey3 | journey-omission | proxy) ;; *)
+    echo "usage: $0 [all|throughput|omission|journeys|journey3|journey-omission|proxy]" >&2
     exit 2
     ;;
 esac
@@ -45,6 +51,8 @@ PAUSE_AFTER=${PAUSE_AFTER:-3.3} # seconds after the generator is launched (its s
 PAUSE_FOR=0.5
 JOURNEY_ITERATIONS=${JOURNEY_ITERATIONS:-100}
 JOURNEY_CONCURRENCY=${JOURNEY_CONCURRENCY:-10}
+JOURNEY_RATE=${JOURNEY_RATE:-100}
+JOURNEY_PAUSE_AFTER=${JOURNEY_PAUSE_AFTER:-5} # `gonogo run` starts its load ~2 s after its launch
 PROXY_RATE=${PROXY_RATE:-2000}
 PROXY_CPU=${PROXY_CPU:-$SERVER_CPU}
 PROXY_NGINX_CPU=${PROXY_NGINX_CPU:-$SERVER_CPU}
@@ -345,6 +353,153 @@ bench_proxy() {
     "$GONOGO_PY" "$BENCH_DIR/proxy_summary.py" "$dir"
 }
 
+# -- 5. the 3-step journey against nginx --------------------------------------------------
+
+# The journey of every generator, for gonogo as a plan's `journeys` (YAML, indented for a load check)
+journey3_yaml() {
+    cat <<'EOF'
+    journeys:
+      journey3:
+        steps:
+          - name: login
+            request: {method: POST, path: /login, json: {user: demo, password: secret}}
+            expect: {status: 200}
+            extract: {token: "json:$.token", id: "json:$.id"}
+          - name: item
+            request: {path: "/items/{id}", headers: {Authorization: "Bearer {token}"}}
+            expect: {status: 200}
+          - name: static
+            request: {path: /static}
+            expect: {status: 200}
+EOF
+}
+
+# gen_gonogo_journey STEM PORT closed|open: `gonogo run` of a plan with one `load` check of the
+# journey, as a user would run it (its own directory and evidence store, fresh every run), on the
+# generator's core. Keeps the plan (STEM.plan.yaml), the run's report.json (STEM.report.json) and
+# the load's histograms and iteration counts (STEM.histograms.json, STEM.iterations.json).
+gen_gonogo_journey() {
+    local stem=$1 port=$2 model=$3 dir load run_dir
+    dir="$BENCH_TMP/gonogo-$(basename "$stem")"
+    mkdir -p "$dir"
+    if [[ "$model" == closed ]]; then
+        load="    model: closed
+    users: $USERS"
+    else
+        load="    model: open
+    rate: $JOURNEY_RATE/s"
+    fi
+    cat >"$dir/gonogo.yaml" <<EOF
+name: bench-journey3
+system:
+  base_url: http://127.0.0.1:$port
+checks:
+  load:
+    kind: load
+$load
+    duration: ${DURATION}s
+$(journey3_yaml)
+gates:
+  load.errors: "== 0"
+  load.generator.valid: "== 1"
+EOF
+    cp "$dir/gonogo.yaml" "$stem.plan.yaml"
+    # exit status 1 is a NO-GO verdict (an invalid run, or errors), measured all the same;
+    # /usr/bin/time writes any non-zero status into STEM.time
+    timed "$stem" "$ROOT/.venv/bin/gonogo" run "$dir/gonogo.yaml" >"$stem.log" 2>&1 || true
+    run_dir=$(find "$dir/.gonogo/runs" -mindepth 1 -maxdepth 1 -type d | head -1)
+    [[ -n "$run_dir" && -s "$run_dir/report.json" ]] || die "gonogo wrote no report (see $stem.log)"
+    cp "$run_dir/report.json" "$stem.report.json"
+    (cd "$dir" && "$ROOT/.venv/bin/gonogo" artifacts "$(basename "$run_dir")" load-histograms.json \
+        --check load -o "$stem.histograms.json" >/dev/null) || log "no load-histograms.json in $stem's run"
+    (cd "$dir" && "$ROOT/.venv/bin/gonogo" artifacts "$(basename "$run_dir")" load-journey-failures.json \
+        --check load -o "$stem.iterations.json" >/dev/null) || log "no load-journey-failures.json in $stem's run"
+    log "gonogo: $(describe_gonogo_report "$stem.report.json")"
+}
+
+# describe_gonogo_report REPORT_JSON: one line: the check's status, requests/s, generator.valid and
+# the driver that ran the journeys, as the load metrics' source says it
+describe_gonogo_report() {
+    "$GONOGO_PY" -c '
+import json, sys
+report = json.load(open(sys.argv[1]))
+metrics = {m["full_name"]: m for m in report["metrics"]}
+status = report["checks"][0]["status"]
+rps = metrics["load.rps"]["value"] if "load.rps" in metrics else 0.0
+valid = metrics["load.generator.valid"]["value"] if "load.generator.valid" in metrics else None
+driver = metrics["load.requests"]["source"] if "load.requests" in metrics else "not said"
+print(f"check {status}, {rps:.0f} requests/s, generator.valid {valid}; driver: {driver}")
+' "$1"
+}
+
+gen_wrk_journey() { # STEM PORT
+    timed "$1" wrk -t1 -c"$USERS" -d"${DURATION}s" --latency -s "$BENCH_DIR/wrk_journey.lua" \
+        "http://127.0.0.1:$2" >"$1.out" 2>"$1.err"
+}
+
+gen_locust_journey() { # STEM PORT [JOURNEYS_PER_SECOND_PER_USER]
+    timed "$1" env BENCH_URL="http://127.0.0.1:$2" BENCH_USER_RATE="${3:-0}" \
+        "$LOCUST" -f "$BENCH_DIR/locustfile_journey3.py" --headless -u "$USERS" -r "$USERS" \
+        -t "${DURATION}s" --only-summary --json-file "$1" --csv "$1" >"$1.log" 2>&1
+}
+
+bench_journey3() {
+    local dir="$OUT/journey3" port rep tool worker before
+    mkdir -p "$dir"
+    port=$(free_port)
+    start_nginx "$port" "$BENCH_DIR/nginx_journey.conf"
+    log "journey3: warming nginx up (2 s of wrk, not recorded)"
+    run_bounded 30 taskset -c "$GEN_CPU" wrk -t1 -c"$USERS" -d2s -s "$BENCH_DIR/wrk_journey.lua" \
+        "http://127.0.0.1:$port" >/dev/null 2>&1
+    worker=$(nginx_worker_pid)
+    for ((rep = 1; rep <= REPS; rep++)); do
+        for tool in $(order "$rep" gonogo wrk locust); do
+            log "journey3: run $rep/$REPS, $tool, closed ${USERS} users ${DURATION}s"
+            before=$(cpu_ticks "$worker")
+            case $tool in
+                gonogo) gen_gonogo_journey "$dir/r$rep-gonogo" "$port" closed ;;
+                wrk) gen_wrk_journey "$dir/r$rep-wrk" "$port" ;;
+                locust) gen_locust_journey "$dir/r$rep-locust" "$port" 0 ;;
+            esac
+            echo "$before $(cpu_ticks "$worker") $(getconf CLK_TCK)" >"$dir/r$rep-$tool.server"
+        done
+    done
+    stop_nginx
+}
+
+# -- 6. coordinated omission for journeys -------------------------------------------------
+
+# The wall clock and the monotonic clock at one instant, to place pause.py's monotonic stamps
+# in the wall-clock window gonogo's report gives its measured phase
+clock_pair() { "$GONOGO_PY" -c 'import json, time; print(json.dumps({"wall": time.time(), "monotonic": time.monotonic()}))'; }
+
+bench_journey_omission() {
+    local dir="$OUT/journey-omission" port rep tool worker stem pauser
+    mkdir -p "$dir"
+    port=$(free_port)
+    start_nginx "$port" "$BENCH_DIR/nginx_journey.conf"
+    for ((rep = 1; rep <= REPS; rep++)); do
+        for tool in $(order "$rep" gonogo locust); do
+            stem="$dir/r$rep-$tool"
+            worker=$(nginx_worker_pid)
+            log "journey-omission: run $rep/$REPS, $tool; nginx worker $worker stopped ${PAUSE_FOR}s at +${JOURNEY_PAUSE_AFTER}s"
+            clock_pair >"$stem.clock.json"
+            start_bg pauser "$stem-pause.log" taskset -c "$SERVER_CPU" "$GONOGO_PY" "$BENCH_DIR/pause.py" \
+                --pid "$worker" --after "$JOURNEY_PAUSE_AFTER" --for "$PAUSE_FOR" --out "$stem-pause.json"
+            pauser=$STARTED_PID
+            case $tool in
+                gonogo) gen_gonogo_journey "$stem" "$port" open ;;
+                # closed-loop users, each asking JOURNEY_RATE / USERS journeys per second
+                locust) gen_locust_journey "$stem" "$port" "$("$GONOGO_PY" -c "print($JOURNEY_RATE / $USERS)")" ;;
+            esac
+            wait "$pauser" || die "the pauser failed (see $stem-pause.log)"
+            untrack "$pauser"
+            [[ -s "$stem-pause.json" ]] || die "no pause record in $stem-pause.json"
+        done
+    done
+    stop_nginx
+}
+
 # -- main ------------------------------------------------------------------------------
 
 setup
@@ -359,10 +514,14 @@ case "$MODE" in
         bench_throughput
         bench_omission
         bench_journeys
+        bench_journey3
+        bench_journey_omission
         ;;
     throughput) bench_throughput ;;
     omission) bench_omission ;;
     journeys) bench_journeys ;;
+    journey3) bench_journey3 ;;
+    journey-omission) bench_journey_omission ;;
     proxy) bench_proxy ;;
 esac
 "$GONOGO_PY" "$BENCH_DIR/summarize.py" "$OUT"
