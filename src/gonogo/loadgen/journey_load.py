@@ -94,21 +94,25 @@ import gc
 import importlib
 import math
 import random
+import ssl
 import threading
 import time
+import uuid
 from array import array
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
 import gonogo.loadgen._engine as _engine
-from gonogo.journey.engine import Engine, Failure, StepResult
-from gonogo.journey.settings import Journey
+from gonogo.journey.engine import USER_AGENT, Engine, Failure, IterationState, StepResult
+from gonogo.journey.settings import Journey, JourneysSettings
+from gonogo.journey.variables import render_value
 from gonogo.loadgen import histogram as hist
 from gonogo.loadgen.engine import (
     ERROR_KINDS,
@@ -128,6 +132,7 @@ ASSERTION = "assertion"
 ERROR_KINDS_WITH_ASSERTION: tuple[str, ...] = ERROR_KINDS  # the engine's kinds include `assertion`
 TICK = 0.02  # seconds between the ticker's wake-ups (loop lag, stop, expiry, progress)
 _SLICE = 0.05  # the longest a scheduler sleeps before looking at `stop` again
+_RETRY_SETUP = 0.01  # closed model: the least a user waits before trying a failed setup again
 KEPT_FAILURES = 100  # failures of the measured phase kept as evidence
 
 Progress = Callable[[ProgressSnapshot, str], None]
@@ -197,6 +202,15 @@ class JourneyLoadResult:
     started_at: datetime
     stopped_early: bool  # `stop` was set, or the run was interrupted
     hit_max_duration: bool  # cut by `max_duration`
+    # the per-user `setup` and `teardown` steps (`setup.<step>`, `teardown.<step>`): counted
+    # apart, as warm-up (in no histogram, series or measured count)
+    once_steps: tuple[EndpointResult, ...] = ()
+    users: int = 0  # virtual users that ran (open model: connections used)
+    users_set_up: int = 0  # of them, those whose setup passed (all of them without a setup)
+    driver: Literal["c", "python"] = "python"
+    fallback_reason: str | None = (
+        None  # why the Python driver ran, when the plan's journeys could not compile
+    )
 
     @property
     def total(self) -> Counts:
@@ -324,6 +338,25 @@ class _Arrival:
     journey: _Journey
 
 
+class _NoSharedCookies(DefaultCookiePolicy):
+    """A client's own jar keeps nothing: each user's cookies are in its own `httpx.Cookies`."""
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+
+@dataclass
+class _User:
+    """A virtual user (open model: a connection slot): its own client of one connection, so
+    no request ever scans a pool of other users' connections, and its cookies and setup
+    variables, which every iteration it runs starts from."""
+
+    index: int
+    client: httpx.AsyncClient
+    cookies: httpx.Cookies = field(default_factory=httpx.Cookies)
+    variables: dict[str, Any] | None = None  # what its setup defined; None: not set up yet
+
+
 def _us(seconds: float) -> int:
     return min(max(round(seconds * 1e6), hist.LOWEST_DISCERNIBLE), hist.HIGHEST_TRACKABLE)
 
@@ -393,9 +426,42 @@ class _Driver:
     ) -> None:
         assert settings.journeys is not None, "a journey load needs journeys"
         self.s = settings
+        self.expand = expand
         self.engine = Engine(
             settings.journeys_settings(), base_url, files=files, expand=expand, progress=lambda _: None
         )
+        once = {name: j for name, j in (("setup", settings.setup), ("teardown", settings.teardown)) if j}
+        # the setup and teardown as journeys of their own (their steps are counted apart)
+        self.once_engine = (
+            Engine(
+                JourneysSettings.model_validate(
+                    {"journeys": once, "request_timeout": settings.request_timeout}
+                ),
+                base_url,
+                files=files,
+                expand=expand,
+                progress=lambda _: None,
+            )
+            if once
+            else None
+        )
+        self.once_steps = {
+            f"{name}.{step.name}": _Step(
+                Endpoint(
+                    name=f"{name}.{step.name}",
+                    method=step.request.method,
+                    path=step.request.path,
+                    component=name,
+                )
+            )
+            for name, journey in once.items()
+            for step in journey.steps
+        }
+        self.users: list[_User] = []
+        self.free_users: list[_User] = []  # open model: users between iterations
+        # one TLS context for every user's client (loading the CA bundle takes ~30 ms a client)
+        self.tls = ssl.create_default_context()
+        self.once = once
         self.on_progress = on_progress
         self.stop = stop
         self.journeys = [
@@ -439,7 +505,6 @@ class _Driver:
         self.max_lag = 0.0
         self.halted: str | None = None  # why the run stops before its natural end
         self.crash: BaseException | None = None
-        self.client: httpx.AsyncClient | None = None
         self.t0 = self.t_end = self.measure_start = 0.0
         self.deadline = math.inf
         self.cpu0 = self.cpu_end = 0.0
@@ -473,12 +538,9 @@ class _Driver:
         # the clock starts, so that the first arrivals are not late because of an import
         with contextlib.suppress(ImportError):
             importlib.import_module("anyio._backends._asyncio")
-        # open: `max_connections` caps the iterations in flight, each using one connection at a
-        # time; closed: one per user, as in the C engine (a user never waits for a connection)
-        closed = self.s.model == "closed"
-        connections = (self.s.users or 1) if closed else self.s.max_connections
-        async with self.engine.client(connections=connections) as client:
-            self.client = client
+        # open: `max_connections` caps the iterations in flight, each on a virtual user of its
+        # own; closed: `users` users; either way, one connection per user, as in the C engine
+        try:
             self.started_at = datetime.now(UTC)
             self.t0 = time.perf_counter()
             self.cpu0 = time.thread_time()
@@ -490,6 +552,8 @@ class _Driver:
                     await self._open()
                 else:
                     await self._closed()
+                if self.halted not in ("max_duration", "crashed"):
+                    await self._teardowns()
             finally:
                 self.closing = True
                 tasks = list(self.tasks)
@@ -497,6 +561,86 @@ class _Driver:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 self._finish()
+        finally:
+            await asyncio.gather(*(user.client.aclose() for user in self.users), return_exceptions=True)
+
+    def _new_user(self) -> _User:
+        """A virtual user with a client of one connection, as the journeys kind makes them."""
+        client = httpx.AsyncClient(
+            http1=True,
+            http2=False,
+            verify=self.tls,
+            follow_redirects=False,
+            trust_env=False,
+            timeout=httpx.Timeout(self.s.request_timeout),
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            cookies=CookieJar(policy=_NoSharedCookies()),
+            headers={"User-Agent": USER_AGENT},
+        )
+        user = _User(len(self.users), client)
+        self.users.append(user)
+        return user
+
+    def _state(self, journey: Journey, name: str, number: int, user: _User) -> IterationState:
+        """An iteration's start as `Engine.start_iteration`, from the user's setup variables and cookies."""
+        variables: dict[str, Any] = {
+            **(user.variables or {}),
+            "iteration": number,
+            "uuid": str(uuid.uuid4()),
+            "journey": name,
+        }
+        for key, value in journey.variables.items():
+            variables[key] = render_value(value, variables, self.expand)
+        return IterationState(name, number, variables, cookies=user.cookies)
+
+    async def _once(self, name: str, user: _User) -> Failure | None:
+        """Run the setup or the teardown for one user; its failure, if it failed."""
+        assert self.once_engine is not None
+        journey = self.once[name]
+        state = self._state(journey, name, user.index + 1, user)  # numbered by user in failure reports
+        for spec in journey.steps:
+            step = self.once_steps[f"{name}.{spec.name}"]
+            step.warmup.requests += 1
+            result, failure = await self.once_engine.run_step(user.client, state, spec)
+            self._outcome(step, step.warmup, result, failure, True, time.perf_counter(), 0.0, 0.0)
+            if failure is not None:
+                self.failure_count += 1
+                if len(self.failures) < KEPT_FAILURES:
+                    self.failures.append(failure)
+                return failure
+        if name == "setup":
+            user.variables = {
+                k: v for k, v in state.variables.items() if k not in ("iteration", "uuid", "journey")
+            }
+        return None
+
+    async def _set_up(self, user: _User, journey: _Journey, warm: bool) -> bool:
+        """Set the user up if it is not yet; False if its setup failed (counted as a failed
+        iteration of `journey` at the setup's step: the user could not run it)."""
+        if user.variables is not None:
+            return True
+        if self.s.setup is None:
+            user.variables = {}
+            return True
+        failure = await self._once("setup", user)
+        if failure is None:
+            return True
+        if not warm:
+            self.started += 1
+            self.completed += 1
+            journey.iterations += 1
+            where = f"setup.{failure.step}"
+            journey.failed_at[where] = journey.failed_at.get(where, 0) + 1
+        return False
+
+    async def _teardowns(self) -> None:
+        """Each user that was set up runs the teardown, at once, bounded by the request timeout."""
+        if self.s.teardown is None:
+            return
+        users = [user for user in self.users if user.variables is not None]
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.s.request_timeout):
+                await asyncio.gather(*(self._once("teardown", user) for user in users))
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], *, iteration: bool = False) -> asyncio.Task[None]:
         """A task of the run: cancelled at its end; its crash ends the run (and is re-raised)."""
@@ -609,8 +753,23 @@ class _Driver:
                 self._drop(arrival, now)
                 continue
             self.active += 1  # counted now: the task starts on the loop's next turn
-            self._begin(arrival.journey, arrival.at, now, arrival.warm)
-            self._spawn(self._steps(arrival.journey, arrival.at, now, arrival.warm), iteration=True)
+            user = self.free_users.pop() if self.free_users else self._new_user()
+            if user.variables is not None:
+                self._begin(arrival.journey, arrival.at, now, arrival.warm)
+            self._spawn(self._arrived(arrival, now, user), iteration=True)
+
+    async def _arrived(self, arrival: _Arrival, started: float, user: _User) -> None:
+        """An arrival's iteration on `user`; a user's first is timed from the end of its setup."""
+        intended = arrival.at
+        try:
+            if user.variables is None:
+                if not await self._set_up(user, arrival.journey, arrival.warm):
+                    return
+                intended = started = time.perf_counter()
+                self._begin(arrival.journey, intended, started, arrival.warm)
+            await self._steps(arrival.journey, intended, started, arrival.warm, user)
+        finally:
+            self.free_users.append(user)
 
     def _expire(self, now: float) -> None:
         while self.queue and now - self.queue[0].at > self.s.request_timeout:
@@ -635,6 +794,7 @@ class _Driver:
                 return
 
     async def _user(self, end: float) -> None:
+        user = self._new_user()
         at = self.t0
         while at < end:
             if not await self._sleep_until(at):
@@ -650,8 +810,13 @@ class _Driver:
             self._count_behind(journey, now - at, warm)
             self.active += 1
             try:
+                if user.variables is None:
+                    if not await self._set_up(user, journey, warm):
+                        at = time.perf_counter() + max(self.s.think_time, _RETRY_SETUP)
+                        continue
+                    at = now = time.perf_counter()  # iterations are timed from the end of the setup
                 self._begin(journey, at, now, warm)
-                await self._steps(journey, at, now, warm)
+                await self._steps(journey, at, now, warm, user)
             finally:
                 self.active -= 1
             at = time.perf_counter() + self.s.think_time
@@ -681,10 +846,11 @@ class _Driver:
                 if second is not None:
                     second.late += 1
 
-    async def _steps(self, journey: _Journey, intended: float, started: float, warm: bool) -> None:
-        assert self.client is not None
+    async def _steps(
+        self, journey: _Journey, intended: float, started: float, warm: bool, user: _User
+    ) -> None:
         journey.number += 1
-        state = self.engine.start_iteration(journey.name, journey.number)
+        state = self._state(journey.journey, journey.name, journey.number, user)
         failure: Failure | None = None
         for index, (step, spec) in enumerate(zip(journey.steps, journey.journey.steps, strict=True)):
             tally = step.tally(warm)
@@ -702,7 +868,7 @@ class _Driver:
                 self.tokens = token = self.tokens + 1
                 self.outstanding[token] = intended if index == 0 else sent
             try:
-                result, failure = await self.engine.run_step(self.client, state, spec)
+                result, failure = await self.engine.run_step(user.client, state, spec)
             finally:
                 self.outstanding.pop(token, None)
             done = time.perf_counter()
@@ -924,6 +1090,18 @@ class _Driver:
             started_at=self.started_at,
             stopped_early=stopped,
             hit_max_duration=self.halted == "max_duration",
+            once_steps=tuple(
+                EndpointResult(
+                    counts=step.measured.counts(),
+                    warmup=step.warmup.counts(),
+                    corrected=step.corrected,
+                    uncorrected=step.uncorrected,
+                    endpoint=step.endpoint,
+                )
+                for step in self.once_steps.values()
+            ),
+            users=len(self.users),
+            users_set_up=sum(1 for user in self.users if user.variables is not None),
         )
 
 
