@@ -493,6 +493,8 @@ class LoadResult:
     measured_seconds: float  # from the end of the warm-up to the last outcome
     wall_seconds: float  # the whole run, warm-up included
     stopped_early: bool  # `stop` was set or the run was interrupted
+    # each worker's `Engine.results()` as is (a journey program's per-journey figures are there)
+    raw: tuple[Mapping[str, Any], ...] = field(default=(), repr=False, compare=False)
 
     @property
     def total(self) -> Counts:
@@ -773,10 +775,21 @@ def run_load(
     *,
     on_progress: Callable[[ProgressSnapshot], None] | None = None,
     stop: threading.Event | None = None,
+    program: Mapping[str, object] | None = None,
 ) -> LoadResult:
-    """Run the load described by `spec` and return what it measured (see the module doc)."""
+    """Run the load described by `spec` and return what it measured (see the module doc).
+
+    With `program` (a journey program's engine form, `gonogo.loadgen.program`), the engines
+    run it instead of the endpoints' requests: the endpoints then stand for its steps (one
+    each, in order, with the step's `expect`), `max_requests` counts iterations, and each
+    worker's virtual users are numbered on from the previous worker's (`user_offset`)."""
     spec.validate()
     parts = _split(spec)
+    if program is not None:
+        offset = 0
+        for part in parts:
+            part.kwargs.update(requests=[], weights=[], program={**program, "user_offset": offset})
+            offset += part.kwargs["users"] if spec.model == "closed" else part.kwargs["max_connections"]
     progress = _Progress(len(parts), on_progress)
     if len(parts) == 1:
         return _run_inline(spec, parts[0], progress, stop)
@@ -1036,4 +1049,5 @@ def _build_result(
         measured_seconds=max(0, max(ends, default=0) - min(measure_starts, default=0)) / 1e9,
         wall_seconds=max(0, max(ends, default=0) - min(starts, default=0)) / 1e9,
         stopped_early=stopped,
+        raw=tuple(raw for _, raw in raws),
     )

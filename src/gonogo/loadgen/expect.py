@@ -151,6 +151,8 @@ class ResponseExpect:
             )
         if what == "json_invalid":
             return "json", f"the body ({body_bytes} bytes) is not JSON: {found}"
+        if what in ("extract", "variable"):  # a journey program's step: the engine says what failed
+            return what, found or f"{what} failed"
         field = self.json[index]
         expected = _show(field.value)
         if what == "json_missing":
