@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 
+from gonogo.errors import GonogoError
+
 __all__ = ["AddressError", "format_address", "parse_loopback_address"]
 
 
-class AddressError(ValueError):
+class AddressError(GonogoError, ValueError):
     """An address that is malformed or not loopback; the message goes back to the client with a 400."""
 
 

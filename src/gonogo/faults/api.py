@@ -14,6 +14,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from gonogo.errors import GonogoError
 from gonogo.faults.addresses import AddressError
 from gonogo.faults.proxy import ProxyState, Registry
 from gonogo.faults.toxics import ToxicError, parse_toxic, update_toxic
@@ -26,7 +27,7 @@ TOXIPROXY_VERSION = "2.9.0-gonogo"
 _MAX_BODY = 1024 * 1024
 
 
-class ApiError(Exception):
+class ApiError(GonogoError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

@@ -15,8 +15,10 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+from gonogo.errors import GonogoError
 
-class FaultError(Exception):
+
+class FaultError(GonogoError):
     """A fault could not be applied or removed; the message says why."""
 
 

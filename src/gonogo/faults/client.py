@@ -12,8 +12,10 @@ from typing import Any
 
 import httpx
 
+from gonogo.errors import GonogoError
 
-class ToxiproxyError(Exception):
+
+class ToxiproxyError(GonogoError):
     """The API refused a request; the message is the API's own."""
 
 

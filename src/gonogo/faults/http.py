@@ -31,6 +31,7 @@ from http import HTTPStatus
 from types import TracebackType
 from typing import Any, TypeVar
 
+from gonogo.errors import GonogoError
 from gonogo.faults.addresses import AddressError, format_address, parse_loopback_address
 from gonogo.faults.base import ActiveFault, FaultError
 from gonogo.faults.http_rules import HTTP_FAULT_KINDS, HttpRule, HttpRuleCounters, HttpRuleError, make_rule
@@ -376,7 +377,7 @@ class _Connection:
         await asyncio.gather(pipe(self.reader, up_writer), pipe(up_reader, self.writer))
 
 
-class _ClientGone(Exception):
+class _ClientGone(GonogoError):
     """The client went away while its request body was being forwarded."""
 
 

@@ -14,6 +14,8 @@ from fnmatch import fnmatchcase
 from http import HTTPStatus
 from typing import Any, Final, Literal, cast
 
+from gonogo.errors import GonogoError
+
 __all__ = ["HTTP_FAULT_KINDS", "HttpRule", "HttpRuleCounters", "HttpRuleError", "make_rule"]
 
 HTTP_FAULT_KINDS: Final = ("status", "delay", "truncate", "reset")
@@ -23,7 +25,7 @@ DelayPoint = Literal["request", "response"]
 _GLOB_CHARACTERS = frozenset("*?[")
 
 
-class HttpRuleError(ValueError):
+class HttpRuleError(GonogoError, ValueError):
     """An invalid HTTP fault rule; the message says which setting and why."""
 
 

@@ -11,6 +11,8 @@ import asyncio
 from typing import Final
 from urllib.parse import urlsplit
 
+from gonogo.errors import GonogoError
+
 __all__ = [
     "CHUNKED",
     "LENGTH",
@@ -37,7 +39,7 @@ _PIECE: Final = 64 * 1024
 _HEX_DIGITS: Final = b"0123456789abcdefABCDEF"
 
 
-class HttpProtocolError(Exception):
+class HttpProtocolError(GonogoError):
     """A malformed HTTP message; the message says what was wrong."""
 
 

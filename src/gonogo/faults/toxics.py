@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from gonogo.errors import GonogoError
+
 __all__ = [
     "STREAMS",
     "TOXIC_ATTRIBUTES",
@@ -29,7 +31,7 @@ TOXIC_ATTRIBUTES: dict[str, tuple[str, ...]] = {
 }
 
 
-class ToxicError(ValueError):
+class ToxicError(GonogoError, ValueError):
     """An invalid toxic definition; the message is returned to the API client with a 400."""
 
 

@@ -20,13 +20,14 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from gonogo.errors import GonogoError
 from gonogo.plan.model import StrictModel
 
 # A header value cannot hold these; a token with them would be refused by httpx, or worse, split.
 _BREAKS_HEADER = re.compile(r"[\x00-\x20\x7f]")
 
 
-class AuthError(ValueError):
+class AuthError(GonogoError, ValueError):
     """Credentials that cannot be sent once their variables are filled in."""
 
 

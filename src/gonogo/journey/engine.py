@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from gonogo import __version__
+from gonogo.errors import GonogoError
 from gonogo.journey.assertions import check_expect, check_poll
 from gonogo.journey.auth import AuthError, authorization
 from gonogo.journey.payload import BLOCK, FilePayload, GeneratedPayload, Payload, generated_seed
@@ -138,7 +139,7 @@ class JourneyResult:
         return [result.failure for result in self.iterations if result.failure is not None]
 
 
-class _StepFailed(Exception):
+class _StepFailed(GonogoError):
     def __init__(self, message: str, reply: Reply | None = None, kind: FailureKind = "assertion") -> None:
         super().__init__(message)
         self.message = message

@@ -14,13 +14,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from gonogo.errors import GonogoError
+
 _KEY = re.compile(r"\.([A-Za-z_$][\w$-]*)")
 _INDEX = re.compile(r"\[(-?\d+)\]")
 _QUOTED = re.compile(r"""\[(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')\]""")
 _UNESCAPE = re.compile(r"\\(.)")
 
 
-class JsonPathError(ValueError):
+class JsonPathError(GonogoError, ValueError):
     """A path that is not in the supported subset."""
 
 

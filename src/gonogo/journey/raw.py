@@ -29,6 +29,8 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from gonogo.errors import GonogoError
+
 MAX_HEAD = 256 * 1024  # a response head larger than this is not a response we read
 SEND_PIECE = 64 * 1024  # body bytes handed to the socket at once: the sender checks for a response between
 CONTINUE_WAIT = 1.0  # how long `Expect: 100-continue` waits for the server's word before sending the body
@@ -63,7 +65,7 @@ class RawResponse:
         return self.body.decode("utf-8", errors="replace")
 
 
-class _Closed(Exception):
+class _Closed(GonogoError):
     """The peer closed the connection (or reset it) before the response was whole."""
 
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from gonogo.errors import GonogoError
+
 if TYPE_CHECKING:
     from gonogo.journey.raw import RawResponse
 
@@ -28,7 +30,7 @@ MAX_KEPT_BODY = 16 * 1024 * 1024
 _NOT_PARSED = object()
 
 
-class ReplyError(ValueError):
+class ReplyError(GonogoError, ValueError):
     """The body cannot be read the way the step asks (not JSON, too large)."""
 
 

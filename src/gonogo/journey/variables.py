@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gonogo.errors import GonogoError
 from gonogo.journey.jsonpath import JsonPath
 from gonogo.journey.reply import Reply, ReplyError
 from gonogo.plan.model import PLACEHOLDER
@@ -44,11 +45,11 @@ _TOKEN = re.compile(r"\{\{([A-Za-z_][\w.-]*)\}\}|\{([A-Za-z_][\w.-]*)\}")
 Expand = Callable[[str], str]
 
 
-class VariableError(ValueError):
+class VariableError(GonogoError, ValueError):
     """A placeholder names no variable known at this point of the journey."""
 
 
-class ExtractionError(ValueError):
+class ExtractionError(GonogoError, ValueError):
     """A value to extract is not in the response."""
 
 

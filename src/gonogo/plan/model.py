@@ -49,6 +49,7 @@ from pydantic import (
     model_validator,
 )
 
+from gonogo.errors import GonogoError
 from gonogo.threshold import Threshold, parse_threshold
 from gonogo.units import parse_duration, parse_quantity
 
@@ -108,7 +109,7 @@ def host_port(value: str) -> str:
 DIMENSIONS = ("tests", "coverage", "performance", "reliability", "security", "operations")
 
 
-class LocatedValueError(ValueError):
+class LocatedValueError(GonogoError, ValueError):
     """A model's own check that knows where inside the model the mistake is (`("steps", 2,
     "request", "auth")`): the plan loader reports it at that line rather than the model's."""
 

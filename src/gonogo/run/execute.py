@@ -29,7 +29,7 @@ from types import FrameType
 from gonogo import __version__, plugins
 from gonogo._git import git_output
 from gonogo.checks.base import CheckKind
-from gonogo.errors import ServiceFailed
+from gonogo.errors import GonogoError, ServiceFailed
 from gonogo.evidence import Store, VerdictRecord
 from gonogo.evidence.records import RunStatus
 from gonogo.plan import CheckSpec, Plan
@@ -53,7 +53,7 @@ class RunOutcome:
     problems: list[str] = field(default_factory=list)
 
 
-class CheckTimedOut(Exception):
+class CheckTimedOut(GonogoError):
     pass
 
 

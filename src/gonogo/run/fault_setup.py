@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from gonogo.errors import GonogoError
 from gonogo.faults.addresses import AddressError, parse_loopback_address
 from gonogo.faults.client import ToxiproxyClient, ToxiproxyError
 from gonogo.faults.proxy import FaultProxy
@@ -22,7 +23,7 @@ from gonogo.run.context import RunContext
 from gonogo.system.volumes import volume_path
 
 
-class FaultSetupFailed(Exception):
+class FaultSetupFailed(GonogoError):
     """A proxy or a clock could not be set up; the message says which and why."""
 
 

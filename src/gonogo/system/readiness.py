@@ -25,6 +25,7 @@ from typing import Protocol
 
 import httpx
 
+from gonogo.errors import GonogoError
 from gonogo.plan.model import ReadinessProbe
 from gonogo.system.command import run_command
 from gonogo.system.process import describe_exit, resolve_argv, tail_lines
@@ -34,7 +35,7 @@ _HTTP_ATTEMPT_TIMEOUT = 2.0
 _TCP_ATTEMPT_TIMEOUT = 1.0
 
 
-class ProbeFailed(Exception):
+class ProbeFailed(GonogoError):
     """The service will not become ready; `reason` completes "service X …"."""
 
     def __init__(self, reason: str) -> None:

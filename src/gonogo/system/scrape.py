@@ -15,11 +15,13 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from gonogo.errors import GonogoError
+
 MAX_GAUGES = 64  # a service exporting thousands of gauges must not flood the evidence
 _MAX_BYTES = 8 * 1024 * 1024
 
 
-class ScrapeFailed(Exception):
+class ScrapeFailed(GonogoError):
     pass
 
 

@@ -189,7 +189,8 @@ class _StopOperation(BaseException):
 
 
 class _StopFuzzing(BaseException):
-    """Leave every remaining operation (budget spent, service down)."""
+    """Leave every remaining operation (budget spent, service down); a BaseException for the
+    same reason as `_StopOperation`."""
 
 
 @dataclass

@@ -28,12 +28,14 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
+from gonogo.errors import GonogoError
+
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
 _TEMPLATE = re.compile(r"\{([^{}/]+)\}")
 
 
-class OpenApiError(ValueError):
+class OpenApiError(GonogoError, ValueError):
     """The document cannot be read or is not an OpenAPI document; the message says which and why."""
 
 

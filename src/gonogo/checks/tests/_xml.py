@@ -18,13 +18,13 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml.ElementTree import DefusedXMLParser
 
-from gonogo.errors import HostileInputError, InputFileError
+from gonogo.errors import GonogoError, HostileInputError, InputFileError
 
 MAX_DEPTH = 256  # no report format nests this deep; deeper is an attack or garbage
 _CHUNK = 1 << 20
 
 
-class XmlContentError(Exception):
+class XmlContentError(GonogoError):
     """Raised by a target: well-formed XML that is not the expected kind of report."""
 
 
@@ -128,7 +128,7 @@ def stream_xml(path: Path, target: XmlTarget, *, allow_external_doctype: bool = 
             raise InputFileError(f"{where}: not well-formed XML ({_reason(error)})") from error
 
 
-class _InternalSubset(Exception):
+class _InternalSubset(GonogoError):
     pass
 
 

@@ -23,6 +23,7 @@ import time
 from types import FrameType
 from typing import Literal
 
+from gonogo.errors import GonogoError
 from gonogo.system import procfs
 from gonogo.system.reaper.client import TOKEN_VARIABLE
 
@@ -34,7 +35,7 @@ _TICK = 0.5  # how often to refresh what we know, and to check on gonogo without
 Ending = Literal["bye", "death", "terminated"]
 
 
-class _Terminated(Exception):
+class _Terminated(GonogoError):
     pass
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from gonogo.checks.base import CheckContext
 from gonogo.checks.security.findings import Finding, PartResult, Tally
-from gonogo.errors import InputFileError
+from gonogo.errors import GonogoError, InputFileError
 from gonogo.inputs import load_json, read_bounded
 
 # A scanner run by gonogo is stopped after this long: the check is bounded, and a scan of a
@@ -44,7 +44,7 @@ SCANNER_TIMEOUT = 600.0
 _EXCERPT = 1500  # characters of a message or snippet kept in a finding
 
 
-class ReportError(Exception):
+class ReportError(GonogoError):
     """Why a source's findings cannot be counted (the part is then *not measured*)."""
 
 

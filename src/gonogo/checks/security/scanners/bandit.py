@@ -30,6 +30,7 @@ from gonogo.checks.security.scanners._reports import (
     scanner_command,
 )
 from gonogo.checks.security.settings import BanditSource
+from gonogo.errors import GonogoError
 from gonogo.inputs import finite
 
 _WHAT = "a Bandit JSON report (bandit -f json)"
@@ -45,7 +46,7 @@ _CONFIDENCES = ("HIGH", "MEDIUM", "LOW", "UNDEFINED")
 _LISTED_ERRORS = 5
 
 
-class BanditError(Exception):
+class BanditError(GonogoError):
     """The document is not a Bandit JSON report gonogo can count."""
 
 

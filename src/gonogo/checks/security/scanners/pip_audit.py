@@ -35,12 +35,13 @@ from gonogo.checks.security.scanners._reports import (
     scanner_command,
 )
 from gonogo.checks.security.settings import PipAuditSource
+from gonogo.errors import GonogoError
 
 _WHAT = "a pip-audit JSON report (pip-audit -f json)"
 _LISTED_SKIPS = 5
 
 
-class PipAuditError(Exception):
+class PipAuditError(GonogoError):
     """The document is not a pip-audit JSON report gonogo can count, or audited nothing."""
 
 

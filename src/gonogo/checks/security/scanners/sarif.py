@@ -51,6 +51,7 @@ from gonogo.checks.security.scanners._reports import (
     first_line,
     read_report,
 )
+from gonogo.errors import GonogoError
 
 _WHAT = "a SARIF 2.1.0 report"
 _KINDS = ("fail", "pass", "notApplicable", "informational", "review", "open")
@@ -101,7 +102,7 @@ _SECRET_SCANNERS = ("gitleaks", "trufflehog", "detect-secrets", "ggshield", "sec
 _PLACEHOLDER = re.compile(r"\{(\d+)\}")
 
 
-class SarifError(Exception):
+class SarifError(GonogoError):
     """The document is not SARIF 2.1.0 gonogo can count; the message says where and why."""
 
 
