@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
+import pkgutil
 from pathlib import Path
 
 import gonogo
+from gonogo.errors import GonogoError
 
 SOURCE = Path(gonogo.__file__).parent
 KINDS = sorted(
@@ -92,3 +96,25 @@ def test_the_system_uses_only_the_fault_records() -> None:
         if _gonogo_package(m) is not None
     ]
     assert crossings == []
+
+
+def test_every_public_exception_is_a_gonogo_error() -> None:
+    """`except GonogoError` catches everything gonogo raises on purpose. The only other public
+    exceptions are interruptions (Ctrl-C, SIGTERM, carrying what was measured until then): they
+    derive from KeyboardInterrupt so that no `except Exception` swallows them. Private
+    control flow (`_StopFuzzing(BaseException)`) is the module's own business."""
+    strays = []
+    for info in pkgutil.walk_packages(gonogo.__path__, "gonogo."):
+        if info.name.rsplit(".", 1)[-1] == "__main__":  # running it is all it does
+            continue
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if (
+                inspect.isclass(value)
+                and issubclass(value, BaseException)
+                and value.__module__ == info.name
+                and not name.startswith("_")
+                and not issubclass(value, GonogoError | KeyboardInterrupt)
+            ):
+                strays.append(f"{info.name}.{name}({', '.join(base.__name__ for base in value.__bases__)})")
+    assert strays == []

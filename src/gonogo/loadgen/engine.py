@@ -112,6 +112,7 @@ from typing import Any, Literal
 
 import gonogo.loadgen._engine as _engine
 import gonogo.loadgen.histogram as hist
+from gonogo.errors import GonogoError
 from gonogo.loadgen.expect import KEPT_FAILURES, AssertionFailure, ResponseExpect
 from gonogo.loadgen.histogram import HdrHistogram
 
@@ -126,11 +127,11 @@ _START_DELAY_NS = 100_000_000  # common start: this long after the last worker i
 _STOP_GRACE = 3.0  # seconds for stopped workers to hand back what they measured
 
 
-class LoadSpecError(ValueError):
+class LoadSpecError(GonogoError, ValueError):
     """A load spec that cannot run; the message names the field."""
 
 
-class LoadError(RuntimeError):
+class LoadError(GonogoError, RuntimeError):
     """The run could not be completed (a worker process failed)."""
 
 
