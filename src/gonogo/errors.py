@@ -2,7 +2,11 @@
 
 `UserError` and its subclasses are mistakes the user can fix (a bad plan, a missing
 file); the CLI prints them without a traceback and exits 2. `RunFailed` means the
-readiness run could not be completed (exit 3).
+readiness run could not be completed (exit 3). Every other exception gonogo defines
+derives from `GonogoError` too (with `ValueError` as a second base where pydantic or
+callers expect one), so `except GonogoError` catches whatever gonogo raises on purpose;
+only interruptions derive from `KeyboardInterrupt` instead. tests/test_architecture.py
+holds it.
 """
 
 from __future__ import annotations
