@@ -43,6 +43,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <regex.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,8 +51,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -135,6 +138,7 @@ enum { PARSE_NEED = 0, PARSE_DONE = 1, PARSE_ERROR = -1 };
 #define F_RETRIED 0x08 /* current request was already retried once on a new connection */
 #define F_X 0x10       /* current request's endpoint has expectations: judge the response */
 #define F_XBODY 0x20   /* ... and its body is read (body_contains, JSON fields, an excerpt) */
+#define F_KEEP 0x40    /* ... and a failing response is kept as evidence (if room is left) */
 
 /* ------------------------------------------------------------------------- */
 /* HdrHistogram-compatible bucket layout (unit magnitude 0: lowest value 1)  */
@@ -254,6 +258,16 @@ typedef struct {
     double dur, r0, r1, cum0, t0; /* t0: stage start in seconds from run start */
 } stage_t;
 
+/* A weighted choice among n items: a deterministic smooth weighted round-robin sequence,
+ * or, for very large weight totals, a seeded random choice by cumulative weight. */
+typedef struct {
+    uint32_t n;
+    uint32_t *seq;
+    size_t seqlen, seqpos;
+    double *cumw;
+    double wtotal;
+} wrr_t;
+
 typedef struct {
     PyObject_HEAD
     /* --- configuration --- */
@@ -262,10 +276,7 @@ typedef struct {
     int family;
     endpoint *eps;
     uint32_t nep;
-    uint32_t *seq; /* deterministic smooth weighted round-robin sequence */
-    size_t seqlen, seqpos;
-    double *cumw; /* fallback: cumulative weights for seeded random choice */
-    double wtotal;
+    wrr_t mix; /* which endpoint each request goes to */
     int closed;
     stage_t *stages;
     int nstages;
@@ -313,6 +324,13 @@ typedef struct {
     PyThreadState *tstate;
     PyObject *progress_cb, *stop_cb;
     struct xstate_s **xs; /* per connection, allocated on first use; NULL: no endpoint has `expect` */
+    /* --- program mode (journeys): NULL otherwise --- */
+    struct program_s *prog;
+    struct vuser_s *vu; /* one virtual user per connection slot */
+    titem *heap;        /* the users' timers (think times, polls, next iterations): a min-heap by due */
+    size_t heaplen;
+    uint64_t urng[4];   /* for UUIDs: seeded from the kernel, not from `seed` */
+    int teardown_begun;
 } Engine;
 
 /* ------------------------------------------------------------------------- */
@@ -349,6 +367,88 @@ static uint64_t rng_next(uint64_t *s) {
 
 static inline double rng_unit(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1.0p-53; }
 
+static void *xcalloc(size_t n, size_t size) { return n ? calloc(n, size) : calloc(1, 1); }
+
+/* --- weighted choice -------------------------------------------------------- */
+
+static uint32_t wrr_next(wrr_t *m, uint64_t *rng) {
+    if (m->seq) {
+        uint32_t i = m->seq[m->seqpos];
+        if (++m->seqpos == m->seqlen) m->seqpos = 0;
+        return i;
+    }
+    double u = rng_unit(rng) * m->wtotal;
+    uint32_t lo = 0, hi = m->n - 1;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        if (m->cumw[mid] > u)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+static int wrr_build(wrr_t *m, const int64_t *w, uint32_t n, uint64_t offset) {
+    /* reduce weights by their gcd */
+    int64_t g = 0;
+    m->n = n;
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t a = w[i], b = g;
+        while (b) {
+            int64_t t = a % b;
+            a = b;
+            b = t;
+        }
+        g = a;
+    }
+    double total = 0;
+    for (uint32_t i = 0; i < n; i++) total += (double)(w[i] / g);
+    m->wtotal = total;
+    if (total <= (double)(1 << 20) && total * n <= 5e7) {
+        /* smooth weighted round-robin: a deterministic, evenly interleaved sequence */
+        m->seqlen = (size_t)total;
+        m->seq = malloc(m->seqlen * sizeof(uint32_t));
+        int64_t *cur = xcalloc(n, sizeof(int64_t));
+        if (!m->seq || !cur) {
+            free(cur);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (size_t k = 0; k < m->seqlen; k++) {
+            uint32_t best = 0;
+            for (uint32_t i = 0; i < n; i++) {
+                cur[i] += w[i] / g;
+                if (cur[i] > cur[best]) best = i;
+            }
+            cur[best] -= (int64_t)total;
+            m->seq[k] = best;
+        }
+        free(cur);
+        m->seqpos = (size_t)(offset % m->seqlen);
+        return 0;
+    }
+    /* very large weight totals: seeded random choice by cumulative weight */
+    m->cumw = malloc(n * sizeof(double));
+    if (!m->cumw) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    double acc = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        acc += (double)(w[i] / g);
+        m->cumw[i] = acc;
+    }
+    return 0;
+}
+
+static void wrr_free(wrr_t *m) {
+    free(m->seq);
+    free(m->cumw);
+    m->seq = NULL;
+    m->cumw = NULL;
+}
+
 static inline int ieq(const char *a, const char *lower, size_t n) {
     for (size_t i = 0; i < n; i++) {
         char c = a[i];
@@ -366,7 +466,6 @@ static int contains_ci(const char *p, size_t n, const char *tok) {
     return 0;
 }
 
-static void *xcalloc(size_t n, size_t size) { return n ? calloc(n, size) : calloc(1, 1); }
 
 /* ------------------------------------------------------------------------- */
 /* Per-second series                                                          */
@@ -500,6 +599,23 @@ static void busy_remove(Engine *E, conn_t *c) {
     c->prev = c->next = -1;
 }
 
+/* Program mode: steps have their own timeouts, so the busy list is kept in deadline order
+ * by insertion (from the tail: nearly always where it goes). */
+static void busy_insert(Engine *E, conn_t *c) {
+    int32_t i = (int32_t)(c - E->conns), after = E->busy_tail;
+    while (after >= 0 && E->conns[after].deadline > c->deadline) after = E->conns[after].prev;
+    c->prev = after;
+    c->next = after >= 0 ? E->conns[after].next : E->busy_head;
+    if (c->next >= 0)
+        E->conns[c->next].prev = i;
+    else
+        E->busy_tail = i;
+    if (after >= 0)
+        E->conns[after].next = i;
+    else
+        E->busy_head = i;
+}
+
 static void idle_push(Engine *E, conn_t *c) {
     int32_t i = (int32_t)(c - E->conns);
     c->state = C_IDLE;
@@ -538,7 +654,7 @@ static void conn_close(Engine *E, conn_t *c) {
     }
     c->state = C_FREE;
     c->hlen = 0;
-    if (!E->closed) E->free_slots[E->nfree++] = (int32_t)(c - E->conns);
+    if (!E->closed && !E->prog) E->free_slots[E->nfree++] = (int32_t)(c - E->conns);
 }
 
 /* Start a non-blocking connect. Returns 0 when in progress or done (state tells),
@@ -591,10 +707,12 @@ static inline int hexval(char ch) {
  * test per response. */
 
 enum { XF_OK, XF_STATUS, XF_HEADER_MISSING, XF_HEADER_VALUE, XF_BODY, XF_JSON_MISSING, XF_JSON_VALUE, XF_JSON_INVALID,
-       XF_TOO_LARGE, NXF };
+       XF_TOO_LARGE, XF_EXTRACT, XF_VARIABLE, NXF };
+/* XF_EXTRACT (a journey step's extraction found nothing) and XF_VARIABLE (a step not sent: a
+ * variable it needs is not set, or cannot go where it is used) have their message as detail. */
 static const char *const X_KINDS[NXF] = {"",           "status",       "header_missing", "header_value",
                                              "body",       "json_missing", "json_value",     "json_invalid",
-                                             "too_large"};
+                                             "too_large",  "extract",      "variable"};
 enum { J_STR, J_NUM, J_TRUE, J_FALSE, J_NULL };
 
 typedef struct {
@@ -639,7 +757,8 @@ typedef struct expect_s {
     xjson *json;
     int njson;
     size_t max_body;
-    int body; /* needle or json: the body must be read */
+    int body;   /* needle or json (or a journey step's extraction): the body must be read */
+    int buffer; /* json (or extraction from the body): the body is kept, up to max_body */
     xfail_t kept[KEEP_FAILURES]; /* the first failures of the measured phase */
     int nkept;
 } expect_t;
@@ -715,7 +834,7 @@ static void x_feed(const expect_t *x, xstate *s, const char *d, size_t n) {
             }
         }
     }
-    if (x->njson && !s->too_large) {
+    if (x->buffer && !s->too_large) {
         if (s->len + n > x->max_body) {
             s->too_large = 1;
             return;
@@ -1093,9 +1212,10 @@ static void x_header_value(xstate *s, const xheader *xh, const char *h, size_t l
     }
 }
 
-/* Start judging the response to a request of an endpoint with expectations. */
-static void x_begin(Engine *E, conn_t *c, const expect_t *x, int phase) {
-    c->flags |= F_X;
+/* Start judging the response to a request of an endpoint with expectations; `evidence`:
+ * a failing response may be kept (measured phase; a journey's setup and teardown). */
+static void x_begin(Engine *E, conn_t *c, const expect_t *x, int evidence) {
+    c->flags |= F_X | (evidence ? F_KEEP : 0);
     size_t i = (size_t)(c - E->conns);
     xstate *s = E->xs[i];
     if (!s) {
@@ -1112,7 +1232,7 @@ static void x_begin(Engine *E, conn_t *c, const expect_t *x, int phase) {
     s->needle_found = s->too_large = 0;
     s->carry_len = s->len = s->excerpt_len = s->detail_len = 0;
     s->has_detail = 0;
-    s->excerpt = phase == PH_MEASURED && x->nkept < KEEP_FAILURES;
+    s->excerpt = evidence && x->nkept < KEEP_FAILURES;
 }
 
 /* The final status and header block are in: judge them; decide whether the body is read. */
@@ -1140,10 +1260,37 @@ static inline void x_body(Engine *E, conn_t *c, const char *d, size_t n) {
     if (s && n) x_feed(E->eps[c->ep].x, s, d, n);
 }
 
+/* A large body buffer goes back once the response is judged (and its values extracted). */
+static inline void x_release(Engine *E, conn_t *c) {
+    xstate *s = E->xs[c - E->conns];
+    if (s && s->cap > XBUF_KEEP) {
+        free(s->buf);
+        s->buf = NULL;
+        s->cap = 0;
+    }
+}
+
+/* Keep a failure as evidence: the response on c (status, body excerpt) and what failed. */
+static void x_keep(expect_t *x, const xstate *s, int status, int kind, int what, int index, const char *detail,
+                   size_t detail_len) {
+    if (x->nkept >= KEEP_FAILURES) return;
+    xfail_t *f = &x->kept[x->nkept++];
+    f->status = status;
+    f->kind = kind;
+    f->what = what;
+    f->index = index;
+    f->body_len = s ? s->body_len : 0;
+    f->excerpt_len = s ? s->excerpt_len : 0;
+    if (s) memcpy(f->excerpt, s->excerpt_buf, s->excerpt_len);
+    f->has_detail = detail != NULL;
+    f->detail_len = detail_len < DETAIL_MAX ? detail_len : DETAIL_MAX;
+    if (detail) memcpy(f->detail, detail, f->detail_len);
+}
+
 /* The response is complete: the error kind it counts as (-1: none), keeping the first
- * failures as evidence. An unexpected 4xx/5xx status counts as http_4xx/http_5xx, any
- * other unmet expectation as an assertion failure. */
-static int x_judge(Engine *E, endpoint *e, conn_t *c) {
+ * failures as evidence when `keep`. An unexpected 4xx/5xx status counts as
+ * http_4xx/http_5xx, any other unmet expectation as an assertion failure. */
+static int x_judge(Engine *E, endpoint *e, conn_t *c, int keep) {
     expect_t *x = e->x;
     xstate *s = E->xs[c - E->conns];
     int st = c->status;
@@ -1156,26 +1303,10 @@ static int x_judge(Engine *E, endpoint *e, conn_t *c) {
         else if (x->njson)
             x_json(x, s);
     }
-    if (s->cap > XBUF_KEEP) { /* a large body: give the memory back */
-        free(s->buf);
-        s->buf = NULL;
-        s->cap = 0;
-    }
     if (!s->fail) return -1;
     int kind = s->fail == XF_STATUS && st >= 500 ? E_5XX : (s->fail == XF_STATUS && st >= 400 ? E_4XX : E_ASSERT);
-    if (c->phase == PH_MEASURED && x->nkept < KEEP_FAILURES) {
-        xfail_t *f = &x->kept[x->nkept++];
-        f->status = st;
-        f->kind = kind;
-        f->what = s->fail;
-        f->index = s->index;
-        f->body_len = s->body_len;
-        f->excerpt_len = s->excerpt_len;
-        memcpy(f->excerpt, s->excerpt_buf, s->excerpt_len);
-        f->has_detail = s->has_detail;
-        f->detail_len = s->detail_len;
-        memcpy(f->detail, s->detail, s->detail_len);
-    }
+    if (keep && (c->flags & F_KEEP))
+        x_keep(x, s, st, kind, s->fail, s->index, s->has_detail ? s->detail : NULL, s->detail_len);
     return kind;
 }
 
@@ -1371,6 +1502,7 @@ static int expect_parse(PyObject *o, int head, expect_t **out) {
     }
     x->max_body = (size_t)max_body;
     x->body = x->needle != NULL || x->njson > 0;
+    x->buffer = x->njson > 0;
     if (head && x->body) {
         PyErr_SetString(PyExc_ValueError, "a HEAD request has no body to check");
         goto fail;
@@ -1410,11 +1542,1175 @@ static PyObject *failures_list(const expect_t *x) {
 }
 
 /* ------------------------------------------------------------------------- */
+/* Journey programs: data, construction, request templates, extraction       */
+/* ------------------------------------------------------------------------- */
+
+/* In program mode the engine runs journeys: per virtual user, steps in order, each an
+ * endpoint (counters, histograms, statuses, expect) whose request is built per send from
+ * its template and the user's variables, values extracted from responses into variables.
+ * Everything that comes from the server is bounded: an extracted value is at most
+ * MAX_VALUE bytes, the header block kept for extraction and cookies at most MAX_HEAD, a
+ * body kept for extraction at most the step's max_body, cookies MAX_COOKIES of at most
+ * COOKIE_MAX bytes each. */
+
+#define MAX_SLOTS 256
+#define MAX_VALUE (64 * 1024)
+#define MAX_COOKIES 64
+#define COOKIE_MAX 4096
+#define WHY_MAX 160
+
+enum { EX_JSON, EX_HEADER, EX_REGEX, EX_STATUS };
+enum { ENC_RAW, ENC_PERCENT, ENC_JSON };
+enum { U_FREE, U_SETUP, U_ITER, U_TEARDOWN, U_DONE };
+
+typedef struct {
+    uint8_t var, enc; /* var: a slot's value (enc: ENC_*), else a literal */
+    uint32_t slot;
+    size_t off, len; /* literal: in the step's `lit` */
+} tpart;
+
+typedef struct {
+    uint32_t slot;
+    int kind;
+    jpart *parts; /* EX_JSON */
+    int nparts;
+    char *what;  /* the path, header name or regex, for messages */
+    char *name;  /* EX_HEADER: lowercase */
+    size_t nlen;
+    regex_t re; /* EX_REGEX */
+    int has_re;
+} extract_t;
+
+typedef struct {
+    tpart *head, *body;
+    int nhead, nbody, has_body;
+    char *lit;
+    size_t litlen;
+    int body_vars; /* 0: the body is constant, sent from lit without copying */
+    size_t cbody_off, cbody_len;
+    extract_t *ex;
+    int nex;
+    int poll;
+    int64_t poll_every_ns, poll_for_ns;
+    int64_t think_ns, timeout_ns; /* timeout_ns 0: the engine's */
+    int cookies;
+    int need_head; /* header extraction or cookies: the response's header block is kept */
+} pstep_t;
+
+typedef struct {
+    uint64_t started, completed, passed, failed, failed_setup;
+} jcount;
+
+typedef struct {
+    uint32_t *steps;
+    uint32_t nsteps;
+    int64_t weight;
+    uint64_t count; /* iterations started by this engine: the iteration variable */
+    jcount k[2];
+    uint64_t *failed_by_step; /* measured phase, by position in `steps` */
+    uint64_t *hcorr, *hunc;   /* passed iterations of the measured phase, L_MAIN layout */
+} pjourney_t;
+
+typedef struct program_s {
+    int nslots, uuid_slot, iter_slot, user_slot;
+    uint64_t user_offset;
+    char **names;
+    uint32_t ninit;
+    uint32_t *init_slot;
+    char **init_val;
+    size_t *init_len;
+    pstep_t *steps;
+    uint32_t nsteps;
+    pjourney_t *journeys;
+    uint32_t njourneys;
+    wrr_t mix;
+    uint32_t *setup, *teardown;
+    uint32_t nsetup, nteardown;
+    int cookies; /* some step keeps cookies */
+} program_t;
+
+typedef struct {
+    char *p;
+    uint32_t len, cap;
+    uint8_t set;
+} vval;
+
+typedef struct {
+    vval kv[MAX_COOKIES]; /* "name=value" */
+    uint16_t nlen[MAX_COOKIES];
+    int n;
+} jar_t;
+
+typedef struct vuser_s {
+    uint8_t mode, setup_done, polling, timer_iter; /* timer_iter: the pending timer starts an iteration */
+    uint8_t phase;                                /* of the current iteration (setup, teardown: warm-up) */
+    uint32_t journey;
+    const uint32_t *list; /* the steps being run: setup, a journey's, teardown */
+    uint32_t nlist, pos;
+    int64_t intended, started;   /* the iteration's intended and actual start */
+    int64_t step_sent, step_int; /* the current step's first send and intended time (polls) */
+    int64_t poll_until, teardown_until, tmo_ns;
+    int64_t pending;     /* open model: the arrival waiting for this user's setup */
+    uint8_t pending_phase;
+    uint32_t pending_journey;
+    vval *cur, *base; /* variables: this iteration's, and what each iteration starts from */
+    jar_t *jar, *jar_base;
+    char *req; /* the request being sent: head and, unless constant, body */
+    size_t reqlen, reqcap;
+    const char *seg2; /* a constant body sent after req, without copying */
+    size_t seg2len;
+    char *hdr; /* the last response's header block, for steps that need it */
+    size_t hdrlen, hdrcap;
+} vuser_t;
+
+static int vval_set(vval *v, const char *d, size_t n) {
+    if (n + 1 > v->cap) {
+        size_t ncap = v->cap ? v->cap : 32;
+        while (ncap < n + 1) ncap *= 2;
+        char *p = realloc(v->p, ncap);
+        if (!p) return -1;
+        v->p = p;
+        v->cap = (uint32_t)ncap;
+    }
+    if (n) memcpy(v->p, d, n);
+    v->len = (uint32_t)n;
+    v->set = 1;
+    return 0;
+}
+
+static void pstep_free(pstep_t *st) {
+    free(st->head);
+    free(st->body);
+    free(st->lit);
+    for (int i = 0; i < st->nex; i++) {
+        extract_t *x = &st->ex[i];
+        for (int k = 0; k < x->nparts; k++) free(x->parts[k].key);
+        free(x->parts);
+        free(x->what);
+        free(x->name);
+        if (x->has_re) regfree(&x->re);
+    }
+    free(st->ex);
+}
+
+static void program_free(program_t *P) {
+    if (!P) return;
+    if (P->names)
+        for (int i = 0; i < P->nslots; i++) free(P->names[i]);
+    free(P->names);
+    for (uint32_t i = 0; i < P->ninit; i++) free(P->init_val[i]);
+    free(P->init_slot);
+    free(P->init_val);
+    free(P->init_len);
+    if (P->steps)
+        for (uint32_t i = 0; i < P->nsteps; i++) pstep_free(&P->steps[i]);
+    free(P->steps);
+    if (P->journeys)
+        for (uint32_t i = 0; i < P->njourneys; i++) {
+            free(P->journeys[i].steps);
+            free(P->journeys[i].failed_by_step);
+            free(P->journeys[i].hcorr);
+            free(P->journeys[i].hunc);
+        }
+    free(P->journeys);
+    wrr_free(&P->mix);
+    free(P->setup);
+    free(P->teardown);
+    free(P);
+}
+
+/* --- construction from Python ------------------------------------------------ */
+
+static PyObject *dict_item(PyObject *d, const char *key, int required, const char *where) {
+    PyObject *v = PyDict_GetItemString(d, key); /* borrowed */
+    if (!v && required) PyErr_Format(PyExc_ValueError, "%s: missing '%s'", where, key);
+    return v;
+}
+
+static int slot_index(PyObject *o, const program_t *P, int allow_none, int *out, const char *what) {
+    long v = PyLong_AsLong(o);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if ((allow_none && v == -1) || (v >= 0 && v < P->nslots)) {
+        *out = (int)v;
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "program: %s: slot %ld is not between 0 and %d", what, v, P->nslots - 1);
+    return -1;
+}
+
+static const char *slot_name(const program_t *P, uint32_t slot, char tmp[24]) {
+    if (P->names && P->names[slot]) return P->names[slot];
+    snprintf(tmp, 24, "slot %u", slot);
+    return tmp;
+}
+
+static int lit_append(pstep_t *st, size_t *cap, const char *d, size_t n, size_t *off) {
+    if (st->litlen + n > *cap) {
+        size_t ncap = *cap ? *cap : 256;
+        while (ncap < st->litlen + n) ncap *= 2;
+        char *p = realloc(st->lit, ncap);
+        if (!p) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        st->lit = p;
+        *cap = ncap;
+    }
+    *off = st->litlen;
+    if (n) memcpy(st->lit + st->litlen, d, n);
+    st->litlen += n;
+    return 0;
+}
+
+/* [PART, ...]: bytes, or (slot, encoding) */
+static int parse_parts(PyObject *o, const program_t *P, pstep_t *st, size_t *cap, tpart **out, int *nout,
+                       const char *where) {
+    PyObject *seq = PySequence_Fast(o, "a template is a sequence of parts");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    *out = xcalloc((size_t)n, sizeof(tpart));
+    if (!*out) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *it = PySequence_Fast_GET_ITEM(seq, i);
+        tpart *tp = &(*out)[(*nout)++];
+        if (PyBytes_Check(it)) {
+            if (lit_append(st, cap, PyBytes_AS_STRING(it), (size_t)PyBytes_GET_SIZE(it), &tp->off) < 0) goto fail;
+            tp->len = (size_t)PyBytes_GET_SIZE(it);
+            continue;
+        }
+        int slot, enc;
+        PyObject *so;
+        if (!PyTuple_Check(it) || !PyArg_ParseTuple(it, "Oi", &so, &enc)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s: a part is bytes or (slot, encoding)", where);
+            goto fail;
+        }
+        if (slot_index(so, P, 0, &slot, where) < 0) goto fail;
+        if (enc < ENC_RAW || enc > ENC_JSON) {
+            PyErr_Format(PyExc_ValueError, "%s: encoding %d is not 0 (raw), 1 (percent) or 2 (JSON string)", where,
+                         enc);
+            goto fail;
+        }
+        tp->var = 1;
+        tp->slot = (uint32_t)slot;
+        tp->enc = (uint8_t)enc;
+    }
+    Py_DECREF(seq);
+    return 0;
+fail:
+    Py_DECREF(seq);
+    return -1;
+}
+
+static int parse_extract(PyObject *o, const program_t *P, extract_t *x, const char *where) {
+    PyObject *seq = PySequence_Fast(o, "an extraction is (slot, kind, ...)");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    int slot, rc = -1;
+    const char *kind;
+    if (n < 2 || !PyUnicode_Check(PySequence_Fast_GET_ITEM(seq, 1))) {
+        PyErr_Format(PyExc_ValueError, "%s: an extraction is (slot, kind, argument)", where);
+        goto out;
+    }
+    if (slot_index(PySequence_Fast_GET_ITEM(seq, 0), P, 0, &slot, where) < 0) goto out;
+    x->slot = (uint32_t)slot;
+    kind = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, 1));
+    if (!kind) goto out;
+    PyObject *arg = n > 2 ? PySequence_Fast_GET_ITEM(seq, 2) : NULL;
+    if (strcmp(kind, "status") == 0) {
+        x->kind = EX_STATUS;
+        x->what = strdup("status");
+        rc = x->what ? 0 : (PyErr_NoMemory(), -1);
+        goto out;
+    }
+    if (!arg) {
+        PyErr_Format(PyExc_ValueError, "%s: extraction '%s' needs an argument", where, kind);
+        goto out;
+    }
+    if (strcmp(kind, "json") == 0) {
+        x->kind = EX_JSON;
+        PyObject *ps = PySequence_Fast(arg, "a JSON path is a sequence of steps");
+        if (!ps) goto out;
+        Py_ssize_t np = PySequence_Fast_GET_SIZE(ps);
+        char text[512];
+        size_t tl = 1;
+        text[0] = '$';
+        x->parts = np > MAX_JPARTS ? NULL : xcalloc((size_t)np, sizeof(jpart));
+        if (!x->parts) {
+            Py_DECREF(ps);
+            if (np > MAX_JPARTS)
+                PyErr_Format(PyExc_ValueError, "%s: a JSON path has at most %d steps", where, MAX_JPARTS);
+            else
+                PyErr_NoMemory();
+            goto out;
+        }
+        for (Py_ssize_t k = 0; k < np; k++) {
+            jpart *part = &x->parts[x->nparts++];
+            if (json_part(PySequence_Fast_GET_ITEM(ps, k), part) < 0) {
+                Py_DECREF(ps);
+                goto out;
+            }
+            int w = part->key ? snprintf(text + tl, sizeof(text) - tl, ".%s", part->key)
+                              : snprintf(text + tl, sizeof(text) - tl, "[%lld]", (long long)part->index);
+            if (w > 0) tl = tl + (size_t)w < sizeof(text) ? tl + (size_t)w : sizeof(text) - 1;
+        }
+        Py_DECREF(ps);
+        x->what = strdup(text);
+        rc = x->what ? 0 : (PyErr_NoMemory(), -1);
+        goto out;
+    }
+    if (strcmp(kind, "header") == 0 || strcmp(kind, "regex") == 0) {
+        Py_ssize_t al;
+        const char *a = PyUnicode_Check(arg) ? PyUnicode_AsUTF8AndSize(arg, &al) : NULL;
+        if (!a) {
+            if (!PyErr_Occurred()) PyErr_Format(PyExc_TypeError, "%s: extraction '%s' takes a str", where, kind);
+            goto out;
+        }
+        x->what = strdup(a);
+        if (!x->what) {
+            PyErr_NoMemory();
+            goto out;
+        }
+        if (kind[0] == 'h') {
+            x->kind = EX_HEADER;
+            x->name = strdup(a);
+            if (!x->name || al < 1) {
+                if (x->name) PyErr_Format(PyExc_ValueError, "%s: an empty header name", where);
+                else PyErr_NoMemory();
+                goto out;
+            }
+            x->nlen = (size_t)al;
+            for (size_t k = 0; k < x->nlen; k++)
+                if (x->name[k] >= 'A' && x->name[k] <= 'Z') x->name[k] = (char)(x->name[k] + 32);
+            rc = 0;
+            goto out;
+        }
+        x->kind = EX_REGEX;
+        int e = regcomp(&x->re, a, REG_EXTENDED);
+        if (e) {
+            char msg[160];
+            regerror(e, &x->re, msg, sizeof(msg));
+            PyErr_Format(PyExc_ValueError, "%s: the regex '%s' does not compile: %s", where, a, msg);
+            goto out;
+        }
+        x->has_re = 1;
+        rc = 0;
+        goto out;
+    }
+    PyErr_Format(PyExc_ValueError, "%s: extraction kind '%s' is not json, header, regex or status", where, kind);
+out:
+    Py_DECREF(seq);
+    return rc;
+}
+
+static int parse_step_list(PyObject *o, const program_t *P, uint32_t **out, uint32_t *n, const char *where) {
+    PyObject *seq = PySequence_Fast(o, "a step list is a sequence of step indexes");
+    if (!seq) return -1;
+    Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
+    *out = xcalloc((size_t)k, sizeof(uint32_t));
+    if (!*out) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        if (v < 0 || v >= (long)P->nsteps) {
+            Py_DECREF(seq);
+            PyErr_Format(PyExc_ValueError, "program: %s: step %ld does not exist (%u steps)", where, v, P->nsteps);
+            return -1;
+        }
+        (*out)[i] = (uint32_t)v;
+    }
+    *n = (uint32_t)k;
+    Py_DECREF(seq);
+    return 0;
+}
+
+static int parse_seconds(PyObject *o, double *out, const char *where, const char *what) {
+    *out = PyFloat_AsDouble(o);
+    if (*out == -1.0 && PyErr_Occurred()) return -1;
+    if (!(*out >= 0) || *out > 86400.0 * 365) {
+        PyErr_Format(PyExc_ValueError, "%s: %s must be seconds >= 0", where, what);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_step(PyObject *d, const program_t *P, pstep_t *st, uint32_t index) {
+    char where[48];
+    snprintf(where, sizeof(where), "program: step %u", index);
+    if (!PyDict_Check(d)) {
+        PyErr_Format(PyExc_TypeError, "%s is not a dict", where);
+        return -1;
+    }
+    size_t cap = 0;
+    PyObject *head = dict_item(d, "head", 1, where);
+    if (!head || parse_parts(head, P, st, &cap, &st->head, &st->nhead, where) < 0) return -1;
+    if (st->nhead < 1 || st->head[0].var || st->head[0].len < 4) {
+        PyErr_Format(PyExc_ValueError, "%s: the head starts with the request line's literal text", where);
+        return -1;
+    }
+    PyObject *body = dict_item(d, "body", 0, where);
+    if (body && body != Py_None) {
+        st->has_body = 1;
+        if (parse_parts(body, P, st, &cap, &st->body, &st->nbody, where) < 0) return -1;
+        for (int i = 0; i < st->nbody; i++) st->body_vars |= st->body[i].var;
+        if (!st->body_vars) { /* constant: one literal run, sent from lit as is */
+            st->cbody_off = st->nbody ? st->body[0].off : 0;
+            for (int i = 0; i < st->nbody; i++) st->cbody_len += st->body[i].len;
+        }
+    }
+    PyObject *ex = dict_item(d, "extract", 0, where);
+    if (ex && ex != Py_None) {
+        PyObject *seq = PySequence_Fast(ex, "extract is a sequence");
+        if (!seq) return -1;
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        st->ex = xcalloc((size_t)n, sizeof(extract_t));
+        if (!st->ex) {
+            Py_DECREF(seq);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (parse_extract(PySequence_Fast_GET_ITEM(seq, i), P, &st->ex[st->nex++], where) < 0) {
+                Py_DECREF(seq);
+                return -1;
+            }
+            if (st->ex[i].kind == EX_HEADER) st->need_head = 1;
+        }
+        Py_DECREF(seq);
+    }
+    PyObject *poll = dict_item(d, "poll", 0, where);
+    if (poll && poll != Py_None) {
+        double every, within;
+        if (!PyArg_ParseTuple(poll, "dd;poll is (interval_s, timeout_s)", &every, &within)) return -1;
+        if (!(every > 0) || !(within > 0) || within > 86400) {
+            PyErr_Format(PyExc_ValueError, "%s: poll interval and timeout must be > 0", where);
+            return -1;
+        }
+        st->poll = 1;
+        st->poll_every_ns = (int64_t)(every * 1e9);
+        st->poll_for_ns = (int64_t)(within * 1e9);
+    }
+    PyObject *think = dict_item(d, "think", 0, where);
+    if (think && think != Py_None) {
+        double t;
+        if (parse_seconds(think, &t, where, "think") < 0) return -1;
+        st->think_ns = (int64_t)(t * 1e9);
+    }
+    PyObject *tmo = dict_item(d, "timeout", 0, where);
+    if (tmo && tmo != Py_None) {
+        double t;
+        if (parse_seconds(tmo, &t, where, "timeout") < 0) return -1;
+        if (!(t > 0)) {
+            PyErr_Format(PyExc_ValueError, "%s: timeout must be > 0", where);
+            return -1;
+        }
+        st->timeout_ns = (int64_t)(t * 1e9);
+    }
+    PyObject *ck = dict_item(d, "cookies", 0, where);
+    if (ck) {
+        int t = PyObject_IsTrue(ck);
+        if (t < 0) return -1;
+        st->cookies = t;
+        if (t) st->need_head = 1;
+    }
+    return 0;
+}
+
+/* A step's expectation: as given, or (None) a response below 400 passes, as without
+ * `expect`. Extraction from the body keeps the body (up to max_body). */
+static int step_expect(PyObject *given, const pstep_t *st, int head, expect_t **out) {
+    if (given && given != Py_None) {
+        if (expect_parse(given, head, out) < 0) return -1;
+    } else {
+        expect_t *x = calloc(1, sizeof(expect_t));
+        if (!x) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (int i = 100; i < 400; i++) x->status_ok[i] = 1;
+        x->headers = xcalloc(1, sizeof(xheader));
+        x->json = xcalloc(1, sizeof(xjson));
+        x->max_body = 1 << 20;
+        *out = x;
+        if (!x->headers || !x->json) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    expect_t *x = *out;
+    for (int i = 0; i < st->nex; i++)
+        if (st->ex[i].kind == EX_JSON || st->ex[i].kind == EX_REGEX) {
+            x->body = x->buffer = 1;
+            if (x->max_body < 1 || x->max_body > MAX_BODY_LIMIT) x->max_body = 1 << 20;
+        }
+    if (head && x->body) {
+        PyErr_SetString(PyExc_ValueError, "program: a HEAD request has no body to extract from");
+        return -1;
+    }
+    return 0;
+}
+
+/* Engine(program=...): the steps become the endpoints. */
+static int program_parse(Engine *E, PyObject *prog, PyObject *expects, uint64_t seq_offset) {
+    const char *where = "program";
+    if (!PyDict_Check(prog)) {
+        PyErr_SetString(PyExc_TypeError, "program must be a dict");
+        return -1;
+    }
+    program_t *P = calloc(1, sizeof(program_t));
+    if (!P) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    E->prog = P;
+    PyObject *o;
+    int64_t *w = NULL;
+    PyObject *xq = NULL, *seq = NULL;
+    if (!(o = dict_item(prog, "slots", 1, where))) return -1;
+    long ns = PyLong_AsLong(o);
+    if (ns == -1 && PyErr_Occurred()) return -1;
+    if (ns < 0 || ns > MAX_SLOTS) {
+        PyErr_Format(PyExc_ValueError, "program: slots must be 0 to %d", MAX_SLOTS);
+        return -1;
+    }
+    P->nslots = (int)ns;
+    P->uuid_slot = P->iter_slot = P->user_slot = -1;
+    if ((o = dict_item(prog, "uuid_slot", 0, where)) && slot_index(o, P, 1, &P->uuid_slot, "uuid_slot") < 0) return -1;
+    if ((o = dict_item(prog, "iteration_slot", 0, where)) && slot_index(o, P, 1, &P->iter_slot, "iteration_slot") < 0)
+        return -1;
+    if ((o = dict_item(prog, "user_slot", 0, where)) && slot_index(o, P, 1, &P->user_slot, "user_slot") < 0) return -1;
+    if ((o = dict_item(prog, "user_offset", 0, where))) {
+        P->user_offset = PyLong_AsUnsignedLongLong(o);
+        if (PyErr_Occurred()) return -1;
+    }
+    if ((o = dict_item(prog, "names", 0, where)) && o != Py_None) {
+        if (!(seq = PySequence_Fast(o, "names is a sequence of str"))) return -1;
+        if (PySequence_Fast_GET_SIZE(seq) != P->nslots) {
+            PyErr_SetString(PyExc_ValueError, "program: names: one per slot");
+            goto fail;
+        }
+        P->names = xcalloc((size_t)P->nslots, sizeof(char *));
+        if (!P->names) goto nomem;
+        for (int i = 0; i < P->nslots; i++) {
+            const char *u = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i));
+            if (!u) goto fail;
+            if (!(P->names[i] = strdup(u))) goto nomem;
+        }
+        Py_CLEAR(seq);
+    }
+    if ((o = dict_item(prog, "initial", 0, where)) && o != Py_None) {
+        if (!(seq = PySequence_Fast(o, "initial is a sequence of (slot, bytes)"))) return -1;
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        P->init_slot = xcalloc((size_t)n, sizeof(uint32_t));
+        P->init_val = xcalloc((size_t)n, sizeof(char *));
+        P->init_len = xcalloc((size_t)n, sizeof(size_t));
+        if (!P->init_slot || !P->init_val || !P->init_len) goto nomem;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *so, *val;
+            int slot;
+            if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "OO;an initial value is (slot, bytes)", &so, &val))
+                goto fail;
+            if (slot_index(so, P, 0, &slot, "initial") < 0) goto fail;
+            P->init_slot[P->ninit] = (uint32_t)slot;
+            if (!(P->init_val[P->ninit] = dup_bytes(val, &P->init_len[P->ninit], "an initial value"))) goto fail;
+            P->ninit++;
+            if (P->init_len[P->ninit - 1] > MAX_VALUE) {
+                PyErr_Format(PyExc_ValueError, "program: initial: a value is at most %d bytes", MAX_VALUE);
+                goto fail;
+            }
+        }
+        Py_CLEAR(seq);
+    }
+    if (!(o = dict_item(prog, "steps", 1, where))) return -1;
+    if (!(seq = PySequence_Fast(o, "steps is a sequence of dicts"))) return -1;
+    Py_ssize_t nst = PySequence_Fast_GET_SIZE(seq);
+    if (nst < 1 || nst > MAX_ENDPOINTS) {
+        PyErr_Format(PyExc_ValueError, "program: 1 to %d steps", MAX_ENDPOINTS);
+        goto fail;
+    }
+    if (expects != Py_None) {
+        if (!(xq = PySequence_Fast(expects, "expects must be a sequence (None or an expectation per step)"))) goto fail;
+        if (PySequence_Fast_GET_SIZE(xq) != nst) {
+            PyErr_SetString(PyExc_ValueError, "expects: one item (None or an expectation) per step");
+            goto fail;
+        }
+    }
+    P->nsteps = (uint32_t)nst;
+    P->steps = xcalloc((size_t)nst, sizeof(pstep_t));
+    E->nep = (uint32_t)nst;
+    E->eps = xcalloc((size_t)nst, sizeof(endpoint));
+    if (!P->steps || !E->eps) goto nomem;
+    for (Py_ssize_t i = 0; i < nst; i++) {
+        pstep_t *st = &P->steps[i];
+        endpoint *e = &E->eps[i];
+        if (parse_step(PySequence_Fast_GET_ITEM(seq, i), P, st, (uint32_t)i) < 0) goto fail;
+        P->cookies |= st->cookies;
+        e->head = memcmp(st->lit + st->head[0].off, "HEAD ", 5) == 0;
+        e->status[0] = xcalloc(NSTATUS, sizeof(uint64_t));
+        e->status[1] = xcalloc(NSTATUS, sizeof(uint64_t));
+        e->hcorr = xcalloc((size_t)L_MAIN.counts_len, sizeof(uint64_t));
+        e->hunc = xcalloc((size_t)L_MAIN.counts_len, sizeof(uint64_t));
+        if (!e->status[0] || !e->status[1] || !e->hcorr || !e->hunc) goto nomem;
+        if (step_expect(xq ? PySequence_Fast_GET_ITEM(xq, i) : NULL, st, e->head, &e->x) < 0) goto fail;
+    }
+    Py_CLEAR(seq);
+    if (!(o = dict_item(prog, "journeys", 1, where))) goto fail;
+    if (!(seq = PySequence_Fast(o, "journeys is a sequence of (weight, [step indexes])"))) goto fail;
+    Py_ssize_t nj = PySequence_Fast_GET_SIZE(seq);
+    if (nj < 1 || nj > MAX_ENDPOINTS) {
+        PyErr_Format(PyExc_ValueError, "program: 1 to %d journeys", MAX_ENDPOINTS);
+        goto fail;
+    }
+    P->njourneys = (uint32_t)nj;
+    P->journeys = xcalloc((size_t)nj, sizeof(pjourney_t));
+    w = xcalloc((size_t)nj, sizeof(int64_t));
+    if (!P->journeys || !w) goto nomem;
+    for (Py_ssize_t i = 0; i < nj; i++) {
+        pjourney_t *J = &P->journeys[i];
+        PyObject *steps;
+        long long weight;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "LO;a journey is (weight, [step indexes])", &weight,
+                              &steps))
+            goto fail;
+        if (weight < 1 || weight > (1LL << 40)) {
+            PyErr_SetString(PyExc_ValueError, "program: journey weights must be positive integers");
+            goto fail;
+        }
+        J->weight = w[i] = weight;
+        if (parse_step_list(steps, P, &J->steps, &J->nsteps, "journeys") < 0) goto fail;
+        if (J->nsteps < 1) {
+            PyErr_SetString(PyExc_ValueError, "program: a journey has at least one step");
+            goto fail;
+        }
+        J->failed_by_step = xcalloc(J->nsteps, sizeof(uint64_t));
+        J->hcorr = xcalloc((size_t)L_MAIN.counts_len, sizeof(uint64_t));
+        J->hunc = xcalloc((size_t)L_MAIN.counts_len, sizeof(uint64_t));
+        if (!J->failed_by_step || !J->hcorr || !J->hunc) goto nomem;
+    }
+    Py_CLEAR(seq);
+    if (wrr_build(&P->mix, w, P->njourneys, seq_offset) < 0) goto fail;
+    if ((o = dict_item(prog, "setup", 0, where)) && o != Py_None &&
+        parse_step_list(o, P, &P->setup, &P->nsetup, "setup") < 0)
+        goto fail;
+    if ((o = dict_item(prog, "teardown", 0, where)) && o != Py_None &&
+        parse_step_list(o, P, &P->teardown, &P->nteardown, "teardown") < 0)
+        goto fail;
+    free(w);
+    Py_XDECREF(xq);
+    return 0;
+nomem:
+    PyErr_NoMemory();
+fail:
+    free(w);
+    Py_XDECREF(xq);
+    Py_XDECREF(seq);
+    return -1;
+}
+
+/* --- per-user state ---------------------------------------------------------- */
+
+static void uuid4(uint64_t *rng, char out[36]) {
+    static const char hex[] = "0123456789abcdef";
+    uint64_t a = rng_next(rng), b = rng_next(rng);
+    uint8_t r[16];
+    memcpy(r, &a, 8);
+    memcpy(r + 8, &b, 8);
+    r[6] = (uint8_t)((r[6] & 0x0F) | 0x40); /* version 4 */
+    r[8] = (uint8_t)((r[8] & 0x3F) | 0x80); /* RFC 4122 variant */
+    int k = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out[k++] = '-';
+        out[k++] = hex[r[i] >> 4];
+        out[k++] = hex[r[i] & 15];
+    }
+}
+
+static int set_decimal(vval *v, uint64_t n) {
+    char tmp[24];
+    int len = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)n);
+    return vval_set(v, tmp, (size_t)len);
+}
+
+static int jar_copy(jar_t *to, const jar_t *from) {
+    for (int i = 0; i < from->n; i++) {
+        if (vval_set(&to->kv[i], from->kv[i].p, from->kv[i].len) < 0) return -1;
+        to->nlen[i] = from->nlen[i];
+    }
+    to->n = from->n;
+    return 0;
+}
+
+/* The user's variables (and cookies) start over from its base. */
+static int vars_reset(Engine *E, vuser_t *u) {
+    program_t *P = E->prog;
+    for (int i = 0; i < P->nslots; i++) {
+        if (u->base[i].set) {
+            if (vval_set(&u->cur[i], u->base[i].p, u->base[i].len) < 0) return -1;
+        } else {
+            u->cur[i].set = 0;
+        }
+    }
+    if (u->jar && jar_copy(u->jar, u->jar_base) < 0) return -1;
+    return 0;
+}
+
+/* This iteration's (or setup's) variables become what every later iteration starts from. */
+static int vars_commit(Engine *E, vuser_t *u) {
+    program_t *P = E->prog;
+    for (int i = 0; i < P->nslots; i++) {
+        if (u->cur[i].set) {
+            if (vval_set(&u->base[i], u->cur[i].p, u->cur[i].len) < 0) return -1;
+        } else {
+            u->base[i].set = 0;
+        }
+    }
+    if (u->jar && jar_copy(u->jar_base, u->jar) < 0) return -1;
+    return 0;
+}
+
+static int users_init(Engine *E) {
+    program_t *P = E->prog;
+    E->vu = xcalloc((size_t)E->nconns, sizeof(vuser_t));
+    if (!E->vu) return -1;
+    for (int i = 0; i < E->nconns; i++) {
+        vuser_t *u = &E->vu[i];
+        u->cur = xcalloc((size_t)P->nslots, sizeof(vval));
+        u->base = xcalloc((size_t)P->nslots, sizeof(vval));
+        if (!u->cur || !u->base) return -1;
+        if (P->cookies) {
+            u->jar = calloc(1, sizeof(jar_t));
+            u->jar_base = calloc(1, sizeof(jar_t));
+            if (!u->jar || !u->jar_base) return -1;
+        }
+        for (uint32_t k = 0; k < P->ninit; k++)
+            if (vval_set(&u->base[P->init_slot[k]], P->init_val[k], P->init_len[k]) < 0) return -1;
+        if (P->user_slot >= 0 && set_decimal(&u->base[P->user_slot], P->user_offset + (uint64_t)i) < 0) return -1;
+    }
+    return 0;
+}
+
+static void users_free(Engine *E) {
+    if (!E->vu) return;
+    int nslots = E->prog ? E->prog->nslots : 0;
+    for (int i = 0; i < E->nconns; i++) {
+        vuser_t *u = &E->vu[i];
+        for (int k = 0; k < nslots; k++) {
+            if (u->cur) free(u->cur[k].p);
+            if (u->base) free(u->base[k].p);
+        }
+        free(u->cur);
+        free(u->base);
+        for (int k = 0; k < MAX_COOKIES; k++) {
+            if (u->jar) free(u->jar->kv[k].p);
+            if (u->jar_base) free(u->jar_base->kv[k].p);
+        }
+        free(u->jar);
+        free(u->jar_base);
+        free(u->req);
+        free(u->hdr);
+    }
+    free(E->vu);
+    E->vu = NULL;
+}
+
+/* --- building a request ------------------------------------------------------- */
+
+static inline int unreserved(unsigned char ch) {
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+           ch == '.' || ch == '_' || ch == '~';
+}
+
+static size_t enc_len(int enc, const char *p, size_t n) {
+    if (enc == ENC_RAW) return n;
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (enc == ENC_PERCENT)
+            out += unreserved(ch) ? 1 : 3;
+        else if (ch == '"' || ch == '\\' || ch == '\n' || ch == '\r' || ch == '\t' || ch == '\b' || ch == '\f')
+            out += 2;
+        else
+            out += ch < 0x20 ? 6 : 1;
+    }
+    return out;
+}
+
+/* Write the encoded value at dst (enc_len bytes). */
+static void enc_put(int enc, const char *p, size_t n, char *dst) {
+    static const char hex[] = "0123456789ABCDEF";
+    if (enc == ENC_RAW) {
+        if (n) memcpy(dst, p, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (enc == ENC_PERCENT) {
+            if (unreserved(ch)) {
+                *dst++ = (char)ch;
+            } else {
+                *dst++ = '%';
+                *dst++ = hex[ch >> 4];
+                *dst++ = hex[ch & 15];
+            }
+            continue;
+        }
+        const char *esc = NULL;
+        switch (ch) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        default: break;
+        }
+        if (esc) {
+            *dst++ = esc[0];
+            *dst++ = esc[1];
+        } else if (ch < 0x20) {
+            *dst++ = '\\';
+            *dst++ = 'u';
+            *dst++ = '0';
+            *dst++ = '0';
+            *dst++ = hex[ch >> 4];
+            *dst++ = hex[ch & 15];
+        } else {
+            *dst++ = (char)ch;
+        }
+    }
+}
+
+static int req_reserve(vuser_t *u, size_t more) {
+    if (u->reqlen + more <= u->reqcap) return 0;
+    size_t ncap = u->reqcap ? u->reqcap : 1024;
+    while (ncap < u->reqlen + more) ncap *= 2;
+    char *p = realloc(u->req, ncap);
+    if (!p) return -1;
+    u->req = p;
+    u->reqcap = ncap;
+    return 0;
+}
+
+static size_t parts_len(const pstep_t *st, const vuser_t *u, const tpart *parts, int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        const tpart *tp = &parts[i];
+        total += tp->var ? enc_len(tp->enc, u->cur[tp->slot].p, u->cur[tp->slot].len) : tp->len;
+    }
+    return total;
+}
+
+static void parts_put(const pstep_t *st, vuser_t *u, const tpart *parts, int n) {
+    for (int i = 0; i < n; i++) {
+        const tpart *tp = &parts[i];
+        if (tp->var) {
+            const vval *v = &u->cur[tp->slot];
+            size_t l = enc_len(tp->enc, v->p, v->len);
+            enc_put(tp->enc, v->p, v->len, u->req + u->reqlen);
+            u->reqlen += l;
+        } else {
+            memcpy(u->req + u->reqlen, st->lit + tp->off, tp->len);
+            u->reqlen += tp->len;
+        }
+    }
+}
+
+/* The step's request for user u in u->req (and u->seg2): 0, or -1 with the reason in why
+ * (a variable is not set, or holds a line break where it would end a header line). */
+static int build_request(Engine *E, vuser_t *u, const pstep_t *st, char *why) {
+    program_t *P = E->prog;
+    char tmp[24];
+    for (int pass = 0; pass < 2; pass++) {
+        const tpart *parts = pass ? st->body : st->head;
+        int n = pass ? st->nbody : st->nhead;
+        for (int i = 0; i < n; i++) {
+            if (!parts[i].var) continue;
+            const vval *v = &u->cur[parts[i].slot];
+            if (!v->set) {
+                snprintf(why, WHY_MAX, "variable %s is not set", slot_name(P, parts[i].slot, tmp));
+                return -1;
+            }
+            if (!pass && parts[i].enc == ENC_RAW && v->len &&
+                (memchr(v->p, '\r', v->len) || memchr(v->p, '\n', v->len))) {
+                snprintf(why, WHY_MAX, "variable %s holds a line break: it cannot go into the request head",
+                         slot_name(P, parts[i].slot, tmp));
+                return -1;
+            }
+        }
+    }
+    size_t blen = !st->has_body ? 0 : st->body_vars ? parts_len(st, u, st->body, st->nbody) : st->cbody_len;
+    size_t hlen = parts_len(st, u, st->head, st->nhead);
+    size_t clen = 0;
+    if (st->cookies && u->jar)
+        for (int i = 0; i < u->jar->n; i++) clen += u->jar->kv[i].len + 2;
+    u->reqlen = 0;
+    if (req_reserve(u, hlen + clen + 64 + (st->body_vars ? blen : 0)) < 0) {
+        snprintf(why, WHY_MAX, "out of memory for the request");
+        return -1;
+    }
+    parts_put(st, u, st->head, st->nhead);
+    if (clen) {
+        memcpy(u->req + u->reqlen, "Cookie: ", 8);
+        u->reqlen += 8;
+        for (int i = 0; i < u->jar->n; i++) {
+            if (i) {
+                memcpy(u->req + u->reqlen, "; ", 2);
+                u->reqlen += 2;
+            }
+            memcpy(u->req + u->reqlen, u->jar->kv[i].p, u->jar->kv[i].len);
+            u->reqlen += u->jar->kv[i].len;
+        }
+        memcpy(u->req + u->reqlen, "\r\n", 2);
+        u->reqlen += 2;
+    }
+    if (st->has_body) u->reqlen += (size_t)sprintf(u->req + u->reqlen, "Content-Length: %zu\r\n", blen);
+    memcpy(u->req + u->reqlen, "\r\n", 2);
+    u->reqlen += 2;
+    u->seg2 = NULL;
+    u->seg2len = 0;
+    if (st->body_vars) {
+        parts_put(st, u, st->body, st->nbody);
+    } else if (blen) {
+        u->seg2 = st->lit + st->cbody_off;
+        u->seg2len = blen;
+    }
+    return 0;
+}
+
+/* --- from the response: cookies and extraction ------------------------------ */
+
+static void keep_head(vuser_t *u, const char *h, size_t len) {
+    if (len > u->hdrcap) {
+        char *p = realloc(u->hdr, MAX_HEAD + 4);
+        if (!p) {
+            u->hdrlen = 0;
+            return;
+        }
+        u->hdr = p;
+        u->hdrcap = MAX_HEAD + 4;
+    }
+    memcpy(u->hdr, h, len);
+    u->hdrlen = len;
+}
+
+/* The first header `name` (lowercase) of the kept block, trimmed; NULL if none. */
+static const char *head_value(const vuser_t *u, const char *name, size_t nl, size_t *vlen) {
+    const char *h = u->hdr, *end = h + u->hdrlen, *p = h ? memchr(h, '\n', u->hdrlen) : NULL;
+    while (p && ++p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol) return NULL;
+        size_t ll = (size_t)(eol - p);
+        if (ll && p[ll - 1] == '\r') ll--;
+        const char *colon = memchr(p, ':', ll);
+        if (colon && (size_t)(colon - p) == nl && ieq(p, name, nl)) {
+            const char *v = colon + 1, *ve = p + ll;
+            while (v < ve && (*v == ' ' || *v == '\t')) v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+            *vlen = (size_t)(ve - v);
+            return v;
+        }
+        p = eol;
+    }
+    return NULL;
+}
+
+/* Set-Cookie: name=value[; attributes] -> the user's jar; Max-Age <= 0 deletes it. */
+static void take_cookies(vuser_t *u) {
+    if (!u->jar || !u->hdr) return;
+    const char *h = u->hdr, *end = h + u->hdrlen, *p = memchr(h, '\n', u->hdrlen);
+    while (p && ++p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol) return;
+        size_t ll = (size_t)(eol - p);
+        if (ll && p[ll - 1] == '\r') ll--;
+        const char *next = eol;
+        if (ll > 11 && ieq(p, "set-cookie:", 11)) {
+            const char *v = p + 11, *ve = p + ll;
+            while (v < ve && (*v == ' ' || *v == '\t')) v++;
+            const char *semi = memchr(v, ';', (size_t)(ve - v));
+            const char *pe = semi ? semi : ve;
+            while (pe > v && (pe[-1] == ' ' || pe[-1] == '\t')) pe--;
+            const char *eq = memchr(v, '=', (size_t)(pe - v));
+            if (eq && eq > v && (size_t)(pe - v) <= COOKIE_MAX) {
+                size_t nl = (size_t)(eq - v), kvl = (size_t)(pe - v);
+                int remove = 0;
+                for (const char *a = semi; a && a < ve;) { /* attributes: only Max-Age matters */
+                    a++;
+                    while (a < ve && (*a == ' ' || *a == '\t')) a++;
+                    const char *ae = memchr(a, ';', (size_t)(ve - a));
+                    if (!ae) ae = ve;
+                    if (ae - a > 8 && ieq(a, "max-age=", 8)) remove = a[8] == '-' || (ae - a == 9 && a[8] == '0');
+                    a = ae < ve ? ae : NULL;
+                }
+                int at = -1;
+                for (int i = 0; i < u->jar->n; i++)
+                    if (u->jar->nlen[i] == nl && memcmp(u->jar->kv[i].p, v, nl) == 0) at = i;
+                if (remove && at >= 0) {
+                    vval gone = u->jar->kv[at];
+                    for (int i = at; i + 1 < u->jar->n; i++) {
+                        u->jar->kv[i] = u->jar->kv[i + 1];
+                        u->jar->nlen[i] = u->jar->nlen[i + 1];
+                    }
+                    u->jar->n--;
+                    u->jar->kv[u->jar->n] = gone; /* its buffer is reused */
+                } else if (!remove) {
+                    if (at < 0 && u->jar->n < MAX_COOKIES) at = u->jar->n++;
+                    if (at >= 0 && vval_set(&u->jar->kv[at], v, kvl) == 0)
+                        u->jar->nlen[at] = (uint16_t)nl;
+                    else if (at >= 0 && at == u->jar->n - 1 && !u->jar->kv[at].set)
+                        u->jar->n--;
+                }
+            }
+        }
+        p = next;
+    }
+}
+
+/* The text of the JSON value at v (validated document): a string unescaped, anything
+ * else as written. */
+static int json_text(const char *v, const char *end, vval *out, char *why, const extract_t *x, const char *name) {
+    jscan s = {v, v, end, NULL};
+    if (*v != '"') {
+        if (jskip(&s) < 0) return -1;
+        size_t n = (size_t)(s.p - v);
+        if (n > MAX_VALUE) {
+            snprintf(why, WHY_MAX, "extract %s: %s is over %d bytes", name, x->what, MAX_VALUE);
+            return -1;
+        }
+        if (vval_set(out, v, n) < 0) goto nomem;
+        return 0;
+    }
+    char buf[4];
+    s.p++;
+    out->len = 0;
+    out->set = 0;
+    for (;;) {
+        int n = jchar(&s, buf);
+        if (n < 0) return -1;
+        if (n == 0) break;
+        if (out->len + (uint32_t)n > MAX_VALUE) {
+            snprintf(why, WHY_MAX, "extract %s: %s is over %d bytes", name, x->what, MAX_VALUE);
+            return -1;
+        }
+        if (out->len + (uint32_t)n + 1 > out->cap) {
+            size_t ncap = out->cap ? out->cap * 2 : 64;
+            char *p = realloc(out->p, ncap);
+            if (!p) goto nomem;
+            out->p = p;
+            out->cap = (uint32_t)ncap;
+        }
+        memcpy(out->p + out->len, buf, (size_t)n);
+        out->len += (uint32_t)n;
+    }
+    out->set = 1;
+    return 0;
+nomem:
+    snprintf(why, WHY_MAX, "extract %s: out of memory", name);
+    return -1;
+}
+
+/* Run the step's extractions on the response c just completed (it met its expect):
+ * 0, or -1 with the reason in why. */
+static int extract_all(Engine *E, conn_t *c, vuser_t *u, const pstep_t *st, char *why) {
+    program_t *P = E->prog;
+    xstate *s = E->xs[c - E->conns];
+    const char *doc = s && s->buf ? s->buf : "", *stop = doc + (s ? s->len : 0);
+    int validated = E->eps[c->ep].x->njson > 0; /* x_json checked the document already */
+    char tmp[24];
+    for (int i = 0; i < st->nex; i++) {
+        const extract_t *x = &st->ex[i];
+        const char *name = slot_name(P, x->slot, tmp);
+        vval *dst = &u->cur[x->slot];
+        if ((x->kind == EX_JSON || x->kind == EX_REGEX) && (!s || s->too_large)) {
+            snprintf(why, WHY_MAX, "extract %s: the body is over %zu bytes", name, E->eps[c->ep].x->max_body);
+            return -1;
+        }
+        switch (x->kind) {
+        case EX_STATUS:
+            if (set_decimal(dst, (uint64_t)c->status) < 0) goto nomem;
+            break;
+        case EX_HEADER: {
+            size_t vl = 0;
+            const char *v = head_value(u, x->name, x->nlen, &vl);
+            if (!v) {
+                snprintf(why, WHY_MAX, "extract %s: header %s not found", name, x->what);
+                return -1;
+            }
+            if (vval_set(dst, v, vl) < 0) goto nomem;
+            break;
+        }
+        case EX_JSON: {
+            if (!validated) {
+                jscan v = {doc, doc, stop, NULL};
+                if (jskip(&v) == 0) {
+                    jws(&v);
+                    if (v.p < v.end) jfail(&v, "more data after the JSON document");
+                }
+                if (v.err) {
+                    snprintf(why, WHY_MAX, "extract %s: the body is not JSON: %s (at byte %zu)", name, v.err,
+                             (size_t)(v.p - v.start));
+                    return -1;
+                }
+                validated = 1;
+            }
+            xjson q = {.parts = x->parts, .nparts = x->nparts};
+            const char *at = jfind(doc, stop, &q);
+            if (!at) {
+                snprintf(why, WHY_MAX, "extract %s: %s not found", name, x->what);
+                return -1;
+            }
+            if (json_text(at, stop, dst, why, x, name) < 0) {
+                if (!why[0]) snprintf(why, WHY_MAX, "extract %s: %s is not readable", name, x->what);
+                return -1;
+            }
+            break;
+        }
+        case EX_REGEX: {
+            regmatch_t m[2];
+            m[0].rm_so = 0;
+            m[0].rm_eo = (regoff_t)(stop - doc);
+            if (regexec(&x->re, doc, 2, m, REG_STARTEND) != 0) {
+                snprintf(why, WHY_MAX, "extract %s: /%s/ does not match the body", name, x->what);
+                return -1;
+            }
+            int g = x->re.re_nsub >= 1 && m[1].rm_so >= 0 ? 1 : 0;
+            size_t n = (size_t)(m[g].rm_eo - m[g].rm_so);
+            if (n > MAX_VALUE) {
+                snprintf(why, WHY_MAX, "extract %s: the match is over %d bytes", name, MAX_VALUE);
+                return -1;
+            }
+            if (vval_set(dst, doc + m[g].rm_so, n) < 0) goto nomem;
+            break;
+        }
+        }
+    }
+    return 0;
+nomem:
+    snprintf(why, WHY_MAX, "extract: out of memory");
+    return -1;
+}
+
+/* ------------------------------------------------------------------------- */
 /* Request lifecycle                                                          */
 /* ------------------------------------------------------------------------- */
 
 static void after_release(Engine *E, conn_t *c, int64_t now, int err);
 static void send_request(Engine *E, conn_t *c, int64_t now);
+static void prog_complete(Engine *E, conn_t *c, int64_t now);
+static void prog_after(Engine *E, conn_t *c, int64_t now, int err);
+static int prog_dispatch(Engine *E, uint32_t j, int64_t intended, int phase, int64_t now);
 
 static inline series_t *measured_series(Engine *E, int phase) { return phase == PH_MEASURED ? &E->S : NULL; }
 
@@ -1431,7 +2727,7 @@ static void begin(Engine *E, conn_t *c, uint32_t ep, int64_t intended, int phase
     c->hlen = 0;
     c->status = 0;
     c->flags = e->head ? F_HEAD : 0;
-    if (e->x) x_begin(E, c, e->x, phase);
+    if (e->x) x_begin(E, c, e->x, phase == PH_MEASURED);
     busy_append(E, c);
     counters *k = &e->c[phase];
     k->sent++;
@@ -1479,8 +2775,13 @@ static void retry_or_fail(Engine *E, conn_t *c, int kind, int64_t now) {
         }
         c->flags |= F_RETRIED;
         c->woff = 0;
-        c->deadline = now + E->timeout_ns;
-        busy_append(E, c);
+        if (E->prog) {
+            c->deadline = now + E->vu[c - E->conns].tmo_ns;
+            busy_insert(E, c);
+        } else {
+            c->deadline = now + E->timeout_ns;
+            busy_append(E, c);
+        }
         if (c->state == C_READING) send_request(E, c, now); /* connected at once */
         return;
     }
@@ -1488,10 +2789,31 @@ static void retry_or_fail(Engine *E, conn_t *c, int kind, int64_t now) {
 }
 
 static void send_request(Engine *E, conn_t *c, int64_t now) {
-    endpoint *e = &E->eps[c->ep];
+    const char *req, *b2 = NULL;
+    size_t len, l2 = 0;
+    if (E->prog) { /* built per send; a constant body goes from the program as is */
+        const vuser_t *u = &E->vu[c - E->conns];
+        req = u->req;
+        len = u->reqlen;
+        b2 = u->seg2;
+        l2 = u->seg2len;
+    } else {
+        req = E->eps[c->ep].req;
+        len = E->eps[c->ep].len;
+    }
     /* One send() per request in the common case; MSG_NOSIGNAL: no SIGPIPE. */
-    while (c->woff < e->len) {
-        ssize_t n = send(c->fd, e->req + c->woff, e->len - c->woff, MSG_NOSIGNAL);
+    while (c->woff < len + l2) {
+        ssize_t n;
+        if (!l2) {
+            n = send(c->fd, req + c->woff, len - c->woff, MSG_NOSIGNAL);
+        } else {
+            struct iovec iov[2];
+            struct msghdr m = {.msg_iov = iov, .msg_iovlen = 0};
+            if (c->woff < len) iov[m.msg_iovlen++] = (struct iovec){(void *)(req + c->woff), len - c->woff};
+            size_t o2 = c->woff > len ? c->woff - len : 0;
+            iov[m.msg_iovlen++] = (struct iovec){(void *)(b2 + o2), l2 - o2};
+            n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+        }
         if (n > 0) {
             c->woff += (size_t)n;
             continue;
@@ -1538,6 +2860,7 @@ static int dispatch(Engine *E, uint32_t ep, int64_t intended, int phase, int64_t
 }
 
 static void drop(Engine *E, uint32_t ep, int phase, int64_t now) {
+    if (E->prog) ep = E->prog->journeys[ep].steps[0]; /* queued: a journey's iteration */
     E->eps[ep].c[phase].dropped++;
     series_t *S = measured_series(E, phase);
     if (S) series_at(S, now)->dropped++;
@@ -1585,30 +2908,17 @@ static void drain_queue(Engine *E, int64_t now) {
             qpop(E);
             continue;
         }
-        if (E->idle_head < 0 && (E->nopen >= E->max_conn || E->nfree == 0)) break;
+        if (E->idle_head < 0 && (E->nfree == 0 || (!E->prog && E->nopen >= E->max_conn))) break;
         qitem copy = *it;
         qpop(E);
-        dispatch(E, copy.ep, copy.intended, (int)copy.phase, now);
+        if (E->prog)
+            prog_dispatch(E, copy.ep, copy.intended, (int)copy.phase, now);
+        else
+            dispatch(E, copy.ep, copy.intended, (int)copy.phase, now);
     }
 }
 
-static uint32_t next_endpoint(Engine *E) {
-    if (E->seq) {
-        uint32_t ep = E->seq[E->seqpos];
-        if (++E->seqpos == E->seqlen) E->seqpos = 0;
-        return ep;
-    }
-    double u = rng_unit(E->rng) * E->wtotal;
-    uint32_t lo = 0, hi = E->nep - 1;
-    while (lo < hi) {
-        uint32_t mid = (lo + hi) / 2;
-        if (E->cumw[mid] > u)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
-}
+static inline uint32_t next_endpoint(Engine *E) { return wrr_next(&E->mix, E->rng); }
 
 /* closed model: can a user still send a request intended at time t? */
 static int closed_may_send(Engine *E, int64_t t) {
@@ -1648,6 +2958,10 @@ static void think_push(Engine *E, int32_t user, int64_t due) {
  * the error kind. Never recurses into another failure path: after an error, queued
  * requests are sent from the main loop and a closed-model user waits on a timer. */
 static void after_release(Engine *E, conn_t *c, int64_t now, int err) {
+    if (E->prog) {
+        prog_after(E, c, now, err);
+        return;
+    }
     if (!E->closed) {
         if (c->fd < 0) return; /* the main loop drains the queue onto new connections */
         /* keep-alive socket: serve the queue first, else park it */
@@ -1681,13 +2995,23 @@ static void after_release(Engine *E, conn_t *c, int64_t now, int err) {
 }
 
 static void complete(Engine *E, conn_t *c, int64_t now) {
+    if (E->prog) {
+        prog_complete(E, c, now);
+        return;
+    }
     endpoint *e = &E->eps[c->ep];
     int phase = c->phase;
     counters *k = &e->c[phase];
     k->responses++;
     int st = c->status;
     if (st >= 0 && st < NSTATUS) e->status[phase][st]++;
-    int err = c->flags & F_X ? x_judge(E, e, c) : (st >= 500 ? E_5XX : (st >= 400 ? E_4XX : -1));
+    int err = -1;
+    if (c->flags & F_X) {
+        err = x_judge(E, e, c, 1);
+        x_release(E, c);
+    } else if (st >= 400) {
+        err = st >= 500 ? E_5XX : E_4XX;
+    }
     if (err >= 0) k->errors[err]++;
     if (phase == PH_MEASURED) {
         int64_t corr = (now - c->intended) / 1000, unc = (now - c->sent) / 1000;
@@ -1706,6 +3030,451 @@ static void complete(Engine *E, conn_t *c, int64_t now) {
         c->state = C_IDLE;
     }
     after_release(E, c, now, -1);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Journey programs: the virtual users                                        */
+/* ------------------------------------------------------------------------- */
+
+/* A user is a connection slot (closed: one per user; open: max_connections of them). It
+ * runs its setup once, then iterations (closed: back to back, think_time apart; open: one
+ * per arrival that takes it), then its teardown once. Every wait (a step's think time, a
+ * poll's interval, the next iteration) is a timer in one min-heap; after a failure the
+ * user always goes on from a timer or the main loop, never by recursion. */
+
+static inline vuser_t *user_of(Engine *E, conn_t *c) { return &E->vu[c - E->conns]; }
+static inline conn_t *conn_of(Engine *E, vuser_t *u) { return &E->conns[u - E->vu]; }
+
+static void heap_push(Engine *E, vuser_t *u, int64_t due) {
+    size_t i = E->heaplen++; /* capacity: one timer per user at most */
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (E->heap[parent].due <= due) break;
+        E->heap[i] = E->heap[parent];
+        i = parent;
+    }
+    E->heap[i].due = due;
+    E->heap[i].user = (int32_t)(u - E->vu);
+}
+
+static titem heap_pop(Engine *E) {
+    titem top = E->heap[0], last = E->heap[--E->heaplen];
+    size_t i = 0, n = E->heaplen;
+    if (!n) return top;
+    for (;;) {
+        size_t l = 2 * i + 1;
+        if (l >= n) break;
+        size_t m = l + 1 < n && E->heap[l + 1].due < E->heap[l].due ? l + 1 : l;
+        if (last.due <= E->heap[m].due) break;
+        E->heap[i] = E->heap[m];
+        i = m;
+    }
+    E->heap[i] = last;
+    return top;
+}
+
+static inline int keeps_evidence(const vuser_t *u, int phase) {
+    return phase == PH_MEASURED || u->mode == U_SETUP || u->mode == U_TEARDOWN;
+}
+
+static void step_done(Engine *E, vuser_t *u, int64_t now, int err);
+static void start_iteration(Engine *E, vuser_t *u, uint32_t j, int64_t intended, int phase, int64_t now);
+
+/* A step that failed before it was sent: one request with an assertion error, no response. */
+static void step_unsent(Engine *E, vuser_t *u, uint32_t ep, const char *why, int counted, int64_t now) {
+    endpoint *e = &E->eps[ep];
+    int phase = u->phase;
+    if (!counted) e->c[phase].sent++;
+    e->c[phase].errors[E_ASSERT]++;
+    series_t *S = measured_series(E, phase);
+    if (S) {
+        secrec *r = series_at(S, now);
+        if (!counted) r->sent++;
+        r->errors[E_ASSERT]++;
+    }
+    if (keeps_evidence(u, phase)) x_keep(e->x, NULL, 0, E_ASSERT, XF_VARIABLE, 0, why, strlen(why));
+}
+
+static void user_finish(Engine *E, vuser_t *u) {
+    (void)E;
+    u->mode = U_DONE;
+}
+
+/* The current step (u->list[u->pos]): build its request and send it; a poll's next
+ * attempt (u->polling) is the same request, counted once. */
+static void step_send(Engine *E, vuser_t *u, int64_t now) {
+    program_t *P = E->prog;
+    conn_t *c = conn_of(E, u);
+    uint32_t ep = u->list[u->pos];
+    const pstep_t *st = &P->steps[ep];
+    endpoint *e = &E->eps[ep];
+    int retry = u->polling, phase = u->phase;
+    if (u->mode == U_TEARDOWN && now >= u->teardown_until) { /* teardown is bounded by `timeout` */
+        user_finish(E, u);
+        return;
+    }
+    char why[WHY_MAX];
+    if (build_request(E, u, st, why) < 0) {
+        u->polling = 0;
+        step_unsent(E, u, ep, why, retry, now);
+        step_done(E, u, now, E_ASSERT);
+        return;
+    }
+    int first = u->mode == U_ITER && u->pos == 0;
+    if (!retry) {
+        u->step_sent = now;
+        u->step_int = first ? u->intended : now;
+        if (first) u->started = now;
+        if (st->poll) u->poll_until = now + st->poll_for_ns;
+    }
+    int64_t tmo = st->timeout_ns ? st->timeout_ns : E->timeout_ns;
+    if (u->mode == U_TEARDOWN && now + tmo > u->teardown_until) tmo = u->teardown_until - now;
+    u->tmo_ns = tmo;
+    int err = 0;
+    if (c->fd < 0)
+        err = conn_open(E, c);
+    else
+        c->state = C_READING;
+    c->ep = ep;
+    c->phase = (uint8_t)phase;
+    c->intended = u->step_int;
+    c->sent = u->step_sent;
+    c->deadline = now + tmo;
+    c->woff = 0;
+    c->pstate = P_HEAD;
+    c->hlen = 0;
+    c->status = 0;
+    c->flags = e->head ? F_HEAD : 0;
+    x_begin(E, c, e->x, keeps_evidence(u, phase));
+    busy_insert(E, c);
+    if (!retry) {
+        counters *k = &e->c[phase];
+        k->sent++;
+        int late = now - u->step_int > E->late_ns;
+        if (late) k->late++;
+        series_t *S = measured_series(E, phase);
+        if (S) {
+            secrec *r = series_at(S, now);
+            r->sent++;
+            if (late) r->late++;
+        }
+    }
+    if (err) {
+        fail(E, c, err, now);
+        return;
+    }
+    if (c->state == C_READING) send_request(E, c, now);
+}
+
+static void user_teardown(Engine *E, vuser_t *u, int64_t now) {
+    program_t *P = E->prog;
+    if (!u->setup_done || !P->nteardown || __atomic_load_n(&E->stop_flag, __ATOMIC_RELAXED)) {
+        user_finish(E, u);
+        return;
+    }
+    u->mode = U_TEARDOWN;
+    u->phase = PH_WARMUP;
+    u->list = P->teardown;
+    u->nlist = P->nteardown;
+    u->pos = 0;
+    u->polling = 0;
+    u->teardown_until = now + E->timeout_ns;
+    vars_reset(E, u);
+    step_send(E, u, now);
+}
+
+/* Open model: the user is free again; it takes the next queued arrival, else waits
+ * (idle, or without a socket), or ends with its teardown once no arrival will come. */
+static void user_release(Engine *E, vuser_t *u, int64_t now, int err) {
+    conn_t *c = conn_of(E, u);
+    u->mode = U_FREE;
+    if (E->sched_done && E->qlen == 0) {
+        user_teardown(E, u, now);
+        return;
+    }
+    if (err < 0 && c->fd >= 0) {
+        qitem *it;
+        while ((it = qfront(E)) != NULL && now - it->intended > E->timeout_ns) {
+            drop(E, it->ep, (int)it->phase, now);
+            qpop(E);
+        }
+        if (it) {
+            qitem copy = *it;
+            qpop(E);
+            start_iteration(E, u, copy.ep, copy.intended, (int)copy.phase, now);
+            return;
+        }
+    }
+    /* after an error the main loop hands queued arrivals out: no recursion here */
+    if (c->fd >= 0)
+        idle_push(E, c);
+    else
+        E->free_slots[E->nfree++] = (int32_t)(c - E->conns);
+}
+
+/* Closed model: the user's next iteration is intended at `due`. */
+static void closed_iteration(Engine *E, vuser_t *u, int64_t due, int64_t now) {
+    program_t *P = E->prog;
+    if (!closed_may_send(E, due)) {
+        user_teardown(E, u, now);
+        return;
+    }
+    if (!u->setup_done && P->nsetup) { /* setup first; the iteration's clock starts after it */
+        start_iteration(E, u, 0, due, PH_WARMUP, now);
+        return;
+    }
+    int phase = due < E->measure_ns ? PH_WARMUP : PH_MEASURED;
+    if (phase == PH_MEASURED) E->measured_issued++;
+    uint32_t j = wrr_next(&P->mix, E->rng);
+    if (now - due > E->late_ns) E->eps[P->journeys[j].steps[0]].c[phase].behind++;
+    start_iteration(E, u, j, due, phase, now);
+}
+
+/* The iteration ended (err: -1 passed, else the error kind of the step that failed it). */
+static void user_next(Engine *E, vuser_t *u, int64_t now, int err) {
+    if (!E->closed) {
+        user_release(E, u, now, err);
+        return;
+    }
+    int64_t d = E->think_ns;
+    if ((err == E_REFUSED || err == E_CONNECT) && d == 0) d = CONNECT_ERROR_PAUSE_NS;
+    if (!closed_may_send(E, now + d)) {
+        user_teardown(E, u, now);
+        return;
+    }
+    u->timer_iter = 1;
+    heap_push(E, u, now + d);
+}
+
+static void setup_ended(Engine *E, vuser_t *u, int64_t now, int err) {
+    program_t *P = E->prog;
+    if (err < 0 && vars_commit(E, u) == 0) {
+        u->setup_done = 1;
+        if (!E->closed) {
+            start_iteration(E, u, u->pending_journey, now, u->pending_phase, now);
+            return;
+        }
+        if (!closed_may_send(E, now)) {
+            user_teardown(E, u, now);
+            return;
+        }
+        int phase = now < E->measure_ns ? PH_WARMUP : PH_MEASURED;
+        if (phase == PH_MEASURED) E->measured_issued++;
+        start_iteration(E, u, wrr_next(&P->mix, E->rng), now, phase, now);
+        return;
+    }
+    if (!E->closed) { /* the arrival that took this user fails with its setup */
+        jcount *k = &P->journeys[u->pending_journey].k[u->pending_phase];
+        k->started++;
+        k->completed++;
+        k->failed++;
+        k->failed_setup++;
+        user_release(E, u, now, err < 0 ? E_ASSERT : err);
+        return;
+    }
+    /* closed: the user tries its setup again after its think time (at least 10 ms) */
+    int64_t d = E->think_ns > CONNECT_ERROR_PAUSE_NS ? E->think_ns : CONNECT_ERROR_PAUSE_NS;
+    if (!closed_may_send(E, now + d)) {
+        user_finish(E, u);
+        return;
+    }
+    u->mode = U_ITER;
+    u->timer_iter = 1;
+    heap_push(E, u, now + d);
+}
+
+static void set_builtins(Engine *E, vuser_t *u, uint64_t iteration) {
+    program_t *P = E->prog;
+    if (P->uuid_slot >= 0) {
+        char id[36];
+        uuid4(E->urng, id);
+        vval_set(&u->cur[P->uuid_slot], id, 36);
+    }
+    if (P->iter_slot >= 0) set_decimal(&u->cur[P->iter_slot], iteration);
+}
+
+/* Start an iteration of journey j (or, for a user not set up yet, its setup first). */
+static void start_iteration(Engine *E, vuser_t *u, uint32_t j, int64_t intended, int phase, int64_t now) {
+    program_t *P = E->prog;
+    u->polling = 0;
+    u->pos = 0;
+    if (!u->setup_done && P->nsetup) {
+        u->pending = intended;
+        u->pending_phase = (uint8_t)phase;
+        u->pending_journey = j;
+        u->mode = U_SETUP;
+        u->phase = PH_WARMUP;
+        u->list = P->setup;
+        u->nlist = P->nsetup;
+        vars_reset(E, u);
+        set_builtins(E, u, 0);
+        step_send(E, u, now);
+        return;
+    }
+    u->setup_done = 1;
+    pjourney_t *J = &P->journeys[j];
+    u->mode = U_ITER;
+    u->journey = j;
+    u->phase = (uint8_t)phase;
+    u->intended = intended;
+    u->started = now;
+    u->list = J->steps;
+    u->nlist = J->nsteps;
+    vars_reset(E, u);
+    set_builtins(E, u, ++J->count);
+    J->k[phase].started++;
+    step_send(E, u, now);
+}
+
+/* The current step has its outcome (err: -1 success, else its error kind). */
+static void step_done(Engine *E, vuser_t *u, int64_t now, int err) {
+    program_t *P = E->prog;
+    uint32_t ep = u->list[u->pos];
+    int64_t think = P->steps[ep].think_ns;
+    switch (u->mode) {
+    case U_ITER: {
+        pjourney_t *J = &P->journeys[u->journey];
+        jcount *k = &J->k[u->phase];
+        if (err >= 0) {
+            k->completed++;
+            k->failed++;
+            if (u->phase == PH_MEASURED) J->failed_by_step[u->pos]++;
+            user_next(E, u, now, err);
+            return;
+        }
+        if (++u->pos == u->nlist) {
+            k->completed++;
+            k->passed++;
+            if (u->phase == PH_MEASURED) {
+                J->hcorr[hindex(&L_MAIN, (now - u->intended) / 1000)]++;
+                J->hunc[hindex(&L_MAIN, (now - u->started) / 1000)]++;
+            }
+            user_next(E, u, now, -1);
+            return;
+        }
+        break;
+    }
+    case U_SETUP:
+        if (err >= 0 || ++u->pos == u->nlist) {
+            setup_ended(E, u, now, err);
+            return;
+        }
+        break;
+    case U_TEARDOWN:
+        if (err >= 0 || ++u->pos == u->nlist) {
+            user_finish(E, u);
+            return;
+        }
+        break;
+    default:
+        return;
+    }
+    if (think > 0) {
+        u->timer_iter = 0;
+        heap_push(E, u, now + think);
+    } else {
+        step_send(E, u, now);
+    }
+}
+
+/* A response to a step's request is complete. */
+static void prog_complete(Engine *E, conn_t *c, int64_t now) {
+    program_t *P = E->prog;
+    vuser_t *u = user_of(E, c);
+    endpoint *e = &E->eps[c->ep];
+    const pstep_t *st = &P->steps[c->ep];
+    int phase = c->phase;
+    int final = !st->poll || now + st->poll_every_ns >= u->poll_until;
+    if (st->cookies) take_cookies(u);
+    int err = x_judge(E, e, c, final);
+    int again = err >= 0 && !final;
+    if (err < 0 && st->nex) {
+        char why[WHY_MAX];
+        why[0] = 0;
+        if (extract_all(E, c, u, st, why) < 0) {
+            err = E_ASSERT;
+            if (c->flags & F_KEEP)
+                x_keep(e->x, E->xs[c - E->conns], c->status, E_ASSERT, XF_EXTRACT, 0, why, strlen(why));
+        }
+    }
+    x_release(E, c);
+    busy_remove(E, c);
+    c->nreq++;
+    if (c->flags & F_CLOSE || c->state == C_WRITING)
+        conn_close(E, c);
+    else
+        c->state = C_IDLE;
+    if (again) { /* a poll not yet satisfied: the same request again after its interval */
+        u->polling = 1;
+        u->timer_iter = 0;
+        heap_push(E, u, now + st->poll_every_ns);
+        return;
+    }
+    u->polling = 0;
+    counters *k = &e->c[phase];
+    k->responses++;
+    int s = c->status;
+    if (s >= 0 && s < NSTATUS) e->status[phase][s]++;
+    if (err >= 0) k->errors[err]++;
+    if (phase == PH_MEASURED) {
+        int64_t corr = (now - c->intended) / 1000, unc = (now - c->sent) / 1000;
+        e->hcorr[hindex(&L_MAIN, corr)]++;
+        e->hunc[hindex(&L_MAIN, unc)]++;
+        secrec *r = series_at(&E->S, now);
+        r->responses++;
+        if (err >= 0) r->errors[err]++;
+        series_latency(&E->S, corr);
+    }
+    step_done(E, u, now, err);
+}
+
+/* A step's request failed without a complete response (already counted by fail()). */
+static void prog_after(Engine *E, conn_t *c, int64_t now, int err) {
+    vuser_t *u = user_of(E, c);
+    u->polling = 0;
+    step_done(E, u, now, err);
+}
+
+/* Open model: an arrival takes a free user (one with an idle socket first). */
+static int prog_dispatch(Engine *E, uint32_t j, int64_t intended, int phase, int64_t now) {
+    conn_t *c = idle_pop(E);
+    if (!c) {
+        if (E->nfree == 0) return 0;
+        c = &E->conns[E->free_slots[--E->nfree]];
+    }
+    start_iteration(E, user_of(E, c), j, intended, phase, now);
+    return 1;
+}
+
+/* Open model, schedule done and nothing queued: every free user runs its teardown. */
+static void teardown_free_users(Engine *E, int64_t now) {
+    E->teardown_begun = 1;
+    for (int i = 0; i < E->nconns; i++) {
+        vuser_t *u = &E->vu[i];
+        if (u->mode != U_FREE) continue;
+        conn_t *c = &E->conns[i];
+        if (c->state == C_IDLE) idle_remove(E, c);
+        u->mode = U_DONE; /* not free any more: teardown or done */
+        user_teardown(E, u, now);
+    }
+    E->nfree = 0;
+}
+
+/* The user's timer is due: its next iteration, or its current step (after a think time
+ * or a poll's interval). */
+static void user_timer(Engine *E, vuser_t *u, int64_t due, int64_t now) {
+    if (u->timer_iter) {
+        u->timer_iter = 0;
+        int64_t lag = now - due;
+        if (lag > E->max_lag_ns) E->max_lag_ns = lag;
+        if (due >= E->measure_ns) {
+            secrec *r = series_at(&E->S, now);
+            if (lag > r->max_lag_ns) r->max_lag_ns = lag;
+        }
+        closed_iteration(E, u, due, now);
+        return;
+    }
+    step_send(E, u, now);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1771,6 +3540,7 @@ static int parse_headers(Engine *E, conn_t *c, const char *h, size_t len) {
         return 2;
     }
     c->status = status;
+    if (E->prog && E->prog->steps[c->ep].need_head) keep_head(&E->vu[c - E->conns], h, len);
     if (close_conn) c->flags |= F_CLOSE;
     if (x) x_head(E, c, h, len, found);
     if ((c->flags & F_HEAD) || status == 204 || status == 304) {
@@ -1971,14 +3741,21 @@ static int parse(Engine *E, conn_t *c, const char *d, size_t n, size_t *extra) {
 /* Socket events                                                              */
 /* ------------------------------------------------------------------------- */
 
+/* An idle connection got bytes nobody asked for, EOF or an error: close it. An idle
+ * socket of the open model is listed (program mode: only a free user's). */
+static void idle_drop(Engine *E, conn_t *c) {
+    int listed = !E->closed && (!E->prog || E->vu[c - E->conns].mode == U_FREE);
+    if (listed) idle_remove(E, c);
+    conn_close(E, c);
+    if (listed && E->prog) E->free_slots[E->nfree++] = (int32_t)(c - E->conns);
+}
+
 static void on_readable(Engine *E, conn_t *c) {
     for (;;) {
         ssize_t n = recv(c->fd, E->buf, READ_BUF, 0);
         if (n > 0) {
-            if (c->state == C_IDLE) {
-                /* bytes nobody asked for: the connection can't be trusted */
-                if (!E->closed) idle_remove(E, c);
-                conn_close(E, c);
+            if (c->state == C_IDLE) { /* bytes nobody asked for: the connection can't be trusted */
+                idle_drop(E, c);
                 return;
             }
             c->flags |= F_GOT;
@@ -1998,8 +3775,7 @@ static void on_readable(Engine *E, conn_t *c) {
         }
         if (n == 0) {
             if (c->state == C_IDLE) {
-                if (!E->closed) idle_remove(E, c);
-                conn_close(E, c);
+                idle_drop(E, c);
                 return;
             }
             int64_t now = mono_ns();
@@ -2013,8 +3789,7 @@ static void on_readable(Engine *E, conn_t *c) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return;
         if (c->state == C_IDLE) {
-            if (!E->closed) idle_remove(E, c);
-            conn_close(E, c);
+            idle_drop(E, c);
             return;
         }
         retry_or_fail(E, c, E_RESET, mono_ns());
@@ -2100,10 +3875,12 @@ static void count_unfinished(Engine *E) {
         conn_t *c = &E->conns[i];
         if (c->state == C_CONNECTING || c->state == C_WRITING || c->state == C_READING)
             E->eps[c->ep].c[c->phase].unfinished++;
+        else if (E->prog && E->vu[i].polling) /* a poll between two attempts: sent, no outcome */
+            E->eps[E->vu[i].list[E->vu[i].pos]].c[E->vu[i].phase].unfinished++;
     }
     qitem *it;
     while ((it = qfront(E)) != NULL) {
-        E->eps[it->ep].c[it->phase].unsent++;
+        E->eps[E->prog ? E->prog->journeys[it->ep].steps[0] : it->ep].c[it->phase].unsent++;
         qpop(E);
     }
 }
@@ -2238,7 +4015,14 @@ static int run_loop(Engine *E) {
     E->next_progress = E->start_ns + NS_PER_S;
     if (E->closed) {
         E->end_ns = E->duration_s > 0 ? E->measure_ns + (int64_t)(E->duration_s * 1e9) : INT64_MAX;
-        for (int u = 0; u < E->users; u++) think_push(E, u, E->start_ns);
+        for (int u = 0; u < E->users; u++) {
+            if (!E->prog) {
+                think_push(E, u, E->start_ns);
+                continue;
+            }
+            E->vu[u].timer_iter = 1;
+            heap_push(E, &E->vu[u], E->start_ns);
+        }
     } else {
         double total = 0;
         for (int i = 0; i < E->nstages; i++) total += E->stages[i].dur;
@@ -2279,16 +4063,19 @@ static int run_loop(Engine *E) {
                     if (lag > r->max_lag_ns) r->max_lag_ns = lag;
                     E->measured_issued++;
                 }
-                uint32_t ep = next_endpoint(E);
+                /* program mode: an arrival is an iteration of a journey (ep: its index) */
+                uint32_t ep = E->prog ? wrr_next(&E->prog->mix, E->rng) : next_endpoint(E);
+                uint32_t first = E->prog ? E->prog->journeys[ep].steps[0] : ep;
                 /* The generator itself is behind schedule, as opposed to a request that will
                  * wait below for a connection the server still holds. */
-                if (lag > E->late_ns) E->eps[ep].c[phase].behind++;
+                if (lag > E->late_ns) E->eps[first].c[phase].behind++;
                 /* FIFO: nobody may overtake requests already waiting */
-                if (E->qlen || !dispatch(E, ep, t, phase, now)) enqueue(E, ep, t, phase, now);
+                if (E->qlen || !(E->prog ? prog_dispatch(E, ep, t, phase, now) : dispatch(E, ep, t, phase, now)))
+                    enqueue(E, ep, t, phase, now);
                 schedule_next(E);
             }
             if (E->qlen) drain_queue(E, now);
-        } else {
+        } else if (!E->prog) {
             while (E->tqlen && E->tq[E->tqhead].due <= now) {
                 titem it = E->tq[E->tqhead];
                 E->tqhead = (E->tqhead + 1) % E->tqcap;
@@ -2303,6 +4090,13 @@ static int run_loop(Engine *E) {
                 user_send(E, &E->conns[it.user], it.due, now);
             }
         }
+        if (E->prog) {
+            while (E->heaplen && E->heap[0].due <= now) {
+                titem it = heap_pop(E);
+                user_timer(E, &E->vu[it.user], it.due, now);
+            }
+            if (!E->closed && E->sched_done && E->qlen == 0 && !E->teardown_begun) teardown_free_users(E, now);
+        }
 
         /* timeouts: the busy list is in deadline order */
         while (E->busy_head >= 0 && E->conns[E->busy_head].deadline <= now)
@@ -2310,13 +4104,18 @@ static int run_loop(Engine *E) {
 
         /* done? */
         if (E->busy_head < 0) {
-            if (E->closed ? E->tqlen == 0 : (E->sched_done && E->qlen == 0)) return 0;
+            if (E->prog) {
+                if (E->heaplen == 0 && (E->closed || E->teardown_begun)) return 0;
+            } else if (E->closed ? E->tqlen == 0 : (E->sched_done && E->qlen == 0)) {
+                return 0;
+            }
         }
 
         /* sleep until the next thing to do */
         int64_t wake = E->next_tick;
         if (!E->closed && !E->sched_done && E->next_arrival < wake) wake = E->next_arrival;
         if (E->closed && E->tqlen && E->tq[E->tqhead].due < wake) wake = E->tq[E->tqhead].due;
+        if (E->heaplen && E->heap[0].due < wake) wake = E->heap[0].due;
         if (E->busy_head >= 0 && E->conns[E->busy_head].deadline < wake) wake = E->conns[E->busy_head].deadline;
         if (E->qlen) {
             int64_t exp = E->q[E->qhead].intended + E->timeout_ns + 1;
@@ -2371,15 +4170,27 @@ static PyObject *Engine_run(Engine *E, PyObject *args, PyObject *kw) {
     E->free_slots = xcalloc((size_t)E->nconns, sizeof(int32_t));
     E->buf = malloc(READ_BUF);
     E->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (E->closed) {
+    if (E->closed && !E->prog) {
         E->tqcap = (size_t)E->users;
         E->tq = xcalloc(E->tqcap, sizeof(titem));
     }
     int checks = 0; /* some endpoint has expectations: per-connection state for them */
     for (uint32_t i = 0; i < E->nep; i++) checks |= E->eps[i].x != NULL;
     if (checks) E->xs = xcalloc((size_t)E->nconns, sizeof(xstate *));
-    if (!E->conns || !E->free_slots || !E->buf || (E->closed && !E->tq) || (checks && !E->xs) ||
-        series_init(&E->S) < 0) {
+    int prog_ok = 1;
+    if (E->prog) {
+        E->heap = xcalloc((size_t)E->nconns, sizeof(titem));
+        prog_ok = E->heap && E->conns && users_init(E) == 0;
+        uint64_t seed[4] = {0, 0, 0, 0};
+        if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) { /* no entropy: time and pid */
+            seed[0] = (uint64_t)mono_ns() ^ ((uint64_t)getpid() << 32);
+            seed[1] = (uint64_t)time(NULL);
+        }
+        uint64_t sm = seed[0] ^ seed[1] ^ seed[2] ^ seed[3];
+        for (int i = 0; i < 4; i++) E->urng[i] = splitmix64(&sm) ^ seed[i];
+    }
+    if (!E->conns || !E->free_slots || !E->buf || (E->closed && !E->prog && !E->tq) || (checks && !E->xs) ||
+        !prog_ok || series_init(&E->S) < 0) {
         if (E->epfd >= 0) close(E->epfd);
         E->epfd = -1;
         return PyErr_NoMemory();
@@ -2433,6 +4244,9 @@ static PyObject *Engine_run(Engine *E, PyObject *args, PyObject *kw) {
     }
     free(E->xs);
     E->xs = NULL;
+    users_free(E);
+    free(E->heap);
+    E->heap = NULL;
     free(E->buf);
     E->buf = NULL;
     E->progress_cb = E->stop_cb = NULL;
@@ -2475,6 +4289,47 @@ static PyObject *status_dict(const uint64_t *st) {
         }
     }
     return d;
+}
+
+static PyObject *jcount_dict(const jcount *k) {
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K}", "started", (unsigned long long)k->started, "completed",
+                         (unsigned long long)k->completed, "passed", (unsigned long long)k->passed, "failed",
+                         (unsigned long long)k->failed, "failed_setup", (unsigned long long)k->failed_setup);
+}
+
+/* Per journey: the measured phase's iteration counts at the top level, the warm-up's apart. */
+static PyObject *journeys_list(const program_t *P) {
+    PyObject *list = PyList_New(P->njourneys);
+    if (!list) return NULL;
+    for (uint32_t i = 0; i < P->njourneys; i++) {
+        const pjourney_t *J = &P->journeys[i];
+        const jcount *m = &J->k[PH_MEASURED];
+        PyObject *by = PyList_New(J->nsteps);
+        PyObject *w = jcount_dict(&J->k[PH_WARMUP]);
+        PyObject *hc = hist_export(J->hcorr, L_MAIN.counts_len), *hu = hist_export(J->hunc, L_MAIN.counts_len);
+        if (by)
+            for (uint32_t k = 0; k < J->nsteps; k++) PyList_SET_ITEM(by, k, PyLong_FromUnsignedLongLong(J->failed_by_step[k]));
+        PyObject *d = by && w && hc && hu
+                          ? Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:N,s:N,s:N,s:N}", "started",
+                                          (unsigned long long)m->started, "completed", (unsigned long long)m->completed,
+                                          "passed", (unsigned long long)m->passed, "failed",
+                                          (unsigned long long)m->failed, "failed_setup",
+                                          (unsigned long long)m->failed_setup, "failed_by_step", by, "hcorr", hc,
+                                          "hunc", hu, "warmup", w)
+                          : NULL;
+        if (!d) {
+            if (!(by && w && hc && hu)) {
+                Py_XDECREF(by);
+                Py_XDECREF(w);
+                Py_XDECREF(hc);
+                Py_XDECREF(hu);
+            }
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, d);
+    }
+    return list;
 }
 
 static PyObject *Engine_results(Engine *E, PyObject *Py_UNUSED(ignored)) {
@@ -2527,12 +4382,18 @@ static PyObject *Engine_results(Engine *E, PyObject *Py_UNUSED(ignored)) {
         }
         PyList_SET_ITEM(series, (Py_ssize_t)i, d);
     }
-    return Py_BuildValue("{s:N,s:N,s:L,s:L,s:L,s:d,s:d,s:d,s:L,s:K,s:K,s:s}", "endpoints", eps, "series", series,
+    PyObject *res = Py_BuildValue("{s:N,s:N,s:L,s:L,s:L,s:d,s:d,s:d,s:L,s:K,s:K,s:s}", "endpoints", eps, "series", series,
                          "start_ns", (long long)E->start_ns, "measure_start_ns", (long long)E->measure_ns, "end_ns",
                          (long long)E->finish_ns, "wall_s", (double)(E->finish_ns - E->start_ns) / 1e9, "cpu_user_s",
                          E->cpu_user, "cpu_sys_s", E->cpu_sys, "max_lag_us", (long long)(E->max_lag_ns / 1000),
                          "connections_opened", (unsigned long long)E->conns_opened, "retries",
                          (unsigned long long)E->retries, "stopped", E->stopped);
+    if (res && E->prog) {
+        PyObject *js = journeys_list(E->prog);
+        if (!js || PyDict_SetItemString(res, "journeys", js) < 0) Py_CLEAR(res);
+        Py_XDECREF(js);
+    }
+    return res;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -2567,67 +4428,15 @@ refuse:
     return -1;
 }
 
-static int build_sequence(Engine *E, const int64_t *w, uint64_t offset) {
-    /* reduce weights by their gcd */
-    int64_t g = 0;
-    for (uint32_t i = 0; i < E->nep; i++) {
-        int64_t a = w[i], b = g;
-        while (b) {
-            int64_t t = a % b;
-            a = b;
-            b = t;
-        }
-        g = a;
-    }
-    double total = 0;
-    for (uint32_t i = 0; i < E->nep; i++) total += (double)(w[i] / g);
-    E->wtotal = total;
-    if (total <= (double)(1 << 20) && total * E->nep <= 5e7) {
-        /* smooth weighted round-robin: a deterministic, evenly interleaved sequence */
-        E->seqlen = (size_t)total;
-        E->seq = malloc(E->seqlen * sizeof(uint32_t));
-        int64_t *cur = xcalloc(E->nep, sizeof(int64_t));
-        if (!E->seq || !cur) {
-            free(cur);
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (size_t k = 0; k < E->seqlen; k++) {
-            uint32_t best = 0;
-            for (uint32_t i = 0; i < E->nep; i++) {
-                cur[i] += w[i] / g;
-                if (cur[i] > cur[best]) best = i;
-            }
-            cur[best] -= (int64_t)total;
-            E->seq[k] = best;
-        }
-        free(cur);
-        E->seqpos = (size_t)(offset % E->seqlen);
-        return 0;
-    }
-    /* very large weight totals: seeded random choice by cumulative weight */
-    E->cumw = malloc(E->nep * sizeof(double));
-    if (!E->cumw) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    double acc = 0;
-    for (uint32_t i = 0; i < E->nep; i++) {
-        acc += (double)(w[i] / g);
-        E->cumw[i] = acc;
-    }
-    return 0;
-}
-
 static int Engine_init(Engine *E, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"host",          "port",           "requests",       "weights",     "closed",
                              "stages",        "poisson",        "seed",           "users",       "think_time",
                              "duration",      "max_requests",   "warmup",         "max_connections",
                              "max_queue",     "timeout",        "late_threshold", "sequence_offset",
-                             "arrival_offset", "expects", NULL};
+                             "arrival_offset", "expects", "program", NULL};
     const char *host;
     int port, closed = 0, poisson = 0, users = 1, max_conn = 64;
-    PyObject *requests, *weights, *stages = NULL, *expects = Py_None;
+    PyObject *requests, *weights, *stages = NULL, *expects = Py_None, *program = Py_None;
     unsigned long long seed = 0, max_requests = 0, seq_offset = 0;
     double think = 0, duration = 0, warmup = 0, timeout = 10.0, late = 0.01, arrival_offset = 0;
     Py_ssize_t max_queue = 1000000;
@@ -2635,9 +4444,10 @@ static int Engine_init(Engine *E, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_RuntimeError, "an Engine is initialised once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "siOO|$pOpKiddKdinddKdO:Engine", kwlist, &host, &port, &requests,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "siOO|$pOpKiddKdinddKdOO:Engine", kwlist, &host, &port, &requests,
                                      &weights, &closed, &stages, &poisson, &seed, &users, &think, &duration,
-                                     &max_requests, &warmup, &max_conn, &max_queue, &timeout, &late, &seq_offset, &arrival_offset, &expects))
+                                     &max_requests, &warmup, &max_conn, &max_queue, &timeout, &late, &seq_offset,
+                                     &arrival_offset, &expects, &program))
         return -1;
     if (port < 1 || port > 65535) {
         PyErr_Format(PyExc_ValueError, "port %d out of range", port);
@@ -2655,6 +4465,10 @@ static int Engine_init(Engine *E, PyObject *args, PyObject *kw) {
     int rc = -1;
     int64_t *w = NULL;
     PyObject *xq = NULL;
+    if (program != Py_None) { /* journeys: requests and weights are ignored */
+        if (program_parse(E, program, expects, seq_offset) < 0) goto out;
+        goto configure;
+    }
     if (expects != Py_None) {
         xq = PySequence_Fast(expects, "expects must be a sequence (None or an expectation per request)");
         if (!xq) goto out;
@@ -2707,10 +4521,11 @@ static int Engine_init(Engine *E, PyObject *args, PyObject *kw) {
         }
         w[i] = wi;
     }
+    if (wrr_build(&E->mix, w, E->nep, seq_offset) < 0) goto out;
+
+configure:;
     uint64_t sm = seed;
     for (int i = 0; i < 4; i++) E->rng[i] = splitmix64(&sm);
-    if (build_sequence(E, w, seq_offset) < 0) goto out;
-
     E->closed = closed;
     E->poisson = poisson;
     E->users = users;
@@ -2804,8 +4619,10 @@ static void Engine_dealloc(Engine *E) {
             expect_free(E->eps[i].x);
         }
     free(E->eps);
-    free(E->seq);
-    free(E->cumw);
+    users_free(E);
+    program_free(E->prog);
+    free(E->heap);
+    wrr_free(&E->mix);
     free(E->stages);
     free(E->conns);
     free(E->free_slots);

@@ -32,6 +32,7 @@ class Engine:
         sequence_offset: int = ...,
         arrival_offset: float = ...,
         expects: Sequence[tuple[object, ...] | None] | None = ...,
+        program: dict[str, Any] | None = ...,
     ) -> None: ...
     def run(
         self,

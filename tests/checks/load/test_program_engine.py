@@ -1,0 +1,395 @@
+"""Journey programs on the C engine against a real HTTP server (this file, run as a script,
+is the server): templates and encodings, extraction (json, header, regex, status), setup
+and teardown per virtual user, closed and open models, polls, think times, cookies, step
+timeouts, failures kept as evidence, coordinated-omission timing of iterations."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+# --------------------------------------------------------------------------- the server
+
+
+class Handler(BaseHTTPRequestHandler):
+    """/login (POST {"user": ...}) -> {"token", "id", "nested"} + X-Request-Id + a session cookie;
+    /items/ID (GET with the bearer token of that id; DELETE counted); /static; /poll/KEY (ready
+    at the 3rd call); /whoami (needs the session cookie); /logout (deletes it); /echo (POST:
+    checks the JSON body and the query it was sent); /slow (answers after 2 s); /stats."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes
+    stats: Counter[str] = Counter()
+    polls: Counter[str] = Counter()
+    uuids: set[str] = set()
+    lock = threading.Lock()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def reply(self, status: int, body: object, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def count(self, key: str) -> int:
+        with self.lock:
+            self.stats[key] += 1
+            return self.stats[key]
+
+    def read_body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def do_POST(self) -> None:
+        body = self.read_body()
+        if self.path == "/login":
+            n = self.count("login")
+            try:
+                user = json.loads(body)["user"]
+            except (ValueError, KeyError):
+                self.reply(400, {"error": "bad login body"})
+                return
+            self.reply(
+                200,
+                {"token": f"tok-{user}", "id": int(user) + 100, "nested": {"list": [1, {"k": 'v"q'}]}},
+                (("X-Request-Id", f"  req-{n}  "), ("Set-Cookie", f"session=s{user}; Path=/; HttpOnly")),
+            )
+        elif self.path.startswith("/echo"):
+            self.count("echo")
+            query = self.path.partition("?")[2]
+            for pair in query.split("&"):
+                key, _, value = pair.partition("=")
+                if key in ("i", "u"):
+                    self.count(f"{key}={value}")
+                elif key == "id":
+                    with self.lock:
+                        self.uuids.add(value)
+                    self.count("uuid ok" if UUID.match(value) else "uuid bad")
+            try:
+                doc = json.loads(body)
+            except ValueError:
+                self.reply(400, {"error": "body is not JSON", "body": body.decode("latin-1")})
+                return
+            self.reply(200, {"query": query, "doc": doc})
+        else:
+            self.reply(404, {})
+
+    def do_DELETE(self) -> None:
+        self.count("delete")
+        self.reply(204 if self.path.startswith("/items/") else 404, b"")
+
+    def do_GET(self) -> None:
+        path = self.path
+        if path == "/stats":
+            with self.lock:
+                self.reply(200, {**self.stats, "uuids": len(self.uuids)})
+            return
+        if path.startswith("/items/"):
+            self.count("items")
+            item = path.removeprefix("/items/")
+            want = f"Bearer tok-{int(item) - 100}" if item.isdigit() else None
+            if self.headers.get("Authorization") != want:
+                self.reply(401, {"error": "bad token"})
+                return
+            self.reply(200, {"id": int(item), "name": f"item {item}"})
+        elif path == "/static":
+            self.count("static")
+            self.reply(200, b"<html>static page: ok</html>")
+        elif path.startswith("/poll/"):
+            with self.lock:
+                self.polls[path] += 1
+                n = self.polls[path]
+            self.count("poll")
+            self.reply(200, {"state": "ready", "calls": n} if n >= 3 else {"state": "pending", "calls": n})
+        elif path == "/whoami":
+            self.count("whoami")
+            cookie = self.headers.get("Cookie") or ""
+            session = dict(p.split("=", 1) for p in cookie.split("; ") if "=" in p).get("session")
+            self.reply(200 if session else 401, {"session": session, "cookie": cookie})
+        elif path == "/logout":
+            self.reply(200, {}, (("Set-Cookie", "session=; Max-Age=0"),))
+        elif path == "/slow":
+            time.sleep(2)
+            self.reply(200, {})
+        else:
+            self.reply(404, {})
+
+
+def serve(port: int) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    print("ready", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))
+    raise SystemExit(0)
+
+# --------------------------------------------------------------------------- the tests
+
+import pytest  # noqa: E402
+from engine_support import free_port  # noqa: E402
+
+from gonogo.loadgen.expect import JsonField, ResponseExpect  # noqa: E402
+from gonogo.loadgen.program import Encoding, Extract, Program, Step, run_program  # noqa: E402
+
+
+class Server:
+    def __init__(self, port: int, process: subprocess.Popen[bytes]) -> None:
+        self.port = port
+        self.process = process
+
+    def stats(self) -> dict[str, int]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as reply:
+            data: dict[str, int] = json.loads(reply.read())
+            return data
+
+
+@contextlib.contextmanager
+def journey_server() -> Iterator[Server]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, __file__, str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == b"ready\n"
+        yield Server(port, process)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    with journey_server() as s:
+        yield s
+
+
+def get(path: str, *headers: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: t\r\n".encode() + b"".join(h.encode() + b"\r\n" for h in headers)
+
+
+OK_JSON = ResponseExpect(statuses=(200,))
+
+# slots
+TOKEN, ID, REQ, STATUS, UUIDV, ITER, USER, QUOTE, ECHOED, NESTED = range(10)
+NAMES = ("token", "id", "request_id", "status", "uuid", "iteration", "user", "quote", "echoed", "nested")
+
+
+def login_step() -> Step:
+    return Step(
+        head=(b"POST /login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n",),
+        body=(b'{"user": "', (USER, Encoding.JSON), b'"}'),
+        extract=(
+            Extract(TOKEN, "json", ("token",)),
+            Extract(ID, "json", ("id",)),
+            Extract(REQ, "header", text="X-Request-Id"),
+            Extract(STATUS, "status"),
+            Extract(NESTED, "json", ("nested", "list", 1)),
+        ),
+        expect=OK_JSON,
+    )
+
+
+def item_step() -> Step:
+    return Step(
+        head=(
+            b"GET /items/",
+            (ID, Encoding.PERCENT),
+            b" HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer ",
+            (TOKEN, Encoding.RAW),
+            b"\r\n",
+        ),
+        expect=ResponseExpect(statuses=(200,), json=(JsonField("$.name", ("name",), "x"),)),
+    )
+
+
+def assert_step_invariants(raw: dict[str, Any]) -> None:
+    for e in raw["endpoints"]:
+        m = e["measured"]
+        assert m["sent"] == m["responses"] + sum(m["errors"][2:8]) + m["unfinished"] or m["errors"][8] > 0
+        assert sum(m["status"].values()) == m["responses"]
+
+
+def test_closed_model_setup_templates_extraction_teardown(server: Server) -> None:
+    """4 users: each logs in once (setup), then runs two journeys 2:1 with the extracted token,
+    id and header; the echo journey checks every encoding server-side; teardown deletes."""
+    echo = Step(
+        head=(
+            b"POST /echo?u=",
+            (UUIDV, Encoding.PERCENT),
+            b"&q=",
+            (QUOTE, Encoding.PERCENT),
+            b"&r=",
+            (REQ, Encoding.PERCENT),
+            b" HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n",
+        ),
+        body=(
+            b'{"quote": "',
+            (QUOTE, Encoding.JSON),
+            b'", "iteration": ',
+            (ITER, Encoding.RAW),
+            b', "user": "',
+            (USER, Encoding.JSON),
+            b'", "status": "',
+            (STATUS, Encoding.JSON),
+            b'", "nested": ',
+            (NESTED, Encoding.RAW),
+            b"}",
+        ),
+        extract=(Extract(ECHOED, "regex", text='"quote": "([^"]*)'),),
+        expect=OK_JSON,
+    )
+    item = Step(
+        head=item_step().head,
+        expect=ResponseExpect(statuses=(200,), json=(JsonField("$.name", ("name",), "item 103"),)),
+    )
+    program = Program(
+        slots=len(NAMES),
+        names=NAMES,
+        steps=(
+            login_step(),  # 0: setup
+            item,  # 1
+            Step(head=(get("/static"),), expect=ResponseExpect(body_contains="ok")),  # 2
+            echo,  # 3
+            Step(
+                head=(b"DELETE /items/", (ID, Encoding.RAW), b" HTTP/1.1\r\nHost: t\r\n"),
+                expect=ResponseExpect(statuses=(204,)),
+            ),
+        ),
+        journeys=((2, (1, 2)), (1, (3,))),
+        setup=(0,),
+        teardown=(4,),
+        initial=((QUOTE, b'he said "hi" \\ \x01 & caf\xc3\xa9/?'),),
+        uuid_slot=UUIDV,
+        iteration_slot=ITER,
+        user_slot=USER,
+    )
+    result = run_program(program, "127.0.0.1", server.port, closed=True, users=4, duration=1.0, warmup=0.2)
+    raw = result.raw
+    assert raw["stopped"] is None
+    eps = raw["endpoints"]
+    # setup: once per user, in the warm-up counters only
+    assert eps[0]["warmup"]["sent"] == eps[0]["warmup"]["responses"] == 4
+    assert eps[0]["measured"]["sent"] == 0 and eps[0]["corrected"] == (0, b"")
+    # teardown: once per user that was set up
+    assert eps[4]["warmup"]["responses"] == 4 and eps[4]["warmup"]["status"] == {204: 4}
+    stats = server.stats()
+    assert stats["login"] == 4 and stats["delete"] == 4
+    # item 103 is user 3's: the others fail their JSON field, as assertions kept as evidence
+    walk, echoj = result.journeys
+    assert walk.started > 20 and echoj.started > 10
+    assert abs(walk.started - 2 * echoj.started) <= 4 + 2  # 2:1 mix per user, up to rounding
+    m1 = eps[1]["measured"]
+    assert m1["errors"][8] > 0 and m1["responses"] == m1["sent"]
+    kept = eps[1]["failures"]
+    assert len(kept) == 5 and all(
+        f[2] == "json_value" and f[6] in (b'"item 100"', b'"item 101"', b'"item 102"') for f in kept
+    )
+    assert walk.failed == m1["errors"][8] and walk.failed_by_step == [walk.failed, 0]
+    assert walk.passed == walk.completed - walk.failed == eps[2]["measured"]["responses"]
+    assert walk.duration.get_total_count() == walk.passed
+    assert walk.duration_uncorrected.get_total_count() == walk.passed
+    # the echo journey: every encoding arrived intact (the server parsed the JSON body)
+    m3 = eps[3]["measured"]
+    assert echoj.passed == echoj.completed == m3["responses"] == m3["status"][200] and echoj.failed == 0
+    assert eps[3]["failures"] == []
+    # histograms hold every measured response, corrected and not
+    for e in eps[1:4]:
+        _first, counts = e["corrected"]
+        assert sum(memoryview(counts).cast("Q")) == e["measured"]["responses"]
+    assert sum(s["responses"] for s in raw["series"]) == sum(e["measured"]["responses"] for e in eps)
+    assert_step_invariants(raw)
+
+
+def test_encodings_builtins_and_extracted_values(server: Server) -> None:
+    """What the server received: percent- and JSON-encoded values, the builtins (a fresh UUID
+    per iteration, the iteration count, the user index), an extracted raw JSON object sent
+    on, a regex group and an unescaped JSON string sent back: the last step's expect pins them."""
+    quote = 'he said "hi" \\ \x01 & café/?'.encode()
+    echo = Step(
+        head=(
+            b"POST /echo?q=",
+            (QUOTE, Encoding.PERCENT),
+            b"&i=",
+            (ITER, Encoding.RAW),
+            b"&u=",
+            (USER, Encoding.RAW),
+            b"&id=",
+            (UUIDV, Encoding.PERCENT),
+            b" HTTP/1.1\r\nHost: t\r\n",
+        ),
+        body=(b'{"quote": "', (QUOTE, Encoding.JSON), b'", "nested": ', (NESTED, Encoding.RAW), b"}"),
+        extract=(
+            Extract(ECHOED, "regex", text='"quote": "(([^"\\\\]|\\\\.)*)"'),  # the JSON-escaped text
+            Extract(REQ, "json", ("query",)),
+            Extract(STATUS, "json", ("doc", "nested")),  # an object: its raw JSON text
+        ),
+        expect=OK_JSON,
+    )
+    check = Step(
+        head=(b"POST /echo HTTP/1.1\r\nHost: t\r\n",),
+        body=(
+            b'{"query": "',
+            (REQ, Encoding.JSON),
+            b'", "nested": ',
+            (STATUS, Encoding.RAW),
+            b', "echoed": "',
+            (ECHOED, Encoding.RAW),
+            b'"}',
+        ),
+        expect=ResponseExpect(
+            statuses=(200,),
+            json=(
+                JsonField("$.doc.nested.k", ("doc", "nested", "k"), 'v"q'),
+                JsonField("$.doc.echoed", ("doc", "echoed"), quote.decode()),
+            ),
+            body_contains="q=he%20said%20%22hi%22%20%5C%20%01%20%26%20caf%C3%A9%2F%3F&i=",
+        ),
+    )
+    program = Program(
+        slots=len(NAMES),
+        names=NAMES,
+        steps=(login_step(), echo, check),
+        journeys=((1, (1, 2)),),
+        setup=(0,),
+        initial=((QUOTE, quote),),
+        uuid_slot=UUIDV,
+        iteration_slot=ITER,
+        user_slot=USER,
+        user_offset=7,
+    )
+    result = run_program(program, "127.0.0.1", server.port, closed=True, users=2, max_iterations=6)
+    eps = result.raw["endpoints"]
+    assert eps[2]["measured"]["status"] == {200: 6} and eps[2]["failures"] == [], eps[2]["failures"]
+    assert result.journeys[0].passed == 6 and eps[1]["measured"]["errors"][8] == 0
+    stats = server.stats()
+    users = {k: v for k, v in stats.items() if k.startswith("u=")}
+    assert stats["login"] == 2 and sum(users.values()) == 6 and set(users) <= {"u=7", "u=8"}
+    assert all(stats[f"i={i}"] == 1 for i in range(1, 7))
+    assert stats["uuid ok"] == 6 and stats.get("uuid bad", 0) == 0 and stats["uuids"] == 6
