@@ -49,6 +49,7 @@ from gonogo.loadgen.engine import (
     run_load,
 )
 from gonogo.loadgen.expect import AssertionFailure
+from gonogo.loadgen.journey_compile import fast_path_problem
 from gonogo.loadgen.journey_load import JourneyLoadInterrupted, JourneyLoadResult, run_journey_load
 from gonogo.loadgen.settings import GeneratorLimits, LoadSettings
 from gonogo.units import format_value
@@ -189,6 +190,10 @@ def _drive_journeys(
     files, missing = upload_files(settings.journeys_settings(), ctx)
     if missing:
         return CheckOutcome("error", f"{len(missing)} file(s) to upload cannot be read", details=missing)
+    problem = fast_path_problem(settings)
+    ctx.progress(
+        "journeys run on the C engine" if problem is None else f"journeys run on the Python driver: {problem}"
+    )
     watch = LoadWatch(ctx, settings, progress_extra)
     try:
         result = run_journey_load(
@@ -338,7 +343,12 @@ def _from_journeys(settings: LoadSettings, result: JourneyLoadResult, base_url: 
         behind=result.iterations.behind,
         scheduled=result.iterations.scheduled,
         unit="iterations",
-        source=_describe(settings, base_url, f"journeys {mix}, one asyncio loop"),
+        source=_describe(
+            settings,
+            base_url,
+            f"journeys {mix}, "
+            + ("the C engine" if result.driver == "c" else "the Python driver (one asyncio loop)"),
+        ),
         asserted=frozenset(asserted_prefixes(settings)),
         note=note,
         journeys=result,

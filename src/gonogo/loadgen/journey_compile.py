@@ -95,11 +95,12 @@ from gonogo.loadgen.expect import (
     JsonField,
     ResponseExpect,
 )
+from gonogo.loadgen.program import Encoding, Extract, Part, Program
+from gonogo.loadgen.program import Step as ProgramStep
 from gonogo.loadgen.settings import LoadSettings
 from gonogo.plan.model import PLACEHOLDER
 
-RAW, PERCENT, JSON_STRING = 0, 1, 2  # how the engine writes a variable into a template
-Part = bytes | tuple[int, int]  # constant bytes, or (slot, encoding)
+RAW, PERCENT, JSON_STRING = Encoding.RAW, Encoding.PERCENT, Encoding.JSON  # how a variable is written
 USER_AGENT = f"gonogo-journeys/{__version__}"  # as the journeys kind's client
 MAX_SLOTS = 256
 MAX_GENERATED = 256 << 20  # larger generated bodies are streamed by the Python driver
@@ -135,15 +136,11 @@ class CompiledStep:
 
 @dataclass(frozen=True)
 class Compiled:
-    """The program (`gonogo.loadgen.program`'s format) and what each of its steps is."""
+    """The program and what each of its steps is (`steps[i]` is the program's step i)."""
 
-    program: dict[str, Any]
-    expects: tuple[tuple[object, ...], ...]  # one per step, `ResponseExpect.engine_form()`
+    program: Program
     steps: tuple[CompiledStep, ...]
     journeys: tuple[tuple[str, int, tuple[int, ...]], ...]  # (name, weight, step indexes)
-    setup: tuple[int, ...]
-    teardown: tuple[int, ...]
-    slot_names: tuple[str, ...]  # slot → the variable it holds, for messages
 
 
 # --------------------------------------------------------------------------------------
@@ -267,7 +264,7 @@ class _Parts:
         else:
             self.parts.append(data)
 
-    def value(self, value: _Value, literal: Callable[[str], str], encoding: int) -> None:
+    def value(self, value: _Value, literal: Callable[[str], str], encoding: Encoding) -> None:
         for segment in value.segments:
             if isinstance(segment, str):
                 self.add(literal(segment).encode())
@@ -322,8 +319,7 @@ class _Compiler:
         self.uuid_slot = self.slots.new("uuid")
         self.iteration_slot = self.slots.new("iteration")
         self.steps: list[CompiledStep] = []
-        self.program_steps: list[dict[str, Any]] = []
-        self.expects: list[tuple[object, ...]] = []
+        self.program_steps: list[ProgramStep] = []
 
     def builtins(self, kind: str, name: str) -> dict[str, _Value]:
         uuid = _Value((_Ref(self.uuid_slot),), "string", per_user_uuid=kind == "setup")
@@ -373,37 +369,36 @@ class _Compiler:
         if body is None and spec.method in ("POST", "PUT", "PATCH"):
             head.add(b"Content-Length: 0\r\n")
         expect, poll = self.expect(step, scope)
-        extract: list[tuple[Any, ...]] = []
+        extract: list[Extract] = []
         names = []
         for variable, extractor in step.extract.items():
-            slot = self.slots.new(f"{journey}.{variable}" if kind == "journey" else f"{kind}.{variable}")
+            slot = self.slots.new(variable)
             if extractor.source == "json":
                 assert extractor.path is not None
-                extract.append((slot, "json", extractor.path.parts))
+                extract.append(Extract(slot, "json", path=extractor.path.parts))
                 scope.values[variable] = _Value((_Ref(slot),), "string")
             elif extractor.source == "header":
                 assert extractor.header is not None
-                extract.append((slot, "header", extractor.header.lower()))
+                extract.append(Extract(slot, "header", text=extractor.header.lower()))
                 scope.values[variable] = _Value((_Ref(slot),), "string")
             elif extractor.source == "status":
-                extract.append((slot, "status"))
+                extract.append(Extract(slot, "status"))
                 scope.values[variable] = _Value((_Ref(slot),), "raw")
             else:
                 raise _Refused(f"extract {variable}: a `body` extraction {_DRIVER}")
             names.append(variable)
         cookies = not any(name.lower() == "cookie" for name, _ in step.request.headers.items())
         self.program_steps.append(
-            {
-                "head": head.parts,
-                "body": body.parts if body is not None else None,
-                "extract": extract,
-                "poll": poll,
-                "think": 0.0,
-                "timeout": step.request_timeout,
-                "cookies": cookies,
-            }
+            ProgramStep(
+                head=tuple(head.parts),
+                body=tuple(body.parts) if body is not None else None,
+                extract=tuple(extract),
+                expect=expect,
+                poll=poll,
+                timeout=step.request_timeout,
+                cookies=cookies,
+            )
         )
-        self.expects.append(expect.engine_form())
         prefix = journey if kind == "journey" else kind
         self.steps.append(
             CompiledStep(
@@ -657,26 +652,17 @@ def compile_journeys(
             teardown, _ = compiler.journey("teardown", settings.teardown, inherited, "teardown")
     except _Refused as refused:
         return Fallback(str(refused))
-    program = {
-        "slots": len(compiler.slots.names),
-        "uuid_slot": compiler.uuid_slot,
-        "iteration_slot": compiler.iteration_slot,
-        "user_slot": -1,
-        "initial": [],
-        "steps": compiler.program_steps,
-        "journeys": [(weight, list(indexes)) for _, weight, indexes in journeys],
-        "setup": list(setup),
-        "teardown": list(teardown),
-    }
-    return Compiled(
-        program=program,
-        expects=tuple(compiler.expects),
-        steps=tuple(compiler.steps),
-        journeys=tuple(journeys),
+    program = Program(
+        slots=len(compiler.slots.names),
+        steps=tuple(compiler.program_steps),
+        journeys=tuple((weight, indexes) for _, weight, indexes in journeys),
         setup=setup,
         teardown=teardown,
-        slot_names=tuple(compiler.slots.names),
+        uuid_slot=compiler.uuid_slot,
+        iteration_slot=compiler.iteration_slot,
+        names=tuple(compiler.slots.names),
     )
+    return Compiled(program=program, steps=tuple(compiler.steps), journeys=tuple(journeys))
 
 
 def fast_path_problem(settings: LoadSettings) -> str | None:

@@ -9,15 +9,36 @@ refuses any request to another origin. Ctrl-C (or SIGTERM raised as a KeyboardIn
 raises `JourneyLoadInterrupted`, whose `result` holds what was measured until then and
 whose `original` is the interrupt to re-raise, once every request is cancelled.
 
-Traffic
--------
-One asyncio loop in the calling thread, one `httpx.AsyncClient` with at most
-`max_connections` connections. Each *iteration* runs one journey's steps in order through
-the journeys engine (`Engine.start_iteration` / `Engine.run_step`): its own variables
-(`{iteration}` counts per journey, a fresh `{uuid}`), its own cookie jar, extraction
-feeding later steps, polls, uploads; it stops at its first failing step. Journeys take
-turns by smooth weighted round-robin over `journey_weights` (default 1 each), so the mix
-is exact over any run, not random.
+Two drivers
+-----------
+The journeys are first compiled into a program for the C engine (`journey_compile`); when
+they compile, the C engine runs them (`journey_engine`, on `workers` processes, tens of
+thousands of requests per second). When a step uses what the C engine cannot do (multipart,
+`raw`, a matcher it cannot judge: the compiler names the journey, step and feature), the
+Python driver below runs them instead, and the result says so (`driver`, `fallback_reason`).
+Both measure the same way and return the same `JourneyLoadResult`.
+
+Virtual users
+-------------
+Each virtual user (closed: `users` of them; open: up to `max_connections`, one per
+iteration in flight) has its own connection, cookie jar and variables. With `setup`, a
+user runs it once before its first iteration (its steps are counted apart, as warm-up, in
+`once_steps`); its variables and cookies are where each of its iterations starts. A failed
+setup is an iteration failed at `setup` (closed: the user tries again after its think time,
+at least 10 ms; open: the next arrival that takes the user does). A user's first iteration
+is timed from the end of its setup. With `teardown`, each user that was set up runs it once
+at the end (not after a stop or `max_duration`), bounded by `request_timeout`.
+
+Traffic (the Python driver)
+---------------------------
+One asyncio loop in the calling thread; each virtual user has an `httpx.AsyncClient` of one
+connection (one shared pool would scan every connection for every request: quadratic in
+connections). Each *iteration* runs one journey's steps in order through the journeys
+engine (`Engine.run_step`): its own variables (`{iteration}` counts per journey, a fresh
+`{uuid}`), its own cookie jar (from the user's setup), extraction feeding later steps,
+polls, uploads; it stops at its first failing step. Journeys take turns by smooth weighted
+round-robin over `journey_weights` (default 1 each), so the mix is exact over any run, not
+random.
 
 *open*: iterations arrive on a schedule, as the C engine schedules requests: a constant
 `rate`, or linear `stages` (ramps from 0), evenly spaced or Poisson (seeded by `seed`),
@@ -29,8 +50,8 @@ the run stopped while it waited. started + dropped + unsent == scheduled. It is 
 *behind* if the loop itself reached it more than `late_threshold` after its time (the
 generator fell behind), as opposed to waiting for a slot that slow iterations still held.
 *closed*: `users` virtual users, each running iterations back to back with `think_time`
-between the end of one and the intended start of the next; the client has one connection
-per user (`max_connections` does not apply).
+between the end of one and the intended start of the next (`max_connections` does not
+apply).
 
 Bounds: the measured phase ends after `duration` (no new iteration starts later; those in
 flight finish), or after `max_requests` measured *iterations*; `max_duration` (warm-up
@@ -90,6 +111,7 @@ __all__ = [
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import importlib
 import math
@@ -591,7 +613,9 @@ class _Driver:
         }
         for key, value in journey.variables.items():
             variables[key] = render_value(value, variables, self.expand)
-        return IterationState(name, number, variables, cookies=user.cookies)
+        # the setup fills the user's jar; an iteration (or the teardown) starts from a copy of it
+        cookies = user.cookies if user.variables is None else httpx.Cookies(user.cookies)
+        return IterationState(name, number, variables, cookies=cookies)
 
     async def _once(self, name: str, user: _User) -> Failure | None:
         """Run the setup or the teardown for one user; its failure, if it failed."""
@@ -1123,6 +1147,19 @@ def run_journey_load(
     on_progress: Progress | None = None,
     stop: threading.Event | None = None,
 ) -> JourneyLoadResult:
-    """Run the journeys of `settings` under load against `base_url` (see the module doc)."""
+    """Run the journeys of `settings` under load against `base_url`: on the C engine when they
+    compile (`journey_compile`), else on the Python driver (see the module doc), the result
+    saying which (`driver`) and why (`fallback_reason`)."""
+    from gonogo.loadgen.journey_compile import Fallback, compile_journeys  # they import this module
+    from gonogo.loadgen.journey_engine import run_compiled
+
+    compiled = compile_journeys(settings, base_url, files=files, expand=expand)
+    if not isinstance(compiled, Fallback):
+        return run_compiled(settings, compiled, base_url, on_progress=on_progress, stop=stop)
     driver = _Driver(settings, base_url, files=files, expand=expand, on_progress=on_progress, stop=stop)
-    return driver.run()
+    try:
+        result = driver.run()
+    except JourneyLoadInterrupted as interrupted:
+        interrupted.result = dataclasses.replace(interrupted.result, fallback_reason=compiled.reason)
+        raise
+    return dataclasses.replace(result, fallback_reason=compiled.reason)

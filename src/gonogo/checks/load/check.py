@@ -94,7 +94,7 @@ def _metric_names(settings: LoadSettings) -> list[str]:
     names += [prefix + "errors.assertion" for prefix in asserted_prefixes(settings)]
     names += ["warmup.requests", *_GENERATOR]
     if journeys:
-        names += ["iterations", "success_rate"]
+        names += ["iterations", "success_rate", "generator.fast_path"]
         for name in journeys:
             names += [f"journey.{name}.{figure}" for figure in ("iterations", "failures", "success_rate")]
             names += [f"journey.{name}.{figure}" for figure in _DURATION]
@@ -234,6 +234,18 @@ class _Recorder:
 
     def _journeys(self, result: JourneyLoadResult, histograms: ArtifactRef, *, with_duration: bool) -> str:
         """Record the iterations' figures; a summary of them."""
+        self.ctx.record_metric(
+            "generator.fast_path",
+            1.0 if result.driver == "c" else 0.0,
+            "number",
+            dimension="performance",
+            source=(
+                "the journeys ran on the C engine"
+                if result.driver == "c"
+                else f"the journeys ran on the Python driver: {result.fallback_reason}"
+            ),
+            window=self.window,
+        )
         failures = self._store_failures(result)
         completed = sum(j.iterations for j in result.journeys)
         passed = sum(j.passed for j in result.journeys)

@@ -1,0 +1,287 @@
+"""Journeys under load on the C engine: a compiled program (`journey_compile`) run by
+`engine.run_load(program=...)` on one or more worker processes, as static requests are,
+and what it measured in the shapes the Python driver returns (`JourneyLoadResult`), so
+the load, soak and chaos kinds record either the same way.
+
+``run_compiled(settings, compiled, base_url, *, on_progress=None, stop=None) -> JourneyLoadResult``
+
+The spec is the load settings' (model, rate or stages, users, think time, duration bounded
+by `max_duration`, warm-up, connections, timeouts); its endpoints stand for the program's
+steps, one each, with the step's expectation. Per journey, the engines' iteration counts
+and whole-iteration histograms are summed over the workers; an arrival whose user's setup
+failed is an iteration failed at `setup`. Late, dropped and unsent iterations are those
+of each journey's first step, as the Python driver counts them. The failures kept are the
+engines' failing responses (at most `KEPT_FAILURES` per step), as journey `Failure`s.
+Ctrl-C raises `JourneyLoadInterrupted` with what was measured until then.
+"""
+
+from __future__ import annotations
+
+__all__ = ["run_compiled"]
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from gonogo.journey.engine import Failure, FailureKind
+from gonogo.loadgen import histogram as hist
+from gonogo.loadgen.engine import (
+    CONNECTION_ERROR_KINDS,
+    Aggregate,
+    Endpoint,
+    EndpointResult,
+    LoadInterrupted,
+    LoadResult,
+    LoadSpec,
+    ProgressSnapshot,
+    loopback_address,
+    run_load,
+)
+from gonogo.loadgen.journey_compile import Compiled
+from gonogo.loadgen.journey_load import (
+    IterationCounts,
+    JourneyLoadInterrupted,
+    JourneyLoadResult,
+    JourneyTotals,
+    sum_counts,
+)
+from gonogo.loadgen.settings import LoadSettings
+
+Progress = Callable[[ProgressSnapshot, str], None]
+_WATCH = 0.02  # seconds between looks at `stop` and `max_duration`
+
+
+def load_spec(settings: LoadSettings, compiled: Compiled, base_url: str) -> LoadSpec:
+    """The engine's spec for the program: the settings' model and bounds, a step per endpoint."""
+    target = urlsplit(base_url)
+    return LoadSpec(
+        host=loopback_address(target.hostname or ""),
+        port=target.port or 80,
+        endpoints=[
+            Endpoint(
+                name=step.name,
+                method=step.method,
+                path=quote(step.path, safe="/?&=%{}:@!$'()*+,;-._~"),
+                component=step.component,
+                expect=step.expect,
+            )
+            for step in compiled.steps
+        ],
+        model=settings.model,
+        rate=settings.rate,
+        stages=[(stage.duration, stage.rate) for stage in settings.stages],
+        poisson=settings.arrivals == "poisson",
+        seed=settings.seed,
+        users=settings.users or 1,
+        think_time=settings.think_time,
+        # `max_duration` is a hard stop: it bounds a run given only `max_requests` or stages too
+        duration=min(settings.duration or float("inf"), settings.max_duration - settings.warmup),
+        max_requests=settings.max_requests,
+        warmup=settings.warmup,
+        max_connections=settings.max_connections,
+        timeout=settings.request_timeout,
+        late_threshold=settings.late_threshold,
+        workers=0 if settings.workers == "auto" else settings.workers,
+        host_header=target.netloc,
+    )
+
+
+def run_compiled(
+    settings: LoadSettings,
+    compiled: Compiled,
+    base_url: str,
+    *,
+    on_progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> JourneyLoadResult:
+    """Run the compiled journeys of `settings` against `base_url` (see the module doc)."""
+    spec = load_spec(settings, compiled, base_url)
+    started_at = datetime.now(UTC)
+    progress = None
+    if on_progress is not None:
+        callback = on_progress
+
+        def progress(snapshot: ProgressSnapshot) -> None:
+            callback(snapshot, "C engine")
+
+    # `max_duration` is a hard stop, as in the Python driver: iterations in flight are cut
+    halt = threading.Event()
+    cut = threading.Event()
+    done = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + settings.max_duration
+        while not done.wait(_WATCH):
+            if stop is not None and stop.is_set():
+                halt.set()
+            elif time.monotonic() >= deadline:
+                cut.set()
+                halt.set()
+
+    watcher = threading.Thread(target=watch, name="gonogo-journeys-deadline", daemon=True)
+    watcher.start()
+    try:
+        result = run_load(spec, on_progress=progress, stop=halt, program=compiled.program.engine_form())
+    except LoadInterrupted as interrupted:
+        partial = _result(settings, compiled, interrupted.result, started_at, base_url, cut=cut.is_set())
+        raise JourneyLoadInterrupted(partial, interrupted) from interrupted
+    finally:
+        done.set()
+        watcher.join()
+    return _result(settings, compiled, result, started_at, base_url, cut=cut.is_set())
+
+
+def _result(
+    settings: LoadSettings,
+    compiled: Compiled,
+    result: LoadResult,
+    started_at: datetime,
+    base_url: str,
+    *,
+    cut: bool,
+) -> JourneyLoadResult:
+    by_index = result.endpoints  # step i of the program is endpoint i
+    journey_steps = [by_index[i] for _, _, indexes in compiled.journeys for i in indexes]
+    once_steps = [by_index[i] for i in (*compiled.program.setup, *compiled.program.teardown)]
+    components = {
+        name: _aggregate([s for s in journey_steps if s.endpoint.component == name])
+        for name in dict.fromkeys(s.endpoint.component for s in journey_steps)
+    }
+    raws = [raw.get("journeys", []) for raw in result.raw]
+    journeys = []
+    firsts = []
+    warmup = 0
+    for number, (name, weight, indexes) in enumerate(compiled.journeys):
+        mine: list[Mapping[str, Any]] = [worker[number] for worker in raws if number < len(worker)]
+        failed_at: dict[str, int] = {}
+        setup_failures = sum(j["failed_setup"] for j in mine)
+        if setup_failures:
+            failed_at["setup"] = setup_failures
+        for position, index in enumerate(indexes):
+            count = sum(j["failed_by_step"][position] for j in mine)
+            if count:
+                failed_at[compiled.steps[index].step] = count
+        journeys.append(
+            JourneyTotals(
+                name=name,
+                weight=weight,
+                iterations=sum(j["completed"] for j in mine),
+                passed=sum(j["passed"] for j in mine),
+                failed_at=failed_at,
+                duration=hist.merge(hist.from_counts(*j["hcorr"]) for j in mine),
+                duration_uncorrected=hist.merge(hist.from_counts(*j["hunc"]) for j in mine),
+            )
+        )
+        firsts.append(by_index[indexes[0]].counts)
+        warmup += sum(j["warmup"]["started"] for j in mine)
+    started = sum(j["started"] for worker in raws for j in worker)
+    first = sum_counts(firsts)
+    timed = [w for w in result.workers if w.wall_seconds > 0]
+    busiest = max(timed, key=lambda w: w.cpu_utilisation, default=None)
+    failures = [_failure(f, compiled, base_url, by_index) for e in by_index for f in e.failures]
+    failures += _unanswered(compiled, base_url, by_index, settings.request_timeout)
+    return JourneyLoadResult(
+        steps=tuple(journey_steps),
+        overall=_aggregate(journey_steps),
+        components=components,
+        series=result.series,
+        journeys=tuple(journeys),
+        iterations=IterationCounts(
+            scheduled=started + first.dropped + first.unsent,
+            started=started,
+            completed=sum(j.iterations for j in journeys),
+            late=first.late,
+            dropped=first.dropped,
+            unsent=first.unsent,
+            warmup=warmup,
+            behind=first.behind,
+        ),
+        failures=tuple(failures),
+        failure_count=sum(s.counts.error_total for s in journey_steps)
+        + sum(s.warmup.error_total for s in once_steps),
+        cpu_seconds=busiest.cpu_seconds if busiest is not None else 0.0,
+        generator_seconds=busiest.wall_seconds if busiest is not None else 0.0,
+        max_lag_us=result.max_lag_us,
+        measured_seconds=result.measured_seconds,
+        wall_seconds=result.wall_seconds,
+        started_at=started_at,
+        stopped_early=result.stopped_early,
+        hit_max_duration=cut,
+        once_steps=tuple(once_steps),
+        users=sum(int(raw.get("users", 0)) for raw in result.raw),
+        users_set_up=sum(int(raw.get("users_set_up", 0)) for raw in result.raw),
+        driver="c",
+    )
+
+
+def _failure(failure: Any, compiled: Compiled, base_url: str, endpoints: Sequence[EndpointResult]) -> Failure:
+    """An engine's kept failing response as the journeys' `Failure` (its iteration unknown: 0)."""
+    index = next(i for i, e in enumerate(endpoints) if e.endpoint.name == failure.endpoint)
+    step = compiled.steps[index]
+    kind: FailureKind = "assertion"
+    return Failure(
+        journey=step.journey or step.name.partition(".")[0],
+        iteration=0,
+        step=step.step,
+        method=step.method,
+        url=base_url.rstrip("/") + step.path,
+        status=failure.status,
+        message=failure.reason,
+        response_excerpt=failure.body_excerpt,
+        response_size=failure.body_bytes,
+        attempts=1,
+        at=datetime.now(UTC).isoformat(),
+        kind=kind,
+    )
+
+
+def _unanswered(
+    compiled: Compiled, base_url: str, endpoints: Sequence[EndpointResult], timeout: float
+) -> list[Failure]:
+    """The requests that got no response, which the engines count but keep no response of:
+    one `Failure` per step and kind, saying how many."""
+    found = []
+    for index, endpoint in enumerate(endpoints):
+        step = compiled.steps[index]
+        counts = endpoint.counts + endpoint.warmup if step.journey is None else endpoint.counts
+        for kinds, kind, what in (
+            (("timeout",), "timeout", f"no complete response within {timeout:g}s"),
+            (CONNECTION_ERROR_KINDS, "connection", "the exchange failed"),
+        ):
+            number = sum(counts.errors.get(k, 0) for k in kinds)
+            if not number:
+                continue
+            detail = (
+                ", ".join(f"{counts.errors[k]} {k}" for k in kinds if counts.errors.get(k))
+                if len(kinds) > 1
+                else ""
+            )
+            found.append(
+                Failure(
+                    journey=step.journey or step.name.partition(".")[0],
+                    iteration=0,
+                    step=step.step,
+                    method=step.method,
+                    url=base_url.rstrip("/") + step.path,
+                    status=None,
+                    message=f"{number} request(s): {what}" + (f" ({detail})" if detail else ""),
+                    response_excerpt="",
+                    response_size=None,
+                    attempts=number,
+                    at=datetime.now(UTC).isoformat(),
+                    kind="timeout" if kind == "timeout" else "connection",
+                )
+            )
+    return found
+
+
+def _aggregate(steps: Sequence[Aggregate]) -> Aggregate:
+    return Aggregate(
+        counts=sum_counts([s.counts for s in steps]),
+        warmup=sum_counts([s.warmup for s in steps]),
+        corrected=hist.merge(s.corrected for s in steps),
+        uncorrected=hist.merge(s.uncorrected for s in steps),
+    )
