@@ -393,3 +393,158 @@ def test_encodings_builtins_and_extracted_values(server: Server) -> None:
     assert stats["login"] == 2 and sum(users.values()) == 6 and set(users) <= {"u=7", "u=8"}
     assert all(stats[f"i={i}"] == 1 for i in range(1, 7))
     assert stats["uuid ok"] == 6 and stats.get("uuid bad", 0) == 0 and stats["uuids"] == 6
+
+
+def test_polls_cookies_think_timeouts_and_failures(server: Server) -> None:
+    """One user, six journeys twice each: cookies from setup kept (and a deletion undone at the
+    next iteration), a poll that turns ready, a poll that never does, per-step think, a step
+    timeout, an unset variable and an extraction that finds nothing, kept as evidence."""
+    DOC, CALLS = 10, 11
+    names = (*NAMES, "doc_id", "calls")
+    login = login_step()
+    poll = ResponseExpect(statuses=(200,), json=(JsonField("$.state", ("state",), "ready"),))
+    steps = (
+        Step(
+            head=login.head, body=login.body, extract=login.extract, expect=OK_JSON, cookies=True
+        ),  # 0 setup
+        Step(head=(get("/whoami"),), expect=OK_JSON, cookies=True),  # 1
+        Step(
+            head=(b"GET /poll/", (UUIDV, Encoding.RAW), b" HTTP/1.1\r\nHost: t\r\n"),
+            expect=poll,
+            poll=(0.02, 2.0),
+            extract=(Extract(CALLS, "regex", text='"calls": ([0-9]+)'),),
+            think=0.1,
+        ),  # 2
+        Step(head=(b"POST /echo?i=", (CALLS, Encoding.RAW), b" HTTP/1.1\r\nHost: t\r\n"), body=(b"{}",)),  # 3
+        Step(head=(get("/logout"),), cookies=True),  # 4
+        Step(head=(get("/whoami"),), expect=OK_JSON, cookies=True),  # 5: 401, the session is gone
+        Step(
+            head=(b"GET /items/", (DOC, Encoding.PERCENT), b" HTTP/1.1\r\nHost: t\r\n"),
+        ),  # 6: never set
+        Step(head=login.head, body=login.body, extract=(Extract(TOKEN, "json", ("missing",)),)),  # 7
+        Step(head=(get("/slow"),), timeout=0.3),  # 8
+        Step(
+            head=(b"GET /poll/never-", (UUIDV, Encoding.RAW), b" HTTP/1.1\r\nHost: t\r\n"),
+            expect=ResponseExpect(statuses=(200,), json=(JsonField("$.state", ("state",), "never"),)),
+            poll=(0.02, 0.1),
+        ),  # 9
+    )
+    program = Program(
+        slots=len(names),
+        names=names,
+        steps=steps,
+        journeys=((1, (1, 2, 3)), (1, (4, 5)), (1, (6,)), (1, (7,)), (1, (8,)), (1, (9,))),
+        setup=(0,),
+        uuid_slot=UUIDV,
+        user_slot=USER,
+    )
+    started = time.monotonic()
+    result = run_program(
+        program, "127.0.0.1", server.port, closed=True, users=1, max_iterations=12, timeout=5
+    )
+    assert time.monotonic() - started < 5
+    eps = [e["measured"] for e in result.raw["endpoints"]]
+    failures = [e["failures"] for e in result.raw["endpoints"]]
+    stats = server.stats()
+    polling, logout, unset, extract, slow, never = result.journeys
+    # the setup's session cookie is sent; the poll is one request per iteration, ready at call 3
+    assert eps[1]["status"] == {200: 2}
+    assert eps[2]["sent"] == eps[2]["responses"] == 2 and eps[2]["status"] == {200: 2}
+    assert stats["i=3"] == 2  # the regex group of the poll's passing response, sent on
+    assert (
+        polling.passed == 2 and polling.duration_uncorrected.get_min_value() >= 140_000
+    )  # 2 intervals + think
+    # logout deleted the cookie: whoami fails with 401 in that iteration only
+    assert eps[5]["status"] == {401: 2} and eps[5]["errors"][0] == 2 and logout.failed_by_step == [0, 2]
+    # not sent: a variable never set
+    assert eps[6]["sent"] == 2 and eps[6]["responses"] == 0 and eps[6]["errors"][8] == 2
+    assert [(f[0], f[2], f[6]) for f in failures[6]] == [(0, "variable", b"variable doc_id is not set")] * 2
+    assert unset.failed == 2 and unset.failed_by_step == [2]
+    # the extraction found nothing: an assertion on a 200, with the body kept
+    assert eps[7]["status"] == {200: 2} and eps[7]["errors"][8] == 2
+    assert [(f[2], f[6]) for f in failures[7]] == [("extract", b"extract token: $.missing not found")] * 2
+    assert b'"token"' in failures[7][0][5]
+    # the step's own timeout (0.3 s), not the engine's (5 s)
+    assert eps[8]["errors"][6] == 2 and slow.failed_by_step == [2]
+    # a poll that never holds: one request each, an assertion, only its last response kept
+    assert eps[9]["sent"] == eps[9]["responses"] == 2 and eps[9]["errors"][8] == 2
+    assert [f[2] for f in failures[9]] == ["json_value", "json_value"] and len(failures[9]) == 2
+    assert stats["poll"] >= 2 * 3 + 2 * 5
+    assert never.failed == 2 and extract.failed == 2
+    assert sum(j.started for j in result.journeys) == 12
+
+
+def test_open_model_setup_per_user_and_coordinated_omission(server: Server) -> None:
+    """100 iterations/s for 1.5 s on at most 8 virtual users; the server stalls 0.4 s: the
+    iterations that arrived meanwhile wait for a user, and their first step's corrected
+    latency and the iterations' corrected durations show the stall."""
+    program = Program(
+        slots=len(NAMES),
+        names=NAMES,
+        steps=(
+            login_step(),
+            Step(head=item_step().head, expect=OK_JSON),
+            Step(head=(get("/static"),)),
+            Step(
+                head=(b"DELETE /items/", (ID, Encoding.RAW), b" HTTP/1.1\r\nHost: t\r\n"),
+            ),
+        ),
+        journeys=((1, (1, 2)),),
+        setup=(0,),
+        teardown=(3,),
+        user_slot=USER,
+    )
+
+    def stall() -> None:
+        time.sleep(0.5)
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            time.sleep(0.4)
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+
+    thread = threading.Thread(target=stall)
+    thread.start()
+    try:
+        result = run_program(
+            program, "127.0.0.1", server.port, closed=False, stages=[(1.5, 100.0, 100.0)], max_connections=8
+        )
+    finally:
+        thread.join()
+    eps = result.raw["endpoints"]
+    (journey,) = result.journeys
+    first = eps[1]["measured"]
+    assert journey.started == journey.completed == journey.passed == 150 and first["dropped"] == 0
+    assert first["late"] > 10  # queued for a user during the stall
+    users = eps[0]["warmup"]["sent"]
+    assert 1 <= users <= 8 and eps[0]["warmup"]["status"] == {200: users}
+    assert eps[3]["warmup"]["status"] == {204: users} and server.stats()["delete"] == users
+    from gonogo.loadgen import histogram as hist
+
+    corrected = hist.from_counts(*eps[1]["corrected"])
+    assert corrected.get_total_count() == 150 and corrected.get_max_value() >= 350_000
+    assert journey.duration.get_max_value() >= 350_000
+    assert journey.duration.get_max_value() >= journey.duration_uncorrected.get_max_value()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"extract": [(0, "regex", "a(")]}, "the regex 'a(' does not compile"),
+        ({"extract": [(5, "status")]}, "slot 5 is not between 0 and 1"),
+        ({"head": [b"GET / HTTP/1.1\r\n", (0, 7)]}, "encoding 7"),
+        ({"extract": [(0, "xpath", "/a")]}, "kind 'xpath'"),
+        ({"head": [(0, 0)]}, "request line's literal text"),
+        ({"poll": (0.0, 1.0)}, "poll interval and timeout must be > 0"),
+    ],
+)
+def test_bad_programs_are_refused_naming_the_problem(change: dict[str, object], message: str) -> None:
+    from gonogo.loadgen import _engine
+
+    step: dict[str, object] = {"head": [b"GET / HTTP/1.1\r\nHost: t\r\n"], **change}
+    program = {"slots": 2, "steps": [step], "journeys": [(1, [0])]}
+    with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+        _engine.Engine("127.0.0.1", 9, [], [], closed=True, duration=1, program=program)
+    good = {**program, "steps": [{"head": [b"GET / HTTP/1.1\r\n"]}], "setup": [3]}
+    with pytest.raises(ValueError, match="setup: step 3 does not exist"):
+        _engine.Engine("127.0.0.1", 9, [], [], closed=True, duration=1, program=good)
