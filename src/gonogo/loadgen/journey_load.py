@@ -133,7 +133,7 @@ import httpx
 
 import gonogo.loadgen._engine as _engine
 from gonogo.journey.engine import USER_AGENT, Engine, Failure, IterationState, StepResult
-from gonogo.journey.settings import Journey, JourneysSettings
+from gonogo.journey.settings import Journey
 from gonogo.journey.variables import render_value
 from gonogo.loadgen import histogram as hist
 from gonogo.loadgen.engine import (
@@ -454,17 +454,10 @@ class _Driver:
         )
         once = {name: j for name, j in (("setup", settings.setup), ("teardown", settings.teardown)) if j}
         # the setup and teardown as journeys of their own (their steps are counted apart)
+        once_settings = settings.once_settings()
         self.once_engine = (
-            Engine(
-                JourneysSettings.model_validate(
-                    {"journeys": once, "request_timeout": settings.request_timeout}
-                ),
-                base_url,
-                files=files,
-                expand=expand,
-                progress=lambda _: None,
-            )
-            if once
+            Engine(once_settings, base_url, files=files, expand=expand, progress=lambda _: None)
+            if once_settings is not None
             else None
         )
         self.once_steps = {

@@ -419,9 +419,22 @@ class LoadSettings(StrictModel):
     def journeys_settings(self) -> JourneysSettings:
         """The journeys as the journeys engine takes them."""
         assert self.journeys is not None
-        return JourneysSettings.model_validate(
-            {"journeys": self.journeys, "request_timeout": self.request_timeout}
-        )
+        return self._as_journeys(self.journeys)
+
+    def once_settings(self) -> JourneysSettings | None:
+        """The per-user `setup` and `teardown` as journeys named so, for the journeys engine."""
+        once = {name: j for name, j in (("setup", self.setup), ("teardown", self.teardown)) if j is not None}
+        return self._as_journeys(once) if once else None
+
+    def _as_journeys(self, journeys: dict[str, Journey]) -> JourneysSettings:
+        # validated again there: what the setup defines is known to the journeys, as here
+        token = inherited_variables.set(frozenset(self._setup_variables()))
+        try:
+            return JourneysSettings.model_validate(
+                {"journeys": journeys, "request_timeout": self.request_timeout}
+            )
+        finally:
+            inherited_variables.reset(token)
 
     def component_of(self, journey: str, step: str) -> str:
         """A journey step's component: its own entry, else its journey's, else `default`."""
