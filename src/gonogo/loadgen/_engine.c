@@ -2491,15 +2491,17 @@ static int build_request(Engine *E, vuser_t *u, const pstep_t *st, char *why) {
 
 /* --- from the response: cookies and extraction ------------------------------ */
 
+/* A header block read in one piece may be larger than MAX_HEAD (up to READ_BUF). */
 static void keep_head(vuser_t *u, const char *h, size_t len) {
     if (len > u->hdrcap) {
-        char *p = realloc(u->hdr, MAX_HEAD + 4);
+        size_t ncap = len > MAX_HEAD + 4 ? len : MAX_HEAD + 4;
+        char *p = realloc(u->hdr, ncap);
         if (!p) {
             u->hdrlen = 0;
             return;
         }
         u->hdr = p;
-        u->hdrcap = MAX_HEAD + 4;
+        u->hdrcap = ncap;
     }
     memcpy(u->hdr, h, len);
     u->hdrlen = len;
@@ -2551,7 +2553,15 @@ static void take_cookies(vuser_t *u) {
                     while (a < ve && (*a == ' ' || *a == '\t')) a++;
                     const char *ae = memchr(a, ';', (size_t)(ve - a));
                     if (!ae) ae = ve;
-                    if (ae - a > 8 && ieq(a, "max-age=", 8)) remove = a[8] == '-' || (ae - a == 9 && a[8] == '0');
+                    if (ae - a > 8 && ieq(a, "max-age=", 8)) { /* a number <= 0 */
+                        const char *d = a + 8;
+                        remove = d < ae && *d == '-';
+                        if (!remove) {
+                            while (d < ae && *d == '0') d++;
+                            while (d < ae && (*d == ' ' || *d == '\t')) d++;
+                            remove = d == ae && a[8] == '0';
+                        }
+                    }
                     a = ae < ve ? ae : NULL;
                 }
                 int at = -1;
