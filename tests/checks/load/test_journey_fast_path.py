@@ -1,4 +1,4 @@
-"""Journeys under load end to end on a real JSON service (journey_crud_server.py, started here):
+"""Journeys under load end to end: the example of docs/load.md (its service and its plan):
 sign-up and log-in once per virtual user in `setup`, create, poll, rename (by session cookie)
 and delete in the journey, close the account in `teardown`; on the C engine, and on the
 Python driver when a step needs it. The service's own counts are the check of ours."""
@@ -6,7 +6,6 @@ Python driver when a step needs it. The service's own counts are the check of ou
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import signal
 import socket
@@ -19,83 +18,25 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from recording_context import MakeContext
 
 from gonogo.checks.load import LoadCheck, LoadSettings
 
-SERVER = Path(__file__).parent / "journey_crud_server.py"
+EXAMPLE = Path(__file__).parents[3] / "docs" / "examples" / "journeys_load"
 USERS = 20
 
-PLAN: dict[str, Any] = {
-    "model": "closed",
-    "users": USERS,
-    "late_threshold": "100ms",  # 2 shared cores: the service, the generator and the OS
-    "setup": {
-        "variables": {"email": "user-{uuid}@example.test", "password": "pw-{uuid}"},
-        "steps": [
-            {
-                "name": "signup",
-                "request": {
-                    "method": "POST",
-                    "path": "/signup",
-                    "json": {"email": "{email}", "password": "{password}"},
-                },
-                "expect": {"status": 201},
-            },
-            {
-                "name": "login",
-                "request": {
-                    "method": "POST",
-                    "path": "/login",
-                    "json": {"email": "{email}", "password": "{password}"},
-                },
-                "extract": {"token": "json:$.access_token"},
-            },
-        ],
-    },
-    "journeys": {
-        "crud": {
-            "steps": [
-                {
-                    "name": "create",
-                    "request": {
-                        "method": "POST",
-                        "path": "/items",
-                        "auth": {"bearer": "{token}"},
-                        "json": {"title": "item {iteration}", "number": "{iteration}"},
-                    },
-                    "expect": {"status": 201, "json": {"$.state": "pending"}},
-                    "extract": {"item": "json:$.id"},
-                },
-                {
-                    "name": "wait",
-                    "request": {"path": "/items/{item}", "auth": {"bearer": "{token}"}},
-                    "poll": {"until": {"$.state": "ready"}, "interval": "10ms", "timeout": "3s"},
-                },
-                {
-                    "name": "rename",  # by the session cookie of the setup's login
-                    "request": {"method": "PUT", "path": "/items/{item}", "json": {"title": "renamed"}},
-                    "expect": {"json": {"$.title": "renamed"}},
-                },
-                {
-                    "name": "delete",
-                    "request": {"method": "DELETE", "path": "/items/{item}", "auth": {"bearer": "{token}"}},
-                    "expect": {"status": 204},
-                },
-            ]
-        }
-    },
-    "teardown": {
-        "steps": [
-            {
-                "name": "close",
-                "request": {"method": "DELETE", "path": "/account", "auth": {"bearer": "{token}"}},
-                "expect": {"status": 204},
-            }
-        ]
-    },
-}
+
+def plan() -> dict[str, Any]:
+    """The example's load check (docs/load.md), as its plan writes it."""
+    check = yaml.safe_load((EXAMPLE / "gonogo.yaml").read_text())["checks"]["crud"]
+    del check["kind"]
+    assert check["users"] == USERS
+    return dict(check)
+
+
 STEPS = ("create", "wait", "rename", "delete")
+JOURNEY = "item"
 
 
 @pytest.fixture
@@ -104,7 +45,7 @@ def service() -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
     process = subprocess.Popen(
-        [sys.executable, str(SERVER), str(port)],
+        [sys.executable, str(EXAMPLE / "app.py"), "--port", str(port)],
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -130,12 +71,12 @@ def service() -> Iterator[str]:
 def test_setup_crud_poll_and_teardown_under_load(
     recording_context: MakeContext, service: str, driver: str
 ) -> None:
-    plan = copy.deepcopy(PLAN)
-    plan["duration"] = "5s" if driver == "c" else "2s"
+    settings = plan()
     if driver == "python":  # a check the C engine cannot judge sends the plan to the Python driver
-        plan["journeys"]["crud"]["steps"][2]["expect"]["text"] = {"not_contains": "error"}
+        settings["journeys"][JOURNEY]["steps"][2]["expect"]["text"] = {"not_contains": "error"}
+        settings["duration"] = "2s"
     ctx = recording_context(check_name="load", base_url=service)
-    outcome = LoadCheck().run(LoadSettings.model_validate(plan), ctx)
+    outcome = LoadCheck().run(LoadSettings.model_validate(settings), ctx)
     assert outcome.status == "completed", outcome
     assert any(
         f"journeys run on the {'C engine' if driver == 'c' else 'Python driver'}" in line
@@ -148,17 +89,17 @@ def test_setup_crud_poll_and_teardown_under_load(
     else:
         assert fast.value == 0
         assert fast.source == (
-            "the journeys ran on the Python driver: journey crud, step rename: expect.text other than "
+            "the journeys ran on the Python driver: journey item, step rename: expect.text other than "
             "one `contains` run on the Python driver"
         )
     # every iteration passed every step, once each: the counts add up
     iterations = ctx.value("iterations")
     assert iterations > USERS, "each user ran several iterations"
-    assert ctx.value("journey.crud.iterations") == iterations and ctx.value("success_rate") == 1
+    assert ctx.value(f"journey.{JOURNEY}.iterations") == iterations and ctx.value("success_rate") == 1
     assert ctx.value("errors") == 0 and ctx.value("requests") == 4 * iterations
     for step in STEPS:
-        assert ctx.value(f"endpoint.crud.{step}.requests") == iterations, step
-    assert ctx.value("journey.crud.duration.p50") > 0
+        assert ctx.value(f"endpoint.{JOURNEY}.{step}.requests") == iterations, step
+    assert ctx.value(f"journey.{JOURNEY}.duration.p50") > 0
 
     # the service saw the same: one sign-up, log-in and account closing per user, the rest per iteration
     stats = httpx.get(f"{service}/stats").json()
