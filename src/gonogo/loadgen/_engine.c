@@ -2658,6 +2658,10 @@ static int extract_all(Engine *E, conn_t *c, vuser_t *u, const pstep_t *st, char
                 snprintf(why, WHY_MAX, "extract %s: header %s not found", name, x->what);
                 return -1;
             }
+            if (vl > MAX_VALUE) {
+                snprintf(why, WHY_MAX, "extract %s: header %s is over %d bytes", name, x->what, MAX_VALUE);
+                return -1;
+            }
             if (vval_set(dst, v, vl) < 0) goto nomem;
             break;
         }

@@ -548,3 +548,39 @@ def test_bad_programs_are_refused_naming_the_problem(change: dict[str, object], 
     good = {**program, "steps": [{"head": [b"GET / HTTP/1.1\r\n"]}], "setup": [3]}
     with pytest.raises(ValueError, match="setup: step 3 does not exist"):
         _engine.Engine("127.0.0.1", 9, [], [], closed=True, duration=1, program=good)
+
+
+def test_open_model_queue_drops_and_stop(server: Server) -> None:
+    """One virtual user held by a 2 s step (its own timeout: 5 s): arrivals queue, are dropped
+    after `timeout` (0.3 s), and stop() ends the run: the step in flight is unfinished, the
+    queued arrivals unsent, and no teardown runs."""
+    program = Program(
+        slots=1,
+        steps=(Step(head=(get("/slow"),), timeout=5.0), Step(head=(get("/static"),))),
+        journeys=((1, (0,)),),
+        teardown=(1,),
+    )
+    stop = threading.Event()
+    timer = threading.Timer(1.0, stop.set)
+    timer.start()
+    try:
+        result = run_program(
+            program,
+            "127.0.0.1",
+            server.port,
+            closed=False,
+            stages=[(3.0, 20.0, 20.0)],
+            max_connections=1,
+            timeout=0.3,
+            stop=stop,
+        )
+    finally:
+        timer.cancel()
+    raw = result.raw
+    first = raw["endpoints"][0]["measured"]
+    assert raw["stopped"] == "stop"
+    assert first["sent"] == first["unfinished"] == 1 and first["responses"] == 0
+    assert first["dropped"] >= 10 and first["unsent"] >= 1
+    assert 18 <= first["sent"] + first["dropped"] + first["unsent"] <= 22  # the arrivals of about 1 s
+    assert result.journeys[0].started == 1 and result.journeys[0].completed == 0
+    assert raw["endpoints"][1]["warmup"]["sent"] == 0  # no teardown after stop()
