@@ -2692,6 +2692,19 @@ static int extract_all(Engine *E, conn_t *c, vuser_t *u, const pstep_t *st, char
             break;
         }
         case EX_REGEX: {
+            /* REG_STARTEND bounds the match, but the body is also NUL-terminated: some regexec
+             * implementations (and sanitizers' interceptors) read the string up to a NUL */
+            if (s->buf) {
+                if (s->len == s->cap) {
+                    char *nb = realloc(s->buf, s->cap + 1);
+                    if (!nb) goto nomem;
+                    s->buf = nb;
+                    s->cap++;
+                    doc = s->buf;
+                    stop = doc + s->len;
+                }
+                s->buf[s->len] = 0;
+            }
             regmatch_t m[2];
             m[0].rm_so = 0;
             m[0].rm_eo = (regoff_t)(stop - doc);

@@ -43,6 +43,18 @@ steps' warm-up counters, never in a histogram. A failed setup is tried again: cl
 the same user after max(think_time, 10 ms); open, by the next arrival that takes the user.
 Teardown runs once per user that was set up, at the end, bounded by `timeout`, and not
 after `stop()`.
+
+Counting, per step as the engine counts endpoints (`raw["endpoints"][i]`): a step not sent
+(a variable not set) is a request with an `assertion` error and no response; its kept
+failure has status 0, `what` "variable" and the message as detail. A failed extraction is
+kept with `what` "extract" and the message as detail (status and body excerpt of the
+response). Failures of setup and teardown steps are kept too (they are few: once per
+user). A poll counts one request, one response (the last), its intermediate responses are
+never kept. `raw["journeys"][j]`: started, completed, passed, failed, failed_setup,
+failed_by_step, hcorr / hunc (first index, counts bytes: the endpoints' histogram form) and
+warmup (the same counts for the warm-up). Beyond the format the compiler targets, the
+engine takes two optional program keys: `names` (slot names, for messages) and
+`user_offset`.
 """
 
 from __future__ import annotations
