@@ -389,6 +389,11 @@ class LoadSettings(StrictModel):
 
     def _check_journeys(self, journeys: dict[str, Journey]) -> None:
         for name, once in (("setup", self.setup), ("teardown", self.teardown)):
+            if once is not None and name in journeys:
+                raise ValueError(
+                    f"journeys: a journey named {name!r} beside the load's `{name}` would share its "
+                    f"metric names (`endpoint.{name}.STEP`); rename the journey"
+                )
             if once is not None and "iteration" in _used_by(once):
                 raise ValueError(
                     f"{name}: {{iteration}} has no value there: {name} runs once per virtual user, "

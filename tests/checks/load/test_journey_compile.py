@@ -291,6 +291,11 @@ def test_the_settings_take_setup_and_teardown_with_journeys() -> None:
                 "teardown": {"steps": [{"name": "s", "request": {"path": "/"}}]},
             }
         )
+    with pytest.raises(ValueError, match="a journey named 'setup' beside the load's `setup`"):
+        settings(
+            {"setup": {"steps": [{"name": "s", "request": {"path": "/"}}]}},
+            setup={"steps": [{"name": "s", "request": {"path": "/"}}]},
+        )
     with pytest.raises(ValueError, match=r"\{token\} is not a variable"):  # no setup defines it
         settings({"j": {"steps": [{"name": "s", "request": {"path": "/{token}"}}]}})
     fine = settings(
