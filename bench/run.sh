@@ -418,7 +418,7 @@ EOF
 }
 
 # describe_gonogo_report REPORT_JSON: one line: the check's status, requests/s, generator.valid and
-# the driver that ran the journeys, as the load metrics' source says it
+# the driver that ran the journeys (generator.fast_path and its source, else the load metrics' source)
 describe_gonogo_report() {
     "$GONOGO_PY" -c '
 import json, sys
@@ -428,6 +428,9 @@ status = report["checks"][0]["status"]
 rps = metrics["load.rps"]["value"] if "load.rps" in metrics else 0.0
 valid = metrics["load.generator.valid"]["value"] if "load.generator.valid" in metrics else None
 driver = metrics["load.requests"]["source"] if "load.requests" in metrics else "not said"
+fast = metrics.get("load.generator.fast_path")
+if fast is not None:  # which driver ran the journeys: the C engine, or Python and why
+    driver = ("C engine: " if fast["value"] == 1 else "Python driver: ") + fast["source"]
 print(f"check {status}, {rps:.0f} requests/s, generator.valid {valid}; driver: {driver}")
 ' "$1"
 }

@@ -505,7 +505,15 @@ def read_gonogo_run(stem: Path) -> dict[str, Any]:
         "check_message": report["checks"][0]["message"],
         "decision": report["run"].get("decision"),
         "exit_status": _exit_status(stem),
-        "driver": window["source"],
+        # which driver ran the journeys: generator.fast_path says (its source: why), or, before it
+        # existed, the load metrics' source ("one asyncio loop": the httpx driver)
+        "driver": (
+            ("C engine: " if value("generator.fast_path") == 1 else "Python driver: ")
+            + metrics["generator.fast_path"]["source"]
+            if "generator.fast_path" in metrics
+            else window["source"]
+        ),
+        "fast_path": value("generator.fast_path"),
         "window_start": start.timestamp(),
         "measured_s": measured_s,
         "requests": requests,
@@ -735,6 +743,7 @@ def journey_omission(folder: Path) -> dict[str, Any]:
             "loadavg": loadavg(stem),
             "pause_ms": 1000 * pause_s,
             **read_time(stem.with_suffix(".time")),
+            **cores(stem),
         }
         if tool == "gonogo":
             run = read_gonogo_run(stem)
@@ -1111,9 +1120,9 @@ def _journey_omission_md(o: Mapping[str, Any], add: Callable[[str], None]) -> No
     add(
         "| run | tool | p99 (ms) | true p99: ideal / measured pause / schedule (ms) | iterations p99 (ms) | "
         "true: ideal / measured / schedule (ms) | pause (ms) | requests | requests/s | late / dropped "
-        "| errors | valid | stall at (s) |"
+        "| errors | valid | stall at (s) | client CPU (s) | core 0 / core 1 busy (s, any process) |"
     )
-    add("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    add("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in o["runs"]:
         if r["tool"] == "gonogo":
             add(
@@ -1123,12 +1132,12 @@ def _journey_omission_md(o: Mapping[str, Any], add: Callable[[str], None]) -> No
                 f"{fmt(r['journey_true_measured_pause_ms'], 1)} / {fmt(r['journey_true_schedule_ms'], 1)} | "
                 f"{r['pause_ms']:.1f} | {r['requests']:,} | {fmt(r['rps'])} | {fmt(r['late'])} / "
                 f"{fmt(r['dropped'])} | {r['errors']} | {fmt(r['generator_valid'])} | "
-                f"{fmt(r['stall_at_s'], 2)} |"
+                f"{fmt(r['stall_at_s'], 2)} | {_busy(r)}"
             )
         else:
             add(
                 f"| {r['rep']} | {r['tool']} | {fmt(r['p99_ms'], 1)} | | | | {r['pause_ms']:.1f} | "
-                f"{r['requests']:,} | {fmt(r['rps'])} | | {r['errors']} | | |"
+                f"{r['requests']:,} | {fmt(r['rps'])} | | {r['errors']} | | | {_busy(r)}"
             )
     checks = [r for r in g if r.get("at_least_ms")]
     if checks:
@@ -1142,6 +1151,14 @@ def _journey_omission_md(o: Mapping[str, Any], add: Callable[[str], None]) -> No
             cells = [f"{c['measured']} / {c['ideal']:.0f}" for c in r["at_least_ms"].values()]
             add(f"| {r['rep']} | " + " | ".join(cells) + " |")
     add("")
+
+
+def _busy(r: Mapping[str, Any]) -> str:
+    """The client's CPU time and how busy each core was (other processes show as the difference)."""
+    return (
+        f"{r['cpu']:.2f} | {fmt(r.get('gen_core_busy'), 2)} / {fmt(r.get('server_core_busy'), 2)} "
+        f"of {r['elapsed']:.1f} |"
+    )
 
 
 def _steps(j: Mapping[str, Any]) -> list[str]:
