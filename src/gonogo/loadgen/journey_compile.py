@@ -309,8 +309,11 @@ def _field(value: Any, scope: _Scope) -> _Value:
 
 
 class _Compiler:
-    def __init__(self, settings: LoadSettings, base_url: str, expand: Callable[[str], str]) -> None:
+    def __init__(
+        self, settings: LoadSettings, base_url: str, expand: Callable[[str], str], *, generate: bool = True
+    ) -> None:
         self.settings = settings
+        self.generate = generate  # False: only whether it compiles matters, not generated bodies' bytes
         self.expand = expand
         url = httpx.URL(base_url.rstrip("/"))
         self.host = url.netloc.decode("ascii")
@@ -503,9 +506,10 @@ class _Compiler:
                 raise _Refused(
                     f"generated bodies over {MAX_GENERATED >> 20} MiB are streamed, so they {_DRIVER}"
                 )
-            payload = GeneratedPayload(source.generate, generated_seed(journey, 1, step.name, None))
-            parts.add(payload.read())
-            payload.close()
+            if self.generate:
+                payload = GeneratedPayload(source.generate, generated_seed(journey, 1, step.name, None))
+                parts.add(payload.read())
+                payload.close()
             content_type = source.content_type
             if content_type is None:
                 filename = _TOKEN.sub("x", source.filename) if source.filename is not None else "body.bin"
@@ -632,11 +636,12 @@ def compile_journeys(
     *,
     files: Mapping[str, Path],
     expand: Callable[[str], str],
+    _generate: bool = True,
 ) -> Compiled | Fallback:
     """The journeys of `settings` as the C engine's program, or why they cannot be one."""
     assert settings.journeys is not None
     del files  # bodies read from a file run on the Python driver
-    compiler = _Compiler(settings, base_url, expand)
+    compiler = _Compiler(settings, base_url, expand, generate=_generate)
     try:
         inherited: dict[str, _Value] = {}
         setup: tuple[int, ...] = ()
@@ -668,5 +673,7 @@ def compile_journeys(
 def fast_path_problem(settings: LoadSettings) -> str | None:
     """Why the journeys of `settings` would run on the Python driver (None: on the C engine).
     Decided by the plan alone: the base URL and placeholders' values do not change it."""
-    result = compile_journeys(settings, "http://127.0.0.1:1", files={}, expand=lambda text: "x")
+    result = compile_journeys(
+        settings, "http://127.0.0.1:1", files={}, expand=lambda text: "x", _generate=False
+    )
     return result.reason if isinstance(result, Fallback) else None
