@@ -211,8 +211,6 @@ def _result(
         stopped_early=result.stopped_early,
         hit_max_duration=cut,
         once_steps=tuple(once_steps),
-        users=sum(int(raw.get("users", 0)) for raw in result.raw),
-        users_set_up=sum(int(raw.get("users_set_up", 0)) for raw in result.raw),
         driver="c",
     )
 

@@ -227,8 +227,6 @@ class JourneyLoadResult:
     # the per-user `setup` and `teardown` steps (`setup.<step>`, `teardown.<step>`): counted
     # apart, as warm-up (in no histogram, series or measured count)
     once_steps: tuple[EndpointResult, ...] = ()
-    users: int = 0  # virtual users that ran (open model: connections used)
-    users_set_up: int = 0  # of them, those whose setup passed (all of them without a setup)
     driver: Literal["c", "python"] = "python"
     fallback_reason: str | None = (
         None  # why the Python driver ran, when the plan's journeys could not compile
@@ -1116,8 +1114,6 @@ class _Driver:
                 )
                 for step in self.once_steps.values()
             ),
-            users=len(self.users),
-            users_set_up=sum(1 for user in self.users if user.variables is not None),
         )
 
 
