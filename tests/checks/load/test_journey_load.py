@@ -451,7 +451,8 @@ def test_a_load_has_exactly_one_kind_of_traffic() -> None:
                 "workers": 2,
                 "journeys": {"browse": {"steps": [{"name": "s", "request": {"path": "/", "raw": True}}]}},
             },
-            "workers: 2 needs the C engine, and journey browse, step s: raw: true requests run on the Python driver",
+            "workers: 2 needs the C engine, and journey browse, step s: raw: true requests run on the "
+            "Python driver",
         ),
         ({"warmup": "2s", "max_duration": "1s"}, "`warmup` must be shorter than `max_duration`"),
         (
