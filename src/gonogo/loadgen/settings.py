@@ -42,7 +42,7 @@ iterations. See `journey_load` for the measurements.
 
 from __future__ import annotations
 
-__all__ = ["GeneratorLimits", "LoadExpect", "LoadRequest", "LoadSettings", "Stage"]
+__all__ = ["GeneratorLimits", "LoadExpect", "LoadRequest", "LoadSettings", "SetupFeedsJourneys", "Stage"]
 
 import json
 import math
@@ -269,7 +269,31 @@ class GeneratorLimits(StrictModel):
 Weight = Annotated[int, Field(ge=1, le=10_000)]
 
 
-class LoadSettings(StrictModel):
+class SetupFeedsJourneys(StrictModel):
+    """Settings whose `journeys` (and `teardown`) may use what their `setup` defines: `setup`
+    (declared before them) is validated first and tells them, through `inherited_variables`,
+    for the span of this validation. The load and the soak kinds both take it."""
+
+    setup: Journey | None = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _setup_feeds_journeys(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        token = inherited_variables.set(frozenset())
+        try:
+            return handler(data)
+        finally:
+            inherited_variables.reset(token)
+
+    @field_validator("setup")
+    @classmethod
+    def _tell_journeys(cls, setup: Journey | None) -> Journey | None:
+        if setup is not None:
+            inherited_variables.set(frozenset(_defined_by(setup)))
+        return setup
+
+
+class LoadSettings(SetupFeedsJourneys):
     base_url: str | None = None
     model: Literal["open", "closed"] = "open"
     rate: Rate | None = None
@@ -305,26 +329,6 @@ class LoadSettings(StrictModel):
         default_factory=dict,
         description="journeys only: JOURNEY or JOURNEY.STEP → component (default: `default`)",
     )
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _setup_feeds_journeys(
-        cls, data: Any, handler: ModelWrapValidatorHandler[LoadSettings]
-    ) -> LoadSettings:
-        """The journeys (and the teardown) may use what the setup defines: `setup` is validated
-        first and tells them, through `inherited_variables`, for the span of this validation."""
-        token = inherited_variables.set(frozenset())
-        try:
-            return handler(data)
-        finally:
-            inherited_variables.reset(token)
-
-    @field_validator("setup")
-    @classmethod
-    def _tell_journeys(cls, setup: Journey | None) -> Journey | None:
-        if setup is not None:
-            inherited_variables.set(frozenset(_defined_by(setup)))
-        return setup
 
     @model_validator(mode="after")
     def _coherent(self) -> LoadSettings:

@@ -112,6 +112,29 @@ def test_mistakes_in_the_settings_name_the_field() -> None:
         parse_plan(plan(f"checks:\n  soak: {soak}\n"), Path("gonogo.yaml"))
 
 
+def test_journeys_use_what_the_setup_of_each_virtual_user_defines() -> None:
+    """As in the load kind: `setup` runs once per user, its token feeds the journeys and the teardown."""
+    authorized = {"headers": {"Authorization": "Bearer {token}"}}
+    login = {
+        "steps": [
+            {
+                "name": "login",
+                "request": {"method": "POST", "path": "/login"},
+                "extract": {"token": "json:$.t"},
+            }
+        ]
+    }
+    browse = {"browse": {"steps": [{"name": "list", "request": {"path": "/items", **authorized}}]}}
+    logout = {"steps": [{"name": "logout", "request": {"method": "POST", "path": "/logout", **authorized}}]}
+    soak = SoakSettings.model_validate(
+        {"duration": "1m", "rate": "5/s", "setup": login, "journeys": browse, "teardown": logout}
+    )
+    load = soak.load_settings(warmup=0.0)
+    assert load.setup is not None and load.teardown is not None and load.journeys is not None
+    with pytest.raises(ValidationError, match=r"\{token\} is not a variable at this point"):
+        SoakSettings.model_validate({"duration": "1m", "rate": "5/s", "journeys": browse})
+
+
 def test_slopes_are_per_hour_in_base_units() -> None:
     assert parse_slope("rss", "1MB/h") == 1e6
     assert parse_slope("rss", "512KiB/min") == 512 * 1024 * 60

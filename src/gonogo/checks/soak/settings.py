@@ -28,8 +28,8 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from gonogo.journey.settings import Journey, Name
-from gonogo.loadgen.settings import GeneratorLimits, LoadRequest, LoadSettings, Rate
-from gonogo.plan.model import Duration, StrictModel
+from gonogo.loadgen.settings import GeneratorLimits, LoadRequest, LoadSettings, Rate, SetupFeedsJourneys
+from gonogo.plan.model import Duration
 from gonogo.units import parse_duration, parse_quantity
 
 Resource = Literal["rss", "fds", "threads", "cpu"]
@@ -78,16 +78,24 @@ def _free_name(name: str, taken: set[str]) -> str:
     return found
 
 
-class SoakSettings(StrictModel):
+class SoakSettings(SetupFeedsJourneys):
     base_url: str | None = Field(default=None, description="default: the plan's system.base_url")
     duration: Duration = Field(gt=0, description="how long the soak is measured, e.g. 10m")
     rate: Rate
+    setup: Journey | None = Field(
+        default=None,
+        description="requests: run once first, its variables fill the requests; journeys: run once "
+        "per virtual user before its first iteration, its variables feed that user's iterations",
+    )
     requests: list[LoadRequest] | None = Field(default=None, min_length=1)
     journeys: dict[Name, Journey] | None = Field(default=None, min_length=1)
+    teardown: Journey | None = Field(
+        default=None,
+        description="journeys only: run once per virtual user at the end, with its setup's variables",
+    )
     journey_weights: dict[Name, int] = Field(
         default_factory=dict, description="journey → integer share of the iterations (default 1)"
     )
-    setup: Journey | None = Field(default=None, description="run once first; its variables feed `requests`")
     max_connections: int = Field(default=256, ge=1, le=100_000)
     request_timeout: Duration = Field(default=10.0, gt=0)
     warmup: Duration | None = Field(
@@ -177,6 +185,7 @@ class SoakSettings(StrictModel):
             "setup": self.setup,
             "requests": self.requests,
             "journeys": self.journeys,
+            "teardown": self.teardown,
             "journey_weights": self.journey_weights,
         }
         try:
