@@ -2,6 +2,7 @@
 # `make test`: lint, type checks and the test suite.
 # Both set up everything they need on a fresh machine (virtualenv, pip and Debian packages).
 # `make sanitize`: the load engine's tests against an ASan/UBSan build of the C extensions (not in `make test`).
+# `make fuzz`: the C engine's response parser under libFuzzer for FUZZ_SECONDS (default 60; not in `make test`).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 APT_GET := $(shell command -v apt-get 2>/dev/null)
 
-.PHONY: demo demo-resilience test lint typecheck unit sanitize system-packages clean
+.PHONY: demo demo-resilience test lint typecheck unit sanitize fuzz system-packages clean
 
 $(STAMP): pyproject.toml setup.py examples/docservice/pyproject.toml $(wildcard src/gonogo/*/*/*.c src/gonogo/*/*.c)
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q python3-venv; }
@@ -58,6 +59,18 @@ test: lint typecheck unit
 # In a temporary copy with its own virtualenv (about 3 minutes); PYTEST_ARGS picks other tests.
 sanitize:
 	PYTHON=$(PYTHON) scripts/sanitize.sh $(PYTEST_ARGS)
+
+# The C engine's response parser under libFuzzer, ASan and UBSan for FUZZ_SECONDS (clang, installed
+# if missing; no virtualenv: the harness embeds $(PYTHON)). New inputs go to build/fuzz/corpus, crashes to build/fuzz/crashes (docs/testing.md).
+FUZZ_SECONDS ?= 60
+FUZZ_DIR ?= build/fuzz
+fuzz:
+	@command -v clang >/dev/null 2>&1 || { [ -n "$(APT_GET)" ] && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q clang; }
+	$(PYTHON) tests/fuzz/fuzz_build.py libfuzzer $(FUZZ_DIR)
+	mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/crashes
+	LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(FUZZ_DIR)/parser_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ_DIR)/crashes/ $(FUZZ_DIR)/corpus tests/fuzz/corpus
 
 clean:
 	rm -rf $(VENV) .gonogo examples/docservice/.gonogo
