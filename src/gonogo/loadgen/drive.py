@@ -49,8 +49,8 @@ from gonogo.loadgen.engine import (
     run_load,
 )
 from gonogo.loadgen.expect import AssertionFailure
-from gonogo.loadgen.journey_compile import fast_path_problem
 from gonogo.loadgen.journey_load import JourneyLoadInterrupted, JourneyLoadResult, run_journey_load
+from gonogo.loadgen.native import EngineNotBuilt, load_engine
 from gonogo.loadgen.settings import GeneratorLimits, LoadSettings
 from gonogo.units import format_value
 
@@ -152,6 +152,10 @@ def drive_load(
     target = urlsplit(base_url)
     if target.scheme != "http":
         return CheckOutcome("error", f"the load engine speaks plain HTTP/1.1; {base_url} is not http://")
+    try:
+        load_engine()
+    except EngineNotBuilt as error:  # installed without a C compiler: say which and how to build
+        return CheckOutcome("error", str(error))
     if settings.journeys is not None:
         return _drive_journeys(settings, base_url, target.hostname or "", ctx, record, progress_extra)
     variables, problem = (
@@ -190,6 +194,9 @@ def _drive_journeys(
     files, missing = upload_files(settings.journeys_settings(), ctx)
     if missing:
         return CheckOutcome("error", f"{len(missing)} file(s) to upload cannot be read", details=missing)
+    # the compiler builds the C engine's program (program.py): imported for a run, not for validation
+    from gonogo.loadgen.journey_compile import fast_path_problem
+
     problem = fast_path_problem(settings)
     ctx.progress(
         "journeys run on the C engine" if problem is None else f"journeys run on the Python driver: {problem}"

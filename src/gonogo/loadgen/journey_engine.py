@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from gonogo.journey.engine import Failure, FailureKind
@@ -40,7 +40,6 @@ from gonogo.loadgen.engine import (
     loopback_address,
     run_load,
 )
-from gonogo.loadgen.journey_compile import Compiled
 from gonogo.loadgen.journey_load import (
     IterationCounts,
     JourneyLoadInterrupted,
@@ -49,6 +48,9 @@ from gonogo.loadgen.journey_load import (
     sum_counts,
 )
 from gonogo.loadgen.settings import LoadSettings
+
+if TYPE_CHECKING:  # the compiled program imports the C engine; this module is imported without it
+    from gonogo.loadgen.journey_compile import Compiled
 
 Progress = Callable[[ProgressSnapshot, str], None]
 _WATCH = 0.02  # seconds between looks at `stop` and `max_duration`

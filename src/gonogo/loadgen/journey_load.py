@@ -40,15 +40,16 @@ polls, uploads; it stops at its first failing step. Journeys take turns by smoot
 round-robin over `journey_weights` (default 1 each), so the mix is exact over any run, not
 random.
 
-*open*: iterations arrive on a schedule, as the C engine schedules requests: a constant
-`rate`, or linear `stages` (ramps from 0), evenly spaced or Poisson (seeded by `seed`),
-with a warm-up at the initial rate first. Each arrival has an *intended start time*. At
-most `max_connections` iterations are in flight; an arrival that finds them all busy waits
-in a FIFO queue. It is *late* if it starts more than `late_threshold` after its intended
-time, *dropped* if it waited longer than `request_timeout` (it never starts), *unsent* if
-the run stopped while it waited. started + dropped + unsent == scheduled. It is also
-*behind* if the loop itself reached it more than `late_threshold` after its time (the
-generator fell behind), as opposed to waiting for a slot that slow iterations still held.
+*open*: iterations arrive on the schedule the C engine would run (`schedule`: the same
+intended times, to the nanosecond): a constant `rate`, or linear `stages` (ramps from 0),
+evenly spaced or Poisson (seeded by `seed`), with a warm-up at the initial rate first.
+Each arrival has an *intended start time*. At most `max_connections` iterations are in
+flight; an arrival that finds them all busy waits in a FIFO queue. It is *late* if it
+starts more than `late_threshold` after its intended time, *dropped* if it waited longer
+than `request_timeout` (it never starts), *unsent* if the run stopped while it waited.
+started + dropped + unsent == scheduled. It is also *behind* if the loop itself reached it
+more than `late_threshold` after its time (the generator fell behind), as opposed to
+waiting for a slot that slow iterations still held.
 *closed*: `users` virtual users, each running iterations back to back with `think_time`
 between the end of one and the intended start of the next (`max_connections` does not
 apply).
@@ -115,14 +116,13 @@ import dataclasses
 import gc
 import importlib
 import math
-import random
 import ssl
 import threading
 import time
 import uuid
 from array import array
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -131,7 +131,6 @@ from typing import Any, Literal
 
 import httpx
 
-import gonogo.loadgen._engine as _engine
 from gonogo.journey.engine import USER_AGENT, Engine, Failure, IterationState, StepResult
 from gonogo.journey.settings import Journey
 from gonogo.journey.variables import render_value
@@ -148,6 +147,9 @@ from gonogo.loadgen.engine import (
     waiting_percentile,
 )
 from gonogo.loadgen.histogram import HdrHistogram
+from gonogo.loadgen.native import engine as _engine
+from gonogo.loadgen.native import load_engine
+from gonogo.loadgen.schedule import Schedule, open_stages
 from gonogo.loadgen.settings import LoadSettings
 
 ASSERTION = "assertion"
@@ -395,38 +397,19 @@ def _error_kind(result: StepResult, failure: Failure | None) -> str | None:
     return ASSERTION
 
 
-def _solve(x: float, r0: float, r1: float, seconds: float) -> float:
-    """The time t in a stage ramping linearly from r0 to r1 over `seconds` at which
-    ∫₀ᵗ rate = x (x below the stage's total)."""
-    if x <= 0:
-        return 0.0
-    if r0 == r1 or not math.isfinite(seconds):
-        return x / r0
-    a = (r1 - r0) / (2 * seconds)
-    return 2 * x / (r0 + math.sqrt(max(r0 * r0 + 4 * a * x, 0.0)))
-
-
-def _stages(settings: LoadSettings, measured_seconds: float) -> list[tuple[float, float, float]]:
-    """(seconds, rate at start, rate at end) of the open model, warm-up first (as the C engine)."""
-    out: list[tuple[float, float, float]] = []
-    initial = settings.rate if settings.rate is not None else settings.stages[0].rate
-    if settings.warmup > 0:
-        out.append((settings.warmup, initial, initial))
-    if settings.stages:
-        previous, remaining = 0.0, measured_seconds
-        for stage in settings.stages:
-            if remaining <= 0:
-                break
-            seconds, target = stage.duration, stage.rate
-            if seconds > remaining:  # a duration shorter than the stages cuts the ramp
-                target = previous + (target - previous) * remaining / seconds
-                seconds = remaining
-            out.append((seconds, previous, target))
-            previous, remaining = target, remaining - seconds
-    else:
-        assert settings.rate is not None
-        out.append((measured_seconds, settings.rate, settings.rate))
-    return out
+def journey_schedule(settings: LoadSettings) -> Schedule:
+    """The open model's arrivals of a journey load on the Python driver: the schedule the C
+    engine runs for the same settings (`journey_engine.load_spec`), `max_duration` bounding
+    the measured phase as it does there."""
+    measured = min(settings.duration or math.inf, settings.max_duration - settings.warmup)
+    ramps = [(stage.duration, stage.rate) for stage in settings.stages]
+    return Schedule(
+        tuple(open_stages(settings.rate, ramps, measured, settings.warmup)),
+        poisson=settings.arrivals == "poisson",
+        seed=settings.seed,
+        warmup=settings.warmup,
+        max_measured=settings.max_requests,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -723,27 +706,9 @@ class _Driver:
 
     # -- open model ----------------------------------------------------------------------
 
-    def _arrivals(self) -> Iterator[tuple[float, bool]]:
-        """(intended start relative to t0, in the warm-up) of every arrival, in order."""
-        rng = random.Random(self.s.seed)
-        measured = 0
-        target = 0.0  # ∫ rate at the next arrival
-        start = base = 0.0  # the stage's start time and ∫ rate there
-        for index, (seconds, r0, r1) in enumerate(_stages(self.s, self.measured_limit)):
-            warm = index == 0 and self.s.warmup > 0
-            total = (r0 + r1) / 2 * seconds if math.isfinite(seconds) else math.inf
-            while target - base < total:
-                if not warm:
-                    if self.s.max_requests is not None and measured >= self.s.max_requests:
-                        return
-                    measured += 1
-                yield start + _solve(target - base, r0, r1, seconds), warm
-                target += rng.expovariate(1.0) if self.s.arrivals == "poisson" else 1.0
-            start, base = start + seconds, base + total
-
     async def _open(self) -> None:
-        for offset, warm in self._arrivals():
-            at = self.t0 + offset
+        for offset_ns, warm in journey_schedule(self.s).arrivals():
+            at = self.t0 + offset_ns / 1e9
             if not await self._sleep_until(at):
                 return
             now = time.perf_counter()
@@ -1138,6 +1103,7 @@ def run_journey_load(
     """Run the journeys of `settings` under load against `base_url`: on the C engine when they
     compile (`journey_compile`), else on the Python driver (see the module doc), the result
     saying which (`driver`) and why (`fallback_reason`)."""
+    load_engine()  # EngineNotBuilt, saying how to build it: both drivers need the extension
     from gonogo.loadgen.journey_compile import Fallback, compile_journeys  # they import this module
     from gonogo.loadgen.journey_engine import run_compiled
 
