@@ -713,7 +713,8 @@ enum { XF_OK, XF_STATUS, XF_HEADER_MISSING, XF_HEADER_VALUE, XF_BODY, XF_JSON_MI
 static const char *const X_KINDS[NXF] = {"",           "status",       "header_missing", "header_value",
                                              "body",       "json_missing", "json_value",     "json_invalid",
                                              "too_large",  "extract",      "variable"};
-enum { J_STR, J_NUM, J_TRUE, J_FALSE, J_NULL };
+enum { J_STR, J_NUM, J_TRUE, J_FALSE, J_NULL, J_EXISTS, J_ABSENT }; /* J_EXISTS/J_ABSENT: only whether it is there */
+enum { H_CONTAINS, H_EQUALS, H_ABSENT }; /* an expected header: contains the text, is it (trimmed), is not sent */
 
 typedef struct {
     char *key; /* NULL: an index */
@@ -737,6 +738,7 @@ typedef struct {
     size_t nlen;
     char *needle;
     size_t len;
+    int how; /* H_* */
 } xheader;
 
 typedef struct {
@@ -766,7 +768,7 @@ typedef struct expect_s {
 /* One connection's view of the response it is reading, for an endpoint with `expect`. */
 typedef struct xstate_s {
     int fail, index; /* X_* of the first unmet expectation, and which header/field */
-    uint32_t found;  /* headers found with the expected text, one bit each */
+    uint32_t found;  /* headers found with the expected text (H_ABSENT: found at all), one bit each */
     int64_t body_len;
     int needle_found, too_large, excerpt;
     size_t carry_len;
@@ -1177,12 +1179,14 @@ static void x_json(const expect_t *x, xstate *s) {
     for (int i = 0; i < x->njson; i++) {
         const xjson *q = &x->json[i];
         const char *at = jfind(doc, stop, q);
+        if (!at && q->type == J_ABSENT) continue;
         if (!at) {
             s->fail = XF_JSON_MISSING;
             s->index = i;
             return;
         }
-        if (!jequal(at, stop, q)) {
+        if (q->type == J_EXISTS) continue;
+        if (q->type == J_ABSENT || !jequal(at, stop, q)) { /* J_ABSENT: the value found is the detail */
             jscan end = {at, at, stop, NULL};
             jskip(&end);
             s->fail = XF_JSON_VALUE;
@@ -1244,7 +1248,7 @@ static void x_head(Engine *E, conn_t *c, const char *h, size_t len, uint32_t fou
         s->fail = XF_STATUS;
     } else {
         for (int k = 0; k < x->nheaders; k++) {
-            if (found & (1u << k)) continue;
+            if ((int)((found >> k) & 1u) != (x->headers[k].how == H_ABSENT)) continue; /* met */
             s->fail = XF_HEADER_MISSING;
             s->index = k;
             x_header_value(s, &x->headers[k], h, len);
@@ -1448,9 +1452,16 @@ static int expect_parse(PyObject *o, int head, expect_t **out) {
     }
     for (Py_ssize_t i = 0; i < nh; i++) {
         PyObject *name, *text;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(hs, i), "OO;an expected header is (name, text)", &name, &text))
+        int how = H_CONTAINS;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(hs, i), "OO|i;an expected header is (name, text[, how])", &name,
+                              &text, &how))
             goto fail;
+        if (how < H_CONTAINS || how > H_ABSENT) {
+            PyErr_SetString(PyExc_ValueError, "an expected header's how is 0 (contains), 1 (equals) or 2 (absent)");
+            goto fail;
+        }
         xheader *xh = &x->headers[x->nheaders++];
+        xh->how = how;
         if (!(xh->name = dup_bytes(name, &xh->nlen, "a header name")) ||
             !(xh->needle = dup_bytes(text, &xh->len, "a header's expected text")))
             goto fail;
@@ -1470,8 +1481,14 @@ static int expect_parse(PyObject *o, int head, expect_t **out) {
     }
     for (Py_ssize_t i = 0; i < nj; i++) {
         PyObject *steps, *value;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(js, i), "OO;a JSON field is (path steps, value)", &steps, &value))
+        int how = 0; /* 0: equal to value, 1: exists, 2: absent */
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(js, i), "OO|i;a JSON field is (path steps, value[, how])", &steps,
+                              &value, &how))
             goto fail;
+        if (how < 0 || how > 2) {
+            PyErr_SetString(PyExc_ValueError, "a JSON field's how is 0 (equals), 1 (exists) or 2 (absent)");
+            goto fail;
+        }
         xjson *q = &x->json[x->njson++];
         PyObject *ps = PySequence_Fast(steps, "a JSON path is a sequence of steps");
         if (!ps) goto fail;
@@ -1494,7 +1511,10 @@ static int expect_parse(PyObject *o, int head, expect_t **out) {
             }
         }
         Py_DECREF(ps);
-        if (json_value(value, q) < 0) goto fail;
+        if (how)
+            q->type = how == 1 ? J_EXISTS : J_ABSENT;
+        else if (json_value(value, q) < 0)
+            goto fail;
     }
     if (x->njson && (max_body < 1 || max_body > MAX_BODY_LIMIT)) {
         PyErr_Format(PyExc_ValueError, "max_body is 1 byte to %lld bytes", (long long)MAX_BODY_LIMIT);
@@ -1559,7 +1579,7 @@ static PyObject *failures_list(const expect_t *x) {
 #define COOKIE_MAX 4096
 #define WHY_MAX 160
 
-enum { EX_JSON, EX_HEADER, EX_REGEX, EX_STATUS };
+enum { EX_JSON, EX_HEADER, EX_REGEX, EX_STATUS, EX_JSON_VALUE }; /* EX_JSON_VALUE: the JSON text as written */
 enum { ENC_RAW, ENC_PERCENT, ENC_JSON };
 enum { U_FREE, U_SETUP, U_ITER, U_TEARDOWN, U_DONE };
 
@@ -1613,7 +1633,9 @@ typedef struct {
 
 typedef struct program_s {
     int nslots, uuid_slot, iter_slot, user_slot;
+    int user_uuid_slot; /* a UUID drawn before each setup attempt of a user, kept by its iterations */
     uint64_t user_offset;
+    uint64_t iter_offset, iter_stride; /* workers: this one's iterations are offset+1, offset+1+stride, ... */
     char **names;
     uint32_t ninit;
     uint32_t *init_slot;
@@ -1831,8 +1853,8 @@ static int parse_extract(PyObject *o, const program_t *P, extract_t *x, const ch
         PyErr_Format(PyExc_ValueError, "%s: extraction '%s' needs an argument", where, kind);
         goto out;
     }
-    if (strcmp(kind, "json") == 0) {
-        x->kind = EX_JSON;
+    if (strcmp(kind, "json") == 0 || strcmp(kind, "json_value") == 0) {
+        x->kind = kind[4] ? EX_JSON_VALUE : EX_JSON;
         PyObject *ps = PySequence_Fast(arg, "a JSON path is a sequence of steps");
         if (!ps) goto out;
         Py_ssize_t np = PySequence_Fast_GET_SIZE(ps);
@@ -1901,7 +1923,8 @@ static int parse_extract(PyObject *o, const program_t *P, extract_t *x, const ch
         rc = 0;
         goto out;
     }
-    PyErr_Format(PyExc_ValueError, "%s: extraction kind '%s' is not json, header, regex or status", where, kind);
+    PyErr_Format(PyExc_ValueError, "%s: extraction kind '%s' is not json, json_value, header, regex or status",
+                 where, kind);
 out:
     Py_DECREF(seq);
     return rc;
@@ -2050,7 +2073,7 @@ static int step_expect(PyObject *given, const pstep_t *st, int head, expect_t **
     }
     expect_t *x = *out;
     for (int i = 0; i < st->nex; i++)
-        if (st->ex[i].kind == EX_JSON || st->ex[i].kind == EX_REGEX) {
+        if (st->ex[i].kind == EX_JSON || st->ex[i].kind == EX_JSON_VALUE || st->ex[i].kind == EX_REGEX) {
             x->body = x->buffer = 1;
             if (x->max_body < 1 || x->max_body > MAX_BODY_LIMIT) x->max_body = 1 << 20;
         }
@@ -2085,14 +2108,30 @@ static int program_parse(Engine *E, PyObject *prog, PyObject *expects, uint64_t 
         return -1;
     }
     P->nslots = (int)ns;
-    P->uuid_slot = P->iter_slot = P->user_slot = -1;
+    P->uuid_slot = P->iter_slot = P->user_slot = P->user_uuid_slot = -1;
     if ((o = dict_item(prog, "uuid_slot", 0, where)) && slot_index(o, P, 1, &P->uuid_slot, "uuid_slot") < 0) return -1;
+    if ((o = dict_item(prog, "user_uuid_slot", 0, where)) &&
+        slot_index(o, P, 1, &P->user_uuid_slot, "user_uuid_slot") < 0)
+        return -1;
     if ((o = dict_item(prog, "iteration_slot", 0, where)) && slot_index(o, P, 1, &P->iter_slot, "iteration_slot") < 0)
         return -1;
     if ((o = dict_item(prog, "user_slot", 0, where)) && slot_index(o, P, 1, &P->user_slot, "user_slot") < 0) return -1;
     if ((o = dict_item(prog, "user_offset", 0, where))) {
         P->user_offset = PyLong_AsUnsignedLongLong(o);
         if (PyErr_Occurred()) return -1;
+    }
+    P->iter_stride = 1;
+    if ((o = dict_item(prog, "iteration_offset", 0, where))) {
+        P->iter_offset = PyLong_AsUnsignedLongLong(o);
+        if (PyErr_Occurred()) return -1;
+    }
+    if ((o = dict_item(prog, "iteration_stride", 0, where))) {
+        P->iter_stride = PyLong_AsUnsignedLongLong(o);
+        if (PyErr_Occurred()) return -1;
+        if (P->iter_stride < 1 || P->iter_stride > MAX_ENDPOINTS || P->iter_offset >= P->iter_stride) {
+            PyErr_SetString(PyExc_ValueError, "program: iteration_stride is 1 to 4096, iteration_offset below it");
+            return -1;
+        }
     }
     if ((o = dict_item(prog, "names", 0, where)) && o != Py_None) {
         if (!(seq = PySequence_Fast(o, "names is a sequence of str"))) return -1;
@@ -2234,6 +2273,14 @@ static void uuid4(uint64_t *rng, char out[36]) {
         out[k++] = hex[r[i] >> 4];
         out[k++] = hex[r[i] & 15];
     }
+}
+
+/* A fresh UUID into slot `slot` of `vars` (a user's cur or base); none if slot < 0. */
+static void draw_uuid(Engine *E, vval *vars, int slot) {
+    if (slot < 0) return;
+    char id[36];
+    uuid4(E->urng, id);
+    vval_set(&vars[slot], id, 36);
 }
 
 static int set_decimal(vval *v, uint64_t n) {
@@ -2588,11 +2635,12 @@ static void take_cookies(vuser_t *u) {
     }
 }
 
-/* The text of the JSON value at v (validated document): a string unescaped, anything
- * else as written. */
-static int json_text(const char *v, const char *end, vval *out, char *why, const extract_t *x, const char *name) {
+/* The text of the JSON value at v (validated document): a string unescaped (unless
+ * `as_written`), anything else as written. */
+static int json_text(const char *v, const char *end, int as_written, vval *out, char *why, const extract_t *x,
+                     const char *name) {
     jscan s = {v, v, end, NULL};
-    if (*v != '"') {
+    if (*v != '"' || as_written) {
         if (jskip(&s) < 0) return -1;
         size_t n = (size_t)(s.p - v);
         if (n > MAX_VALUE) {
@@ -2643,7 +2691,7 @@ static int extract_all(Engine *E, conn_t *c, vuser_t *u, const pstep_t *st, char
         const extract_t *x = &st->ex[i];
         const char *name = slot_name(P, x->slot, tmp);
         vval *dst = &u->cur[x->slot];
-        if ((x->kind == EX_JSON || x->kind == EX_REGEX) && (!s || s->too_large)) {
+        if ((x->kind == EX_JSON || x->kind == EX_JSON_VALUE || x->kind == EX_REGEX) && (!s || s->too_large)) {
             snprintf(why, WHY_MAX, "extract %s: the body is over %zu bytes", name, E->eps[c->ep].x->max_body);
             return -1;
         }
@@ -2665,7 +2713,8 @@ static int extract_all(Engine *E, conn_t *c, vuser_t *u, const pstep_t *st, char
             if (vval_set(dst, v, vl) < 0) goto nomem;
             break;
         }
-        case EX_JSON: {
+        case EX_JSON:
+        case EX_JSON_VALUE: {
             if (!validated) {
                 jscan v = {doc, doc, stop, NULL};
                 if (jskip(&v) == 0) {
@@ -2685,7 +2734,7 @@ static int extract_all(Engine *E, conn_t *c, vuser_t *u, const pstep_t *st, char
                 snprintf(why, WHY_MAX, "extract %s: %s not found", name, x->what);
                 return -1;
             }
-            if (json_text(at, stop, dst, why, x, name) < 0) {
+            if (json_text(at, stop, x->kind == EX_JSON_VALUE, dst, why, x, name) < 0) {
                 if (!why[0]) snprintf(why, WHY_MAX, "extract %s: %s is not readable", name, x->what);
                 return -1;
             }
@@ -3207,6 +3256,7 @@ static void user_teardown(Engine *E, vuser_t *u, int64_t now) {
     u->polling = 0;
     u->teardown_until = now + E->timeout_ns;
     vars_reset(E, u);
+    draw_uuid(E, u->cur, P->uuid_slot); /* the teardown's own {uuid}, as the Python driver's */
     step_send(E, u, now);
 }
 
@@ -3312,12 +3362,10 @@ static void setup_ended(Engine *E, vuser_t *u, int64_t now, int err) {
 
 static void set_builtins(Engine *E, vuser_t *u, uint64_t iteration) {
     program_t *P = E->prog;
-    if (P->uuid_slot >= 0) {
-        char id[36];
-        uuid4(E->urng, id);
-        vval_set(&u->cur[P->uuid_slot], id, 36);
-    }
-    if (P->iter_slot >= 0) set_decimal(&u->cur[P->iter_slot], iteration);
+    draw_uuid(E, u->cur, P->uuid_slot);
+    /* the n-th iteration of this engine: distinct across workers (each its own offset) */
+    if (P->iter_slot >= 0)
+        set_decimal(&u->cur[P->iter_slot], iteration ? (iteration - 1) * P->iter_stride + P->iter_offset + 1 : 0);
 }
 
 /* Start an iteration of journey j (or, for a user not set up yet, its setup first). */
@@ -3335,10 +3383,16 @@ static void start_iteration(Engine *E, vuser_t *u, uint32_t j, int64_t intended,
         u->nlist = P->nsetup;
         vars_reset(E, u);
         set_builtins(E, u, 0);
+        /* each attempt draws it anew: a retried sign-up must not reuse an address taken by
+         * the attempt that failed after it (the Python driver draws a {uuid} per attempt) */
+        draw_uuid(E, u->cur, P->user_uuid_slot);
         step_send(E, u, now);
         return;
     }
-    u->setup_done = 1;
+    if (!u->setup_done) { /* no setup: the user's UUID is drawn at its first iteration */
+        u->setup_done = 1;
+        draw_uuid(E, u->base, P->user_uuid_slot);
+    }
     pjourney_t *J = &P->journeys[j];
     u->mode = U_ITER;
     u->journey = j;
@@ -3556,7 +3610,9 @@ static int parse_headers(Engine *E, conn_t *c, const char *h, size_t len) {
             if (x)
                 for (int k = 0; k < x->nheaders; k++) {
                     const xheader *xh = &x->headers[k];
-                    if (xh->nlen == nl && ieq(p, xh->name, nl) && (!xh->len || memmem(v, vl, xh->needle, xh->len)))
+                    if (xh->nlen != nl || !ieq(p, xh->name, nl)) continue;
+                    if (xh->how == H_ABSENT || (xh->how == H_EQUALS && vl == xh->len && memcmp(v, xh->needle, vl) == 0) ||
+                        (xh->how == H_CONTAINS && (!xh->len || memmem(v, vl, xh->needle, xh->len))))
                         found |= 1u << k;
                 }
         }

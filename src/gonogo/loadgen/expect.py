@@ -2,8 +2,10 @@
 failing responses it keeps as evidence.
 
 `ResponseExpect` is the engine's form of a request's `expect` (the plan's `LoadExpect`,
-in `settings`): expected statuses (none given: any 2xx), headers that must contain a text,
-a text the body must contain, and JSON fields (a path → one scalar value, JSON equality).
+in `settings`, and the journeys' `expect` compiled for the C engine): expected statuses
+(none given: any 2xx), headers that must contain a text (or, `HOW_EQUALS`, be it, trimmed;
+`HOW_ABSENT`, not be sent), a text the body must contain, and JSON fields (a path → one
+scalar value, JSON equality; or only that the path leads somewhere, or nowhere).
 The engine judges each response while it streams through its parser:
 
 * an unexpected 4xx/5xx status counts as `http_4xx`/`http_5xx` (as without `expect`); any
@@ -24,6 +26,9 @@ from __future__ import annotations
 __all__ = [
     "DEFAULT_MAX_BODY",
     "EXCERPT_BYTES",
+    "HOW_ABSENT",
+    "HOW_CONTAINS",
+    "HOW_EQUALS",
     "KEPT_FAILURES",
     "MAX_BODY_LIMIT",
     "MAX_HEADERS",
@@ -32,6 +37,7 @@ __all__ = [
     "MAX_PATH_STEPS",
     "MAX_TEXT_BYTES",
     "AssertionFailure",
+    "HeaderCheck",
     "JsonField",
     "JsonScalar",
     "ResponseExpect",
@@ -41,8 +47,17 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final, Literal
 
 JsonScalar = str | int | float | bool | None
+HOW_CONTAINS: Final = "contains"
+HOW_EQUALS: Final = "equals"
+HOW_ABSENT: Final = "absent"
+HeaderHow = Literal["contains", "equals", "absent"]
+HeaderCheck = tuple[str, str] | tuple[str, str, HeaderHow]  # (name, text[, how]): contains by default
+_HEADER_HOW = {HOW_CONTAINS: 0, HOW_EQUALS: 1, HOW_ABSENT: 2}
+_JSON_HOW = {"equals": 0, "exists": 1, "absent": 2}
+_BE = {"exists": "exist", "absent": "be absent"}
 
 # Keep in sync with _engine.c.
 KEPT_FAILURES = 5
@@ -61,12 +76,13 @@ class JsonField:
     path: str  # as the plan wrote it, e.g. $.items[0].id
     steps: tuple[str | int, ...]  # keys and indexes (negative: from the end)
     value: JsonScalar
+    how: Literal["equals", "exists", "absent"] = "equals"  # exists, absent: `value` is not looked at
 
 
 @dataclass(frozen=True)
 class ResponseExpect:
     statuses: tuple[int, ...] = ()  # empty: any 2xx
-    headers: tuple[tuple[str, str], ...] = ()  # (name, text its value must contain)
+    headers: tuple[HeaderCheck, ...] = ()  # (name, text its value must contain[, how])
     body_contains: str | None = None
     json: tuple[JsonField, ...] = ()
     max_body: int = DEFAULT_MAX_BODY  # bytes buffered for the JSON fields
@@ -82,7 +98,7 @@ class ResponseExpect:
             problems.append("expected statuses are between 100 and 599")
         if len(self.headers) > MAX_HEADERS:
             problems.append(f"at most {MAX_HEADERS} headers")
-        for name, text in self.headers:
+        for name, text, *_ in self.headers:
             if len(text.encode()) > MAX_TEXT_BYTES:
                 problems.append(f"header {name}: the expected text is over {MAX_TEXT_BYTES} bytes")
         if self.body_contains is not None and not 1 <= len(self.body_contains.encode()) <= MAX_TEXT_BYTES:
@@ -104,9 +120,19 @@ class ResponseExpect:
         """The tuple `_engine.Engine(expects=...)` takes for this request."""
         return (
             self.statuses,
-            tuple((name.encode("latin-1"), text.encode()) for name, text in self.headers),
+            tuple(
+                (header[0].encode("latin-1"), header[1].encode(), _HEADER_HOW[header[2]])
+                if len(header) == 3
+                else (header[0].encode("latin-1"), header[1].encode())
+                for header in self.headers
+            ),
             self.body_contains.encode() if self.body_contains is not None else None,
-            tuple((field.steps, field.value) for field in self.json),
+            tuple(
+                (field.steps, field.value)
+                if field.how == "equals"
+                else (field.steps, None, _JSON_HOW[field.how])
+                for field in self.json
+            ),
             self.max_body,
         )
 
@@ -137,9 +163,16 @@ class ResponseExpect:
             )
             return "status", f"expected {wanted}, got {status}"
         if what in ("header_missing", "header_value"):
-            name, text = self.headers[index]
+            header = self.headers[index]
+            name, text = header[0], header[1]
+            how = header[2] if len(header) == 3 else HOW_CONTAINS
             got = "is missing" if found is None else f"is {_show(found)}"
-            return f"headers.{name}", f"header {name} {got}, expected it to contain {_show(text)}"
+            wanted = {
+                HOW_CONTAINS: f"expected it to contain {_show(text)}",
+                HOW_EQUALS: f"expected {_show(text)}",
+                HOW_ABSENT: "expected it to be absent",
+            }[how]
+            return f"headers.{name}", f"header {name} {got}, {wanted}"
         if what == "body":
             needle = _show(self.body_contains)
             return "body_contains", f"the body ({body_bytes} bytes) does not contain {needle}"
@@ -154,7 +187,7 @@ class ResponseExpect:
         if what in ("extract", "variable"):  # a journey program's step: the engine says what failed
             return what, found or f"{what} failed"
         field = self.json[index]
-        expected = _show(field.value)
+        expected = _show(field.value) if field.how == "equals" else f"it to {_BE[field.how]}"
         if what == "json_missing":
             return f"json.{field.path}", f"{field.path} is missing, expected {expected}"
         shown = found if found is not None and len(found) < 160 else f"{found}…"

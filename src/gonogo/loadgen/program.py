@@ -7,12 +7,17 @@ journey compiler (`journey_compile`) builds one from the plan's journeys; `run_p
 runs it on one engine (one worker) and returns its raw results.
 
 Variables are *slots* (0 .. slots-1), each unset or holding bytes. A user starts from
-`initial`; three slots may be builtins: `uuid_slot` (a fresh random v4 UUID at every
-iteration start and before setup), `iteration_slot` (this journey's iterations started by
-this engine, from 1; "0" during setup), `user_slot` (the virtual user's index, from
-`user_offset`). Every iteration starts from the user's *base*: `initial`, the builtins, and
-whatever its `setup` extracted (variables and cookies); what an iteration extracts lasts
-until its end. Teardown starts from the base too.
+`initial`; four slots may be builtins: `uuid_slot` (a fresh random v4 UUID at every
+iteration start, before each setup attempt and before the teardown), `user_uuid_slot` (a
+random v4 UUID per virtual user: drawn before each of its setup attempts, or at its first
+iteration without a setup, and kept by all its iterations and its teardown: what the
+setup's `{uuid}` compiles to, so a variable built from it, an e-mail to sign up with, is
+the same in the iterations), `iteration_slot` (this journey's iterations started by this
+engine, from 1; "0" during setup; with `iteration_stride` n and `iteration_offset` i, the
+k-th is (k-1)*n + i + 1: run_load's worker i of n, so that workers' never coincide),
+`user_slot` (the virtual user's index, from `user_offset`). Every iteration starts from the user's *base*:
+`initial`, the builtins, and whatever its `setup` extracted (variables and cookies); what
+an iteration extracts lasts until its end. Teardown starts from the base too.
 
 A `Step`'s request is its `head` parts (request line and headers, each line ending in
 CRLF, without Content-Length and without the final empty line), then, when `cookies` is
@@ -23,7 +28,9 @@ A variable that is not set, or (RAW, in the head) holds a line break, fails the 
 
 After a response that met the step's `expect` (`None`: any status below 400), each
 `Extract` stores a value: `json` (a path of keys and indexes: a string unescaped, other
-values as written, objects and arrays as raw JSON text), `header` (the first one of that
+values as written, objects and arrays as raw JSON text), `json_value` (the same value's
+JSON text as written, a string with its quotes: spliced RAW into a JSON body, it sends the
+value with its JSON type), `header` (the first one of that
 name, trimmed), `regex` (POSIX ERE on the body: group 1 if the pattern has one, else the
 whole match), `status`. Nothing found fails the step as an `assertion` ("extract token:
 $.access_token not found"), kept as evidence with the `what` "extract". A `poll` step is
@@ -53,8 +60,8 @@ user). A poll counts one request, one response (the last), its intermediate resp
 never kept. `raw["journeys"][j]`: started, completed, passed, failed, failed_setup,
 failed_by_step, hcorr / hunc (first index, counts bytes: the endpoints' histogram form) and
 warmup (the same counts for the warm-up). Beyond the format the compiler targets, the
-engine takes two optional program keys: `names` (slot names, for messages) and
-`user_offset`.
+engine takes optional program keys: `names` (slot names, for messages), `user_offset`,
+`iteration_offset` and `iteration_stride`.
 """
 
 from __future__ import annotations
@@ -95,13 +102,13 @@ Part = bytes | tuple[int, Encoding]
 @dataclass(frozen=True)
 class Extract:
     slot: int
-    kind: Literal["json", "header", "regex", "status"]
-    path: tuple[str | int, ...] = ()  # json
+    kind: Literal["json", "json_value", "header", "regex", "status"]
+    path: tuple[str | int, ...] = ()  # json, json_value
     text: str = ""  # header: its name; regex: the pattern
 
     def engine_form(self) -> tuple[object, ...]:
-        if self.kind == "json":
-            return (self.slot, "json", self.path)
+        if self.kind in ("json", "json_value"):
+            return (self.slot, self.kind, self.path)
         if self.kind == "status":
             return (self.slot, "status")
         return (self.slot, self.kind, self.text.lower() if self.kind == "header" else self.text)
@@ -141,7 +148,10 @@ class Program:
     uuid_slot: int = -1
     iteration_slot: int = -1
     user_slot: int = -1
+    user_uuid_slot: int = -1
     user_offset: int = 0  # the first user's index (workers: distinct users)
+    iteration_offset: int = 0  # workers: worker i of n numbers its iterations i+1, i+1+n, ...
+    iteration_stride: int = 1
     names: tuple[str, ...] | None = None  # slot names, for messages
 
     def engine_form(self) -> dict[str, object]:
@@ -150,7 +160,10 @@ class Program:
             "uuid_slot": self.uuid_slot,
             "iteration_slot": self.iteration_slot,
             "user_slot": self.user_slot,
+            "user_uuid_slot": self.user_uuid_slot,
             "user_offset": self.user_offset,
+            "iteration_offset": self.iteration_offset,
+            "iteration_stride": self.iteration_stride,
             "names": list(self.names) if self.names is not None else None,
             "initial": list(self.initial),
             "steps": [s.engine_form() for s in self.steps],

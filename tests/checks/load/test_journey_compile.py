@@ -17,7 +17,6 @@ from gonogo.loadgen.journey_compile import (
     Compiled,
     Fallback,
     compile_journeys,
-    fast_path_problem,
 )
 from gonogo.loadgen.journey_load import run_journey_load
 from gonogo.loadgen.program import Part
@@ -97,7 +96,9 @@ def test_json_bodies_splice_variables_escaped_and_keep_known_types() -> None:
                     "title": 'doc "{iteration}" of {journey}',
                     "number": "{iteration}",
                     "owner": "{id}",
+                    "owner_again": "{id}",
                     "where": "{base_url}",
+                    "via": "{where}",
                     "tags": ["é", 1.5, None, True, "{uuid}"],
                     "{journey}-key": "{token}",
                     "literal": "{{id}}",
@@ -107,9 +108,17 @@ def test_json_bodies_splice_variables_escaped_and_keep_known_types() -> None:
     )
     step = program.program.steps[index]
     assert text(step.body, program.program.names) == (
-        '{"title":"doc \\"<iteration:2>\\" of j","number":<iteration:0>,"owner":"<id:2>",'
-        '"where":"<{base_url}>","tags":["é",1.5,null,true,"<uuid:2>"],"j-key":"<token:2>","literal":"{id}"}'
+        '{"title":"doc \\"<iteration:2>\\" of j","number":<iteration:0>,"owner":<id (JSON):0>,'
+        '"owner_again":<id (JSON):0>,"where":"<{base_url}>","via":"<where:2>",'
+        '"tags":["é",1.5,null,true,"<uuid:2>"],"j-key":<token (JSON):0>,"literal":"{id}"}'
     )
+    # a lone json: value is sent with its JSON type: the login step also keeps its JSON text
+    # (once, however many use it); a header: value is a string
+    login = program.program.steps[0]
+    assert [e.engine_form()[1:] for e in login.extract][3:] == [
+        ("json_value", ("items", 0, "id")),
+        ("json_value", ("token",)),
+    ]
     assert b"Content-Type: application/json\r\n" in step.head[0]
     assert JSON_STRING == 2
 
@@ -173,6 +182,34 @@ def test_expect_extract_and_poll_become_the_engines() -> None:
         "$.state": "done",
     }
     assert step.expect.headers == (("X-Id", ""),) and step.expect.body_contains == '"kind"'
+    checks = (
+        one(
+            {
+                "request": {"path": "/"},
+                "expect": {
+                    "headers": {"Content-Type": "application/json", "X-Gone": {"exists": False}, "X-N": 5},
+                    "json": {
+                        "$.a": {"exists": True},
+                        "$.b": {"exists": False},
+                        "$.c": {"exists": True, "equals": 2},
+                    },
+                },
+            }
+        )[0]
+        .program.steps[1]
+        .expect
+    )
+    assert checks is not None
+    assert checks.headers == (
+        ("Content-Type", "application/json", "equals"),
+        ("X-Gone", "", "absent"),
+        ("X-N", "5", "equals"),
+    )
+    assert [(f.path, f.value, f.how) for f in checks.json] == [
+        ("$.a", None, "exists"),
+        ("$.b", None, "absent"),
+        ("$.c", 2, "equals"),
+    ]
     forms = [e.engine_form() for e in step.extract]
     assert [f[1:] for f in forms] == [("json", ("result",)), ("header", "etag"), ("status",)]
     login = program.program.steps[0].extract
@@ -219,7 +256,7 @@ def test_setup_feeds_the_journeys_and_the_teardown() -> None:
     assert f"Authorization: Basic {basic}\r\n" in text(p.steps[1].head, names)
     assert "Bearer <token:0>" in text(p.steps[2].head, names)
     assert text(p.steps[4].head, names).startswith("DELETE /api/users/<user_id:1> HTTP/1.1")
-    assert (p.uuid_slot, p.iteration_slot, p.slots) == (0, 1, 4)
+    assert (p.uuid_slot, p.iteration_slot, p.user_uuid_slot, p.slots) == (0, 1, 2, 5)
 
 
 @pytest.mark.parametrize(
@@ -235,10 +272,22 @@ def test_setup_feeds_the_journeys_and_the_teardown() -> None:
             {"request": {"path": "/"}, "expect": {"text": {"contains": ["x", "y"]}}},
             "expect.text other than one",
         ),
-        ({"request": {"path": "/"}, "expect": {"headers": {"X-A": "b"}}}, "expect.headers.X-A: equals"),
         (
-            {"request": {"path": "/"}, "expect": {"json": {"$.a": {"exists": True}}}},
-            "expect.json.$.a: exists",
+            {"request": {"path": "/"}, "expect": {"headers": {"X-A": {"matches": "b"}}}},
+            "expect.headers.X-A: matc",
+        ),
+        (
+            {"request": {"path": "/"}, "expect": {"headers": {"X-A": {"one_of": ["b"]}}}},
+            "headers.X-A: one of",
+        ),
+        ({"request": {"path": "/"}, "expect": {"headers": {"X-A": "{uuid}"}}}, "a per-iteration variable"),
+        (
+            {"request": {"path": "/"}, "expect": {"headers": {"X-A": None}}},
+            "a header's value is text, not null",
+        ),
+        (
+            {"request": {"path": "/"}, "expect": {"json": {"$.a": {"exists": False, "equals": 1}}}},
+            "expect.json.$.a: equals 1, is absent can never hold",
         ),
         ({"request": {"path": "/"}, "expect": {"json": {"$.a": {"matches": "x"}}}}, "compares JSON fields"),
         ({"request": {"path": "/"}, "expect": {"json": {"$.a": {"one_of": [1, 2]}}}}, "one of [1, 2]"),
@@ -260,19 +309,36 @@ def test_what_the_c_engine_cannot_run_falls_back_with_its_reason(step: dict[str,
     assert reason in found, found
 
 
-def test_a_setup_variable_drawn_from_its_uuid_falls_back_where_iterations_use_it() -> None:
+def test_the_setups_uuid_is_the_users_own_and_iterations_draw_theirs() -> None:
+    """The setup's {uuid} is the program's per-user UUID: a setup variable built from it means
+    the same address in the setup, the iterations and the teardown; {uuid} itself is fresh in
+    each iteration and in the teardown (as on the Python driver)."""
     setup = {
         "variables": {"email": "u-{uuid}@example.test"},
         "steps": [
-            {"name": "signup", "request": {"method": "POST", "path": "/signup", "json": {"email": "{email}"}}}
+            {
+                "name": "signup",
+                "request": {"method": "POST", "path": "/signup", "json": {"email": "{email}", "n": "{uuid}"}},
+            }
         ],
     }
-    found = fallback([{"name": "login", "request": {"path": "/login/{email}"}}], setup=setup)
-    assert found.startswith("journey j, step login: {email} is built from the setup's {uuid}"), found
-    # used in the setup only, it compiles
+    journey = {"steps": [{"name": "login", "request": {"path": "/login/{email}", "query": {"t": "{uuid}"}}}]}
+    teardown = {
+        "steps": [{"name": "bye", "request": {"path": "/bye", "query": {"e": "{email}", "t": "{uuid}"}}}]
+    }
+    program = compiled({"j": journey}, setup=setup, teardown=teardown)
+    p = program.program
+    names = p.names
+    assert p.user_uuid_slot == 2 and p.uuid_slot == 0
+    assert text(p.steps[0].body, names) == '{"email":"u-<uuid:2>@example.test","n":"<uuid:2>"}'
+    assert p.steps[0].body is not None and (2, JSON_STRING) in p.steps[0].body  # the user's own
+    assert text(p.steps[1].head, names).startswith("GET /api/login/u-<uuid:1>@example.test?t=<uuid:1> ")
+    assert [part for part in p.steps[1].head if not isinstance(part, bytes)] == [(2, PERCENT), (0, PERCENT)]
+    assert [part for part in p.steps[2].head if not isinstance(part, bytes)] == [(2, PERCENT), (0, PERCENT)]
+    # without a setup there is no per-user UUID
     assert (
-        fast_path_problem(settings({"j": {"steps": [{"name": "s", "request": {"path": "/"}}]}}, setup=setup))
-        is None
+        compiled({"j": journey | {"steps": [{"name": "s", "request": {"path": "/"}}]}}).program.user_uuid_slot
+        == -1
     )
 
 

@@ -29,13 +29,17 @@ class Handler(BaseHTTPRequestHandler):
     """/login (POST {"user": ...}) -> {"token", "id", "nested"} + X-Request-Id + a session cookie;
     /items/ID (GET with the bearer token of that id; DELETE counted); /static; /poll/KEY (ready
     at the 3rd call); /whoami (needs the session cookie); /logout (deletes it); /echo (POST:
-    checks the JSON body and the query it was sent); /slow (answers after 2 s); /stats."""
+    checks the JSON body and the query it was sent); /slow (answers after 2 s); /signup?user=U&email=E
+    (409 for an address taken; a user's first sign-up takes the address but answers 503); /me?email=E&it=I
+    (200 for a signed-up address); DELETE /account?email=E; /stats."""
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are two writes
     stats: Counter[str] = Counter()
     polls: Counter[str] = Counter()
     uuids: set[str] = set()
+    accounts: dict[str, set[str]] = {}  # email -> the iteration UUIDs it was seen with
+    signed_up: set[str] = set()  # users whose first sign-up was answered 503
     lock = threading.Lock()
 
     def log_message(self, *args: object) -> None:
@@ -56,12 +60,25 @@ class Handler(BaseHTTPRequestHandler):
             self.stats[key] += 1
             return self.stats[key]
 
+    def query(self) -> dict[str, str]:
+        return dict(pair.partition("=")[::2] for pair in self.path.partition("?")[2].split("&") if pair)
+
     def read_body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def do_POST(self) -> None:
         body = self.read_body()
-        if self.path == "/login":
+        if self.path.startswith("/signup"):
+            q = self.query()
+            with self.lock:
+                taken = q["email"] in self.accounts
+                first = q["user"] not in self.signed_up
+                if not taken:
+                    self.accounts[q["email"]] = set()
+                    self.signed_up.add(q["user"])
+            self.count("signup 409" if taken else "signup 503" if first else "signup 201")
+            self.reply(409 if taken else 503 if first else 201, {"email": q["email"]})
+        elif self.path == "/login":
             n = self.count("login")
             try:
                 user = json.loads(body)["user"]
@@ -94,6 +111,12 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(404, {})
 
     def do_DELETE(self) -> None:
+        if self.path.startswith("/account"):
+            with self.lock:
+                found = self.accounts.pop(self.query()["email"], None) is not None
+            self.count(f"account {204 if found else 404}")
+            self.reply(204 if found else 404, b"")
+            return
         self.count("delete")
         self.reply(204 if self.path.startswith("/items/") else 404, b"")
 
@@ -101,7 +124,18 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path
         if path == "/stats":
             with self.lock:
-                self.reply(200, {**self.stats, "uuids": len(self.uuids)})
+                accounts = {email: len(seen) for email, seen in self.accounts.items()}
+                self.reply(200, {**self.stats, "uuids": len(self.uuids), "accounts": accounts})
+            return
+        if path.startswith("/me"):
+            q = self.query()
+            with self.lock:
+                seen = self.accounts.get(q["email"])
+                if seen is not None:
+                    seen.add(q["it"])
+                self.uuids.add(q["it"])
+            self.count(f"me {200 if seen is not None else 404}")
+            self.reply(200 if seen is not None else 404, {})
             return
         if path.startswith("/items/"):
             self.count("items")
@@ -130,6 +164,8 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/slow":
             time.sleep(2)
             self.reply(200, {})
+        elif path == "/big":  # a value over the 64 KiB an extracted value may hold
+            self.reply(200, {"big": "x" * 70_000, "small": "ok"})
         else:
             self.reply(404, {})
 
@@ -159,9 +195,9 @@ class Server:
         self.port = port
         self.process = process
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=10) as reply:
-            data: dict[str, int] = json.loads(reply.read())
+            data: dict[str, Any] = json.loads(reply.read())
             return data
 
 
@@ -584,3 +620,294 @@ def test_open_model_queue_drops_and_stop(server: Server) -> None:
     assert 18 <= first["sent"] + first["dropped"] + first["unsent"] <= 22  # the arrivals of about 1 s
     assert result.journeys[0].started == 1 and result.journeys[0].completed == 0
     assert raw["endpoints"][1]["warmup"]["sent"] == 0  # no teardown after stop()
+
+
+def test_a_users_uuid_is_drawn_per_setup_attempt_and_kept_by_its_iterations(server: Server) -> None:
+    """3 users sign up with their own UUID (`user_uuid_slot`); each first sign-up takes the
+    address but fails (503): the retry draws a new UUID (the old address would be 409). The
+    iterations and the teardown use the address of the sign-up that passed; `{uuid}` is
+    fresh for each iteration."""
+    IT, MINE, USERN = 0, 1, 2
+    program = Program(
+        slots=3,
+        names=("uuid", "user uuid", "user"),
+        steps=(
+            Step(
+                head=(
+                    b"POST /signup?user=",
+                    (USERN, Encoding.RAW),
+                    b"&email=",
+                    (MINE, Encoding.PERCENT),
+                    b" HTTP/1.1\r\nHost: t\r\n",
+                ),
+                body=(b"{}",),
+                expect=ResponseExpect(statuses=(201,)),
+            ),
+            Step(
+                head=(
+                    b"GET /me?email=",
+                    (MINE, Encoding.PERCENT),
+                    b"&it=",
+                    (IT, Encoding.PERCENT),
+                    b" HTTP/1.1\r\nHost: t\r\n",
+                ),
+                expect=ResponseExpect(statuses=(200,)),
+            ),
+            Step(
+                head=(b"DELETE /account?email=", (MINE, Encoding.PERCENT), b" HTTP/1.1\r\nHost: t\r\n"),
+                expect=ResponseExpect(statuses=(204,)),
+            ),
+        ),
+        journeys=((1, (1,)),),
+        setup=(0,),
+        teardown=(2,),
+        uuid_slot=IT,
+        user_uuid_slot=MINE,
+        user_slot=USERN,
+    )
+    result = run_program(
+        program, "127.0.0.1", server.port, closed=True, users=3, duration=0.5, think_time=0.05
+    )
+    eps = result.raw["endpoints"]
+    stats = server.stats()
+    assert stats["signup 503"] == stats["signup 201"] == 3 and "signup 409" not in stats
+    assert eps[0]["warmup"]["status"] == {503: 3, 201: 3}
+    passed = result.journeys[0].passed
+    assert passed >= 9 and stats["me 200"] == passed and "me 404" not in stats
+    assert stats["account 204"] == 3 and "account 404" not in stats
+    # left: the 3 addresses of the failed first attempts, never used again
+    assert stats["accounts"] == {email: 0 for email in stats["accounts"]} and len(stats["accounts"]) == 3
+    # every iteration drew its own {uuid}
+    assert stats["uuids"] == passed and eps[1]["measured"]["status"] == {200: passed}
+
+
+def test_compiled_journey_json_types_header_values_and_json_existence(server: Server) -> None:
+    """Journeys compiled from a plan: a lone "{id}" in a JSON body sends what the Python driver
+    sends (the number, the string, the object as extracted); headers compared by value and by
+    absence, JSON fields by existence; each check failing where it should, with its reason."""
+    from gonogo.loadgen.journey_compile import Compiled, compile_journeys
+    from gonogo.loadgen.settings import LoadSettings
+
+    login = {
+        "name": "login",
+        "request": {"method": "POST", "path": "/login", "json": {"user": "1"}},
+        "extract": {"id": "json:$.id", "token": "json:$.token", "nested": "json:$.nested"},
+    }
+    echo = {"method": "POST", "path": "/echo", "json": {"id": "{id}"}}
+    journeys = {
+        "ok": [
+            login,
+            {
+                "name": "echo",
+                "request": {
+                    "method": "POST",
+                    "path": "/echo",
+                    "json": {"id": "{id}", "token": "{token}", "nested": "{nested}", "label": "id {id}"},
+                },
+                "expect": {
+                    "status": 200,
+                    "headers": {"Content-Type": "application/json", "X-Secret": {"exists": False}},
+                    "json": {
+                        "$.doc.id": 101,
+                        "$.doc.token": "tok-1",
+                        "$.doc.nested.list[1].k": 'v"q',
+                        "$.doc.label": "id 101",
+                        "$.doc.nested": {"exists": True},
+                        "$.doc.missing": {"exists": False},
+                    },
+                },
+            },
+        ],
+        "other_type": [
+            {
+                "name": "s",
+                "request": {"path": "/static"},
+                "expect": {"headers": {"Content-Type": "text/html"}},
+            }
+        ],
+        "present": [
+            {
+                "name": "s",
+                "request": {"path": "/static"},
+                "expect": {"headers": {"Content-Length": {"exists": False}}},
+            }
+        ],
+        "not_absent": [
+            login,
+            {"name": "s", "request": echo, "expect": {"json": {"$.doc.id": {"exists": False}}}},
+        ],
+        "not_there": [
+            login,
+            {"name": "s", "request": echo, "expect": {"json": {"$.nothing": {"exists": True}}}},
+        ],
+    }
+    settings = LoadSettings.model_validate(
+        {
+            "model": "closed",
+            "users": 1,
+            "duration": "1s",
+            "journeys": {name: {"steps": steps} for name, steps in journeys.items()},
+        }
+    )
+    compiled = compile_journeys(settings, f"http://127.0.0.1:{server.port}", files={}, expand=str)
+    assert isinstance(compiled, Compiled), compiled
+    result = run_program(compiled.program, "127.0.0.1", server.port, closed=True, users=1, max_iterations=10)
+    eps = result.raw["endpoints"]
+    assert [j.started for j in result.journeys] == [2] * 5
+    ok = result.journeys[0]
+    assert ok.passed == 2 and eps[1]["measured"]["status"] == {200: 2} and eps[1]["failures"] == []
+    reasons = {}
+    for index, step in enumerate(compiled.steps):
+        kept = eps[index]["failures"]
+        if kept:
+            reasons[step.name] = {step.expect.failure(step.name, f).reason for f in kept}
+    assert reasons == {
+        "other_type.s": {'header Content-Type is "application/json", expected "text/html"'},
+        "present.s": {'header Content-Length is "28", expected it to be absent'},
+        "not_absent.s": {"$.doc.id is 101, expected it to be absent"},
+        "not_there.s": {"$.nothing is missing, expected it to exist"},
+    }
+    assert [j.failed for j in result.journeys] == [0, 2, 2, 2, 2]
+
+
+def test_iterations_are_numbered_apart_across_workers(server: Server) -> None:
+    """Two engines numbered as run_load's workers 0 and 1 of 2: their `{iteration}` values
+    interleave (1, 3, 5 and 2, 4, 6) and never coincide."""
+    step = Step(head=(b"POST /echo?i=", (0, Encoding.RAW), b" HTTP/1.1\r\nHost: t\r\n"), body=(b"{}",))
+    for worker in (0, 1):
+        program = Program(
+            slots=1,
+            steps=(step,),
+            journeys=((1, (0,)),),
+            iteration_slot=0,
+            iteration_offset=worker,
+            iteration_stride=2,
+        )
+        run_program(program, "127.0.0.1", server.port, closed=True, users=2, max_iterations=3)
+    stats = server.stats()
+    assert {k: v for k, v in stats.items() if k.startswith("i=")} == {f"i={n}": 1 for n in range(1, 7)}
+    from gonogo.loadgen import _engine
+
+    bad = {"slots": 1, "steps": [{"head": [b"GET / HTTP/1.1\r\n"]}], "journeys": [(1, [0])]}
+    with pytest.raises(ValueError, match="iteration_offset below it"):
+        _engine.Engine(
+            "127.0.0.1",
+            9,
+            [],
+            [],
+            closed=True,
+            duration=1,
+            program={**bad, "iteration_offset": 2, "iteration_stride": 2},
+        )
+
+
+def test_extracted_values_caps_teardown_bound_and_open_model_setup_failures(server: Server) -> None:
+    """Closed, one user: a header's value extracted trimmed, the status as text, a regex
+    without a group (the whole match), values over 64 KiB refused by name, and a teardown
+    cut at `timeout`. Then open, two users: each one's first setup fails (counted on the
+    arrival that took the user, `failed_setup`), the next arrival sets it up again."""
+    BIG = 10
+    names = (*NAMES, "big")
+    steps = (
+        login_step(),  # 0: setup (login 1: X-Request-Id "  req-1  ")
+        Step(
+            head=(
+                b"POST /echo?r=",
+                (REQ, Encoding.PERCENT),
+                b"&s=",
+                (STATUS, Encoding.PERCENT),
+                b"&e HTTP/1.1\r\nHost: t\r\n",
+            ),
+            body=(b"{}",),
+            expect=ResponseExpect(statuses=(200,), body_contains='"query": "r=req-1&s=200&e"'),
+            extract=(Extract(ECHOED, "regex", text="req-[0-9]+&s=[0-9]+"),),
+        ),  # 1
+        Step(
+            head=(b"POST /echo HTTP/1.1\r\nHost: t\r\n",),
+            body=(b'{"m": "', (ECHOED, Encoding.JSON), b'"}'),
+            expect=ResponseExpect(statuses=(200,), json=(JsonField("$.doc.m", ("doc", "m"), "req-1&s=200"),)),
+        ),  # 2
+        Step(head=(get("/big"),), extract=(Extract(BIG, "json", ("big",)),)),  # 3
+        Step(head=(get("/big"),), extract=(Extract(BIG, "regex", text="x+"),)),  # 4
+        Step(head=(get("/big"),), extract=(Extract(BIG, "json_value", ("small",)),)),  # 5
+        Step(
+            head=(b"POST /echo HTTP/1.1\r\nHost: t\r\n",),
+            body=(b'{"small": ', (BIG, Encoding.RAW), b"}"),
+            expect=ResponseExpect(statuses=(200,), json=(JsonField("$.doc.small", ("doc", "small"), "ok"),)),
+        ),  # 6
+        Step(head=(get("/slow"),)),  # 7: teardown
+    )
+    program = Program(
+        slots=len(names),
+        names=names,
+        steps=steps,
+        journeys=((1, (1, 2)), (1, (3,)), (1, (4,)), (1, (5, 6))),
+        setup=(0,),
+        teardown=(7,),
+        user_slot=USER,
+    )
+    started = time.monotonic()
+    result = run_program(
+        program, "127.0.0.1", server.port, closed=True, users=1, max_iterations=4, timeout=0.3
+    )
+    assert time.monotonic() - started < 1.5  # the teardown's 2 s answer was not waited for
+    eps = result.raw["endpoints"]
+    assert [j.passed for j in result.journeys] == [1, 0, 0, 1], [e["failures"] for e in eps]
+    assert [f[6] for f in eps[3]["failures"]] == [b"extract big: $.big is over 65536 bytes"]
+    assert [f[6] for f in eps[4]["failures"]] == [b"extract big: the match is over 65536 bytes"]
+    teardown = eps[7]["warmup"]
+    assert teardown["sent"] == 1 and teardown["responses"] == 0 and teardown["errors"][6] == 1
+
+    # the open model: a failed setup is the failure of the arrival that took the user
+    signup = Step(
+        head=(
+            b"POST /signup?user=",
+            (USER, Encoding.RAW),
+            b"&email=u",
+            (USER, Encoding.RAW),
+            b"-",
+            (UUIDV, Encoding.RAW),
+            b" HTTP/1.1\r\nHost: t\r\n",
+        ),
+        body=(b"{}",),
+        expect=ResponseExpect(statuses=(201,)),
+    )
+    program = Program(
+        slots=len(NAMES),
+        names=NAMES,
+        steps=(signup, Step(head=(get("/static"),))),
+        journeys=((1, (1,)),),
+        setup=(0,),
+        user_uuid_slot=UUIDV,
+        user_slot=USER,
+    )
+    result = run_program(
+        program, "127.0.0.1", server.port, closed=False, stages=[(0.5, 20.0, 20.0)], max_connections=2
+    )
+    (journey,) = result.journeys
+    users = result.raw["endpoints"][0]["warmup"]["status"][503]  # the users that ran (1 or 2)
+    assert result.raw["endpoints"][0]["warmup"]["status"] == {503: users, 201: users}
+    assert journey.started == journey.completed == 10 and journey.failed == journey.failed_setup == users
+    assert journey.passed == 10 - users
+
+
+def test_open_model_stages_and_poisson_arrivals_are_iterations(server: Server) -> None:
+    """Arrivals on stages (20/s for 0.5 s, then 60/s for 0.5 s) are iterations: 10 + 30 of
+    them; Poisson arrivals on the same stages (seeded) about as many, at irregular times."""
+    program = Program(slots=1, steps=(Step(head=(get("/static"),)),), journeys=((1, (0,)),))
+    stages = [(0.5, 20.0, 20.0), (0.5, 60.0, 60.0)]
+    even = run_program(program, "127.0.0.1", server.port, closed=False, stages=stages, max_connections=4)
+    assert even.journeys[0].started == even.journeys[0].passed == 40
+    assert even.raw["endpoints"][0]["measured"]["responses"] == 40
+    poisson = run_program(
+        program,
+        "127.0.0.1",
+        server.port,
+        closed=False,
+        stages=stages,
+        max_connections=4,
+        poisson=True,
+        seed=7,
+    )
+    started = poisson.journeys[0].started
+    assert 20 <= started <= 65 and poisson.journeys[0].passed == started
