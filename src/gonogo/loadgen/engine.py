@@ -110,13 +110,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Literal
 
-import gonogo.loadgen._engine as _engine
 import gonogo.loadgen.histogram as hist
 from gonogo.errors import GonogoError
 from gonogo.loadgen.expect import KEPT_FAILURES, AssertionFailure, ResponseExpect
 from gonogo.loadgen.histogram import HdrHistogram
+from gonogo.loadgen.native import ERROR_KINDS, load_engine
+from gonogo.loadgen.native import engine as _engine
+from gonogo.loadgen.schedule import Schedule, open_stages, share
 
-ERROR_KINDS: tuple[str, ...] = tuple(_engine.ERROR_KINDS)
 CONNECTION_ERROR_KINDS: tuple[str, ...] = ("refused", "connect", "reset", "closed", "protocol")
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -590,26 +591,7 @@ def _split(spec: LoadSpec) -> list[_Part]:
     else:
         max_queue = min(max(1024, math.ceil(peak * spec.timeout) + 1), 10_000_000)
 
-    stages: list[tuple[float, float, float]] = []
-    if spec.model == "open":
-        initial = spec._initial_rate()
-        if spec.warmup > 0:
-            stages.append((spec.warmup, initial, initial))
-        if spec.stages:
-            previous = spec.rate or 0.0
-            remaining = spec.duration if spec.duration is not None else math.inf
-            for seconds, target in spec.stages:
-                if remaining <= 0:
-                    break
-                if seconds > remaining:  # a duration shorter than the stages cuts the ramp
-                    target = previous + (target - previous) * remaining / seconds
-                    seconds = remaining
-                stages.append((seconds, previous, target))
-                previous = target
-                remaining -= seconds
-        else:
-            assert spec.rate is not None
-            stages.append((spec.duration if spec.duration is not None else math.inf, spec.rate, spec.rate))
+    schedules = _schedule(spec).split(workers) if spec.model == "open" else []
 
     parts = []
     for i in range(workers):
@@ -629,28 +611,30 @@ def _split(spec: LoadSpec) -> list[_Part]:
         if any(e.expect is not None for e in spec.endpoints):
             kwargs["expects"] = [e.expect.engine_form() if e.expect else None for e in spec.endpoints]
         if spec.max_requests is not None:
-            kwargs["max_requests"] = _share(spec.max_requests, workers, i)
+            kwargs["max_requests"] = share(spec.max_requests, workers, i)
         if spec.model == "closed":
-            users = _share(spec.users, workers, i)
+            users = share(spec.users, workers, i)
             kwargs.update(users=users, think_time=spec.think_time, duration=spec.duration or 0.0)
             fds = users
         else:
-            connections = _share(spec.max_connections, workers, i)
-            kwargs.update(
-                stages=[(d, r0 / workers, r1 / workers) for d, r0, r1 in stages],
-                max_connections=connections,
-                max_queue=_share(max_queue, workers, i),
-                # deterministic arrivals of the workers interleave instead of coinciding
-                arrival_offset=i / workers,
-            )
+            connections = share(spec.max_connections, workers, i)
+            kwargs.update(schedules[i].engine_form())  # stages, seed, arrival offset: the split's
+            kwargs.update(max_connections=connections, max_queue=share(max_queue, workers, i))
             fds = connections
         cpu = spec.cpus[i % len(spec.cpus)] if spec.cpus else None
         parts.append(_Part(index=i, kwargs=kwargs, cpu=cpu, fds=fds))
     return parts
 
 
-def _share(total: int, n: int, i: int) -> int:
-    return total // n + (1 if i < total % n else 0)
+def _schedule(spec: LoadSpec) -> Schedule:
+    """The open model's arrivals of the whole load (before its split over workers)."""
+    return Schedule(
+        tuple(open_stages(spec.rate, spec.stages, spec.duration, spec.warmup)),
+        poisson=spec.poisson,
+        seed=spec.seed,
+        warmup=spec.warmup,
+        max_measured=spec.max_requests,
+    )
 
 
 @contextlib.contextmanager
@@ -786,6 +770,7 @@ def run_load(
     worker's virtual users are numbered on from the previous worker's (`user_offset`), and
     worker i of n numbers its iterations i+1, i+1+n, ... (`iteration_offset`, `_stride`)."""
     spec.validate()
+    load_engine()  # EngineNotBuilt, saying how to build it, before anything starts
     parts = _split(spec)
     if program is not None:
         offset = 0
