@@ -1,0 +1,287 @@
+"""What a load run measured (`LoadResult`): counts by outcome, HdrHistograms of latency per
+endpoint, per component and overall, the per-second series and the generator's own figures;
+and the progress snapshots of a run in flight. See `engine` for how each is measured.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CONNECTION_ERROR_KINDS",
+    "ERROR_KINDS",
+    "Aggregate",
+    "Counts",
+    "EndpointResult",
+    "LoadError",
+    "LoadInterrupted",
+    "LoadResult",
+    "ProgressSnapshot",
+    "SecondLatency",
+    "SecondStats",
+    "WorkerStats",
+    "oldest_waiting",
+    "waiting_percentile",
+]
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import gonogo.loadgen.histogram as hist
+from gonogo.errors import GonogoError
+from gonogo.loadgen.expect import AssertionFailure
+from gonogo.loadgen.histogram import HdrHistogram
+from gonogo.loadgen.native import ERROR_KINDS
+from gonogo.loadgen.spec import Endpoint, LoadSpec
+
+CONNECTION_ERROR_KINDS: tuple[str, ...] = ("refused", "connect", "reset", "closed", "protocol")
+
+
+class LoadError(GonogoError, RuntimeError):
+    """The run could not be completed (a worker process failed)."""
+
+
+class LoadInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run. `result` holds what was measured until then."""
+
+    def __init__(self, result: LoadResult) -> None:
+        super().__init__("load run interrupted")
+        self.result = result
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What happened to the requests of one endpoint (or a sum of them) in one phase.
+
+    `requests`: sent; `responses`: complete responses (any status); `errors`: by kind (every
+    kind of ERROR_KINDS present); `unfinished`: sent but without outcome because the run was
+    stopped; `unsent`: scheduled but still queued when the run was stopped. `late`: sent more
+    than `late_threshold` after the intended time, for whatever reason; `behind`: those the
+    generator's own loop handled that late (open: the arrival; closed: the user's next send),
+    as opposed to requests that waited for a free connection while the server held them all.
+    """
+
+    requests: int = 0
+    responses: int = 0
+    late: int = 0
+    dropped: int = 0
+    behind: int = 0
+    unfinished: int = 0
+    unsent: int = 0
+    errors: Mapping[str, int] = field(default_factory=lambda: dict.fromkeys(ERROR_KINDS, 0))
+    status: Mapping[int, int] = field(default_factory=dict)
+
+    @property
+    def scheduled(self) -> int:
+        """Requests the schedule asked for: sent, dropped or never sent."""
+        return self.requests + self.dropped + self.unsent
+
+    @property
+    def error_total(self) -> int:
+        return sum(self.errors.values())
+
+    @property
+    def connection_errors(self) -> int:
+        return sum(self.errors[k] for k in CONNECTION_ERROR_KINDS)
+
+    @property
+    def timeouts(self) -> int:
+        return self.errors["timeout"]
+
+    @property
+    def error_rate(self) -> float | None:
+        """Failed requests (4xx, 5xx, connection errors, timeouts) over requests with an outcome."""
+        done = self.requests - self.unfinished
+        return self.error_total / done if done else None
+
+    def __add__(self, other: Counts) -> Counts:
+        status = dict(self.status)
+        for code, n in other.status.items():
+            status[code] = status.get(code, 0) + n
+        return Counts(
+            requests=self.requests + other.requests,
+            responses=self.responses + other.responses,
+            late=self.late + other.late,
+            dropped=self.dropped + other.dropped,
+            behind=self.behind + other.behind,
+            unfinished=self.unfinished + other.unfinished,
+            unsent=self.unsent + other.unsent,
+            errors={k: self.errors[k] + other.errors[k] for k in ERROR_KINDS},
+            status=dict(sorted(status.items())),
+        )
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """Counts and latency histograms (µs) of a set of endpoints."""
+
+    counts: Counts
+    warmup: Counts
+    corrected: HdrHistogram
+    uncorrected: HdrHistogram
+
+
+@dataclass(frozen=True)
+class EndpointResult(Aggregate):
+    endpoint: Endpoint
+    # the first responses of the measured phase that failed `endpoint.expect` (at most
+    # KEPT_FAILURES per worker process, KEPT_FAILURES in all)
+    failures: tuple[AssertionFailure, ...] = ()
+
+
+@dataclass(frozen=True)
+class SecondStats:
+    """One second of the measured phase (the last one may be partial: `span` < 1)."""
+
+    second: int
+    span: float
+    requests: int
+    responses: int
+    late: int
+    dropped: int
+    errors: Mapping[str, int]
+    max_lag_us: int
+    latency: Mapping[int, int]  # corrected latency: counts index -> count, 2 significant digits
+    # the requests still unanswered at the second's end (sent or queued): their age then,
+    # from their intended time, in the same form
+    waiting: Mapping[int, int] = field(default_factory=dict)
+
+    @property
+    def error_total(self) -> int:
+        return sum(self.errors.values())
+
+    def percentile(self, p: float) -> int | None:
+        """Corrected latency (µs) at percentile p of this second's responses; None if none."""
+        return hist.sparse_percentile(self.latency, p)
+
+    def percentile_with_waiting(self, p: float) -> int | None:
+        """`percentile(p)`, or higher if it counts the requests still waiting at the second's
+        end at their age so far (a lower bound of their latency): a second in which a stalled
+        server answered little or nothing shows its users' wait. None if neither exists."""
+        return waiting_percentile(self.latency, self.waiting, p)
+
+    def histogram(self) -> HdrHistogram:
+        return hist.from_sparse(self.latency.items())
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    """The generator measuring itself: one worker's thread CPU and wall time."""
+
+    index: int
+    cpu_user_seconds: float
+    cpu_system_seconds: float
+    wall_seconds: float
+    max_lag_us: int
+    connections_opened: int
+    retries: int
+    cpu: int | None
+
+    @property
+    def cpu_seconds(self) -> float:
+        return self.cpu_user_seconds + self.cpu_system_seconds
+
+    @property
+    def cpu_utilisation(self) -> float:
+        return self.cpu_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """Everything a run measured. Latencies in µs."""
+
+    spec: LoadSpec
+    endpoints: tuple[EndpointResult, ...]
+    overall: Aggregate
+    components: Mapping[str, Aggregate]
+    series: tuple[SecondStats, ...]
+    workers: tuple[WorkerStats, ...]
+    measured_seconds: float  # from the end of the warm-up to the last outcome
+    wall_seconds: float  # the whole run, warm-up included
+    stopped_early: bool  # `stop` was set or the run was interrupted
+    # each worker's `Engine.results()` as is (a journey program's per-journey figures are there)
+    raw: tuple[Mapping[str, Any], ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def total(self) -> Counts:
+        return self.overall.counts
+
+    @property
+    def warmup_total(self) -> Counts:
+        return self.overall.warmup
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(w.cpu_seconds for w in self.workers)
+
+    @property
+    def max_lag_us(self) -> int:
+        return max((w.max_lag_us for w in self.workers), default=0)
+
+    @property
+    def throughput(self) -> float:
+        """Responses per second of the measured phase."""
+        return self.total.responses / self.measured_seconds if self.measured_seconds > 0 else 0.0
+
+    def endpoint(self, name: str) -> EndpointResult:
+        for e in self.endpoints:
+            if e.endpoint.name == name:
+                return e
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class SecondLatency:
+    """Corrected latency (µs, 2 significant digits) of one second of the measured phase, as
+    `SecondStats.percentile_with_waiting` gives it."""
+
+    second: int  # from the end of the warm-up, as `SecondStats.second`
+    p95_us: int | None  # None: no response completed in that second, and none was waiting
+    p99_us: int | None
+    # at most this old (µs from its intended time) was the oldest request waiting at the
+    # second's end; None when none was
+    oldest_waiting_us: int | None = None
+
+
+@dataclass(frozen=True)
+class ProgressSnapshot:
+    """About once per second during a run."""
+
+    elapsed: float  # seconds since the run started, warm-up included
+    warming_up: bool
+    requests: int  # measured phase, so far
+    responses: int
+    errors: int
+    late: int
+    dropped: int
+    warmup_requests: int
+    rps: float  # responses per second since the previous snapshot (both phases)
+    p95_us: int | None  # corrected, measured phase so far (2 significant digits)
+    p99_us: int | None
+    open_connections: int
+    queued: int
+    # the measured seconds that ended since the previous snapshot, in order: the per-second
+    # series an `abort_on_fail` gate with a timeframe (`< 500ms for 10s`) watches
+    seconds: tuple[SecondLatency, ...] = ()
+
+
+def waiting_percentile(latency: Mapping[int, int], waiting: Mapping[int, int], p: float) -> int | None:
+    """The larger of the percentile p of `latency` and of `latency` with `waiting` added
+    (sparse 2-digit histograms, see `SecondStats.percentile_with_waiting`)."""
+    answered = hist.sparse_percentile(latency, p)
+    if not waiting:
+        return answered
+    both = dict(latency)
+    for index, count in waiting.items():
+        both[index] = both.get(index, 0) + count
+    with_waiting = hist.sparse_percentile(both, p)
+    assert with_waiting is not None
+    return with_waiting if answered is None else max(answered, with_waiting)
+
+
+def oldest_waiting(waiting: Mapping[int, int]) -> int | None:
+    """The highest age (µs) the oldest of the requests waiting at a second's end can have
+    (`SecondStats.waiting`); None when none was waiting."""
+    if not waiting:
+        return None
+    figures = hist.SERIES_SIGNIFICANT_FIGURES
+    return hist.highest_equivalent_value(hist.value_at_index(max(waiting), figures), figures)
