@@ -21,7 +21,7 @@ __all__ = ["run_compiled"]
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -30,7 +30,6 @@ from gonogo.journey.engine import Failure, FailureKind
 from gonogo.loadgen import histogram as hist
 from gonogo.loadgen.engine import (
     CONNECTION_ERROR_KINDS,
-    Aggregate,
     Endpoint,
     EndpointResult,
     LoadInterrupted,
@@ -40,11 +39,13 @@ from gonogo.loadgen.engine import (
     loopback_address,
     run_load,
 )
-from gonogo.loadgen.journey_load import (
+from gonogo.loadgen.journey_results import (
     IterationCounts,
     JourneyLoadInterrupted,
     JourneyLoadResult,
     JourneyTotals,
+    Progress,
+    aggregate_steps,
     sum_counts,
 )
 from gonogo.loadgen.settings import LoadSettings
@@ -52,7 +53,6 @@ from gonogo.loadgen.settings import LoadSettings
 if TYPE_CHECKING:  # the compiled program imports the C engine; this module is imported without it
     from gonogo.loadgen.journey_compile import Compiled
 
-Progress = Callable[[ProgressSnapshot, str], None]
 _WATCH = 0.02  # seconds between looks at `stop` and `max_duration`
 
 
@@ -149,7 +149,7 @@ def _result(
     journey_steps = [by_index[i] for _, _, indexes in compiled.journeys for i in indexes]
     once_steps = [by_index[i] for i in (*compiled.program.setup, *compiled.program.teardown)]
     components = {
-        name: _aggregate([s for s in journey_steps if s.endpoint.component == name])
+        name: aggregate_steps([s for s in journey_steps if s.endpoint.component == name])
         for name in dict.fromkeys(s.endpoint.component for s in journey_steps)
     }
     raws = [raw.get("journeys", []) for raw in result.raw]
@@ -187,7 +187,7 @@ def _result(
     failures += _unanswered(compiled, base_url, by_index, settings.request_timeout)
     return JourneyLoadResult(
         steps=tuple(journey_steps),
-        overall=_aggregate(journey_steps),
+        overall=aggregate_steps(journey_steps),
         components=components,
         series=result.series,
         journeys=tuple(journeys),
@@ -276,12 +276,3 @@ def _unanswered(
                 )
             )
     return found
-
-
-def _aggregate(steps: Sequence[Aggregate]) -> Aggregate:
-    return Aggregate(
-        counts=sum_counts([s.counts for s in steps]),
-        warmup=sum_counts([s.warmup for s in steps]),
-        corrected=hist.merge(s.corrected for s in steps),
-        uncorrected=hist.merge(s.uncorrected for s in steps),
-    )

@@ -1,0 +1,153 @@
+"""What a journey load measured (`JourneyLoadResult`), in the load engine's shapes, whichever
+driver ran it (the C engine, `journey_engine`, or the Python driver, `journey_driver`); see
+`journey_load` for how each figure is measured.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ASSERTION",
+    "ERROR_KINDS_WITH_ASSERTION",
+    "KEPT_FAILURES",
+    "IterationCounts",
+    "JourneyLoadInterrupted",
+    "JourneyLoadResult",
+    "JourneyTotals",
+    "Progress",
+    "aggregate_steps",
+    "sum_counts",
+]
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from gonogo.journey.engine import Failure
+from gonogo.loadgen import histogram as hist
+from gonogo.loadgen.histogram import HdrHistogram
+from gonogo.loadgen.results import (
+    ERROR_KINDS,
+    Aggregate,
+    Counts,
+    EndpointResult,
+    ProgressSnapshot,
+    SecondStats,
+)
+
+ASSERTION = "assertion"
+ERROR_KINDS_WITH_ASSERTION: tuple[str, ...] = ERROR_KINDS  # the engine's kinds include `assertion`
+KEPT_FAILURES = 100  # failures of the measured phase kept as evidence
+
+Progress = Callable[[ProgressSnapshot, str], None]
+
+
+class JourneyLoadInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) during a run: `result` is what was measured, `original` the interrupt."""
+
+    def __init__(self, result: JourneyLoadResult, original: KeyboardInterrupt) -> None:
+        super().__init__("journey load interrupted")
+        self.result = result
+        self.original = original
+
+
+@dataclass(frozen=True)
+class JourneyTotals:
+    """One journey over the measured phase."""
+
+    name: str
+    weight: int
+    iterations: int  # ran to an end, passed or failed
+    passed: int
+    failed_at: Mapping[str, int]  # step → iterations that failed there
+    duration: HdrHistogram  # µs, successful iterations, from the intended start
+    duration_uncorrected: HdrHistogram  # µs, successful iterations, from the actual start
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.passed / self.iterations if self.iterations else None
+
+
+@dataclass(frozen=True)
+class IterationCounts:
+    """What happened to the iterations the schedule asked for (measured phase)."""
+
+    scheduled: int = 0  # open: arrivals; closed: iterations the users began
+    started: int = 0
+    completed: int = 0  # ran to an end (passed or failed); started - completed were cut short
+    late: int = 0
+    dropped: int = 0
+    unsent: int = 0
+    warmup: int = 0  # iterations started during the warm-up
+    behind: int = 0  # arrivals (closed: turns) the loop itself reached more than late_threshold late
+
+
+@dataclass(frozen=True)
+class JourneyLoadResult:
+    """Everything a journey load measured, in the load engine's shapes. Latencies in µs."""
+
+    steps: tuple[EndpointResult, ...]  # one per journey step, named `<journey>.<step>`
+    overall: Aggregate
+    components: Mapping[str, Aggregate]
+    series: tuple[SecondStats, ...]
+    journeys: tuple[JourneyTotals, ...]
+    iterations: IterationCounts
+    failures: tuple[Failure, ...]  # the first KEPT_FAILURES of the measured phase
+    failure_count: int
+    cpu_seconds: float  # the loop thread's CPU time
+    generator_seconds: float  # wall time over which `cpu_seconds` was measured
+    max_lag_us: int
+    measured_seconds: float  # from the end of the warm-up to the end of the run
+    wall_seconds: float  # the whole run, warm-up included
+    started_at: datetime
+    stopped_early: bool  # `stop` was set, or the run was interrupted
+    hit_max_duration: bool  # cut by `max_duration`
+    # the per-user `setup` and `teardown` steps (`setup.<step>`, `teardown.<step>`): counted
+    # apart, as warm-up (in no histogram, series or measured count)
+    once_steps: tuple[EndpointResult, ...] = ()
+    driver: Literal["c", "python"] = "python"
+    fallback_reason: str | None = (
+        None  # why the Python driver ran, when the plan's journeys could not compile
+    )
+
+    @property
+    def total(self) -> Counts:
+        return self.overall.counts
+
+    @property
+    def cpu_utilisation(self) -> float:
+        return self.cpu_seconds / self.generator_seconds if self.generator_seconds > 0 else 0.0
+
+
+def sum_counts(items: Sequence[Counts]) -> Counts:
+    """The sum of counts, in one pass."""
+    errors: dict[str, int] = {}
+    status: dict[int, int] = {}
+    for c in items:
+        for kind, n in c.errors.items():
+            errors[kind] = errors.get(kind, 0) + n
+        for code, n in c.status.items():
+            status[code] = status.get(code, 0) + n
+    for kind in ERROR_KINDS_WITH_ASSERTION:
+        errors.setdefault(kind, 0)
+    return Counts(
+        requests=sum(c.requests for c in items),
+        responses=sum(c.responses for c in items),
+        late=sum(c.late for c in items),
+        dropped=sum(c.dropped for c in items),
+        behind=sum(c.behind for c in items),
+        unfinished=sum(c.unfinished for c in items),
+        unsent=sum(c.unsent for c in items),
+        errors=errors,
+        status=dict(sorted(status.items())),
+    )
+
+
+def aggregate_steps(steps: Sequence[Aggregate]) -> Aggregate:
+    """The counts and histograms of `steps` together."""
+    return Aggregate(
+        counts=sum_counts([s.counts for s in steps]),
+        warmup=sum_counts([s.warmup for s in steps]),
+        corrected=hist.merge(s.corrected for s in steps),
+        uncorrected=hist.merge(s.uncorrected for s in steps),
+    )
