@@ -1580,7 +1580,7 @@ static PyObject *failures_list(const expect_t *x) {
 #define WHY_MAX 160
 
 enum { EX_JSON, EX_HEADER, EX_REGEX, EX_STATUS, EX_JSON_VALUE }; /* EX_JSON_VALUE: the JSON text as written */
-enum { ENC_RAW, ENC_PERCENT, ENC_JSON };
+enum { ENC_RAW, ENC_PERCENT, ENC_JSON, ENC_BASE64 }; /* ENC_BASE64: RFC 4648, padded (Basic credentials) */
 enum { U_FREE, U_SETUP, U_ITER, U_TEARDOWN, U_DONE };
 
 typedef struct {
@@ -1649,6 +1649,12 @@ typedef struct program_s {
     uint32_t *setup, *teardown;
     uint32_t nsetup, nteardown;
     int cookies; /* some step keeps cookies */
+    /* derived slots: a slot whose value is its parts (literals, other slots encoded), made
+     * again before each send of a step that uses it (`user:password` for Basic credentials) */
+    pstep_t *derived; /* only lit and head/nhead (the parts) are used */
+    uint32_t *derived_slot;
+    uint32_t nderived;
+    int16_t derived_of[MAX_SLOTS]; /* slot -> index in derived, or -1 */
 } program_t;
 
 typedef struct {
@@ -1738,6 +1744,10 @@ static void program_free(program_t *P) {
     wrr_free(&P->mix);
     free(P->setup);
     free(P->teardown);
+    if (P->derived)
+        for (uint32_t i = 0; i < P->nderived; i++) pstep_free(&P->derived[i]);
+    free(P->derived);
+    free(P->derived_slot);
     free(P);
 }
 
@@ -1812,9 +1822,9 @@ static int parse_parts(PyObject *o, const program_t *P, pstep_t *st, size_t *cap
             goto fail;
         }
         if (slot_index(so, P, 0, &slot, where) < 0) goto fail;
-        if (enc < ENC_RAW || enc > ENC_JSON) {
-            PyErr_Format(PyExc_ValueError, "%s: encoding %d is not 0 (raw), 1 (percent) or 2 (JSON string)", where,
-                         enc);
+        if (enc < ENC_RAW || enc > ENC_BASE64) {
+            PyErr_Format(PyExc_ValueError,
+                         "%s: encoding %d is not 0 (raw), 1 (percent), 2 (JSON string) or 3 (base64)", where, enc);
             goto fail;
         }
         tp->var = 1;
@@ -1966,6 +1976,53 @@ static int parse_seconds(PyObject *o, double *out, const char *where, const char
         return -1;
     }
     return 0;
+}
+
+/* derived: [(slot, [PART, ...]), ...]; a part names no derived slot (one level: each is made
+ * from set variables only, before the send of a step that uses it). */
+static int parse_derived(PyObject *o, program_t *P) {
+    PyObject *seq = PySequence_Fast(o, "derived is a sequence of (slot, [parts])");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > MAX_SLOTS) {
+        PyErr_Format(PyExc_ValueError, "program: derived: at most %d", MAX_SLOTS);
+        goto fail;
+    }
+    P->derived = xcalloc((size_t)n + 1, sizeof(pstep_t));
+    P->derived_slot = xcalloc((size_t)n + 1, sizeof(uint32_t));
+    if (!P->derived || !P->derived_slot) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) { /* every derived slot first: parts may not name one */
+        PyObject *so, *parts;
+        int slot;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "OO;a derived slot is (slot, [parts])", &so, &parts) ||
+            slot_index(so, P, 0, &slot, "derived") < 0)
+            goto fail;
+        if (P->derived_of[slot] >= 0) {
+            PyErr_Format(PyExc_ValueError, "program: derived: slot %d twice", slot);
+            goto fail;
+        }
+        P->derived_of[slot] = (int16_t)i;
+        P->derived_slot[i] = (uint32_t)slot;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        pstep_t *d = &P->derived[P->nderived++];
+        size_t cap = 0;
+        PyObject *parts = PySequence_Fast_GET_ITEM(PySequence_Fast_GET_ITEM(seq, i), 1);
+        if (parse_parts(parts, P, d, &cap, &d->head, &d->nhead, "program: derived") < 0) goto fail;
+        for (int k = 0; k < d->nhead; k++)
+            if (d->head[k].var && P->derived_of[d->head[k].slot] >= 0) {
+                PyErr_SetString(PyExc_ValueError, "program: derived: a part names a derived slot");
+                goto fail;
+            }
+    }
+    Py_DECREF(seq);
+    return 0;
+fail:
+    Py_DECREF(seq);
+    return -1;
 }
 
 static int parse_step(PyObject *d, const program_t *P, pstep_t *st, uint32_t index) {
@@ -2171,6 +2228,8 @@ static int program_parse(Engine *E, PyObject *prog, PyObject *expects, uint64_t 
         }
         Py_CLEAR(seq);
     }
+    for (int i = 0; i < MAX_SLOTS; i++) P->derived_of[i] = -1;
+    if ((o = dict_item(prog, "derived", 0, where)) && o != Py_None && parse_derived(o, P) < 0) return -1;
     if (!(o = dict_item(prog, "steps", 1, where))) return -1;
     if (!(seq = PySequence_Fast(o, "steps is a sequence of dicts"))) return -1;
     Py_ssize_t nst = PySequence_Fast_GET_SIZE(seq);
@@ -2380,6 +2439,7 @@ static inline int unreserved(unsigned char ch) {
 
 static size_t enc_len(int enc, const char *p, size_t n) {
     if (enc == ENC_RAW) return n;
+    if (enc == ENC_BASE64) return (n + 2) / 3 * 4;
     size_t out = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)p[i];
@@ -2398,6 +2458,26 @@ static void enc_put(int enc, const char *p, size_t n, char *dst) {
     static const char hex[] = "0123456789ABCDEF";
     if (enc == ENC_RAW) {
         if (n) memcpy(dst, p, n);
+        return;
+    }
+    if (enc == ENC_BASE64) {
+        static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const unsigned char *s = (const unsigned char *)p;
+        size_t i = 0;
+        for (; i + 3 <= n; i += 3) {
+            uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+            *dst++ = b64[v >> 18];
+            *dst++ = b64[(v >> 12) & 63];
+            *dst++ = b64[(v >> 6) & 63];
+            *dst++ = b64[v & 63];
+        }
+        if (i < n) {
+            uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0);
+            *dst++ = b64[v >> 18];
+            *dst++ = b64[(v >> 12) & 63];
+            *dst++ = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+            *dst++ = '=';
+        }
         return;
     }
     for (size_t i = 0; i < n; i++) {
@@ -2474,11 +2554,66 @@ static void parts_put(const pstep_t *st, vuser_t *u, const tpart *parts, int n) 
     }
 }
 
+/* Derived slot k made again in u->cur from its parts: 0, or -1 with the reason in why (the
+ * first of its variables that is not set). */
+static int derive(const program_t *P, vuser_t *u, uint32_t k, char *why) {
+    const pstep_t *d = &P->derived[k];
+    char tmp[24];
+    size_t n = 0;
+    for (int i = 0; i < d->nhead; i++) {
+        const tpart *tp = &d->head[i];
+        if (!tp->var) {
+            n += tp->len;
+            continue;
+        }
+        const vval *v = &u->cur[tp->slot];
+        if (!v->set) {
+            snprintf(why, WHY_MAX, "variable %s is not set", slot_name(P, tp->slot, tmp));
+            return -1;
+        }
+        n += enc_len(tp->enc, v->p, v->len);
+    }
+    vval *out = &u->cur[P->derived_slot[k]];
+    if (n + 1 > out->cap) {
+        char *p = realloc(out->p, n + 32);
+        if (!p) {
+            snprintf(why, WHY_MAX, "out of memory for the request");
+            return -1;
+        }
+        out->p = p;
+        out->cap = (uint32_t)(n + 32);
+    }
+    size_t at = 0;
+    for (int i = 0; i < d->nhead; i++) {
+        const tpart *tp = &d->head[i];
+        if (tp->var) {
+            const vval *v = &u->cur[tp->slot];
+            enc_put(tp->enc, v->p, v->len, out->p + at);
+            at += enc_len(tp->enc, v->p, v->len);
+        } else {
+            memcpy(out->p + at, d->lit + tp->off, tp->len);
+            at += tp->len;
+        }
+    }
+    out->len = (uint32_t)n;
+    out->set = 1;
+    return 0;
+}
+
 /* The step's request for user u in u->req (and u->seg2): 0, or -1 with the reason in why
- * (a variable is not set, or holds a line break where it would end a header line). */
+ * (a variable is not set, or holds a line break where it would end a header line). The
+ * derived slots it uses are made first. */
 static int build_request(Engine *E, vuser_t *u, const pstep_t *st, char *why) {
     program_t *P = E->prog;
     char tmp[24];
+    for (int pass = 0; P->nderived && pass < 2; pass++) {
+        const tpart *parts = pass ? st->body : st->head;
+        int n = pass ? st->nbody : st->nhead;
+        for (int i = 0; i < n; i++)
+            if (parts[i].var && P->derived_of[parts[i].slot] >= 0 &&
+                derive(P, u, (uint32_t)P->derived_of[parts[i].slot], why) < 0)
+                return -1;
+    }
     for (int pass = 0; pass < 2; pass++) {
         const tpart *parts = pass ? st->body : st->head;
         int n = pass ? st->nbody : st->nhead;

@@ -26,6 +26,12 @@ set and the user has any, one `Cookie` header, then `Content-Length` when there 
 A variable that is not set, or (RAW, in the head) holds a line break, fails the step as an
 `assertion` without sending it ("variable doc_id is not set").
 
+A *derived* slot (`derived`: `(slot, parts)`, parts as a template's, naming no derived slot)
+is made again from its parts before each send of a step that uses it, so it always holds
+what its variables hold then: `Authorization: Basic ` + `(derived, BASE64)` whose parts are
+`(user, RAW), b":", (password, RAW)` sends the credentials of this user's variables. One of
+its variables not set fails the step as any unset variable does, naming that variable.
+
 After a response that met the step's `expect` (`None`: any status below 400), each
 `Extract` stores a value: `json` (a path of keys and indexes: a string unescaped, other
 values as written, objects and arrays as raw JSON text), `json_value` (the same value's
@@ -85,8 +91,8 @@ from typing import Any, Literal
 
 from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 
-from gonogo.loadgen import _engine
 from gonogo.loadgen import histogram as hist
+from gonogo.loadgen import native  # the extension on first use: validation imports this module
 from gonogo.loadgen.expect import ResponseExpect
 
 
@@ -94,6 +100,7 @@ class Encoding(IntEnum):
     RAW = 0
     PERCENT = 1  # RFC 3986: unreserved characters kept, every other byte %XX
     JSON = 2  # the content of a JSON string: " \ and control characters escaped
+    BASE64 = 3  # RFC 4648 with padding: Basic credentials, a derived `user:password`
 
 
 Part = bytes | tuple[int, Encoding]
@@ -153,6 +160,7 @@ class Program:
     iteration_offset: int = 0  # workers: worker i of n numbers its iterations i+1, i+1+n, ...
     iteration_stride: int = 1
     names: tuple[str, ...] | None = None  # slot names, for messages
+    derived: tuple[tuple[int, tuple[Part, ...]], ...] = ()  # (slot, its parts): see the module doc
 
     def engine_form(self) -> dict[str, object]:
         return {
@@ -170,6 +178,7 @@ class Program:
             "journeys": [(w, list(steps)) for w, steps in self.journeys],
             "setup": list(self.setup),
             "teardown": list(self.teardown),
+            "derived": [(slot, [_part(p) for p in parts]) for slot, parts in self.derived],
         }
 
     def expects(self) -> list[tuple[object, ...] | None]:
@@ -246,7 +255,7 @@ def run_program(
     }
     if stages is not None:
         kwargs["stages"] = list(stages)
-    engine = _engine.Engine(host, port, [], [], **kwargs)
+    engine = native.engine.Engine(host, port, [], [], **kwargs)
     engine.run(progress=progress, should_stop=stop.is_set if stop is not None else None)
     return program_result(engine.results())
 

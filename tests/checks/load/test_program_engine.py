@@ -5,6 +5,7 @@ timeouts, failures kept as evidence, coordinated-omission timing of iterations."
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -31,7 +32,9 @@ class Handler(BaseHTTPRequestHandler):
     at the 3rd call); /whoami (needs the session cookie); /logout (deletes it); /echo (POST:
     checks the JSON body and the query it was sent); /slow (answers after 2 s); /signup?user=U&email=E
     (409 for an address taken; a user's first sign-up takes the address but answers 503); /me?email=E&it=I
-    (200 for a signed-up address); DELETE /account?email=E; /stats."""
+    (200 for a signed-up address); DELETE /account?email=E; /stats. Basic credentials:
+    POST /basic/signup {"user": U} -> {"password"} (non-ASCII, with a colon), GET /basic/me and
+    DELETE /basic/account: 200/204 only for `Authorization` exactly Basic base64(UTF-8 U:P)."""
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are two writes
@@ -40,6 +43,7 @@ class Handler(BaseHTTPRequestHandler):
     uuids: set[str] = set()
     accounts: dict[str, set[str]] = {}  # email -> the iteration UUIDs it was seen with
     signed_up: set[str] = set()  # users whose first sign-up was answered 503
+    basic: dict[str, str] = {}  # Basic accounts: user -> password
     lock = threading.Lock()
 
     def log_message(self, *args: object) -> None:
@@ -66,9 +70,29 @@ class Handler(BaseHTTPRequestHandler):
     def read_body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
+    def basic_user(self) -> str | None:
+        """The account whose credentials `Authorization` carries, byte for byte as RFC 7617's
+        UTF-8 form encodes them; None for any other header."""
+        header = self.headers.get("Authorization") or ""
+        try:
+            user, _, password = (
+                base64.b64decode(header.removeprefix("Basic "), validate=True).decode().partition(":")
+            )
+        except ValueError:
+            return None
+        with self.lock:
+            known = self.basic.get(user)
+        canonical = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        return user if known == password and header == canonical else None
+
     def do_POST(self) -> None:
         body = self.read_body()
-        if self.path.startswith("/signup"):
+        if self.path == "/basic/signup":
+            user = json.loads(body)["user"]
+            with self.lock:
+                password = self.basic[user] = f"pä:{len(self.basic)}/+{user[-3:]}"
+            self.reply(201, {"password": password})
+        elif self.path.startswith("/signup"):
             q = self.query()
             with self.lock:
                 taken = q["email"] in self.accounts
@@ -111,6 +135,14 @@ class Handler(BaseHTTPRequestHandler):
             self.reply(404, {})
 
     def do_DELETE(self) -> None:
+        if self.path == "/basic/account":
+            user = self.basic_user()
+            if user is not None:
+                with self.lock:
+                    del self.basic[user]
+            self.count(f"basic delete {204 if user else 401}")
+            self.reply(204 if user else 401, b"")
+            return
         if self.path.startswith("/account"):
             with self.lock:
                 found = self.accounts.pop(self.query()["email"], None) is not None
@@ -126,6 +158,11 @@ class Handler(BaseHTTPRequestHandler):
             with self.lock:
                 accounts = {email: len(seen) for email, seen in self.accounts.items()}
                 self.reply(200, {**self.stats, "uuids": len(self.uuids), "accounts": accounts})
+            return
+        if path == "/basic/me":
+            ok = self.basic_user() is not None
+            self.count(f"basic {200 if ok else 401}")
+            self.reply(200 if ok else 401, {})
             return
         if path.startswith("/me"):
             q = self.query()
@@ -768,6 +805,88 @@ def test_compiled_journey_json_types_header_values_and_json_existence(server: Se
         "not_there.s": {"$.nothing is missing, expected it to exist"},
     }
     assert [j.failed for j in result.journeys] == [0, 2, 2, 2, 2]
+
+
+def test_basic_credentials_with_variables(server: Server) -> None:
+    """Basic credentials from variables, compiled to a derived slot the engine base64-encodes
+    before each send: the user from the setup's {uuid}, the password extracted at sign-up
+    (non-ASCII, with a colon), kept by the iterations and the teardown; a journey's own
+    per-iteration account. The server accepts only the exact bytes. A derived slot whose
+    variable is not set fails the step unsent, naming that variable."""
+    from gonogo.loadgen.journey_compile import Compiled, compile_journeys
+    from gonogo.loadgen.settings import LoadSettings
+
+    def signup(user: str, into: str) -> dict[str, Any]:
+        request = {"method": "POST", "path": "/basic/signup", "json": {"user": user}}
+        return {
+            "name": "signup",
+            "request": request,
+            "expect": {"status": 201},
+            "extract": {into: "json:$.password"},
+        }
+
+    def me(user: str, password: str) -> dict[str, Any]:
+        return {"name": "me", "request": {"path": "/basic/me", "auth": {"basic": [user, password]}}}
+
+    settings = LoadSettings.model_validate(
+        {
+            "model": "closed",
+            "users": 2,
+            "duration": "1s",
+            "setup": {"variables": {"user": "u-{uuid}"}, "steps": [signup("{user}", "password")]},
+            "journeys": {
+                "mine": {"steps": [me("{user}", "{password}")]},
+                "fresh": {
+                    "variables": {"name": "it-{uuid}"},  # 39 bytes: every base64 padding
+                    "steps": [signup("{name}", "secret"), me("{name}", "{secret}")],
+                },
+            },
+            "teardown": {
+                "steps": [
+                    {
+                        "name": "close",
+                        "request": {
+                            "method": "DELETE",
+                            "path": "/basic/account",
+                            "auth": {"basic": ["{user}", "{password}"]},
+                        },
+                        "expect": {"status": 204},
+                    }
+                ]
+            },
+        }
+    )
+    compiled = compile_journeys(settings, f"http://127.0.0.1:{server.port}", files={}, expand=str)
+    assert isinstance(compiled, Compiled), compiled
+    assert len(compiled.program.derived) == 2  # the setup's pair once, for the journey and the teardown
+    result = run_program(compiled.program, "127.0.0.1", server.port, closed=True, users=2, max_iterations=20)
+    mine, fresh = result.journeys
+    assert mine.passed + fresh.passed == 20 and mine.passed > 0 and fresh.passed > 0
+    stats = server.stats()
+    assert stats["basic 200"] == 20 and "basic 401" not in stats
+    assert stats["basic delete 204"] == 2 and "basic delete 401" not in stats
+
+    USER, PASSWORD, PAIR = 0, 1, 2
+    program = Program(
+        slots=3,
+        steps=(
+            Step(
+                head=(
+                    b"GET /basic/me HTTP/1.1\r\nHost: t\r\nAuthorization: Basic ",
+                    (PAIR, Encoding.BASE64),
+                    b"\r\n",
+                )
+            ),
+        ),
+        journeys=((1, (0,)),),
+        initial=((USER, b"nobody"),),
+        derived=((PAIR, ((USER, Encoding.RAW), b":", (PASSWORD, Encoding.RAW))),),
+        names=("user", "password", "user:password"),
+    )
+    unset = run_program(program, "127.0.0.1", server.port, closed=True, users=1, max_iterations=1)
+    failures = unset.raw["endpoints"][0]["failures"]
+    assert [(f[2], f[6]) for f in failures] == [("variable", b"variable password is not set")]
+    assert server.stats()["basic 200"] == 20  # nothing sent
 
 
 def test_iterations_are_numbered_apart_across_workers(server: Server) -> None:
