@@ -98,7 +98,16 @@ class Measured:
                 f"the load generator used {format_value(cpu, 'ratio')} of its core "
                 f"(limit {format_value(limits.max_cpu, 'ratio')})"
             )
-        if late_share > limits.max_late:
+        if late_share > limits.max_late and cpu < limits.max_cpu / 2:
+            # late with the CPU mostly idle: not the generator's work but its loop not running
+            lag = format_value(self.max_lag_us / 1e6, "seconds")
+            problems.append(
+                f"the generator's loop stalled (max lag {lag}) with {format_value(cpu, 'ratio')} of a core:"
+                " another process took the CPU (the service, on the same machine?), or the loop was"
+                f" blocked; {format_value(late_share, 'ratio')} of the {self.unit} started late"
+                f" (limit {format_value(limits.max_late, 'ratio')})"
+            )
+        elif late_share > limits.max_late:
             problems.append(
                 f"the load generator fell behind its schedule for {format_value(late_share, 'ratio')} "
                 f"of the {self.unit} (limit {format_value(limits.max_late, 'ratio')})"
@@ -269,10 +278,13 @@ class LoadWatch:
 
     def snapshot(self, snap: ProgressSnapshot, extra: str = "") -> None:
         phase = "warm-up" if snap.warming_up else "load"
+        clock = f"{snap.elapsed:.0f}/{self._planned:.0f}s"
+        if snap.elapsed > self._planned + 0.5:  # past the plan: the iterations in flight finishing
+            clock = f"{self._planned:.0f}/{self._planned:.0f}s + {snap.elapsed - self._planned:.0f}s draining"
         p95 = format_value(snap.p95_us / 1e6, "seconds") if snap.p95_us is not None else "—"
         extras = [text for text in (extra, self._extra() if self._extra else "") if text]
         self.ctx.progress(
-            f"{phase} {snap.elapsed:.0f}/{self._planned:.0f}s: {snap.rps:.0f} req/s, "
+            f"{phase} {clock}: {snap.rps:.0f} req/s, "
             f"{snap.errors} errors, p95 {p95}, {snap.late} late, {snap.dropped} dropped"
             + "".join(f", {text}" for text in extras)
         )
@@ -338,13 +350,19 @@ def _from_journeys(settings: LoadSettings, result: JourneyLoadResult, base_url: 
     note = None
     if result.hit_max_duration:
         note = f"cut at max_duration ({settings.max_duration:g}s), iterations in flight cancelled"
+    elif result.drain_seconds >= 0.05:
+        note = (
+            f"the iterations in flight at the measured phase's end took {result.drain_seconds:.1f}s more"
+            " to finish (their outcomes counted; rates are over the measured phase)"
+        )
     return Measured(
         endpoints=[(step.endpoint.name, step) for step in result.steps],
         overall=result.overall,
         components=result.components,
         series=result.series,
         measured_seconds=result.measured_seconds,
-        measured_from=result.started_at + timedelta(seconds=result.wall_seconds - result.measured_seconds),
+        measured_from=result.started_at
+        + timedelta(seconds=result.wall_seconds - result.measured_seconds - result.drain_seconds),
         cpu=result.cpu_utilisation if result.generator_seconds >= 1.0 else None,
         max_lag_us=result.max_lag_us,
         behind=result.iterations.behind,

@@ -281,9 +281,12 @@ class PythonDriver:
         self.waiting_second = -1  # the last measured second whose waiting requests are recorded
         self.outstanding: dict[int, float] = {}  # measured requests in flight → their intended time
         self.tokens = 0
-        self.failures: list[Failure] = []
-        self.failure_count = 0
+        self.failures: list[Failure] = []  # the first KEPT_FAILURES of the measured iterations
+        self.once_failures: list[Failure] = []  # … and apart, of the setups and teardowns
         self.scheduled = self.started = self.completed = self.late = self.dropped = 0
+        self.warm_completed = self.warm_passed = 0
+        self.setup_failures = self.teardown_failures = 0
+        self.setting_up = self.set_up_users = 0  # users in their setup now; users set up so far
         self.behind = 0  # measured arrivals the loop reached late (see `_count_behind`)
         self.unsent = self.warm_started = 0
         self.requests = self.responses = self.errors = 0  # measured, for progress
@@ -393,33 +396,32 @@ class PythonDriver:
             result, failure = await self.once_engine.run_step(user.client, state, spec)
             self._outcome(step, step.warmup, result, failure, True, time.perf_counter(), 0.0, 0.0)
             if failure is not None:
-                self.failure_count += 1
-                if len(self.failures) < KEPT_FAILURES:
-                    self.failures.append(failure)
+                if name == "setup":
+                    self.setup_failures += 1
+                else:
+                    self.teardown_failures += 1
+                if len(self.once_failures) < KEPT_FAILURES:
+                    self.once_failures.append(failure)
                 return failure
         if name == "setup":
+            self.set_up_users += 1
             user.variables = {
                 k: v for k, v in state.variables.items() if k not in ("iteration", "uuid", "journey")
             }
         return None
 
-    async def _set_up(self, user: _User, journey: _Journey, warm: bool) -> bool:
-        """Set the user up if it is not yet; False if its setup failed (counted as a failed
-        iteration of `journey` at the setup's step: the user could not run it)."""
+    async def _set_up(self, user: _User) -> bool:
+        """Set the user up if it is not yet; False if its setup failed."""
         if user.variables is not None:
             return True
         if self.s.setup is None:
             user.variables = {}
             return True
-        failure = await self._once("setup", user)
-        if failure is None:
-            return True
-        if not warm:
-            self.started += 1
-            self.completed += 1
-            journey.iterations += 1
-            journey.failed_at["setup"] = journey.failed_at.get("setup", 0) + 1  # as the C engine counts it
-        return False
+        self.setting_up += 1
+        try:
+            return await self._once("setup", user) is None
+        finally:
+            self.setting_up -= 1
 
     async def _teardowns(self) -> None:
         """Each user that was set up runs the teardown, at once, bounded by the request timeout."""
@@ -533,7 +535,17 @@ class PythonDriver:
         intended = arrival.at
         try:
             if user.variables is None:
-                if not await self._set_up(user, arrival.journey, arrival.warm):
+                if not await self._set_up(user):
+                    # the arrival's iteration failed at `setup`, as the C engine counts it
+                    if arrival.warm:
+                        self.warm_started += 1
+                        self.warm_completed += 1
+                    else:
+                        self.started += 1
+                        self.completed += 1
+                        journey = arrival.journey
+                        journey.iterations += 1
+                        journey.failed_at["setup"] = journey.failed_at.get("setup", 0) + 1
                     return
                 intended = started = time.perf_counter()
                 self._begin(arrival.journey, intended, started, arrival.warm)
@@ -569,6 +581,13 @@ class PythonDriver:
         while at < end:
             if not await self._sleep_until(at):
                 return
+            if user.variables is None:
+                # Setup first; not an iteration: a failed one is counted in `setup_failures` and
+                # tried again after the think time (at least 10 ms), as on the C engine. The
+                # first iteration is intended at the setup's end, its phase decided then.
+                ok = await self._set_up(user)
+                at = time.perf_counter() + (0.0 if ok else max(self.s.think_time, _RETRY_SETUP))
+                continue
             now = time.perf_counter()
             self._lag(now - at)
             warm = at < self.measure_start
@@ -580,11 +599,6 @@ class PythonDriver:
             self._count_behind(journey, now - at, warm)
             self.active += 1
             try:
-                if user.variables is None:
-                    if not await self._set_up(user, journey, warm):
-                        at = time.perf_counter() + max(self.s.think_time, _RETRY_SETUP)
-                        continue
-                    at = now = time.perf_counter()  # iterations are timed from the end of the setup
                 self._begin(journey, at, now, warm)
                 await self._steps(journey, at, now, warm, user)
             finally:
@@ -648,6 +662,8 @@ class PythonDriver:
                 break
         end = time.perf_counter()
         if warm:
+            self.warm_completed += 1
+            self.warm_passed += failure is None
             return
         self.completed += 1
         journey.iterations += 1
@@ -681,7 +697,6 @@ class PythonDriver:
             return
         if kind is not None:
             self.errors += 1
-            self.failure_count += 1
             if failure is not None and len(self.failures) < KEPT_FAILURES:
                 self.failures.append(failure)
         second = self._second(done)
@@ -767,8 +782,16 @@ class PythonDriver:
                 queued=len(self.queue),
                 seconds=tuple(ended),
             )
-            self.on_progress(snapshot, f"{self.completed} iterations done, {self.active} in flight")
+            self.on_progress(snapshot, self._progress_text())
             self._halt_if_asked(time.perf_counter())
+
+    def _progress_text(self) -> str:
+        text = f"{self.completed + self.warm_completed} iterations done, {self.active} in flight"
+        if self.s.setup is not None and (self.setting_up or self.setup_failures or not self.completed):
+            # a slow setup (a password hash per user) can take most of a run: show it going
+            text += f", {self.set_up_users} users set up, {self.setting_up} setting up"
+            text += f", {self.setup_failures} setup failures"
+        return text
 
     # -- the result ----------------------------------------------------------------------
 
@@ -791,6 +814,7 @@ class PythonDriver:
 
     def _result(self, *, stopped: bool) -> JourneyLoadResult:
         t0 = self.t0 or self.t_end
+        all_steps = [step for journey in self.journeys for step in journey.steps]
         steps = tuple(
             EndpointResult(
                 counts=step.measured.counts(),
@@ -807,11 +831,13 @@ class PythonDriver:
             for name in dict.fromkeys(s.endpoint.component for s in steps)
         }
         last = max(self.seconds, default=-1)
-        measured_seconds = max(0.0, self.t_end - self.measure_start) if self.t0 else 0.0
+        # the measured phase ends at `duration`; the iterations then in flight drain after it
+        ran = max(0.0, self.t_end - self.measure_start) if self.t0 else 0.0
+        measured_seconds = min(ran, self.measured_limit)
         series = tuple(
             SecondStats(
                 second=index,
-                span=min(1.0, measured_seconds - index) if index == last else 1.0,
+                span=min(1.0, ran - index) if index == last else 1.0,
                 requests=s.sent,
                 responses=s.responses,
                 late=s.late,
@@ -848,14 +874,22 @@ class PythonDriver:
                 dropped=self.dropped,
                 unsent=self.unsent,
                 warmup=self.warm_started,
+                warmup_completed=self.warm_completed,
+                warmup_passed=self.warm_passed,
+                setup_failures=self.setup_failures,
+                teardown_failures=self.teardown_failures,
                 behind=self.behind,
             ),
-            failures=tuple(self.failures),
-            failure_count=self.failure_count,
+            failures=(*self.failures, *self.once_failures),
+            # as the C engine counts it: the failed requests of the measured steps and of every
+            # setup and teardown (`JourneyLoadResult.failures_by_part`)
+            failure_count=sum(step.measured.counts().error_total for step in all_steps)
+            + sum(step.warmup.counts().error_total for step in self.once_steps.values()),
             cpu_seconds=max(0.0, self.cpu_end - self.cpu0),
             generator_seconds=max(0.0, self.t_end - t0),
             max_lag_us=_us(self.max_lag) if self.max_lag > 0 else 0,
             measured_seconds=measured_seconds,
+            drain_seconds=ran - measured_seconds,
             wall_seconds=max(0.0, self.t_end - t0),
             started_at=self.started_at,
             stopped_early=stopped,

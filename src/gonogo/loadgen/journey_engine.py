@@ -155,7 +155,7 @@ def _result(
     raws = [raw.get("journeys", []) for raw in result.raw]
     journeys = []
     firsts = []
-    warmup = 0
+    warmup = warmup_completed = warmup_passed = 0
     for number, (name, weight, indexes) in enumerate(compiled.journeys):
         mine: list[Mapping[str, Any]] = [worker[number] for worker in raws if number < len(worker)]
         failed_at: dict[str, int] = {}
@@ -179,7 +179,10 @@ def _result(
         )
         firsts.append(by_index[indexes[0]].counts)
         warmup += sum(j["warmup"]["started"] for j in mine)
+        warmup_completed += sum(j["warmup"]["completed"] for j in mine)
+        warmup_passed += sum(j["warmup"]["passed"] for j in mine)
     started = sum(j["started"] for worker in raws for j in worker)
+    limit = min(settings.duration or float("inf"), settings.max_duration - settings.warmup)
     first = sum_counts(firsts)
     timed = [w for w in result.workers if w.wall_seconds > 0]
     busiest = max(timed, key=lambda w: w.cpu_utilisation, default=None)
@@ -200,6 +203,13 @@ def _result(
             unsent=first.unsent,
             warmup=warmup,
             behind=first.behind,
+            warmup_completed=warmup_completed,
+            warmup_passed=warmup_passed,
+            # failed requests of the once-steps: a setup or teardown stops at its first
+            setup_failures=sum(s.warmup.error_total for s in once_steps if s.endpoint.component == "setup"),
+            teardown_failures=sum(
+                s.warmup.error_total for s in once_steps if s.endpoint.component == "teardown"
+            ),
         ),
         failures=tuple(failures),
         failure_count=sum(s.counts.error_total for s in journey_steps)
@@ -207,7 +217,9 @@ def _result(
         cpu_seconds=busiest.cpu_seconds if busiest is not None else 0.0,
         generator_seconds=busiest.wall_seconds if busiest is not None else 0.0,
         max_lag_us=result.max_lag_us,
-        measured_seconds=result.measured_seconds,
+        # the engine's measured phase runs to its last outcome: past `duration`, that is the drain
+        measured_seconds=min(result.measured_seconds, limit),
+        drain_seconds=max(0.0, result.measured_seconds - limit),
         wall_seconds=result.wall_seconds,
         started_at=started_at,
         stopped_early=result.stopped_early,

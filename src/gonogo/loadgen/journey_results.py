@@ -80,6 +80,22 @@ class IterationCounts:
     unsent: int = 0
     warmup: int = 0  # iterations started during the warm-up
     behind: int = 0  # arrivals (closed: turns) the loop itself reached more than late_threshold late
+    # the warm-up's iterations to their end, as `completed` and the journeys' `passed`
+    warmup_completed: int = 0
+    warmup_passed: int = 0
+    # failed setups and teardowns, whatever the phase (closed model: a failed setup is not an
+    # iteration, its user tries again; open: it is also the arrival's iteration, failed at `setup`)
+    setup_failures: int = 0
+    teardown_failures: int = 0
+
+    @property
+    def unfinished(self) -> int:
+        """Measured iterations started and cut before their end (a stop or `max_duration`)."""
+        return self.started - self.completed
+
+    @property
+    def warmup_unfinished(self) -> int:
+        return self.warmup - self.warmup_completed
 
 
 @dataclass(frozen=True)
@@ -97,7 +113,9 @@ class JourneyLoadResult:
     cpu_seconds: float  # the loop thread's CPU time
     generator_seconds: float  # wall time over which `cpu_seconds` was measured
     max_lag_us: int
-    measured_seconds: float  # from the end of the warm-up to the end of the run
+    # from the end of the warm-up to the end of the measured phase (`duration`, or earlier if
+    # stopped); the iterations still in flight then finish in `drain_seconds`, after it
+    measured_seconds: float
     wall_seconds: float  # the whole run, warm-up included
     started_at: datetime
     stopped_early: bool  # `stop` was set, or the run was interrupted
@@ -106,6 +124,7 @@ class JourneyLoadResult:
     # apart, as warm-up (in no histogram, series or measured count)
     once_steps: tuple[EndpointResult, ...] = ()
     driver: Literal["c", "python"] = "python"
+    drain_seconds: float = 0.0  # after the measured phase, until the last iteration in flight ended
     fallback_reason: str | None = (
         None  # why the Python driver ran, when the plan's journeys could not compile
     )
@@ -113,6 +132,19 @@ class JourneyLoadResult:
     @property
     def total(self) -> Counts:
         return self.overall.counts
+
+    @property
+    def failures_by_part(self) -> dict[str, int]:
+        """`failure_count` by where the failed requests were: the measured phase's journey
+        steps, every setup, every teardown (warm-up iterations' failures are counted apart,
+        in the steps' `warmup` counts)."""
+        return {
+            "measured_steps": sum(s.counts.error_total for s in self.steps),
+            "setup": sum(s.warmup.error_total for s in self.once_steps if s.endpoint.component == "setup"),
+            "teardown": sum(
+                s.warmup.error_total for s in self.once_steps if s.endpoint.component == "teardown"
+            ),
+        }
 
     @property
     def cpu_utilisation(self) -> float:

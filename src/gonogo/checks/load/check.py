@@ -285,9 +285,16 @@ class _Recorder:
     def _store_failures(self, result: JourneyLoadResult) -> ArtifactRef:
         document = {
             "failures_total": result.failure_count,
+            "failures_by_part": result.failures_by_part,  # they add up to failures_total
             "kept": len(result.failures),
             "failed_at": {j.name: dict(j.failed_at) for j in result.journeys},
-            "iterations": asdict(result.iterations),
+            "iterations": {
+                **asdict(result.iterations),
+                "unfinished": result.iterations.unfinished,
+                "warmup_unfinished": result.iterations.warmup_unfinished,
+            },
+            "warmup_failures_by_step": {s.endpoint.name: s.warmup.error_total for s in result.steps},
+            "drain_seconds": result.drain_seconds,
             "failures": [asdict(failure) for failure in result.failures],
         }
         return self.ctx.store_artifact(
@@ -329,7 +336,7 @@ class _Recorder:
         self._metric("generator.valid", 0.0 if problems else 1.0, "number", "performance")
         if not problems:
             return None
-        return "; ".join(problems) + ": the generator was the bottleneck, so latency is not reported"
+        return "; ".join(problems) + ": the generator did not keep its schedule, so latency is not reported"
 
     def _store_histograms(self, journeys: JourneyLoadResult | None) -> ArtifactRef:
         m = self.m

@@ -1,0 +1,141 @@
+"""Every iteration of a journey load counted somewhere, on both drivers, against a service
+that counts too (counts_server.py): setups that fail and are tried again, warm-up iterations
+that time out, the drain after the measured phase, and failures_total adding up."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from recording_context import MakeContext
+
+from gonogo.checks.load import LoadCheck, LoadSettings
+
+SERVER = Path(__file__).parent / "counts_server.py"
+USERS = 4
+SLOW_CREATES = 2  # the first creates outlast request_timeout: warm-up iterations failed at `create`
+
+
+@pytest.fixture
+def service() -> Iterator[str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    process = subprocess.Popen(
+        [sys.executable, str(SERVER), str(port), str(SLOW_CREATES)],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert process.poll() is None, f"the service exited with {process.returncode}"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base_url}/stats", timeout=1).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "the service did not become ready within 20 s"
+            time.sleep(0.05)
+        yield base_url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+def plan(driver: str) -> dict[str, Any]:
+    read: dict[str, Any] = {"name": "read", "request": {"path": "/items/{id}"}, "expect": {"status": 200}}
+    if driver == "python":  # a check the C engine cannot judge: the Python driver runs the plan
+        read["expect"]["text"] = {"not_contains": "error"}
+    return {
+        "model": "closed",
+        "users": USERS,
+        "think_time": "20ms",
+        "warmup": "1s",
+        "duration": "1s",
+        "request_timeout": "300ms",
+        "late_threshold": "200ms",
+        "setup": {
+            "steps": [
+                {"name": "signup", "request": {"method": "POST", "path": "/signup", "json": {"a": 1}}},
+                {
+                    "name": "login",
+                    "request": {"method": "POST", "path": "/login", "json": {"a": 1}},
+                    "expect": {"status": 200},
+                    "extract": {"token": "json:$.token"},
+                },
+            ]
+        },
+        "journeys": {
+            "item": {
+                "steps": [
+                    {
+                        "name": "create",
+                        "request": {"method": "POST", "path": "/items", "json": {"t": "{token}"}},
+                        "expect": {"status": 201},
+                        "extract": {"id": "json:$.id"},
+                    },
+                    read,
+                    {"name": "delete", "request": {"method": "DELETE", "path": "/items/{id}"}},
+                ]
+            }
+        },
+        "teardown": {"steps": [{"name": "close", "request": {"method": "DELETE", "path": "/account"}}]},
+    }
+
+
+@pytest.mark.parametrize("driver", ["c", "python"])
+def test_every_iteration_and_failure_adds_up_on_both_drivers(
+    recording_context: MakeContext, service: str, driver: str
+) -> None:
+    ctx = recording_context(check_name="load", base_url=service)
+    outcome = LoadCheck().run(LoadSettings.model_validate(plan(driver)), ctx)
+    assert outcome.status == "completed", outcome
+    assert ctx.value("generator.fast_path") == (1 if driver == "c" else 0)
+    stats = httpx.get(f"{service}/stats").json()
+    artifact = ctx.metric("iterations").artifact
+    assert artifact is not None and artifact.name == "load-journey-failures.json"
+    document = json.loads(ctx.artifacts[artifact.sha256])
+    iterations = document["iterations"]
+
+    # setup: every second log-in refused; each user tried again until set up (after its
+    # think time), so the service saw as many sign-ups as log-ins, twice the users
+    assert stats["login"] == stats["signup"] == 2 * USERS, stats
+    assert iterations["setup_failures"] == stats["login_refused"] == USERS
+    assert stats["close"] == USERS and iterations["teardown_failures"] == 0
+
+    # every iteration started, warm-up or measured, did create; each ended passed or failed,
+    # the slow creates as warm-up iterations failed at `create` (nothing lost in the warm-up)
+    started = iterations["warmup"] + iterations["started"]
+    assert stats["create"] == started, (stats, iterations)
+    assert iterations["unfinished"] == iterations["warmup_unfinished"] == 0
+    warm_failed = iterations["warmup_completed"] - iterations["warmup_passed"]
+    assert warm_failed == SLOW_CREATES
+    assert document["warmup_failures_by_step"]["item.create"] == SLOW_CREATES
+    assert stats["read"] == stats["delete"] == started - SLOW_CREATES
+    assert ctx.value("success_rate") == 1 and ctx.value("iterations") == iterations["completed"]
+
+    # failures_total: the failed requests of the measured steps, the setups and teardowns
+    assert document["failures_by_part"] == {"measured_steps": 0, "setup": USERS, "teardown": 0}
+    assert document["failures_total"] == USERS
+    assert sum(f["step"] == "login" for f in document["failures"]) == USERS
+
+    # rates over the measured phase, not the drain after it
+    assert ctx.value("requests") == 3 * iterations["completed"]
+    window = ctx.metric("iterations").window
+    assert window is not None and 0.5 < (window[1] - window[0]).total_seconds() <= 1.0, window
+    assert document["drain_seconds"] >= 0
+    if driver == "python":  # the setup shows in the progress line while it runs
+        assert any("users set up" in line and "setup failures" in line for line in ctx.progress_messages)
