@@ -6,9 +6,11 @@
 `teardown`). The result is either the C engine's program (`Compiled.program`, the format
 `gonogo.loadgen.program` documents: request templates whose parts are constant bytes or
 a variable slot with an encoding, extractions, polls) with one response expectation per
-step, or a `Fallback` whose reason names the journey, the step and the feature the C
-engine cannot run ("journey upload, step send: multipart bodies run on the Python
-driver"); the caller then runs the Python driver.
+step, or a `Fallback` whose reasons name each journey, step and feature the C engine
+cannot run ("journey upload, step send: multipart bodies run on the Python driver"), all
+of them, each once (a step after one that cannot compile is judged too), so that a user
+fixes them in one go; the caller then runs the Python driver. `driver_line` words which
+driver runs for `gonogo validate`.
 
 What a step becomes, byte for byte as the journeys kind (httpx) sends it:
 
@@ -18,10 +20,13 @@ What a step becomes, byte for byte as the journeys kind (httpx) sends it:
   variable percent-encoded);
 * headers: Host, `Accept: */*`, `Connection: keep-alive`, the journeys' User-Agent, the
   body's Content-Type, the step's headers (a variable spliced as it is) and its `auth`
-  (`bearer` with variables; `basic` only with constant credentials: the C engine does not
-  base64 at run time). No Accept-Encoding: the engine reads bodies as they come, so it asks
-  for none compressed (httpx asks for gzip and decodes it). Content-Length is the engine's;
-  a POST, PUT or PATCH without a body says `Content-Length: 0`, as httpx does;
+  (`bearer` with variables; `basic` constant, or with variables: a derived slot of
+  `user:password` (UTF-8, as `journey.auth`) that the engine makes and base64-encodes before
+  each send, one per distinct pair; a user name with a `:` from a variable is sent as it is,
+  where the Python driver fails the step). No Accept-Encoding: the engine reads bodies as
+  they come, so it asks for none compressed (httpx asks for gzip and decodes it).
+  Content-Length is the engine's; a POST, PUT or PATCH without a body says
+  `Content-Length: 0`, as httpx does;
 * `json` bodies: the template's constant parts JSON-encoded once as httpx does (compact,
   UTF-8); a variable inside a string is spliced JSON-escaped. A string that is exactly one
   `{variable}` keeps its type, as the Python driver's `render_value`: `{iteration}` and a
@@ -55,14 +60,15 @@ the teardown.
 Everything else falls back, with the reason: `raw: true`, multipart, a body read from a
 file, `chunked`, `expect_continue`, `body_sha256(_of)`, `text` other than one
 `contains`, header values compared by regex or `one_of`, JSON matchers `matches`,
-`one_of`, objects and lists, an expected value or Basic credentials that depend on a
-variable, a `body` extraction, a path that starts with a variable (a URL taken from a
+`one_of`, objects and lists, an expected value that depends on a variable, a `body`
+extraction, a path that starts with a variable (a URL taken from a
 response), an Accept-Encoding header.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "BASE64",
     "JSON_STRING",
     "PERCENT",
     "RAW",
@@ -71,6 +77,8 @@ __all__ = [
     "Fallback",
     "Part",
     "compile_journeys",
+    "driver_line",
+    "fast_path_fallback",
     "fast_path_problem",
 ]
 
@@ -109,7 +117,7 @@ from gonogo.loadgen.program import Step as ProgramStep
 from gonogo.loadgen.settings import LoadSettings
 from gonogo.plan.model import PLACEHOLDER
 
-RAW, PERCENT, JSON_STRING = Encoding.RAW, Encoding.PERCENT, Encoding.JSON  # how a variable is written
+RAW, PERCENT, JSON_STRING, BASE64 = Encoding.RAW, Encoding.PERCENT, Encoding.JSON, Encoding.BASE64
 USER_AGENT = f"gonogo-journeys/{__version__}"  # as the journeys kind's client
 MAX_SLOTS = 256
 MAX_GENERATED = 256 << 20  # larger generated bodies are streamed by the Python driver
@@ -124,9 +132,23 @@ class _Refused(Exception):
 
 @dataclass(frozen=True)
 class Fallback:
-    """The journeys must run on the Python driver, and why."""
+    """The journeys must run on the Python driver, and why: what each step (or variable) the C
+    engine cannot run uses, each once, in the plan's order ("journey j, step s: multipart
+    bodies run on the Python driver")."""
 
-    reason: str
+    reasons: tuple[str, ...]
+
+    @property
+    def reason(self) -> str:
+        """One line: the one reason, or how many there are and each of them."""
+        if len(self.reasons) == 1:
+            return self.reasons[0]
+        return f"{len(self.reasons)} features keep these journeys on the Python driver: {self.listed}"
+
+    @property
+    def listed(self) -> str:
+        """Every reason, without repeating "run on the Python driver" in each."""
+        return "; ".join(reason.removesuffix(f" {_DRIVER}") for reason in self.reasons)
 
 
 @dataclass(frozen=True)
@@ -196,9 +218,7 @@ class _Slots:
     def __init__(self) -> None:
         self.names: list[str] = []
 
-    def new(self, name: str) -> int:
-        if len(self.names) >= MAX_SLOTS:
-            raise _Refused(f"more than {MAX_SLOTS} variables (the C engine's limit)")
+    def new(self, name: str) -> int:  # more than MAX_SLOTS is a reason found at the end
         self.names.append(name)
         return len(self.names) - 1
 
@@ -335,6 +355,8 @@ class _Compiler:
         self.program_steps: list[ProgramStep] = []
         self.json_texts: dict[int, int] = {}  # a json: extraction's slot -> its JSON text's slot
         self.more_extract: dict[int, list[Extract]] = {}  # step -> json_value extractions to add
+        self.derived: dict[tuple[Part, ...], int] = {}  # a derived slot's parts -> the slot
+        self.problems: list[str] = []  # why the C engine cannot run it, each once (see `noting`)
 
     def builtins(self, kind: str, name: str) -> dict[str, _Value]:
         if kind == "setup":  # the user's own, kept by its iterations (see the module doc)
@@ -353,42 +375,69 @@ class _Compiler:
     ) -> tuple[tuple[int, ...], dict[str, _Value]]:
         """Compile a journey's steps; (their indexes, the variables known at its end)."""
         scope = _Scope({**inherited, **self.builtins(kind, name)}, kind, self.expand)
+        label = _label(kind, name)
         for variable, template in journey.variables.items():
-            with _where(f"{_label(kind, name)}, variables.{variable}"):
+            scope.values[variable] = _Value((_Ref(self.uuid_slot),))  # stands in if it cannot compile
+            with self.noting(f"{label}, variables.{variable}"):
                 scope.values[variable] = scope.value(template)
         indexes = []
         for step in journey.steps:
-            with _where(f"{_label(kind, name)}, step {step.name}"):
-                indexes.append(self.step(name, kind, step, scope))
+            indexes.append(self.step(name, kind, step, scope, f"{label}, step {step.name}"))
         return tuple(indexes), scope.values
 
-    def step(self, journey: str, kind: str, step: Step, scope: _Scope) -> int:
+    @contextlib.contextmanager
+    def noting(self, where: str) -> Iterator[None]:
+        """A refusal inside is noted, once, with where it happened, and compiling goes on: the
+        user learns every reason at once, not one per attempt."""
+        try:
+            yield
+        except _Refused as refused:
+            reason = f"{where}: {refused}"
+            if reason not in self.problems:
+                self.problems.append(reason)
+
+    def step(self, journey: str, kind: str, step: Step, scope: _Scope, where: str) -> int:
+        """Compile a step into the program: its index (-1 when it cannot be, the reasons noted;
+        its extracted variables are defined all the same, so later steps are judged too)."""
+        problems = len(self.problems)
         spec = step.request
-        for feature, used in (
-            ("raw: true requests", spec.raw),
-            ("multipart bodies", spec.multipart is not None),
-            ("chunked bodies", spec.chunked),
-            ("expect_continue", spec.expect_continue),
-            ("bodies read from a file", isinstance(spec.body, BodySource) and spec.body.path is not None),
-            ("body_sha256 and body_sha256_of", step.expect.needs_hash),
-        ):
-            if used:
-                raise _Refused(f"{feature} {_DRIVER}")
-        if not spec.path.startswith("/"):
-            raise _Refused(f"a path that starts with a variable (a URL from a response) {_DRIVER}")
-        content_type, body = self.body(journey, step, scope)
+        features = [
+            feature
+            for feature, used in (
+                ("raw: true requests", spec.raw),
+                ("multipart bodies", spec.multipart is not None),
+                ("chunked bodies", spec.chunked),
+                ("expect_continue", spec.expect_continue),
+                ("bodies read from a file", isinstance(spec.body, BodySource) and spec.body.path is not None),
+                ("body_sha256 and body_sha256_of", step.expect.needs_hash),
+            )
+            if used
+        ]
+        with self.noting(where):
+            if features:
+                raise _Refused(f"{', '.join(features)} {_DRIVER}")
+        with self.noting(where):
+            if not spec.path.startswith("/"):
+                raise _Refused(f"a path that starts with a variable (a URL from a response) {_DRIVER}")
+        content_type, body = None, None
+        with self.noting(where):
+            if not features:  # their bodies are the Python driver's
+                content_type, body = self.body(journey, step, scope)
         head = _Parts()
         head.add(f"{spec.method} {self.base_path}".encode())
-        self.target(head, step, scope)
+        with self.noting(where):
+            self.target(head, step, scope)
         head.add(b" HTTP/1.1\r\n")
-        headers = self.headers(step, scope, content_type)
-        for header_name, header_value in headers:
-            head.add(header_name.encode() + b": ")
-            head.extend(header_value)
-            head.add(b"\r\n")
+        with self.noting(where):
+            for header_name, header_value in self.headers(step, scope, content_type):
+                head.add(header_name.encode() + b": ")
+                head.extend(header_value)
+                head.add(b"\r\n")
         if body is None and spec.method in ("POST", "PUT", "PATCH"):
             head.add(b"Content-Length: 0\r\n")
-        expect, poll = self.expect(step, scope)
+        checks: tuple[ResponseExpect, tuple[float, float] | None] | None = None
+        with self.noting(where):
+            checks = self.expect(step, scope)
         extract: list[Extract] = []
         names = []
         for variable, extractor in step.extract.items():
@@ -406,8 +455,13 @@ class _Compiler:
                 extract.append(Extract(slot, "status"))
                 scope.values[variable] = _Value((_Ref(slot),), "raw")
             else:
-                raise _Refused(f"extract {variable}: a `body` extraction {_DRIVER}")
+                scope.values[variable] = _Value((_Ref(slot),), "string")  # for the later steps' sake
+                with self.noting(where):
+                    raise _Refused(f"extract {variable}: a `body` extraction {_DRIVER}")
             names.append(variable)
+        if len(self.problems) > problems or checks is None:
+            return -1
+        expect, poll = checks
         cookies = not any(name.lower() == "cookie" for name, _ in step.request.headers.items())
         self.program_steps.append(
             ProgramStep(
@@ -476,10 +530,12 @@ class _Compiler:
             else:
                 assert spec.auth.basic is not None
                 user, password = (scope.render(text) for text in spec.auth.basic)
-                if not (user.is_constant and password.is_constant):
-                    raise _Refused(f"Basic credentials with variables (base64 at run time) {_DRIVER}")
-                pair = f"{user.constant}:{password.constant}".encode()
-                parts.add(b"Basic " + base64.b64encode(pair))
+                if user.is_constant and password.is_constant:
+                    pair = f"{user.constant}:{password.constant}".encode()
+                    parts.add(b"Basic " + base64.b64encode(pair))
+                else:  # base64 of `user:password` made by the engine before each send
+                    parts.add(b"Basic ")
+                    parts.parts.append((self.derived_slot(user, password), BASE64))
             own.append(("Authorization", parts))
         defaults = [("Host", self.host), ("Accept", "*/*"), ("Connection", "keep-alive")]
         defaults.append(("User-Agent", USER_AGENT))
@@ -493,6 +549,17 @@ class _Compiler:
                 parts.add(value.encode())
                 headers.append((name, parts))
         return headers + own
+
+    def derived_slot(self, user: _Value, password: _Value) -> int:
+        """The derived slot holding `user:password` (UTF-8, as `journey.auth`), one per pair."""
+        parts = _Parts()
+        parts.value(user, _as_is, RAW)
+        parts.add(b":")
+        parts.value(password, _as_is, RAW)
+        key = tuple(parts.parts)
+        if key not in self.derived:
+            self.derived[key] = self.slots.new("user:password")
+        return self.derived[key]
 
     def body(self, journey: str, step: Step, scope: _Scope) -> tuple[str | None, _Parts | None]:
         """(the Content-Type httpx would give it, the body's parts), or (None, None)."""
@@ -521,9 +588,7 @@ class _Compiler:
             source = spec.body
             assert source.generate is not None
             if source.generate > MAX_GENERATED:
-                raise _Refused(
-                    f"generated bodies over {MAX_GENERATED >> 20} MiB are streamed, so they {_DRIVER}"
-                )
+                raise _Refused(f"generated bodies over {MAX_GENERATED >> 20} MiB (streamed) {_DRIVER}")
             if self.generate:
                 payload = GeneratedPayload(source.generate, generated_seed(journey, 1, step.name, None))
                 parts.add(payload.read())
@@ -685,15 +750,6 @@ def _label(kind: str, name: str) -> str:
     return kind if kind in ("setup", "teardown") else f"journey {name}"
 
 
-@contextlib.contextmanager
-def _where(where: str) -> Iterator[None]:
-    """A refusal inside names where it happened."""
-    try:
-        yield
-    except _Refused as refused:
-        raise _Refused(f"{where}: {refused}") from None
-
-
 def compile_journeys(
     settings: LoadSettings,
     base_url: str,
@@ -706,21 +762,22 @@ def compile_journeys(
     assert settings.journeys is not None
     del files  # bodies read from a file run on the Python driver
     compiler = _Compiler(settings, base_url, expand, generate=_generate)
-    try:
-        inherited: dict[str, _Value] = {}
-        setup: tuple[int, ...] = ()
-        if settings.setup is not None:
-            setup, known = compiler.journey("setup", settings.setup, {}, "setup")
-            inherited = {k: v for k, v in known.items() if k not in ("uuid", "journey", "iteration")}
-        journeys = []
-        for name, journey in settings.journeys.items():
-            indexes, _ = compiler.journey(name, journey, inherited, "journey")
-            journeys.append((name, settings.journey_weights.get(name, 1), indexes))
-        teardown: tuple[int, ...] = ()
-        if settings.teardown is not None:
-            teardown, _ = compiler.journey("teardown", settings.teardown, inherited, "teardown")
-    except _Refused as refused:
-        return Fallback(str(refused))
+    inherited: dict[str, _Value] = {}
+    setup: tuple[int, ...] = ()
+    if settings.setup is not None:
+        setup, known = compiler.journey("setup", settings.setup, {}, "setup")
+        inherited = {k: v for k, v in known.items() if k not in ("uuid", "journey", "iteration")}
+    journeys = []
+    for name, journey in settings.journeys.items():
+        indexes, _ = compiler.journey(name, journey, inherited, "journey")
+        journeys.append((name, settings.journey_weights.get(name, 1), indexes))
+    teardown: tuple[int, ...] = ()
+    if settings.teardown is not None:
+        teardown, _ = compiler.journey("teardown", settings.teardown, inherited, "teardown")
+    if len(compiler.slots.names) > MAX_SLOTS:
+        compiler.problems.append(f"more than {MAX_SLOTS} variables (the C engine's limit)")
+    if compiler.problems:
+        return Fallback(tuple(compiler.problems))
     program = Program(
         slots=len(compiler.slots.names),
         steps=compiler.finished_steps(),
@@ -731,14 +788,35 @@ def compile_journeys(
         iteration_slot=compiler.iteration_slot,
         user_uuid_slot=compiler.user_uuid_slot,
         names=tuple(compiler.slots.names),
+        derived=tuple((slot, parts) for parts, slot in compiler.derived.items()),
     )
     return Compiled(program=program, steps=tuple(compiler.steps), journeys=tuple(journeys))
 
 
-def fast_path_problem(settings: LoadSettings) -> str | None:
+def fast_path_fallback(settings: LoadSettings) -> Fallback | None:
     """Why the journeys of `settings` would run on the Python driver (None: on the C engine).
     Decided by the plan alone: the base URL and placeholders' values do not change it."""
     result = compile_journeys(
         settings, "http://127.0.0.1:1", files={}, expand=lambda text: "x", _generate=False
     )
-    return result.reason if isinstance(result, Fallback) else None
+    return result if isinstance(result, Fallback) else None
+
+
+def fast_path_problem(settings: LoadSettings) -> str | None:
+    """`fast_path_fallback`'s reasons in one line (None: on the C engine)."""
+    fallback = fast_path_fallback(settings)
+    return fallback.reason if fallback is not None else None
+
+
+def driver_line(settings: LoadSettings) -> str | None:
+    """Which driver runs the journeys of `settings`, in the line `gonogo validate` prints under
+    the check: "journeys on the C engine", or "journeys on the Python driver" and every reason
+    (None: plain requests, no journeys)."""
+    if settings.journeys is None:
+        return None
+    fallback = fast_path_fallback(settings)
+    if fallback is None:
+        return "journeys on the C engine"
+    count = len(fallback.reasons)
+    what = "feature the C engine cannot run" if count == 1 else "features the C engine cannot run"
+    return f"journeys on the Python driver ({count} {what}): {fallback.listed}"

@@ -11,12 +11,14 @@ import pytest
 
 from gonogo.journey.engine import USER_AGENT
 from gonogo.loadgen.journey_compile import (
+    BASE64,
     JSON_STRING,
     PERCENT,
     RAW,
     Compiled,
     Fallback,
     compile_journeys,
+    driver_line,
 )
 from gonogo.loadgen.journey_load import run_journey_load
 from gonogo.loadgen.program import Part
@@ -293,7 +295,6 @@ def test_setup_feeds_the_journeys_and_the_teardown() -> None:
         ({"request": {"path": "/"}, "expect": {"json": {"$.a": {"one_of": [1, 2]}}}}, "one of [1, 2]"),
         ({"request": {"path": "/"}, "expect": {"json": {"$.a": [1]}}}, "an object or list to compare"),
         ({"request": {"path": "/"}, "expect": {"json": {"$.a": "{uuid}"}}}, "a value with a per-iteration"),
-        ({"request": {"path": "/", "auth": {"basic": ["{uuid}", "p"]}}}, "Basic credentials with variables"),
         ({"request": {"path": "/"}, "extract": {"all": "body"}}, "extract all: a `body` extraction"),
         ({"request": {"path": "{uuid}"}}, "a path that starts with a variable"),
         ({"request": {"path": "/", "headers": {"Accept-Encoding": "gzip"}}}, "an Accept-Encoding header"),
@@ -370,6 +371,76 @@ def test_the_settings_take_setup_and_teardown_with_journeys() -> None:
         setup={"steps": [{"name": "s", "request": {"path": "/"}, "extract": {"token": "json:$.t"}}]},
     )
     assert fine.workers == 2
+
+
+def test_basic_credentials_with_variables_are_a_derived_slot() -> None:
+    """`basic: ["{user}", "{password}"]`: the header is `Basic ` + the base64 of a derived slot
+    made of the user, a colon and the password (as they are), one slot per distinct pair."""
+    program, index = one({"request": {"path": "/me", "auth": {"basic": ["{token}", "pw-{id}"]}}})
+    p = program.program
+    assert text(p.steps[index].head, p.names).endswith("Authorization: Basic <user:password:3>\r\n")
+    assert p.names is not None and p.derived == (
+        (p.names.index("user:password"), ((2, RAW), b":pw-", (3, RAW))),
+    )
+    assert BASE64 == 3
+    same = {"name": "again", "request": {"path": "/", "auth": {"basic": ["{token}", "pw-{id}"]}}}
+    other = {"name": "other", "request": {"path": "/", "auth": {"basic": ["{id}", "pw-{id}"]}}}
+    login = {"name": "login", "request": {"path": "/"}, "extract": {"token": "json:$.t", "id": "json:$.i"}}
+    both = compiled({"j": {"steps": [login, same, {**same, "name": "more"}, other]}})
+    assert len(both.program.derived) == 2
+
+
+def test_every_reason_is_given_once() -> None:
+    """Every step the C engine cannot run is named, each once, in the plan's order; a step
+    after one that could not compile is judged too (its variables are known); `validate`'s
+    line and the `workers` refusal list them all."""
+    upload = {"name": "send", "request": {"method": "POST", "path": "/", "multipart": {"a": "b"}}}
+    whole = {"name": "whole", "request": {"path": "/"}, "extract": {"all": "body"}}
+    uses = {"name": "uses", "request": {"path": "/{all}"}, "expect": {"text": {"not_contains": "x"}}}
+    plan = settings(
+        {"a": {"steps": [upload, whole, uses]}, "b": {"steps": [upload, {**upload, "name": "again"}]}},
+        setup={
+            "steps": [
+                {"name": "raw", "request": {"path": "/", "raw": True}, "expect": {"body_sha256": "a" * 64}}
+            ]
+        },
+    )
+    result = compile_journeys(plan, BASE, files={}, expand=str)
+    assert isinstance(result, Fallback)
+    assert result.reasons == (
+        "setup, step raw: raw: true requests, body_sha256 and body_sha256_of run on the Python driver",
+        "journey a, step send: multipart bodies run on the Python driver",
+        "journey a, step whole: extract all: a `body` extraction run on the Python driver",
+        "journey a, step uses: expect.text other than one `contains` run on the Python driver",
+        "journey b, step send: multipart bodies run on the Python driver",
+        "journey b, step again: multipart bodies run on the Python driver",
+    )
+    assert result.reason.startswith(
+        "6 features keep these journeys on the Python driver: setup, step raw: raw: true requests, "
+        "body_sha256 and body_sha256_of; journey a, step send: multipart bodies; "
+    )
+    assert (
+        driver_line(plan)
+        == f"journeys on the Python driver (6 features the C engine cannot run): {result.listed}"
+    )
+    assert driver_line(settings({"j": {"steps": [upload]}})) == (
+        "journeys on the Python driver (1 feature the C engine cannot run): journey j, step send: "
+        "multipart bodies"
+    )
+    assert driver_line(settings({"j": {"steps": [{"name": "s", "request": {"path": "/"}}]}})) == (
+        "journeys on the C engine"
+    )
+    assert (
+        driver_line(
+            LoadSettings.model_validate(
+                {"rate": 1, "duration": "1s", "requests": [{"name": "r", "path": "/"}]}
+            )
+        )
+        is None
+    )
+    with pytest.raises(ValueError, match="workers: 2 needs the C engine, and 2 features keep") as refused:
+        settings({"b": {"steps": [upload, {**upload, "name": "again"}]}}, workers=2)
+    assert "step again: multipart bodies" in str(refused.value)
 
 
 def test_the_python_driver_says_why_it_ran() -> None:
