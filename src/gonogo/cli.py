@@ -156,6 +156,7 @@ def init(directory: Path, force: bool) -> None:
 @click.argument("plan", type=click.Path(path_type=Path), default="gonogo.yaml")
 def validate(plan: Path) -> None:
     """Check a plan without running it (exit 2 on any error)."""
+    from gonogo import plugins
     from gonogo.plan import load_plan, service_order
 
     loaded = load_plan(plan)
@@ -167,6 +168,9 @@ def validate(plan: Path) -> None:
         console.print(f"  base URL: {loaded.system.base_url}")
     for name, spec in loaded.checks.items():
         console.print(f"  check {name}: {spec.kind}")
+        described = plugins.load_kind(spec.kind).describe(spec.settings)
+        if described:
+            console.print(f"    {escape(described)}", soft_wrap=True)
     defaults = len(loaded.default_gate_metrics)
     own = f" ({defaults} of them the kinds' own, for checks the plan gates nothing of)" if defaults else ""
     console.print(f"  {len(loaded.gates)} gates{own}, minimum score {loaded.score.minimum:g}")

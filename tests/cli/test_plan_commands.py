@@ -108,6 +108,54 @@ def test_a_gate_that_could_only_end_not_measured_exits_2_before_anything_runs(tm
     assert "Traceback" not in result.text
 
 
+def test_validate_says_which_driver_runs_each_checks_journeys(tmp_path: Path) -> None:
+    """Under a load or soak check with journeys, `validate` says whether the C engine runs them
+    or the Python driver, with every reason (not only the first)."""
+    upload = "{name: send, request: {method: POST, path: /f, multipart: {a: b}}}"
+    write_plan(
+        tmp_path,
+        f"""
+        system: {{base_url: "http://127.0.0.1:8080"}}
+        checks:
+          fast:
+            kind: load
+            model: closed
+            users: 2
+            duration: 1s
+            journeys:
+              browse:
+                steps:
+                  - {{name: me, request: {{path: /me, auth: {{basic: ["u-{{uuid}}", "pw-{{iteration}}"]}}}}}}
+          slow:
+            kind: load
+            model: closed
+            users: 2
+            duration: 1s
+            journeys:
+              upload:
+                steps:
+                  - {upload}
+                  - {{name: check, request: {{path: /}}, expect: {{text: {{matches: "o+k"}}}}}}
+          long: {{kind: soak, rate: 5, duration: 1m, journeys: {{upload: {{steps: [{upload}]}}}}}}
+          plain: {{kind: load, rate: 5, duration: 1s, requests: [{{name: home, path: /}}]}}
+        """,
+    )
+    result = gonogo("validate", cwd=tmp_path, COLUMNS="300")
+    assert result.code == 0, result.text
+    lines = result.out.splitlines()
+    under = {line.strip(): lines[number + 1].strip() for number, line in enumerate(lines) if "check " in line}
+    assert under["check fast: load"] == "journeys on the C engine"
+    assert under["check slow: load"] == (
+        "journeys on the Python driver (2 features the C engine cannot run): journey upload, step send: "
+        "multipart bodies; journey upload, step check: expect.text other than one `contains`"
+    )
+    assert under["check long: soak"] == (
+        "journeys on the Python driver (1 feature the C engine cannot run): journey upload, step send: "
+        "multipart bodies"
+    )
+    assert under["check plain: load"].endswith("minimum score 80")  # plain requests: nothing under it
+
+
 def test_help_and_validate_load_neither_the_store_nor_the_runner(tmp_path: Path) -> None:
     """They start in a fraction of the time a run needs: SQLAlchemy, the system and the fault
     machinery are imported only by the commands that use them."""

@@ -213,6 +213,13 @@ class CheckKind(ABC, Generic[SettingsT]):
         validate` resolves (an unknown one is refused at its line, with a suggestion)."""
         return []
 
+    @classmethod
+    def describe(cls, settings: SettingsT) -> str | None:
+        """One line `gonogo validate` prints under the check: what the run will do that the
+        plan does not say outright (a load's journeys: which driver runs them, and why). None:
+        nothing. Called on every validation, so quick, and without running anything."""
+        return None
+
     @abstractmethod
     def run(self, settings: SettingsT, ctx: CheckContext) -> CheckOutcome:
         """Measure, recording metrics and artifacts through `ctx` as they are produced."""

@@ -31,6 +31,7 @@ from gonogo.loadgen.drive import Measured, asserted_prefixes, drive_load, per_se
 from gonogo.loadgen.endpoints import build_endpoint
 from gonogo.loadgen.engine import Aggregate, Counts
 from gonogo.loadgen.expect import KEPT_FAILURES
+from gonogo.loadgen.journey_compile import driver_line
 from gonogo.loadgen.journey_load import ASSERTION, JourneyLoadResult
 from gonogo.loadgen.settings import LoadSettings
 from gonogo.units import Unit, format_value
@@ -46,6 +47,10 @@ class LoadCheck(CheckKind[LoadSettings]):
     @classmethod
     def metric_names(cls, settings: LoadSettings, plan: PlanNames) -> MetricPatterns:
         return _metric_names(settings)
+
+    @classmethod
+    def describe(cls, settings: LoadSettings) -> str | None:
+        return driver_line(settings)  # journeys: the C engine, or the Python driver and why
 
     def run(self, settings: LoadSettings, ctx: CheckContext) -> CheckOutcome:
         return drive_load(settings, ctx, lambda measured: _Recorder(ctx, settings, measured).record())

@@ -38,6 +38,7 @@ from gonogo.checks.soak.resources import DETECT_FIGURES, SeriesResult, latency_t
 from gonogo.checks.soak.settings import SoakSettings
 from gonogo.loadgen import histogram as hist
 from gonogo.loadgen.drive import Measured, PerSecond, drive_load, per_second
+from gonogo.loadgen.journey_compile import driver_line
 from gonogo.system.procfs import open_files_limit
 from gonogo.system.resource_trends import LIMIT_FIGURES, RESOURCES, TREND_FIGURES
 from gonogo.system.trends import MIN_SAMPLES, TooFewSamples, trend
@@ -98,6 +99,10 @@ class SoakCheck(CheckKind[SoakSettings]):
             Reference("service", name, ("services", index), purpose="whose resources the soak trends")
             for index, name in enumerate(settings.services or [])
         ]
+
+    @classmethod
+    def describe(cls, settings: SoakSettings) -> str | None:
+        return driver_line(settings.load_settings(0.0))  # journeys: the C engine, or why not
 
     def run(self, settings: SoakSettings, ctx: CheckContext) -> CheckOutcome:
         return _Soak(settings, ctx).run()
