@@ -24,8 +24,9 @@ Each virtual user (closed: `users` of them; open: up to `max_connections`, one p
 iteration in flight) has its own connection, cookie jar and variables. With `setup`, a
 user runs it once before its first iteration (its steps are counted apart, as warm-up, in
 `once_steps`); its variables and cookies are where each of its iterations starts. A failed
-setup is an iteration failed at `setup` (closed: the user tries again after its think time,
-at least 10 ms; open: the next arrival that takes the user does). A user's first iteration
+setup is counted in `IterationCounts.setup_failures`; closed: it is not an iteration, the
+user tries again after its think time (at least 10 ms); open: it is also the arrival's
+iteration, failed at `setup`, and the next arrival that takes the user tries again. A user's first iteration
 is timed from the end of its setup. With `teardown`, each user that was set up runs it once
 at the end (not after a stop or `max_duration`), bounded by `request_timeout`.
 
@@ -55,7 +56,7 @@ between the end of one and the intended start of the next (`max_connections` doe
 apply).
 
 Bounds: the measured phase ends after `duration` (no new iteration starts later; those in
-flight finish), or after `max_requests` measured *iterations*; `max_duration` (warm-up
+flight finish, in `drain_seconds`, counted but outside `measured_seconds`), or after `max_requests` measured *iterations*; `max_duration` (warm-up
 included) is a hard stop that cancels whatever is in flight. `stop` (a threading.Event,
 set by the check's abort gates) ends the run within about 50 ms the same way.
 
