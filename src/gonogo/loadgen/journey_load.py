@@ -56,7 +56,8 @@ between the end of one and the intended start of the next (`max_connections` doe
 apply).
 
 Bounds: the measured phase ends after `duration` (no new iteration starts later; those in
-flight finish, in `drain_seconds`, counted but outside `measured_seconds`), or after `max_requests` measured *iterations*; `max_duration` (warm-up
+flight finish, in `drain_seconds`, counted but outside `measured_seconds`), or after
+`max_requests` measured *iterations*; `max_duration` (warm-up
 included) is a hard stop that cancels whatever is in flight. `stop` (a threading.Event,
 set by the check's abort gates) ends the run within about 50 ms the same way.
 
