@@ -346,6 +346,6 @@ def _outcome(
         summary += f"; {measured.note}"
     details = [result.summary for result in trends]
     if invalid:
-        reason = "; ".join(invalid) + ": the generator was the bottleneck, so latency is not reported"
+        reason = "; ".join(invalid) + ": the generator did not keep its schedule, so latency is not reported"
         return CheckOutcome("error", f"invalid run: {reason}; {summary}", [reason, *details])
     return CheckOutcome("completed", summary, details)
