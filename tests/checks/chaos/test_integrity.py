@@ -4,11 +4,6 @@ expected JSON, against the same store.)"""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -23,6 +18,7 @@ from gonogo.checks.chaos.settings import ChaosSettings
 from gonogo.experiment.integrity import IntegrityReport, IntegrityWriter
 from gonogo.experiment.probes import HypothesisChecker, ProbeResult
 from gonogo.experiment.settings import Hypothesis
+from service_process import free_port, serving
 
 SERVER = Path(__file__).with_name("items_server.py")
 WRITE: dict[str, Any] = {
@@ -39,29 +35,14 @@ WRITE: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def store() -> Iterator[str]:
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of the item store; its process group is killed however the tests end."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    process = subprocess.Popen(
-        [sys.executable, str(SERVER), str(port)], start_new_session=True, stderr=subprocess.DEVNULL
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, f"the item store exited with {process.returncode}"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "the item store did not become ready within 20 s"
-            time.sleep(0.05)
+    port, logs = free_port(), tmp_path_factory.mktemp("item-store")
+    with serving([sys.executable, str(SERVER), str(port)], port, logs / "store.log", what="item store") as (
+        base_url,
+        _,
+    ):
         yield base_url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
 
 
 def chaos(**integrity: Any) -> ChaosSettings:

@@ -4,14 +4,8 @@ that time out, the drain after the measured phase, and failures_total adding up.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +15,7 @@ import pytest
 from recording_context import MakeContext
 
 from gonogo.checks.load import LoadCheck, LoadSettings
+from service_process import free_port, serving
 
 SERVER = Path(__file__).parent / "counts_server.py"
 USERS = 4
@@ -28,31 +23,11 @@ SLOW_CREATES = 2  # the first creates outlast request_timeout: warm-up iteration
 
 
 @pytest.fixture
-def service() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    process = subprocess.Popen(
-        [sys.executable, str(SERVER), str(port), str(SLOW_CREATES)],
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, f"the service exited with {process.returncode}"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base_url}/stats", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "the service did not become ready within 20 s"
-            time.sleep(0.05)
+def service(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    argv = [sys.executable, str(SERVER), str(port), str(SLOW_CREATES)]
+    with serving(argv, port, tmp_path / "service.log", what="service", ready_path="/stats") as (base_url, _):
         yield base_url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
 
 
 def plan(driver: str) -> dict[str, Any]:

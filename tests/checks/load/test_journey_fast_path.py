@@ -5,13 +5,7 @@ Python driver when a step needs it. The service's own counts are the check of ou
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +16,7 @@ import yaml
 from recording_context import MakeContext
 
 from gonogo.checks.load import LoadCheck, LoadSettings
+from service_process import free_port, serving
 
 EXAMPLE = Path(__file__).parents[3] / "docs" / "examples" / "journeys_load"
 USERS = 20
@@ -40,31 +35,11 @@ JOURNEY = "item"
 
 
 @pytest.fixture
-def service() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    process = subprocess.Popen(
-        [sys.executable, str(EXAMPLE / "app.py"), "--port", str(port)],
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, f"the service exited with {process.returncode}"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base_url}/stats", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "the service did not become ready within 20 s"
-            time.sleep(0.05)
+def service(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    argv = [sys.executable, str(EXAMPLE / "app.py"), "--port", str(port)]
+    with serving(argv, port, tmp_path / "service.log", what="service", ready_path="/stats") as (base_url, _):
         yield base_url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
 
 
 @pytest.mark.parametrize("driver", ["c", "python"])

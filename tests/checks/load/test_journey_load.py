@@ -3,12 +3,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -25,6 +21,7 @@ from gonogo.checks.base import CheckOutcome
 from gonogo.checks.load import LoadCheck, LoadSettings
 from gonogo.loadgen import histogram as hist
 from gonogo.threshold import parse_threshold
+from service_process import free_port, serving
 
 SERVER = Path(__file__).parents[1] / "journeys" / "journeys_server.py"
 
@@ -32,31 +29,10 @@ SERVER = Path(__file__).parents[1] / "journeys" / "journeys_server.py"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The base URL of the journeys test service; its process group is killed however the tests end."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    data = tmp_path_factory.mktemp("journey-load-data")
-    process = subprocess.Popen(
-        [sys.executable, str(SERVER), str(port), str(data)],
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, f"the test server exited with {process.returncode}"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "the test server did not become ready within 20 s"
-            time.sleep(0.05)
+    port, data = free_port(), tmp_path_factory.mktemp("journey-load-data")
+    argv = [sys.executable, str(SERVER), str(port), str(data)]
+    with serving(argv, port, data / "server.log", what="test server") as (base_url, _):
         yield base_url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
 
 
 # This machine's 2 cores are shared with the service under test (and, in CI, with whatever

@@ -1,5 +1,6 @@
 """A test service in its own process group on a free port of 127.0.0.1, ready when its
-/health answers 200, killed (with all it started) however the test ends."""
+`ready_path` (/health) answers 200, killed (with all it started) however the test ends.
+Shared by the test folders (tests/ is on the import path through its conftest.py)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def serving(
     what: str,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
+    ready_path: str = "/health",
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Start `argv` (listening on `port`) with its output in `log`; yield its base URL and process."""
     with log.open("wb") as output:
@@ -45,7 +47,7 @@ def serving(
             if process.poll() is not None:
                 pytest.fail(f"the {what} exited with {process.returncode}:\n{log.read_text()}")
             try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{base_url}{ready_path}", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
