@@ -331,6 +331,7 @@ typedef struct {
     size_t heaplen;
     uint64_t urng[4];   /* for UUIDs: seeded from the kernel, not from `seed` */
     int teardown_begun;
+    uint64_t users_set_up, setup_failures; /* so far, for progress (the Python driver's words) */
 } Engine;
 
 /* ------------------------------------------------------------------------- */
@@ -3462,6 +3463,7 @@ static void setup_ended(Engine *E, vuser_t *u, int64_t now, int err) {
     program_t *P = E->prog;
     if (err < 0 && vars_commit(E, u) == 0) {
         u->setup_done = 1;
+        E->users_set_up++;
         if (!E->closed) {
             start_iteration(E, u, u->pending_journey, now, u->pending_phase, now);
             return;
@@ -3475,6 +3477,7 @@ static void setup_ended(Engine *E, vuser_t *u, int64_t now, int err) {
         start_iteration(E, u, wrr_next(&P->mix, E->rng), now, phase, now);
         return;
     }
+    E->setup_failures++;
     if (!E->closed) { /* the arrival that took this user fails with its setup */
         jcount *k = &P->journeys[u->pending_journey].k[u->pending_phase];
         k->started++;
@@ -4165,9 +4168,36 @@ static PyObject *progress_dict(Engine *E, int64_t now) {
         }
         Py_DECREF(d);
     }
-    return Py_BuildValue("{s:d,s:N,s:N,s:N,s:i,s:n,s:O}", "elapsed", (double)(now - E->start_ns) / 1e9, "measured",
-                         counters_dict(&m), "warmup", counters_dict(&w), "records", recs, "open_connections",
-                         E->nopen, "queued", (Py_ssize_t)E->qlen, "in_warmup", now < E->measure_ns ? Py_True : Py_False);
+    PyObject *d = Py_BuildValue("{s:d,s:N,s:N,s:N,s:i,s:n,s:O}", "elapsed", (double)(now - E->start_ns) / 1e9,
+                                "measured", counters_dict(&m), "warmup", counters_dict(&w), "records", recs,
+                                "open_connections", E->nopen, "queued", (Py_ssize_t)E->qlen, "in_warmup",
+                                now < E->measure_ns ? Py_True : Py_False);
+    if (!d || !E->prog) return d;
+    /* program mode: what the Python driver's progress line says (a slow setup, a password
+     * hash per user, can take most of a run: "0 iterations done" alone would hide it) */
+    program_t *P = E->prog;
+    uint64_t done[2] = {0, 0}, started = 0, setting_up = 0;
+    for (uint32_t j = 0; j < P->njourneys; j++)
+        for (int ph = 0; ph < 2; ph++) {
+            done[ph] += P->journeys[j].k[ph].completed;
+            started += P->journeys[j].k[ph].started;
+        }
+    for (int i = 0; i < E->nconns; i++) setting_up += E->vu[i].mode == U_SETUP;
+    /* in flight, as the Python driver counts: iterations started and not ended; in the open
+     * model also the arrivals waiting for their user's setup (closed: a setup is no iteration) */
+    PyObject *j = Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:O}", "completed", (unsigned long long)done[PH_MEASURED],
+                                "warmup_completed", (unsigned long long)done[PH_WARMUP], "in_flight",
+                                (unsigned long long)(started - done[0] - done[1] + (E->closed ? 0 : setting_up)), "users_set_up",
+                                (unsigned long long)E->users_set_up, "setting_up", (unsigned long long)setting_up,
+                                "setup_failures", (unsigned long long)E->setup_failures, "has_setup",
+                                P->nsetup ? Py_True : Py_False);
+    if (!j || PyDict_SetItemString(d, "journeys", j) < 0) {
+        Py_XDECREF(j);
+        Py_DECREF(d);
+        return NULL;
+    }
+    Py_DECREF(j);
+    return d;
 }
 
 /* Every TICK_NS: with the GIL briefly re-acquired, signals, should_stop and, once

@@ -91,6 +91,21 @@ def load_spec(settings: LoadSettings, compiled: Compiled, base_url: str) -> Load
     )
 
 
+def progress_text(snapshot: ProgressSnapshot) -> str:
+    """The progress line's journey part, in the Python driver's words."""
+    counts = snapshot.journeys
+    if counts is None:
+        return "C engine"
+    text = (
+        f"{counts['completed'] + counts['warmup_completed']} iterations done, {counts['in_flight']} in flight"
+    )
+    if counts["has_setup"] and (counts["setting_up"] or counts["setup_failures"] or not counts["completed"]):
+        # a slow setup (a password hash per user) can take most of a run: show it going
+        text += f", {counts['users_set_up']} users set up, {counts['setting_up']} setting up"
+        text += f", {counts['setup_failures']} setup failures"
+    return text
+
+
 def run_compiled(
     settings: LoadSettings,
     compiled: Compiled,
@@ -107,7 +122,7 @@ def run_compiled(
         callback = on_progress
 
         def progress(snapshot: ProgressSnapshot) -> None:
-            callback(snapshot, "C engine")
+            callback(snapshot, progress_text(snapshot))
 
     # `max_duration` is a hard stop, as in the Python driver: iterations in flight are cut
     halt = threading.Event()

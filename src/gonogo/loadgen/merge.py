@@ -111,7 +111,16 @@ class Progress:
             open_connections=sum(r["open_connections"] for r in reports),
             queued=sum(r["queued"] for r in reports),
             seconds=self._complete_seconds(),
+            journeys=_journey_counts(reports),
         )
+
+
+def _journey_counts(reports: Sequence[Mapping[str, Any]]) -> dict[str, int] | None:
+    """The program-mode counts of every worker, summed (None: not journeys)."""
+    parts = [r["journeys"] for r in reports if "journeys" in r]
+    if not parts:
+        return None
+    return {key: sum(int(part[key]) for part in parts) for key in parts[0]}
 
 
 def _counts(raw: Mapping[str, Any]) -> Counts:

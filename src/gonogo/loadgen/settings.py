@@ -404,13 +404,14 @@ class LoadSettings(SetupFeedsJourneys):
                     "outside its iterations; {uuid} is fresh for each user"
                 )
         if isinstance(self.workers, int) and self.workers > 1:  # `auto`: one process on the Python driver
-            from gonogo.loadgen.journey_compile import fast_path_problem  # it imports this module
+            from gonogo.loadgen.journey_compile import fast_path_fallback  # it imports this module
 
-            problem = fast_path_problem(self)
-            if problem is not None:
+            fallback = fast_path_fallback(self)
+            if fallback is not None:
+                change = "change that step" if len(fallback.reasons) == 1 else "change those steps"
                 raise ValueError(
-                    f"workers: {self.workers} needs the C engine, and {problem} (in one process): "
-                    "set workers: 1, or change that step"
+                    f"workers: {self.workers} needs the C engine, and {fallback.reason} (in one process): "
+                    f"set workers: 1, or {change}"
                 )
         for name in self.journey_weights:
             if name not in journeys:
