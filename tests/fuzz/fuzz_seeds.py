@@ -37,6 +37,15 @@ def chunked(status: str, *chunks: bytes, headers: tuple[str, ...] = (), trailer:
     return out + b"0\r\n" + trailer + b"\r\n"
 
 
+MAX_HEAD = 64 * 1024  # _engine.c: a longer response header block is a protocol error
+
+
+def head_of_size(size: int) -> bytes:
+    """A 200 response whose header block (its blank line included) is `size` bytes."""
+    start, end = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Big: ", b"\r\n\r\n"
+    return start + b"y" * (size - len(start) - len(end)) + end
+
+
 GOOD_JSON = json.dumps(
     {
         "status": "ok",
@@ -83,6 +92,9 @@ SEEDS: dict[str, bytes] = {
         b"HTTP/1.1 200 OK\r\n" + b"X-Big: " + b"y" * 70_000 + b"\r\nContent-Length: 0\r\n\r\n",
         split=0x0001,
     ),
+    # the limit, the same whether the block comes in one read or in pieces (split=0x0001)
+    "plain-head-at-limit": seed(PLAIN, head_of_size(MAX_HEAD), split=0x0001),
+    "plain-head-over-limit": seed(PLAIN, head_of_size(MAX_HEAD + 1), split=0x0001),
     "head-length-no-body": seed(
         HEAD,
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: 1\r\nContent-Length: 100\r\n\r\n"
@@ -157,6 +169,8 @@ EXPECTED: dict[str, str] = {
     "plain-upgrade-101": " protocol",
     "plain-bad-status-line": " protocol",
     "plain-huge-headers": " protocol",
+    "plain-head-at-limit": " 200",
+    "plain-head-over-limit": " protocol",
     "head-length-no-body": (
         ' 200 200:assertion [step 0: 200 assertion header_value#0 0 bytes "" detail "text/html"]'
     ),
