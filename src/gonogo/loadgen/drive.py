@@ -227,27 +227,8 @@ def load_spec(
 ) -> LoadSpec:
     """The engine's spec for the `requests` of `settings`, placeholders filled from `variables`."""
     assert settings.requests is not None
-    return LoadSpec(
-        host=host,
-        port=port,
-        endpoints=[build_endpoint(request, variables, ctx) for request in settings.requests],
-        model=settings.model,
-        rate=settings.rate,
-        stages=[(stage.duration, stage.rate) for stage in settings.stages],
-        poisson=settings.arrivals == "poisson",
-        seed=settings.seed,
-        users=settings.users or 1,
-        think_time=settings.think_time,
-        # `max_duration` is a hard stop: it bounds a run given only `max_requests` or stages too
-        duration=min(settings.duration or float("inf"), settings.max_duration - settings.warmup),
-        max_requests=settings.max_requests,
-        warmup=settings.warmup,
-        max_connections=settings.max_connections,
-        timeout=settings.request_timeout,
-        late_threshold=settings.late_threshold,
-        workers=0 if settings.workers == "auto" else settings.workers,
-        host_header=netloc,
-    )
+    endpoints = [build_endpoint(request, variables, ctx) for request in settings.requests]
+    return settings.engine_spec(host=host, port=port, host_header=netloc, endpoints=endpoints)
 
 
 class LoadWatch:

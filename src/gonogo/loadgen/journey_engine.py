@@ -59,35 +59,21 @@ _WATCH = 0.02  # seconds between looks at `stop` and `max_duration`
 def load_spec(settings: LoadSettings, compiled: Compiled, base_url: str) -> LoadSpec:
     """The engine's spec for the program: the settings' model and bounds, a step per endpoint."""
     target = urlsplit(base_url)
-    return LoadSpec(
+    endpoints = [
+        Endpoint(
+            name=step.name,
+            method=step.method,
+            path=quote(step.path, safe="/?&=%{}:@!$'()*+,;-._~"),
+            component=step.component,
+            expect=step.expect,
+        )
+        for step in compiled.steps
+    ]
+    return settings.engine_spec(
         host=loopback_address(target.hostname or ""),
         port=target.port or 80,
-        endpoints=[
-            Endpoint(
-                name=step.name,
-                method=step.method,
-                path=quote(step.path, safe="/?&=%{}:@!$'()*+,;-._~"),
-                component=step.component,
-                expect=step.expect,
-            )
-            for step in compiled.steps
-        ],
-        model=settings.model,
-        rate=settings.rate,
-        stages=[(stage.duration, stage.rate) for stage in settings.stages],
-        poisson=settings.arrivals == "poisson",
-        seed=settings.seed,
-        users=settings.users or 1,
-        think_time=settings.think_time,
-        # `max_duration` is a hard stop: it bounds a run given only `max_requests` or stages too
-        duration=min(settings.duration or float("inf"), settings.max_duration - settings.warmup),
-        max_requests=settings.max_requests,
-        warmup=settings.warmup,
-        max_connections=settings.max_connections,
-        timeout=settings.request_timeout,
-        late_threshold=settings.late_threshold,
-        workers=0 if settings.workers == "auto" else settings.workers,
         host_header=target.netloc,
+        endpoints=endpoints,
     )
 
 

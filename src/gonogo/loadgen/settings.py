@@ -47,7 +47,7 @@ __all__ = ["GeneratorLimits", "LoadExpect", "LoadRequest", "LoadSettings", "Setu
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -74,6 +74,7 @@ from gonogo.loadgen.expect import (
     JsonScalar,
     ResponseExpect,
 )
+from gonogo.loadgen.spec import Endpoint, LoadSpec
 from gonogo.plan.model import ByteSize, Duration, StrictModel
 from gonogo.units import parse_quantity
 
@@ -449,6 +450,32 @@ class LoadSettings(SetupFeedsJourneys):
     def component_of(self, journey: str, step: str) -> str:
         """A journey step's component: its own entry, else its journey's, else `default`."""
         return self.components.get(f"{journey}.{step}", self.components.get(journey, "default"))
+
+    def engine_spec(
+        self, *, host: str, port: int, host_header: str, endpoints: Sequence[Endpoint]
+    ) -> LoadSpec:
+        """The engine's spec: these settings' model and bounds, sending `endpoints`."""
+        return LoadSpec(
+            host=host,
+            port=port,
+            endpoints=list(endpoints),
+            model=self.model,
+            rate=self.rate,
+            stages=[(stage.duration, stage.rate) for stage in self.stages],
+            poisson=self.arrivals == "poisson",
+            seed=self.seed,
+            users=self.users or 1,
+            think_time=self.think_time,
+            # `max_duration` is a hard stop: it bounds a run given only `max_requests` or stages too
+            duration=min(self.duration or float("inf"), self.max_duration - self.warmup),
+            max_requests=self.max_requests,
+            warmup=self.warmup,
+            max_connections=self.max_connections,
+            timeout=self.request_timeout,
+            late_threshold=self.late_threshold,
+            workers=0 if self.workers == "auto" else self.workers,
+            host_header=host_header,
+        )
 
     def _setup_variables(self) -> set[str]:
         return _defined_by(self.setup) if self.setup is not None else set()
