@@ -23,7 +23,6 @@ from typing import Any
 
 import httpx
 import pytest
-from service_process import free_port, serving
 
 from gonogo.checks.security.authz import _altered, _declares_security, run_authz
 from gonogo.checks.security.findings import Finding, PartResult
@@ -33,6 +32,7 @@ from gonogo.checks.security.target import Budget, Exchange, Target, UserSession
 from gonogo.journey.engine import Engine, Sent
 from gonogo.journey.redact import secrets_of
 from gonogo.journey.settings import JourneysSettings
+from service_process import free_port, serving
 
 SERVICE = Path(__file__).with_name("services") / "authz_target.py"
 

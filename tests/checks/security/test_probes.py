@@ -24,7 +24,6 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from service_process import free_port, serving
 
 from gonogo.checks.security.findings import Finding, PartResult
 from gonogo.checks.security.openapi import load_openapi
@@ -36,6 +35,7 @@ from gonogo.checks.security.target import Budget, Exchange, Target, UserSession
 from gonogo.faults.targets import ServiceControl
 from gonogo.journey.raw import RawClient
 from gonogo.system.members import ServiceProcess
+from service_process import free_port, serving
 
 SERVICE = Path(__file__).with_name("services") / "probe_target.py"
 SETTINGS = ProbeSettings(body_size=20_000_000, timing=1.0)
