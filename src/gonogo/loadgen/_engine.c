@@ -2358,33 +2358,25 @@ static int jar_copy(jar_t *to, const jar_t *from) {
     return 0;
 }
 
-/* The user's variables (and cookies) start over from its base. */
-static int vars_reset(Engine *E, vuser_t *u) {
+/* Copy every variable (set or not) and the cookie jar from one of the user's sets to the other. */
+static int vars_copy(Engine *E, vval *to, const vval *from, jar_t *jar_to, const jar_t *jar_from) {
     program_t *P = E->prog;
     for (int i = 0; i < P->nslots; i++) {
-        if (u->base[i].set) {
-            if (vval_set(&u->cur[i], u->base[i].p, u->base[i].len) < 0) return -1;
+        if (from[i].set) {
+            if (vval_set(&to[i], from[i].p, from[i].len) < 0) return -1;
         } else {
-            u->cur[i].set = 0;
+            to[i].set = 0;
         }
     }
-    if (u->jar && jar_copy(u->jar, u->jar_base) < 0) return -1;
+    if (jar_to && jar_copy(jar_to, jar_from) < 0) return -1;
     return 0;
 }
 
+/* The user's variables (and cookies) start over from its base. */
+static int vars_reset(Engine *E, vuser_t *u) { return vars_copy(E, u->cur, u->base, u->jar, u->jar_base); }
+
 /* This iteration's (or setup's) variables become what every later iteration starts from. */
-static int vars_commit(Engine *E, vuser_t *u) {
-    program_t *P = E->prog;
-    for (int i = 0; i < P->nslots; i++) {
-        if (u->cur[i].set) {
-            if (vval_set(&u->base[i], u->cur[i].p, u->cur[i].len) < 0) return -1;
-        } else {
-            u->base[i].set = 0;
-        }
-    }
-    if (u->jar && jar_copy(u->jar_base, u->jar) < 0) return -1;
-    return 0;
-}
+static int vars_commit(Engine *E, vuser_t *u) { return vars_copy(E, u->base, u->cur, u->jar_base, u->jar); }
 
 static int users_init(Engine *E) {
     program_t *P = E->prog;
