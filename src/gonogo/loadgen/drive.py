@@ -247,7 +247,8 @@ class LoadWatch:
         self._p95: list[tuple[datetime, float]] = []
         self._p99: list[tuple[datetime, float]] = []
         self._last: ProgressSnapshot | None = None
-        self._planned = settings.planned_duration
+        self._warmup = settings.warmup
+        self._planned = settings.planned_duration - settings.warmup  # the measured phase's
 
     def outcome(self, outcome: CheckOutcome) -> CheckOutcome:
         """The outcome, saying so if an abort gate stopped the load early."""
@@ -257,18 +258,25 @@ class LoadWatch:
             outcome.status, f"stopped early: {self.reason}; {outcome.message}", outcome.details
         )
 
-    def snapshot(self, snap: ProgressSnapshot, extra: str = "") -> None:
-        phase = "warm-up" if snap.warming_up else "load"
-        clock = f"{snap.elapsed:.0f}/{self._planned:.0f}s"
-        if snap.elapsed > self._planned + 0.5:  # past the plan: the iterations in flight finishing
-            clock = f"{self._planned:.0f}/{self._planned:.0f}s + {snap.elapsed - self._planned:.0f}s draining"
+    def _line(self, snap: ProgressSnapshot, extra: str) -> str:
+        """The progress line, on the phase's own clock and with the phase's own errors."""
+        if snap.warming_up:
+            phase, errors = f"warm-up {snap.elapsed:.0f}/{self._warmup:.0f}s", snap.warmup_errors
+        else:
+            measured, planned = max(0.0, snap.elapsed - self._warmup), self._planned
+            phase, errors = f"load {measured:.0f}/{planned:.0f}s", snap.errors
+            if measured > planned + 0.5:  # past the plan: the iterations in flight finishing
+                phase = f"load {planned:.0f}/{planned:.0f}s + {measured - planned:.0f}s draining"
         p95 = format_value(snap.p95_us / 1e6, "seconds") if snap.p95_us is not None else "—"
         extras = [text for text in (extra, self._extra() if self._extra else "") if text]
-        self.ctx.progress(
-            f"{phase} {clock}: {snap.rps:.0f} req/s, "
-            f"{snap.errors} errors, p95 {p95}, {snap.late} late, {snap.dropped} dropped"
+        return (
+            f"{phase}: {snap.rps:.0f} req/s, "
+            f"{errors} errors, p95 {p95}, {snap.late} late, {snap.dropped} dropped"
             + "".join(f", {text}" for text in extras)
         )
+
+    def snapshot(self, snap: ProgressSnapshot, extra: str = "") -> None:
+        self.ctx.progress(self._line(snap, extra))
         for second in snap.seconds:
             at = self._origin + timedelta(seconds=second.second)
             for series, value in ((self._p95, second.p95_us), (self._p99, second.p99_us)):

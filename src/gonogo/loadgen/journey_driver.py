@@ -291,6 +291,7 @@ class PythonDriver:
         self.unsent = self.warm_started = 0
         self.requests = self.responses = self.errors = 0  # measured, for progress
         self.warm_requests = self.all_responses = 0
+        self.warm_errors = 0  # the warm-up's failed requests, setups' and teardowns' included, for progress
         self.active = 0  # iterations in flight
         self.max_lag = 0.0
         self.halted: str | None = None  # why the run stops before its natural end
@@ -694,6 +695,7 @@ class PythonDriver:
         if kind is not None:
             tally.errors[kind] += 1
         if warm:
+            self.warm_errors += kind is not None
             return
         if kind is not None:
             self.errors += 1
@@ -775,6 +777,7 @@ class PythonDriver:
                 late=self.late,
                 dropped=self.dropped,
                 warmup_requests=self.warm_requests,
+                warmup_errors=self.warm_errors,
                 rps=rps,
                 p95_us=hist.sparse_percentile(self.so_far, 95.0),
                 p99_us=hist.sparse_percentile(self.so_far, 99.0),

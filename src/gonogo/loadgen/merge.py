@@ -105,6 +105,7 @@ class Progress:
             late=sum(m["late"] for m in measured),
             dropped=sum(m["dropped"] for m in measured),
             warmup_requests=sum(w["sent"] for w in warmup),
+            warmup_errors=sum(sum(w["errors"]) for w in warmup),
             rps=rps,
             p95_us=self._percentile(95.0),
             p99_us=self._percentile(99.0),

@@ -262,6 +262,8 @@ class ProgressSnapshot:
     # the measured seconds that ended since the previous snapshot, in order: the per-second
     # series an `abort_on_fail` gate with a timeframe (`< 500ms for 10s`) watches
     seconds: tuple[SecondLatency, ...] = ()
+    # the warm-up's failed requests so far (by the journeys' drivers: also the users' setups)
+    warmup_errors: int = 0
     # journeys on the C engine, summed over the workers: completed, warmup_completed,
     # in_flight, users_set_up, setting_up, setup_failures, has_setup (0 or 1); None otherwise
     journeys: Mapping[str, int] | None = None

@@ -38,7 +38,7 @@ def plan(driver: str) -> dict[str, Any]:
         "model": "closed",
         "users": USERS,
         "think_time": "20ms",
-        "warmup": "1s",
+        "warmup": "2s",  # a progress line inside it
         "duration": "1s",
         "request_timeout": "300ms",
         "late_threshold": "200ms",
@@ -112,5 +112,10 @@ def test_every_iteration_and_failure_adds_up_on_both_drivers(
     window = ctx.metric("iterations").window
     assert window is not None and 0.5 < (window[1] - window[0]).total_seconds() <= 1.0, window
     assert document["drain_seconds"] >= 0
+    # progress on each phase's own clock, the warm-up's with its own errors (4 refused
+    # log-ins and the slow creates' timeouts, all within its first second)
+    warm = [line for line in ctx.progress_messages if line.startswith("warm-up 1/2s: ")]
+    assert warm and int(warm[0].split(" req/s, ")[1].split(" errors")[0]) > 0, ctx.progress_messages
+    assert any(line.startswith("load 0/1s: ") for line in ctx.progress_messages), ctx.progress_messages
     if driver == "python":  # the setup shows in the progress line while it runs
         assert any("users set up" in line and "setup failures" in line for line in ctx.progress_messages)
