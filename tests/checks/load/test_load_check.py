@@ -155,6 +155,33 @@ def test_an_abort_on_fail_gate_stops_the_load_early(recording_context: MakeConte
     assert ctx.value("error_rate") == 1.0
 
 
+def test_requests_in_flight_at_a_stop_are_counted_unfinished_not_lost(
+    recording_context: MakeContext, server: Server
+) -> None:
+    """A service slow enough that requests are in flight whenever the load stops: an abort
+    gate stops plain requests; `max_duration` cuts journeys, on either driver."""
+    slow = {"name": "slow", "request": {"path": "/delay/400"}}
+    on_python = {**slow, "expect": {"text": {"not_contains": "nothing"}}}  # the C engine cannot judge it
+    runs: list[tuple[dict[str, Any], dict[str, Any]]] = [
+        ({"requests": [{"name": "slow", "path": "/delay/400"}]}, {"error_rate": lambda so_far, _: "stop"}),
+        ({"journeys": {"j": {"steps": [slow]}}, "max_duration": "1200ms"}, {}),
+        ({"journeys": {"j": {"steps": [on_python]}}, "max_duration": "1200ms"}, {}),
+    ]
+    for traffic, abort_when in runs:
+        outcome, ctx = run(
+            recording_context, server, {"rate": 40, "duration": "20s", **traffic}, abort_when=abort_when
+        )
+        unfinished = ctx.value("unfinished")
+        assert unfinished > 0, (traffic, outcome)
+        answered = ctx.value("requests") - ctx.value("errors.connection") - ctx.value("errors.timeout")
+        histograms = json.loads(ctx.artifact("load-histograms.json"))
+        responses = hist.decode(histograms["overall"]["corrected"]).get_total_count()
+        assert answered == responses + unfinished, (traffic, outcome)
+        assert f"{unfinished:.0f} unfinished (in flight when the run was stopped" in outcome.message, outcome
+        endpoint = "endpoint.slow." if "requests" in traffic else "endpoint.j.slow."
+        assert ctx.value(endpoint + "unfinished") == unfinished
+
+
 def test_every_load_stops_by_itself_at_its_bound(recording_context: MakeContext, server: Server) -> None:
     page = [{"name": "page", "path": "/fixed/100"}]
     # a count of requests: exactly that many, however high the rate

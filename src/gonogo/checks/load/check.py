@@ -67,6 +67,7 @@ _COUNTS = (
     "errors.timeout",
     "late",
     "dropped",
+    "unfinished",
 )
 _LATENCY = [
     f"{name}.{suffix}"
@@ -145,6 +146,8 @@ class _Recorder:
             f"error rate {format_value(total.error_rate, 'ratio')}, "
             f"{total.late} late, {total.dropped} dropped"
         )
+        if total.unfinished:  # otherwise they would read as lost: sent, with no outcome
+            summary += f", {total.unfinished} unfinished (in flight when the run was stopped, no outcome)"
         if journeys is not None:
             summary = self._journeys(journeys, histograms, with_duration=not invalid) + ", " + summary
         failed = total.errors[ASSERTION]
@@ -206,6 +209,8 @@ class _Recorder:
             )
         self._metric(f"{prefix}late", counts.late, "count", "performance")
         self._metric(f"{prefix}dropped", counts.dropped, "count", "performance")
+        # sent, and still without an outcome when a stop cut the run: requests = outcomes + these
+        self._metric(f"{prefix}unfinished", counts.unfinished, "count", "performance")
 
     def _latency(self, prefix: str, aggregate: Aggregate, artifact: ArtifactRef) -> None:
         self._spread(f"{prefix}latency", aggregate.corrected, artifact, with_extra=True)
@@ -285,7 +290,9 @@ class _Recorder:
         seconds = self.m.measured_seconds
         per_second = f" ({completed / seconds:.1f}/s)" if seconds > 0 else ""
         success = f", success rate {format_value(passed / completed, 'ratio')}" if completed else ""
-        return f"{completed} iterations{per_second} of {len(result.journeys)} journey(s){success}"
+        unfinished = result.iterations.unfinished
+        cut = f", {unfinished} more cut short by the stop" if unfinished else ""
+        return f"{completed} iterations{per_second} of {len(result.journeys)} journey(s){success}{cut}"
 
     def _store_failures(self, result: JourneyLoadResult) -> ArtifactRef:
         document = {
