@@ -90,6 +90,12 @@ def test_every_iteration_and_failure_adds_up_on_both_drivers(
     assert stats["login"] == stats["signup"] == 2 * USERS, stats
     assert iterations["setup_failures"] == stats["login_refused"] == USERS
     assert stats["close"] == USERS and iterations["teardown_failures"] == 0
+    # their requests have figures of their own, as the service counted them
+    assert ctx.value("setup.requests") == stats["signup"] + stats["login"]
+    assert ctx.value("setup.errors") == stats["login_refused"]
+    assert ctx.value("teardown.requests") == stats["close"] and ctx.value("teardown.errors") == 0
+    assert f"setup: {stats['signup'] + stats['login']} requests, {USERS} failed" in outcome.message
+    assert f"teardown: {USERS} requests, 0 failed" in outcome.message
 
     # every iteration started, warm-up or measured, did create; each ended passed or failed,
     # the slow creates as warm-up iterations failed at `create` (nothing lost in the warm-up)

@@ -32,7 +32,7 @@ from gonogo.loadgen.endpoints import build_endpoint
 from gonogo.loadgen.engine import Aggregate, Counts
 from gonogo.loadgen.expect import KEPT_FAILURES
 from gonogo.loadgen.journey_compile import driver_line
-from gonogo.loadgen.journey_load import ASSERTION, JourneyLoadResult
+from gonogo.loadgen.journey_load import ASSERTION, JourneyLoadResult, sum_counts
 from gonogo.loadgen.settings import LoadSettings
 from gonogo.units import Unit, format_value
 
@@ -80,6 +80,7 @@ _DURATION = [
     for name in ("duration", "duration_uncorrected")
     for suffix in ("p50", "p95", "p99", "max")
 ]
+_ONCE = ("requests", "errors")  # of the users' `setup` and `teardown` steps, with journeys
 _GENERATOR = ("generator.cpu", "generator.max_lag", "generator.late", "generator.valid")
 
 
@@ -101,6 +102,8 @@ def _metric_names(settings: LoadSettings) -> list[str]:
     names += ["warmup.requests", *_GENERATOR]
     if journeys:
         names += ["iterations", "success_rate", "generator.fast_path"]
+        once = {"setup": settings.setup, "teardown": settings.teardown}
+        names += [f"{part}.{figure}" for part, steps in once.items() if steps for figure in _ONCE]
         for name in journeys:
             names += [f"journey.{name}.{figure}" for figure in ("iterations", "failures", "success_rate")]
             names += [f"journey.{name}.{figure}" for figure in _DURATION]
@@ -150,6 +153,7 @@ class _Recorder:
             summary += f", {total.unfinished} unfinished (in flight when the run was stopped, no outcome)"
         if journeys is not None:
             summary = self._journeys(journeys, histograms, with_duration=not invalid) + ", " + summary
+            summary += self._once_steps(journeys)
         failed = total.errors[ASSERTION]
         if m.failures is not None and failed:
             summary += (
@@ -293,6 +297,19 @@ class _Recorder:
         unfinished = result.iterations.unfinished
         cut = f", {unfinished} more cut short by the stop" if unfinished else ""
         return f"{completed} iterations{per_second} of {len(result.journeys)} journey(s){success}{cut}"
+
+    def _once_steps(self, result: JourneyLoadResult) -> str:
+        """Record the requests of the users' setups and teardowns (in no other count); what
+        they were, for the summary."""
+        said = ""
+        for part, steps in (("setup", self.settings.setup), ("teardown", self.settings.teardown)):
+            if steps is None:
+                continue
+            counts = sum_counts([s.warmup for s in result.once_steps if s.endpoint.component == part])
+            self._metric(f"{part}.requests", counts.requests, "count", "performance")
+            self._metric(f"{part}.errors", counts.error_total, "count", "reliability")
+            said += f"; {part}: {counts.requests} requests, {counts.error_total} failed"
+        return said
 
     def _store_failures(self, result: JourneyLoadResult) -> ArtifactRef:
         document = {
