@@ -331,6 +331,10 @@ typedef struct {
     size_t heaplen;
     uint64_t urng[4];   /* for UUIDs: seeded from the kernel, not from `seed` */
     int teardown_begun;
+    /* users past their last iteration; once all are, the drain is over (drained_ns) and the
+     * teardowns waiting for it start: none runs while a measured iteration still drains */
+    int users_ended;
+    int64_t drained_ns;
     uint64_t users_set_up, setup_failures; /* so far, for progress (the Python driver's words) */
 } Engine;
 
@@ -1582,7 +1586,7 @@ static PyObject *failures_list(const expect_t *x) {
 
 enum { EX_JSON, EX_HEADER, EX_REGEX, EX_STATUS, EX_JSON_VALUE }; /* EX_JSON_VALUE: the JSON text as written */
 enum { ENC_RAW, ENC_PERCENT, ENC_JSON, ENC_BASE64 }; /* ENC_BASE64: RFC 4648, padded (Basic credentials) */
-enum { U_FREE, U_SETUP, U_ITER, U_TEARDOWN, U_DONE };
+enum { U_FREE, U_SETUP, U_ITER, U_TEARDOWN, U_DONE, U_TEARDOWN_WAIT };
 
 typedef struct {
     uint8_t var, enc; /* var: a slot's value (enc: ENC_*), else a literal */
@@ -3370,12 +3374,25 @@ static void step_send(Engine *E, vuser_t *u, int64_t now) {
     if (c->state == C_READING) send_request(E, c, now);
 }
 
+static void teardown_start(Engine *E, vuser_t *u, int64_t now);
+
+/* The user is past its last iteration. Its teardown waits until every user is (the drain of
+ * the measured iterations is over), then all the waiting ones start together. */
 static void user_teardown(Engine *E, vuser_t *u, int64_t now) {
     program_t *P = E->prog;
-    if (!u->setup_done || !P->nteardown || __atomic_load_n(&E->stop_flag, __ATOMIC_RELAXED)) {
+    int last = ++E->users_ended == E->nconns;
+    if (last) E->drained_ns = now;
+    if (!u->setup_done || !P->nteardown || __atomic_load_n(&E->stop_flag, __ATOMIC_RELAXED))
         user_finish(E, u);
-        return;
-    }
+    else
+        u->mode = U_TEARDOWN_WAIT;
+    if (!last) return;
+    for (int i = 0; i < E->nconns; i++)
+        if (E->vu[i].mode == U_TEARDOWN_WAIT) teardown_start(E, &E->vu[i], now);
+}
+
+static void teardown_start(Engine *E, vuser_t *u, int64_t now) {
+    program_t *P = E->prog;
     u->mode = U_TEARDOWN;
     u->phase = PH_WARMUP;
     u->list = P->teardown;
@@ -4635,6 +4652,10 @@ static PyObject *Engine_results(Engine *E, PyObject *Py_UNUSED(ignored)) {
         PyObject *js = journeys_list(E->prog);
         if (!js || PyDict_SetItemString(res, "journeys", js) < 0) Py_CLEAR(res);
         Py_XDECREF(js);
+        /* the end of the drain, before the teardowns; 0: not reached (stopped) */
+        PyObject *dn = res ? PyLong_FromLongLong((long long)E->drained_ns) : NULL;
+        if (res && (!dn || PyDict_SetItemString(res, "drained_ns", dn) < 0)) Py_CLEAR(res);
+        Py_XDECREF(dn);
     }
     return res;
 }

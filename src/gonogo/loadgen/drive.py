@@ -344,14 +344,17 @@ def _from_journeys(settings: LoadSettings, result: JourneyLoadResult, base_url: 
             f"the iterations in flight at the measured phase's end took {result.drain_seconds:.1f}s more"
             " to finish (their outcomes counted; rates are over the measured phase)"
         )
+    if result.teardown_seconds >= 0.05 and settings.teardown is not None:
+        teardowns = f"the users' teardowns took {result.teardown_seconds:.1f}s after the iterations ended"
+        note = f"{note}; {teardowns}" if note else teardowns
+    after_warmup = result.measured_seconds + result.drain_seconds + result.teardown_seconds
     return Measured(
         endpoints=[(step.endpoint.name, step) for step in result.steps],
         overall=result.overall,
         components=result.components,
         series=result.series,
         measured_seconds=result.measured_seconds,
-        measured_from=result.started_at
-        + timedelta(seconds=result.wall_seconds - result.measured_seconds - result.drain_seconds),
+        measured_from=result.started_at + timedelta(seconds=result.wall_seconds - after_warmup),
         cpu=result.cpu_utilisation if result.generator_seconds >= 1.0 else None,
         max_lag_us=result.max_lag_us,
         behind=result.iterations.behind,

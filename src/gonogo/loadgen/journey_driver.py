@@ -297,6 +297,7 @@ class PythonDriver:
         self.halted: str | None = None  # why the run stops before its natural end
         self.crash: BaseException | None = None
         self.t0 = self.t_end = self.measure_start = 0.0
+        self.t_drained = 0.0  # the last iteration's end (0: the run did not get there)
         self.deadline = math.inf
         self.cpu0 = self.cpu_end = 0.0
         self.started_at = datetime.now(UTC)
@@ -343,6 +344,7 @@ class PythonDriver:
                     await self._open()
                 else:
                     await self._closed()
+                self.t_drained = time.perf_counter()  # the teardowns start after the drain, not in it
                 if self.halted not in ("max_duration", "crashed"):
                     await self._teardowns()
             finally:
@@ -833,14 +835,15 @@ class PythonDriver:
             name: aggregate_steps([s for s in steps if s.endpoint.component == name])
             for name in dict.fromkeys(s.endpoint.component for s in steps)
         }
-        last = max(self.seconds, default=-1)
-        # the measured phase ends at `duration`; the iterations then in flight drain after it
-        ran = max(0.0, self.t_end - self.measure_start) if self.t0 else 0.0
+        # the measured phase ends at `duration`; the iterations then in flight drain after it,
+        # and the teardowns follow the drain
+        drained = self.t_drained or self.t_end
+        ran = max(0.0, drained - self.measure_start) if self.t0 else 0.0
         measured_seconds = min(ran, self.measured_limit)
         series = tuple(
             SecondStats(
                 second=index,
-                span=min(1.0, ran - index) if index == last else 1.0,
+                span=min(1.0, ran - index),
                 requests=s.sent,
                 responses=s.responses,
                 late=s.late,
@@ -851,6 +854,7 @@ class PythonDriver:
                 waiting=dict(sorted(s.waiting.items())),
             )
             for index, s in sorted(self.seconds.items())
+            if index < ran  # the ticker's seconds during the teardowns are no measured iterations'
         )
         return JourneyLoadResult(
             steps=steps,
@@ -893,6 +897,7 @@ class PythonDriver:
             max_lag_us=_us(self.max_lag) if self.max_lag > 0 else 0,
             measured_seconds=measured_seconds,
             drain_seconds=ran - measured_seconds,
+            teardown_seconds=max(0.0, self.t_end - drained) if self.t0 else 0.0,
             wall_seconds=max(0.0, self.t_end - t0),
             started_at=self.started_at,
             stopped_early=stopped,

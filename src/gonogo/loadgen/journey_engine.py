@@ -19,6 +19,7 @@ from __future__ import annotations
 
 __all__ = ["run_compiled"]
 
+import dataclasses
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -184,6 +185,11 @@ def _result(
         warmup_passed += sum(j["warmup"]["passed"] for j in mine)
     started = sum(j["started"] for worker in raws for j in worker)
     limit = min(settings.duration or float("inf"), settings.max_duration - settings.warmup)
+    # the engines' measured phase runs to their last outcome, the teardowns' included: it
+    # ends where the last worker's drain did (a stopped run has no drain's end: its end)
+    drained = max((raw.get("drained_ns") or raw["end_ns"] for raw in result.raw), default=0)
+    measure_start = min((raw["measure_start_ns"] for raw in result.raw), default=0)
+    ran = min(result.measured_seconds, max(0.0, (drained - measure_start) / 1e9))
     first = sum_counts(firsts)
     timed = [w for w in result.workers if w.wall_seconds > 0]
     busiest = max(timed, key=lambda w: w.cpu_utilisation, default=None)
@@ -193,7 +199,11 @@ def _result(
         steps=tuple(journey_steps),
         overall=aggregate_steps(journey_steps),
         components=components,
-        series=result.series,
+        series=tuple(
+            dataclasses.replace(second, span=min(second.span, ran - second.second))
+            for second in result.series
+            if second.second < ran  # the teardowns' seconds are no measured iterations'
+        ),
         journeys=tuple(journeys),
         iterations=IterationCounts(
             scheduled=started + first.dropped + first.unsent,
@@ -218,9 +228,10 @@ def _result(
         cpu_seconds=busiest.cpu_seconds if busiest is not None else 0.0,
         generator_seconds=busiest.wall_seconds if busiest is not None else 0.0,
         max_lag_us=result.max_lag_us,
-        # the engine's measured phase runs to its last outcome: past `duration`, that is the drain
-        measured_seconds=min(result.measured_seconds, limit),
-        drain_seconds=max(0.0, result.measured_seconds - limit),
+        # past `duration`, the measured phase's iterations in flight drain; the teardowns follow
+        measured_seconds=min(ran, limit),
+        drain_seconds=max(0.0, ran - limit),
+        teardown_seconds=result.measured_seconds - ran,
         wall_seconds=result.wall_seconds,
         started_at=started_at,
         stopped_early=result.stopped_early,

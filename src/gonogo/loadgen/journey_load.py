@@ -28,7 +28,8 @@ setup is counted in `IterationCounts.setup_failures`; closed: it is not an itera
 user tries again after its think time (at least 10 ms); open: it is also the arrival's
 iteration, failed at `setup`, and the next arrival that takes the user tries again. A user's first iteration
 is timed from the end of its setup. With `teardown`, each user that was set up runs it once
-at the end (not after a stop or `max_duration`), bounded by `request_timeout`.
+at the end (not after a stop or `max_duration`), bounded by `request_timeout`: all together,
+once the last iteration has ended (after the drain, not in it: `teardown_seconds`).
 
 Traffic (the Python driver)
 ---------------------------

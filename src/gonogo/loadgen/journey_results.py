@@ -125,6 +125,7 @@ class JourneyLoadResult:
     once_steps: tuple[EndpointResult, ...] = ()
     driver: Literal["c", "python"] = "python"
     drain_seconds: float = 0.0  # after the measured phase, until the last iteration in flight ended
+    teardown_seconds: float = 0.0  # after the drain: the users' teardowns, which never overlap it
     fallback_reason: str | None = (
         None  # why the Python driver ran, when the plan's journeys could not compile
     )

@@ -18,6 +18,7 @@ from gonogo.checks.load import LoadCheck, LoadSettings
 from service_process import free_port, serving
 
 SERVER = Path(__file__).parent / "counts_server.py"
+CLOSE_SECONDS = 0.1  # counts_server.py's: a teardown lasts at least that
 USERS = 4
 SLOW_CREATES = 2  # the first creates outlast request_timeout: warm-up iterations failed at `create`
 
@@ -118,6 +119,9 @@ def test_every_iteration_and_failure_adds_up_on_both_drivers(
     window = ctx.metric("iterations").window
     assert window is not None and 0.5 < (window[1] - window[0]).total_seconds() <= 1.0, window
     assert document["drain_seconds"] >= 0
+    # the teardowns wait for the drain: none while an iteration ran, their time counted apart
+    assert stats.get("close_during_iterations", 0) == 0, stats
+    assert document["teardown_seconds"] >= CLOSE_SECONDS
     # progress on each phase's own clock, the warm-up's with its own errors (4 refused
     # log-ins and the slow creates' timeouts, all within its first second)
     warm = [line for line in ctx.progress_messages if line.startswith("warm-up 1/2s: ")]

@@ -324,6 +324,7 @@ class _Recorder:
             },
             "warmup_failures_by_step": {s.endpoint.name: s.warmup.error_total for s in result.steps},
             "drain_seconds": result.drain_seconds,
+            "teardown_seconds": result.teardown_seconds,  # after the drain, never inside it
             "failures": [asdict(failure) for failure in result.failures],
         }
         return self.ctx.store_artifact(
