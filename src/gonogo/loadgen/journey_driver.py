@@ -283,6 +283,7 @@ class PythonDriver:
         self.tokens = 0
         self.failures: list[Failure] = []  # the first KEPT_FAILURES of the measured iterations
         self.once_failures: list[Failure] = []  # … and apart, of the setups and teardowns
+        self.warm_failures: list[Failure] = []  # … and of the warm-up's iterations
         self.scheduled = self.started = self.completed = self.late = self.dropped = 0
         self.warm_completed = self.warm_passed = 0
         self.setup_failures = self.teardown_failures = 0
@@ -662,6 +663,8 @@ class PythonDriver:
             corrected = done - (intended if index == 0 else sent)
             self._outcome(step, tally, result, failure, warm, done, done - sent, corrected)
             if failure is not None:
+                if warm and len(self.warm_failures) < KEPT_FAILURES:
+                    self.warm_failures.append(failure)
                 break
         end = time.perf_counter()
         if warm:
@@ -898,6 +901,7 @@ class PythonDriver:
             measured_seconds=measured_seconds,
             drain_seconds=ran - measured_seconds,
             teardown_seconds=max(0.0, self.t_end - drained) if self.t0 else 0.0,
+            warmup_failures=tuple(self.warm_failures),
             wall_seconds=max(0.0, self.t_end - t0),
             started_at=self.started_at,
             stopped_early=stopped,

@@ -238,6 +238,7 @@ def _result(
         hit_max_duration=cut,
         once_steps=tuple(once_steps),
         driver="c",
+        warmup_failures=tuple(_warmup_failures(compiled, base_url, by_index, settings.request_timeout)),
     )
 
 
@@ -262,15 +263,58 @@ def _failure(failure: Any, compiled: Compiled, base_url: str, endpoints: Sequenc
     )
 
 
-def _unanswered(
+def _warmup_failures(
     compiled: Compiled, base_url: str, endpoints: Sequence[EndpointResult], timeout: float
 ) -> list[Failure]:
+    """The warm-up iterations' failures: the engines count them and keep no response of
+    them, so one `Failure` per step and kind, saying how many and with which statuses."""
+    found = _unanswered(compiled, base_url, endpoints, timeout, warmup=True)
+    for index, endpoint in enumerate(endpoints):
+        step, counts = compiled.steps[index], endpoint.warmup
+        failed = {kind: counts.errors.get(kind, 0) for kind in ("http_4xx", "http_5xx", "assertion")}
+        if step.journey is None or not any(failed.values()):
+            continue
+        statuses = ", ".join(f"{n} of {code}" for code, n in counts.status.items())
+        failing = {code: n for code, n in counts.status.items() if code >= 400}  # the likeliest failure's
+        kinds = ", ".join(f"{n} {kind}" for kind, n in failed.items() if n)
+        found.append(
+            Failure(
+                journey=step.journey,
+                iteration=0,
+                step=step.step,
+                method=step.method,
+                url=base_url.rstrip("/") + step.path,
+                status=max(failing, key=lambda code: failing[code]) if failing else None,
+                message=f"{sum(failed.values())} warm-up response(s) failed ({kinds}); statuses: {statuses}",
+                response_excerpt="",
+                response_size=None,
+                attempts=sum(failed.values()),
+                at=datetime.now(UTC).isoformat(),
+                kind="assertion",
+            )
+        )
+    return found
+
+
+def _unanswered(
+    compiled: Compiled,
+    base_url: str,
+    endpoints: Sequence[EndpointResult],
+    timeout: float,
+    *,
+    warmup: bool = False,
+) -> list[Failure]:
     """The requests that got no response, which the engines count but keep no response of:
-    one `Failure` per step and kind, saying how many."""
+    one `Failure` per step and kind, saying how many (`warmup`: of the warm-up's iterations)."""
     found = []
     for index, endpoint in enumerate(endpoints):
         step = compiled.steps[index]
-        counts = endpoint.counts + endpoint.warmup if step.journey is None else endpoint.counts
+        if warmup:
+            if step.journey is None:
+                continue
+            counts = endpoint.warmup
+        else:
+            counts = endpoint.counts + endpoint.warmup if step.journey is None else endpoint.counts
         for kinds, kind, what in (
             (("timeout",), "timeout", f"no complete response within {timeout:g}s"),
             (CONNECTION_ERROR_KINDS, "connection", "the exchange failed"),

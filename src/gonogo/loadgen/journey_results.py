@@ -126,6 +126,9 @@ class JourneyLoadResult:
     driver: Literal["c", "python"] = "python"
     drain_seconds: float = 0.0  # after the measured phase, until the last iteration in flight ended
     teardown_seconds: float = 0.0  # after the drain: the users' teardowns, which never overlap it
+    # the warm-up iterations' first KEPT_FAILURES failures (the C engine keeps no response of
+    # them: one summary per step and kind, with the statuses)
+    warmup_failures: tuple[Failure, ...] = ()
     fallback_reason: str | None = (
         None  # why the Python driver ran, when the plan's journeys could not compile
     )

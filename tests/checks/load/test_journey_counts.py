@@ -106,6 +106,12 @@ def test_every_iteration_and_failure_adds_up_on_both_drivers(
     warm_failed = iterations["warmup_completed"] - iterations["warmup_passed"]
     assert warm_failed == SLOW_CREATES
     assert document["warmup_failures_by_step"]["item.create"] == SLOW_CREATES
+    # … by kind, with an example kept, and said in the outcome
+    assert ctx.value("warmup.errors") == ctx.value("warmup.errors.timeout") == SLOW_CREATES
+    assert ctx.value("warmup.errors.4xx") == ctx.value("warmup.errors.assertion") == 0
+    kept = document["warmup_failures"]
+    assert kept and all(f["step"] == "create" and f["kind"] == "timeout" for f in kept), kept
+    assert f"failed ({SLOW_CREATES} timeout)" in outcome.message, outcome.message
     assert stats["read"] == stats["delete"] == started - SLOW_CREATES
     assert ctx.value("success_rate") == 1 and ctx.value("iterations") == iterations["completed"]
 

@@ -80,6 +80,7 @@ _DURATION = [
     for name in ("duration", "duration_uncorrected")
     for suffix in ("p50", "p95", "p99", "max")
 ]
+_WARMUP_ERRORS = ("4xx", "5xx", "connection", "timeout")  # and `assertion`, as the measured phase's
 _ONCE = ("requests", "errors")  # of the users' `setup` and `teardown` steps, with journeys
 _GENERATOR = ("generator.cpu", "generator.max_lag", "generator.late", "generator.valid")
 
@@ -99,7 +100,10 @@ def _metric_names(settings: LoadSettings) -> list[str]:
     prefixes = ["", *(f"endpoint.{name}." for name in endpoints), *(f"component.{c}." for c in components)]
     names = [prefix + figure for prefix in prefixes for figure in figures]
     names += [prefix + "errors.assertion" for prefix in asserted_prefixes(settings)]
-    names += ["warmup.requests", *_GENERATOR]
+    names += ["warmup.requests", "warmup.errors", *(f"warmup.errors.{kind}" for kind in _WARMUP_ERRORS)]
+    if "" in asserted_prefixes(settings):
+        names.append("warmup.errors.assertion")
+    names += _GENERATOR
     if journeys:
         names += ["iterations", "success_rate", "generator.fast_path"]
         once = {"setup": settings.setup, "teardown": settings.teardown}
@@ -128,7 +132,7 @@ class _Recorder:
         self.failures = self._store_assertion_failures()
         invalid = self._generator()
         self._counts("", m.overall.counts, m.measured_seconds)
-        self._metric("warmup.requests", m.overall.warmup.requests, "count", "performance")
+        summary_of_warmup = self._warmup(m.overall.warmup)
         if not invalid:
             self._latency("", m.overall, histograms)
         for name, aggregate in m.endpoints:
@@ -159,6 +163,7 @@ class _Recorder:
             summary += (
                 f", {failed} response(s) failed their expect (the first ones in load-assertion-failures.json)"
             )
+        summary += summary_of_warmup
         if m.note:
             summary += f"; {m.note}"
         if invalid:
@@ -170,7 +175,10 @@ class _Recorder:
         p95 = hist.percentiles(m.overall.corrected, [95.0]).get(95.0)
         if p95 is not None:
             summary += f", p95 {format_value(p95 / 1e6, 'seconds')}"
-        details = [f.summary() for f in journeys.failures[:5]] if journeys is not None else []
+        details = []
+        if journeys is not None:
+            details += [f.summary() for f in journeys.failures[:5]]
+            details += [f"warm-up: {f.summary()}" for f in journeys.warmup_failures[:5]]
         details += [f.summary() for f in (m.failures or [])[:5]]
         return CheckOutcome("completed", summary, details)
 
@@ -298,6 +306,27 @@ class _Recorder:
         cut = f", {unfinished} more cut short by the stop" if unfinished else ""
         return f"{completed} iterations{per_second} of {len(result.journeys)} journey(s){success}{cut}"
 
+    def _warmup(self, counts: Counts) -> str:
+        """Record the warm-up's requests and failures by kind (in no other figure); what they
+        were, for the summary, if any failed."""
+        self._metric("warmup.requests", counts.requests, "count", "performance")
+        kinds = {
+            "4xx": counts.errors["http_4xx"],
+            "5xx": counts.errors["http_5xx"],
+            "connection": counts.connection_errors,
+            "timeout": counts.timeouts,
+        }
+        if "" in self.m.asserted:
+            kinds["assertion"] = counts.errors[ASSERTION]
+        self._metric("warmup.errors", counts.error_total, "count", "reliability")
+        for kind, number in kinds.items():
+            self._metric(f"warmup.errors.{kind}", number, "count", "reliability")
+        if not counts.error_total:
+            return ""
+        failed = ", ".join(f"{number} {kind}" for kind, number in kinds.items() if number)
+        kept = " (examples in load-journey-failures.json)" if self.m.journeys is not None else ""
+        return f"; warm-up: {counts.requests} requests, {counts.error_total} failed ({failed}){kept}"
+
     def _once_steps(self, result: JourneyLoadResult) -> str:
         """Record the requests of the users' setups and teardowns (in no other count); what
         they were, for the summary."""
@@ -323,6 +352,7 @@ class _Recorder:
                 "warmup_unfinished": result.iterations.warmup_unfinished,
             },
             "warmup_failures_by_step": {s.endpoint.name: s.warmup.error_total for s in result.steps},
+            "warmup_failures": [asdict(failure) for failure in result.warmup_failures],
             "drain_seconds": result.drain_seconds,
             "teardown_seconds": result.teardown_seconds,  # after the drain, never inside it
             "failures": [asdict(failure) for failure in result.failures],
