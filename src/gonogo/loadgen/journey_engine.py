@@ -191,7 +191,7 @@ def _result(
     failures += _unanswered(compiled, base_url, by_index, settings.request_timeout)
     return JourneyLoadResult(
         steps=tuple(journey_steps),
-        overall=aggregate_steps(journey_steps),
+        overall=aggregate_steps(journey_steps, result.series),
         components=components,
         series=result.series,
         journeys=tuple(journeys),
