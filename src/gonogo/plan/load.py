@@ -792,7 +792,11 @@ def _has_series(document: _Document, gate: GateSpec, check: CheckSpec | None, at
     series = plugins.load_kind(check.kind).series_metrics
     if series is None or matches(name, series):
         return True
-    offer = f"only for {', '.join(sorted(series))}" if series else "for none of its metrics"
+    plain = sorted(pattern for pattern in series if "*" not in pattern)
+    # `endpoint.*.rps` beside `rps`: said once, not once per metric
+    stems = sorted({p[: -len(n)] for p in series if "*" in p for n in plain if p.endswith(f".{n}")})
+    also = f" (each also as {' and '.join(f'{stem}<metric>' for stem in stems)})" if stems else ""
+    offer = f"only for {', '.join(plain)}{also}" if series else "for none of its metrics"
     close = difflib.get_close_matches(name, series, n=1)
     document.issue(
         at,
