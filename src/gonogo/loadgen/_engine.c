@@ -520,7 +520,7 @@ static void series_emit(series_t *S, size_t *off, size_t *len) {
 /* The ages at instant `at` of the measured-phase requests intended before it and still
  * unanswered: those on busy connections and those queued for one. A second in which a
  * stalled server answered nothing still shows how long its users had been waiting. */
-static series_t *ep_series(Engine *E, uint32_t ep);
+static inline series_t *ep_series(Engine *E, uint32_t ep);
 static uint32_t queued_endpoint(Engine *E, uint32_t ep);
 
 /* Each age goes to the run's series and to its endpoint's (a queued journey arrival: its
@@ -589,7 +589,7 @@ static void series_finalize(series_t *S, double span, int64_t at) {
 }
 
 /* The record for time `now` (>= base), closing finished seconds on the way. */
-static secrec *series_at(series_t *S, int64_t now) {
+static secrec *series_roll(series_t *S, int64_t now) {
     if (!S->started) {
         S->started = 1;
         S->cur = 0;
@@ -606,19 +606,23 @@ static secrec *series_at(series_t *S, int64_t now) {
     return &S->curr;
 }
 
-static inline void series_latency(series_t *S, int64_t us) {
-    int32_t i = hindex(&L_SERIES, us);
+static inline secrec *series_at(series_t *S, int64_t now) {
+    if (__builtin_expect(S->started && now < S->next_ns, 1)) return &S->curr;
+    return series_roll(S, now);
+}
+
+static inline void series_count(series_t *S, int32_t i) {
     S->dense[i]++;
     if (i < S->dmin) S->dmin = i;
     if (i > S->dmax) S->dmax = i;
 }
 
+static inline void series_latency(series_t *S, int64_t us) { series_count(S, hindex(&L_SERIES, us)); }
+
 /* Endpoint ep's series, allocated on first use; NULL if out of memory (its series is then
  * lost, never the run's). */
-static series_t *ep_series(Engine *E, uint32_t ep) {
-    series_t *es = E->SE[ep];
-    if (es) return es;
-    es = malloc(sizeof(series_t));
+static series_t *ep_series_new(Engine *E, uint32_t ep) {
+    series_t *es = malloc(sizeof(series_t));
     if (!es || series_init(es) < 0) {
         free(es);
         return NULL;
@@ -626,16 +630,18 @@ static series_t *ep_series(Engine *E, uint32_t ep) {
     return E->SE[ep] = es;
 }
 
-/* The current second's record of endpoint ep, after the run's series has closed the
- * seconds that ended before `now` (their records hold the endpoints' too); NULL: no memory. */
-static inline secrec *ep_at(Engine *E, uint32_t ep, int64_t now) {
-    series_at(&E->S, now);
-    series_t *es = ep_series(E, ep);
-    return es ? &es->curr : NULL;
+static inline series_t *ep_series(Engine *E, uint32_t ep) {
+    series_t *es = E->SE[ep];
+    return __builtin_expect(es != NULL, 1) ? es : ep_series_new(E, ep);
 }
 
-static inline void ep_latency(Engine *E, uint32_t ep, int64_t us) {
-    if (E->SE[ep]) series_latency(E->SE[ep], us);
+/* The current second's record of the run and, in *er, of endpoint ep (NULL: no memory): the
+ * run's series first closes the seconds that ended before `now`, the endpoints' with them. */
+static inline secrec *ep_at(Engine *E, uint32_t ep, int64_t now, secrec **er) {
+    secrec *r = series_at(&E->S, now);
+    series_t *es = ep_series(E, ep);
+    *er = es ? &es->curr : NULL;
+    return r;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -2983,7 +2989,7 @@ static int prog_dispatch(Engine *E, uint32_t j, int64_t intended, int phase, int
 
 /* What happened in the measured phase, in the run's series and in endpoint ep's. */
 static inline void series_sent(Engine *E, uint32_t ep, int late, int64_t now) {
-    secrec *r = series_at(&E->S, now), *er = ep_at(E, ep, now);
+    secrec *er, *r = ep_at(E, ep, now, &er);
     r->sent++;
     r->late += (uint64_t)late;
     if (er) {
@@ -2993,20 +2999,21 @@ static inline void series_sent(Engine *E, uint32_t ep, int late, int64_t now) {
 }
 
 static inline void series_error(Engine *E, uint32_t ep, int kind, int64_t now) {
-    secrec *er = ep_at(E, ep, now);
-    E->S.curr.errors[kind]++;
+    secrec *er, *r = ep_at(E, ep, now, &er);
+    r->errors[kind]++;
     if (er) er->errors[kind]++;
 }
 
 static inline void series_response(Engine *E, uint32_t ep, int err, int64_t corr_us, int64_t now) {
-    secrec *r = series_at(&E->S, now), *er = ep_at(E, ep, now);
+    secrec *er, *r = ep_at(E, ep, now, &er);
     r->responses++;
     if (err >= 0) r->errors[err]++;
-    series_latency(&E->S, corr_us);
+    int32_t i = hindex(&L_SERIES, corr_us);
+    series_count(&E->S, i);
     if (er) {
         er->responses++;
         if (err >= 0) er->errors[err]++;
-        ep_latency(E, ep, corr_us);
+        series_count(E->SE[ep], i); /* er: SE[ep] is there */
     }
 }
 
@@ -3156,8 +3163,8 @@ static void drop(Engine *E, uint32_t ep, int phase, int64_t now) {
     ep = queued_endpoint(E, ep);
     E->eps[ep].c[phase].dropped++;
     if (phase != PH_MEASURED) return;
-    secrec *er = ep_at(E, ep, now);
-    E->S.curr.dropped++;
+    secrec *er, *r = ep_at(E, ep, now, &er);
+    r->dropped++;
     if (er) er->dropped++;
 }
 
