@@ -15,6 +15,7 @@ from recording_context import MakeContext, RecordingContext
 
 from gonogo.checks.base import CheckOutcome
 from gonogo.checks.load import LoadCheck, LoadSettings
+from gonogo.loadgen.engine import Endpoint, LoadSpec, ProgressSnapshot, run_load
 from gonogo.threshold import parse_threshold
 
 Points = list[tuple[datetime, float]]
@@ -156,3 +157,36 @@ def test_both_journey_drivers_record_per_step_series(
     assert values(series["component.backend.latency.p99"]) == values(
         series["endpoint.browse.slow.latency.p99"]
     )
+
+
+def test_two_workers_series_merge_without_loss(server: Server) -> None:
+    endpoints = [
+        Endpoint(name="a", path="/fixed/100", component="api"),
+        Endpoint(name="b", path="/status/500", component="api"),
+        Endpoint(name="c", path="/delay/50", component="worker"),
+    ]
+    spec = LoadSpec(
+        host="127.0.0.1", port=server.port, endpoints=endpoints, rate=150, duration=1.5, workers=2
+    )
+    snapshots: list[ProgressSnapshot] = []
+    result = run_load(spec, on_progress=snapshots.append)
+    for e in result.endpoints:
+        # every response and error of the endpoint is in its series, every latency in its histograms
+        assert sum(s.responses for s in e.series) == e.counts.responses > 0, e.endpoint.name
+        assert sum(s.error_total for s in e.series) == e.counts.error_total, e.endpoint.name
+        assert sum(sum(s.latency.values()) for s in e.series) == e.counts.responses, e.endpoint.name
+    # a component's series is its endpoints' added second by second; the run's is all of them
+    api = result.components["api"].series
+    assert [s.responses for s in api] == [
+        sum(s.responses for e in result.endpoints[:2] for s in e.series if s.second == second.second)
+        for second in api
+    ]
+    assert sum(s.error_total for s in api) == result.endpoint("b").counts.error_total
+    assert [s.responses for s in result.series] == [
+        sum(s.responses for e in result.endpoints for s in e.series if s.second == second.second)
+        for second in result.series
+    ]
+    # progress gives each endpoint's and component's seconds too, as every worker reported them
+    parts = {prefix for snap in snapshots for prefix in snap.parts}
+    assert {"endpoint.a.", "endpoint.b.", "endpoint.c.", "component.api.", "component.worker."} <= parts
+    assert snapshots[-1].parts["endpoint.b."].error_rate == 1.0
