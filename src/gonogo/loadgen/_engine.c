@@ -517,14 +517,14 @@ static void series_emit(series_t *S, size_t *off, size_t *len) {
     S->dmax = -1;
 }
 
-/* The ages at instant `at` of the measured-phase requests intended before it and still
- * unanswered: those on busy connections and those queued for one. A second in which a
- * stalled server answered nothing still shows how long its users had been waiting. */
 static inline series_t *ep_series(Engine *E, uint32_t ep);
 static uint32_t queued_endpoint(Engine *E, uint32_t ep);
 
-/* Each age goes to the run's series and to its endpoint's (a queued journey arrival: its
- * first step's), so an endpoint that stalls shows it in its own series too. */
+/* The ages at instant `at` of the measured-phase requests intended before it and still
+ * unanswered: those on busy connections and those queued for one. A second in which a
+ * stalled server answered nothing still shows how long its users had been waiting. Each
+ * age goes to the run's series and to its endpoint's (a queued journey arrival: its first
+ * step's), so an endpoint that stalls shows it in its own series too. */
 static void series_pending(series_t *S, int64_t at) {
     Engine *E = (Engine *)((char *)S - offsetof(Engine, S));
     for (int32_t i = E->busy_head; i >= 0; i = E->conns[i].next) {
@@ -4224,8 +4224,8 @@ static PyObject *series_record_dict(series_t *S, secrec *r) {
 
 static PyObject *record_dict(Engine *E, secrec *r) { return series_record_dict(&E->S, r); }
 
-/* The endpoints' records from each one's `from`-th on (progress: those not delivered yet), as
- * (endpoint index, record) pairs, in endpoint order; `mark`: remember them as delivered. */
+/* The endpoints' records as (endpoint index, record) pairs, in endpoint order: all of them, or
+ * with `mark` (progress) those not delivered yet, which then are. */
 static PyObject *endpoint_records(Engine *E, int mark) {
     PyObject *out = PyList_New(0);
     if (!out) return NULL;
