@@ -844,6 +844,8 @@ class PythonDriver:
             if second is None:
                 continue
             second.seal(step.so_far)
+            if self.on_progress is None:
+                continue
             stats = second.stats(index, 1.0)
             for prefix in (f"endpoint.{step.endpoint.name}.", f"component.{step.endpoint.component}."):
                 self.parts.setdefault(prefix, PartSeconds()).add(stats)
