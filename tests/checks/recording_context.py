@@ -66,6 +66,7 @@ class RecordingContext:
     commands: list[CommandResult] = field(default_factory=list)
     progress_messages: list[str] = field(default_factory=list)
     series: dict[str, list[tuple[datetime, float]]] = field(default_factory=dict)
+    series_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # the labels of each series
     # metric name (relative) -> why to stop: what the runner would say for an abort_on_fail gate
     abort_when: dict[str, Callable[[float | None, Sequence[tuple[datetime, float]]], str | None]] = field(
         default_factory=dict
@@ -188,12 +189,16 @@ class RecordingContext:
     ) -> None:
         assert unit in UNITS, (name, unit)
         self.series.setdefault(name, []).extend(points)
+        self.series_labels[name] = dict(labels or {})
 
     def breached(
         self, name: str, *, so_far: float | None, per_second: Sequence[tuple[datetime, float]]
     ) -> str | None:
         rule = self.abort_when.get(name)
         return rule(so_far, per_second) if rule else None
+
+    def aborts_on(self, name: str) -> bool:
+        return name in self.abort_when
 
     def progress(self, message: str) -> None:
         self.progress_messages.append(message)

@@ -221,8 +221,16 @@ def test_an_abort_on_fail_gate_stops_a_failing_load_early(web_plan: Path) -> Non
         "    rate: 40/s\n"
         "    duration: 30s\n"
         "    requests: [{name: missing, path: /missing.html}]\n"
+        "  mixed:\n"
+        "    kind: load\n"
+        "    rate: 40/s\n"
+        "    duration: 30s\n"
+        "    requests: [{name: home, path: /index.html, weight: 3}, {name: missing, path: /missing.html}]\n"
         "gates:\n"
-        "  burst.error_rate: {expr: '< 1%', abort_on_fail: true}\n",
+        "  burst.error_rate: {expr: '< 1%', abort_on_fail: true}\n"
+        # one endpoint's per-second series: the whole load's error rate (25%) holds its gate
+        "  mixed.error_rate: {expr: '< 50%', abort_on_fail: true}\n"
+        "  mixed.endpoint.missing.error_rate: {expr: '< 1% for 2s', abort_on_fail: true}\n",
     )
     web_plan.write_text(text)
     result = gonogo("run", cwd=web_plan.parent)
@@ -234,6 +242,14 @@ def test_an_abort_on_fail_gate_stops_a_failing_load_early(web_plan: Path) -> Non
     assert sent["value"] < 40 * 10  # far less than the 30 s planned
     (gate,) = [g for g in report["gates"] if g["metric"] == "burst.error_rate"]
     assert gate["status"] == "fail" and gate["value"] == 1.0
+    mixed = next(c for c in report["checks"] if c["name"] == "mixed")
+    assert mixed["message"].startswith(
+        "stopped early: gate mixed.endpoint.missing.error_rate < 1% for 2s failed while running"
+    ), mixed
+    sent = next(m for m in report["metrics"] if m["full_name"] == "mixed.requests")
+    assert sent["value"] < 40 * 10
+    statuses = {g["metric"]: g["status"] for g in report["gates"] if g["metric"].startswith("mixed.")}
+    assert statuses == {"mixed.error_rate": "pass", "mixed.endpoint.missing.error_rate": "fail"}, statuses
 
 
 def test_a_reader_that_goes_away_does_not_cut_the_run_short(web_plan: Path) -> None:

@@ -427,25 +427,27 @@ def test_a_timeframe_on_a_metric_without_a_per_second_series_is_refused(tmp_path
         """
         system: {base_url: "http://127.0.0.1:8080"}
         checks:
-          load: {kind: load, rate: 10/s, duration: 5s, requests: [{name: home, path: /}]}
+          load: {kind: load, rate: 10/s, duration: 5s, requests: [{name: home, path: /, component: web}]}
           unit: {kind: tests, command: [pytest], junit: [junit.xml]}
         gates:
           load.latency.p95: "< 500ms for 10s"
           "load.endpoint.*.latency.p95": "< 500ms for 10s"
           load.endpoint.home.latency.p95: "< 500ms for 10s"
+          load.component.web.error_rate: "< 1% for 10s"
+          load.endpoint.hom.latency.p95: "< 500ms for 10s"
           load.error_rte: {expr: "< 1% for 5s"}
           unit.pass_rate: ">= 99% for 3s"
           unit.duration: "< 60s"
         """,
     )
     assert issues_of(path) == [
-        f"{path}:8:35: gates.load.endpoint.home.latency.p95: a timeframe ('< 500ms for 10s') applies the "
-        "threshold to a per-second series, and a load check records one only for error_rate, latency.p95, "
-        "latency.p99, rps; did you mean load.latency.p95?",
-        f"{path}:9:19: gates.load.error_rte: a timeframe ('< 1% for 5s') applies the threshold to a "
+        f"{path}:10:3: gates.load.endpoint.hom.latency.p95: check 'load' (load) records no metric "
+        "'endpoint.hom.latency.p95' with its settings, so this gate could only end not measured; did you "
+        "mean load.endpoint.home.latency.p95?",
+        f"{path}:11:19: gates.load.error_rte: a timeframe ('< 1% for 5s') applies the threshold to a "
         "per-second series, and a load check records one only for error_rate, latency.p95, latency.p99, "
-        "rps; did you mean load.error_rate?",
-        f"{path}:10:19: gates.unit.pass_rate: a timeframe ('>= 99% for 3s') applies the threshold to a "
+        "rps (each also as component.*.<metric> and endpoint.*.<metric>); did you mean load.error_rate?",
+        f"{path}:12:19: gates.unit.pass_rate: a timeframe ('>= 99% for 3s') applies the threshold to a "
         "per-second series, and a tests check records one for none of its metrics",
     ]
 

@@ -139,6 +139,11 @@ class CheckContext(Protocol):
         """
         ...
 
+    def aborts_on(self, name: str) -> bool:
+        """Whether some gate marked `abort_on_fail` matches `<check_name>.<name>`: a kind need
+        not work out a figure that `breached` could only ignore."""
+        ...
+
     def store_artifact(
         self, content: Path | bytes, *, name: str, media_type: str = "application/octet-stream"
     ) -> ArtifactRef: ...
@@ -189,7 +194,9 @@ class CheckKind(ABC, Generic[SettingsT]):
     Settings: ClassVar[type[BaseModel]]
     # The metrics (names after `<check>.`) this kind records a per-second series of, which is
     # what a gate with a timeframe (`"< 500ms for 10s"`) reads; `gonogo validate` refuses a
-    # timeframe on any other. None: the kind does not say, and every timeframe is accepted.
+    # timeframe on any other. A `*` stands for a name the settings give (`endpoint.*.rps`): the
+    # metric must then also be one `metric_names` declares. None: the kind does not say, and
+    # every timeframe is accepted.
     series_metrics: ClassVar[frozenset[str] | None] = None
 
     @classmethod

@@ -28,7 +28,9 @@
  * late, dropped, max scheduling lag and a 2-significant-digit corrected-latency
  * histogram kept sparse (index, count) pairs; plus, in the same form, the ages at the
  * second's end of the requests still unanswered then (sent or queued), measured from
- * their intended time.
+ * their intended time. The same per endpoint (program mode: per step), allocated on the
+ * endpoint's first measured traffic and holding only its seconds with something in them
+ * (no max lag: that is the loop's); the run's series closes their seconds with its own.
  *
  * About every 50 ms the loop re-acquires the GIL briefly: PyErr_CheckSignals (so
  * Ctrl-C stops the run), the optional `should_stop` callable, and once per wall
@@ -317,6 +319,7 @@ typedef struct {
     int64_t max_lag_ns;
     uint64_t conns_opened, retries;
     series_t S;
+    series_t **SE; /* per endpoint, NULL until its first measured traffic (see ep_at) */
     double cpu_user, cpu_sys;
     const char *stopped; /* NULL, "signal", "stop" or "error" */
     int64_t next_tick, next_progress;
@@ -518,30 +521,35 @@ static void series_emit(series_t *S, size_t *off, size_t *len) {
     S->dmax = -1;
 }
 
+static inline series_t *ep_series(Engine *E, uint32_t ep);
+static uint32_t queued_endpoint(Engine *E, uint32_t ep);
+
 /* The ages at instant `at` of the measured-phase requests intended before it and still
  * unanswered: those on busy connections and those queued for one. A second in which a
- * stalled server answered nothing still shows how long its users had been waiting. */
+ * stalled server answered nothing still shows how long its users had been waiting. Each
+ * age goes to the run's series and to its endpoint's (a queued journey arrival: its first
+ * step's), so an endpoint that stalls shows it in its own series too. */
 static void series_pending(series_t *S, int64_t at) {
     Engine *E = (Engine *)((char *)S - offsetof(Engine, S));
     for (int32_t i = E->busy_head; i >= 0; i = E->conns[i].next) {
         conn_t *c = &E->conns[i];
-        if (c->phase == PH_MEASURED && c->intended < at) series_latency(S, (at - c->intended) / 1000);
+        if (c->phase != PH_MEASURED || c->intended >= at) continue;
+        int64_t age = (at - c->intended) / 1000;
+        series_latency(S, age);
+        series_t *es = ep_series(E, c->ep);
+        if (es) series_latency(es, age);
     }
     for (size_t k = 0; k < E->qlen; k++) {
         qitem *it = &E->q[(E->qhead + k) % E->qcap];
-        if (it->phase == PH_MEASURED && it->intended < at) series_latency(S, (at - it->intended) / 1000);
+        if (it->phase != PH_MEASURED || it->intended >= at) continue;
+        int64_t age = (at - it->intended) / 1000;
+        series_latency(S, age);
+        series_t *es = ep_series(E, queued_endpoint(E, it->ep));
+        if (es) series_latency(es, age);
     }
 }
 
-/* Close the current second, which ends at `at`: its histogram goes to the sparse pairs,
- * then the ages of the requests pending at its end. Allocation failure here loses only
- * that second's histograms, never counts. */
-static void series_finalize(series_t *S, double span, int64_t at) {
-    secrec *r = &S->curr;
-    r->span = span;
-    series_emit(S, &r->hoff, &r->hlen);
-    series_pending(S, at);
-    series_emit(S, &r->poff, &r->plen);
+static void series_push(series_t *S, const secrec *r) {
     if (S->n + 1 > S->cap) {
         size_t ncap = S->cap ? S->cap * 2 : 256;
         secrec *p = realloc(S->recs, ncap * sizeof(secrec));
@@ -552,8 +560,40 @@ static void series_finalize(series_t *S, double span, int64_t at) {
     S->recs[S->n++] = *r;
 }
 
+static inline int secrec_empty(const secrec *r) {
+    uint64_t any = r->sent | r->responses | r->late | r->dropped | r->hlen | r->plen;
+    for (int j = 0; j < NERR; j++) any |= r->errors[j];
+    return !any;
+}
+
+/* Close the current second, which ends at `at`: its histogram goes to the sparse pairs,
+ * then the ages of the requests pending at its end. Allocation failure here loses only
+ * that second's histograms, never counts. */
+static void series_finalize(series_t *S, double span, int64_t at) {
+    Engine *E = (Engine *)((char *)S - offsetof(Engine, S));
+    secrec *r = &S->curr;
+    r->span = span;
+    series_emit(S, &r->hoff, &r->hlen);
+    for (uint32_t i = 0; i < E->nep; i++)
+        if (E->SE[i]) series_emit(E->SE[i], &E->SE[i]->curr.hoff, &E->SE[i]->curr.hlen);
+    series_pending(S, at);
+    series_emit(S, &r->poff, &r->plen);
+    series_push(S, r);
+    /* the endpoints' records of this second: only those with something in it */
+    for (uint32_t i = 0; i < E->nep; i++) {
+        series_t *es = E->SE[i];
+        if (!es) continue;
+        secrec *er = &es->curr;
+        series_emit(es, &er->poff, &er->plen);
+        er->second = r->second;
+        er->span = span;
+        if (!secrec_empty(er)) series_push(es, er);
+        memset(er, 0, sizeof(*er));
+    }
+}
+
 /* The record for time `now` (>= base), closing finished seconds on the way. */
-static secrec *series_at(series_t *S, int64_t now) {
+static secrec *series_roll(series_t *S, int64_t now) {
     if (!S->started) {
         S->started = 1;
         S->cur = 0;
@@ -570,11 +610,42 @@ static secrec *series_at(series_t *S, int64_t now) {
     return &S->curr;
 }
 
-static inline void series_latency(series_t *S, int64_t us) {
-    int32_t i = hindex(&L_SERIES, us);
+static inline secrec *series_at(series_t *S, int64_t now) {
+    if (__builtin_expect(S->started && now < S->next_ns, 1)) return &S->curr;
+    return series_roll(S, now);
+}
+
+static inline void series_count(series_t *S, int32_t i) {
     S->dense[i]++;
     if (i < S->dmin) S->dmin = i;
     if (i > S->dmax) S->dmax = i;
+}
+
+static inline void series_latency(series_t *S, int64_t us) { series_count(S, hindex(&L_SERIES, us)); }
+
+/* Endpoint ep's series, allocated on first use; NULL if out of memory (its series is then
+ * lost, never the run's). */
+static series_t *ep_series_new(Engine *E, uint32_t ep) {
+    series_t *es = malloc(sizeof(series_t));
+    if (!es || series_init(es) < 0) {
+        free(es);
+        return NULL;
+    }
+    return E->SE[ep] = es;
+}
+
+static inline series_t *ep_series(Engine *E, uint32_t ep) {
+    series_t *es = E->SE[ep];
+    return __builtin_expect(es != NULL, 1) ? es : ep_series_new(E, ep);
+}
+
+/* The current second's record of the run and, in *er, of endpoint ep (NULL: no memory): the
+ * run's series first closes the seconds that ended before `now`, the endpoints' with them. */
+static inline secrec *ep_at(Engine *E, uint32_t ep, int64_t now, secrec **er) {
+    secrec *r = series_at(&E->S, now);
+    series_t *es = ep_series(E, ep);
+    *er = es ? &es->curr : NULL;
+    return r;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -2920,7 +2991,35 @@ static void prog_complete(Engine *E, conn_t *c, int64_t now);
 static void prog_after(Engine *E, conn_t *c, int64_t now, int err);
 static int prog_dispatch(Engine *E, uint32_t j, int64_t intended, int phase, int64_t now);
 
-static inline series_t *measured_series(Engine *E, int phase) { return phase == PH_MEASURED ? &E->S : NULL; }
+/* What happened in the measured phase, in the run's series and in endpoint ep's. */
+static inline void series_sent(Engine *E, uint32_t ep, int late, int64_t now) {
+    secrec *er, *r = ep_at(E, ep, now, &er);
+    r->sent++;
+    r->late += (uint64_t)late;
+    if (er) {
+        er->sent++;
+        er->late += (uint64_t)late;
+    }
+}
+
+static inline void series_error(Engine *E, uint32_t ep, int kind, int64_t now) {
+    secrec *er, *r = ep_at(E, ep, now, &er);
+    r->errors[kind]++;
+    if (er) er->errors[kind]++;
+}
+
+static inline void series_response(Engine *E, uint32_t ep, int err, int64_t corr_us, int64_t now) {
+    secrec *er, *r = ep_at(E, ep, now, &er);
+    r->responses++;
+    if (err >= 0) r->errors[err]++;
+    int32_t i = hindex(&L_SERIES, corr_us);
+    series_count(&E->S, i);
+    if (er) {
+        er->responses++;
+        if (err >= 0) er->errors[err]++;
+        series_count(E->SE[ep], i); /* er: SE[ep] is there */
+    }
+}
 
 /* Attach a request to connection c (which may still be connecting). */
 static void begin(Engine *E, conn_t *c, uint32_t ep, int64_t intended, int phase, int64_t now) {
@@ -2941,20 +3040,14 @@ static void begin(Engine *E, conn_t *c, uint32_t ep, int64_t intended, int phase
     k->sent++;
     int late = now - intended > E->late_ns;
     if (late) k->late++;
-    series_t *S = measured_series(E, phase);
-    if (S) {
-        secrec *r = series_at(S, now);
-        r->sent++;
-        if (late) r->late++;
-    }
+    if (phase == PH_MEASURED) series_sent(E, ep, late, now);
 }
 
 /* The request on c failed: count it, close the socket, free the slot. */
 static void fail(Engine *E, conn_t *c, int kind, int64_t now) {
     endpoint *e = &E->eps[c->ep];
     e->c[c->phase].errors[kind]++;
-    series_t *S = measured_series(E, c->phase);
-    if (S) series_at(S, now)->errors[kind]++;
+    if (c->phase == PH_MEASURED) series_error(E, c->ep, kind, now);
     busy_remove(E, c);
     conn_close(E, c);
     after_release(E, c, now, kind);
@@ -2975,8 +3068,7 @@ static void retry_or_fail(Engine *E, conn_t *c, int kind, int64_t now) {
             /* count it against the request, slot handling as in fail() */
             endpoint *e = &E->eps[c->ep];
             e->c[c->phase].errors[err]++;
-            series_t *S = measured_series(E, c->phase);
-            if (S) series_at(S, now)->errors[err]++;
+            if (c->phase == PH_MEASURED) series_error(E, c->ep, err, now);
             conn_close(E, c);
             after_release(E, c, now, err);
             return;
@@ -3067,11 +3159,17 @@ static int dispatch(Engine *E, uint32_t ep, int64_t intended, int phase, int64_t
     return 1;
 }
 
+/* The endpoint a queued item counts against: program mode queues a journey's iteration,
+ * which counts against its first step. */
+static uint32_t queued_endpoint(Engine *E, uint32_t ep) { return E->prog ? E->prog->journeys[ep].steps[0] : ep; }
+
 static void drop(Engine *E, uint32_t ep, int phase, int64_t now) {
-    if (E->prog) ep = E->prog->journeys[ep].steps[0]; /* queued: a journey's iteration */
+    ep = queued_endpoint(E, ep);
     E->eps[ep].c[phase].dropped++;
-    series_t *S = measured_series(E, phase);
-    if (S) series_at(S, now)->dropped++;
+    if (phase != PH_MEASURED) return;
+    secrec *er, *r = ep_at(E, ep, now, &er);
+    r->dropped++;
+    if (er) er->dropped++;
 }
 
 static int enqueue(Engine *E, uint32_t ep, int64_t intended, int phase, int64_t now) {
@@ -3225,10 +3323,7 @@ static void complete(Engine *E, conn_t *c, int64_t now) {
         int64_t corr = (now - c->intended) / 1000, unc = (now - c->sent) / 1000;
         e->hcorr[hindex(&L_MAIN, corr)]++;
         e->hunc[hindex(&L_MAIN, unc)]++;
-        secrec *r = series_at(&E->S, now);
-        r->responses++;
-        if (err >= 0) r->errors[err]++;
-        series_latency(&E->S, corr);
+        series_response(E, c->ep, err, corr, now);
     }
     busy_remove(E, c);
     c->nreq++;
@@ -3294,11 +3389,9 @@ static void step_unsent(Engine *E, vuser_t *u, uint32_t ep, const char *why, int
     int phase = u->phase;
     if (!counted) e->c[phase].sent++;
     e->c[phase].errors[E_ASSERT]++;
-    series_t *S = measured_series(E, phase);
-    if (S) {
-        secrec *r = series_at(S, now);
-        if (!counted) r->sent++;
-        r->errors[E_ASSERT]++;
+    if (phase == PH_MEASURED) {
+        if (!counted) series_sent(E, ep, 0, now);
+        series_error(E, ep, E_ASSERT, now);
     }
     if (keeps_evidence(u, phase)) x_keep(e->x, NULL, 0, E_ASSERT, XF_VARIABLE, 0, why, strlen(why));
 }
@@ -3360,12 +3453,7 @@ static void step_send(Engine *E, vuser_t *u, int64_t now) {
         k->sent++;
         int late = now - u->step_int > E->late_ns;
         if (late) k->late++;
-        series_t *S = measured_series(E, phase);
-        if (S) {
-            secrec *r = series_at(S, now);
-            r->sent++;
-            if (late) r->late++;
-        }
+        if (phase == PH_MEASURED) series_sent(E, ep, late, now);
     }
     if (err) {
         fail(E, c, err, now);
@@ -3648,10 +3736,7 @@ static void prog_complete(Engine *E, conn_t *c, int64_t now) {
         int64_t corr = (now - c->intended) / 1000, unc = (now - c->sent) / 1000;
         e->hcorr[hindex(&L_MAIN, corr)]++;
         e->hunc[hindex(&L_MAIN, unc)]++;
-        secrec *r = series_at(&E->S, now);
-        r->responses++;
-        if (err >= 0) r->errors[err]++;
-        series_latency(&E->S, corr);
+        series_response(E, c->ep, err, corr, now);
     }
     step_done(E, u, now, err);
 }
@@ -4131,17 +4216,17 @@ static void totals(Engine *E, int phase, counters *out) {
     }
 }
 
-static PyObject *sparse_bytes(Engine *E, size_t off, size_t len) {
-    return len ? PyBytes_FromStringAndSize((const char *)(E->S.sparse + 2 * off), (Py_ssize_t)(len * 2 * sizeof(uint32_t)))
+static PyObject *sparse_bytes(series_t *S, size_t off, size_t len) {
+    return len ? PyBytes_FromStringAndSize((const char *)(S->sparse + 2 * off), (Py_ssize_t)(len * 2 * sizeof(uint32_t)))
                : PyBytes_FromStringAndSize("", 0);
 }
 
-static PyObject *record_dict(Engine *E, secrec *r) {
+static PyObject *series_record_dict(series_t *S, secrec *r) {
     PyObject *errs = PyTuple_New(NERR);
     if (!errs) return NULL;
     for (int j = 0; j < NERR; j++) PyTuple_SET_ITEM(errs, j, PyLong_FromUnsignedLongLong(r->errors[j]));
-    PyObject *hist = sparse_bytes(E, r->hoff, r->hlen);
-    PyObject *pending = sparse_bytes(E, r->poff, r->plen);
+    PyObject *hist = sparse_bytes(S, r->hoff, r->hlen);
+    PyObject *pending = sparse_bytes(S, r->poff, r->plen);
     if (!hist || !pending) {
         Py_DECREF(errs);
         Py_XDECREF(hist);
@@ -4152,6 +4237,31 @@ static PyObject *record_dict(Engine *E, secrec *r) {
                          "sent", (unsigned long long)r->sent, "responses", (unsigned long long)r->responses,
                          "late", (unsigned long long)r->late, "dropped", (unsigned long long)r->dropped, "errors",
                          errs, "max_lag_us", (long long)(r->max_lag_ns / 1000), "hist", hist, "pending", pending);
+}
+
+static PyObject *record_dict(Engine *E, secrec *r) { return series_record_dict(&E->S, r); }
+
+/* The endpoints' records as (endpoint index, record) pairs, in endpoint order: all of them, or
+ * with `mark` (progress) those not delivered yet, which then are. */
+static PyObject *endpoint_records(Engine *E, int mark) {
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    for (uint32_t i = 0; E->SE && i < E->nep; i++) {
+        series_t *es = E->SE[i];
+        if (!es) continue;
+        for (size_t k = mark ? es->delivered : 0; k < es->n; k++) {
+            PyObject *d = series_record_dict(es, &es->recs[k]);
+            PyObject *pair = d ? Py_BuildValue("(IN)", (unsigned int)i, d) : NULL;
+            if (!pair || PyList_Append(out, pair) < 0) {
+                Py_XDECREF(pair);
+                Py_DECREF(out);
+                return NULL;
+            }
+            Py_DECREF(pair);
+        }
+        if (mark) es->delivered = es->n;
+    }
+    return out;
 }
 
 static PyObject *counters_dict(counters *k) {
@@ -4180,10 +4290,10 @@ static PyObject *progress_dict(Engine *E, int64_t now) {
         }
         Py_DECREF(d);
     }
-    PyObject *d = Py_BuildValue("{s:d,s:N,s:N,s:N,s:i,s:n,s:O}", "elapsed", (double)(now - E->start_ns) / 1e9,
+    PyObject *d = Py_BuildValue("{s:d,s:N,s:N,s:N,s:N,s:i,s:n,s:O}", "elapsed", (double)(now - E->start_ns) / 1e9,
                                 "measured", counters_dict(&m), "warmup", counters_dict(&w), "records", recs,
-                                "open_connections", E->nopen, "queued", (Py_ssize_t)E->qlen, "in_warmup",
-                                now < E->measure_ns ? Py_True : Py_False);
+                                "endpoint_records", endpoint_records(E, 1), "open_connections", E->nopen, "queued",
+                                (Py_ssize_t)E->qlen, "in_warmup", now < E->measure_ns ? Py_True : Py_False);
     if (!d || !E->prog) return d;
     /* program mode: what the Python driver's progress line says (a slow setup, a password
      * hash per user, can take most of a run: "0 iterations done" alone would hide it) */
@@ -4450,7 +4560,7 @@ static PyObject *Engine_run(Engine *E, PyObject *args, PyObject *kw) {
         for (int i = 0; i < 4; i++) E->urng[i] = splitmix64(&sm) ^ seed[i];
     }
     if (!E->conns || !E->free_slots || !E->buf || (E->closed && !E->prog && !E->tq) || (checks && !E->xs) ||
-        !prog_ok || series_init(&E->S) < 0) {
+        !prog_ok || series_init(&E->S) < 0 || !(E->SE = xcalloc(E->nep, sizeof(series_t *)))) {
         if (E->epfd >= 0) close(E->epfd);
         E->epfd = -1;
         return PyErr_NoMemory();
@@ -4648,6 +4758,11 @@ static PyObject *Engine_results(Engine *E, PyObject *Py_UNUSED(ignored)) {
                          E->cpu_user, "cpu_sys_s", E->cpu_sys, "max_lag_us", (long long)(E->max_lag_ns / 1000),
                          "connections_opened", (unsigned long long)E->conns_opened, "retries",
                          (unsigned long long)E->retries, "stopped", E->stopped);
+    if (res) {
+        PyObject *er = endpoint_records(E, 0);
+        if (!er || PyDict_SetItemString(res, "endpoint_series", er) < 0) Py_CLEAR(res);
+        Py_XDECREF(er);
+    }
     if (res && E->prog) {
         PyObject *js = journeys_list(E->prog);
         if (!js || PyDict_SetItemString(res, "journeys", js) < 0) Py_CLEAR(res);
@@ -4895,6 +5010,13 @@ static void Engine_dealloc(Engine *E) {
     free(E->buf);
     free(E->xs);
     series_free(&E->S);
+    if (E->SE)
+        for (uint32_t i = 0; i < E->nep; i++)
+            if (E->SE[i]) {
+                series_free(E->SE[i]);
+                free(E->SE[i]);
+            }
+    free(E->SE);
     Py_XDECREF(E->exc_type);
     Py_XDECREF(E->exc_value);
     Py_XDECREF(E->exc_tb);

@@ -16,6 +16,7 @@ whichever traffic ran. The `load` and `soak` kinds share it; each records `Measu
 from __future__ import annotations
 
 __all__ = [
+    "ErrorRate",
     "LoadWatch",
     "Measured",
     "PerSecond",
@@ -37,12 +38,12 @@ from gonogo.journey.once import resolve_base_url, run_setup, upload_files
 from gonogo.journey.variables import VariableError
 from gonogo.loadgen.endpoints import build_endpoint
 from gonogo.loadgen.engine import (
-    CONNECTION_ERROR_KINDS,
     Aggregate,
     LoadInterrupted,
     LoadResult,
     LoadSpec,
     LoadSpecError,
+    PartProgress,
     ProgressSnapshot,
     SecondStats,
     loopback_address,
@@ -53,8 +54,6 @@ from gonogo.loadgen.journey_load import JourneyLoadInterrupted, JourneyLoadResul
 from gonogo.loadgen.native import EngineNotBuilt, load_engine
 from gonogo.loadgen.settings import GeneratorLimits, LoadSettings
 from gonogo.units import format_value
-
-_NO_RESPONSE = (*CONNECTION_ERROR_KINDS, "timeout")  # the error kinds that come without a response
 
 Points = list[tuple[datetime, float]]
 
@@ -125,20 +124,42 @@ class PerSecond:
     p99: Points
 
 
-def per_second(measured: Measured) -> PerSecond:
-    """Throughput, error rate and corrected p95/p99 latency of every measured second."""
+class ErrorRate:
+    """A per-second error-rate series without gaps: each second's errors over the requests that
+    ended in it (a response, a connection error, a timeout); a second in which none ended holds
+    the previous second's rate, 0 before the first outcome. A stalled server answers nothing
+    for a while and then its timeouts land in bursts: the seconds between the bursts must not
+    cut a breach of `error_rate < 1% for 10s` short (the stall itself shows in the latency
+    series, through the requests waiting)."""
+
+    def __init__(self) -> None:
+        self.rate = 0.0
+
+    def next(self, outcomes: int, errors: int) -> float:
+        if outcomes:
+            self.rate = min(1.0, errors / outcomes)
+        return self.rate
+
+
+def per_second(measured: Measured, part: Aggregate | None = None) -> PerSecond:
+    """Throughput, error rate and corrected p95/p99 latency of every measured second: of the
+    whole load, or of an endpoint or component (`part`; a second it has no record of had none of
+    its requests sent, ended or waiting)."""
+    own = {second.second: second for second in part.series} if part is not None else None
     rps: Points = []
     errors: Points = []
     p95: Points = []
     p99: Points = []
-    for second in measured.series:
-        at = measured.measured_from + timedelta(seconds=second.second)
-        if second.span > 0:
-            rps.append((at, second.responses / second.span))
-        # 4xx/5xx (and journeys' assertion failures) are responses too: count them once
-        done = second.responses + sum(second.errors.get(kind, 0) for kind in _NO_RESPONSE)
-        if done:
-            errors.append((at, second.error_total / done))
+    rate = ErrorRate()
+    for whole in measured.series:  # every measured second
+        at = measured.measured_from + timedelta(seconds=whole.second)
+        second = whole if own is None else own.get(whole.second)
+        if whole.span > 0:
+            rps.append((at, second.responses / whole.span if second is not None else 0.0))
+        outcomes, failed = (second.outcomes, second.error_total) if second is not None else (0, 0)
+        errors.append((at, rate.next(outcomes, failed)))
+        if second is None:
+            continue
         for bucket, percentile in ((p95, 95.0), (p99, 99.0)):
             value = second.percentile_with_waiting(percentile)
             if value is not None:
@@ -232,7 +253,8 @@ def load_spec(
 
 
 class LoadWatch:
-    """Live progress, and an early stop when an `abort_on_fail` gate is in breach."""
+    """Live progress, and an early stop when an `abort_on_fail` gate is in breach: of the whole
+    load, or of an endpoint or component (only those some abort gate could match are followed)."""
 
     def __init__(
         self, ctx: CheckContext, settings: LoadSettings, extra: Callable[[], str] | None = None
@@ -241,12 +263,11 @@ class LoadWatch:
         self.stop = threading.Event()
         self.reason: str | None = None
         self._extra = extra
-        self._error_rates: list[tuple[datetime, float]] = []
         # per measured second, for gates with a timeframe; the instants only need to be a second apart
         self._origin = datetime.now(UTC)
-        self._p95: list[tuple[datetime, float]] = []
-        self._p99: list[tuple[datetime, float]] = []
-        self._last: ProgressSnapshot | None = None
+        # by metric prefix ("", "endpoint.<name>.", "component.<c>."): the live per-second series
+        self._live: dict[str, _LiveSeries] = {"": _LiveSeries()}
+        self._watched: dict[str, tuple[str, ...]] = {}  # prefix → the metrics an abort gate could match
         self._warmup = settings.warmup
         self._planned = settings.planned_duration - settings.warmup  # the measured phase's
 
@@ -277,32 +298,71 @@ class LoadWatch:
 
     def snapshot(self, snap: ProgressSnapshot, extra: str = "") -> None:
         self.ctx.progress(self._line(snap, extra))
-        for second in snap.seconds:
+        parts = {prefix: part for prefix, part in snap.parts.items() if self._watches(prefix)}
+        for prefix in parts:
+            self._live.setdefault(prefix, _LiveSeries())
+        for second in snap.seconds:  # every measured second that ended since the last snapshot
             at = self._origin + timedelta(seconds=second.second)
-            for series, value in ((self._p95, second.p95_us), (self._p99, second.p99_us)):
-                if value is not None:
-                    series.append((at, value / 1e6))
+            self._live[""].add(at, second.outcomes, second.errors, second.p95_us, second.p99_us)
+            for prefix, live in self._live.items():
+                if prefix:
+                    live.add_part(at, second.second, parts.get(prefix))
         if snap.warming_up or self.reason:
             return
-        previous = self._last
-        self._last = snap
         # Errors over requests sent: a few are still in flight, which only delays an abort.
-        sent = snap.requests - (previous.requests if previous else 0)
-        new_errors = snap.errors - (previous.errors if previous else 0)
-        if sent > 0:
-            self._error_rates.append((datetime.now(UTC), min(1.0, new_errors / sent)))
-        checks: list[tuple[str, float | None, list[tuple[datetime, float]]]] = [
-            ("error_rate", snap.errors / snap.requests if snap.requests else None, self._error_rates),
-            ("latency.p95", snap.p95_us / 1e6 if snap.p95_us is not None else None, self._p95),
-            ("latency.p99", snap.p99_us / 1e6 if snap.p99_us is not None else None, self._p99),
-        ]
-        for name, so_far, per_second in checks:
-            reason = self.ctx.breached(name, so_far=so_far, per_second=per_second)
-            if reason:
-                self.reason = reason
-                self.ctx.progress(f"stopping early: {reason}")
-                self.stop.set()
-                return
+        whole = (snap.errors / snap.requests if snap.requests else None, snap.p95_us, snap.p99_us)
+        figures = {"": whole}
+        for prefix, part in parts.items():
+            figures[prefix] = (part.error_rate, part.percentile(95.0), part.percentile(99.0))
+        for prefix, (error_rate, p95_us, p99_us) in figures.items():
+            live = self._live[prefix]
+            checks: list[tuple[str, float | None, list[tuple[datetime, float]]]] = [
+                ("error_rate", error_rate, live.error_rate),
+                ("latency.p95", p95_us / 1e6 if p95_us is not None else None, live.p95),
+                ("latency.p99", p99_us / 1e6 if p99_us is not None else None, live.p99),
+            ]
+            for name, so_far, per_second in checks:
+                reason = self.ctx.breached(prefix + name, so_far=so_far, per_second=per_second)
+                if reason:
+                    self.reason = reason
+                    self.ctx.progress(f"stopping early: {reason}")
+                    self.stop.set()
+                    return
+
+    def _watches(self, prefix: str) -> bool:
+        """Whether an abort gate could match one of the figures of an endpoint or component."""
+        found = self._watched.get(prefix)
+        if found is None:
+            names = ("error_rate", "latency.p95", "latency.p99")
+            found = self._watched[prefix] = tuple(n for n in names if self.ctx.aborts_on(prefix + n))
+        return bool(found)
+
+
+class _LiveSeries:
+    """The per-second series an abort gate with a timeframe reads during a run: as `per_second`
+    makes them after it (error rate without gaps, latency counting the requests waiting)."""
+
+    def __init__(self) -> None:
+        self.error_rate: Points = []
+        self.p95: Points = []
+        self.p99: Points = []
+        self._rate = ErrorRate()
+
+    def add(self, at: datetime, outcomes: int, errors: int, p95_us: int | None, p99_us: int | None) -> None:
+        self.error_rate.append((at, self._rate.next(outcomes, errors)))
+        for series, value in ((self.p95, p95_us), (self.p99, p99_us)):
+            if value is not None:
+                series.append((at, value / 1e6))
+
+    def add_part(self, at: datetime, index: int, part: PartProgress | None) -> None:
+        """Second `index` of an endpoint or component: none of its requests in it if `part` has
+        no record of it."""
+        second = next((s for s in part.seconds if s.second == index), None) if part is not None else None
+        if second is None:
+            self.add(at, 0, 0, None, None)
+            return
+        p95, p99 = (second.percentile_with_waiting(p) for p in (95.0, 99.0))
+        self.add(at, second.outcomes, second.error_total, p95, p99)
 
 
 def _from_requests(settings: LoadSettings, result: LoadResult, started: datetime, base_url: str) -> Measured:

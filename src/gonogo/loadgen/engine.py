@@ -83,6 +83,7 @@ __all__ = [
     "LoadResult",
     "LoadSpec",
     "LoadSpecError",
+    "PartProgress",
     "ProgressSnapshot",
     "SecondLatency",
     "SecondStats",
@@ -111,6 +112,7 @@ from gonogo.loadgen.results import (
     LoadError,
     LoadInterrupted,
     LoadResult,
+    PartProgress,
     ProgressSnapshot,
     SecondLatency,
     SecondStats,
@@ -153,7 +155,7 @@ def run_load(
             numbering = {"user_offset": offset, "iteration_offset": number, "iteration_stride": len(parts)}
             part.kwargs.update(requests=[], weights=[], program={**program, **numbering})
             offset += part.kwargs["users"] if spec.model == "closed" else part.kwargs["max_connections"]
-    progress = Progress(len(parts), on_progress)
+    progress = Progress(len(parts), on_progress, spec.endpoints)
     if len(parts) == 1:
         return _run_inline(spec, parts[0], progress, stop)
     return run_processes(spec, parts, progress, stop)

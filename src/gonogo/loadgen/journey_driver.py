@@ -44,6 +44,7 @@ from gonogo.loadgen.journey_results import (
     Progress,
     aggregate_steps,
 )
+from gonogo.loadgen.merge import PartSeconds
 from gonogo.loadgen.native import engine as _engine
 from gonogo.loadgen.results import (
     Counts,
@@ -97,6 +98,10 @@ class _Step:
     warmup: _Tally = field(default_factory=_Tally)
     corrected: HdrHistogram = field(default_factory=hist.new_histogram)
     uncorrected: HdrHistogram = field(default_factory=hist.new_histogram)
+    # the step's own per-second series (measured phase), as the run's: only its seconds with
+    # something in them
+    seconds: dict[int, _Second] = field(default_factory=dict)
+    so_far: dict[int, int] = field(default_factory=dict)  # what `_Second.seal` folds its latency into
 
     def tally(self, warm: bool) -> _Tally:
         return self.warmup if warm else self.measured
@@ -143,6 +148,20 @@ class _Second:
                 so_far[index] = so_far.get(index, 0) + count
         self.values.clear()
 
+    def stats(self, index: int, span: float) -> SecondStats:
+        return SecondStats(
+            second=index,
+            span=span,
+            requests=self.sent,
+            responses=self.responses,
+            late=self.late,
+            dropped=self.dropped,
+            errors=dict(self.errors),
+            max_lag_us=self.max_lag_us,
+            latency=dict(sorted(self.latency.items())),
+            waiting=dict(sorted(self.waiting.items())),
+        )
+
 
 @dataclass
 class _Arrival:
@@ -172,6 +191,13 @@ class _User:
 
 def _us(seconds: float) -> int:
     return min(max(round(seconds * 1e6), hist.LOWEST_DISCERNIBLE), hist.HIGHEST_TRACKABLE)
+
+
+def _add_waiting(second: _Second, ages: list[int]) -> None:
+    first, raw = _engine.record_values(ages, hist.SERIES_SIGNIFICANT_FIGURES)
+    for offset, count in enumerate(array("Q", raw)):
+        if count:
+            second.waiting[first + offset] = second.waiting.get(first + offset, 0) + count
 
 
 def _error_kind(result: StepResult, failure: Failure | None) -> str | None:
@@ -271,6 +297,8 @@ class PythonDriver:
             for name, journey in settings.journeys.items()
         ]
         self.total_weight = sum(j.weight for j in self.journeys)
+        self.all_steps = [step for journey in self.journeys for step in journey.steps]
+        self.parts: dict[str, PartSeconds] = {}  # per step and component: the live figures
         # the measured phase, as the requests path bounds it: `max_duration` includes the warm-up
         self.measured_limit = min(settings.duration or math.inf, settings.max_duration - settings.warmup)
         self.queue: deque[_Arrival] = deque()
@@ -279,7 +307,8 @@ class PythonDriver:
         self.so_far: dict[int, int] = {}  # corrected latency, 2 digits, sparse: the live p95/p99
         self.reported_second = -1  # the last measured second handed to progress
         self.waiting_second = -1  # the last measured second whose waiting requests are recorded
-        self.outstanding: dict[int, float] = {}  # measured requests in flight → their intended time
+        # measured requests in flight → their intended time and step
+        self.outstanding: dict[int, tuple[float, _Step]] = {}
         self.tokens = 0
         self.failures: list[Failure] = []  # the first KEPT_FAILURES of the measured iterations
         self.once_failures: list[Failure] = []  # … and apart, of the setups and teardowns
@@ -492,14 +521,23 @@ class PythonDriver:
         best.current -= self.total_weight
         return best
 
-    def _second(self, t: float) -> _Second | None:
+    def _second(self, t: float, step: _Step | None = None) -> _Second | None:
+        """The run's record of the measured second at `t` (with a step: the step's)."""
         if t < self.measure_start:
             return None
         index = int(t - self.measure_start)
-        second = self.seconds.get(index)
+        seconds = self.seconds if step is None else step.seconds
+        second = seconds.get(index)
         if second is None:
-            second = self.seconds[index] = _Second()
+            second = seconds[index] = _Second()
+            if step is not None:
+                self._second(t)  # the run's series has every second a step's has
         return second
+
+    def _seconds(self, t: float, step: _Step) -> list[_Second]:
+        """The run's and the step's records of the measured second at `t` (none before it)."""
+        second = self._second(t)
+        return [] if second is None else [second, self._second(t, step) or second]
 
     # -- open model ----------------------------------------------------------------------
 
@@ -565,8 +603,7 @@ class PythonDriver:
         arrival.journey.steps[0].tally(arrival.warm).dropped += 1
         if not arrival.warm:
             self.dropped += 1
-            second = self._second(now)
-            if second is not None:
+            for second in self._seconds(now, arrival.journey.steps[0]):
                 second.dropped += 1
 
     # -- closed model --------------------------------------------------------------------
@@ -630,8 +667,7 @@ class PythonDriver:
             first.late += 1
             if not warm:
                 self.late += 1
-                second = self._second(started)
-                if second is not None:
+                for second in self._seconds(started, journey.steps[0]):
                     second.late += 1
 
     async def _steps(
@@ -648,13 +684,12 @@ class PythonDriver:
                 self.warm_requests += 1
             else:
                 self.requests += 1
-                second = self._second(sent)
-                if second is not None:
+                for second in self._seconds(sent, step):
                     second.sent += 1
             token = 0
             if not warm:  # unanswered until run_step returns: measured from where its latency is
                 self.tokens = token = self.tokens + 1
-                self.outstanding[token] = intended if index == 0 else sent
+                self.outstanding[token] = (intended if index == 0 else sent, step)
             try:
                 result, failure = await self.engine.run_step(user.client, state, spec)
             finally:
@@ -706,16 +741,17 @@ class PythonDriver:
             self.errors += 1
             if failure is not None and len(self.failures) < KEPT_FAILURES:
                 self.failures.append(failure)
-        second = self._second(done)
+        seconds = self._seconds(done, step)
         if result.status is None:  # no response: counted, in no histogram
-            if second is not None and kind is not None:
-                second.errors[kind] += 1
+            for second in seconds:
+                if kind is not None:
+                    second.errors[kind] += 1
             return
         self.responses += 1
         corrected_us, uncorrected_us = _us(corrected), _us(uncorrected)
         step.corrected.record_value(corrected_us)
         step.uncorrected.record_value(uncorrected_us)
-        if second is not None:
+        for second in seconds:
             second.responses += 1
             if kind is not None:
                 second.errors[kind] += 1
@@ -731,15 +767,25 @@ class PythonDriver:
         current = int(now - self.measure_start)
         for index in range(self.waiting_second + 1, current):
             at = self.measure_start + index + 1
-            ages = [_us(at - since) for since in self.outstanding.values() if since < at]
-            ages += [_us(at - arrival.at) for arrival in self.queue if not arrival.warm and arrival.at < at]
+            # each age counts for the run and for its step (a queued arrival: its first step)
+            ages: dict[int, list[int]] = {}  # id of the step → ages
+            steps: dict[int, _Step] = {}
+            for since, step in self.outstanding.values():
+                if since < at:
+                    ages.setdefault(id(step), []).append(_us(at - since))
+                    steps[id(step)] = step
+            for arrival in self.queue:
+                if not arrival.warm and arrival.at < at:
+                    step = arrival.journey.steps[0]
+                    ages.setdefault(id(step), []).append(_us(at - arrival.at))
+                    steps[id(step)] = step
             if not ages:
                 continue
-            second = self.seconds.setdefault(index, _Second())
-            first, raw = _engine.record_values(ages, hist.SERIES_SIGNIFICANT_FIGURES)
-            for offset, count in enumerate(array("Q", raw)):
-                if count:
-                    second.waiting[first + offset] = second.waiting.get(first + offset, 0) + count
+            _add_waiting(
+                self.seconds.setdefault(index, _Second()), [a for part in ages.values() for a in part]
+            )
+            for key, part in ages.items():
+                _add_waiting(steps[key].seconds.setdefault(index, _Second()), part)
         self.waiting_second = max(self.waiting_second, current - 1)
 
     async def _tick(self) -> None:
@@ -759,13 +805,18 @@ class PythonDriver:
             for index in (current - 1, current):  # outcomes land in the second they complete
                 if index in self.seconds:
                     self.seconds[index].seal(self.so_far)
+                for step in self.all_steps:
+                    if index in step.seconds:
+                        step.seconds[index].seal(step.so_far)
             ended = []  # the measured seconds over since the last report: no outcome lands there any more
             for index in range(self.reported_second + 1, current):
                 if index in self.seconds:
                     self.seconds[index].seal(self.so_far)
-                    latency, waiting = self.seconds[index].latency, self.seconds[index].waiting
+                    second = self.seconds[index].stats(index, 1.0)
+                    latency, waiting = second.latency, second.waiting
                     p95, p99 = (waiting_percentile(latency, waiting, p) for p in (95.0, 99.0))
-                    ended.append(SecondLatency(index, p95, p99))
+                    ended.append(SecondLatency(index, p95, p99, None, second.outcomes, second.error_total))
+                self._part_second(index)
             self.reported_second = max(self.reported_second, current - 1)
             span = now - last_report
             rps = (self.all_responses - last_responses) / span if span > 0 else 0.0
@@ -789,9 +840,23 @@ class PythonDriver:
                 open_connections=self.active,
                 queued=len(self.queue),
                 seconds=tuple(ended),
+                parts={prefix: part.progress(current - 1) for prefix, part in self.parts.items()},
             )
             self.on_progress(snapshot, self._progress_text())
             self._halt_if_asked(time.perf_counter())
+
+    def _part_second(self, index: int) -> None:
+        """Each step's ended second `index` into its own and its component's live figures."""
+        for step in self.all_steps:
+            second = step.seconds.get(index)
+            if second is None:
+                continue
+            second.seal(step.so_far)
+            if self.on_progress is None:
+                continue
+            stats = second.stats(index, 1.0)
+            for prefix in (f"endpoint.{step.endpoint.name}.", f"component.{step.endpoint.component}."):
+                self.parts.setdefault(prefix, PartSeconds()).add(stats)
 
     def _progress_text(self) -> str:
         text = f"{self.completed + self.warm_completed} iterations done, {self.active} in flight"
@@ -819,10 +884,28 @@ class PythonDriver:
         self.cpu_end = time.thread_time()
         for second in self.seconds.values():
             second.seal(self.so_far)
+        for step in self.all_steps:
+            for second in step.seconds.values():
+                second.seal(step.so_far)
 
     def _result(self, *, stopped: bool) -> JourneyLoadResult:
         t0 = self.t0 or self.t_end
         all_steps = [step for journey in self.journeys for step in journey.steps]
+        # the measured phase ends at `duration`; the iterations then in flight drain after it,
+        # and the teardowns follow the drain
+        drained = self.t_drained or self.t_end
+        ran = max(0.0, drained - self.measure_start) if self.t0 else 0.0
+        measured_seconds = min(ran, self.measured_limit)
+        # the ticker's seconds during the teardowns are no measured iterations'
+        last = max((index for index in self.seconds if index < ran), default=-1)
+
+        def series_of(seconds: dict[int, _Second]) -> tuple[SecondStats, ...]:
+            return tuple(
+                s.stats(index, min(1.0, ran - index) if index == last else 1.0)
+                for index, s in sorted(seconds.items())
+                if index < ran
+            )
+
         steps = tuple(
             EndpointResult(
                 counts=step.measured.counts(),
@@ -830,6 +913,7 @@ class PythonDriver:
                 corrected=step.corrected,
                 uncorrected=step.uncorrected,
                 endpoint=step.endpoint,
+                series=series_of(step.seconds),
             )
             for journey in self.journeys
             for step in journey.steps
@@ -838,30 +922,10 @@ class PythonDriver:
             name: aggregate_steps([s for s in steps if s.endpoint.component == name])
             for name in dict.fromkeys(s.endpoint.component for s in steps)
         }
-        # the measured phase ends at `duration`; the iterations then in flight drain after it,
-        # and the teardowns follow the drain
-        drained = self.t_drained or self.t_end
-        ran = max(0.0, drained - self.measure_start) if self.t0 else 0.0
-        measured_seconds = min(ran, self.measured_limit)
-        series = tuple(
-            SecondStats(
-                second=index,
-                span=min(1.0, ran - index),
-                requests=s.sent,
-                responses=s.responses,
-                late=s.late,
-                dropped=s.dropped,
-                errors=dict(s.errors),
-                max_lag_us=s.max_lag_us,
-                latency=dict(sorted(s.latency.items())),
-                waiting=dict(sorted(s.waiting.items())),
-            )
-            for index, s in sorted(self.seconds.items())
-            if index < ran  # the ticker's seconds during the teardowns are no measured iterations'
-        )
+        series = series_of(self.seconds)
         return JourneyLoadResult(
             steps=steps,
-            overall=aggregate_steps(list(steps)),
+            overall=aggregate_steps(list(steps), series),
             components=components,
             series=series,
             journeys=tuple(

@@ -197,7 +197,7 @@ def _result(
     failures += _unanswered(compiled, base_url, by_index, settings.request_timeout)
     return JourneyLoadResult(
         steps=tuple(journey_steps),
-        overall=aggregate_steps(journey_steps),
+        overall=aggregate_steps(journey_steps, result.series),
         components=components,
         series=tuple(
             dataclasses.replace(second, span=min(second.span, ran - second.second))

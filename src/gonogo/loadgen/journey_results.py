@@ -33,6 +33,7 @@ from gonogo.loadgen.results import (
     EndpointResult,
     ProgressSnapshot,
     SecondStats,
+    merge_seconds,
 )
 
 ASSERTION = "assertion"
@@ -179,11 +180,12 @@ def sum_counts(items: Sequence[Counts]) -> Counts:
     )
 
 
-def aggregate_steps(steps: Sequence[Aggregate]) -> Aggregate:
-    """The counts and histograms of `steps` together."""
+def aggregate_steps(steps: Sequence[Aggregate], series: tuple[SecondStats, ...] | None = None) -> Aggregate:
+    """The counts and histograms of `steps` together; the series `series`, or theirs merged."""
     return Aggregate(
         counts=sum_counts([s.counts for s in steps]),
         warmup=sum_counts([s.warmup for s in steps]),
         corrected=hist.merge(s.corrected for s in steps),
         uncorrected=hist.merge(s.uncorrected for s in steps),
+        series=merge_seconds(s.series for s in steps) if series is None else series,
     )

@@ -1,12 +1,12 @@
 """Folding what the engines (one per worker) report into the caller's shapes: their
 once-a-second progress reports into `ProgressSnapshot`s (`Progress`), and their raw results
 into one `LoadResult` without loss (`build_result`: histograms bucket by bucket, series
-second by second).
+second by second, the run's and each endpoint's; a component's series is its endpoints').
 """
 
 from __future__ import annotations
 
-__all__ = ["Progress", "build_result"]
+__all__ = ["PartSeconds", "Progress", "build_result"]
 
 from array import array
 from collections.abc import Callable, Mapping, Sequence
@@ -21,14 +21,16 @@ from gonogo.loadgen.results import (
     Counts,
     EndpointResult,
     LoadResult,
+    PartProgress,
     ProgressSnapshot,
     SecondLatency,
     SecondStats,
     WorkerStats,
+    merge_seconds,
     oldest_waiting,
     waiting_percentile,
 )
-from gonogo.loadgen.spec import LoadSpec
+from gonogo.loadgen.spec import Endpoint, LoadSpec
 
 if TYPE_CHECKING:  # workers.py uses this module
     from gonogo.loadgen.workers import Part
@@ -37,8 +39,16 @@ if TYPE_CHECKING:  # workers.py uses this module
 class Progress:
     """Folds the workers' once-a-second reports into snapshots for the caller."""
 
-    def __init__(self, workers: int, callback: Callable[[ProgressSnapshot], None] | None) -> None:
+    def __init__(
+        self,
+        workers: int,
+        callback: Callable[[ProgressSnapshot], None] | None,
+        endpoints: Sequence[Endpoint] = (),
+    ) -> None:
         self.callback = callback
+        # per endpoint (by index) the metric prefixes its seconds count for
+        self.prefixes = [(f"endpoint.{e.name}.", f"component.{e.component}.") for e in endpoints]
+        self.parts: dict[str, PartSeconds] = {}
         self.latest: list[dict[str, Any] | None] = [None] * workers
         self.reports = [0] * workers
         self.emitted = 0
@@ -49,6 +59,7 @@ class Progress:
         # seconds some worker has reported and not every one yet: second -> sparse latency of
         # its responses, and of the requests waiting at its end
         self.pending: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+        self.outcomes: dict[int, tuple[int, int]] = {}  # and the outcomes and errors in it
         self.last_second = [-1] * workers  # the last second each worker reported
         self.emitted_second = -1
 
@@ -61,11 +72,19 @@ class Progress:
                 self.latency[pairs[j]] += pairs[j + 1]
                 self.latency_total += pairs[j + 1]
             if self.callback is not None:
+                done = _second(record)
+                outcomes, errors = self.outcomes.get(done.second, (0, 0))
+                self.outcomes[done.second] = (outcomes + done.outcomes, errors + done.error_total)
                 answered, waiting = self.pending.setdefault(record["second"], ({}, {}))
                 for source, target in ((pairs, answered), (array("I", record["pending"]), waiting)):
                     for j in range(0, len(source), 2):
                         target[source[j]] = target.get(source[j], 0) + source[j + 1]
             self.last_second[worker] = max(self.last_second[worker], record["second"])
+        if self.callback is not None:
+            for index, record in report.get("endpoint_records", ()):
+                second = _second(record)
+                for prefix in self.prefixes[index]:
+                    self.parts.setdefault(prefix, PartSeconds()).add(second)
         if self.callback is not None and min(self.reports) > self.emitted:
             self.emitted = min(self.reports)
             self.callback(self._snapshot())
@@ -83,9 +102,15 @@ class Progress:
             answered, waiting = self.pending.pop(second)
             if second > self.emitted_second:
                 p95, p99 = (waiting_percentile(answered, waiting, p) for p in (95.0, 99.0))
-                done.append(SecondLatency(second, p95, p99, oldest_waiting(waiting)))
+                outcomes, errors = self.outcomes.pop(second, (0, 0))
+                done.append(SecondLatency(second, p95, p99, oldest_waiting(waiting), outcomes, errors))
         self.emitted_second = max(self.emitted_second, complete)
         return tuple(done)
+
+    def _parts(self) -> dict[str, PartProgress]:
+        """Each endpoint's and component's seconds that every worker has reported."""
+        complete = min(self.last_second)
+        return {prefix: part.progress(complete) for prefix, part in self.parts.items()}
 
     def _snapshot(self) -> ProgressSnapshot:
         reports = [r for r in self.latest if r is not None]
@@ -113,6 +138,35 @@ class Progress:
             queued=sum(r["queued"] for r in reports),
             seconds=self._complete_seconds(),
             journeys=_journey_counts(reports),
+            parts=self._parts(),
+        )
+
+
+class PartSeconds:
+    """An endpoint's or component's seconds as they are reported (by several workers: a
+    second may come in parts), summed so far: what its `PartProgress` says."""
+
+    def __init__(self) -> None:
+        self.requests = self.outcomes = self.errors = 0
+        self.latency: dict[int, int] = {}
+        self.pending: dict[int, list[SecondStats]] = {}  # reported by some worker, maybe not all
+
+    def add(self, second: SecondStats) -> None:
+        self.requests += second.requests
+        self.outcomes += second.outcomes
+        self.errors += second.error_total
+        for index, count in second.latency.items():
+            self.latency[index] = self.latency.get(index, 0) + count
+        self.pending.setdefault(second.second, []).append(second)
+
+    def progress(self, complete: int) -> PartProgress:
+        ended = [self.pending.pop(s) for s in sorted(self.pending) if s <= complete]
+        return PartProgress(
+            requests=self.requests,
+            outcomes=self.outcomes,
+            errors=self.errors,
+            latency=dict(self.latency),
+            seconds=merge_seconds(ended),
         )
 
 
@@ -145,18 +199,48 @@ def _sum_counts(items: Sequence[Counts]) -> Counts:
     return total
 
 
-def _aggregate(results: Sequence[Aggregate]) -> Aggregate:
+def _aggregate(results: Sequence[Aggregate], series: tuple[SecondStats, ...] | None = None) -> Aggregate:
+    """The sum of `results`; its series `series`, or theirs merged."""
     return Aggregate(
         counts=_sum_counts([r.counts for r in results]),
         warmup=_sum_counts([r.warmup for r in results]),
         corrected=hist.merge(r.corrected for r in results),
         uncorrected=hist.merge(r.uncorrected for r in results),
+        series=merge_seconds(r.series for r in results) if series is None else series,
     )
+
+
+def _second(record: Mapping[str, Any]) -> SecondStats:
+    """An engine's record of one second (the run's or an endpoint's)."""
+    return SecondStats(
+        second=record["second"],
+        span=record["span"],
+        requests=record["sent"],
+        responses=record["responses"],
+        late=record["late"],
+        dropped=record["dropped"],
+        errors=dict(zip(ERROR_KINDS, record["errors"], strict=True)),
+        max_lag_us=record["max_lag_us"],
+        latency=_sparse(record["hist"]),
+        waiting=_sparse(record["pending"]),
+    )
+
+
+def _sparse(data: bytes) -> dict[int, int]:
+    pairs = array("I", data)
+    return dict(zip(pairs[0::2], pairs[1::2], strict=True))
 
 
 def build_result(
     spec: LoadSpec, raws: Sequence[tuple[Part, Mapping[str, Any]]], stopped_early: bool
 ) -> LoadResult:
+    # each worker's endpoint records by endpoint: (index, record) pairs in endpoint order
+    by_endpoint: list[dict[int, list[SecondStats]]] = []
+    for _, raw in raws:
+        mine: dict[int, list[SecondStats]] = {}
+        for index, record in raw.get("endpoint_series", ()):
+            mine.setdefault(index, []).append(_second(record))
+        by_endpoint.append(mine)
     endpoints = []
     for j, endpoint in enumerate(spec.endpoints):
         per_worker = [raw["endpoints"][j] for _, raw in raws]
@@ -176,44 +260,13 @@ def build_result(
                 corrected=corrected[0] if len(corrected) == 1 else hist.merge(corrected),
                 uncorrected=uncorrected[0] if len(uncorrected) == 1 else hist.merge(uncorrected),
                 failures=failures,
+                series=merge_seconds(worker.get(j, ()) for worker in by_endpoint),
             )
         )
     components: dict[str, Aggregate] = {}
     for name in dict.fromkeys(e.endpoint.component for e in endpoints):
         components[name] = _aggregate([e for e in endpoints if e.endpoint.component == name])
-
-    seconds: dict[int, dict[str, Any]] = {}
-    for _, raw in raws:
-        for record in raw["series"]:
-            s = seconds.setdefault(
-                record["second"],
-                {"span": 0.0, "sent": 0, "responses": 0, "late": 0, "dropped": 0, "max_lag_us": 0,
-                 "errors": [0] * len(ERROR_KINDS), "latency": {}, "waiting": {}},
-            )  # fmt: skip
-            s["span"] = max(s["span"], record["span"])
-            for key in ("sent", "responses", "late", "dropped"):
-                s[key] += record[key]
-            s["max_lag_us"] = max(s["max_lag_us"], record["max_lag_us"])
-            s["errors"] = [a + b for a, b in zip(s["errors"], record["errors"], strict=True)]
-            for source, target in (("hist", s["latency"]), ("pending", s["waiting"])):
-                pairs = array("I", record[source])
-                for k in range(0, len(pairs), 2):
-                    target[pairs[k]] = target.get(pairs[k], 0) + pairs[k + 1]
-    series = tuple(
-        SecondStats(
-            second=second,
-            span=s["span"],
-            requests=s["sent"],
-            responses=s["responses"],
-            late=s["late"],
-            dropped=s["dropped"],
-            errors=dict(zip(ERROR_KINDS, s["errors"], strict=True)),
-            max_lag_us=s["max_lag_us"],
-            latency=dict(sorted(s["latency"].items())),
-            waiting=dict(sorted(s["waiting"].items())),
-        )
-        for second, s in sorted(seconds.items())
-    )
+    series = merge_seconds([_second(record) for record in raw["series"]] for _, raw in raws)
     workers = tuple(
         WorkerStats(
             index=part.index,
@@ -234,7 +287,7 @@ def build_result(
     return LoadResult(
         spec=spec,
         endpoints=tuple(endpoints),
-        overall=_aggregate(endpoints),
+        overall=_aggregate(endpoints, series),
         components=components,
         series=series,
         workers=workers,

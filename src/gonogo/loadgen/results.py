@@ -1,5 +1,5 @@
-"""What a load run measured (`LoadResult`): counts by outcome, HdrHistograms of latency per
-endpoint, per component and overall, the per-second series and the generator's own figures;
+"""What a load run measured (`LoadResult`): counts by outcome, HdrHistograms of latency and
+per-second series per endpoint, per component and overall, and the generator's own figures;
 and the progress snapshots of a run in flight. See `engine` for how each is measured.
 """
 
@@ -14,15 +14,17 @@ __all__ = [
     "LoadError",
     "LoadInterrupted",
     "LoadResult",
+    "PartProgress",
     "ProgressSnapshot",
     "SecondLatency",
     "SecondStats",
     "WorkerStats",
+    "merge_seconds",
     "oldest_waiting",
     "waiting_percentile",
 ]
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,12 +114,15 @@ class Counts:
 
 @dataclass(frozen=True)
 class Aggregate:
-    """Counts and latency histograms (µs) of a set of endpoints."""
+    """Counts and latency histograms (µs) of a set of endpoints, and their per-second series:
+    only the seconds with something in them (a request sent, an outcome, one waiting at the
+    second's end); `LoadResult.series` has every measured second."""
 
     counts: Counts
     warmup: Counts
     corrected: HdrHistogram
     uncorrected: HdrHistogram
+    series: tuple[SecondStats, ...] = field(default=(), kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,49 @@ class SecondStats:
 
     def histogram(self) -> HdrHistogram:
         return hist.from_sparse(self.latency.items())
+
+    @property
+    def outcomes(self) -> int:
+        """Requests that ended in this second: responses (4xx/5xx and failed `expect`s included)
+        and the errors that come without one (connection errors, timeouts)."""
+        return self.responses + sum(n for kind, n in self.errors.items() if kind not in _WITH_RESPONSE)
+
+
+# the error kinds that are responses (the rest come without one)
+_WITH_RESPONSE = frozenset({"http_4xx", "http_5xx", "assertion"})
+
+
+def merge_seconds(parts: Iterable[Iterable[SecondStats]]) -> tuple[SecondStats, ...]:
+    """Several series second by second, without loss: counts added, latency histograms added
+    bucket by bucket, the span and max lag the largest (a component's series from its
+    endpoints'; the workers' series of one endpoint)."""
+    merged: dict[int, SecondStats] = {}
+    for series in parts:
+        for s in series:
+            m = merged.get(s.second)
+            if m is None:
+                merged[s.second] = s
+                continue
+            merged[s.second] = SecondStats(
+                second=s.second,
+                span=max(m.span, s.span),
+                requests=m.requests + s.requests,
+                responses=m.responses + s.responses,
+                late=m.late + s.late,
+                dropped=m.dropped + s.dropped,
+                errors={k: m.errors.get(k, 0) + s.errors.get(k, 0) for k in {**m.errors, **s.errors}},
+                max_lag_us=max(m.max_lag_us, s.max_lag_us),
+                latency=_add_sparse(m.latency, s.latency),
+                waiting=_add_sparse(m.waiting, s.waiting),
+            )
+    return tuple(merged[second] for second in sorted(merged))
+
+
+def _add_sparse(a: Mapping[int, int], b: Mapping[int, int]) -> dict[int, int]:
+    total = dict(a)
+    for index, count in b.items():
+        total[index] = total.get(index, 0) + count
+    return dict(sorted(total.items()))
 
 
 @dataclass(frozen=True)
@@ -240,6 +288,27 @@ class SecondLatency:
     # at most this old (µs from its intended time) was the oldest request waiting at the
     # second's end; None when none was
     oldest_waiting_us: int | None = None
+    outcomes: int = 0  # requests that ended in that second (`SecondStats.outcomes`) …
+    errors: int = 0  # … and the errors among them
+
+
+@dataclass(frozen=True)
+class PartProgress:
+    """An endpoint's or a component's measured phase so far, from the seconds every worker has
+    reported (so up to a second behind the whole run's figures)."""
+
+    requests: int
+    outcomes: int  # requests with an outcome (`SecondStats.outcomes`) …
+    errors: int  # … and the errors among them
+    latency: Mapping[int, int]  # corrected latency of the responses, sparse 2-digit histogram
+    seconds: tuple[SecondStats, ...]  # the part's seconds that ended since the previous snapshot
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.outcomes if self.outcomes else None
+
+    def percentile(self, p: float) -> int | None:
+        return hist.sparse_percentile(self.latency, p)
 
 
 @dataclass(frozen=True)
@@ -267,6 +336,8 @@ class ProgressSnapshot:
     # journeys on the C engine, summed over the workers: completed, warmup_completed,
     # in_flight, users_set_up, setting_up, setup_failures, has_setup (0 or 1); None otherwise
     journeys: Mapping[str, int] | None = None
+    # per endpoint and per component, by metric prefix ("endpoint.<name>.", "component.<c>.")
+    parts: Mapping[str, PartProgress] = field(default_factory=dict)
 
 
 def waiting_percentile(latency: Mapping[int, int], waiting: Mapping[int, int], p: float) -> int | None:

@@ -730,9 +730,9 @@ def _unmeasurable(
         close = difflib.get_close_matches(metric, recordable, n=1, cutoff=0.6)
         hint = f"; the closest metric is {close[0]}" if close else ""
         return f"the glob {metric!r} matches no metric that a check of this plan can record{hint}"
-    if timeframes_only:
-        return None  # `_has_series` says which series the check records
     found = declared.get(prefix) if prefix in declared else None
+    if timeframes_only and not _named_series(rest, checks.get(prefix), found):
+        return None  # `_has_series` says which series the check records
     if found is None or matches(rest, found):
         return None
     if prefix == SERVICE_PREFIX:
@@ -748,6 +748,15 @@ def _unmeasurable(
         f"check {prefix!r} ({spec.kind}) records no metric {rest!r} with its settings, so this gate "
         "could only end not measured" + _closest_metric(prefix, rest, found)
     )
+
+
+def _named_series(name: str, check: CheckSpec | None, declared: list[str] | None) -> bool:
+    """Whether `name` is the series of something the check names (`endpoint.*.latency.p95`),
+    which then must be one its settings have: the series of an endpoint it does not load would
+    only end *not measured*."""
+    series = plugins.load_kind(check.kind).series_metrics if check is not None else None
+    named = [pattern for pattern in series or () if "*" in pattern]
+    return declared is not None and matches(name, named)
 
 
 def _closest_metric(check: str, name: str, patterns: list[str]) -> str:
@@ -781,9 +790,13 @@ def _has_series(document: _Document, gate: GateSpec, check: CheckSpec | None, at
     if gate.expr.timeframe is None or check is None or any(c in name for c in "*?["):
         return True
     series = plugins.load_kind(check.kind).series_metrics
-    if series is None or name in series:
+    if series is None or matches(name, series):
         return True
-    offer = f"only for {', '.join(sorted(series))}" if series else "for none of its metrics"
+    plain = sorted(pattern for pattern in series if "*" not in pattern)
+    # `endpoint.*.rps` beside `rps`: said once, not once per metric
+    stems = sorted({p[: -len(n)] for p in series if "*" in p for n in plain if p.endswith(f".{n}")})
+    also = f" (each also as {' and '.join(f'{stem}<metric>' for stem in stems)})" if stems else ""
+    offer = f"only for {', '.join(plain)}{also}" if series else "for none of its metrics"
     close = difflib.get_close_matches(name, series, n=1)
     document.issue(
         at,

@@ -260,6 +260,12 @@ class CheckRunContext:
                 )
         return None
 
+    def aborts_on(self, name: str) -> bool:
+        full_name = f"{self._check_name}.{name}"
+        return any(
+            gate.abort_on_fail and fnmatchcase(full_name, gate.metric) for gate in self._run.plan.gates
+        )
+
     def _portable(self, source: str) -> str:
         """Paths inside this run's scratch space read as `{work_dir}`: shorter, and the same
         from run to run, so sources can be compared across runs."""

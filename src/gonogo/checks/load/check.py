@@ -41,7 +41,11 @@ _PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99_9": 99.
 
 class LoadCheck(CheckKind[LoadSettings]):
     kind = "load"
-    series_metrics = frozenset({"rps", "error_rate", "latency.p95", "latency.p99"})
+    series_metrics = frozenset(
+        f"{prefix}{figure}"
+        for prefix in ("", "endpoint.*.", "component.*.")
+        for figure in ("rps", "error_rate", "latency.p95", "latency.p99")
+    )
     Settings = LoadSettings
 
     @classmethod
@@ -428,9 +432,14 @@ class _Recorder:
         )
 
     def _series(self, *, with_latency: bool) -> None:
-        series = per_second(self.m)
-        self.ctx.record_series("rps", "per_second", series.rps)
-        self.ctx.record_series("error_rate", "ratio", series.error_rate)
-        if with_latency:
-            self.ctx.record_series("latency.p95", "seconds", series.p95)
-            self.ctx.record_series("latency.p99", "seconds", series.p99)
+        """The per-second series of the whole load, of each endpoint and of each component."""
+        parts: list[tuple[str, Aggregate | None, dict[str, str]]] = [("", None, {})]
+        parts += [(f"endpoint.{name}.", a, {"endpoint": name}) for name, a in self.m.endpoints]
+        parts += [(f"component.{c}.", a, {"component": c}) for c, a in self.m.components.items()]
+        for prefix, part, labels in parts:
+            series = per_second(self.m, part)
+            self.ctx.record_series(f"{prefix}rps", "per_second", series.rps, labels=labels)
+            self.ctx.record_series(f"{prefix}error_rate", "ratio", series.error_rate, labels=labels)
+            if with_latency:
+                self.ctx.record_series(f"{prefix}latency.p95", "seconds", series.p95, labels=labels)
+                self.ctx.record_series(f"{prefix}latency.p99", "seconds", series.p99, labels=labels)
