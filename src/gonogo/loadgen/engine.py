@@ -86,6 +86,7 @@ __all__ = [
     "ProgressSnapshot",
     "SecondLatency",
     "SecondStats",
+    "StreamStats",
     "WorkerStats",
     "auto_workers",
     "build_request",
@@ -114,6 +115,7 @@ from gonogo.loadgen.results import (
     ProgressSnapshot,
     SecondLatency,
     SecondStats,
+    StreamStats,
     WorkerStats,
     oldest_waiting,
     waiting_percentile,
@@ -205,6 +207,8 @@ def _split(spec: LoadSpec) -> list[Part]:
             "late_threshold": spec.late_threshold,
             "sequence_offset": i * total_weight // workers,
         }
+        if any(e.stream is not None for e in spec.endpoints):
+            kwargs["streams"] = [e.stream for e in spec.endpoints]
         if any(e.expect is not None for e in spec.endpoints):
             kwargs["expects"] = [e.expect.engine_form() if e.expect else None for e in spec.endpoints]
         if spec.max_requests is not None:

@@ -29,7 +29,7 @@ from gonogo.journey.once import run_setup
 from gonogo.loadgen import histogram as hist
 from gonogo.loadgen.drive import Measured, asserted_prefixes, drive_load, per_second
 from gonogo.loadgen.endpoints import build_endpoint
-from gonogo.loadgen.engine import Aggregate, Counts
+from gonogo.loadgen.engine import Aggregate, Counts, EndpointResult, StreamStats
 from gonogo.loadgen.expect import KEPT_FAILURES
 from gonogo.loadgen.journey_compile import driver_line
 from gonogo.loadgen.journey_load import ASSERTION, JourneyLoadResult
@@ -80,6 +80,19 @@ _DURATION = [
     for suffix in ("p50", "p95", "p99", "max")
 ]
 _GENERATOR = ("generator.cpu", "generator.max_lag", "generator.late", "generator.valid")
+# Streaming responses (requests with `stream`): counts, then spreads of times (seconds) and of
+# per-stream rates, whose slow end (p5, min) is what a slow stream shows.
+_STREAM_COUNTS = ("streams", "cut", "cut_rate", "events", "bytes")
+_STREAM_TIMES = ("first_event", "first_event_uncorrected", "between_events", "duration")
+_STREAM_TIME_SUFFIXES = ("p50", "p95", "p99", "max")
+_STREAM_RATES = ("events_per_second", "bytes_per_second")
+_STREAM_RATE_SUFFIXES = {"min": 0.0, "p5": 5.0, "p50": 50.0}
+_STREAM = [
+    *(f"stream.{name}" for name in _STREAM_COUNTS),
+    *(f"stream.{name}.{suffix}" for name in _STREAM_TIMES for suffix in _STREAM_TIME_SUFFIXES),
+    *(f"stream.{name}.{suffix}" for name in _STREAM_RATES for suffix in _STREAM_RATE_SUFFIXES),
+    *(f"stream.events_per_stream.{suffix}" for suffix in ("min", "p50", "max")),
+]
 
 
 def _metric_names(settings: LoadSettings) -> list[str]:
@@ -97,6 +110,14 @@ def _metric_names(settings: LoadSettings) -> list[str]:
     prefixes = ["", *(f"endpoint.{name}." for name in endpoints), *(f"component.{c}." for c in components)]
     names = [prefix + figure for prefix in prefixes for figure in figures]
     names += [prefix + "errors.assertion" for prefix in asserted_prefixes(settings)]
+    streaming = [request for request in requests if request.stream is not None] if not journeys else []
+    if streaming:
+        stream_prefixes = [
+            "",
+            *(f"endpoint.{request.name}." for request in streaming),
+            *(f"component.{c}." for c in dict.fromkeys(request.component for request in streaming)),
+        ]
+        names += [prefix + figure for prefix in stream_prefixes for figure in _STREAM]
     names += ["warmup.requests", *_GENERATOR]
     if journeys:
         names += ["iterations", "success_rate", "generator.fast_path"]
@@ -137,6 +158,8 @@ class _Recorder:
             self._counts(prefix, aggregate.counts, m.measured_seconds)
             if not invalid:
                 self._latency(prefix, aggregate, histograms)
+        for prefix, stream in self._streams().items():
+            self._stream(prefix, stream, histograms, with_times=not invalid)
         self._series(with_latency=not invalid)
         total = m.overall.counts
         rate = total.responses / m.measured_seconds if m.measured_seconds > 0 else 0.0
@@ -206,6 +229,62 @@ class _Recorder:
             )
         self._metric(f"{prefix}late", counts.late, "count", "performance")
         self._metric(f"{prefix}dropped", counts.dropped, "count", "performance")
+
+    def _streams(self) -> dict[str, StreamStats]:
+        """The streaming requests' figures by metric prefix: each endpoint's, each component's
+        and all of them (only where some request streams)."""
+        streams = [
+            (a.endpoint, a.stream) for _, a in self.m.endpoints if isinstance(a, EndpointResult) and a.stream
+        ]
+        if not streams:
+            return {}
+        found = {f"endpoint.{endpoint.name}.": stream for endpoint, stream in streams}
+        for component in dict.fromkeys(endpoint.component for endpoint, _ in streams):
+            found[f"component.{component}."] = StreamStats.merged(
+                [stream for endpoint, stream in streams if endpoint.component == component]
+            )
+        found[""] = StreamStats.merged([stream for _, stream in streams])
+        return found
+
+    def _stream(self, prefix: str, stream: StreamStats, artifact: ArtifactRef, *, with_times: bool) -> None:
+        """A streaming request's (or a sum's) figures; the times only `with_times` (a valid run)."""
+        name = f"{prefix}stream."
+        self._metric(f"{name}streams", stream.streams, "count", "performance")
+        self._metric(f"{name}cut", stream.cut, "count", "reliability")
+        self._metric(f"{name}cut_rate", stream.cut_rate, "ratio", "reliability")
+        self._metric(f"{name}events", stream.events, "count", "performance")
+        self._metric(f"{name}bytes", stream.bytes, "bytes", "performance")
+        counts = stream.events_per_stream
+        if counts.get_total_count():
+            values = hist.percentiles(counts, [50.0])
+            self._metric(
+                f"{name}events_per_stream.min", counts.get_min_value(), "count", "performance", artifact
+            )
+            self._metric(f"{name}events_per_stream.p50", values[50.0], "count", "performance", artifact)
+            self._metric(
+                f"{name}events_per_stream.max", counts.get_max_value(), "count", "performance", artifact
+            )
+        if not with_times:
+            return
+        for figure in _STREAM_TIMES:
+            self._spread(f"{name}{figure}", getattr(stream, figure), artifact, with_extra=False)
+        for figure, histogram, scale in (
+            ("events_per_second", stream.milli_events_per_second, 1000.0),
+            ("bytes_per_second", stream.bytes_per_second, 1.0),
+        ):
+            if not histogram.get_total_count():
+                continue
+            values = hist.percentiles(histogram, [5.0, 50.0])
+            self._metric(
+                f"{name}{figure}.min",
+                histogram.get_min_value() / scale,
+                "per_second",
+                "performance",
+                artifact,
+            )
+            for suffix in ("p5", "p50"):
+                value = values[_STREAM_RATE_SUFFIXES[suffix]] / scale
+                self._metric(f"{name}{figure}.{suffix}", value, "per_second", "performance", artifact)
 
     def _latency(self, prefix: str, aggregate: Aggregate, artifact: ArtifactRef) -> None:
         self._spread(f"{prefix}latency", aggregate.corrected, artifact, with_extra=True)
@@ -358,6 +437,14 @@ class _Recorder:
             "endpoints": {name: both(aggregate) for name, aggregate in m.endpoints},
             "components": {name: both(a) for name, a in m.components.items()},
         }
+        streams = self._streams()
+        if streams:  # µs, except events_per_stream (a count) and the rates (milli-events/s, bytes/s)
+            document["streams"] = {
+                prefix.rstrip(".") or "overall": {
+                    figure: hist.encode(getattr(stream, figure)) for figure in StreamStats.HISTOGRAMS
+                }
+                for prefix, stream in streams.items()
+            }
         if journeys is not None:  # whole iterations (successful ones), from intended and actual start
             document["journeys"] = {
                 j.name: {
