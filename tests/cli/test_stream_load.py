@@ -29,6 +29,7 @@ checks:
     kind: load
     rate: 30/s
     duration: 2s
+    workers: 2                  # each worker's streams merged bucket by bucket
     request_timeout: 5s
     requests:
       - {{name: tokens, path: "/tokens?n=5&every=40", stream: sse, weight: 2, component: chat}}
@@ -62,7 +63,7 @@ def test_streaming_responses_are_timed_event_by_event_and_gated(tmp_path: Path) 
     plan.write_text(PLAN.replace("stream: lines", "stream: websocket"))
     refused = gonogo("validate", cwd=tmp_path)
     assert refused.code == 2
-    assert "gonogo.yaml:21:" in refused.text, refused.text
+    assert "gonogo.yaml:22:" in refused.text, refused.text
     assert "requests[4].stream: expected one of sse, chunks, lines (got 'websocket')" in refused.text
     plan.write_text(PLAN + "  chat.endpoint.tokens.stream.first_token.p95: '< 1s'\n")
     refused = gonogo("validate", cwd=tmp_path)

@@ -2920,7 +2920,8 @@ nomem:
  *   S_SSE    server-sent events: an event ends at an empty line (lines end in LF, CRLF or
  *            CR); a block of only comment lines (starting with ':', keep-alives) is no event
  *   S_CHUNKS every chunk of a chunked body (a body that is not chunked has no events)
- *   S_LINES  every non-empty line (newline-delimited JSON, as some LLM servers stream)
+ *   S_LINES  every non-empty line (newline-delimited JSON, as some LLM servers stream); the
+ *            body's last line counts without a newline too
  * Bytes that arrive in one read arrive at one time: E->read_ns, taken once per read of a
  * streaming request. Measured phase only, per endpoint, L_MAIN layout:
  *   first_corr / first_unc  time to the first event from the intended / actual send (us)
@@ -3052,8 +3053,12 @@ static inline void s_chunk_end(Engine *E, conn_t *c) {
 
 /* A streaming response is complete (err: its error kind, -1 for none). */
 static void s_complete(Engine *E, conn_t *c, int64_t now, int err) {
+    sstate *s = &E->ss[c - E->conns];
+    if (E->eps[c->ep].stream == S_LINES && s->has_field) { /* the body's last line needs no newline */
+        s_event(E, c);
+        s->has_field = 0;
+    }
     if (c->phase != PH_MEASURED || err >= 0) return;
-    const sstate *s = &E->ss[c - E->conns];
     stream_t *st = E->eps[c->ep].st;
     st->streams++;
     st->events += s->events;
