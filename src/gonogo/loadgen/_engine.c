@@ -3055,6 +3055,7 @@ static inline void s_chunk_end(Engine *E, conn_t *c) {
 static void s_complete(Engine *E, conn_t *c, int64_t now, int err) {
     sstate *s = &E->ss[c - E->conns];
     if (E->eps[c->ep].stream == S_LINES && s->has_field) { /* the body's last line needs no newline */
+        E->read_ns = now;                                     /* it ended with the body */
         s_event(E, c);
         s->has_field = 0;
     }

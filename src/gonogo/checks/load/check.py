@@ -186,6 +186,12 @@ class _Recorder:
         p95 = hist.percentiles(m.overall.corrected, [95.0]).get(95.0)
         if p95 is not None:
             summary += f", p95 {format_value(p95 / 1e6, 'seconds')}"
+        streams = self._streams().get("")
+        if streams is not None:
+            first = hist.percentiles(streams.first_event, [95.0]).get(95.0)
+            if first is not None:
+                summary += f", first event p95 {format_value(first / 1e6, 'seconds')}"
+            summary += f", {streams.cut} stream(s) cut short"
         details = [f.summary() for f in journeys.failures[:5]] if journeys is not None else []
         details += [f.summary() for f in (m.failures or [])[:5]]
         return CheckOutcome("completed", summary, details)
