@@ -2924,22 +2924,27 @@ nomem:
  *            body's last line counts without a newline too
  * Bytes that arrive in one read arrive at one time: E->read_ns, taken once per read of a
  * streaming request. Measured phase only, per endpoint, L_MAIN layout:
- *   first_corr / first_unc  time to the first event from the intended / actual send (us)
- *   gap       time between consecutive events of a response (us; 0 for events of one read)
- *   events    events per complete stream
- *   dur       a complete stream's span, from its first body byte to its end (us)
- *   eps, bps  a complete stream's events per second (stored in milli-events/s) and body
- *             bytes per second over that span: only for a span > 0 (a body read at once has
- *             no measurable rate)
+ *   SH_FIRST / SH_FIRST_UNC  time to the first event from the intended / actual send (us)
+ *   SH_GAP     time between consecutive events of a response (us; 0 for events of one read)
+ *   SH_EVENTS  events per complete stream
+ *   SH_DUR     a complete stream's span, from its first body byte to its end (us)
+ *   SH_EPS, SH_BPS  a complete stream's events per second (stored in milli-events/s) and
+ *              body bytes per second over that span: only for a span > 0 (a body read at
+ *              once has no measurable rate)
  * A complete stream: a response without error (no 4xx/5xx, no failed expect). First events
  * and gaps are recorded as they happen, those of streams later cut or failed included. A
  * stream is *cut* when its connection closed, was reset or timed out after the response's
  * head and before its body ended; the request also counts as that error kind. */
 enum { S_NONE, S_SSE, S_CHUNKS, S_LINES };
 
+enum { SH_FIRST, SH_FIRST_UNC, SH_GAP, SH_EVENTS, SH_DUR, SH_EPS, SH_BPS, STREAM_HISTS };
+static const char *const STREAM_HIST_NAMES[STREAM_HISTS] = {
+    "first_event", "first_event_uncorrected", "between_events",  "events_per_stream",
+    "duration",    "milli_events_per_second", "bytes_per_second"}; /* results()' keys */
+
 typedef struct stream_s {
     uint64_t streams, cut, events, bytes; /* measured phase: complete streams (events, bytes: theirs) */
-    uint64_t *first_corr, *first_unc, *gap, *events_h, *dur, *eps, *bps;
+    uint64_t *h[STREAM_HISTS];
 } stream_t;
 
 typedef struct sstate_s {
@@ -2950,35 +2955,18 @@ typedef struct sstate_s {
     uint8_t cr;         /* the previous byte was CR: an LF now only completes its line end */
 } sstate;
 
-#define STREAM_HISTS 7
-
-static uint64_t **stream_hists(stream_t *st, uint64_t **out) {
-    out[0] = st->first_corr;
-    out[1] = st->first_unc;
-    out[2] = st->gap;
-    out[3] = st->events_h;
-    out[4] = st->dur;
-    out[5] = st->eps;
-    out[6] = st->bps;
-    return out;
-}
-
 static void stream_free(stream_t *st) {
     if (!st) return;
-    uint64_t *h[STREAM_HISTS];
-    stream_hists(st, h);
-    for (int i = 0; i < STREAM_HISTS; i++) free(h[i]);
+    for (int i = 0; i < STREAM_HISTS; i++) free(st->h[i]);
     free(st);
 }
 
 static stream_t *stream_new(void) {
     stream_t *st = calloc(1, sizeof(stream_t));
     if (!st) return NULL;
-    uint64_t **slots[STREAM_HISTS] = {&st->first_corr, &st->first_unc, &st->gap, &st->events_h,
-                                      &st->dur,        &st->eps,       &st->bps};
     for (int i = 0; i < STREAM_HISTS; i++) {
-        *slots[i] = calloc((size_t)L_MAIN.counts_len, sizeof(uint64_t));
-        if (!*slots[i]) {
+        st->h[i] = calloc((size_t)L_MAIN.counts_len, sizeof(uint64_t));
+        if (!st->h[i]) {
             stream_free(st);
             return NULL;
         }
@@ -2998,10 +2986,10 @@ static void s_event(Engine *E, conn_t *c) {
     if (c->phase == PH_MEASURED) {
         stream_t *st = E->eps[c->ep].st;
         if (s->events == 0) {
-            st->first_corr[hindex(&L_MAIN, (now - c->intended) / 1000)]++;
-            st->first_unc[hindex(&L_MAIN, (now - c->sent) / 1000)]++;
+            st->h[SH_FIRST][hindex(&L_MAIN, (now - c->intended) / 1000)]++;
+            st->h[SH_FIRST_UNC][hindex(&L_MAIN, (now - c->sent) / 1000)]++;
         } else {
-            st->gap[hindex(&L_MAIN, (now - s->last_event) / 1000)]++;
+            st->h[SH_GAP][hindex(&L_MAIN, (now - s->last_event) / 1000)]++;
         }
     }
     s->events++;
@@ -3064,15 +3052,15 @@ static void s_complete(Engine *E, conn_t *c, int64_t now, int err) {
     st->streams++;
     st->events += s->events;
     st->bytes += s->bytes;
-    st->events_h[hindex(&L_MAIN, (int64_t)s->events)]++;
+    st->h[SH_EVENTS][hindex(&L_MAIN, (int64_t)s->events)]++;
     if (!s->first_byte) return;
     int64_t span = now - s->first_byte;
     if (span < 0) span = 0;
-    st->dur[hindex(&L_MAIN, span / 1000)]++;
+    st->h[SH_DUR][hindex(&L_MAIN, span / 1000)]++;
     if (span <= 0) return;
     double seconds = (double)span / 1e9;
-    st->eps[hindex(&L_MAIN, (int64_t)llround(fmin((double)s->events * 1000.0 / seconds, 1e17)))]++;
-    st->bps[hindex(&L_MAIN, (int64_t)llround(fmin((double)s->bytes / seconds, 1e17)))]++;
+    st->h[SH_EPS][hindex(&L_MAIN, (int64_t)llround(fmin((double)s->events * 1000.0 / seconds, 1e17)))]++;
+    st->h[SH_BPS][hindex(&L_MAIN, (int64_t)llround(fmin((double)s->bytes / seconds, 1e17)))]++;
 }
 
 /* A streaming request failed with error kind `kind`. */
@@ -4772,15 +4760,15 @@ static PyObject *journeys_list(const program_t *P) {
 /* A streaming endpoint's figures (see stream_t): counts, and its histograms as
  * (first index, counts bytes) pairs. */
 static PyObject *stream_dict(const stream_t *st) {
-    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "streams", (unsigned long long)st->streams,
-                         "cut", (unsigned long long)st->cut, "events", (unsigned long long)st->events, "bytes",
-                         (unsigned long long)st->bytes, "first_event", hist_export(st->first_corr, L_MAIN.counts_len),
-                         "first_event_uncorrected", hist_export(st->first_unc, L_MAIN.counts_len),
-                         "between_events", hist_export(st->gap, L_MAIN.counts_len), "events_per_stream",
-                         hist_export(st->events_h, L_MAIN.counts_len), "duration",
-                         hist_export(st->dur, L_MAIN.counts_len), "milli_events_per_second",
-                         hist_export(st->eps, L_MAIN.counts_len), "bytes_per_second",
-                         hist_export(st->bps, L_MAIN.counts_len));
+    PyObject *d = Py_BuildValue("{s:K,s:K,s:K,s:K}", "streams", (unsigned long long)st->streams, "cut",
+                                (unsigned long long)st->cut, "events", (unsigned long long)st->events, "bytes",
+                                (unsigned long long)st->bytes);
+    for (int i = 0; d && i < STREAM_HISTS; i++) {
+        PyObject *h = hist_export(st->h[i], L_MAIN.counts_len);
+        if (!h || PyDict_SetItemString(d, STREAM_HIST_NAMES[i], h) < 0) Py_CLEAR(d);
+        Py_XDECREF(h);
+    }
+    return d;
 }
 
 static PyObject *Engine_results(Engine *E, PyObject *Py_UNUSED(ignored)) {
