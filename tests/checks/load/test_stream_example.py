@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 from recording_context import MakeContext
 
@@ -16,7 +15,6 @@ from service_process import free_port, serving
 EXAMPLE = Path(__file__).parents[3] / "docs" / "examples" / "streaming"
 
 
-@pytest.mark.xdist_group("cpu")  # judges timing
 def test_the_streaming_example_times_each_token(recording_context: MakeContext, tmp_path: Path) -> None:
     plan = yaml.safe_load((EXAMPLE / "gonogo.yaml").read_text())
     check = plan["checks"]["chat"]
