@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from cli_support import gonogo, write_plan
 
+from gonogo.loadgen import histogram as hist
+
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
 SERVER = Path(__file__).parents[1] / "checks" / "load" / "stream_server.py"
@@ -119,5 +121,23 @@ def test_streaming_responses_are_timed_event_by_event_and_gated(tmp_path: Path) 
         "slow_start", "streams"
     )
     assert not any(name.startswith("chat.endpoint.health.stream.") for name in value)
-    histograms = next(a for a in report["artifacts"] if a["name"] == "load-histograms.json")
-    assert histograms["check"] == "chat"
+    # the stream histograms are evidence, beside the latency ones (each worker's merged)
+    saved = tmp_path / "histograms.json"
+    fetched = gonogo(
+        "artifacts",
+        report["run"]["id"],
+        "load-histograms.json",
+        "--check",
+        "chat",
+        "-o",
+        str(saved),
+        cwd=tmp_path,
+    )
+    assert fetched.code == 0, fetched.text
+    tokens = json.loads(saved.read_text())["streams"]["endpoint.tokens"]
+    per_stream = hist.decode(tokens["events_per_stream"])
+    assert per_stream.get_total_count() == stream("tokens", "streams") and per_stream.get_max_value() == 5
+    assert hist.decode(tokens["between_events"]).get_total_count() == 4 * stream("tokens", "streams")
+    assert hist.decode(tokens["milli_events_per_second"]).get_value_at_percentile(50) == pytest.approx(
+        1000 * stream("tokens", "events_per_second.p50"), rel=0.01
+    )
