@@ -86,7 +86,7 @@ _STREAM_COUNTS = ("streams", "cut", "cut_rate", "events", "bytes")
 _STREAM_TIMES = ("first_event", "first_event_uncorrected", "between_events", "duration")
 _STREAM_TIME_SUFFIXES = ("p50", "p95", "p99", "max")
 _STREAM_RATES = ("events_per_second", "bytes_per_second")
-_STREAM_RATE_SUFFIXES = {"min": 0.0, "p5": 5.0, "p50": 50.0}
+_STREAM_RATE_SUFFIXES = ("min", "p5", "p50")
 _STREAM = [
     *(f"stream.{name}" for name in _STREAM_COUNTS),
     *(f"stream.{name}.{suffix}" for name in _STREAM_TIMES for suffix in _STREAM_TIME_SUFFIXES),
@@ -127,6 +127,23 @@ def _metric_names(settings: LoadSettings) -> list[str]:
     return names
 
 
+def _streams(measured: Measured) -> dict[str, StreamStats]:
+    """The streaming requests' figures by metric prefix: each endpoint's, each component's
+    and all of them (only where some request streams)."""
+    streams = [
+        (a.endpoint, a.stream) for _, a in measured.endpoints if isinstance(a, EndpointResult) and a.stream
+    ]
+    if not streams:
+        return {}
+    found = {f"endpoint.{endpoint.name}.": stream for endpoint, stream in streams}
+    for component in dict.fromkeys(endpoint.component for endpoint, _ in streams):
+        found[f"component.{component}."] = StreamStats.merged(
+            [stream for endpoint, stream in streams if endpoint.component == component]
+        )
+    found[""] = StreamStats.merged([stream for _, stream in streams])
+    return found
+
+
 class _Recorder:
     """Turns what a load measured into metrics, per-second series and evidence files."""
 
@@ -137,6 +154,7 @@ class _Recorder:
         self.measured_from = measured.measured_from
         self.window = (self.measured_from, self.measured_from + timedelta(seconds=measured.measured_seconds))
         self.source = measured.source
+        self.streams = _streams(measured)
 
     def record(self) -> CheckOutcome:
         m = self.m
@@ -158,7 +176,7 @@ class _Recorder:
             self._counts(prefix, aggregate.counts, m.measured_seconds)
             if not invalid:
                 self._latency(prefix, aggregate, histograms)
-        for prefix, stream in self._streams().items():
+        for prefix, stream in self.streams.items():
             self._stream(prefix, stream, histograms, with_times=not invalid)
         self._series(with_latency=not invalid)
         total = m.overall.counts
@@ -186,7 +204,7 @@ class _Recorder:
         p95 = hist.percentiles(m.overall.corrected, [95.0]).get(95.0)
         if p95 is not None:
             summary += f", p95 {format_value(p95 / 1e6, 'seconds')}"
-        streams = self._streams().get("")
+        streams = self.streams.get("")
         if streams is not None:
             first = hist.percentiles(streams.first_event, [95.0]).get(95.0)
             if first is not None:
@@ -236,22 +254,6 @@ class _Recorder:
         self._metric(f"{prefix}late", counts.late, "count", "performance")
         self._metric(f"{prefix}dropped", counts.dropped, "count", "performance")
 
-    def _streams(self) -> dict[str, StreamStats]:
-        """The streaming requests' figures by metric prefix: each endpoint's, each component's
-        and all of them (only where some request streams)."""
-        streams = [
-            (a.endpoint, a.stream) for _, a in self.m.endpoints if isinstance(a, EndpointResult) and a.stream
-        ]
-        if not streams:
-            return {}
-        found = {f"endpoint.{endpoint.name}.": stream for endpoint, stream in streams}
-        for component in dict.fromkeys(endpoint.component for endpoint, _ in streams):
-            found[f"component.{component}."] = StreamStats.merged(
-                [stream for endpoint, stream in streams if endpoint.component == component]
-            )
-        found[""] = StreamStats.merged([stream for _, stream in streams])
-        return found
-
     def _stream(self, prefix: str, stream: StreamStats, artifact: ArtifactRef, *, with_times: bool) -> None:
         """A streaming request's (or a sum's) figures; the times only `with_times` (a valid run)."""
         name = f"{prefix}stream."
@@ -281,15 +283,9 @@ class _Recorder:
             if not histogram.get_total_count():
                 continue
             values = hist.percentiles(histogram, [5.0, 50.0])
-            self._metric(
-                f"{name}{figure}.min",
-                histogram.get_min_value() / scale,
-                "per_second",
-                "performance",
-                artifact,
-            )
-            for suffix in ("p5", "p50"):
-                value = values[_STREAM_RATE_SUFFIXES[suffix]] / scale
+            slow_end = {"min": histogram.get_min_value(), "p5": values[5.0], "p50": values[50.0]}
+            for suffix in _STREAM_RATE_SUFFIXES:
+                value = slow_end[suffix] / scale
                 self._metric(f"{name}{figure}.{suffix}", value, "per_second", "performance", artifact)
 
     def _latency(self, prefix: str, aggregate: Aggregate, artifact: ArtifactRef) -> None:
@@ -443,7 +439,7 @@ class _Recorder:
             "endpoints": {name: both(aggregate) for name, aggregate in m.endpoints},
             "components": {name: both(a) for name, a in m.components.items()},
         }
-        streams = self._streams()
+        streams = self.streams
         if streams:  # µs, except events_per_stream (a count) and the rates (milli-events/s, bytes/s)
             document["streams"] = {
                 prefix.rstrip(".") or "overall": {
