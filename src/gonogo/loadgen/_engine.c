@@ -3114,9 +3114,9 @@ static void begin(Engine *E, conn_t *c, uint32_t ep, int64_t intended, int phase
 
 /* The request on c failed: count it, close the socket, free the slot. */
 static void fail(Engine *E, conn_t *c, int kind, int64_t now) {
+    if (c->flags & F_STREAM) s_fail(E, c, kind);
     endpoint *e = &E->eps[c->ep];
     e->c[c->phase].errors[kind]++;
-    if (c->flags & F_STREAM) s_fail(E, c, kind);
     series_t *S = measured_series(E, c->phase);
     if (S) series_at(S, now)->errors[kind]++;
     busy_remove(E, c);
