@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-PLAIN, HEAD, EXPECT_JSON, NEEDLE, DEEP_JSON, PROGRAM = range(6)
+PLAIN, HEAD, EXPECT_JSON, NEEDLE, DEEP_JSON, PROGRAM, STREAMS = range(7)
 NEEDLE_TEXT = b"0123456789abcdefghijklmnopqrstuvwxyz-the-needle"
 
 
@@ -59,6 +59,9 @@ GOOD_JSON = json.dumps(
     }
 ).encode()
 JSON_HEADERS = ("Content-Type: application/json", "X-Id: 1")
+# server-sent events: LF, CRLF and CR line ends, comment blocks (no event), a two-line event
+SSE = b": hi\n\ndata: a\n\ndata: b\r\n\r\nevent: x\rdata: c\r\r: only a comment\r\n\r\ndata: d\ndata: e\n\n"
+NDJSON = b'{"a": 1}\n\n{"b": 2}\r\n{"c": 3}'
 LOGIN = b'{"ok": true, "token": "a b\\"\\u00e9/", "note": "id=42", "list": [{"v": 1}, {"v": "last"}]}'
 
 SEEDS: dict[str, bytes] = {
@@ -152,6 +155,21 @@ SEEDS: dict[str, bytes] = {
         PROGRAM, response("200 OK", b'{"ok": true}', "Content-Type: application/json"), split=0x0103
     ),
     "program-regex-huge-body": seed(PROGRAM, response("200 OK", b"x" * 3000 + b"done"), step=2),
+    # the three stream kinds, one response each: events split over chunks, CRLF split too
+    "stream-sse-chunks-lines": seed(
+        STREAMS,
+        chunked(
+            "200 OK", SSE[:9], SSE[9:25], SSE[25:26], SSE[26:], headers=("Content-Type: text/event-stream",)
+        )
+        + chunked("200 OK", b"t1", b"t2", b"t3")
+        + response("200 OK", NDJSON),
+        split=0x0001,
+    ),
+    "stream-sse-unfinished": seed(
+        STREAMS,
+        response("200 OK", b"", "Transfer-Encoding: chunked", length=False)
+        + b"8\r\ndata: a\n\r\n4\r\n\n\r:x",
+    ),
 }
 
 # What parser_fuzz prints for each seed (after "NAME:").
@@ -194,6 +212,10 @@ EXPECTED: dict[str, str] = {
         ' detail "extract token: $.token not found"]'
     ),
     "program-regex-huge-body": " 200 sid=done",
+    "stream-sse-chunks-lines": (
+        f" 200 events=4 bytes={len(SSE)} 200 events=3 bytes=6 200 events=3 bytes={len(NDJSON)}"
+    ),
+    "stream-sse-unfinished": "",
 }
 
 

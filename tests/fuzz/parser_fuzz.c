@@ -33,7 +33,9 @@
  * 0 POST with json, header, regex and status extractions and cookies (expect: JSON fields);
  * 1 GET using every variable in its head (raw, percent) and body (JSON string);
  * 2 GET with a regex without a group, and a poll; 3 HEAD with a header extraction and cookies;
- * 4 GET with body_contains and a json extraction of an array element from the end. */
+ * 4 GET with body_contains and a json extraction of an array element from the end.
+ * Configuration 6 streams: its requests' bodies are scanned for events (server-sent events,
+ * chunks, lines); the transcript gives each response's events and body bytes. */
 static const char *const CONFIGS[] = {
     /* 0: no expectations */
     "dict(requests=[b'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'], weights=[1])",
@@ -68,6 +70,10 @@ static const char *const CONFIGS[] = {
     "  dict(head=[b'GET /l HTTP/1.1\\r\\n'], extract=[(6, 'json', ['list', -1, 'v'])]),"
     " ]), expects=[([200], [], None, [(['ok'], True)], 2048), None, None, None,"
     "             ([], [], b'list', [], 4096)])",
+    /* 6: streaming responses: server-sent events, chunks, lines */
+    "dict(requests=[b'GET /sse HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n', b'GET /chunks HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n',"
+    " b'GET /lines HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'], weights=[1, 1, 1], streams=['sse', 'chunks', 'lines'],"
+    " expects=[None, None, ([], [], b'\\n', [], 0)])",
 };
 #define NCONFIGS (sizeof(CONFIGS) / sizeof(CONFIGS[0]))
 
@@ -81,7 +87,13 @@ static int prepare(Engine *E) {
     int checks = 0;
     for (uint32_t i = 0; i < E->nep; i++) checks |= E->eps[i].x != NULL;
     if (checks) E->xs = xcalloc(1, sizeof(xstate *));
-    if (!E->conns || !E->free_slots || (checks && !E->xs) || series_init(&E->S) < 0) return -1;
+    int streams = 0;
+    for (uint32_t i = 0; i < E->nep; i++) streams |= E->eps[i].st != NULL;
+    if (streams) E->ss = xcalloc(1, sizeof(sstate));
+    E->SE = xcalloc(E->nep, sizeof(series_t *)); /* the endpoints' series, made on first use */
+    if (!E->conns || !E->free_slots || (checks && !E->xs) || (streams && !E->ss) || series_init(&E->S) < 0 ||
+        !E->SE)
+        return -1;
     if (E->prog) {
         E->heap = xcalloc(1, sizeof(titem));
         if (!E->heap || users_init(E) < 0) return -1;
@@ -186,10 +198,16 @@ static void finish_response(Engine *E, conn_t *c, transcript *t) {
     endpoint *e = &E->eps[c->ep];
     say(t, " %d", c->status);
     if (!E->prog) {
+        int err = -1;
         if (c->flags & F_X) {
-            int err = x_judge(E, e, c, 1);
+            err = x_judge(E, e, c, 1);
             x_release(E, c);
             if (err >= 0) say(t, ":%s", ERROR_KINDS[err]);
+        }
+        if (c->flags & F_STREAM) { /* the events must not depend on where the reads split them */
+            s_complete(E, c, E->read_ns, err);
+            const sstate *s = &E->ss[0];
+            say(t, " events=%llu bytes=%llu", (unsigned long long)s->events, (unsigned long long)s->bytes);
         }
         return;
     }
@@ -245,6 +263,7 @@ static void run_stream(Engine *E, int phase, uint32_t ep, uint32_t rng, const ch
         char *piece = malloc(len);
         if (!piece) abort();
         memcpy(piece, stream + pos, len);
+        E->read_ns = 1000 * (int64_t)(pos + len); /* a clock for the stream's events: any will do */
         size_t extra = 0;
         int r = parse(E, c, piece, len, &extra);
         free(piece);

@@ -184,6 +184,7 @@ def test_login_rejects_bad_credentials(client: TestClient) -> None:
         ("POST", "/documents"),
         ("GET", "/documents/abc"),
         ("GET", "/documents/abc/content"),
+        ("GET", "/documents/abc/stream"),
         ("DELETE", "/documents/abc"),
     ],
 )
@@ -235,12 +236,25 @@ def test_upload_get_download_delete(client: TestClient) -> None:
     assert stored == []
 
 
+def test_a_document_streams_its_first_words_as_server_sent_events(client: TestClient) -> None:
+    headers = auth_headers(client)
+    words = [f"word{i}" for i in range(12)]
+    doc_id = upload(client, headers, " ".join(words).encode()).json()["id"]
+    response = client.get(f"/documents/{doc_id}/stream", headers=headers)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-store"
+    events = response.text.split("\n\n")
+    assert events[:-2] == [f'data: {{"token": "{word}"}}' for word in words[:8]]
+    assert events[-2:] == ["event: done\ndata: {}", ""]
+
+
 def test_users_only_see_their_own_documents(client: TestClient) -> None:
     alice, bob = auth_headers(client), auth_headers(client)
     doc_id = upload(client, alice).json()["id"]
     for method, path in (
         ("GET", f"/documents/{doc_id}"),
         ("GET", f"/documents/{doc_id}/content"),
+        ("GET", f"/documents/{doc_id}/stream"),
         ("DELETE", f"/documents/{doc_id}"),
     ):
         assert client.request(method, path, headers=bob).status_code == 404

@@ -141,6 +141,7 @@ enum { PARSE_NEED = 0, PARSE_DONE = 1, PARSE_ERROR = -1 };
 #define F_X 0x10       /* current request's endpoint has expectations: judge the response */
 #define F_XBODY 0x20   /* ... and its body is read (body_contains, JSON fields, an excerpt) */
 #define F_KEEP 0x40    /* ... and a failing response is kept as evidence (if room is left) */
+#define F_STREAM 0x80  /* current request's endpoint answers with a stream: its events are timed */
 
 /* ------------------------------------------------------------------------- */
 /* HdrHistogram-compatible bucket layout (unit magnitude 0: lowest value 1)  */
@@ -203,6 +204,8 @@ typedef struct {
     uint64_t *status[2]; /* NSTATUS counters per phase */
     uint64_t *hcorr, *hunc; /* measured phase only, L_MAIN layout */
     struct expect_s *x;     /* NULL: no expectations */
+    int stream;             /* S_NONE, or how its response body divides into events */
+    struct stream_s *st;    /* NULL: not a stream */
 } endpoint;
 
 typedef struct {
@@ -327,6 +330,8 @@ typedef struct {
     PyThreadState *tstate;
     PyObject *progress_cb, *stop_cb;
     struct xstate_s **xs; /* per connection, allocated on first use; NULL: no endpoint has `expect` */
+    struct sstate_s *ss;  /* per connection; NULL: no endpoint answers with a stream */
+    int64_t read_ns;      /* when the bytes being parsed arrived (set for streaming requests only) */
     /* --- program mode (journeys): NULL otherwise --- */
     struct program_s *prog;
     struct vuser_s *vu; /* one virtual user per connection slot */
@@ -2982,6 +2987,164 @@ nomem:
 }
 
 /* ------------------------------------------------------------------------- */
+/* Streaming responses (server-sent events, chunked or line-delimited bodies) */
+/* ------------------------------------------------------------------------- */
+
+/* An endpoint that answers with a stream has its body divided into *events* as it arrives,
+ * scanned in place in the read buffer (nothing is copied):
+ *   S_SSE    server-sent events: an event ends at an empty line (lines end in LF, CRLF or
+ *            CR); a block of only comment lines (starting with ':', keep-alives) is no event
+ *   S_CHUNKS every chunk of a chunked body (a body that is not chunked has no events)
+ *   S_LINES  every non-empty line (newline-delimited JSON, as some LLM servers stream); the
+ *            body's last line counts without a newline too
+ * Bytes that arrive in one read arrive at one time: E->read_ns, taken once per read of a
+ * streaming request. Measured phase only, per endpoint, L_MAIN layout:
+ *   SH_FIRST / SH_FIRST_UNC  time to the first event from the intended / actual send (us)
+ *   SH_GAP     time between consecutive events of a response (us; 0 for events of one read)
+ *   SH_EVENTS  events per complete stream
+ *   SH_DUR     a complete stream's span, from its first body byte to its end (us)
+ *   SH_EPS, SH_BPS  a complete stream's events per second (stored in milli-events/s) and
+ *              body bytes per second over that span: only for a span > 0 (a body read at
+ *              once has no measurable rate)
+ * A complete stream: a response without error (no 4xx/5xx, no failed expect). First events
+ * and gaps are recorded as they happen, those of streams later cut or failed included. A
+ * stream is *cut* when its connection closed, was reset or timed out after the response's
+ * head and before its body ended; the request also counts as that error kind. */
+enum { S_NONE, S_SSE, S_CHUNKS, S_LINES };
+
+enum { SH_FIRST, SH_FIRST_UNC, SH_GAP, SH_EVENTS, SH_DUR, SH_EPS, SH_BPS, STREAM_HISTS };
+static const char *const STREAM_HIST_NAMES[STREAM_HISTS] = {
+    "first_event", "first_event_uncorrected", "between_events",  "events_per_stream",
+    "duration",    "milli_events_per_second", "bytes_per_second"}; /* results()' keys */
+
+typedef struct stream_s {
+    uint64_t streams, cut, events, bytes; /* measured phase: complete streams (events, bytes: theirs) */
+    uint64_t *h[STREAM_HISTS];
+} stream_t;
+
+typedef struct sstate_s {
+    int64_t first_byte, last_event; /* ns */
+    uint64_t events, bytes;
+    uint8_t line_start; /* the next byte starts a line */
+    uint8_t has_field;  /* S_SSE: the event block so far has a line that is no comment; S_LINES: the line has bytes */
+    uint8_t cr;         /* the previous byte was CR: an LF now only completes its line end */
+} sstate;
+
+static void stream_free(stream_t *st) {
+    if (!st) return;
+    for (int i = 0; i < STREAM_HISTS; i++) free(st->h[i]);
+    free(st);
+}
+
+static stream_t *stream_new(void) {
+    stream_t *st = calloc(1, sizeof(stream_t));
+    if (!st) return NULL;
+    for (int i = 0; i < STREAM_HISTS; i++) {
+        st->h[i] = calloc((size_t)L_MAIN.counts_len, sizeof(uint64_t));
+        if (!st->h[i]) {
+            stream_free(st);
+            return NULL;
+        }
+    }
+    return st;
+}
+
+static inline void s_begin(Engine *E, conn_t *c) {
+    sstate *s = &E->ss[c - E->conns];
+    memset(s, 0, sizeof(*s));
+    s->line_start = 1;
+}
+
+static void s_event(Engine *E, conn_t *c) {
+    sstate *s = &E->ss[c - E->conns];
+    int64_t now = E->read_ns;
+    if (c->phase == PH_MEASURED) {
+        stream_t *st = E->eps[c->ep].st;
+        if (s->events == 0) {
+            st->h[SH_FIRST][hindex(&L_MAIN, (now - c->intended) / 1000)]++;
+            st->h[SH_FIRST_UNC][hindex(&L_MAIN, (now - c->sent) / 1000)]++;
+        } else {
+            st->h[SH_GAP][hindex(&L_MAIN, (now - s->last_event) / 1000)]++;
+        }
+    }
+    s->events++;
+    s->last_event = now;
+}
+
+/* n body bytes (chunk framing excluded) of a streaming response, in place. */
+static void s_body(Engine *E, conn_t *c, const char *d, size_t n) {
+    if (!n) return;
+    sstate *s = &E->ss[c - E->conns];
+    if (!s->first_byte) s->first_byte = E->read_ns;
+    s->bytes += n;
+    int mode = E->eps[c->ep].stream;
+    if (mode == S_CHUNKS) return;
+    const char *p = d, *end = d + n;
+    while (p < end) {
+        char ch = *p++;
+        if (ch == '\n' && s->cr) { /* the LF of a CRLF: its line already ended at the CR */
+            s->cr = 0;
+            continue;
+        }
+        s->cr = ch == '\r';
+        if (ch == '\r' || ch == '\n') {
+            if (mode == S_LINES) {
+                if (s->has_field) s_event(E, c);
+                s->has_field = 0;
+            } else if (s->line_start) { /* an empty line ends the event block */
+                if (s->has_field) s_event(E, c);
+                s->has_field = 0;
+            }
+            s->line_start = 1;
+            continue;
+        }
+        if (mode == S_LINES) {
+            s->has_field = 1;
+        } else if (s->line_start && ch != ':') {
+            s->has_field = 1;
+        }
+        s->line_start = 0;
+        /* the rest of the line decides nothing: skip to its end */
+        while (p < end && *p != '\n' && *p != '\r') p++;
+    }
+}
+
+/* the end of a chunk's data: S_CHUNKS counts it as an event */
+static inline void s_chunk_end(Engine *E, conn_t *c) {
+    if (E->eps[c->ep].stream == S_CHUNKS) s_event(E, c);
+}
+
+/* A streaming response is complete (err: its error kind, -1 for none). */
+static void s_complete(Engine *E, conn_t *c, int64_t now, int err) {
+    sstate *s = &E->ss[c - E->conns];
+    if (E->eps[c->ep].stream == S_LINES && s->has_field) { /* the body's last line needs no newline */
+        E->read_ns = now;                                     /* it ended with the body */
+        s_event(E, c);
+        s->has_field = 0;
+    }
+    if (c->phase != PH_MEASURED || err >= 0) return;
+    stream_t *st = E->eps[c->ep].st;
+    st->streams++;
+    st->events += s->events;
+    st->bytes += s->bytes;
+    st->h[SH_EVENTS][hindex(&L_MAIN, (int64_t)s->events)]++;
+    if (!s->first_byte) return;
+    int64_t span = now - s->first_byte;
+    if (span < 0) span = 0;
+    st->h[SH_DUR][hindex(&L_MAIN, span / 1000)]++;
+    if (span <= 0) return;
+    double seconds = (double)span / 1e9;
+    st->h[SH_EPS][hindex(&L_MAIN, (int64_t)llround(fmin((double)s->events * 1000.0 / seconds, 1e17)))]++;
+    st->h[SH_BPS][hindex(&L_MAIN, (int64_t)llround(fmin((double)s->bytes / seconds, 1e17)))]++;
+}
+
+/* A streaming request failed with error kind `kind`. */
+static inline void s_fail(Engine *E, conn_t *c, int kind) {
+    if (c->phase != PH_MEASURED || c->status <= 0) return; /* no head yet: no stream begun */
+    if (kind == E_CLOSED || kind == E_RESET || kind == E_TIMEOUT) E->eps[c->ep].st->cut++;
+}
+
+/* ------------------------------------------------------------------------- */
 /* Request lifecycle                                                          */
 /* ------------------------------------------------------------------------- */
 
@@ -3035,6 +3198,10 @@ static void begin(Engine *E, conn_t *c, uint32_t ep, int64_t intended, int phase
     c->status = 0;
     c->flags = e->head ? F_HEAD : 0;
     if (e->x) x_begin(E, c, e->x, phase == PH_MEASURED);
+    if (e->st) {
+        c->flags |= F_STREAM;
+        s_begin(E, c);
+    }
     busy_append(E, c);
     counters *k = &e->c[phase];
     k->sent++;
@@ -3045,6 +3212,7 @@ static void begin(Engine *E, conn_t *c, uint32_t ep, int64_t intended, int phase
 
 /* The request on c failed: count it, close the socket, free the slot. */
 static void fail(Engine *E, conn_t *c, int kind, int64_t now) {
+    if (c->flags & F_STREAM) s_fail(E, c, kind);
     endpoint *e = &E->eps[c->ep];
     e->c[c->phase].errors[kind]++;
     if (c->phase == PH_MEASURED) series_error(E, c->ep, kind, now);
@@ -3319,6 +3487,7 @@ static void complete(Engine *E, conn_t *c, int64_t now) {
         err = st >= 500 ? E_5XX : E_4XX;
     }
     if (err >= 0) k->errors[err]++;
+    if (c->flags & F_STREAM) s_complete(E, c, now, err);
     if (phase == PH_MEASURED) {
         int64_t corr = (now - c->intended) / 1000, unc = (now - c->sent) / 1000;
         e->hcorr[hindex(&L_MAIN, corr)]++;
@@ -3889,6 +4058,12 @@ static const char *find_head_end(const char *p, size_t n) {
     return NULL;
 }
 
+/* Body bytes to whoever reads them: the expectations, the stream's event scanner. */
+static inline void body_bytes(Engine *E, conn_t *c, const char *d, size_t n) {
+    if (c->flags & F_XBODY) x_body(E, c, d, n);
+    if (c->flags & F_STREAM) s_body(E, c, d, n);
+}
+
 /* Feed n bytes to the parser. On PARSE_DONE, *extra is the number of bytes left
  * over after the response. */
 static int parse(Engine *E, conn_t *c, const char *d, size_t n, size_t *extra) {
@@ -3957,30 +4132,31 @@ static int parse(Engine *E, conn_t *c, const char *d, size_t n, size_t *extra) {
         case P_BODY: {
             size_t avail = n - i;
             if ((int64_t)avail < c->remaining) {
-                if (c->flags & F_XBODY) x_body(E, c, d + i, avail);
+                if (c->flags & (F_XBODY | F_STREAM)) body_bytes(E, c, d + i, avail);
                 c->remaining -= (int64_t)avail;
                 return PARSE_NEED;
             }
-            if (c->flags & F_XBODY) x_body(E, c, d + i, (size_t)c->remaining);
+            if (c->flags & (F_XBODY | F_STREAM)) body_bytes(E, c, d + i, (size_t)c->remaining);
             i += (size_t)c->remaining;
             c->remaining = 0;
             *extra = n - i;
             return PARSE_DONE;
         }
         case P_UNTIL_CLOSE:
-            if (c->flags & F_XBODY) x_body(E, c, d + i, n - i);
+            if (c->flags & (F_XBODY | F_STREAM)) body_bytes(E, c, d + i, n - i);
             return PARSE_NEED;
         case P_CHUNK_DATA: {
             size_t avail = n - i;
             if ((int64_t)avail < c->remaining) {
-                if (c->flags & F_XBODY) x_body(E, c, d + i, avail);
+                if (c->flags & (F_XBODY | F_STREAM)) body_bytes(E, c, d + i, avail);
                 c->remaining -= (int64_t)avail;
                 return PARSE_NEED;
             }
-            if (c->flags & F_XBODY) x_body(E, c, d + i, (size_t)c->remaining);
+            if (c->flags & (F_XBODY | F_STREAM)) body_bytes(E, c, d + i, (size_t)c->remaining);
             i += (size_t)c->remaining;
             c->remaining = 0;
             c->pstate = P_CHUNK_DATA_CR;
+            if (c->flags & F_STREAM) s_chunk_end(E, c);
             continue;
         }
         default:
@@ -4077,6 +4253,7 @@ static void on_readable(Engine *E, conn_t *c) {
                 return;
             }
             c->flags |= F_GOT;
+            if (c->flags & F_STREAM) E->read_ns = mono_ns();
             size_t extra = 0;
             int r = parse(E, c, E->buf, (size_t)n, &extra);
             if (r == PARSE_ERROR) {
@@ -4547,6 +4724,9 @@ static PyObject *Engine_run(Engine *E, PyObject *args, PyObject *kw) {
     int checks = 0; /* some endpoint has expectations: per-connection state for them */
     for (uint32_t i = 0; i < E->nep; i++) checks |= E->eps[i].x != NULL;
     if (checks) E->xs = xcalloc((size_t)E->nconns, sizeof(xstate *));
+    int streams = 0; /* some endpoint answers with a stream: per-connection scanner state */
+    for (uint32_t i = 0; i < E->nep; i++) streams |= E->eps[i].st != NULL;
+    if (streams) E->ss = xcalloc((size_t)E->nconns, sizeof(sstate));
     int prog_ok = 1;
     if (E->prog) {
         E->heap = xcalloc((size_t)E->nconns, sizeof(titem));
@@ -4560,7 +4740,8 @@ static PyObject *Engine_run(Engine *E, PyObject *args, PyObject *kw) {
         for (int i = 0; i < 4; i++) E->urng[i] = splitmix64(&sm) ^ seed[i];
     }
     if (!E->conns || !E->free_slots || !E->buf || (E->closed && !E->prog && !E->tq) || (checks && !E->xs) ||
-        !prog_ok || series_init(&E->S) < 0 || !(E->SE = xcalloc(E->nep, sizeof(series_t *)))) {
+        (streams && !E->ss) || !prog_ok || series_init(&E->S) < 0 ||
+        !(E->SE = xcalloc(E->nep, sizeof(series_t *)))) {
         if (E->epfd >= 0) close(E->epfd);
         E->epfd = -1;
         return PyErr_NoMemory();
@@ -4614,6 +4795,8 @@ static PyObject *Engine_run(Engine *E, PyObject *args, PyObject *kw) {
     }
     free(E->xs);
     E->xs = NULL;
+    free(E->ss);
+    E->ss = NULL;
     users_free(E);
     free(E->heap);
     E->heap = NULL;
@@ -4702,6 +4885,20 @@ static PyObject *journeys_list(const program_t *P) {
     return list;
 }
 
+/* A streaming endpoint's figures (see stream_t): counts, and its histograms as
+ * (first index, counts bytes) pairs. */
+static PyObject *stream_dict(const stream_t *st) {
+    PyObject *d = Py_BuildValue("{s:K,s:K,s:K,s:K}", "streams", (unsigned long long)st->streams, "cut",
+                                (unsigned long long)st->cut, "events", (unsigned long long)st->events, "bytes",
+                                (unsigned long long)st->bytes);
+    for (int i = 0; d && i < STREAM_HISTS; i++) {
+        PyObject *h = hist_export(st->h[i], L_MAIN.counts_len);
+        if (!h || PyDict_SetItemString(d, STREAM_HIST_NAMES[i], h) < 0) Py_CLEAR(d);
+        Py_XDECREF(h);
+    }
+    return d;
+}
+
 static PyObject *Engine_results(Engine *E, PyObject *Py_UNUSED(ignored)) {
     if (!E->ran || E->running) {
         PyErr_SetString(PyExc_RuntimeError, "results are available once run() has returned");
@@ -4732,6 +4929,11 @@ static PyObject *Engine_results(Engine *E, PyObject *Py_UNUSED(ignored)) {
         PyObject *d = fl ? Py_BuildValue("{s:N,s:N,s:N,s:N,s:N}", "measured", m, "warmup", w, "corrected", hc,
                                          "uncorrected", hu, "failures", fl)
                          : NULL;
+        if (d && e->st) {
+            PyObject *sd = stream_dict(e->st);
+            if (!sd || PyDict_SetItemString(d, "stream", sd) < 0) Py_CLEAR(d);
+            Py_XDECREF(sd);
+        }
         if (!d) {
             Py_DECREF(eps);
             return NULL;
@@ -4812,10 +5014,10 @@ static int Engine_init(Engine *E, PyObject *args, PyObject *kw) {
                              "stages",        "poisson",        "seed",           "users",       "think_time",
                              "duration",      "max_requests",   "warmup",         "max_connections",
                              "max_queue",     "timeout",        "late_threshold", "sequence_offset",
-                             "arrival_offset", "expects", "program", NULL};
+                             "arrival_offset", "expects", "program", "streams", NULL};
     const char *host;
     int port, closed = 0, poisson = 0, users = 1, max_conn = 64;
-    PyObject *requests, *weights, *stages = NULL, *expects = Py_None, *program = Py_None;
+    PyObject *requests, *weights, *stages = NULL, *expects = Py_None, *program = Py_None, *streams = Py_None;
     unsigned long long seed = 0, max_requests = 0, seq_offset = 0;
     double think = 0, duration = 0, warmup = 0, timeout = 10.0, late = 0.01, arrival_offset = 0;
     Py_ssize_t max_queue = 1000000;
@@ -4823,10 +5025,10 @@ static int Engine_init(Engine *E, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_RuntimeError, "an Engine is initialised once");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "siOO|$pOpKiddKdinddKdOO:Engine", kwlist, &host, &port, &requests,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "siOO|$pOpKiddKdinddKdOOO:Engine", kwlist, &host, &port, &requests,
                                      &weights, &closed, &stages, &poisson, &seed, &users, &think, &duration,
                                      &max_requests, &warmup, &max_conn, &max_queue, &timeout, &late, &seq_offset,
-                                     &arrival_offset, &expects, &program))
+                                     &arrival_offset, &expects, &program, &streams))
         return -1;
     if (port < 1 || port > 65535) {
         PyErr_Format(PyExc_ValueError, "port %d out of range", port);
@@ -4843,7 +5045,7 @@ static int Engine_init(Engine *E, PyObject *args, PyObject *kw) {
     Py_ssize_t n = PySequence_Fast_GET_SIZE(rq);
     int rc = -1;
     int64_t *w = NULL;
-    PyObject *xq = NULL;
+    PyObject *xq = NULL, *sq = NULL;
     if (program != Py_None) { /* journeys: requests and weights are ignored */
         if (program_parse(E, program, expects, seq_offset) < 0) goto out;
         goto configure;
@@ -4853,6 +5055,14 @@ static int Engine_init(Engine *E, PyObject *args, PyObject *kw) {
         if (!xq) goto out;
         if (PySequence_Fast_GET_SIZE(xq) != n) {
             PyErr_SetString(PyExc_ValueError, "expects: one item (None or an expectation) per request");
+            goto out;
+        }
+    }
+    if (streams != Py_None) {
+        sq = PySequence_Fast(streams, "streams must be a sequence (None, 'sse', 'chunks' or 'lines' per request)");
+        if (!sq) goto out;
+        if (PySequence_Fast_GET_SIZE(sq) != n) {
+            PyErr_SetString(PyExc_ValueError, "streams: one item (None, 'sse', 'chunks' or 'lines') per request");
             goto out;
         }
     }
@@ -4892,6 +5102,30 @@ static int Engine_init(Engine *E, PyObject *args, PyObject *kw) {
         if (xq && PySequence_Fast_GET_ITEM(xq, i) != Py_None &&
             expect_parse(PySequence_Fast_GET_ITEM(xq, i), e->head, &e->x) < 0)
             goto out;
+        if (sq && PySequence_Fast_GET_ITEM(sq, i) != Py_None) {
+            const char *mode = PyUnicode_Check(PySequence_Fast_GET_ITEM(sq, i))
+                                   ? PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(sq, i))
+                                   : NULL;
+            e->stream = !mode                        ? S_NONE
+                        : strcmp(mode, "sse") == 0    ? S_SSE
+                        : strcmp(mode, "chunks") == 0 ? S_CHUNKS
+                        : strcmp(mode, "lines") == 0  ? S_LINES
+                                                      : S_NONE;
+            if (e->stream == S_NONE) {
+                PyErr_Clear();
+                PyErr_SetString(PyExc_ValueError, "streams: an item is None, 'sse', 'chunks' or 'lines'");
+                goto out;
+            }
+            if (e->head) {
+                PyErr_SetString(PyExc_ValueError, "streams: a HEAD request gets no body to stream");
+                goto out;
+            }
+            e->st = stream_new();
+            if (!e->st) {
+                PyErr_NoMemory();
+                goto out;
+            }
+        }
         long long wi = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(wq, i));
         if (wi == -1 && PyErr_Occurred()) goto out;
         if (wi < 1 || wi > (1LL << 40)) {
@@ -4976,6 +5210,7 @@ configure:;
 out:
     free(w);
     Py_XDECREF(xq);
+    Py_XDECREF(sq);
     Py_DECREF(rq);
     Py_DECREF(wq);
     return rc;
@@ -4996,6 +5231,7 @@ static void Engine_dealloc(Engine *E) {
             free(E->eps[i].hcorr);
             free(E->eps[i].hunc);
             expect_free(E->eps[i].x);
+            stream_free(E->eps[i].st);
         }
     free(E->eps);
     users_free(E);
@@ -5009,6 +5245,7 @@ static void Engine_dealloc(Engine *E) {
     free(E->tq);
     free(E->buf);
     free(E->xs);
+    free(E->ss);
     series_free(&E->S);
     if (E->SE)
         for (uint32_t i = 0; i < E->nep; i++)

@@ -33,6 +33,7 @@ class Engine:
         arrival_offset: float = ...,
         expects: Sequence[tuple[object, ...] | None] | None = ...,
         program: dict[str, Any] | None = ...,
+        streams: Sequence[str | None] | None = ...,
     ) -> None: ...
     def run(
         self,

@@ -29,6 +29,7 @@ def build_endpoint(request: LoadRequest, variables: Mapping[str, Any], ctx: Chec
         body=text(body).encode() if body is not None else None,
         weight=request.weight,
         component=request.component,
+        stream=request.stream,
         expect=(
             request.expect.compile(text, lambda value: render_value(value, variables, ctx.expand))
             if request.expect is not None

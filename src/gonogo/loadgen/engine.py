@@ -50,6 +50,12 @@ per component and overall. Responses of any status are in the histograms; failed
 endpoint's `expect`, see `expect`; with `expect`, an expected 4xx/5xx is no error). A
 keep-alive connection the server had already closed is retried once on a new connection
 before anything is counted.
+Streaming responses (an endpoint with `stream`: "sse", "chunks" or "lines"): the engine
+divides the body into events as it reads it, in place, and records per endpoint
+(`EndpointResult.stream`, a `StreamStats`): time to the first event (corrected and
+uncorrected), every gap between events, and per complete stream its events, duration and
+events and bytes per second; and the streams *cut* short (closed, reset or timed out after
+the head, before the body's end; also counted as errors of that kind).
 Per-second series of the measured phase (`SecondStats`, second 0 starts when the warm-up
 ends): requests sent, responses, errors by kind, late, dropped, max scheduling lag, and a
 2-significant-digit corrected-latency histogram (per-second percentiles). Generator
@@ -87,6 +93,7 @@ __all__ = [
     "ProgressSnapshot",
     "SecondLatency",
     "SecondStats",
+    "StreamStats",
     "WorkerStats",
     "auto_workers",
     "build_request",
@@ -116,6 +123,7 @@ from gonogo.loadgen.results import (
     ProgressSnapshot,
     SecondLatency,
     SecondStats,
+    StreamStats,
     WorkerStats,
     oldest_waiting,
     waiting_percentile,
@@ -207,6 +215,8 @@ def _split(spec: LoadSpec) -> list[Part]:
             "late_threshold": spec.late_threshold,
             "sequence_offset": i * total_weight // workers,
         }
+        if any(e.stream is not None for e in spec.endpoints):
+            kwargs["streams"] = [e.stream for e in spec.endpoints]
         if any(e.expect is not None for e in spec.endpoints):
             kwargs["expects"] = [e.expect.engine_form() if e.expect else None for e in spec.endpoints]
         if spec.max_requests is not None:

@@ -25,6 +25,7 @@ from gonogo.loadgen.results import (
     ProgressSnapshot,
     SecondLatency,
     SecondStats,
+    StreamStats,
     WorkerStats,
     merge_seconds,
     oldest_waiting,
@@ -231,6 +232,27 @@ def _sparse(data: bytes) -> dict[int, int]:
     return dict(zip(pairs[0::2], pairs[1::2], strict=True))
 
 
+def _stream(raws: Sequence[Mapping[str, Any]]) -> StreamStats:
+    """One endpoint's streams, summed over the workers (histograms bucket by bucket)."""
+
+    def one(raw: Mapping[str, Any]) -> StreamStats:
+        return StreamStats(
+            streams=raw["streams"],
+            cut=raw["cut"],
+            events=raw["events"],
+            bytes=raw["bytes"],
+            first_event=hist.from_counts(*raw["first_event"]),
+            first_event_uncorrected=hist.from_counts(*raw["first_event_uncorrected"]),
+            between_events=hist.from_counts(*raw["between_events"]),
+            events_per_stream=hist.from_counts(*raw["events_per_stream"]),
+            duration=hist.from_counts(*raw["duration"]),
+            milli_events_per_second=hist.from_counts(*raw["milli_events_per_second"]),
+            bytes_per_second=hist.from_counts(*raw["bytes_per_second"]),
+        )
+
+    return StreamStats.merged([one(raw) for raw in raws])
+
+
 def build_result(
     spec: LoadSpec, raws: Sequence[tuple[Part, Mapping[str, Any]]], stopped_early: bool
 ) -> LoadResult:
@@ -261,6 +283,7 @@ def build_result(
                 uncorrected=uncorrected[0] if len(uncorrected) == 1 else hist.merge(uncorrected),
                 failures=failures,
                 series=merge_seconds(worker.get(j, ()) for worker in by_endpoint),
+                stream=_stream([e["stream"] for e in per_worker]) if endpoint.stream is not None else None,
             )
         )
     components: dict[str, Aggregate] = {}

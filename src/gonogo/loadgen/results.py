@@ -18,15 +18,16 @@ __all__ = [
     "ProgressSnapshot",
     "SecondLatency",
     "SecondStats",
+    "StreamStats",
     "WorkerStats",
     "merge_seconds",
     "oldest_waiting",
     "waiting_percentile",
 ]
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import gonogo.loadgen.histogram as hist
 from gonogo.errors import GonogoError
@@ -126,11 +127,80 @@ class Aggregate:
 
 
 @dataclass(frozen=True)
+class StreamStats:
+    """The streaming responses of one endpoint (or a sum of them), measured phase.
+
+    Events are what the endpoint's `stream` kind says (an SSE event, a chunk, a line). Times
+    in µs: `first_event` from the request's intended send time (corrected for coordinated
+    omission, like `Aggregate.corrected`), `first_event_uncorrected` from its actual send,
+    `between_events` every gap between consecutive events of a response (0 for events that
+    arrived in one read); first events and gaps are recorded as they arrive, those of
+    responses later cut or failed included. `streams`: complete responses without error;
+    `events` and `bytes` (body bytes, chunk framing excluded) are theirs, as are the
+    per-stream histograms: `events_per_stream`, `duration` (from the first body byte to the
+    end), `milli_events_per_second` (events per second times 1000, so slow streams keep their
+    digits) and `bytes_per_second` over that span (only streams with a span > 0: a body read
+    at once has no rate). `cut`: streams whose connection closed, was reset or timed out
+    after the response's head and before the body's end (those requests also count as
+    errors of that kind).
+    """
+
+    streams: int
+    cut: int
+    events: int
+    bytes: int
+    first_event: HdrHistogram
+    first_event_uncorrected: HdrHistogram
+    between_events: HdrHistogram
+    events_per_stream: HdrHistogram
+    duration: HdrHistogram
+    milli_events_per_second: HdrHistogram
+    bytes_per_second: HdrHistogram
+
+    HISTOGRAMS: ClassVar[tuple[str, ...]] = (
+        "first_event",
+        "first_event_uncorrected",
+        "between_events",
+        "events_per_stream",
+        "duration",
+        "milli_events_per_second",
+        "bytes_per_second",
+    )
+
+    @property
+    def cut_rate(self) -> float | None:
+        """Cut streams over streams that began (complete, cut, or failed another way but not
+        counted here): over complete + cut."""
+        begun = self.streams + self.cut
+        return self.cut / begun if begun else None
+
+    @classmethod
+    def merged(cls, parts: Sequence[StreamStats]) -> StreamStats:
+        """The sum of `parts` (at least one), histograms bucket by bucket."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(
+            streams=sum(p.streams for p in parts),
+            cut=sum(p.cut for p in parts),
+            events=sum(p.events for p in parts),
+            bytes=sum(p.bytes for p in parts),
+            first_event=hist.merge(p.first_event for p in parts),
+            first_event_uncorrected=hist.merge(p.first_event_uncorrected for p in parts),
+            between_events=hist.merge(p.between_events for p in parts),
+            events_per_stream=hist.merge(p.events_per_stream for p in parts),
+            duration=hist.merge(p.duration for p in parts),
+            milli_events_per_second=hist.merge(p.milli_events_per_second for p in parts),
+            bytes_per_second=hist.merge(p.bytes_per_second for p in parts),
+        )
+
+
+@dataclass(frozen=True)
 class EndpointResult(Aggregate):
     endpoint: Endpoint
     # the first responses of the measured phase that failed `endpoint.expect` (at most
     # KEPT_FAILURES per worker process, KEPT_FAILURES in all)
     failures: tuple[AssertionFailure, ...] = ()
+    stream: StreamStats | None = None  # `endpoint.stream` set: what its streams measured
 
 
 @dataclass(frozen=True)

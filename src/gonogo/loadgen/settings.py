@@ -23,6 +23,11 @@ checks:
           headers: {Content-Type: json}       # the value contains this text
           body_contains: '"id"'
           json: {"$.id": 3, "$.tags[0]": new, "$.deleted": false}
+      - name: tokens               # a streaming response (an LLM server's token stream):
+        method: POST               # time to first event, time between events, events/s,
+        path: /v1/completions      # streams cut short (see docs/load.md)
+        json: {prompt: hi, stream: true}
+        stream: sse                # sse | chunks | lines (newline-delimited JSON)
 ```
 
 Or, instead of `requests`, the plan's own journeys (the journeys kind's model, so a YAML
@@ -74,7 +79,7 @@ from gonogo.loadgen.expect import (
     JsonScalar,
     ResponseExpect,
 )
-from gonogo.loadgen.spec import Endpoint, LoadSpec
+from gonogo.loadgen.spec import Endpoint, LoadSpec, StreamKind
 from gonogo.plan.model import ByteSize, Duration, StrictModel
 from gonogo.units import parse_quantity
 
@@ -219,6 +224,11 @@ class LoadRequest(StrictModel):
     component: Name = "default"  # gates can read each component's error rate on its own
     weight: int = Field(default=1, ge=1, le=10_000)
     expect: LoadExpect | None = None  # without it: any response but a 4xx/5xx is a success
+    stream: StreamKind | None = Field(
+        default=None,
+        description="the response is a stream whose events are timed: sse (server-sent events), "
+        "chunks (each chunk of a chunked body) or lines (newline-delimited JSON)",
+    )
 
     @field_validator("method")
     @classmethod
@@ -242,6 +252,8 @@ class LoadRequest(StrictModel):
             raise ValueError(f"give at most one body (json, form or body), not {', '.join(given)}")
         if self.method == "HEAD" and self.expect and (self.expect.body_contains or self.expect.json_fields):
             raise ValueError("a HEAD request gets no body: its expect cannot have body_contains or json")
+        if self.method == "HEAD" and self.stream is not None:
+            raise ValueError("a HEAD request gets no body: it cannot be a `stream`")
         return self
 
     def target(self) -> str:

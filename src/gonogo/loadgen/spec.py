@@ -6,9 +6,11 @@ loopback addresses only. See `engine` for what a run does with it.
 from __future__ import annotations
 
 __all__ = [
+    "STREAM_KINDS",
     "Endpoint",
     "LoadSpec",
     "LoadSpecError",
+    "StreamKind",
     "auto_workers",
     "build_request",
     "loopback_address",
@@ -24,6 +26,12 @@ from typing import Literal
 
 from gonogo.errors import GonogoError
 from gonogo.loadgen.expect import ResponseExpect
+
+# How a streaming response's body divides into events (the engine times each event):
+# server-sent events (an event ends at an empty line), each chunk of a chunked body, or each
+# non-empty line (newline-delimited JSON).
+StreamKind = Literal["sse", "chunks", "lines"]
+STREAM_KINDS: tuple[StreamKind, ...] = ("sse", "chunks", "lines")
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _USERS_PER_WORKER = 500
@@ -46,6 +54,7 @@ class Endpoint:
     weight: int = 1
     component: str = ""
     expect: ResponseExpect | None = None  # checked on every response (see `expect`)
+    stream: StreamKind | None = None  # its response is a stream whose events are timed
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,12 @@ class LoadSpec:
             problems = e.expect.problems(e.method) if e.expect is not None else []
             if problems:
                 raise LoadSpecError(f"endpoint {e.name!r}: expect: " + "; ".join(problems))
+            if e.stream is not None and e.stream not in STREAM_KINDS:
+                raise LoadSpecError(
+                    f"endpoint {e.name!r}: stream: {e.stream!r} is not one of {', '.join(STREAM_KINDS)}"
+                )
+            if e.stream is not None and e.method == "HEAD":
+                raise LoadSpecError(f"endpoint {e.name!r}: stream: a HEAD request gets no body to stream")
         if self.model not in ("open", "closed"):
             raise LoadSpecError(f"model: {self.model!r} is not 'open' or 'closed'")
         if self.duration is not None and not (self.duration > 0 and math.isfinite(self.duration)):

@@ -95,3 +95,15 @@ def test_builtins_in_plain_requests_need_a_setup() -> None:
     assert "load `journeys` instead" in message
     setup = {"steps": [{"name": "login", "request": {"path": "/login"}}]}
     assert settings(requests=[fresh], setup=setup, rate=1, duration=1).setup is not None
+
+
+def test_a_streaming_request_says_how_its_events_are_delimited() -> None:
+    loaded = settings(rate=10, duration="1s", requests=[{"name": "chat", "path": "/v1", "stream": "sse"}])
+    assert loaded.requests is not None and loaded.requests[0].stream == "sse"
+    assert "Input should be 'sse', 'chunks' or 'lines'" in refused(
+        rate=10, duration="1s", requests=[{"name": "chat", "path": "/v1", "stream": "websocket"}]
+    )
+    head = [{"name": "chat", "method": "HEAD", "path": "/v1", "stream": "chunks"}]
+    assert "a HEAD request gets no body: it cannot be a `stream`" in refused(
+        rate=10, duration="1s", requests=head
+    )

@@ -57,7 +57,11 @@ print(json.dumps(report))
 
 
 def test_without_the_c_extensions_validate_works_and_a_load_says_how_to_build() -> None:
-    plans = ["examples/docservice/gonogo.yaml", "docs/examples/journeys_load/gonogo.yaml"]
+    plans = [
+        "examples/docservice/gonogo.yaml",
+        "docs/examples/journeys_load/gonogo.yaml",
+        "docs/examples/streaming/gonogo.yaml",
+    ]
     done = subprocess.run(
         [sys.executable, "-c", _WITHOUT_EXTENSIONS, *plans],
         cwd=ROOT,
@@ -69,7 +73,7 @@ def test_without_the_c_extensions_validate_works_and_a_load_says_how_to_build() 
     )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout.splitlines()[-1])
-    assert report["validated"] == plans  # load, soak, chaos with traffic, security; journeys under load
+    assert report["validated"] == plans  # load, soak, chaos with traffic, security; journeys; streams
     assert report["imported"] == []
     for traffic in ("requests", "journeys"):
         kind, message = report[traffic]

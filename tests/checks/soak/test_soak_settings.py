@@ -251,3 +251,10 @@ def test_the_latency_trend_and_the_default_detect_slopes() -> None:
     assert slope == pytest.approx(1e6) and why == "default: grows 10% of the start in 10 h"
     assert default_detect_slope(2000.0, 1000.0, 3600)[0] is None  # already past the limit
     assert math.isclose(parse_slope("rss", "1MB/h"), 1e6)
+
+
+def test_a_soak_refuses_a_streaming_request_it_would_not_report() -> None:
+    with pytest.raises(ValidationError, match="a soak records no figure per request"):
+        SoakSettings.model_validate(
+            {"duration": "10m", "rate": 5, "requests": [{"path": "/v1", "stream": "sse"}]}
+        )

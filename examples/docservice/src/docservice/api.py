@@ -25,6 +25,7 @@ __all__ = ["create_app", "main", "parse_args"]
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
@@ -93,6 +94,8 @@ HELP_DIR = Path(__file__).resolve().parent / "help"
 # client sees the 413 rather than a reset connection), but only up to this much more.
 DRAIN_LIMIT = 64 * 1024 * 1024
 DOWNLOAD_CHUNK = 256 * 1024
+STREAM_TOKENS = 8  # GET /documents/{id}/stream: words streamed, one event each
+STREAM_INTERVAL = 0.005  # seconds between two of them
 # /health asks the enricher with this deadline, at most once a second (monitoring.DependencyProbe)
 HEALTH_PROBE_TIMEOUT = 0.5
 CONTENT_TYPE_PATTERN = re.compile(r"^[\w.+-]{1,64}/[\w.+-]{1,128}$")
@@ -1051,6 +1054,36 @@ def create_app(settings: ApiSettings) -> FastAPI:
             media_type=doc.content_type or "application/octet-stream",
             headers=headers,
         )
+
+    @app.get(
+        "/documents/{doc_id}/stream",
+        tags=["documents"],
+        response_class=StreamingResponse,
+        responses={
+            **unauthorized,
+            **not_found,
+            **unavailable,
+            200: {
+                "description": f"server-sent events: the document's first {STREAM_TOKENS} words, one "
+                'per event (`data: {"token": WORD}`), then `event: done`',
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+        },
+    )
+    async def stream_document(doc: OwnedDocument) -> StreamingResponse:
+        """The document's first words as a token stream, one every few milliseconds, as an
+        LLM server streams a completion (the demo's load check times each event)."""
+        excerpt = await run_in_threadpool(_read_excerpt, storage, doc)
+        words = excerpt.split()[:STREAM_TOKENS]
+
+        async def events() -> AsyncIterator[bytes]:
+            for i, word in enumerate(words):
+                if i:
+                    await asyncio.sleep(STREAM_INTERVAL)
+                yield b"data: " + json.dumps({"token": word}).encode() + b"\n\n"
+            yield b"event: done\ndata: {}\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")  # Cache-Control: the middleware's
 
     @app.get(
         "/documents/{doc_id}/summary",

@@ -29,7 +29,7 @@ from gonogo.journey.once import run_setup
 from gonogo.loadgen import histogram as hist
 from gonogo.loadgen.drive import Measured, asserted_prefixes, drive_load, per_second
 from gonogo.loadgen.endpoints import build_endpoint
-from gonogo.loadgen.engine import Aggregate, Counts
+from gonogo.loadgen.engine import Aggregate, Counts, EndpointResult, StreamStats
 from gonogo.loadgen.expect import KEPT_FAILURES
 from gonogo.loadgen.journey_compile import driver_line
 from gonogo.loadgen.journey_load import ASSERTION, JourneyLoadResult, sum_counts
@@ -87,6 +87,19 @@ _DURATION = [
 _WARMUP_ERRORS = ("4xx", "5xx", "connection", "timeout")  # and `assertion`, as the measured phase's
 _ONCE = ("requests", "errors")  # of the users' `setup` and `teardown` steps, with journeys
 _GENERATOR = ("generator.cpu", "generator.max_lag", "generator.late", "generator.valid")
+# Streaming responses (requests with `stream`): counts, then spreads of times (seconds) and of
+# per-stream rates, whose slow end (p5, min) is what a slow stream shows.
+_STREAM_COUNTS = ("streams", "cut", "cut_rate", "events", "bytes")
+_STREAM_TIMES = ("first_event", "first_event_uncorrected", "between_events", "duration")
+_STREAM_TIME_SUFFIXES = ("p50", "p95", "p99", "max")
+_STREAM_RATES = ("events_per_second", "bytes_per_second")
+_STREAM_RATE_SUFFIXES = ("min", "p5", "p50")
+_STREAM = [
+    *(f"stream.{name}" for name in _STREAM_COUNTS),
+    *(f"stream.{name}.{suffix}" for name in _STREAM_TIMES for suffix in _STREAM_TIME_SUFFIXES),
+    *(f"stream.{name}.{suffix}" for name in _STREAM_RATES for suffix in _STREAM_RATE_SUFFIXES),
+    *(f"stream.events_per_stream.{suffix}" for suffix in ("min", "p50", "max")),
+]
 
 
 def _metric_names(settings: LoadSettings) -> list[str]:
@@ -104,6 +117,14 @@ def _metric_names(settings: LoadSettings) -> list[str]:
     prefixes = ["", *(f"endpoint.{name}." for name in endpoints), *(f"component.{c}." for c in components)]
     names = [prefix + figure for prefix in prefixes for figure in figures]
     names += [prefix + "errors.assertion" for prefix in asserted_prefixes(settings)]
+    streaming = [request for request in requests if request.stream is not None] if not journeys else []
+    if streaming:
+        stream_prefixes = [
+            "",
+            *(f"endpoint.{request.name}." for request in streaming),
+            *(f"component.{c}." for c in dict.fromkeys(request.component for request in streaming)),
+        ]
+        names += [prefix + figure for prefix in stream_prefixes for figure in _STREAM]
     names += ["warmup.requests", "warmup.errors", *(f"warmup.errors.{kind}" for kind in _WARMUP_ERRORS)]
     if "" in asserted_prefixes(settings):
         names.append("warmup.errors.assertion")
@@ -118,6 +139,23 @@ def _metric_names(settings: LoadSettings) -> list[str]:
     return names
 
 
+def _streams(measured: Measured) -> dict[str, StreamStats]:
+    """The streaming requests' figures by metric prefix: each endpoint's, each component's
+    and all of them (only where some request streams)."""
+    streams = [
+        (a.endpoint, a.stream) for _, a in measured.endpoints if isinstance(a, EndpointResult) and a.stream
+    ]
+    if not streams:
+        return {}
+    found = {f"endpoint.{endpoint.name}.": stream for endpoint, stream in streams}
+    for component in dict.fromkeys(endpoint.component for endpoint, _ in streams):
+        found[f"component.{component}."] = StreamStats.merged(
+            [stream for endpoint, stream in streams if endpoint.component == component]
+        )
+    found[""] = StreamStats.merged([stream for _, stream in streams])
+    return found
+
+
 class _Recorder:
     """Turns what a load measured into metrics, per-second series and evidence files."""
 
@@ -128,6 +166,7 @@ class _Recorder:
         self.measured_from = measured.measured_from
         self.window = (self.measured_from, self.measured_from + timedelta(seconds=measured.measured_seconds))
         self.source = measured.source
+        self.streams = _streams(measured)
 
     def record(self) -> CheckOutcome:
         m = self.m
@@ -149,6 +188,8 @@ class _Recorder:
             self._counts(prefix, aggregate.counts, m.measured_seconds)
             if not invalid:
                 self._latency(prefix, aggregate, histograms)
+        for prefix, stream in self.streams.items():
+            self._stream(prefix, stream, histograms, with_times=not invalid)
         self._series(with_latency=not invalid)
         total = m.overall.counts
         rate = total.responses / m.measured_seconds if m.measured_seconds > 0 else 0.0
@@ -179,6 +220,12 @@ class _Recorder:
         p95 = hist.percentiles(m.overall.corrected, [95.0]).get(95.0)
         if p95 is not None:
             summary += f", p95 {format_value(p95 / 1e6, 'seconds')}"
+        streams = self.streams.get("")
+        if streams is not None:
+            first = hist.percentiles(streams.first_event, [95.0]).get(95.0)
+            if first is not None:
+                summary += f", first event p95 {format_value(first / 1e6, 'seconds')}"
+            summary += f", {streams.cut} stream(s) cut short"
         details = []
         if journeys is not None:
             details += [f.summary() for f in journeys.failures[:5]]
@@ -227,6 +274,40 @@ class _Recorder:
         self._metric(f"{prefix}dropped", counts.dropped, "count", "performance")
         # sent, and still without an outcome when a stop cut the run: requests = outcomes + these
         self._metric(f"{prefix}unfinished", counts.unfinished, "count", "performance")
+
+    def _stream(self, prefix: str, stream: StreamStats, artifact: ArtifactRef, *, with_times: bool) -> None:
+        """A streaming request's (or a sum's) figures; the times only `with_times` (a valid run)."""
+        name = f"{prefix}stream."
+        self._metric(f"{name}streams", stream.streams, "count", "performance")
+        self._metric(f"{name}cut", stream.cut, "count", "reliability")
+        self._metric(f"{name}cut_rate", stream.cut_rate, "ratio", "reliability")
+        self._metric(f"{name}events", stream.events, "count", "performance")
+        self._metric(f"{name}bytes", stream.bytes, "bytes", "performance")
+        counts = stream.events_per_stream
+        if counts.get_total_count():
+            values = hist.percentiles(counts, [50.0])
+            self._metric(
+                f"{name}events_per_stream.min", counts.get_min_value(), "count", "performance", artifact
+            )
+            self._metric(f"{name}events_per_stream.p50", values[50.0], "count", "performance", artifact)
+            self._metric(
+                f"{name}events_per_stream.max", counts.get_max_value(), "count", "performance", artifact
+            )
+        if not with_times:
+            return
+        for figure in _STREAM_TIMES:
+            self._spread(f"{name}{figure}", getattr(stream, figure), artifact, with_extra=False)
+        for figure, histogram, scale in (
+            ("events_per_second", stream.milli_events_per_second, 1000.0),
+            ("bytes_per_second", stream.bytes_per_second, 1.0),
+        ):
+            if not histogram.get_total_count():
+                continue
+            values = hist.percentiles(histogram, [5.0, 50.0])
+            slow_end = {"min": histogram.get_min_value(), "p5": values[5.0], "p50": values[50.0]}
+            for suffix in _STREAM_RATE_SUFFIXES:
+                value = slow_end[suffix] / scale
+                self._metric(f"{name}{figure}.{suffix}", value, "per_second", "performance", artifact)
 
     def _latency(self, prefix: str, aggregate: Aggregate, artifact: ArtifactRef) -> None:
         self._spread(f"{prefix}latency", aggregate.corrected, artifact, with_extra=True)
@@ -417,6 +498,14 @@ class _Recorder:
             "endpoints": {name: both(aggregate) for name, aggregate in m.endpoints},
             "components": {name: both(a) for name, a in m.components.items()},
         }
+        streams = self.streams
+        if streams:  # µs, except events_per_stream (a count) and the rates (milli-events/s, bytes/s)
+            document["streams"] = {
+                prefix.rstrip(".") or "overall": {
+                    figure: hist.encode(getattr(stream, figure)) for figure in StreamStats.HISTOGRAMS
+                }
+                for prefix, stream in streams.items()
+            }
         if journeys is not None:  # whole iterations (successful ones), from intended and actual start
             document["journeys"] = {
                 j.name: {

@@ -130,6 +130,17 @@ class SoakSettings(SetupFeedsJourneys):
             parsed[resource] = parse_slope(resource, slope)
         return parsed
 
+    @field_validator("requests")
+    @classmethod
+    def _no_streams(cls, value: list[LoadRequest] | None) -> list[LoadRequest] | None:
+        for request in value or []:
+            if request.stream is not None:
+                raise ValueError(
+                    f"request {request.name}: a soak records no figure per request, so none of a "
+                    "`stream`'s: time streaming responses with a `load` check"
+                )
+        return value
+
     @field_validator("requests", mode="before")
     @classmethod
     def _named(cls, value: Any) -> Any:
