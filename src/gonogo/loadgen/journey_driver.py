@@ -218,10 +218,9 @@ def journey_schedule(settings: LoadSettings) -> Schedule:
     """The open model's arrivals of a journey load on the Python driver: the schedule the C
     engine runs for the same settings (`journey_engine.load_spec`), `max_duration` bounding
     the measured phase as it does there."""
-    measured = min(settings.duration or math.inf, settings.max_duration - settings.warmup)
     ramps = [(stage.duration, stage.rate) for stage in settings.stages]
     return Schedule(
-        tuple(open_stages(settings.rate, ramps, measured, settings.warmup)),
+        tuple(open_stages(settings.rate, ramps, settings.measured_limit, settings.warmup)),
         poisson=settings.arrivals == "poisson",
         seed=settings.seed,
         warmup=settings.warmup,
@@ -299,8 +298,7 @@ class PythonDriver:
         self.total_weight = sum(j.weight for j in self.journeys)
         self.all_steps = [step for journey in self.journeys for step in journey.steps]
         self.parts: dict[str, PartSeconds] = {}  # per step and component: the live figures
-        # the measured phase, as the requests path bounds it: `max_duration` includes the warm-up
-        self.measured_limit = min(settings.duration or math.inf, settings.max_duration - settings.warmup)
+        self.measured_limit = settings.measured_limit
         self.queue: deque[_Arrival] = deque()
         self.tasks: set[asyncio.Task[None]] = set()
         self.seconds: dict[int, _Second] = {}

@@ -184,7 +184,7 @@ def _result(
         warmup_completed += sum(j["warmup"]["completed"] for j in mine)
         warmup_passed += sum(j["warmup"]["passed"] for j in mine)
     started = sum(j["started"] for worker in raws for j in worker)
-    limit = min(settings.duration or float("inf"), settings.max_duration - settings.warmup)
+    limit = settings.measured_limit
     # the engines' measured phase runs to their last outcome, the teardowns' included: it
     # ends where the last worker's drain did (a stopped run has no drain's end: its end)
     drained = max((raw.get("drained_ns") or raw["end_ns"] for raw in result.raw), default=0)

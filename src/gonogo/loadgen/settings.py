@@ -478,8 +478,7 @@ class LoadSettings(SetupFeedsJourneys):
             seed=self.seed,
             users=self.users or 1,
             think_time=self.think_time,
-            # `max_duration` is a hard stop: it bounds a run given only `max_requests` or stages too
-            duration=min(self.duration or float("inf"), self.max_duration - self.warmup),
+            duration=self.measured_limit,
             max_requests=self.max_requests,
             warmup=self.warmup,
             max_connections=self.max_connections,
@@ -491,6 +490,12 @@ class LoadSettings(SetupFeedsJourneys):
 
     def _setup_variables(self) -> set[str]:
         return _defined_by(self.setup) if self.setup is not None else set()
+
+    @property
+    def measured_limit(self) -> float:
+        """How long the measured phase may run: `duration`, within `max_duration` (a hard stop,
+        warm-up included, that bounds a run given only `max_requests` or stages too)."""
+        return min(self.duration or float("inf"), self.max_duration - self.warmup)
 
     @property
     def planned_duration(self) -> float:
