@@ -444,9 +444,13 @@ class LoadSettings(SetupFeedsJourneys):
         assert self.journeys is not None
         return self._as_journeys(self.journeys)
 
+    def once_journeys(self) -> dict[str, Journey]:
+        """The per-user `setup` and `teardown` (those given), by those names."""
+        return {name: j for name, j in (("setup", self.setup), ("teardown", self.teardown)) if j is not None}
+
     def once_settings(self) -> JourneysSettings | None:
         """The per-user `setup` and `teardown` as journeys named so, for the journeys engine."""
-        once = {name: j for name, j in (("setup", self.setup), ("teardown", self.teardown)) if j is not None}
+        once = self.once_journeys()
         return self._as_journeys(once) if once else None
 
     def _as_journeys(self, journeys: dict[str, Journey]) -> JourneysSettings:
