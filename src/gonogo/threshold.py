@@ -93,6 +93,31 @@ class Threshold:
                 best = Breach(run_start, length, worst)
         return best
 
+    def held_for(
+        self, points: Sequence[tuple[float, float]], seconds: float, step: float = 1.0
+    ) -> float | None:
+        """The worst value the series held through `seconds` consecutive points (`step` apart):
+        for `<`/`<=`, the highest value it stayed at or above that long; for `>`/`>=`, the
+        lowest it stayed at or below. Against the limit it reads as the gate does: it breaches
+        the limit exactly when the series was in breach that long. With fewer points in a row
+        than that, the longest row counts; None for `==`/`!=` or no points."""
+        if self.op not in ("<", "<=", ">", ">=") or not points:
+            return None
+        upward = self.op in ("<", "<=")  # a breach is a high value
+        width = max(1, round(seconds / step))
+        rows: list[list[float]] = []
+        previous: float | None = None
+        for t, value in sorted(points):
+            if previous is None or t - previous > step * 1.5:
+                rows.append([])
+            rows[-1].append(value)
+            previous = t
+        width = min(width, max(len(row) for row in rows))
+        held = [
+            (min if upward else max)(row[i : i + width]) for row in rows for i in range(len(row) - width + 1)
+        ]
+        return (max if upward else min)(held)
+
     def describe(self, baseline: float | None = None, metric_unit: str = "number") -> str:
         if self.relative_to_baseline:
             if baseline is None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gonogo.evidence import MetricRecord
+from gonogo.evidence import CheckRecord, MetricRecord, SampleSeries
 from gonogo.plan.model import GateSpec, Score
 from gonogo.threshold import parse_threshold
 from gonogo.verdict import decide, evaluate_gates
@@ -39,7 +39,7 @@ def test_pass_fail_warn_and_not_measured() -> None:
     assert [r.status for r in results] == ["pass", "fail", "warn", "not_measured"]
     assert results[0].source == "source of unit.pass_rate"
     assert results[1].dimension == "coverage"
-    assert results[3].value is None and results[3].source == "no check recorded it"
+    assert results[3].value is None and results[3].source == "check load recorded no metric"
 
 
 def test_globs_expand_to_every_matching_metric_and_report_no_match() -> None:
@@ -128,13 +128,47 @@ def test_a_timeframe_gate_fails_only_on_a_long_enough_breach() -> None:
     def per_second(values: list[float]) -> list[tuple[datetime, float]]:
         return [(start + timedelta(seconds=i), v) for i, v in enumerate(values)]
 
+    def series(values: list[float]) -> dict[str, SampleSeries]:
+        points = [(start + timedelta(seconds=i), v) for i, v in enumerate(values)]
+        return {"load.latency.p95": SampleSeries("load.latency.p95", {"check": "load"}, "seconds", points)}
+
     p95 = metric("load.latency.p95", 0.3, unit="seconds", dimension="performance")
     gates = [gate("load.latency.p95", "< 500ms for 5s"), gate("load.latency.p95", "< 500ms for 3s", "should")]
-    short = per_second([0.2] * 10 + [0.9] * 4 + [0.2] * 10)
-    results = evaluate_gates(gates, [p95], {"load.latency.p95": short})
+    short = series([0.2] * 10 + [0.9, 0.8, 0.95, 0.7] + [0.2] * 10)
+    results = evaluate_gates(gates, [p95], short)
     assert [r.status for r in results] == ["pass", "warn"]
-    assert "longest breach 4 s from second 10" in results[0].source
-    long = per_second([0.2] * 10 + [0.9] * 6)
-    assert evaluate_gates(gates, [p95], {"load.latency.p95": long})[0].status == "fail"
+    # judged on the series: the worst it held for the timeframe, the whole run's figure beside it
+    assert results[0].value == 0.2 and results[1].value == 0.8
+    assert results[0].source.startswith("held ≥ 200.0 ms for 5 s; longest breach 4 s from second 10")
+    assert "whole run 300.0 ms" in results[0].source
+    long = series([0.2] * 10 + [0.9] * 6)
+    assert evaluate_gates(gates, [p95], long)[0].status == "fail"
     (missing,) = evaluate_gates(gates[:1], [p95])
     assert missing.status == "not_measured" and "no per-second series" in missing.source
+    # no whole-run figure (no request answered): the series, of waiting ages, still judges
+    (waiting,) = evaluate_gates(gates[:1], [], long)
+    assert waiting.status == "fail" and waiting.value == 0.9 and "no whole-run figure" in waiting.source
+
+
+def test_a_missing_metric_says_which_check_should_have_recorded_it_and_why_it_did_not() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    ran = [CheckRecord("crud", "load", "completed", "0 iterations", at, at)]
+    metrics = [
+        metric("crud.iterations", 0, unit="count"),
+        metric("crud.requests", 51, unit="count"),
+        metric("crud.unfinished", 51, unit="count"),
+        metric("crud.endpoint.notes.read.requests", 0, unit="count"),
+    ]
+    gates = [
+        gate("crud.success_rate", ">= 99%"),
+        gate("crud.latency.p95", "< 1s"),
+        gate("crud.endpoint.notes.read.latency.p95", "< 1s"),
+        gate("soak.error_rate", "< 1%"),
+    ]
+    success, latency, read, soak = (r.source for r in evaluate_gates(gates, metrics, checks=ran))
+    assert success.startswith(
+        "check crud ran (completed) and recorded no value of success_rate: no iteration"
+    )
+    assert "none of its 51 requests got a response (51 in flight when the load stopped)" in latency
+    assert "none of its requests was sent in the measured phase" in read
+    assert soak == "check soak did not run"

@@ -201,7 +201,9 @@ def execute(
                 shutil.rmtree(scratch_dir, ignore_errors=True)
 
     with _signals_ignored():
-        gates = evaluate_gates(plan.gates, store.metrics(run_id), check_series(store.samples(run_id)))
+        gates = evaluate_gates(
+            plan.gates, store.metrics(run_id), check_series(store.samples(run_id)), store.checks(run_id)
+        )
         verdict = decide(gates, plan.score, run_problems=problems, signoff=plan.signoff)
         store.save_verdict(run_id, verdict)
         store.finish_run(run_id, status, "; ".join(problems))

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from gonogo.errors import PlanError
-from gonogo.evidence import GateRecord, MetricRecord, RunRecord, SampleSeries, VerdictRecord
+from gonogo.evidence import CheckRecord, GateRecord, MetricRecord, RunRecord, SampleSeries, VerdictRecord
 from gonogo.plan import parse_plan
 from gonogo.verdict import check_series, decide, evaluate_gates
 
@@ -28,6 +28,7 @@ def recompute_verdict(
     metrics: Sequence[MetricRecord],
     samples: Sequence[SampleSeries],
     stored: VerdictRecord,
+    checks: Sequence[CheckRecord] = (),
 ) -> list[str]:
     """The mismatches between the stored verdict and the one its evidence gives now."""
     mismatches: list[str] = []
@@ -43,7 +44,7 @@ def recompute_verdict(
             *mismatches,
             f"the verdict cannot be recomputed: the stored plan does not load with this gonogo: {error}",
         ]
-    gates = evaluate_gates(plan.gates, metrics, check_series(samples))
+    gates = evaluate_gates(plan.gates, metrics, check_series(samples), checks)
     fresh = decide(gates, plan.score, run_problems=stored.run_problems, signoff=plan.signoff)
     mismatches += _verdict_differences(stored, fresh)
     mismatches += _gate_differences(stored.gates, fresh.gates)

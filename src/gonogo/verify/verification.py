@@ -112,7 +112,12 @@ def _verify_evidence(store: Store, result: Verification, plan_path: Path | None)
         )
     else:
         found = recompute_verdict(
-            run, store.plan_text(run.id), report.metrics, store.samples(run.id), report.verdict
+            run,
+            store.plan_text(run.id),
+            report.metrics,
+            store.samples(run.id),
+            report.verdict,
+            report.checks,
         )
         result.mismatches += found
         if not found:
