@@ -452,6 +452,37 @@ def test_a_timeframe_on_a_metric_without_a_per_second_series_is_refused(tmp_path
     ]
 
 
+def test_abort_on_fail_on_a_metric_its_check_cannot_follow_while_running_is_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        system: {base_url: "http://127.0.0.1:8080"}
+        checks:
+          chat: {kind: load, rate: 10/s, duration: 5s, requests: [{name: c, path: /, stream: sse}]}
+          unit: {kind: tests, command: [pytest], junit: [junit.xml]}
+        gates:
+          chat.endpoint.c.latency.p95: {expr: "< 1s for 5s", abort_on_fail: true}
+          "chat.endpoint.*.error_rate": {expr: "< 5%", abort_on_fail: true}
+          chat.stream.cut_rate: {expr: "< 0.1%", abort_on_fail: true}
+          chat.requests: {expr: ">= 10", abort_on_fail: true}
+          unit.pass_rate: {expr: ">= 99%", abort_on_fail: true}
+        """,
+    )
+    followed = (
+        "a load check follows only component.*.error_rate, component.*.latency.p95, "
+        "component.*.latency.p99, endpoint.*.error_rate, endpoint.*.latency.p95, "
+        "endpoint.*.latency.p99, error_rate, latency.p95, latency.p99 while it runs"
+    )
+    advice = ": this gate could never stop it (it is still judged after the run; drop abort_on_fail)"
+    lead = "abort_on_fail stops a check when its gate fails while the check runs, and "
+    assert issues_of(path) == [
+        f"{path}:8:57: gates.chat.stream.cut_rate.abort_on_fail: {lead}{followed}{advice}",
+        f"{path}:9:49: gates.chat.requests.abort_on_fail: {lead}{followed}{advice}",
+        f"{path}:10:51: gates.unit.pass_rate.abort_on_fail: {lead}a tests check follows none of its "
+        f"metrics while it runs{advice}",
+    ]
+
+
 GATED = """
 system:
   base_url: "http://127.0.0.1:{port.web}"

@@ -198,6 +198,11 @@ class CheckKind(ABC, Generic[SettingsT]):
     # metric must then also be one `metric_names` declares. None: the kind does not say, and
     # every timeframe is accepted.
     series_metrics: ClassVar[frozenset[str] | None] = None
+    # The metrics (names after `<check>.`, `*` as in `series_metrics`) whose gates marked
+    # `abort_on_fail` this kind follows while it runs (`CheckContext.breached`); `gonogo validate`
+    # refuses `abort_on_fail` on any other, which could never fire. None: the kind does not
+    # say, and every abort gate is accepted.
+    live_metrics: ClassVar[frozenset[str] | None] = None
 
     @classmethod
     def metric_names(cls, settings: SettingsT, plan: PlanNames) -> MetricPatterns | None:

@@ -657,7 +657,9 @@ def _gates(
                     f"a timeframe ({gate.expr.text!r}) applies the threshold to a per-second series, and "
                     "the service.* metrics are figures of the whole run, with no such series",
                 )
-            elif _has_series(document, gate, checks.get(prefix), at):
+            elif _has_series(document, gate, checks.get(prefix), at) and _followed(
+                document, gate, checks.get(prefix), at
+            ):
                 yield gate
     yield from _default_gates(checks, raw)
     yield from _default_service_gates(names, raw)
@@ -802,6 +804,30 @@ def _has_series(document: _Document, gate: GateSpec, check: CheckSpec | None, at
         at,
         f"a timeframe ({gate.expr.text!r}) applies the threshold to a per-second series, and a "
         f"{check.kind} check records one {offer}" + (f"; did you mean {prefix}.{close[0]}?" if close else ""),
+    )
+    return False
+
+
+def _followed(document: _Document, gate: GateSpec, check: CheckSpec | None, at: Location) -> bool:
+    """Refuse `abort_on_fail` on a metric its check kind does not follow while it runs: such a
+    gate could never stop the check, only fail after it."""
+    if not gate.abort_on_fail or check is None:
+        return True
+    live = plugins.load_kind(check.kind).live_metrics
+    name = gate.metric.partition(".")[2]
+    if live is None:
+        return True
+    if _is_glob(name):
+        if any(overlaps(name, pattern) for pattern in live):
+            return True
+    elif matches(name, live):
+        return True
+    offer = f"only {', '.join(sorted(live))}" if live else "none of its metrics"
+    document.issue(
+        (*at, "abort_on_fail"),
+        f"abort_on_fail stops a check when its gate fails while the check runs, and a {check.kind} "
+        f"check follows {offer} while it runs: this gate could never stop it (it is still judged "
+        "after the run; drop abort_on_fail)",
     )
     return False
 

@@ -93,6 +93,7 @@ class Timeline:
 class ChaosCheck(CheckKind[ChaosSettings]):
     kind = "chaos"
     series_metrics = frozenset({"availability"})
+    live_metrics = frozenset[str]()  # nothing followed while it runs
     Settings = ChaosSettings
 
     @classmethod

@@ -60,6 +60,7 @@ class ChaosToolkitCheck(CheckKind[ChaosToolkitSettings]):
 
     kind = "chaostoolkit"
     series_metrics = frozenset[str]()
+    live_metrics = frozenset[str]()  # nothing followed while it runs
     Settings = ChaosToolkitSettings
 
     @classmethod

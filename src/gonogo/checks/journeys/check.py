@@ -24,6 +24,7 @@ DETAILED_FAILURES = 5
 class JourneysCheck(CheckKind[JourneysSettings]):
     kind = "journeys"
     series_metrics = frozenset[str]()
+    live_metrics = frozenset[str]()  # nothing followed while it runs
     Settings = JourneysSettings
 
     @classmethod

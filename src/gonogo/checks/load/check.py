@@ -46,6 +46,12 @@ class LoadCheck(CheckKind[LoadSettings]):
         for prefix in ("", "endpoint.*.", "component.*.")
         for figure in ("rps", "error_rate", "latency.p95", "latency.p99")
     )
+    # what `LoadWatch` follows while the load runs, for `abort_on_fail`
+    live_metrics = frozenset(
+        f"{prefix}{figure}"
+        for prefix in ("", "endpoint.*.", "component.*.")
+        for figure in ("error_rate", "latency.p95", "latency.p99")
+    )
     Settings = LoadSettings
 
     @classmethod

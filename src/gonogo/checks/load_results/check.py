@@ -47,6 +47,7 @@ class LoadResultsCheck(CheckKind[LoadResultsSettings]):
 
     kind = "load_results"
     series_metrics = frozenset({"rps", "error_rate"})  # from a Locust JSON file only
+    live_metrics = frozenset[str]()  # nothing followed while it runs
     Settings = LoadResultsSettings
 
     @classmethod

@@ -62,6 +62,7 @@ class ObservabilityCheck(CheckKind[ObservabilitySettings]):
     kind = "observability"
     Settings = ObservabilitySettings
     series_metrics = frozenset[str]()
+    live_metrics = frozenset[str]()  # nothing followed while it runs
 
     @classmethod
     def metric_names(cls, settings: ObservabilitySettings, plan: PlanNames) -> MetricPatterns:

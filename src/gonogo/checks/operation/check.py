@@ -50,6 +50,7 @@ class OperationCheck(CheckKind[OperationSettings]):
     kind = "operation"
     Settings = OperationSettings
     series_metrics = frozenset[str]()
+    live_metrics = frozenset[str]()  # nothing followed while it runs
 
     @classmethod
     def metric_names(cls, settings: OperationSettings, plan: PlanNames) -> MetricPatterns:

@@ -56,6 +56,7 @@ class SecurityCheck(CheckKind[SecuritySettings]):
     kind = "security"
     Settings = SecuritySettings
     series_metrics = frozenset[str]()
+    live_metrics = frozenset[str]()  # nothing followed while it runs
 
     @classmethod
     def metric_names(cls, settings: SecuritySettings, plan: PlanNames) -> MetricPatterns:

@@ -84,6 +84,7 @@ class SoakCheck(CheckKind[SoakSettings]):
     kind = "soak"
     Settings = SoakSettings
     series_metrics = frozenset({"latency.p95", "error_rate", "throughput"})
+    live_metrics = frozenset({"error_rate", "latency.p95", "latency.p99"})  # `LoadWatch` follows them
 
     @classmethod
     def metric_names(cls, settings: SoakSettings, plan: PlanNames) -> MetricPatterns:

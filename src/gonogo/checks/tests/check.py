@@ -45,6 +45,7 @@ class TestsCheck(CheckKind[TestsSettings]):
 
     kind = "tests"
     series_metrics = frozenset[str]()
+    live_metrics = frozenset[str]()  # nothing followed while it runs
     Settings = TestsSettings
 
     @classmethod
