@@ -171,9 +171,19 @@ def validate(plan: Path) -> None:
         described = plugins.load_kind(spec.kind).describe(spec.settings)
         if described:
             console.print(f"    {escape(described)}", soft_wrap=True)
-    defaults = len(loaded.default_gate_metrics)
-    own = f" ({defaults} of them the kinds' own, for checks the plan gates nothing of)" if defaults else ""
-    console.print(f"  {len(loaded.gates)} gates{own}, minimum score {loaded.score.minimum:g}")
+    console.print(f"  {len(loaded.gates)} gates, minimum score {loaded.score.minimum:g}")
+    for gate in loaded.gates:
+        notes = [gate.severity] if gate.severity != "must" else []
+        notes += ["abort_on_fail"] if gate.abort_on_fail else []
+        if gate.metric in loaded.default_gate_metrics:
+            check = gate.metric.split(".", 1)[0]
+            notes.append(
+                "every service's own, as no gate names a service metric"
+                if check == "service"
+                else f"the {loaded.checks[check].kind} kind's own, as no gate names {check}"
+            )
+        said = f" ({'; '.join(notes)})" if notes else ""
+        console.print(f"    {escape(gate.metric)} {escape(gate.expr.text)}{escape(said)}", soft_wrap=True)
 
 
 _ISOLATED = "GONOGO_ISOLATED_NETWORK"

@@ -154,6 +154,8 @@ def test_validate_says_which_driver_runs_each_checks_journeys(tmp_path: Path) ->
         "multipart bodies"
     )
     assert under["check plain: load"].endswith("minimum score 80")  # plain requests: nothing under it
+    # the gates, one a line; the soak's own (the plan gates nothing of it) say so
+    assert "    long.error_rate < 1% (the soak kind's own, as no gate names long)" in lines
 
 
 def test_help_and_validate_load_neither_the_store_nor_the_runner(tmp_path: Path) -> None:
