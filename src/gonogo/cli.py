@@ -173,7 +173,7 @@ def validate(plan: Path) -> None:
             console.print(f"    {escape(described)}", soft_wrap=True)
     console.print(f"  {len(loaded.gates)} gates, minimum score {loaded.score.minimum:g}")
     for gate in loaded.gates:
-        notes = [gate.severity] if gate.severity != "must" else []
+        notes: list[str] = [gate.severity] if gate.severity != "must" else []
         notes += ["abort_on_fail"] if gate.abort_on_fail else []
         if gate.metric in loaded.default_gate_metrics:
             check = gate.metric.split(".", 1)[0]
