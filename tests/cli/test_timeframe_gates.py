@@ -34,7 +34,13 @@ checks:
     requests:
       - {{name: stuck, path: "/stall?n=1&first=5000"}}
       - {{name: health, path: /health}}
+  slow:                           # answers in 0.5 s: the last ones finish after the 2 s
+    kind: load
+    rate: 5/s
+    duration: 2s
+    requests: [{{name: wait, path: "/stall?n=1&first=500"}}]
 gates:
+  slow.error_rate: "< 1% for 2s"
   chat.endpoint.stuck.latency.p95: {{expr: "< 300ms for 2s", abort_on_fail: true}}
   chat.endpoint.health.latency.p99: "< 2s for 2s"
   chat.endpoint.stuck.latency.p50: "< 1s"
@@ -47,7 +53,11 @@ def test_timeframe_gates_read_the_series_and_an_abort_gate_fails(tmp_path: Path)
     assert result.code == 1, result.text
     (run_dir,) = sorted((tmp_path / ".gonogo" / "runs").iterdir())[-1:]
     report: dict[str, Any] = json.loads((run_dir / "report.json").read_text())
-    (check,) = report["checks"]
+    check, slow = report["checks"]
+    # the measured phase is the planned 2 s, the drain said apart (as with journeys)
+    assert " requests in 2.0s (" in slow["message"] and "s more to finish" in slow["message"], slow
+    slow_gate = next(g for g in report["gates"] if g["metric"] == "slow.error_rate")
+    assert " s of drain" in slow_gate["source"], slow_gate
     assert check["message"].startswith("stopped early: gate chat.endpoint.stuck.latency.p95"), check
     gates = {g["metric"]: g for g in report["gates"]}
     metrics = {m["full_name"] for m in report["metrics"]}

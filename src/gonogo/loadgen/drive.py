@@ -368,13 +368,24 @@ class _LiveSeries:
 def _from_requests(settings: LoadSettings, result: LoadResult, started: datetime, base_url: str) -> Measured:
     # Over a run shorter than a second, CPU time against wall time says nothing.
     timed = [worker.cpu_utilisation for worker in result.workers if worker.wall_seconds >= 1.0]
+    # As with journeys: the measured phase is the planned one; the requests in flight at its end
+    # finish after it (their outcomes counted), and that drain is said apart, not in the rates.
+    measured = min(result.measured_seconds, settings.measured_limit)
+    drain = result.measured_seconds - measured
+    note = (
+        f"the requests in flight at the measured phase's end took {drain:.1f}s more to finish"
+        " (their outcomes counted; rates are over the measured phase)"
+        if drain >= 0.05
+        else None
+    )
     return Measured(
         endpoints=[(e.endpoint.name, e) for e in result.endpoints],
         overall=result.overall,
         components=result.components,
         series=result.series,
-        measured_seconds=result.measured_seconds,
+        measured_seconds=measured,
         measured_from=started + timedelta(seconds=result.wall_seconds - result.measured_seconds),
+        note=note,
         cpu=max(timed) if timed else None,
         max_lag_us=result.max_lag_us,
         behind=result.total.behind,
