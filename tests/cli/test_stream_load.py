@@ -5,6 +5,7 @@ and gates on them."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -121,23 +122,43 @@ def test_streaming_responses_are_timed_event_by_event_and_gated(tmp_path: Path) 
         "slow_start", "streams"
     )
     assert not any(name.startswith("chat.endpoint.health.stream.") for name in value)
+    # the first cut streams are evidence: how far each got before the server dropped it
+    (check,) = [c for c in report["checks"] if c["name"] == "chat"]
+    assert f"{cut:.0f} stream(s) cut short (the first ones in load-stream-cuts.json)" in check["message"]
+    assert re.search(
+        r" — cut: stream cut short \((closed|reset)\) [\d.]+s after its send", check["message"]
+    ), check
+    (kept,) = [m for m in report["metrics"] if m["full_name"] == "chat.endpoint.cut.stream.cut"]
+    assert kept["artifact"]["name"] == "load-stream-cuts.json", kept
+    cuts = json.loads(artifact(report, "load-stream-cuts.json", tmp_path))
+    assert cuts["cut_total"] == {
+        "tokens": 0,
+        "slow_start": 0,
+        "crlf": 0,
+        "cut": cut,
+        "ndjson": 0,
+        "chunked": 0,
+    }
+    assert cuts["kept"] == len(cuts["cuts"]) == min(cut, cuts["kept_per_endpoint"])
+    for example in cuts["cuts"]:
+        assert example["endpoint"] == "cut" and example["error"] in ("closed", "reset"), example
+        assert example["status"] == 200 and example["events"] == 3
+        assert example["tail"].endswith('data: {"token": 2}\n\n'), example
     # the stream histograms are evidence, beside the latency ones (each worker's merged)
-    saved = tmp_path / "histograms.json"
-    fetched = gonogo(
-        "artifacts",
-        report["run"]["id"],
-        "load-histograms.json",
-        "--check",
-        "chat",
-        "-o",
-        str(saved),
-        cwd=tmp_path,
-    )
-    assert fetched.code == 0, fetched.text
-    tokens = json.loads(saved.read_text())["streams"]["endpoint.tokens"]
+    tokens = json.loads(artifact(report, "load-histograms.json", tmp_path))["streams"]["endpoint.tokens"]
     per_stream = hist.decode(tokens["events_per_stream"])
     assert per_stream.get_total_count() == stream("tokens", "streams") and per_stream.get_max_value() == 5
     assert hist.decode(tokens["between_events"]).get_total_count() == 4 * stream("tokens", "streams")
     assert hist.decode(tokens["milli_events_per_second"]).get_value_at_percentile(50) == pytest.approx(
         1000 * stream("tokens", "events_per_second.p50"), rel=0.01
     )
+
+
+def artifact(report: dict[str, Any], name: str, plan_dir: Path) -> str:
+    """The text of the chat check's artifact `name`, fetched as a user would."""
+    saved = plan_dir / name
+    fetched = gonogo(
+        "artifacts", report["run"]["id"], name, "--check", "chat", "-o", str(saved), cwd=plan_dir
+    )
+    assert fetched.code == 0, fetched.text
+    return saved.read_text()

@@ -55,7 +55,8 @@ divides the body into events as it reads it, in place, and records per endpoint
 (`EndpointResult.stream`, a `StreamStats`): time to the first event (corrected and
 uncorrected), every gap between events, and per complete stream its events, duration and
 events and bytes per second; and the streams *cut* short (closed, reset or timed out after
-the head, before the body's end; also counted as errors of that kind).
+the head, before the body's end; also counted as errors of that kind), the first of them
+kept as examples (`StreamStats.cuts`: how far each got, when, its last bytes).
 Per-second series of the measured phase (`SecondStats`, second 0 starts when the warm-up
 ends): requests sent, responses, errors by kind, late, dropped, max scheduling lag, and a
 2-significant-digit corrected-latency histogram (per-second percentiles). Generator
@@ -80,6 +81,7 @@ from __future__ import annotations
 __all__ = [
     "CONNECTION_ERROR_KINDS",
     "ERROR_KINDS",
+    "KEPT_CUTS",
     "Aggregate",
     "Counts",
     "Endpoint",
@@ -93,6 +95,7 @@ __all__ = [
     "ProgressSnapshot",
     "SecondLatency",
     "SecondStats",
+    "StreamCut",
     "StreamStats",
     "WorkerStats",
     "auto_workers",
@@ -113,6 +116,7 @@ from gonogo.loadgen.native import ERROR_KINDS, load_engine
 from gonogo.loadgen.native import engine as _engine
 from gonogo.loadgen.results import (
     CONNECTION_ERROR_KINDS,
+    KEPT_CUTS,
     Aggregate,
     Counts,
     EndpointResult,
@@ -123,6 +127,7 @@ from gonogo.loadgen.results import (
     ProgressSnapshot,
     SecondLatency,
     SecondStats,
+    StreamCut,
     StreamStats,
     WorkerStats,
     oldest_waiting,
