@@ -39,6 +39,8 @@ checks:
       - {{name: slow_start, path: "/stall?n=3&every=20&first=300", stream: sse, component: chat}}
       - {{name: crlf, path: "/crlf?n=4&every=30", stream: sse}}
       - {{name: cut, path: "/cut?n=3&every=20", stream: sse}}
+      - {{name: truncated, path: "/tokens?n=2&every=10", stream: sse,
+          expect: {{body_contains: "data: [DONE]"}}}}
       - {{name: ndjson, path: "/ndjson?n=4&every=30", stream: lines}}
       - {{name: chunked, path: "/ndjson?n=4&every=30", stream: chunks}}
       - {{name: health, path: /health}}
@@ -48,6 +50,7 @@ gates:
   chat.endpoint.slow_start.stream.first_event.p95: "< 250ms"
   chat.component.chat.stream.events_per_stream.min: ">= 3"
   chat.endpoint.cut.stream.cut_rate: "< 1%"
+  chat.endpoint.truncated.stream.events_per_stream.min: ">= 3"
 """
 
 
@@ -66,8 +69,8 @@ def test_streaming_responses_are_timed_event_by_event_and_gated(tmp_path: Path) 
     plan.write_text(PLAN.replace("stream: lines", "stream: websocket"))
     refused = gonogo("validate", cwd=tmp_path)
     assert refused.code == 2
-    assert "gonogo.yaml:22:" in refused.text, refused.text
-    assert "requests[4].stream: expected one of sse, chunks, lines (got 'websocket')" in refused.text
+    assert "gonogo.yaml:24:" in refused.text, refused.text
+    assert "requests[5].stream: expected one of sse, chunks, lines (got 'websocket')" in refused.text
     plan.write_text(PLAN + "  chat.endpoint.tokens.stream.first_token.p95: '< 1s'\n")
     refused = gonogo("validate", cwd=tmp_path)
     assert refused.code == 2 and "chat.endpoint.tokens.stream.first_token.p95" in refused.text, refused.text
@@ -84,6 +87,7 @@ def test_streaming_responses_are_timed_event_by_event_and_gated(tmp_path: Path) 
         "chat.endpoint.slow_start.stream.first_event.p95": "fail",
         "chat.component.chat.stream.events_per_stream.min": "pass",
         "chat.endpoint.cut.stream.cut_rate": "fail",
+        "chat.endpoint.truncated.stream.events_per_stream.min": "fail",
     }, report["gates"]
 
     def stream(endpoint: str, figure: str) -> float:
@@ -116,6 +120,12 @@ def test_streaming_responses_are_timed_event_by_event_and_gated(tmp_path: Path) 
     assert stream("cut", "cut") == cut > 0 and stream("cut", "cut_rate") == 1
     assert stream("cut", "streams") == 0 and value["chat.endpoint.cut.errors.connection"] == cut
     assert 0.02 <= stream("cut", "between_events.p50") < 0.05
+    # a stream that ends cleanly but early (no terminator) fails its expect, and still shows
+    # how few events it had: it ended, it was not cut
+    truncated = value["chat.endpoint.truncated.requests"]
+    assert value["chat.endpoint.truncated.errors.assertion"] == truncated > 0
+    assert stream("truncated", "streams") == truncated
+    assert stream("truncated", "events_per_stream.max") == 2 and stream("truncated", "cut") == 0
     # the sums: per component and overall; a plain request has no stream figures
     assert value["chat.stream.cut"] == cut
     assert value["chat.component.chat.stream.streams"] == stream("tokens", "streams") + stream(
@@ -138,6 +148,7 @@ def test_streaming_responses_are_timed_event_by_event_and_gated(tmp_path: Path) 
         "cut": cut,
         "ndjson": 0,
         "chunked": 0,
+        "truncated": 0,
     }
     assert cuts["kept"] == len(cuts["cuts"]) == min(cut, cuts["kept_per_endpoint"])
     for example in cuts["cuts"]:

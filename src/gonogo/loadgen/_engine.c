@@ -3001,12 +3001,14 @@ nomem:
  * streaming request. Measured phase only, per endpoint, L_MAIN layout:
  *   SH_FIRST / SH_FIRST_UNC  time to the first event from the intended / actual send (us)
  *   SH_GAP     time between consecutive events of a response (us; 0 for events of one read)
- *   SH_EVENTS  events per complete stream
- *   SH_DUR     a complete stream's span, from its first body byte to its end (us)
- *   SH_EPS, SH_BPS  a complete stream's events per second (stored in milli-events/s) and
+ *   SH_EVENTS  events per ended stream
+ *   SH_DUR     an ended stream's span, from its first body byte to its end (us)
+ *   SH_EPS, SH_BPS  an ended stream's events per second (stored in milli-events/s) and
  *              body bytes per second over that span: only for a span > 0 (a body read at
  *              once has no measurable rate)
- * A complete stream: a response without error (no 4xx/5xx, no failed expect). First events
+ * An ended stream: a response read to its end whose status is no error (no 4xx/5xx, or one
+ * its expect allows), whether or not it met the rest of its expect: a stream that ends
+ * cleanly but early (without the terminator its expect asks for) shows its few events. First events
  * and gaps are recorded as they happen, those of streams later cut or failed included. A
  * stream is *cut* when its connection closed, was reset or timed out after the response's
  * head and before its body ended; the request also counts as that error kind. The first
@@ -3034,7 +3036,7 @@ typedef struct {
 } scut_t;
 
 typedef struct stream_s {
-    uint64_t streams, cut, events, bytes; /* measured phase: complete streams (events, bytes: theirs) */
+    uint64_t streams, cut, events, bytes; /* measured phase: ended streams (events, bytes: theirs) */
     uint64_t *h[STREAM_HISTS];
     scut_t cuts[KEEP_CUTS]; /* the first cut streams of the measured phase */
     int ncuts;
@@ -3148,7 +3150,8 @@ static inline void s_chunk_end(Engine *E, conn_t *c) {
     if (E->eps[c->ep].stream == S_CHUNKS) s_event(E, c);
 }
 
-/* A streaming response is complete (err: its error kind, -1 for none). */
+/* A streaming response is complete (err: its error kind, -1 for none): an ended stream
+ * unless its status was an error. */
 static void s_complete(Engine *E, conn_t *c, int64_t now, int err) {
     sstate *s = &E->ss[c - E->conns];
     if (E->eps[c->ep].stream == S_LINES && s->has_field) { /* the body's last line needs no newline */
@@ -3156,7 +3159,7 @@ static void s_complete(Engine *E, conn_t *c, int64_t now, int err) {
         s_event(E, c);
         s->has_field = 0;
     }
-    if (c->phase != PH_MEASURED || err >= 0) return;
+    if (c->phase != PH_MEASURED || (err >= 0 && err != E_ASSERT)) return;
     stream_t *st = E->eps[c->ep].st;
     st->streams++;
     st->events += s->events;

@@ -53,7 +53,8 @@ before anything is counted.
 Streaming responses (an endpoint with `stream`: "sse", "chunks" or "lines"): the engine
 divides the body into events as it reads it, in place, and records per endpoint
 (`EndpointResult.stream`, a `StreamStats`): time to the first event (corrected and
-uncorrected), every gap between events, and per complete stream its events, duration and
+uncorrected), every gap between events, and per stream that ended (read to its end, no error
+status, whether or not it met its `expect`) its events, duration and
 events and bytes per second; and the streams *cut* short (closed, reset or timed out after
 the head, before the body's end; also counted as errors of that kind), the first of them
 kept as examples (`StreamStats.cuts`: how far each got, when, its last bytes).

@@ -169,10 +169,13 @@ class StreamStats:
     omission, like `Aggregate.corrected`), `first_event_uncorrected` from its actual send,
     `between_events` every gap between consecutive events of a response (0 for events that
     arrived in one read); first events and gaps are recorded as they arrive, those of
-    responses later cut or failed included. `streams`: complete responses without error;
-    `events` and `bytes` (body bytes, chunk framing excluded) are theirs, as are the
-    per-stream histograms: `events_per_stream`, `duration` (from the first body byte to the
-    end), `milli_events_per_second` (events per second times 1000, so slow streams keep their
+    responses later cut or failed included. `streams`: streams that *ended*, read to their
+    end with a status that is no error (no 4xx/5xx, or one the `expect` allows), whether or
+    not they met the rest of their `expect` (a stream that ends cleanly but early, without
+    the terminator its `expect` asks for, is one, with its few events); `events` and `bytes`
+    (body bytes, chunk framing excluded) are theirs, as are the per-stream histograms:
+    `events_per_stream`, `duration` (from the first body byte to the end),
+    `milli_events_per_second` (events per second times 1000, so slow streams keep their
     digits) and `bytes_per_second` over that span (only streams with a span > 0: a body read
     at once has no rate). `cut`: streams whose connection closed, was reset or timed out
     after the response's head and before the body's end (those requests also count as
@@ -204,8 +207,8 @@ class StreamStats:
 
     @property
     def cut_rate(self) -> float | None:
-        """Cut streams over streams that began (complete, cut, or failed another way but not
-        counted here): over complete + cut."""
+        """Cut streams over streams that began and did not end in an error status: over
+        ended + cut."""
         begun = self.streams + self.cut
         return self.cut / begun if begun else None
 
