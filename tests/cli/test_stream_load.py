@@ -135,6 +135,12 @@ def test_streaming_responses_are_timed_event_by_event_and_gated(tmp_path: Path) 
     # the first cut streams are evidence: how far each got before the server dropped it
     (check,) = [c for c in report["checks"] if c["name"] == "chat"]
     assert f"{cut:.0f} stream(s) cut short (the first ones in load-stream-cuts.json)" in check["message"]
+    # the latency is that of the complete responses: the message says how many others there were
+    complete = value["chat.requests"] - cut
+    assert (
+        f" of the {complete:.0f} complete responses; {cut:.0f} request(s) ended without one"
+        " (in error_rate, not in latency)" in check["message"]
+    ), check["message"]
     assert re.search(
         r" — cut: stream cut short \((closed|reset)\) [\d.]+s after its send", check["message"]
     ), check

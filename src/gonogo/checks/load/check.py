@@ -156,6 +156,24 @@ def _streams(measured: Measured) -> dict[str, StreamStats]:
     return found
 
 
+def _latency_summary(overall: Aggregate) -> str:
+    """The p95 latency for the outcome: of the complete responses, the only requests the
+    latency histograms hold; saying so, and how many others there were, when some request
+    ended without a response (a timeout, a connection error, a stream cut short)."""
+    p95 = hist.percentiles(overall.corrected, [95.0]).get(95.0)
+    if p95 is None:
+        return ""
+    said = f", p95 {format_value(p95 / 1e6, 'seconds')}"
+    counts = overall.counts
+    without = counts.requests - counts.responses - counts.unfinished
+    if without > 0:
+        said += (
+            f" of the {counts.responses} complete responses; {without} request(s) ended without one"
+            " (in error_rate, not in latency)"
+        )
+    return said
+
+
 class _Recorder:
     """Turns what a load measured into metrics, per-second series and evidence files."""
 
@@ -218,9 +236,7 @@ class _Recorder:
                 f"invalid run: {invalid}; {summary}",
                 [invalid, *(f.summary() for f in (m.failures or [])[:5])],
             )
-        p95 = hist.percentiles(m.overall.corrected, [95.0]).get(95.0)
-        if p95 is not None:
-            summary += f", p95 {format_value(p95 / 1e6, 'seconds')}"
+        summary += _latency_summary(m.overall)
         streams = self.streams.get("")
         if streams is not None:
             first = hist.percentiles(streams.first_event, [95.0]).get(95.0)
