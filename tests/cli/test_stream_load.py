@@ -5,6 +5,7 @@ and gates on them."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ checks:
       - {{name: slow_start, path: "/stall?n=3&every=20&first=300", stream: sse, component: chat}}
       - {{name: crlf, path: "/crlf?n=4&every=30", stream: sse}}
       - {{name: cut, path: "/cut?n=3&every=20", stream: sse}}
+      - {{name: truncated, path: "/tokens?n=2&every=10", stream: sse,
+          expect: {{body_contains: "data: [DONE]"}}}}
       - {{name: ndjson, path: "/ndjson?n=4&every=30", stream: lines}}
       - {{name: chunked, path: "/ndjson?n=4&every=30", stream: chunks}}
       - {{name: health, path: /health}}
@@ -47,6 +50,7 @@ gates:
   chat.endpoint.slow_start.stream.first_event.p95: "< 250ms"
   chat.component.chat.stream.events_per_stream.min: ">= 3"
   chat.endpoint.cut.stream.cut_rate: "< 1%"
+  chat.endpoint.truncated.stream.events_per_stream.min: ">= 3"
 """
 
 
@@ -65,8 +69,8 @@ def test_streaming_responses_are_timed_event_by_event_and_gated(tmp_path: Path) 
     plan.write_text(PLAN.replace("stream: lines", "stream: websocket"))
     refused = gonogo("validate", cwd=tmp_path)
     assert refused.code == 2
-    assert "gonogo.yaml:22:" in refused.text, refused.text
-    assert "requests[4].stream: expected one of sse, chunks, lines (got 'websocket')" in refused.text
+    assert "gonogo.yaml:24:" in refused.text, refused.text
+    assert "requests[5].stream: expected one of sse, chunks, lines (got 'websocket')" in refused.text
     plan.write_text(PLAN + "  chat.endpoint.tokens.stream.first_token.p95: '< 1s'\n")
     refused = gonogo("validate", cwd=tmp_path)
     assert refused.code == 2 and "chat.endpoint.tokens.stream.first_token.p95" in refused.text, refused.text
@@ -83,6 +87,7 @@ def test_streaming_responses_are_timed_event_by_event_and_gated(tmp_path: Path) 
         "chat.endpoint.slow_start.stream.first_event.p95": "fail",
         "chat.component.chat.stream.events_per_stream.min": "pass",
         "chat.endpoint.cut.stream.cut_rate": "fail",
+        "chat.endpoint.truncated.stream.events_per_stream.min": "fail",
     }, report["gates"]
 
     def stream(endpoint: str, figure: str) -> float:
@@ -115,29 +120,62 @@ def test_streaming_responses_are_timed_event_by_event_and_gated(tmp_path: Path) 
     assert stream("cut", "cut") == cut > 0 and stream("cut", "cut_rate") == 1
     assert stream("cut", "streams") == 0 and value["chat.endpoint.cut.errors.connection"] == cut
     assert 0.02 <= stream("cut", "between_events.p50") < 0.05
+    # a stream that ends cleanly but early (no terminator) fails its expect, and still shows
+    # how few events it had: it ended, it was not cut
+    truncated = value["chat.endpoint.truncated.requests"]
+    assert value["chat.endpoint.truncated.errors.assertion"] == truncated > 0
+    assert stream("truncated", "streams") == truncated
+    assert stream("truncated", "events_per_stream.max") == 2 and stream("truncated", "cut") == 0
     # the sums: per component and overall; a plain request has no stream figures
     assert value["chat.stream.cut"] == cut
     assert value["chat.component.chat.stream.streams"] == stream("tokens", "streams") + stream(
         "slow_start", "streams"
     )
     assert not any(name.startswith("chat.endpoint.health.stream.") for name in value)
+    # the first cut streams are evidence: how far each got before the server dropped it
+    (check,) = [c for c in report["checks"] if c["name"] == "chat"]
+    assert f"{cut:.0f} stream(s) cut short (the first ones in load-stream-cuts.json)" in check["message"]
+    # the latency is that of the complete responses: the message says how many others there were
+    complete = value["chat.requests"] - cut
+    assert (
+        f" of the {complete:.0f} complete responses; {cut:.0f} request(s) ended without one"
+        " (in error_rate, not in latency)" in check["message"]
+    ), check["message"]
+    assert re.search(
+        r" — cut: stream cut short \((closed|reset)\) [\d.]+s after its send", check["message"]
+    ), check
+    (kept,) = [m for m in report["metrics"] if m["full_name"] == "chat.endpoint.cut.stream.cut"]
+    assert kept["artifact"]["name"] == "load-stream-cuts.json", kept
+    cuts = json.loads(artifact(report, "load-stream-cuts.json", tmp_path))
+    assert cuts["cut_total"] == {
+        "tokens": 0,
+        "slow_start": 0,
+        "crlf": 0,
+        "cut": cut,
+        "ndjson": 0,
+        "chunked": 0,
+        "truncated": 0,
+    }
+    assert cuts["kept"] == len(cuts["cuts"]) == min(cut, cuts["kept_per_endpoint"])
+    for example in cuts["cuts"]:
+        assert example["endpoint"] == "cut" and example["error"] in ("closed", "reset"), example
+        assert example["status"] == 200 and example["events"] == 3
+        assert example["tail"].endswith('data: {"token": 2}\n\n'), example
     # the stream histograms are evidence, beside the latency ones (each worker's merged)
-    saved = tmp_path / "histograms.json"
-    fetched = gonogo(
-        "artifacts",
-        report["run"]["id"],
-        "load-histograms.json",
-        "--check",
-        "chat",
-        "-o",
-        str(saved),
-        cwd=tmp_path,
-    )
-    assert fetched.code == 0, fetched.text
-    tokens = json.loads(saved.read_text())["streams"]["endpoint.tokens"]
+    tokens = json.loads(artifact(report, "load-histograms.json", tmp_path))["streams"]["endpoint.tokens"]
     per_stream = hist.decode(tokens["events_per_stream"])
     assert per_stream.get_total_count() == stream("tokens", "streams") and per_stream.get_max_value() == 5
     assert hist.decode(tokens["between_events"]).get_total_count() == 4 * stream("tokens", "streams")
     assert hist.decode(tokens["milli_events_per_second"]).get_value_at_percentile(50) == pytest.approx(
         1000 * stream("tokens", "events_per_second.p50"), rel=0.01
     )
+
+
+def artifact(report: dict[str, Any], name: str, plan_dir: Path) -> str:
+    """The text of the chat check's artifact `name`, fetched as a user would."""
+    saved = plan_dir / name
+    fetched = gonogo(
+        "artifacts", report["run"]["id"], name, "--check", "chat", "-o", str(saved), cwd=plan_dir
+    )
+    assert fetched.code == 0, fetched.text
+    return saved.read_text()

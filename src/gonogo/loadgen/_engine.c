@@ -3001,25 +3001,45 @@ nomem:
  * streaming request. Measured phase only, per endpoint, L_MAIN layout:
  *   SH_FIRST / SH_FIRST_UNC  time to the first event from the intended / actual send (us)
  *   SH_GAP     time between consecutive events of a response (us; 0 for events of one read)
- *   SH_EVENTS  events per complete stream
- *   SH_DUR     a complete stream's span, from its first body byte to its end (us)
- *   SH_EPS, SH_BPS  a complete stream's events per second (stored in milli-events/s) and
+ *   SH_EVENTS  events per ended stream
+ *   SH_DUR     an ended stream's span, from its first body byte to its end (us)
+ *   SH_EPS, SH_BPS  an ended stream's events per second (stored in milli-events/s) and
  *              body bytes per second over that span: only for a span > 0 (a body read at
  *              once has no measurable rate)
- * A complete stream: a response without error (no 4xx/5xx, no failed expect). First events
+ * An ended stream: a response read to its end whose status is no error (no 4xx/5xx, or one
+ * its expect allows), whether or not it met the rest of its expect: a stream that ends
+ * cleanly but early (without the terminator its expect asks for) shows its few events. First events
  * and gaps are recorded as they happen, those of streams later cut or failed included. A
  * stream is *cut* when its connection closed, was reset or timed out after the response's
- * head and before its body ended; the request also counts as that error kind. */
+ * head and before its body ended; the request also counts as that error kind. The first
+ * KEEP_CUTS cut streams of an endpoint are kept as examples (scut_t); to have their last
+ * bytes, a streaming request keeps its last CUT_TAIL body bytes while the examples are not
+ * all kept yet (a copy of at most CUT_TAIL bytes per read; none once they are). */
 enum { S_NONE, S_SSE, S_CHUNKS, S_LINES };
+
+#define KEEP_CUTS 5  /* cut streams kept per endpoint, measured phase (results.KEPT_CUTS) */
+#define CUT_TAIL 160 /* the last body bytes kept of a cut stream */
 
 enum { SH_FIRST, SH_FIRST_UNC, SH_GAP, SH_EVENTS, SH_DUR, SH_EPS, SH_BPS, STREAM_HISTS };
 static const char *const STREAM_HIST_NAMES[STREAM_HISTS] = {
     "first_event", "first_event_uncorrected", "between_events",  "events_per_stream",
     "duration",    "milli_events_per_second", "bytes_per_second"}; /* results()' keys */
 
+/* A cut stream, kept as an example. */
+typedef struct {
+    int kind, status;
+    uint64_t events, bytes;        /* received before the cut */
+    int64_t after_us, quiet_us;    /* from the send to the cut; from the last event to the cut (-1: none) */
+    int64_t at_us;                 /* the cut, from the start of the measured phase */
+    size_t tail_len;
+    char tail[CUT_TAIL];           /* the last body bytes received */
+} scut_t;
+
 typedef struct stream_s {
-    uint64_t streams, cut, events, bytes; /* measured phase: complete streams (events, bytes: theirs) */
+    uint64_t streams, cut, events, bytes; /* measured phase: ended streams (events, bytes: theirs) */
     uint64_t *h[STREAM_HISTS];
+    scut_t cuts[KEEP_CUTS]; /* the first cut streams of the measured phase */
+    int ncuts;
 } stream_t;
 
 typedef struct sstate_s {
@@ -3028,6 +3048,8 @@ typedef struct sstate_s {
     uint8_t line_start; /* the next byte starts a line */
     uint8_t has_field;  /* S_SSE: the event block so far has a line that is no comment; S_LINES: the line has bytes */
     uint8_t cr;         /* the previous byte was CR: an LF now only completes its line end */
+    size_t tail_len;    /* the last body bytes, while the endpoint keeps cut streams */
+    char tail[CUT_TAIL];
 } sstate;
 
 static void stream_free(stream_t *st) {
@@ -3071,12 +3093,26 @@ static void s_event(Engine *E, conn_t *c) {
     s->last_event = now;
 }
 
+/* Keep the last CUT_TAIL bytes of the body so far, d (n bytes) its latest. */
+static void s_tail(sstate *s, const char *d, size_t n) {
+    if (n >= CUT_TAIL) {
+        memcpy(s->tail, d + n - CUT_TAIL, CUT_TAIL);
+        s->tail_len = CUT_TAIL;
+        return;
+    }
+    size_t keep = s->tail_len + n > CUT_TAIL ? CUT_TAIL - n : s->tail_len;
+    memmove(s->tail, s->tail + s->tail_len - keep, keep);
+    memcpy(s->tail + keep, d, n);
+    s->tail_len = keep + n;
+}
+
 /* n body bytes (chunk framing excluded) of a streaming response, in place. */
 static void s_body(Engine *E, conn_t *c, const char *d, size_t n) {
     if (!n) return;
     sstate *s = &E->ss[c - E->conns];
     if (!s->first_byte) s->first_byte = E->read_ns;
     s->bytes += n;
+    if (c->phase == PH_MEASURED && E->eps[c->ep].st->ncuts < KEEP_CUTS) s_tail(s, d, n);
     int mode = E->eps[c->ep].stream;
     if (mode == S_CHUNKS) return;
     const char *p = d, *end = d + n;
@@ -3114,7 +3150,8 @@ static inline void s_chunk_end(Engine *E, conn_t *c) {
     if (E->eps[c->ep].stream == S_CHUNKS) s_event(E, c);
 }
 
-/* A streaming response is complete (err: its error kind, -1 for none). */
+/* A streaming response is complete (err: its error kind, -1 for none): an ended stream
+ * unless its status was an error. */
 static void s_complete(Engine *E, conn_t *c, int64_t now, int err) {
     sstate *s = &E->ss[c - E->conns];
     if (E->eps[c->ep].stream == S_LINES && s->has_field) { /* the body's last line needs no newline */
@@ -3122,7 +3159,7 @@ static void s_complete(Engine *E, conn_t *c, int64_t now, int err) {
         s_event(E, c);
         s->has_field = 0;
     }
-    if (c->phase != PH_MEASURED || err >= 0) return;
+    if (c->phase != PH_MEASURED || (err >= 0 && err != E_ASSERT)) return;
     stream_t *st = E->eps[c->ep].st;
     st->streams++;
     st->events += s->events;
@@ -3138,10 +3175,26 @@ static void s_complete(Engine *E, conn_t *c, int64_t now, int err) {
     st->h[SH_BPS][hindex(&L_MAIN, (int64_t)llround(fmin((double)s->bytes / seconds, 1e17)))]++;
 }
 
-/* A streaming request failed with error kind `kind`. */
-static inline void s_fail(Engine *E, conn_t *c, int kind) {
+/* A streaming request failed with error kind `kind`: a cut stream is counted, the first
+ * ones kept (the clock is read for those only). */
+static void s_fail(Engine *E, conn_t *c, int kind) {
     if (c->phase != PH_MEASURED || c->status <= 0) return; /* no head yet: no stream begun */
-    if (kind == E_CLOSED || kind == E_RESET || kind == E_TIMEOUT) E->eps[c->ep].st->cut++;
+    if (kind != E_CLOSED && kind != E_RESET && kind != E_TIMEOUT) return;
+    stream_t *st = E->eps[c->ep].st;
+    st->cut++;
+    if (st->ncuts >= KEEP_CUTS) return;
+    const sstate *s = &E->ss[c - E->conns];
+    scut_t *k = &st->cuts[st->ncuts++];
+    int64_t now = mono_ns();
+    k->kind = kind;
+    k->status = c->status;
+    k->events = s->events;
+    k->bytes = s->bytes;
+    k->after_us = (now - c->sent) / 1000;
+    k->quiet_us = s->events ? (now - s->last_event) / 1000 : -1;
+    k->at_us = (now - E->measure_ns) / 1000;
+    k->tail_len = s->tail_len;
+    memcpy(k->tail, s->tail, s->tail_len);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -4885,12 +4938,31 @@ static PyObject *journeys_list(const program_t *P) {
     return list;
 }
 
-/* A streaming endpoint's figures (see stream_t): counts, and its histograms as
- * (first index, counts bytes) pairs. */
+/* The kept cut streams: [(error kind, status, events, bytes, after_us, quiet_us, at_us, tail)] */
+static PyObject *cuts_list(const stream_t *st) {
+    PyObject *list = PyList_New(st->ncuts);
+    for (int i = 0; list && i < st->ncuts; i++) {
+        const scut_t *k = &st->cuts[i];
+        PyObject *t = Py_BuildValue("(siKKLLLy#)", ERROR_KINDS[k->kind], k->status, (unsigned long long)k->events,
+                                    (unsigned long long)k->bytes, (long long)k->after_us, (long long)k->quiet_us,
+                                    (long long)k->at_us, k->tail, (Py_ssize_t)k->tail_len);
+        if (!t) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, t);
+    }
+    return list;
+}
+
+/* A streaming endpoint's figures (see stream_t): counts, the kept cut streams, and its
+ * histograms as (first index, counts bytes) pairs. */
 static PyObject *stream_dict(const stream_t *st) {
-    PyObject *d = Py_BuildValue("{s:K,s:K,s:K,s:K}", "streams", (unsigned long long)st->streams, "cut",
-                                (unsigned long long)st->cut, "events", (unsigned long long)st->events, "bytes",
-                                (unsigned long long)st->bytes);
+    PyObject *cuts = cuts_list(st);
+    PyObject *d = cuts ? Py_BuildValue("{s:K,s:K,s:K,s:K,s:N}", "streams", (unsigned long long)st->streams, "cut",
+                                       (unsigned long long)st->cut, "events", (unsigned long long)st->events,
+                                       "bytes", (unsigned long long)st->bytes, "cuts", cuts)
+                       : NULL;
     for (int i = 0; d && i < STREAM_HISTS; i++) {
         PyObject *h = hist_export(st->h[i], L_MAIN.counts_len);
         if (!h || PyDict_SetItemString(d, STREAM_HIST_NAMES[i], h) < 0) Py_CLEAR(d);

@@ -53,9 +53,11 @@ before anything is counted.
 Streaming responses (an endpoint with `stream`: "sse", "chunks" or "lines"): the engine
 divides the body into events as it reads it, in place, and records per endpoint
 (`EndpointResult.stream`, a `StreamStats`): time to the first event (corrected and
-uncorrected), every gap between events, and per complete stream its events, duration and
+uncorrected), every gap between events, and per stream that ended (read to its end, no error
+status, whether or not it met its `expect`) its events, duration and
 events and bytes per second; and the streams *cut* short (closed, reset or timed out after
-the head, before the body's end; also counted as errors of that kind).
+the head, before the body's end; also counted as errors of that kind), the first of them
+kept as examples (`StreamStats.cuts`: how far each got, when, its last bytes).
 Per-second series of the measured phase (`SecondStats`, second 0 starts when the warm-up
 ends): requests sent, responses, errors by kind, late, dropped, max scheduling lag, and a
 2-significant-digit corrected-latency histogram (per-second percentiles). Generator
@@ -80,6 +82,7 @@ from __future__ import annotations
 __all__ = [
     "CONNECTION_ERROR_KINDS",
     "ERROR_KINDS",
+    "KEPT_CUTS",
     "Aggregate",
     "Counts",
     "Endpoint",
@@ -93,6 +96,7 @@ __all__ = [
     "ProgressSnapshot",
     "SecondLatency",
     "SecondStats",
+    "StreamCut",
     "StreamStats",
     "WorkerStats",
     "auto_workers",
@@ -113,6 +117,7 @@ from gonogo.loadgen.native import ERROR_KINDS, load_engine
 from gonogo.loadgen.native import engine as _engine
 from gonogo.loadgen.results import (
     CONNECTION_ERROR_KINDS,
+    KEPT_CUTS,
     Aggregate,
     Counts,
     EndpointResult,
@@ -123,6 +128,7 @@ from gonogo.loadgen.results import (
     ProgressSnapshot,
     SecondLatency,
     SecondStats,
+    StreamCut,
     StreamStats,
     WorkerStats,
     oldest_waiting,

@@ -10,6 +10,7 @@ __all__ = ["PartSeconds", "Progress", "build_result"]
 
 from array import array
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import gonogo.loadgen.histogram as hist
@@ -17,6 +18,7 @@ from gonogo.loadgen.expect import KEPT_FAILURES
 from gonogo.loadgen.native import ERROR_KINDS
 from gonogo.loadgen.native import engine as _engine
 from gonogo.loadgen.results import (
+    KEPT_CUTS,
     Aggregate,
     Counts,
     EndpointResult,
@@ -25,6 +27,7 @@ from gonogo.loadgen.results import (
     ProgressSnapshot,
     SecondLatency,
     SecondStats,
+    StreamCut,
     StreamStats,
     WorkerStats,
     merge_seconds,
@@ -232,8 +235,9 @@ def _sparse(data: bytes) -> dict[int, int]:
     return dict(zip(pairs[0::2], pairs[1::2], strict=True))
 
 
-def _stream(raws: Sequence[Mapping[str, Any]]) -> StreamStats:
-    """One endpoint's streams, summed over the workers (histograms bucket by bucket)."""
+def _stream(endpoint: str, raws: Sequence[Mapping[str, Any]]) -> StreamStats:
+    """One endpoint's streams, summed over the workers (histograms bucket by bucket; the
+    first KEPT_CUTS cut streams, taken worker by worker)."""
 
     def one(raw: Mapping[str, Any]) -> StreamStats:
         return StreamStats(
@@ -248,9 +252,27 @@ def _stream(raws: Sequence[Mapping[str, Any]]) -> StreamStats:
             duration=hist.from_counts(*raw["duration"]),
             milli_events_per_second=hist.from_counts(*raw["milli_events_per_second"]),
             bytes_per_second=hist.from_counts(*raw["bytes_per_second"]),
+            cuts=tuple(_cut(endpoint, cut) for cut in raw["cuts"]),
         )
 
-    return StreamStats.merged([one(raw) for raw in raws])
+    merged = StreamStats.merged([one(raw) for raw in raws])
+    return replace(merged, cuts=merged.cuts[:KEPT_CUTS])
+
+
+def _cut(endpoint: str, raw: Sequence[Any]) -> StreamCut:
+    """An engine's kept cut stream: (error, status, events, bytes, after_us, quiet_us, at_us, tail)."""
+    error, status, events, size, after_us, quiet_us, at_us, tail = raw
+    return StreamCut(
+        endpoint=endpoint,
+        error=error,
+        status=status,
+        events=events,
+        bytes=size,
+        after_send=after_us / 1e6,
+        since_last_event=quiet_us / 1e6 if quiet_us >= 0 else None,
+        at=at_us / 1e6,
+        tail=tail.decode("utf-8", "replace"),
+    )
 
 
 def build_result(
@@ -283,7 +305,9 @@ def build_result(
                 uncorrected=uncorrected[0] if len(uncorrected) == 1 else hist.merge(uncorrected),
                 failures=failures,
                 series=merge_seconds(worker.get(j, ()) for worker in by_endpoint),
-                stream=_stream([e["stream"] for e in per_worker]) if endpoint.stream is not None else None,
+                stream=_stream(endpoint.name, [e["stream"] for e in per_worker])
+                if endpoint.stream is not None
+                else None,
             )
         )
     components: dict[str, Aggregate] = {}

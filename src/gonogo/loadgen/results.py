@@ -8,6 +8,7 @@ from __future__ import annotations
 __all__ = [
     "CONNECTION_ERROR_KINDS",
     "ERROR_KINDS",
+    "KEPT_CUTS",
     "Aggregate",
     "Counts",
     "EndpointResult",
@@ -18,6 +19,7 @@ __all__ = [
     "ProgressSnapshot",
     "SecondLatency",
     "SecondStats",
+    "StreamCut",
     "StreamStats",
     "WorkerStats",
     "merge_seconds",
@@ -37,6 +39,7 @@ from gonogo.loadgen.native import ERROR_KINDS
 from gonogo.loadgen.spec import Endpoint, LoadSpec
 
 CONNECTION_ERROR_KINDS: tuple[str, ...] = ("refused", "connect", "reset", "closed", "protocol")
+KEPT_CUTS = 5  # cut streams kept as examples per endpoint (the engine's KEEP_CUTS, per worker)
 
 
 class LoadError(GonogoError, RuntimeError):
@@ -127,6 +130,37 @@ class Aggregate:
 
 
 @dataclass(frozen=True)
+class StreamCut:
+    """A stream cut short, kept as an example: which endpoint's, how (`error`: closed, reset
+    or timeout), its status, what it had received (`events`, body `bytes`, and the `tail`:
+    its last body bytes, at most 160, as text), and when, in seconds: `after_send` from the
+    send to the cut, `since_last_event` from its last event to the cut (None: it had none),
+    `at` from the start of the measured phase."""
+
+    endpoint: str
+    error: str
+    status: int
+    events: int
+    bytes: int
+    after_send: float
+    since_last_event: float | None
+    at: float
+    tail: str
+
+    def summary(self) -> str:
+        quiet = (
+            f", its last event {self.since_last_event * 1000:.0f} ms before"
+            if self.since_last_event is not None
+            else ", no event before"
+        )
+        return (
+            f"{self.endpoint}: stream cut short ({self.error}) {self.after_send:.2f}s after its send, "
+            f"{self.at:.1f}s into the measured phase: status {self.status}, {self.events} event(s), "
+            f"{self.bytes} body bytes received{quiet}"
+        )
+
+
+@dataclass(frozen=True)
 class StreamStats:
     """The streaming responses of one endpoint (or a sum of them), measured phase.
 
@@ -135,14 +169,17 @@ class StreamStats:
     omission, like `Aggregate.corrected`), `first_event_uncorrected` from its actual send,
     `between_events` every gap between consecutive events of a response (0 for events that
     arrived in one read); first events and gaps are recorded as they arrive, those of
-    responses later cut or failed included. `streams`: complete responses without error;
-    `events` and `bytes` (body bytes, chunk framing excluded) are theirs, as are the
-    per-stream histograms: `events_per_stream`, `duration` (from the first body byte to the
-    end), `milli_events_per_second` (events per second times 1000, so slow streams keep their
+    responses later cut or failed included. `streams`: streams that *ended*, read to their
+    end with a status that is no error (no 4xx/5xx, or one the `expect` allows), whether or
+    not they met the rest of their `expect` (a stream that ends cleanly but early, without
+    the terminator its `expect` asks for, is one, with its few events); `events` and `bytes`
+    (body bytes, chunk framing excluded) are theirs, as are the per-stream histograms:
+    `events_per_stream`, `duration` (from the first body byte to the end),
+    `milli_events_per_second` (events per second times 1000, so slow streams keep their
     digits) and `bytes_per_second` over that span (only streams with a span > 0: a body read
     at once has no rate). `cut`: streams whose connection closed, was reset or timed out
     after the response's head and before the body's end (those requests also count as
-    errors of that kind).
+    errors of that kind); `cuts`: the first of them (at most KEPT_CUTS per endpoint).
     """
 
     streams: int
@@ -156,6 +193,7 @@ class StreamStats:
     duration: HdrHistogram
     milli_events_per_second: HdrHistogram
     bytes_per_second: HdrHistogram
+    cuts: tuple[StreamCut, ...] = ()
 
     HISTOGRAMS: ClassVar[tuple[str, ...]] = (
         "first_event",
@@ -169,8 +207,8 @@ class StreamStats:
 
     @property
     def cut_rate(self) -> float | None:
-        """Cut streams over streams that began (complete, cut, or failed another way but not
-        counted here): over complete + cut."""
+        """Cut streams over streams that began and did not end in an error status: over
+        ended + cut."""
         begun = self.streams + self.cut
         return self.cut / begun if begun else None
 
@@ -191,6 +229,7 @@ class StreamStats:
             duration=hist.merge(p.duration for p in parts),
             milli_events_per_second=hist.merge(p.milli_events_per_second for p in parts),
             bytes_per_second=hist.merge(p.bytes_per_second for p in parts),
+            cuts=tuple(cut for p in parts for cut in p.cuts),
         )
 
 

@@ -1,5 +1,5 @@
 """The engine on a real streaming server (stream_server.py): a stream that outlives the
-request's timeout is cut short, its events so far still timed."""
+request's timeout is cut short, its events so far still timed, the first cut ones kept."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gonogo.loadgen.engine import Endpoint, LoadSpec, run_load
+from gonogo.loadgen.engine import KEPT_CUTS, Endpoint, LoadSpec, run_load
 from gonogo.loadgen.native import engine
 from service_process import free_port, serving
 
@@ -25,10 +25,11 @@ def test_a_stream_that_outlives_its_timeout_is_cut_short(tmp_path: Path) -> None
         endpoints = [
             Endpoint("slow", path="/tokens?n=20&every=100", stream="sse"),  # 2 s: over the timeout
             Endpoint("quick", path="/tokens?n=3&every=10", stream="sse"),
+            Endpoint("dropped", path="/cut?n=3&every=10", stream="sse"),  # the server drops it
         ]
-        spec = LoadSpec("127.0.0.1", port, endpoints, rate=10, duration=0.5, timeout=0.35)
+        spec = LoadSpec("127.0.0.1", port, endpoints, rate=15, duration=0.5, timeout=0.35)
         result = run_load(spec)
-    slow, quick = result.endpoint("slow"), result.endpoint("quick")
+    slow, quick, dropped = (result.endpoint(name) for name in ("slow", "quick", "dropped"))
     assert slow.stream is not None and quick.stream is not None
     assert slow.counts.requests == slow.counts.errors["timeout"] == slow.stream.cut > 0
     assert slow.stream.streams == 0 and slow.stream.cut_rate == 1
@@ -38,7 +39,21 @@ def test_a_stream_that_outlives_its_timeout_is_cut_short(tmp_path: Path) -> None
     assert gaps.get_total_count() >= 2 * slow.counts.requests
     assert 100_000 <= gaps.get_value_at_percentile(50) < 150_000
     assert quick.stream.streams == quick.counts.requests and quick.stream.cut == 0
-    assert quick.stream.events == 3 * quick.counts.requests
+    assert quick.stream.events == 3 * quick.counts.requests and quick.stream.cuts == ()
+    # the cut streams are kept as examples: how far each got, and its last bytes
+    assert len(slow.stream.cuts) == min(slow.stream.cut, KEPT_CUTS)
+    for cut in slow.stream.cuts:
+        assert (cut.endpoint, cut.error, cut.status) == ("slow", "timeout", 200)
+        assert 1 <= cut.events < 20 and cut.bytes > 0
+        assert cut.after_send >= 0.35 and cut.since_last_event is not None
+        assert 0 <= cut.since_last_event < cut.after_send and cut.at >= 0
+        # the tail: the last event whole (160 bytes at most), where the stream stopped
+        assert cut.tail.endswith(f'data: {{"token": {cut.events - 1}}}\n\n'), cut.tail
+        assert len(cut.tail.encode()) <= 160
+    assert dropped.stream is not None and dropped.stream.cut == dropped.counts.requests > 0
+    for cut in dropped.stream.cuts:  # every event received, then the connection went
+        assert cut.error in ("closed", "reset") and cut.events == 3, cut
+        assert cut.tail == ": keep-alive\n\n" + "".join(f'data: {{"token": {i}}}\n\n' for i in range(3))
 
 
 def test_the_engine_refuses_a_stream_it_cannot_time() -> None:

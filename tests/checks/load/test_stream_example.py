@@ -48,4 +48,6 @@ def test_the_streaming_example_times_each_token(recording_context: MakeContext, 
     assert 0.06 <= ctx.value(prefix + "first_event.p50") < 0.2
     assert 0.015 <= ctx.value(prefix + "between_events.p50") < 0.05
     assert ctx.value(prefix + "cut") == 0 and ctx.value("error_rate") == 0
+    assert ctx.value("errors.assertion") == 0  # every stream ended with its `data: [DONE]`
+    assert "ended without one" not in outcome.message  # every request had its response
     assert "first event p95 " in outcome.message and "0 stream(s) cut short" in outcome.message, outcome

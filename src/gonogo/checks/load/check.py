@@ -29,7 +29,7 @@ from gonogo.journey.once import run_setup
 from gonogo.loadgen import histogram as hist
 from gonogo.loadgen.drive import Measured, asserted_prefixes, drive_load, per_second
 from gonogo.loadgen.endpoints import build_endpoint
-from gonogo.loadgen.engine import Aggregate, Counts, EndpointResult, StreamStats
+from gonogo.loadgen.engine import KEPT_CUTS, Aggregate, Counts, EndpointResult, StreamStats
 from gonogo.loadgen.expect import KEPT_FAILURES
 from gonogo.loadgen.journey_compile import driver_line
 from gonogo.loadgen.journey_load import ASSERTION, JourneyLoadResult, sum_counts
@@ -162,6 +162,24 @@ def _streams(measured: Measured) -> dict[str, StreamStats]:
     return found
 
 
+def _latency_summary(overall: Aggregate) -> str:
+    """The p95 latency for the outcome: of the complete responses, the only requests the
+    latency histograms hold; saying so, and how many others there were, when some request
+    ended without a response (a timeout, a connection error, a stream cut short)."""
+    p95 = hist.percentiles(overall.corrected, [95.0]).get(95.0)
+    if p95 is None:
+        return ""
+    said = f", p95 {format_value(p95 / 1e6, 'seconds')}"
+    counts = overall.counts
+    without = counts.requests - counts.responses - counts.unfinished
+    if without > 0:
+        said += (
+            f" of the {counts.responses} complete responses; {without} request(s) ended without one"
+            " (in error_rate, not in latency)"
+        )
+    return said
+
+
 class _Recorder:
     """Turns what a load measured into metrics, per-second series and evidence files."""
 
@@ -179,6 +197,7 @@ class _Recorder:
         journeys = m.journeys
         histograms = self._store_histograms(journeys)
         self.failures = self._store_assertion_failures()
+        cuts = self._store_stream_cuts()
         invalid = self._generator()
         self._counts("", m.overall.counts, m.measured_seconds)
         summary_of_warmup = self._warmup(m.overall.warmup)
@@ -195,7 +214,7 @@ class _Recorder:
             if not invalid:
                 self._latency(prefix, aggregate, histograms)
         for prefix, stream in self.streams.items():
-            self._stream(prefix, stream, histograms, with_times=not invalid)
+            self._stream(prefix, stream, histograms, cuts, with_times=not invalid)
         self._series(with_latency=not invalid)
         total = m.overall.counts
         rate = total.responses / m.measured_seconds if m.measured_seconds > 0 else 0.0
@@ -223,19 +242,20 @@ class _Recorder:
                 f"invalid run: {invalid}; {summary}",
                 [invalid, *(f.summary() for f in (m.failures or [])[:5])],
             )
-        p95 = hist.percentiles(m.overall.corrected, [95.0]).get(95.0)
-        if p95 is not None:
-            summary += f", p95 {format_value(p95 / 1e6, 'seconds')}"
+        summary += _latency_summary(m.overall)
         streams = self.streams.get("")
         if streams is not None:
             first = hist.percentiles(streams.first_event, [95.0]).get(95.0)
             if first is not None:
                 summary += f", first event p95 {format_value(first / 1e6, 'seconds')}"
             summary += f", {streams.cut} stream(s) cut short"
+            if streams.cut:
+                summary += " (the first ones in load-stream-cuts.json)"
         details = []
         if journeys is not None:
             details += [f.summary() for f in journeys.failures[:5]]
             details += [f"warm-up: {f.summary()}" for f in journeys.warmup_failures[:5]]
+        details += self._first_cuts()  # before the expect's failures: only 5 details are shown
         details += [f.summary() for f in (m.failures or [])[:5]]
         return CheckOutcome("completed", summary, details)
 
@@ -281,12 +301,20 @@ class _Recorder:
         # sent, and still without an outcome when a stop cut the run: requests = outcomes + these
         self._metric(f"{prefix}unfinished", counts.unfinished, "count", "performance")
 
-    def _stream(self, prefix: str, stream: StreamStats, artifact: ArtifactRef, *, with_times: bool) -> None:
+    def _stream(
+        self,
+        prefix: str,
+        stream: StreamStats,
+        artifact: ArtifactRef,
+        cuts: ArtifactRef | None,
+        *,
+        with_times: bool,
+    ) -> None:
         """A streaming request's (or a sum's) figures; the times only `with_times` (a valid run)."""
         name = f"{prefix}stream."
         self._metric(f"{name}streams", stream.streams, "count", "performance")
-        self._metric(f"{name}cut", stream.cut, "count", "reliability")
-        self._metric(f"{name}cut_rate", stream.cut_rate, "ratio", "reliability")
+        self._metric(f"{name}cut", stream.cut, "count", "reliability", cuts)
+        self._metric(f"{name}cut_rate", stream.cut_rate, "ratio", "reliability", cuts)
         self._metric(f"{name}events", stream.events, "count", "performance")
         self._metric(f"{name}bytes", stream.bytes, "bytes", "performance")
         counts = stream.events_per_stream
@@ -474,6 +502,34 @@ class _Recorder:
             name="load-assertion-failures.json",
             media_type="application/json",
         )
+
+    def _store_stream_cuts(self) -> ArtifactRef | None:
+        """Requests with `stream`: the first streams of each that were cut short, as evidence."""
+        endpoints = [
+            (prefix, stream) for prefix, stream in self.streams.items() if prefix.startswith("endpoint.")
+        ]
+        if not endpoints:
+            return None
+        kept = [cut for _, stream in endpoints for cut in stream.cuts]
+        document = {
+            "cut_total": {prefix.removeprefix("endpoint.").rstrip("."): s.cut for prefix, s in endpoints},
+            "kept": len(kept),
+            "kept_per_endpoint": KEPT_CUTS,
+            "cuts": [asdict(cut) for cut in kept],
+        }
+        return self.ctx.store_artifact(
+            json.dumps(document, indent=1, ensure_ascii=False).encode(),
+            name="load-stream-cuts.json",
+            media_type="application/json",
+        )
+
+    def _first_cuts(self) -> list[str]:
+        """The first cut stream of each streaming request that had one, for the outcome's details."""
+        return [
+            stream.cuts[0].summary()
+            for prefix, stream in self.streams.items()
+            if prefix.startswith("endpoint.") and stream.cuts
+        ]
 
     def _generator(self) -> str | None:
         """Record how hard the generator worked; why the run is invalid, if it is."""
