@@ -542,7 +542,9 @@ def test_polls_cookies_think_timeouts_and_failures(server: Server) -> None:
     # a poll that never holds: one request each, an assertion, only its last response kept
     assert eps[9]["sent"] == eps[9]["responses"] == 2 and eps[9]["errors"][8] == 2
     assert [f[2] for f in failures[9]] == ["json_value", "json_value"] and len(failures[9]) == 2
-    assert stats["poll"] >= 2 * 3 + 2 * 5
+    # 3 calls per ready poll; the never-ready one retries every 0.02 s for 0.1 s: about 5 calls,
+    # fewer on a loaded machine, but never only its first
+    assert stats["poll"] >= 2 * 3 + 2 * 2
     assert never.failed == 2 and extract.failed == 2
     assert sum(j.started for j in result.journeys) == 12
 
