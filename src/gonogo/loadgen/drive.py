@@ -228,9 +228,10 @@ def _drive_journeys(
     from gonogo.loadgen.journey_compile import fast_path_problem
 
     problem = fast_path_problem(settings)
-    ctx.progress(
-        "journeys run on the C engine" if problem is None else f"journeys run on the Python driver: {problem}"
-    )
+    # a milestone, not a running count: the printer's throttle would swallow it right after
+    # the check's "started" line
+    driver = "the C engine" if problem is None else f"the Python driver: {problem}"
+    ctx.progress(f"journeys run on {driver}", milestone=True)
     watch = LoadWatch(ctx, settings, progress_extra)
     try:
         result = run_journey_load(
@@ -325,7 +326,7 @@ class LoadWatch:
                 reason = self.ctx.breached(prefix + name, so_far=so_far, per_second=per_second)
                 if reason:
                     self.reason = reason
-                    self.ctx.progress(f"stopping early: {reason}")
+                    self.ctx.progress(f"stopping early: {reason}", milestone=True)
                     self.stop.set()
                     return
 
