@@ -292,7 +292,7 @@ class LoadWatch:
         p95 = format_value(snap.p95_us / 1e6, "seconds") if snap.p95_us is not None else "—"
         extras = [text for text in (extra, self._extra() if self._extra else "") if text]
         return (
-            f"{phase}: {snap.rps:.0f} req/s, "
+            f"{phase}: {snap.rps:.0f} responses/s, "
             f"{errors} errors, p95 {p95}, {snap.late} late, {snap.dropped} dropped"
             + "".join(f", {text}" for text in extras)
         )

@@ -131,7 +131,7 @@ def test_every_iteration_and_failure_adds_up_on_both_drivers(
     # progress on each phase's own clock, the warm-up's with its own errors (4 refused
     # log-ins and the slow creates' timeouts, all within its first second)
     warm = [line for line in ctx.progress_messages if line.startswith("warm-up 1/2s: ")]
-    assert warm and int(warm[0].split(" req/s, ")[1].split(" errors")[0]) > 0, ctx.progress_messages
+    assert warm and int(warm[0].split(" responses/s, ")[1].split(" errors")[0]) > 0, ctx.progress_messages
     assert any(line.startswith("load 0/1s: ") for line in ctx.progress_messages), ctx.progress_messages
     if driver == "python":  # the setup shows in the progress line while it runs
         assert any("users set up" in line and "setup failures" in line for line in ctx.progress_messages)

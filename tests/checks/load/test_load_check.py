@@ -64,7 +64,7 @@ def test_an_open_model_run_records_every_figure(recording_context: MakeContext, 
     assert all(rate == pytest.approx(0.25, abs=0.1) for _, rate in ctx.series["error_rate"])
     # the live progress line: rate, errors and p95 so far
     live = [m for m in ctx.progress_messages if m.startswith("load ")]
-    assert live and all(" req/s, " in m and " errors, p95 " in m for m in live), ctx.progress_messages
+    assert live and all(" responses/s, " in m and " errors, p95 " in m for m in live), ctx.progress_messages
     assert any("p95 —" not in m for m in live)
 
 

@@ -193,13 +193,27 @@ class _Recorder:
         self._series(with_latency=not invalid)
         total = m.overall.counts
         rate = total.responses / m.measured_seconds if m.measured_seconds > 0 else 0.0
+        # the rate is of responses (a request counts once answered): said so, so that "300
+        # requests in 15.9s" next to a lower rate does not read as a wrong division
         summary = (
-            f"{total.requests} requests in {m.measured_seconds:.1f}s ({rate:.0f}/s), "
-            f"error rate {format_value(total.error_rate, 'ratio')}, "
+            f"{total.requests} requests, {total.responses} responses in {m.measured_seconds:.1f}s "
+            f"({rate:.0f} responses/s), error rate {format_value(total.error_rate, 'ratio')}, "
             f"{total.late} late, {total.dropped} dropped"
         )
         if total.unfinished:  # otherwise they would read as lost: sent, with no outcome
             summary += f", {total.unfinished} unfinished (in flight when the run was stopped, no outcome)"
+        if not invalid:
+            # next to the requests it is of, before the setup, teardown and warm-up parts: at the
+            # end it would read as theirs
+            p95 = hist.percentiles(m.overall.corrected, [95.0]).get(95.0)
+            if p95 is not None:
+                summary += f", latency p95 {format_value(p95 / 1e6, 'seconds')}"
+            streams = self.streams.get("")
+            if streams is not None:
+                first = hist.percentiles(streams.first_event, [95.0]).get(95.0)
+                if first is not None:
+                    summary += f", first event p95 {format_value(first / 1e6, 'seconds')}"
+                summary += f", {streams.cut} stream(s) cut short"
         if journeys is not None:
             summary = self._journeys(journeys, histograms, with_duration=not invalid) + ", " + summary
             summary += self._once_steps(journeys)
@@ -217,15 +231,6 @@ class _Recorder:
                 f"invalid run: {invalid}; {summary}",
                 [invalid, *(f.summary() for f in (m.failures or [])[:5])],
             )
-        p95 = hist.percentiles(m.overall.corrected, [95.0]).get(95.0)
-        if p95 is not None:
-            summary += f", p95 {format_value(p95 / 1e6, 'seconds')}"
-        streams = self.streams.get("")
-        if streams is not None:
-            first = hist.percentiles(streams.first_event, [95.0]).get(95.0)
-            if first is not None:
-                summary += f", first event p95 {format_value(first / 1e6, 'seconds')}"
-            summary += f", {streams.cut} stream(s) cut short"
         details = []
         if journeys is not None:
             details += [f.summary() for f in journeys.failures[:5]]
