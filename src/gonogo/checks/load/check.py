@@ -133,6 +133,8 @@ def _metric_names(settings: LoadSettings) -> list[str]:
         names += ["iterations", "success_rate", "generator.fast_path"]
         once = {"setup": settings.setup, "teardown": settings.teardown}
         names += [f"{part}.{figure}" for part, steps in once.items() if steps for figure in _ONCE]
+        if settings.setup is not None and settings.model == "closed":  # the measured phase waits for them
+            names += ["setup.seconds", "setup.given_up"]
         for name in journeys:
             names += [f"journey.{name}.{figure}" for figure in ("iterations", "failures", "success_rate")]
             names += [f"journey.{name}.{figure}" for figure in _DURATION]
@@ -428,6 +430,10 @@ class _Recorder:
             self._metric(f"{part}.requests", counts.requests, "count", "performance")
             self._metric(f"{part}.errors", counts.error_total, "count", "reliability")
             said += f"; {part}: {counts.requests} requests, {counts.error_total} failed"
+        if self.settings.setup is not None and self.settings.model == "closed":
+            # how long the measured phase waited for every user's setup (None: it never began)
+            self._metric("setup.seconds", result.setup_seconds, "seconds", "performance")
+            self._metric("setup.given_up", result.setups_given_up, "count", "reliability")
         return said
 
     def _store_failures(self, result: JourneyLoadResult) -> ArtifactRef:
@@ -445,6 +451,8 @@ class _Recorder:
             "warmup_failures": [asdict(failure) for failure in result.warmup_failures],
             "drain_seconds": result.drain_seconds,
             "teardown_seconds": result.teardown_seconds,  # after the drain, never inside it
+            "setup_seconds": result.setup_seconds,  # closed model: until every user's setup ended
+            "setups_given_up": result.setups_given_up,
             "failures": [asdict(failure) for failure in result.failures],
         }
         return self.ctx.store_artifact(
