@@ -76,9 +76,9 @@
 #define TICK_NS (50 * NS_PER_MS)             /* signal check / should_stop cadence */
 #define CONNECT_ERROR_PAUSE_NS (10 * NS_PER_MS) /* closed model: pause after a failed connect */
 /* Closed model: a user's setup is tried at most `setup_attempts` times, the k-th retry after a
- * jittered exponential backoff (SETUP_BACKOFF_NS * 2^(k-1), at most SETUP_BACKOFF_MAX_NS,
- * times 0.5 to 1; at least the think time): a server still busy with the timed-out sign-ups
- * must not get a storm of new ones. The Python driver (journey_driver.py) has the same. */
+ * jittered exponential backoff (SETUP_BACKOFF_NS * 2^(k-1), at most SETUP_BACKOFF_MAX_NS, or
+ * the failed attempt's duration if longer; times 0.5 to 1; at least the think time): a server
+ * still busy with the timed-out sign-ups must not get a storm of new ones. The Python driver (journey_driver.py) has the same. */
 #define SETUP_BACKOFF_NS (500 * NS_PER_MS)
 #define SETUP_BACKOFF_MAX_NS (8 * NS_PER_S)
 #define MAX_ENDPOINTS 4096
@@ -3797,6 +3797,9 @@ static void setup_ended(Engine *E, vuser_t *u, int64_t now, int err) {
     }
     int64_t d = SETUP_BACKOFF_NS << (u->setup_attempts - 1);
     if (d > SETUP_BACKOFF_MAX_NS) d = SETUP_BACKOFF_MAX_NS;
+    /* an attempt that took long to fail (a timeout) left the server busy with it: wait at
+     * least as long before adding another */
+    if (now - u->started > d) d = now - u->started;
     d = (int64_t)((double)d * (0.5 + 0.5 * rng_unit(E->rng)));
     if (d < E->think_ns) d = E->think_ns;
     if (!closed_may_send(E, now + d)) {
@@ -3829,6 +3832,7 @@ static void start_iteration(Engine *E, vuser_t *u, uint32_t j, int64_t intended,
         u->phase = PH_WARMUP;
         u->list = P->setup;
         u->nlist = P->nsetup;
+        u->started = now; /* the attempt's: a retry waits at least as long as it took */
         vars_reset(E, u);
         set_builtins(E, u, 0);
         /* each attempt draws it anew: a retried sign-up must not reuse an address taken by

@@ -42,17 +42,19 @@ from gonogo.loadgen.settings import LoadSettings
 TICK = 0.02  # seconds between the ticker's wake-ups (loop lag, stop, expiry, progress)
 _SLICE = 0.05  # the longest a scheduler sleeps before looking at `stop` again
 # Closed model: a user's setup is tried at most `setup_attempts` times, the k-th retry after a
-# jittered exponential backoff (SETUP_BACKOFF * 2^(k-1), at most SETUP_BACKOFF_MAX, times 0.5
-# to 1; at least the think time): a server still busy with timed-out sign-ups must not get a
-# storm of new ones. The C engine (_engine.c) has the same.
+# jittered exponential backoff (SETUP_BACKOFF * 2^(k-1), at most SETUP_BACKOFF_MAX, or the
+# failed attempt's duration if longer; times 0.5 to 1; at least the think time): a server
+# still busy with timed-out sign-ups must not get a storm of new ones. The C engine
+# (_engine.c) has the same.
 SETUP_BACKOFF = 0.5
 SETUP_BACKOFF_MAX = 8.0
 
 
-def setup_backoff(failed_attempts: int, think_time: float, draw: float) -> float:
-    """The wait before a user's next setup attempt after `failed_attempts` failed ones
-    (`draw`: uniform in [0, 1), the jitter)."""
-    backoff = min(SETUP_BACKOFF_MAX, SETUP_BACKOFF * 2.0 ** (failed_attempts - 1))
+def setup_backoff(failed_attempts: int, took: float, think_time: float, draw: float) -> float:
+    """The wait before a user's next setup attempt after `failed_attempts` failed ones, the
+    last of which took `took` seconds (`draw`: uniform in [0, 1), the jitter). An attempt that
+    took long to fail (a timeout) left the server busy with it: the wait is at least as long."""
+    backoff = max(took, min(SETUP_BACKOFF_MAX, SETUP_BACKOFF * 2.0 ** (failed_attempts - 1)))
     return max(think_time, backoff * (0.5 + 0.5 * draw))
 
 
@@ -296,6 +298,7 @@ class PythonDriver:
                 # Setup first; not an iteration: a failed one is counted in `setup_failures` and
                 # tried again after a backoff, at most `setup_attempts` times, as on the C engine.
                 # The first iteration is intended at the setup's end, its phase decided then.
+                attempt = time.perf_counter()
                 if await self.users.ready(user):
                     self._setup_over()
                     at = time.perf_counter()
@@ -305,7 +308,8 @@ class PythonDriver:
                     self.setups_given_up += 1
                     self._setup_over()
                     return
-                wait = setup_backoff(failed_setups, self.s.think_time, self.jitter.random())
+                took = time.perf_counter() - attempt
+                wait = setup_backoff(failed_setups, took, self.s.think_time, self.jitter.random())
                 at = time.perf_counter() + wait
                 continue
             now = time.perf_counter()

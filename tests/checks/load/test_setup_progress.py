@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gonogo.loadgen.journey_driver import setup_backoff
 from gonogo.loadgen.journey_load import run_journey_load
 from gonogo.loadgen.results import ProgressSnapshot
 from gonogo.loadgen.settings import LoadSettings
@@ -108,6 +109,15 @@ def test_a_user_gives_its_setup_up_after_its_attempts_backing_off(service: str, 
     assert result.measured_seconds < 0.1  # the phase began as the last user gave up, and ended
     assert result.wall_seconds < 5.0  # not the 10 s duration: nobody is left to run it
     assert lines and all("0/2 users set up" in line for line in lines), lines
+
+
+def test_the_setup_backoff_doubles_with_jitter_and_waits_out_a_slow_failure() -> None:
+    """The Python driver's rule (the C engine's is the same): 0.5 s doubling per failed
+    attempt, at most 8 s, or the failed attempt's duration if longer, times 0.5 to 1."""
+    assert [setup_backoff(k, 0.0, 0.0, 0.0) for k in (1, 2, 3, 4, 5, 6)] == [0.25, 0.5, 1, 2, 4, 4]
+    assert setup_backoff(1, 0.0, 0.0, 0.999) < 0.5 and setup_backoff(6, 0.0, 0.0, 0.999) < 8
+    assert setup_backoff(1, 10.0, 0.0, 0.0) == 5.0  # a 10 s timeout: the server was busy that long
+    assert setup_backoff(1, 0.0, 2.0, 0.0) == 2.0  # never below the think time
 
 
 def test_the_workers_refusal_says_that_step_or_those_steps() -> None:
