@@ -85,6 +85,8 @@ def test_every_iteration_and_failure_adds_up_on_both_drivers(
     assert artifact is not None and artifact.name == "load-journey-failures.json"
     document = json.loads(ctx.artifacts[artifact.sha256])
     iterations = document["iterations"]
+    # the records say what they are: examples, or the C engine's per-step summaries
+    assert document["kept_are"].startswith("examples" if driver == "python" else "per step:")
 
     # setup: every second log-in refused; each user tried again until set up (after its
     # think time), so the service saw as many sign-ups as log-ins, twice the users

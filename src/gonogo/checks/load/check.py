@@ -102,6 +102,19 @@ _STREAM = [
 ]
 
 
+# What `load-journey-failures.json`'s `failures` and `warmup_failures` hold, by driver: the C
+# engine knows neither a failed request's iteration nor its filled-in URL, and counts the
+# requests without a response without keeping them (docs/metrics.md)
+_KEPT_ARE = {
+    "python": "examples: each record is one failed request, its iteration, its URL as sent",
+    "c": (
+        "per step: the step's first failing responses (iteration 0: unknown; url as written, "
+        "placeholders unfilled), then one summary per step and kind of the requests without a "
+        "response (attempts: how many; message: what happened); warm-up failures are summaries"
+    ),
+}
+
+
 def _metric_names(settings: LoadSettings) -> list[str]:
     """Every metric `_Recorder` can record for these settings (docs/metrics.md)."""
     journeys = settings.journeys or {}
@@ -441,6 +454,7 @@ class _Recorder:
             "failures_total": result.failure_count,
             "failures_by_part": result.failures_by_part,  # they add up to failures_total
             "kept": len(result.failures),
+            "kept_are": _KEPT_ARE[result.driver],
             "failed_at": {j.name: dict(j.failed_at) for j in result.journeys},
             "iterations": {
                 **asdict(result.iterations),
