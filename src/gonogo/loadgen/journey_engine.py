@@ -51,6 +51,7 @@ from gonogo.loadgen.journey_results import (
     sum_counts,
 )
 from gonogo.loadgen.settings import LoadSettings
+from gonogo.units import format_value
 
 if TYPE_CHECKING:  # the compiled program imports the C engine; this module is imported without it
     from gonogo.loadgen.journey_compile import Compiled
@@ -310,6 +311,10 @@ def _warmup_failures(
     return found
 
 
+def _seconds(seconds: float) -> str:
+    return format_value(seconds, "seconds")
+
+
 def _unanswered(
     compiled: Compiled,
     base_url: str,
@@ -323,6 +328,7 @@ def _unanswered(
     found = []
     for index, endpoint in enumerate(endpoints):
         step = compiled.steps[index]
+        step_timeout = compiled.program.steps[index].timeout or timeout
         if warmup:
             if step.journey is None:
                 continue
@@ -330,7 +336,8 @@ def _unanswered(
         else:
             counts = endpoint.counts + endpoint.warmup if step.journey is None else endpoint.counts
         for kinds, kind, what in (
-            (("timeout",), "timeout", f"no complete response within {timeout:g}s"),
+            # the step's own request_timeout, if it has one
+            (("timeout",), "timeout", f"no complete response within {_seconds(step_timeout)}"),
             (CONNECTION_ERROR_KINDS, "connection", "the exchange failed"),
         ):
             number = sum(counts.errors.get(k, 0) for k in kinds)
