@@ -123,7 +123,7 @@ def test_a_generator_that_falls_behind_makes_the_run_invalid(
 ) -> None:
     ctx = recording_context(check_name="load", base_url=f"http://127.0.0.1:{server.port}")
 
-    def stalling_progress(message: str) -> None:  # runs on the engine's thread: holds its loop
+    def stalling_progress(message: str, *, milestone: bool = False) -> None:  # holds the engine thread
         ctx.progress_messages.append(message)
         time.sleep(0.2)
 
