@@ -65,6 +65,7 @@ class RecordingContext:
     stored: list[StoredArtifact] = field(default_factory=list)  # every store_artifact call, in order
     commands: list[CommandResult] = field(default_factory=list)
     progress_messages: list[str] = field(default_factory=list)
+    milestones: list[str] = field(default_factory=list)  # the progress messages always printed
     series: dict[str, list[tuple[datetime, float]]] = field(default_factory=dict)
     series_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # the labels of each series
     # metric name (relative) -> why to stop: what the runner would say for an abort_on_fail gate
@@ -200,8 +201,10 @@ class RecordingContext:
     def aborts_on(self, name: str) -> bool:
         return name in self.abort_when
 
-    def progress(self, message: str) -> None:
+    def progress(self, message: str, *, milestone: bool = False) -> None:
         self.progress_messages.append(message)
+        if milestone:
+            self.milestones.append(message)
 
     # -- helpers for assertions -----------------------------------------------------------
 

@@ -171,8 +171,10 @@ class CheckContext(Protocol):
         journeys of the plan's `journeys` checks."""
         ...
 
-    def progress(self, message: str) -> None:
-        """Tell the user what is happening now (shown live, not stored as a metric)."""
+    def progress(self, message: str, *, milestone: bool = False) -> None:
+        """Tell the user what is happening now (shown live, not stored as a metric). A running
+        count is printed at most every few seconds; a `milestone` (what a run is about to do,
+        said once) always is."""
         ...
 
     @property

@@ -69,6 +69,7 @@ from gonogo.journey.variables import (
     render,
     render_value,
 )
+from gonogo.units import format_value
 
 Expand = Callable[[str], str]
 PROGRESS_EVERY = 0.5  # seconds between progress messages for one journey
@@ -137,6 +138,11 @@ class JourneyResult:
     @property
     def failures(self) -> list[Failure]:
         return [result.failure for result in self.iterations if result.failure is not None]
+
+
+def _seconds(seconds: float) -> str:
+    """A duration in a failure message, in gonogo's units (`5.00 s`, `300.0 ms`)."""
+    return format_value(seconds, "seconds")
 
 
 class _StepFailed(GonogoError):
@@ -378,6 +384,7 @@ class Engine:
             base_timeout = step.request_timeout or self._settings.request_timeout
             poll = step.poll
             deadline = started + poll.timeout if poll is not None else None
+            last_kind: FailureKind = "assertion"  # a poll's last attempt: its failure's kind
             while True:
                 attempts += 1
                 timeout = base_timeout
@@ -391,10 +398,12 @@ class Engine:
                     problems = []
                     if poll is not None:
                         problems = check_poll(poll, reply, fill)
+                        last_kind = "assertion"
                 except _StepFailed as error:
                     if poll is None:
                         raise
                     problems = [error.message]
+                    last_kind = error.kind
                 finally:
                     for key, payload in prepared.payloads.items():
                         if (step.name, key) in hashed:
@@ -405,10 +414,13 @@ class Engine:
                 assert poll is not None and deadline is not None
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
+                    # a poll whose last attempt got no response (timeout, connection) failed
+                    # as that attempt did, as on the C engine: not as an unmet condition
                     raise _StepFailed(
-                        f"the poll condition did not hold within {poll.timeout:g}s "
-                        f"({attempts} attempts); last: {'; '.join(problems)}",
+                        f"the poll condition did not hold within {_seconds(poll.timeout)} "
+                        f"({attempts} attempt{'s' if attempts != 1 else ''}); last: {'; '.join(problems)}",
                         reply,
+                        last_kind,
                     )
                 await asyncio.sleep(min(poll.interval, remaining))
             latency = time.perf_counter() - started
@@ -774,7 +786,7 @@ class Engine:
                 finally:
                     await response.aclose()
         except (TimeoutError, httpx.TimeoutException):
-            raise _StepFailed(f"no complete response within {timeout:g}s", kind="timeout") from None
+            raise _StepFailed(f"no complete response within {_seconds(timeout)}", kind="timeout") from None
         except httpx.ConnectError as error:
             raise _StepFailed(
                 f"could not connect to {self._base}: {error or 'connection failed'}", kind="connection"
@@ -814,12 +826,14 @@ class Engine:
                     timeout=timeout,
                 )
         except TimeoutError:
-            raise _StepFailed(f"no complete response within {timeout:g}s", kind="timeout") from None
+            raise _StepFailed(f"no complete response within {_seconds(timeout)}", kind="timeout") from None
         if response.status is None or response.error is not None:
             partial = Reply.from_raw(response) if response.status is not None else None
             error = response.error or "no response"
             if error.startswith("timeout"):
-                raise _StepFailed(f"no complete response within {timeout:g}s ({error})", partial, "timeout")
+                raise _StepFailed(
+                    f"no complete response within {_seconds(timeout)} ({error})", partial, "timeout"
+                )
             raise _StepFailed(f"the exchange failed: {error}", partial, "connection")
         reply = Reply.from_raw(response)
         received = httpx.Response(

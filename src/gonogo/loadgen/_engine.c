@@ -75,6 +75,12 @@
 #define MAX_EVENTS 512
 #define TICK_NS (50 * NS_PER_MS)             /* signal check / should_stop cadence */
 #define CONNECT_ERROR_PAUSE_NS (10 * NS_PER_MS) /* closed model: pause after a failed connect */
+/* Closed model: a user's setup is tried at most `setup_attempts` times, the k-th retry after a
+ * jittered exponential backoff (SETUP_BACKOFF_NS * 2^(k-1), at most SETUP_BACKOFF_MAX_NS, or
+ * the failed attempt's duration if longer; times 0.5 to 1; at least the think time): a server
+ * still busy with the timed-out sign-ups must not get a storm of new ones. The Python driver (journey_driver.py) has the same. */
+#define SETUP_BACKOFF_NS (500 * NS_PER_MS)
+#define SETUP_BACKOFF_MAX_NS (8 * NS_PER_S)
 #define MAX_ENDPOINTS 4096
 /* response expectations: every bound the parser of a hostile server's bytes relies on */
 #define KEEP_FAILURES 5           /* failing responses kept per endpoint, measured phase */
@@ -344,6 +350,12 @@ typedef struct {
     int users_ended;
     int64_t drained_ns;
     uint64_t users_set_up, setup_failures; /* so far, for progress (the Python driver's words) */
+    /* closed model with a setup: the measured phase starts once every user's setup has ended
+     * (set up, or given up after `setup_attempts`) and the warm-up is over; until then
+     * measure_ns and end_ns are INT64_MAX. setups_ended_ns: when the last ended (0: not yet) */
+    int setups_pending;
+    uint64_t setups_given_up;
+    int64_t setups_ended_ns;
 } Engine;
 
 /* ------------------------------------------------------------------------- */
@@ -1717,6 +1729,7 @@ typedef struct program_s {
     int user_uuid_slot; /* a UUID drawn before each setup attempt of a user, kept by its iterations */
     uint64_t user_offset;
     uint64_t iter_offset, iter_stride; /* workers: this one's iterations are offset+1, offset+1+stride, ... */
+    int setup_attempts;                /* closed model: a user's setup attempts before it gives up */
     char **names;
     uint32_t ninit;
     uint32_t *init_slot;
@@ -1760,7 +1773,7 @@ typedef struct vuser_s {
     int64_t step_sent, step_int; /* the current step's first send and intended time (polls) */
     int64_t poll_until, teardown_until, tmo_ns;
     int64_t pending;     /* open model: the arrival waiting for this user's setup */
-    uint8_t pending_phase;
+    uint8_t pending_phase, setup_attempts; /* setup_attempts: the failed ones so far */
     uint32_t pending_journey;
     vval *cur, *base; /* variables: this iteration's, and what each iteration starts from */
     jar_t *jar, *jar_base;
@@ -2270,6 +2283,16 @@ static int program_parse(Engine *E, PyObject *prog, PyObject *expects, uint64_t 
             PyErr_SetString(PyExc_ValueError, "program: iteration_stride is 1 to 4096, iteration_offset below it");
             return -1;
         }
+    }
+    P->setup_attempts = 5;
+    if ((o = dict_item(prog, "setup_attempts", 0, where))) {
+        long n = PyLong_AsLong(o);
+        if (n == -1 && PyErr_Occurred()) return -1;
+        if (n < 1 || n > 100) {
+            PyErr_SetString(PyExc_ValueError, "program: setup_attempts is 1 to 100");
+            return -1;
+        }
+        P->setup_attempts = (int)n;
     }
     if ((o = dict_item(prog, "names", 0, where)) && o != Py_None) {
         if (!(seq = PySequence_Fast(o, "names is a sequence of str"))) return -1;
@@ -3778,11 +3801,23 @@ static void user_next(Engine *E, vuser_t *u, int64_t now, int err) {
     heap_push(E, u, now + d);
 }
 
+/* Closed model: one more user's setup is over for good; with the last, the measured phase
+ * starts (now, or at the warm-up's end if that is later). */
+static void setup_over(Engine *E, int64_t now) {
+    if (E->setups_pending <= 0 || --E->setups_pending > 0) return;
+    E->setups_ended_ns = now;
+    int64_t warm_end = E->start_ns + E->warmup_ns;
+    E->measure_ns = now > warm_end ? now : warm_end;
+    E->S.base_ns = E->measure_ns;
+    E->end_ns = E->duration_s > 0 ? E->measure_ns + (int64_t)(E->duration_s * 1e9) : INT64_MAX;
+}
+
 static void setup_ended(Engine *E, vuser_t *u, int64_t now, int err) {
     program_t *P = E->prog;
     if (err < 0 && vars_commit(E, u) == 0) {
         u->setup_done = 1;
         E->users_set_up++;
+        if (E->closed) setup_over(E, now);
         if (!E->closed) {
             start_iteration(E, u, u->pending_journey, now, u->pending_phase, now);
             return;
@@ -3806,10 +3841,22 @@ static void setup_ended(Engine *E, vuser_t *u, int64_t now, int err) {
         user_release(E, u, now, err < 0 ? E_ASSERT : err);
         return;
     }
-    /* closed: the user tries its setup again after its think time (at least 10 ms) */
-    int64_t d = E->think_ns > CONNECT_ERROR_PAUSE_NS ? E->think_ns : CONNECT_ERROR_PAUSE_NS;
+    /* closed: the user tries its setup again after a backoff, a bounded number of times */
+    if (++u->setup_attempts >= P->setup_attempts) {
+        E->setups_given_up++;
+        setup_over(E, now);
+        user_teardown(E, u, now); /* not set up: no teardown, but it counts as ended */
+        return;
+    }
+    int64_t d = SETUP_BACKOFF_NS << (u->setup_attempts - 1);
+    if (d > SETUP_BACKOFF_MAX_NS) d = SETUP_BACKOFF_MAX_NS;
+    /* an attempt that took long to fail (a timeout) left the server busy with it: wait at
+     * least as long before adding another */
+    if (now - u->started > d) d = now - u->started;
+    d = (int64_t)((double)d * (0.5 + 0.5 * rng_unit(E->rng)));
+    if (d < E->think_ns) d = E->think_ns;
     if (!closed_may_send(E, now + d)) {
-        user_finish(E, u);
+        user_teardown(E, u, now);
         return;
     }
     u->mode = U_ITER;
@@ -3838,6 +3885,7 @@ static void start_iteration(Engine *E, vuser_t *u, uint32_t j, int64_t intended,
         u->phase = PH_WARMUP;
         u->list = P->setup;
         u->nlist = P->nsetup;
+        u->started = now; /* the attempt's: a retry waits at least as long as it took */
         vars_reset(E, u);
         set_builtins(E, u, 0);
         /* each attempt draws it anew: a retried sign-up must not reuse an address taken by
@@ -4524,6 +4572,10 @@ static PyObject *progress_dict(Engine *E, int64_t now) {
                                 "measured", counters_dict(&m), "warmup", counters_dict(&w), "records", recs,
                                 "endpoint_records", endpoint_records(E, 1), "open_connections", E->nopen, "queued",
                                 (Py_ssize_t)E->qlen, "in_warmup", now < E->measure_ns ? Py_True : Py_False);
+    /* the measured phase's own clock (it may start past the warm-up: see setups_pending) */
+    PyObject *ms = PyFloat_FromDouble(now >= E->measure_ns ? (double)(now - E->measure_ns) / 1e9 : -1.0);
+    if (d && (!ms || PyDict_SetItemString(d, "measured_s", ms) < 0)) Py_CLEAR(d);
+    Py_XDECREF(ms);
     if (!d || !E->prog) return d;
     /* program mode: what the Python driver's progress line says (a slow setup, a password
      * hash per user, can take most of a run: "0 iterations done" alone would hide it) */
@@ -4537,7 +4589,9 @@ static PyObject *progress_dict(Engine *E, int64_t now) {
     for (int i = 0; i < E->nconns; i++) setting_up += E->vu[i].mode == U_SETUP;
     /* in flight, as the Python driver counts: iterations started and not ended; in the open
      * model also the arrivals waiting for their user's setup (closed: a setup is no iteration) */
-    PyObject *j = Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:O}", "completed", (unsigned long long)done[PH_MEASURED],
+    PyObject *j = Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:O}", "users", (unsigned long long)E->nconns,
+                                "setups_given_up", (unsigned long long)E->setups_given_up, "completed",
+                                (unsigned long long)done[PH_MEASURED],
                                 "warmup_completed", (unsigned long long)done[PH_WARMUP], "in_flight",
                                 (unsigned long long)(started - done[0] - done[1] + (E->closed ? 0 : setting_up)), "users_set_up",
                                 (unsigned long long)E->users_set_up, "setting_up", (unsigned long long)setting_up,
@@ -4615,6 +4669,10 @@ static int run_loop(Engine *E) {
     E->next_progress = E->start_ns + NS_PER_S;
     if (E->closed) {
         E->end_ns = E->duration_s > 0 ? E->measure_ns + (int64_t)(E->duration_s * 1e9) : INT64_MAX;
+        if (E->prog && E->prog->nsetup && E->users > 0) { /* the measured phase waits for the setups */
+            E->setups_pending = E->users;
+            E->measure_ns = E->S.base_ns = E->end_ns = INT64_MAX;
+        }
         for (int u = 0; u < E->users; u++) {
             if (!E->prog) {
                 think_push(E, u, E->start_ns);
@@ -4831,6 +4889,7 @@ static PyObject *Engine_run(Engine *E, PyObject *args, PyObject *kw) {
         series_at(&E->S, end);
         series_finalize(&E->S, (double)(end - (E->S.base_ns + E->S.cur * NS_PER_S)) / 1e9, end);
     }
+    if (E->measure_ns == INT64_MAX) E->measure_ns = end; /* stopped while setups ran: nothing measured */
     PyEval_RestoreThread(E->tstate);
     rusage_thread(&u1, &s1);
     if (old_slack > 0) prctl(PR_SET_TIMERSLACK, (unsigned long)old_slack, 0, 0, 0);
@@ -5045,6 +5104,13 @@ static PyObject *Engine_results(Engine *E, PyObject *Py_UNUSED(ignored)) {
         PyObject *dn = res ? PyLong_FromLongLong((long long)E->drained_ns) : NULL;
         if (res && (!dn || PyDict_SetItemString(res, "drained_ns", dn) < 0)) Py_CLEAR(res);
         Py_XDECREF(dn);
+        /* closed model with a setup: when the last user's setup ended (0: not reached), and
+         * how many users gave theirs up */
+        PyObject *se = res ? Py_BuildValue("(LK)", (long long)E->setups_ended_ns,
+                                           (unsigned long long)E->setups_given_up)
+                           : NULL;
+        if (res && (!se || PyDict_SetItemString(res, "setups", se) < 0)) Py_CLEAR(res);
+        Py_XDECREF(se);
     }
     return res;
 }

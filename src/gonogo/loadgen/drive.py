@@ -228,9 +228,10 @@ def _drive_journeys(
     from gonogo.loadgen.journey_compile import fast_path_problem
 
     problem = fast_path_problem(settings)
-    ctx.progress(
-        "journeys run on the C engine" if problem is None else f"journeys run on the Python driver: {problem}"
-    )
+    # a milestone, not a running count: the printer's throttle would swallow it right after
+    # the check's "started" line
+    driver = "the C engine" if problem is None else f"the Python driver: {problem}"
+    ctx.progress(f"journeys run on {driver}", milestone=True)
     watch = LoadWatch(ctx, settings, progress_extra)
     try:
         result = run_journey_load(
@@ -283,15 +284,20 @@ class LoadWatch:
         """The progress line, on the phase's own clock and with the phase's own errors."""
         if snap.warming_up:
             phase, errors = f"warm-up {snap.elapsed:.0f}/{self._warmup:.0f}s", snap.warmup_errors
+            if snap.elapsed > self._warmup + 0.5:  # closed-model journeys: the setups still running
+                phase = f"warm-up {snap.elapsed:.0f}s (the load waits for every user's setup)"
         else:
-            measured, planned = max(0.0, snap.elapsed - self._warmup), self._planned
+            # the measured phase's own clock: it may have started past the warm-up
+            since = snap.measured_elapsed
+            measured = since if since is not None else max(0.0, snap.elapsed - self._warmup)
+            planned = self._planned
             phase, errors = f"load {measured:.0f}/{planned:.0f}s", snap.errors
             if measured > planned + 0.5:  # past the plan: the iterations in flight finishing
                 phase = f"load {planned:.0f}/{planned:.0f}s + {measured - planned:.0f}s draining"
         p95 = format_value(snap.p95_us / 1e6, "seconds") if snap.p95_us is not None else "—"
         extras = [text for text in (extra, self._extra() if self._extra else "") if text]
         return (
-            f"{phase}: {snap.rps:.0f} req/s, "
+            f"{phase}: {snap.rps:.0f} responses/s, "
             f"{errors} errors, p95 {p95}, {snap.late} late, {snap.dropped} dropped"
             + "".join(f", {text}" for text in extras)
         )
@@ -325,7 +331,7 @@ class LoadWatch:
                 reason = self.ctx.breached(prefix + name, so_far=so_far, per_second=per_second)
                 if reason:
                     self.reason = reason
-                    self.ctx.progress(f"stopping early: {reason}")
+                    self.ctx.progress(f"stopping early: {reason}", milestone=True)
                     self.stop.set()
                     return
 
@@ -408,13 +414,30 @@ def _from_requests(settings: LoadSettings, result: LoadResult, started: datetime
 def _from_journeys(settings: LoadSettings, result: JourneyLoadResult, base_url: str) -> Measured:
     mix = ", ".join(j.name if j.weight == 1 else f"{j.name} (weight {j.weight})" for j in result.journeys)
     note = None
-    if result.hit_max_duration:
+    waits = settings.model == "closed" and settings.setup is not None  # for every user's setup
+    if waits and result.setup_seconds is None:
+        cause = f"max_duration ({settings.max_duration:g}s)" if result.hit_max_duration else "the stop"
+        note = (
+            f"cut by {cause} while the users' setups still ran: the measured phase, which waits "
+            "for them, never started"
+        )
+    elif result.hit_max_duration:
         note = f"cut at max_duration ({settings.max_duration:g}s), iterations in flight cancelled"
     elif result.drain_seconds >= 0.05:
         note = (
             f"the iterations in flight at the measured phase's end took {result.drain_seconds:.1f}s more"
             " to finish (their outcomes counted; rates are over the measured phase)"
         )
+    if waits and result.setup_seconds is not None:
+        setups = f"the users' setups took {result.setup_seconds:.1f}s"
+        if result.setup_seconds > settings.warmup:
+            setups += f", so the measured phase began then, not at the warm-up's end ({settings.warmup:g}s)"
+        if result.setups_given_up:
+            setups += (
+                f"; {result.setups_given_up} user(s) gave their setup up after {settings.setup_attempts} "
+                "attempts and ran no iteration"
+            )
+        note = f"{setups}; {note}" if note else setups
     if result.teardown_seconds >= 0.05 and settings.teardown is not None:
         teardowns = f"the users' teardowns took {result.teardown_seconds:.1f}s after the iterations ended"
         note = f"{note}; {teardowns}" if note else teardowns

@@ -787,6 +787,7 @@ def compile_journeys(
         uuid_slot=compiler.uuid_slot,
         iteration_slot=compiler.iteration_slot,
         user_uuid_slot=compiler.user_uuid_slot,
+        setup_attempts=settings.setup_attempts,
         names=tuple(compiler.slots.names),
         derived=tuple((slot, parts) for parts, slot in compiler.derived.items()),
     )

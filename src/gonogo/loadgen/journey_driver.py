@@ -17,6 +17,7 @@ import contextlib
 import gc
 import importlib
 import math
+import random
 import threading
 import time
 from collections import deque
@@ -29,13 +30,32 @@ from gonogo.loadgen.journey_driver_records import Arrival, JourneyRecord
 from gonogo.loadgen.journey_driver_result import LiveFigures, journey_result
 from gonogo.loadgen.journey_driver_tally import RunTally
 from gonogo.loadgen.journey_driver_users import User, VirtualUsers
-from gonogo.loadgen.journey_results import JourneyLoadInterrupted, JourneyLoadResult, Progress
+from gonogo.loadgen.journey_results import (
+    JourneyLoadInterrupted,
+    JourneyLoadResult,
+    Progress,
+    journey_progress,
+)
 from gonogo.loadgen.schedule import Schedule, open_stages
 from gonogo.loadgen.settings import LoadSettings
 
 TICK = 0.02  # seconds between the ticker's wake-ups (loop lag, stop, expiry, progress)
 _SLICE = 0.05  # the longest a scheduler sleeps before looking at `stop` again
-_RETRY_SETUP = 0.01  # closed model: the least a user waits before trying a failed setup again
+# Closed model: a user's setup is tried at most `setup_attempts` times, the k-th retry after a
+# jittered exponential backoff (SETUP_BACKOFF * 2^(k-1), at most SETUP_BACKOFF_MAX, or the
+# failed attempt's duration if longer; times 0.5 to 1; at least the think time): a server
+# still busy with timed-out sign-ups must not get a storm of new ones. The C engine
+# (_engine.c) has the same.
+SETUP_BACKOFF = 0.5
+SETUP_BACKOFF_MAX = 8.0
+
+
+def setup_backoff(failed_attempts: int, took: float, think_time: float, draw: float) -> float:
+    """The wait before a user's next setup attempt after `failed_attempts` failed ones, the
+    last of which took `took` seconds (`draw`: uniform in [0, 1), the jitter). An attempt that
+    took long to fail (a timeout) left the server busy with it: the wait is at least as long."""
+    backoff = max(took, min(SETUP_BACKOFF_MAX, SETUP_BACKOFF * 2.0 ** (failed_attempts - 1)))
+    return max(think_time, backoff * (0.5 + 0.5 * draw))
 
 
 def journey_schedule(settings: LoadSettings) -> Schedule:
@@ -84,6 +104,12 @@ class PythonDriver:
         self.started_at = datetime.now(UTC)
         self.finished = False
         self.closing = False  # the run is over: start nothing new
+        # closed model with a setup: the measured phase starts once every user's setup has ended
+        self.waits_for_setups = settings.model == "closed" and settings.setup is not None
+        self.setups_pending = (settings.users or 1) if self.waits_for_setups else 0
+        self.setups_ended_at = 0.0  # perf_counter seconds (0: not yet)
+        self.setups_given_up = 0
+        self.jitter = random.Random(settings.seed)
 
     # -- running -----------------------------------------------------------------------
 
@@ -118,6 +144,8 @@ class PythonDriver:
             self.t0 = time.perf_counter()
             self.cpu0 = time.thread_time()
             self.tally.measure_start = self.t0 + self.s.warmup
+            if self.waits_for_setups:  # set once the last user's setup has ended (`_setup_over`)
+                self.tally.measure_start = math.inf
             self.deadline = self.t0 + self.s.max_duration
             self._spawn(self._tick())
             try:
@@ -245,25 +273,44 @@ class PythonDriver:
     # -- closed model --------------------------------------------------------------------
 
     async def _closed(self) -> None:
-        end = self.tally.measure_start + self.s.measured_limit
-        users = [self._spawn(self._user(end)) for _ in range(self.s.users or 1)]
+        users = [self._spawn(self._user()) for _ in range(self.s.users or 1)]
         # not a plain gather: a stop or `max_duration` must not wait for iterations in flight
         while not all(user.done() for user in users):
             if not await self._sleep_until(time.perf_counter() + TICK):
                 return
 
-    async def _user(self, end: float) -> None:
+    def _setup_over(self) -> None:
+        """One more user's setup is over for good; with the last, the measured phase starts
+        (now, or at the warm-up's end if that is later)."""
+        self.setups_pending -= 1
+        if self.setups_pending == 0:
+            self.setups_ended_at = time.perf_counter()
+            self.tally.measure_start = max(self.t0 + self.s.warmup, self.setups_ended_at)
+
+    async def _user(self) -> None:
         user = self.users.new()
         at = self.t0
-        while at < end:
+        failed_setups = 0
+        while at < self.tally.measure_start + self.s.measured_limit:
             if not await self._sleep_until(at):
                 return
             if user.variables is None:
                 # Setup first; not an iteration: a failed one is counted in `setup_failures` and
-                # tried again after the think time (at least 10 ms), as on the C engine. The
-                # first iteration is intended at the setup's end, its phase decided then.
-                ok = await self.users.ready(user)
-                at = time.perf_counter() + (0.0 if ok else max(self.s.think_time, _RETRY_SETUP))
+                # tried again after a backoff, at most `setup_attempts` times, as on the C engine.
+                # The first iteration is intended at the setup's end, its phase decided then.
+                attempt = time.perf_counter()
+                if await self.users.ready(user):
+                    self._setup_over()
+                    at = time.perf_counter()
+                    continue
+                failed_setups += 1
+                if failed_setups >= self.s.setup_attempts:
+                    self.setups_given_up += 1
+                    self._setup_over()
+                    return
+                took = time.perf_counter() - attempt
+                wait = setup_backoff(failed_setups, took, self.s.think_time, self.jitter.random())
+                at = time.perf_counter() + wait
                 continue
             now = time.perf_counter()
             self.tally.lag(now - at)
@@ -311,18 +358,24 @@ class PythonDriver:
                 current=current,
                 open_connections=self.active,
                 queued=len(self.queue),
+                measured_elapsed=now - measure_start if now >= measure_start else None,
             )
-            self.on_progress(snapshot, self._progress_text())
+            self.on_progress(snapshot, self._progress_text(now < measure_start))
             self._halt_if_asked(time.perf_counter())
 
-    def _progress_text(self) -> str:
+    def _progress_text(self, warming_up: bool) -> str:
         tally, users = self.tally, self.users
-        text = f"{tally.completed + tally.warm_completed} iterations done, {self.active} in flight"
-        if self.s.setup is not None and (users.setting_up or tally.setup_failures or not tally.completed):
-            # a slow setup (a password hash per user) can take most of a run: show it going
-            text += f", {users.set_up_count} users set up, {users.setting_up} setting up"
-            text += f", {tally.setup_failures} setup failures"
-        return text
+        return journey_progress(
+            done=tally.warm_completed if warming_up else tally.completed,
+            in_flight=self.active,
+            setup=self.s.setup is not None,
+            closed=self.s.model == "closed",
+            users=self.s.users or 1,
+            set_up=users.set_up_count,
+            setting_up=users.setting_up,
+            failures=tally.setup_failures,
+            given_up=self.setups_given_up,
+        )
 
     # -- the end -------------------------------------------------------------------------
 
@@ -351,4 +404,6 @@ class PythonDriver:
             started_at=self.started_at,
             stopped=stopped,
             hit_max_duration=self.halted == "max_duration",
+            setup_seconds=self.setups_ended_at - self.t0 if self.setups_ended_at else None,
+            setups_given_up=self.setups_given_up,
         )

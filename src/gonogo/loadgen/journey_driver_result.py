@@ -71,6 +71,7 @@ class LiveFigures:
         current: int,
         open_connections: int,
         queued: int,
+        measured_elapsed: float | None = None,
     ) -> ProgressSnapshot:
         tally = self.tally
         return ProgressSnapshot(
@@ -89,6 +90,7 @@ class LiveFigures:
             open_connections=open_connections,
             queued=queued,
             seconds=tuple(ended),
+            measured_elapsed=measured_elapsed,
             parts={prefix: part.progress(current - 1) for prefix, part in self.parts.items()},
         )
 
@@ -115,9 +117,12 @@ def journey_result(
     started_at: datetime,
     stopped: bool,
     hit_max_duration: bool,
+    setup_seconds: float | None = None,
+    setups_given_up: int = 0,
 ) -> JourneyLoadResult:
     """The run's result from its tally and its clock: `t0` its start, `t_drained` the last
-    iteration's end, `t_end` the teardowns' (perf_counter seconds; 0: not reached)."""
+    iteration's end, `t_end` the teardowns' (perf_counter seconds; 0: not reached); the
+    setups' wait as `JourneyLoadResult` says."""
     start = t0 or t_end
     # the measured phase ends at `duration`; the iterations then in flight drain after it,
     # and the teardowns follow the drain
@@ -188,4 +193,6 @@ def journey_result(
         stopped_early=stopped,
         hit_max_duration=hit_max_duration,
         once_steps=tuple(_endpoint_result(step) for step in tally.once_steps.values()),
+        setup_seconds=setup_seconds,
+        setups_given_up=setups_given_up,
     )

@@ -47,9 +47,11 @@ from gonogo.loadgen.journey_results import (
     JourneyTotals,
     Progress,
     aggregate_steps,
+    journey_progress,
     sum_counts,
 )
 from gonogo.loadgen.settings import LoadSettings
+from gonogo.units import format_value
 
 if TYPE_CHECKING:  # the compiled program imports the C engine; this module is imported without it
     from gonogo.loadgen.journey_compile import Compiled
@@ -78,19 +80,22 @@ def load_spec(settings: LoadSettings, compiled: Compiled, base_url: str) -> Load
     )
 
 
-def progress_text(snapshot: ProgressSnapshot) -> str:
-    """The progress line's journey part, in the Python driver's words."""
+def progress_text(snapshot: ProgressSnapshot, *, closed: bool) -> str:
+    """The progress line's journey part, in the Python driver's words (`journey_progress`)."""
     counts = snapshot.journeys
     if counts is None:
         return "C engine"
-    text = (
-        f"{counts['completed'] + counts['warmup_completed']} iterations done, {counts['in_flight']} in flight"
+    return journey_progress(
+        done=counts["warmup_completed"] if snapshot.warming_up else counts["completed"],
+        in_flight=counts["in_flight"],
+        setup=bool(counts["has_setup"]),
+        closed=closed,
+        users=counts["users"],
+        set_up=counts["users_set_up"],
+        setting_up=counts["setting_up"],
+        failures=counts["setup_failures"],
+        given_up=counts["setups_given_up"],
     )
-    if counts["has_setup"] and (counts["setting_up"] or counts["setup_failures"] or not counts["completed"]):
-        # a slow setup (a password hash per user) can take most of a run: show it going
-        text += f", {counts['users_set_up']} users set up, {counts['setting_up']} setting up"
-        text += f", {counts['setup_failures']} setup failures"
-    return text
 
 
 def run_compiled(
@@ -109,7 +114,7 @@ def run_compiled(
         callback = on_progress
 
         def progress(snapshot: ProgressSnapshot) -> None:
-            callback(snapshot, progress_text(snapshot))
+            callback(snapshot, progress_text(snapshot, closed=settings.model == "closed"))
 
     # `max_duration` is a hard stop, as in the Python driver: iterations in flight are cut
     halt = threading.Event()
@@ -189,6 +194,14 @@ def _result(
     # ends where the last worker's drain did (a stopped run has no drain's end: its end)
     drained = max((raw.get("drained_ns") or raw["end_ns"] for raw in result.raw), default=0)
     measure_start = min((raw["measure_start_ns"] for raw in result.raw), default=0)
+    # closed model with a setup: the measured phase waited for every worker's users' setups
+    setups_ended = [raw["setups"][0] for raw in result.raw if "setups" in raw]
+    waited = settings.model == "closed" and settings.setup is not None and bool(setups_ended)
+    setup_seconds = (
+        (max(setups_ended) - min(raw["start_ns"] for raw in result.raw)) / 1e9
+        if waited and all(setups_ended)
+        else None
+    )
     ran = min(result.measured_seconds, max(0.0, (drained - measure_start) / 1e9))
     first = sum_counts(firsts)
     timed = [w for w in result.workers if w.wall_seconds > 0]
@@ -239,6 +252,8 @@ def _result(
         once_steps=tuple(once_steps),
         driver="c",
         warmup_failures=tuple(_warmup_failures(compiled, base_url, by_index, settings.request_timeout)),
+        setup_seconds=setup_seconds,
+        setups_given_up=sum(raw["setups"][1] for raw in result.raw if "setups" in raw),
     )
 
 
@@ -296,6 +311,10 @@ def _warmup_failures(
     return found
 
 
+def _seconds(seconds: float) -> str:
+    return format_value(seconds, "seconds")
+
+
 def _unanswered(
     compiled: Compiled,
     base_url: str,
@@ -309,6 +328,7 @@ def _unanswered(
     found = []
     for index, endpoint in enumerate(endpoints):
         step = compiled.steps[index]
+        step_timeout = compiled.program.steps[index].timeout or timeout
         if warmup:
             if step.journey is None:
                 continue
@@ -316,7 +336,8 @@ def _unanswered(
         else:
             counts = endpoint.counts + endpoint.warmup if step.journey is None else endpoint.counts
         for kinds, kind, what in (
-            (("timeout",), "timeout", f"no complete response within {timeout:g}s"),
+            # the step's own request_timeout, if it has one
+            (("timeout",), "timeout", f"no complete response within {_seconds(step_timeout)}"),
             (CONNECTION_ERROR_KINDS, "connection", "the exchange failed"),
         ):
             number = sum(counts.errors.get(k, 0) for k in kinds)

@@ -15,6 +15,7 @@ __all__ = [
     "JourneyTotals",
     "Progress",
     "aggregate_steps",
+    "journey_progress",
     "sum_counts",
 ]
 
@@ -114,8 +115,9 @@ class JourneyLoadResult:
     cpu_seconds: float  # the loop thread's CPU time
     generator_seconds: float  # wall time over which `cpu_seconds` was measured
     max_lag_us: int
-    # from the end of the warm-up to the end of the measured phase (`duration`, or earlier if
-    # stopped); the iterations still in flight then finish in `drain_seconds`, after it
+    # from the start of the measured phase (the warm-up's end or, closed model with a setup,
+    # the last user's setup's end if later) to its end (`duration`, or earlier if stopped);
+    # the iterations still in flight then finish in `drain_seconds`, after it
     measured_seconds: float
     wall_seconds: float  # the whole run, warm-up included
     started_at: datetime
@@ -133,6 +135,11 @@ class JourneyLoadResult:
     fallback_reason: str | None = (
         None  # why the Python driver ran, when the plan's journeys could not compile
     )
+    # closed model with a setup: from the run's start until every user's setup had ended (set
+    # up, or given up after `setup_attempts`), which the measured phase waits for; None: no
+    # such wait, or the run ended before it was over
+    setup_seconds: float | None = None
+    setups_given_up: int = 0  # users that gave their setup up (closed model): no iteration
 
     @property
     def total(self) -> Counts:
@@ -189,3 +196,34 @@ def aggregate_steps(steps: Sequence[Aggregate], series: tuple[SecondStats, ...] 
         uncorrected=hist.merge(s.uncorrected for s in steps),
         series=merge_seconds(s.series for s in steps) if series is None else series,
     )
+
+
+def journey_progress(
+    *,
+    done: int,
+    in_flight: int,
+    setup: bool,
+    closed: bool,
+    users: int,
+    set_up: int,
+    setting_up: int,
+    failures: int,
+    given_up: int,
+) -> str:
+    """The progress line's journey part, the same on both drivers: the current phase's
+    iterations done (the warm-up's, then the measured phase's, as its errors and rate are),
+    and, while setups run, how far they are (a slow setup, a password hash per user, can
+    take most of a run; closed model: the measured phase waits for them)."""
+    text = f"{done} iterations done, {in_flight} in flight"
+    ended = set_up + given_up
+    if setup and (setting_up or (closed and ended < users) or (not closed and not set_up)):
+        if closed:
+            text += f", {set_up}/{users} users set up, {setting_up} setting up"
+        else:
+            text += f", {set_up} users set up, {setting_up} setting up"
+        text += f", {failures} setup failures"
+        if given_up:
+            text += f", {given_up} users gave up"
+    elif setup and closed and given_up:
+        text += f", {given_up} users gave their setup up"
+    return text

@@ -125,6 +125,7 @@ class Progress:
         span = elapsed - self.last_elapsed
         rps = (responses - self.last_responses) / span if span > 0 else 0.0
         self.last_responses, self.last_elapsed = responses, elapsed
+        measuring = [r["measured_s"] for r in reports if r.get("measured_s", -1.0) >= 0]
         return ProgressSnapshot(
             elapsed=elapsed,
             warming_up=any(r["in_warmup"] for r in reports),
@@ -141,6 +142,7 @@ class Progress:
             open_connections=sum(r["open_connections"] for r in reports),
             queued=sum(r["queued"] for r in reports),
             seconds=self._complete_seconds(),
+            measured_elapsed=max(measuring) if measuring and len(measuring) == len(reports) else None,
             journeys=_journey_counts(reports),
             parts=self._parts(),
         )

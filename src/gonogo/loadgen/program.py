@@ -159,6 +159,7 @@ class Program:
     user_offset: int = 0  # the first user's index (workers: distinct users)
     iteration_offset: int = 0  # workers: worker i of n numbers its iterations i+1, i+1+n, ...
     iteration_stride: int = 1
+    setup_attempts: int = 5  # closed model: a user's setup attempts before it gives up
     names: tuple[str, ...] | None = None  # slot names, for messages
     derived: tuple[tuple[int, tuple[Part, ...]], ...] = ()  # (slot, its parts): see the module doc
 
@@ -172,6 +173,7 @@ class Program:
             "user_offset": self.user_offset,
             "iteration_offset": self.iteration_offset,
             "iteration_stride": self.iteration_stride,
+            "setup_attempts": self.setup_attempts,
             "names": list(self.names) if self.names is not None else None,
             "initial": list(self.initial),
             "steps": [s.engine_form() for s in self.steps],

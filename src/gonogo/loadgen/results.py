@@ -432,7 +432,7 @@ class ProgressSnapshot:
     late: int
     dropped: int
     warmup_requests: int
-    rps: float  # responses per second since the previous snapshot (both phases)
+    rps: float  # responses per second since the previous snapshot (both phases, setups, teardowns)
     p95_us: int | None  # corrected, measured phase so far (2 significant digits)
     p99_us: int | None
     open_connections: int
@@ -442,6 +442,9 @@ class ProgressSnapshot:
     seconds: tuple[SecondLatency, ...] = ()
     # the warm-up's failed requests so far (by the journeys' drivers: also the users' setups)
     warmup_errors: int = 0
+    # seconds since the measured phase started (None: not started). Closed-model journeys with
+    # a setup start it once every user's setup has ended, which may be past the warm-up
+    measured_elapsed: float | None = None
     # journeys on the C engine, summed over the workers: completed, warmup_completed,
     # in_flight, users_set_up, setting_up, setup_failures, has_setup (0 or 1); None otherwise
     journeys: Mapping[str, int] | None = None

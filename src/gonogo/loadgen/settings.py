@@ -338,6 +338,13 @@ class LoadSettings(SetupFeedsJourneys):
     journey_weights: dict[Name, Weight] = Field(
         default_factory=dict, description="journey → integer share of the iterations (default 1)"
     )
+    setup_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="journeys, closed model: how many times a user tries its setup, with a growing "
+        "random backoff between attempts, before it gives up (and runs no iteration)",
+    )
     components: dict[str, Name] = Field(
         default_factory=dict,
         description="journeys only: JOURNEY or JOURNEY.STEP → component (default: `default`)",

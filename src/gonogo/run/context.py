@@ -313,8 +313,11 @@ class CheckRunContext:
             output_tail=tail,
         )
 
-    def progress(self, message: str) -> None:
-        self._run.progress.update(self._check_name, message)
+    def progress(self, message: str, *, milestone: bool = False) -> None:
+        if milestone:
+            self._run.progress.milestone(self._check_name, message)
+        else:
+            self._run.progress.update(self._check_name, message)
 
     @property
     def system(self) -> SystemSpec:

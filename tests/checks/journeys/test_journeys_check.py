@@ -163,7 +163,7 @@ def test_polling_gives_up_at_its_timeout(run_check: Run) -> None:
     assert ctx.value("slow_processing.success_rate") == 0.0
     failure = json.loads(ctx.artifact("journey-failures.json"))["failures"][0]
     assert failure["step"] == "wait"
-    assert failure["message"].startswith("the poll condition did not hold within 0.7s")
+    assert failure["message"].startswith("the poll condition did not hold within 700.0 ms")
     assert '$.status is "processing", expected "processed"' in failure["message"]
     assert failure["status"] == 200 and '"processing"' in failure["response_excerpt"]
     assert failure["attempts"] >= 4
@@ -396,8 +396,29 @@ def test_a_slow_response_times_out_at_the_step_request_timeout(run_check: Run) -
     )
 
     failure = json.loads(ctx.artifact("journey-failures.json"))["failures"][0]
-    assert failure["message"] == "no complete response within 0.3s"
+    assert failure["message"] == "no complete response within 300.0 ms"
     assert failure["status"] is None
+
+
+def test_a_poll_whose_last_attempt_timed_out_is_a_timeout(run_check: Run) -> None:
+    """Not an unmet condition: it got no response (as the C engine counts it under load)."""
+    _, ctx = run_check(
+        """
+        journeys:
+          j:
+            steps:
+              - name: slow
+                request: {path: /slow, query: {ms: 3000}}
+                poll: {until: {"$.ready": true}, interval: 50ms, timeout: 300ms}
+        """
+    )
+
+    failure = json.loads(ctx.artifact("journey-failures.json"))["failures"][0]
+    assert failure["kind"] == "timeout" and failure["status"] is None
+    assert failure["message"] == (
+        "the poll condition did not hold within 300.0 ms (1 attempt); "
+        "last: no complete response within 1.00 s"  # an attempt has at least a second
+    )
 
 
 def test_a_variable_unknown_at_run_time_fails_the_step_clearly(run_check: Run) -> None:

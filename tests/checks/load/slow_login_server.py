@@ -1,5 +1,6 @@
 """A service whose log-in is slow (a password hash taking LOGIN_SECONDS) and refuses the very
-first attempt at once; `GET /health` for readiness, `GET /item` for the iterations.
+first attempt at once; `POST /refuse` refuses every attempt at once; `GET /health` for
+readiness, `GET /item` for the iterations.
 
 Usage: slow_login_server.py PORT. It exits by itself after a minute."""
 
@@ -35,6 +36,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         global logins
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path == "/refuse":  # a log-in that never succeeds
+            self.reply(401)
+            return
         with lock:
             logins += 1
             first = logins == 1

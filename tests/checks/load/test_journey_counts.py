@@ -85,6 +85,8 @@ def test_every_iteration_and_failure_adds_up_on_both_drivers(
     assert artifact is not None and artifact.name == "load-journey-failures.json"
     document = json.loads(ctx.artifacts[artifact.sha256])
     iterations = document["iterations"]
+    # the records say what they are: examples, or the C engine's per-step summaries
+    assert document["kept_are"].startswith("examples" if driver == "python" else "per step:")
 
     # setup: every second log-in refused; each user tried again until set up (after its
     # think time), so the service saw as many sign-ups as log-ins, twice the users
@@ -131,7 +133,7 @@ def test_every_iteration_and_failure_adds_up_on_both_drivers(
     # progress on each phase's own clock, the warm-up's with its own errors (4 refused
     # log-ins and the slow creates' timeouts, all within its first second)
     warm = [line for line in ctx.progress_messages if line.startswith("warm-up 1/2s: ")]
-    assert warm and int(warm[0].split(" req/s, ")[1].split(" errors")[0]) > 0, ctx.progress_messages
+    assert warm and int(warm[0].split(" responses/s, ")[1].split(" errors")[0]) > 0, ctx.progress_messages
     assert any(line.startswith("load 0/1s: ") for line in ctx.progress_messages), ctx.progress_messages
     if driver == "python":  # the setup shows in the progress line while it runs
         assert any("users set up" in line and "setup failures" in line for line in ctx.progress_messages)

@@ -378,7 +378,7 @@ def test_ctrl_c_stops_promptly_and_keeps_what_was_measured(
     ctx = recording_context(check_name="load", base_url=server)
     messages = ctx.progress_messages
 
-    def progress(message: str) -> None:
+    def progress(message: str, *, milestone: bool = False) -> None:
         messages.append(message)
         if message.startswith("load 1/"):  # one second into the load, inside the run
             signal.raise_signal(signal.SIGINT)

@@ -64,7 +64,7 @@ def test_an_open_model_run_records_every_figure(recording_context: MakeContext, 
     assert all(rate == pytest.approx(0.25, abs=0.1) for _, rate in ctx.series["error_rate"])
     # the live progress line: rate, errors and p95 so far
     live = [m for m in ctx.progress_messages if m.startswith("load ")]
-    assert live and all(" req/s, " in m and " errors, p95 " in m for m in live), ctx.progress_messages
+    assert live and all(" responses/s, " in m and " errors, p95 " in m for m in live), ctx.progress_messages
     assert any("p95 —" not in m for m in live)
 
 
@@ -123,7 +123,7 @@ def test_a_generator_that_falls_behind_makes_the_run_invalid(
 ) -> None:
     ctx = recording_context(check_name="load", base_url=f"http://127.0.0.1:{server.port}")
 
-    def stalling_progress(message: str) -> None:  # runs on the engine's thread: holds its loop
+    def stalling_progress(message: str, *, milestone: bool = False) -> None:  # holds the engine thread
         ctx.progress_messages.append(message)
         time.sleep(0.2)
 

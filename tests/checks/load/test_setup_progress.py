@@ -1,6 +1,8 @@
-"""A slow setup shows in the progress line, in the same words on both drivers: users set up,
-setting up and setup failures so far (the C engine's progress dict carries them, summed over
-its workers), against a service whose log-in takes 1.4 s and refuses the first attempt."""
+"""Closed-model setups on both drivers, against a service whose log-in takes 1.4 s and
+refuses the first attempt (or every attempt): the measured phase waits for every user's
+setup; a failed setup is retried after a growing backoff, `setup_attempts` times at most; the
+progress line says how far the setups are, in the same words on both drivers (the C engine's
+progress dict carries them, summed over its workers)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gonogo.loadgen.journey_driver import setup_backoff
 from gonogo.loadgen.journey_load import run_journey_load
 from gonogo.loadgen.results import ProgressSnapshot
 from gonogo.loadgen.settings import LoadSettings
@@ -32,12 +35,11 @@ def service(tmp_path: Path) -> Iterator[str]:
         yield base_url
 
 
-@pytest.mark.parametrize(("driver", "workers"), [("c", 2), ("python", 1)])
-def test_a_slow_setup_shows_in_the_progress_line(service: str, driver: str, workers: int) -> None:
+def _settings(driver: str, workers: int, login: str, **more: Any) -> LoadSettings:
     item: dict[str, Any] = {"name": "item", "request": {"path": "/item"}, "expect": {"status": 200}}
     if driver == "python":  # a check the C engine cannot judge: the Python driver runs the plan
         item["expect"]["text"] = {"not_contains": "error"}
-    settings = LoadSettings.model_validate(
+    return LoadSettings.model_validate(
         {
             "model": "closed",
             "users": 4,
@@ -49,32 +51,73 @@ def test_a_slow_setup_shows_in_the_progress_line(service: str, driver: str, work
                 "steps": [
                     {
                         "name": "login",
-                        "request": {"method": "POST", "path": "/login", "json": {"a": 1}},
+                        "request": {"method": "POST", "path": login, "json": {"a": 1}},
                         "expect": {"status": 200},
                     }
                 ]
             },
             "journeys": {"browse": {"steps": [item]}},
+            **more,
         }
     )
+
+
+@pytest.mark.parametrize(("driver", "workers"), [("c", 2), ("python", 1)])
+def test_the_measured_phase_waits_for_every_setup(service: str, driver: str, workers: int) -> None:
     lines: list[str] = []
 
     def collect(snapshot: ProgressSnapshot, text: str) -> None:
         lines.append(text)
 
+    settings = _settings(driver, workers, "/login", duration="1s")
     result = run_journey_load(settings, service, files={}, expand=str, on_progress=collect)
     assert result.driver == driver
     # at 1 s every user is still logging in (closed model: a setup is no iteration in flight);
-    # one attempt was refused, and is being tried again
-    assert lines[0] == "0 iterations done, 0 in flight, 0 users set up, 4 setting up, 1 setup failures"
-    done = [
-        re.fullmatch(
-            r"(\d+) iterations done, \d+ in flight, 4 users set up, 0 setting up, 1 setup failures", t
-        )
-        for t in lines
-    ]
+    # one attempt was refused, and is being tried again after its backoff
+    assert lines[0] == "0 iterations done, 0 in flight, 0/4 users set up, 4 setting up, 1 setup failures"
+    # once all are set up, the measured phase's own iterations: the setup part is gone
+    done = [re.fullmatch(r"(\d+) iterations done, \d+ in flight", t) for t in lines]
     assert any(m and int(m[1]) > 0 for m in done), lines
     assert result.iterations.setup_failures == 1
+    # no warm-up was asked for, yet the users set up first iterated while the refused one
+    # was still logging in: warm-up iterations, not measured ones. The measured phase began
+    # once the last setup ended: past 1.4 s (a log-in) + 0.25 s (the least backoff)
+    assert result.iterations.warmup > 0
+    assert result.setup_seconds is not None and result.setup_seconds >= 1.65
+    assert result.wall_seconds >= result.setup_seconds + result.measured_seconds
+    assert 0.5 < result.measured_seconds <= 1.0
+    assert result.setups_given_up == 0
+
+
+@pytest.mark.parametrize("driver", ["c", "python"])
+def test_a_user_gives_its_setup_up_after_its_attempts_backing_off(service: str, driver: str) -> None:
+    """Every log-in is refused: each user tries `setup_attempts` times, backing off (0.25 s to
+    0.5 s, then 0.5 s to 1 s) rather than hammering the server, then gives up; the run then
+    ends, with nothing measured, instead of retrying until the end of the run."""
+    lines: list[str] = []
+
+    def collect(snapshot: ProgressSnapshot, text: str) -> None:
+        lines.append(text)
+
+    settings = _settings(driver, 1, "/refuse", setup_attempts=3, users=2, duration="10s")
+    result = run_journey_load(settings, service, files={}, expand=str, on_progress=collect)
+    assert result.driver == driver
+    assert result.setups_given_up == 2
+    assert result.iterations.setup_failures == 6  # 2 users, 3 attempts each
+    assert result.iterations.completed == result.iterations.warmup == 0
+    assert result.setup_seconds is not None and result.setup_seconds >= 0.75  # the least backoff
+    assert result.measured_seconds < 0.1  # the phase began as the last user gave up, and ended
+    assert result.wall_seconds < 5.0  # not the 10 s duration: nobody is left to run it
+    assert lines and all("0/2 users set up" in line for line in lines), lines
+
+
+def test_the_setup_backoff_doubles_with_jitter_and_waits_out_a_slow_failure() -> None:
+    """The Python driver's rule (the C engine's is the same): 0.5 s doubling per failed
+    attempt, at most 8 s, or the failed attempt's duration if longer, times 0.5 to 1."""
+    assert [setup_backoff(k, 0.0, 0.0, 0.0) for k in (1, 2, 3, 4, 5, 6)] == [0.25, 0.5, 1, 2, 4, 4]
+    assert setup_backoff(1, 0.0, 0.0, 0.999) < 0.5 and setup_backoff(6, 0.0, 0.0, 0.999) < 8
+    assert setup_backoff(1, 10.0, 0.0, 0.0) == 5.0  # a 10 s timeout: the server was busy that long
+    assert setup_backoff(1, 0.0, 2.0, 0.0) == 2.0  # never below the think time
 
 
 def test_the_workers_refusal_says_that_step_or_those_steps() -> None:

@@ -369,7 +369,7 @@ class _Experiment:
         state = "hypothesis holds" if round_.ok else f"hypothesis broken: {round_.failures()}"
         load = ""
         if self.traffic is not None and (snap := self.traffic.latest()) is not None:
-            load = f"; load {snap.rps:.0f} req/s, {snap.errors} errors"
+            load = f"; load {snap.rps:.0f} responses/s, {snap.errors} errors"
         writes = f"; {self.writer.acknowledged} writes acknowledged" if self.writer else ""
         self.ctx.progress(f"{when}: {state}{load}{writes}")
 

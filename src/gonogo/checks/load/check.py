@@ -108,6 +108,19 @@ _STREAM = [
 ]
 
 
+# What `load-journey-failures.json`'s `failures` and `warmup_failures` hold, by driver: the C
+# engine knows neither a failed request's iteration nor its filled-in URL, and counts the
+# requests without a response without keeping them (docs/metrics.md)
+_KEPT_ARE = {
+    "python": "examples: each record is one failed request, its iteration, its URL as sent",
+    "c": (
+        "per step: the step's first failing responses (iteration 0: unknown; url as written, "
+        "placeholders unfilled), then one summary per step and kind of the requests without a "
+        "response (attempts: how many; message: what happened); warm-up failures are summaries"
+    ),
+}
+
+
 def _metric_names(settings: LoadSettings) -> list[str]:
     """Every metric `_Recorder` can record for these settings (docs/metrics.md)."""
     journeys = settings.journeys or {}
@@ -139,6 +152,8 @@ def _metric_names(settings: LoadSettings) -> list[str]:
         names += ["iterations", "success_rate", "generator.fast_path"]
         once = {"setup": settings.setup, "teardown": settings.teardown}
         names += [f"{part}.{figure}" for part, steps in once.items() if steps for figure in _ONCE]
+        if settings.setup is not None and settings.model == "closed":  # the measured phase waits for them
+            names += ["setup.seconds", "setup.given_up"]
         for name in journeys:
             names += [f"journey.{name}.{figure}" for figure in ("iterations", "failures", "success_rate")]
             names += [f"journey.{name}.{figure}" for figure in _DURATION]
@@ -169,7 +184,7 @@ def _latency_summary(overall: Aggregate) -> str:
     p95 = hist.percentiles(overall.corrected, [95.0]).get(95.0)
     if p95 is None:
         return ""
-    said = f", p95 {format_value(p95 / 1e6, 'seconds')}"
+    said = f", latency p95 {format_value(p95 / 1e6, 'seconds')}"
     counts = overall.counts
     without = counts.requests - counts.responses - counts.unfinished
     if without > 0:
@@ -218,13 +233,27 @@ class _Recorder:
         self._series(with_latency=not invalid)
         total = m.overall.counts
         rate = total.responses / m.measured_seconds if m.measured_seconds > 0 else 0.0
+        # the rate is of responses (a request counts once answered): said so, so that "300
+        # requests in 15.9s" next to a lower rate does not read as a wrong division
         summary = (
-            f"{total.requests} requests in {m.measured_seconds:.1f}s ({rate:.0f}/s), "
-            f"error rate {format_value(total.error_rate, 'ratio')}, "
+            f"{total.requests} requests, {total.responses} responses in {m.measured_seconds:.1f}s "
+            f"({rate:.0f} responses/s), error rate {format_value(total.error_rate, 'ratio')}, "
             f"{total.late} late, {total.dropped} dropped"
         )
         if total.unfinished:  # otherwise they would read as lost: sent, with no outcome
             summary += f", {total.unfinished} unfinished (in flight when the run was stopped, no outcome)"
+        if not invalid:
+            # next to the requests it is of, before the setup, teardown and warm-up parts: at the
+            # end it would read as theirs
+            summary += _latency_summary(m.overall)
+            streams = self.streams.get("")
+            if streams is not None:
+                first = hist.percentiles(streams.first_event, [95.0]).get(95.0)
+                if first is not None:
+                    summary += f", first event p95 {format_value(first / 1e6, 'seconds')}"
+                summary += f", {streams.cut} stream(s) cut short"
+                if streams.cut:
+                    summary += " (the first ones in load-stream-cuts.json)"
         if journeys is not None:
             summary = self._journeys(journeys, histograms, with_duration=not invalid) + ", " + summary
             summary += self._once_steps(journeys)
@@ -242,15 +271,6 @@ class _Recorder:
                 f"invalid run: {invalid}; {summary}",
                 [invalid, *(f.summary() for f in (m.failures or [])[:5])],
             )
-        summary += _latency_summary(m.overall)
-        streams = self.streams.get("")
-        if streams is not None:
-            first = hist.percentiles(streams.first_event, [95.0]).get(95.0)
-            if first is not None:
-                summary += f", first event p95 {format_value(first / 1e6, 'seconds')}"
-            summary += f", {streams.cut} stream(s) cut short"
-            if streams.cut:
-                summary += " (the first ones in load-stream-cuts.json)"
         details = []
         if journeys is not None:
             details += [f.summary() for f in journeys.failures[:5]]
@@ -457,6 +477,10 @@ class _Recorder:
             self._metric(f"{part}.requests", counts.requests, "count", "performance")
             self._metric(f"{part}.errors", counts.error_total, "count", "reliability")
             said += f"; {part}: {counts.requests} requests, {counts.error_total} failed"
+        if self.settings.setup is not None and self.settings.model == "closed":
+            # how long the measured phase waited for every user's setup (None: it never began)
+            self._metric("setup.seconds", result.setup_seconds, "seconds", "performance")
+            self._metric("setup.given_up", result.setups_given_up, "count", "reliability")
         return said
 
     def _store_failures(self, result: JourneyLoadResult) -> ArtifactRef:
@@ -464,6 +488,7 @@ class _Recorder:
             "failures_total": result.failure_count,
             "failures_by_part": result.failures_by_part,  # they add up to failures_total
             "kept": len(result.failures),
+            "kept_are": _KEPT_ARE[result.driver],
             "failed_at": {j.name: dict(j.failed_at) for j in result.journeys},
             "iterations": {
                 **asdict(result.iterations),
@@ -474,6 +499,8 @@ class _Recorder:
             "warmup_failures": [asdict(failure) for failure in result.warmup_failures],
             "drain_seconds": result.drain_seconds,
             "teardown_seconds": result.teardown_seconds,  # after the drain, never inside it
+            "setup_seconds": result.setup_seconds,  # closed model: until every user's setup ended
+            "setups_given_up": result.setups_given_up,
             "failures": [asdict(failure) for failure in result.failures],
         }
         return self.ctx.store_artifact(
