@@ -55,7 +55,7 @@ def test_timeframe_gates_read_the_series_and_an_abort_gate_fails(tmp_path: Path)
     report: dict[str, Any] = json.loads((run_dir / "report.json").read_text())
     check, slow = report["checks"]
     # the measured phase is the planned 2 s, the drain said apart (as with journeys)
-    assert " requests in 2.0s (" in slow["message"] and "s more to finish" in slow["message"], slow
+    assert " responses in 2.0s (" in slow["message"] and "s more to finish" in slow["message"], slow
     slow_gate = next(g for g in report["gates"] if g["metric"] == "slow.error_rate")
     assert " s of drain" in slow_gate["source"], slow_gate
     assert check["message"].startswith("stopped early: gate chat.endpoint.stuck.latency.p95"), check
