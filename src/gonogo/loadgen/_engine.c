@@ -3848,7 +3848,10 @@ static void setup_ended(Engine *E, vuser_t *u, int64_t now, int err) {
         user_teardown(E, u, now); /* not set up: no teardown, but it counts as ended */
         return;
     }
-    int64_t d = SETUP_BACKOFF_NS << (u->setup_attempts - 1);
+    /* doubling from SETUP_BACKOFF_NS up to SETUP_BACKOFF_MAX_NS; the shift stays small (up to
+     * 99 attempts would overflow it) */
+    int64_t d = SETUP_BACKOFF_NS;
+    for (int k = 1; k < u->setup_attempts && d < SETUP_BACKOFF_MAX_NS; k++) d *= 2;
     if (d > SETUP_BACKOFF_MAX_NS) d = SETUP_BACKOFF_MAX_NS;
     /* an attempt that took long to fail (a timeout) left the server busy with it: wait at
      * least as long before adding another */
