@@ -24,12 +24,15 @@ def gate_table(report: RunReport, width: int) -> Table:
     # Sources can be long commands; a narrow terminal leaves them to the reports.
     with_source = width >= 110
     table = Table(title="Gates", title_justify="left", expand=False)
-    table.add_column("metric", overflow="fold")
+    gates = report.verdict.gates if report.verdict else []
+    # a metric name folded mid-token reads as two names: the source column gives way first
+    longest = max((len(gate.metric) for gate in gates), default=6)
+    table.add_column("metric", overflow="fold", min_width=min(longest, width // 2))
     for column in ("value", "threshold", "severity", "status"):
         table.add_column(column, no_wrap=True)
     if with_source:
         table.add_column("source", no_wrap=True, overflow="ellipsis", max_width=60)
-    for gate in report.verdict.gates if report.verdict else []:
+    for gate in gates:
         row = [
             gate.metric,
             format_value(gate.value, gate.unit or "number"),
