@@ -350,8 +350,8 @@ typedef struct {
     int users_ended;
     int64_t drained_ns;
     uint64_t users_set_up, setup_failures; /* so far, for progress (the Python driver's words) */
-    /* closed model with a setup: the measured phase starts once every user's setup has ended
-     * (set up, or given up after `setup_attempts`) and the warm-up is over; until then
+    /* closed model with a setup: the measured phase starts a warm-up after every user's setup
+     * has ended (set up, or given up after `setup_attempts`); until then
      * measure_ns and end_ns are INT64_MAX. setups_ended_ns: when the last ended (0: not yet) */
     int setups_pending;
     uint64_t setups_given_up;
@@ -3801,13 +3801,12 @@ static void user_next(Engine *E, vuser_t *u, int64_t now, int err) {
     heap_push(E, u, now + d);
 }
 
-/* Closed model: one more user's setup is over for good; with the last, the measured phase
- * starts (now, or at the warm-up's end if that is later). */
+/* Closed model: one more user's setup is over for good; with the last, the warm-up starts,
+ * and the measured phase after it. */
 static void setup_over(Engine *E, int64_t now) {
     if (E->setups_pending <= 0 || --E->setups_pending > 0) return;
     E->setups_ended_ns = now;
-    int64_t warm_end = E->start_ns + E->warmup_ns;
-    E->measure_ns = now > warm_end ? now : warm_end;
+    E->measure_ns = now + E->warmup_ns; /* the warm-up lets the system settle after the setups */
     E->S.base_ns = E->measure_ns;
     E->end_ns = E->duration_s > 0 ? E->measure_ns + (int64_t)(E->duration_s * 1e9) : INT64_MAX;
 }

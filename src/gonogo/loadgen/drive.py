@@ -429,9 +429,10 @@ def _from_journeys(settings: LoadSettings, result: JourneyLoadResult, base_url: 
             " to finish (their outcomes counted; rates are over the measured phase)"
         )
     if waits and result.setup_seconds is not None:
-        setups = f"the users' setups took {result.setup_seconds:.1f}s"
-        if result.setup_seconds > settings.warmup:
-            setups += f", so the measured phase began then, not at the warm-up's end ({settings.warmup:g}s)"
+        setups = (
+            f"the users' setups took {result.setup_seconds:.1f}s; the warm-up ({settings.warmup:g}s) followed"
+            " them, then the measured phase"
+        )
         if result.setups_given_up:
             setups += (
                 f"; {result.setups_given_up} user(s) gave their setup up after {settings.setup_attempts} "

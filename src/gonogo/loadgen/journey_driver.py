@@ -285,7 +285,7 @@ class PythonDriver:
         self.setups_pending -= 1
         if self.setups_pending == 0:
             self.setups_ended_at = time.perf_counter()
-            self.tally.measure_start = max(self.t0 + self.s.warmup, self.setups_ended_at)
+            self.tally.measure_start = self.setups_ended_at + self.s.warmup  # the warm-up follows the setups
 
     async def _user(self) -> None:
         user = self.users.new()

@@ -69,7 +69,7 @@ def test_the_measured_phase_waits_for_every_setup(service: str, driver: str, wor
     def collect(snapshot: ProgressSnapshot, text: str) -> None:
         lines.append(text)
 
-    settings = _settings(driver, workers, "/login", duration="1s")
+    settings = _settings(driver, workers, "/login", duration="1s", warmup="0.3s")
     result = run_journey_load(settings, service, files={}, expand=str, on_progress=collect)
     assert result.driver == driver
     # at 1 s every user is still logging in (closed model: a setup is no iteration in flight);
@@ -79,12 +79,12 @@ def test_the_measured_phase_waits_for_every_setup(service: str, driver: str, wor
     done = [re.fullmatch(r"(\d+) iterations done, \d+ in flight", t) for t in lines]
     assert any(m and int(m[1]) > 0 for m in done), lines
     assert result.iterations.setup_failures == 1
-    # no warm-up was asked for, yet the users set up first iterated while the refused one
-    # was still logging in: warm-up iterations, not measured ones. The measured phase began
-    # once the last setup ended: past 1.4 s (a log-in) + 0.25 s (the least backoff)
+    # the users set up first iterated while the refused one was still logging in: warm-up
+    # iterations, not measured ones. The last setup ended past 1.4 s (a log-in) + 0.25 s (the
+    # least backoff); the 0.3 s warm-up followed it, then the measured phase
     assert result.iterations.warmup > 0
     assert result.setup_seconds is not None and result.setup_seconds >= 1.65
-    assert result.wall_seconds >= result.setup_seconds + result.measured_seconds
+    assert result.wall_seconds >= result.setup_seconds + 0.3 + result.measured_seconds
     assert 0.5 < result.measured_seconds <= 1.0
     assert result.setups_given_up == 0
 
