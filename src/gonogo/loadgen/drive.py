@@ -79,6 +79,8 @@ class Measured:
     # requests: the responses kept that failed their `expect`; None: no request has one
     failures: Sequence[AssertionFailure] | None = None
     journeys: JourneyLoadResult | None = None  # journeys: their own figures
+    # why the measured phase never began (the setups it waits for outlasted the run); None: it did
+    measured_nothing: str | None = None
 
     @property
     def window(self) -> tuple[datetime, datetime]:
@@ -413,11 +415,11 @@ def _from_requests(settings: LoadSettings, result: LoadResult, started: datetime
 
 def _from_journeys(settings: LoadSettings, result: JourneyLoadResult, base_url: str) -> Measured:
     mix = ", ".join(j.name if j.weight == 1 else f"{j.name} (weight {j.weight})" for j in result.journeys)
-    note = None
+    note = measured_nothing = None
     waits = settings.model == "closed" and settings.setup is not None  # for every user's setup
     if waits and result.setup_seconds is None:
         cause = f"max_duration ({settings.max_duration:g}s)" if result.hit_max_duration else "the stop"
-        note = (
+        note = measured_nothing = (
             f"cut by {cause} while the users' setups still ran: the measured phase, which waits "
             "for them, never started"
         )
@@ -464,6 +466,7 @@ def _from_journeys(settings: LoadSettings, result: JourneyLoadResult, base_url: 
         asserted=frozenset(asserted_prefixes(settings)),
         note=note,
         journeys=result,
+        measured_nothing=measured_nothing,
     )
 
 

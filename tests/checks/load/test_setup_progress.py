@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from recording_context import MakeContext
 
+from gonogo.checks.load import LoadCheck
 from gonogo.loadgen.journey_driver import setup_backoff
 from gonogo.loadgen.journey_load import run_journey_load
 from gonogo.loadgen.results import ProgressSnapshot
@@ -141,3 +143,23 @@ def test_the_workers_refusal_says_that_step_or_those_steps() -> None:
     many = refusal([raw, {**raw, "name": "again"}])
     assert "2 features keep these journeys on the Python driver" in many
     assert "set workers: 1, or change those steps" in many
+
+
+def test_a_run_cut_while_the_setups_ran_measured_nothing_and_says_so(
+    service: str, recording_context: MakeContext
+) -> None:
+    """`max_duration` ends the run while every user is still logging in (1.4 s each): the
+    measured phase never began, so the check is in error and records no count of it (a
+    `requests == 0` or `unfinished == 0` of a phase that did not happen would pass its gate),
+    only what did run: the setups' requests, most in flight when the run was cut."""
+    settings = _settings("c", 1, "/login", max_duration="1s")
+    settings = settings.model_copy(update={"teardown": settings.setup})
+    ctx = recording_context(check_name="load", base_url=service)
+    outcome = LoadCheck().run(settings, ctx)
+    assert outcome.status == "error", outcome
+    assert outcome.message.startswith("nothing measured: cut by max_duration (1s) while the users'"), outcome
+    # the server refuses the first log-in: 4 users' attempts in flight, and the refused one
+    assert "setup: 5 requests, 1 failed, 4 in flight when the run was cut" in outcome.message, outcome
+    assert "teardown: 0 requests" in outcome.message and "created remains" not in outcome.message
+    assert ctx.value("setup.requests") == 5
+    assert not {"requests", "unfinished", "error_rate", "iterations"} & set(ctx.metrics), sorted(ctx.metrics)

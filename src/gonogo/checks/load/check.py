@@ -213,6 +213,13 @@ class _Recorder:
         histograms = self._store_histograms(journeys)
         self.failures = self._store_assertion_failures()
         cuts = self._store_stream_cuts()
+        if m.measured_nothing and journeys is not None:
+            # zero requests, errors or unfinished of a phase that never began are no measurement:
+            # only what did run (the setups, the warm-up) is recorded, and its gates not measured
+            said = self._once_steps(journeys) + self._warmup(m.overall.warmup)
+            self._store_failures(journeys)
+            details = [f"setup: {f.summary()}" for f in journeys.warmup_failures[:5]]
+            return CheckOutcome("error", f"nothing measured: {m.measured_nothing}{said}", details)
         invalid = self._generator()
         self._counts("", m.overall.counts, m.measured_seconds)
         summary_of_warmup = self._warmup(m.overall.warmup)
@@ -470,6 +477,7 @@ class _Recorder:
         """Record the requests of the users' setups and teardowns (in no other count); what
         they were, for the summary."""
         said = ""
+        set_up = False
         for part, steps in (("setup", self.settings.setup), ("teardown", self.settings.teardown)):
             if steps is None:
                 continue
@@ -477,6 +485,12 @@ class _Recorder:
             self._metric(f"{part}.requests", counts.requests, "count", "performance")
             self._metric(f"{part}.errors", counts.error_total, "count", "reliability")
             said += f"; {part}: {counts.requests} requests, {counts.error_total} failed"
+            if counts.unfinished:
+                said += f", {counts.unfinished} in flight when the run was cut"
+            if part == "setup":
+                set_up = counts.responses > counts.error_total  # a setup request succeeded
+            elif not counts.requests and set_up:
+                said += " (the run ended before the users' teardowns: what their setups created remains)"
         if self.settings.setup is not None and self.settings.model == "closed":
             # how long the measured phase waited for every user's setup (None: it never began)
             self._metric("setup.seconds", result.setup_seconds, "seconds", "performance")
