@@ -436,6 +436,8 @@ def test_a_timeframe_on_a_metric_without_a_per_second_series_is_refused(tmp_path
           load.component.web.error_rate: "< 1% for 10s"
           load.endpoint.hom.latency.p95: "< 500ms for 10s"
           load.error_rte: {expr: "< 1% for 5s"}
+          load.endpoint.home.latncy.p95: "< 500ms for 10s"
+          load.latency.p90: "< 500ms for 10s"
           unit.pass_rate: ">= 99% for 3s"
           unit.duration: "< 60s"
         """,
@@ -444,10 +446,17 @@ def test_a_timeframe_on_a_metric_without_a_per_second_series_is_refused(tmp_path
         f"{path}:10:3: gates.load.endpoint.hom.latency.p95: check 'load' (load) records no metric "
         "'endpoint.hom.latency.p95' with its settings, so this gate could only end not measured; did you "
         "mean load.endpoint.home.latency.p95?",
-        f"{path}:11:19: gates.load.error_rte: a timeframe ('< 1% for 5s') applies the threshold to a "
+        # a typo is said as one, even on a gate with a timeframe
+        f"{path}:11:3: gates.load.error_rte: check 'load' (load) records no metric 'error_rte' with its "
+        "settings, so this gate could only end not measured; did you mean load.error_rate?",
+        f"{path}:12:3: gates.load.endpoint.home.latncy.p95: check 'load' (load) records no metric "
+        "'endpoint.home.latncy.p95' with its settings, so this gate could only end not measured; did you "
+        "mean load.endpoint.home.latency.p95?",
+        # a metric it records, but with no per-second series
+        f"{path}:13:21: gates.load.latency.p90: a timeframe ('< 500ms for 10s') applies the threshold to a "
         "per-second series, and a load check records one only for error_rate, latency.p95, latency.p99, "
-        "rps (each also as component.*.<metric> and endpoint.*.<metric>); did you mean load.error_rate?",
-        f"{path}:12:19: gates.unit.pass_rate: a timeframe ('>= 99% for 3s') applies the threshold to a "
+        "rps (each also as component.*.<metric> and endpoint.*.<metric>); did you mean load.latency.p99?",
+        f"{path}:14:19: gates.unit.pass_rate: a timeframe ('>= 99% for 3s') applies the threshold to a "
         "per-second series, and a tests check records one for none of its metrics",
     ]
 

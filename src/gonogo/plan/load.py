@@ -734,7 +734,10 @@ def _unmeasurable(
         return f"the glob {metric!r} matches no metric that a check of this plan can record{hint}"
     found = declared.get(prefix) if prefix in declared else None
     if timeframes_only and not _named_series(rest, checks.get(prefix), found):
-        return None  # `_has_series` says which series the check records
+        known = patterns(prefix) if prefix in declared else None
+        if known is None or matches(rest, known):
+            return None  # a metric the check records: `_has_series` says whether it has a series
+        # a name the check records not at all (a typo): said as such, not as a timeframe problem
     if found is None or matches(rest, found):
         return None
     if prefix == SERVICE_PREFIX:
