@@ -237,6 +237,17 @@ class LoadRequest(StrictModel):
             raise ValueError(f"{value!r} is not an HTTP method; expected one of {', '.join(METHODS)}")
         return value.upper()
 
+    @field_validator("stream", mode="before")
+    @classmethod
+    def _stream_alias(cls, value: object) -> object:
+        # the names other tools give newline-delimited JSON: pointed to `lines`, not just refused
+        if isinstance(value, str) and value.lower() in {"ndjson", "jsonl", "json-lines", "jsonlines", "json"}:
+            raise ValueError(
+                f"expected one of sse, chunks, lines (got {value!r}): newline-delimited JSON is `lines`"
+                " (every non-empty line is an event)"
+            )
+        return value
+
     @field_validator("path")
     @classmethod
     def _absolute(cls, value: str) -> str:

@@ -103,6 +103,10 @@ def test_a_streaming_request_says_how_its_events_are_delimited() -> None:
     assert "Input should be 'sse', 'chunks' or 'lines'" in refused(
         rate=10, duration="1s", requests=[{"name": "chat", "path": "/v1", "stream": "websocket"}]
     )
+    # what other tools call newline-delimited JSON is pointed to `lines`
+    assert "newline-delimited JSON is `lines`" in refused(
+        rate=10, duration="1s", requests=[{"name": "chat", "path": "/v1", "stream": "ndjson"}]
+    )
     head = [{"name": "chat", "method": "HEAD", "path": "/v1", "stream": "chunks"}]
     assert "a HEAD request gets no body: it cannot be a `stream`" in refused(
         rate=10, duration="1s", requests=head
