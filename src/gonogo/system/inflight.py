@@ -79,7 +79,10 @@ class InFlightProbe:
         caught = [r for r in done if r.connected <= signal_at < r.finished]
         lost = [r for r in caught if not r.answered]
         reasons = sorted({r.error for r in lost})
-        detail = f"{len(caught)} request(s) in flight at the stop signal, {len(lost)} without an answer"
+        detail = (
+            f"{len(caught)} of gonogo's probe request(s) to the readiness URL in flight at the stop signal, "
+            f"{len(lost)} without an answer"
+        )
         return InFlight(len(caught), len(lost), detail + (f" ({'; '.join(reasons)})" if reasons else ""))
 
     def _client(self) -> None:
