@@ -1,0 +1,162 @@
+"""Did a figure's distribution move between two runs, and by how much? (Issue 12: baselines.)
+
+Kayenta's approach, on what gonogo stores: two samples of a figure (latencies from the
+runs' HdrHistograms, as value → count buckets, or plain samples with count 1) compared with
+the Mann-Whitney U test (two-sided, normal approximation with the tie correction and a
+continuity correction: scipy's `mannwhitneyu(method="asymptotic")`), and the size of the
+move as the Hodges-Lehmann shift (the median of every difference candidate - baseline) with
+its distribution-free confidence interval (Moses: the order statistics of those differences
+at the normal quantile of U). Never a bare ratio of two percentiles: a p95 that moved by 20%
+between two runs of a few hundred requests may be noise, and this says whether it is.
+
+Weighted throughout, so a histogram of a million requests costs its buckets, not its
+requests: U from the merged buckets' mid-ranks, the shift and its interval from the weighted
+differences of every pair of buckets (buckets of the baseline x buckets of the candidate).
+"""
+
+from __future__ import annotations
+
+__all__ = ["Shift", "TooFewValues", "compare", "histogram_sample"]
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
+from scipy.stats import norm
+
+from gonogo.errors import GonogoError
+
+# bucket pairs held at once for the shift; a 2-digit histogram has a few hundred buckets
+_MAX_PAIRS = 4_000_000
+
+
+class TooFewValues(GonogoError, ValueError):
+    """A sample too small to compare (an empty run, or a figure it did not measure)."""
+
+
+@dataclass(frozen=True)
+class Shift:
+    """How the candidate's values differ from the baseline's."""
+
+    baseline_count: int
+    candidate_count: int
+    u: float  # Mann-Whitney U of the candidate (the pairs in which its value is the larger, ties half)
+    p_value: float  # two-sided
+    shift: float  # Hodges-Lehmann: the median of candidate - baseline over every pair of values
+    low: float  # the confidence interval of the shift
+    high: float
+    confidence: float
+
+    @property
+    def effect_size(self) -> float:
+        """The probability that a candidate value exceeds a baseline value (ties half): 0.5 is
+        no difference (the common-language effect size, U / (n1·n2))."""
+        return self.u / (self.baseline_count * self.candidate_count)
+
+    @property
+    def significant(self) -> bool:
+        """The interval excludes 0: the candidate is slower (or faster) beyond noise."""
+        return self.low > 0 or self.high < 0
+
+
+def compare(
+    baseline: Mapping[float, int], candidate: Mapping[float, int], *, confidence: float = 0.95
+) -> Shift:
+    """Compare two weighted samples (value → how many times it was seen)."""
+    base_values, base_counts = _arrays(baseline, "baseline")
+    cand_values, cand_counts = _arrays(candidate, "candidate")
+    n1, n2 = int(base_counts.sum()), int(cand_counts.sum())
+    u, p_value = _mann_whitney(base_values, base_counts, cand_values, cand_counts)
+    differences, weights = _pair_differences(base_values, base_counts, cand_values, cand_counts)
+    # Moses' interval: drop the c_alpha smallest and largest of the n1·n2 differences
+    z = float(norm.ppf(0.5 + confidence / 2))
+    pairs = n1 * n2
+    c_alpha = max(0.0, math.floor(pairs / 2 - z * math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)))
+    cumulative = np.cumsum(weights)
+    return Shift(
+        baseline_count=n1,
+        candidate_count=n2,
+        u=u,
+        p_value=p_value,
+        shift=_weighted_median(differences, cumulative),
+        low=_at_rank(differences, cumulative, c_alpha + 1),
+        high=_at_rank(differences, cumulative, pairs - c_alpha),
+        confidence=confidence,
+    )
+
+
+def histogram_sample(histogram: HdrHistogram) -> dict[float, int]:
+    """A stored HdrHistogram as a weighted sample: each bucket's count at the middle of its
+    range (the values in one bucket differ by less than its precision)."""
+    sample: dict[float, int] = {}
+    for bucket in histogram.get_recorded_iterator():
+        high = bucket.value_iterated_to
+        low = histogram.get_lowest_equivalent_value(high)
+        sample[(low + high) / 2] = sample.get((low + high) / 2, 0) + bucket.count_added_in_this_iter_step
+    return sample
+
+
+def _arrays(sample: Mapping[float, int], which: str) -> tuple[np.ndarray, np.ndarray]:
+    items = sorted((float(value), int(count)) for value, count in sample.items() if count > 0)
+    if not items:
+        raise TooFewValues(f"the {which} has no value to compare")
+    values, counts = zip(*items, strict=True)
+    return np.array(values, dtype=float), np.array(counts, dtype=np.int64)
+
+
+def _mann_whitney(
+    base_values: np.ndarray, base_counts: np.ndarray, cand_values: np.ndarray, cand_counts: np.ndarray
+) -> tuple[float, float]:
+    """U of the candidate and the two-sided p-value, from mid-ranks of the merged buckets."""
+    values = np.concatenate([base_values, cand_values])
+    counts = np.concatenate([base_counts, cand_counts])
+    is_candidate = np.concatenate([np.zeros(len(base_values), bool), np.ones(len(cand_values), bool)])
+    order = np.argsort(values, kind="stable")
+    values, counts, is_candidate = values[order], counts[order], is_candidate[order]
+    _, group = np.unique(values, return_inverse=True)
+    tied = np.bincount(group, weights=counts).astype(np.int64)  # values equal across both samples
+    ends = np.cumsum(tied)
+    mid_rank = ends - (tied - 1) / 2.0  # ranks 1..N, ties at their mean
+    n1, n2 = int(base_counts.sum()), int(cand_counts.sum())
+    rank_sum = float((mid_rank[group] * counts * is_candidate).sum())
+    u = rank_sum - n2 * (n2 + 1) / 2.0
+    total = n1 + n2
+    tie_term = float((tied.astype(float) ** 3 - tied).sum()) / (total * (total - 1)) if total > 1 else 0.0
+    variance = n1 * n2 / 12.0 * ((total + 1) - tie_term)
+    if variance <= 0:  # every value equal: nothing moved
+        return u, 1.0
+    mean = n1 * n2 / 2.0
+    z = (abs(u - mean) - 0.5) / math.sqrt(variance)
+    return u, float(min(1.0, 2 * norm.sf(max(z, 0.0))))
+
+
+def _pair_differences(
+    base_values: np.ndarray, base_counts: np.ndarray, cand_values: np.ndarray, cand_counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every candidate - baseline difference of a pair of buckets, sorted, with its weight (the
+    number of value pairs it stands for)."""
+    if len(base_values) * len(cand_values) > _MAX_PAIRS:
+        raise TooFewValues(
+            f"{len(base_values)} x {len(cand_values)} distinct values are too many pairs to compare; "
+            "compare histograms (a few hundred buckets each), not raw samples of this size"
+        )
+    differences = np.subtract.outer(cand_values, base_values).ravel()
+    weights = np.multiply.outer(cand_counts, base_counts).ravel()
+    order = np.argsort(differences, kind="stable")
+    return differences[order], weights[order]
+
+
+def _at_rank(sorted_values: np.ndarray, cumulative: np.ndarray, rank: float) -> float:
+    """The value at 1-based `rank` of the weighted, sorted values."""
+    rank = min(max(rank, 1.0), float(cumulative[-1]))
+    return float(sorted_values[int(np.searchsorted(cumulative, rank, side="left"))])
+
+
+def _weighted_median(sorted_values: np.ndarray, cumulative: np.ndarray) -> float:
+    total = float(cumulative[-1])
+    if total % 2:  # odd: the middle one
+        return _at_rank(sorted_values, cumulative, (total + 1) / 2)
+    lower = _at_rank(sorted_values, cumulative, total / 2)
+    return (lower + _at_rank(sorted_values, cumulative, total / 2 + 1)) / 2
