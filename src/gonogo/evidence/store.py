@@ -515,6 +515,19 @@ class Store:
             ).all()
         return [_run_record(row) for row in rows]
 
+    def plan_runs(self, name: str, *, before: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """The runs of the plan called `name`, newest first; with `before`, only those that
+        started before that run (the history a run is compared with)."""
+        query = _runs_query().where(s.runs.c.name == name)
+        if before is not None:
+            started = self.resolve_run(before).started_at
+            query = query.where(s.runs.c.started_at < started)
+        with self._read() as conn:
+            rows = conn.execute(
+                query.order_by(s.runs.c.started_at.desc(), s.runs.c.id.desc()).limit(limit)
+            ).all()
+        return [_run_record(row) for row in rows]
+
     def plan_text(self, run_id: str) -> str:
         with self._read() as conn:
             value = conn.execute(select(s.runs.c.plan_text).where(s.runs.c.id == run_id)).scalar_one_or_none()

@@ -15,6 +15,7 @@ from gonogo.checks.base import CheckOutcome
 from gonogo.checks.load import LoadCheck, LoadSettings
 from gonogo.loadgen import histogram as hist
 from gonogo.threshold import parse_threshold
+from gonogo.verdict.distributions import distribution_stem, load_distributions
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,15 @@ def test_an_open_model_run_records_every_figure(recording_context: MakeContext, 
     overall = hist.decode(document["overall"]["corrected"])
     assert overall.get_total_count() == ctx.value("requests")
     assert ctx.metric("latency.p95").artifact is not None
+    # the same histograms as the distributions a baseline comparison reads, named like the metrics
+    distributions = load_distributions(ctx.artifact("load-histograms.json"))
+    assert sum(distributions["latency"].values()) == overall.get_total_count()
+    for name in ctx.metrics:
+        stem = distribution_stem(name)
+        if stem is not None and ".latency" in f".{stem}":
+            assert stem in distributions, name
+    p50 = sorted(distributions["latency"])[len(distributions["latency"]) // 2]
+    assert 0 < p50 < 1  # seconds
     assert "open model, constant arrivals at 200/s" in ctx.metric("requests").source
     # per-second series for gates with a timeframe
     assert len(ctx.series["rps"]) >= 2 and len(ctx.series["latency.p95"]) >= 2
