@@ -63,6 +63,7 @@ from gonogo.journey.settings import (
     client_header_problem,
     client_path_problem,
 )
+from gonogo.journey.shape import SHAPE_BODY_BYTES, body_shape, media_type
 from gonogo.journey.variables import (
     ExtractionError,
     VariableError,
@@ -88,6 +89,8 @@ class StepResult:
     latency: float  # seconds
     status: int | None
     attempts: int
+    # the body's type skeleton (journey/shape.py), with `Engine(shapes=True)` and a response
+    shape: str | None = None
 
 
 @dataclass(frozen=True)
@@ -269,9 +272,12 @@ class Engine:
         expand: Expand,
         progress: Callable[[str], None],
         record: Callable[[Sent], None] | None = None,
+        shapes: bool = False,
     ) -> None:
         self._settings = settings
         self._record = record
+        # the shape of every response body in StepResult (the journeys check: `gonogo compare`)
+        self._shapes = shapes
         self._base = base_url.rstrip("/")
         self._origin = _origin(httpx.URL(self._base))
         self._files = files  # a BodySource.path as written → the file
@@ -472,8 +478,15 @@ class Engine:
             )
             status = failed_reply.status if failed_reply else None
             elapsed = time.perf_counter() - started
-            return StepResult(step.name, False, elapsed, status, attempts), failure
-        return StepResult(step.name, True, latency, reply.status, attempts), None
+            shape = self._shape(failed_reply)
+            return StepResult(step.name, False, elapsed, status, attempts, shape), failure
+        return StepResult(step.name, True, latency, reply.status, attempts, self._shape(reply)), None
+
+    def _shape(self, reply: Reply | None) -> str | None:
+        if not self._shapes or reply is None:
+            return None
+        content_type = reply.headers.get("content-type", "")
+        return body_shape(reply.body, reply.size, reply.complete, content_type, reply.parsed_json())
 
     def _source_key(self, state: IterationState, step: Step) -> tuple[str, str | None]:
         journey = self._settings.journeys[state.journey]
@@ -774,6 +787,8 @@ class Engine:
         try:
             async with asyncio.timeout(timeout):
                 response = await client.send(request, stream=True)
+                if self._shapes and keep < SHAPE_BODY_BYTES and _is_json(response.headers):
+                    keep = SHAPE_BODY_BYTES  # enough of a JSON body to read its shape
                 try:
                     digest = hashlib.sha256()
                     kept = bytearray()
@@ -881,6 +896,11 @@ def _field_text(value: Any, text: Callable[[str], str]) -> str:
     if isinstance(value, str):
         return text(value)
     return str(value)
+
+
+def _is_json(headers: httpx.Headers) -> bool:
+    kind = media_type(headers.get("content-type", ""))
+    return kind.endswith(("/json", "+json"))
 
 
 def _guess_type(filename: str) -> str:

@@ -74,6 +74,10 @@ class Reply:
                 raise ReplyError(f"the response is not JSON ({content_type}): {error}") from None
         return self._json
 
+    def parsed_json(self) -> Any:
+        """The body's JSON if a step already parsed it, else None (nothing parsed here)."""
+        return None if self._json is _NOT_PARSED else self._json
+
     def text(self) -> str:
         if not self.complete:
             raise ReplyError(

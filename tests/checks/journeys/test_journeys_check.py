@@ -90,6 +90,12 @@ def test_a_full_journey_passes_with_variables_flowing_between_steps(run_check: R
     evidence = json.loads(ctx.artifact("journey-docs.json"))
     assert [r["iteration"] for r in evidence["results"]] == [1, 2, 3, 4]
     assert all(r["ok"] and len(r["steps"]) == 7 for r in evidence["results"])
+    # each step's response shape, for `gonogo compare`: keys and types, never the values
+    shapes = {step["step"]: step["shape"] for step in evidence["results"][0]["steps"]}
+    assert shapes["register"] == '{"email":string,"id":number}'
+    assert shapes["login"] == '{"access_token":string,"token_type":string}'
+    assert shapes["download"] == "application/octet-stream"
+    assert "@example.test" not in json.dumps(evidence)
     assert ctx.metrics["docs.success_rate"].artifact is not None
     assert ctx.metrics["docs.success_rate"].artifact.name == "journey-docs.json"
     assert ctx.metrics["success_rate"].artifact is not None
@@ -128,6 +134,8 @@ def test_a_server_error_fails_the_step_with_status_and_excerpt(run_check: Run) -
     assert first["journey"] == "broken" and first["step"] == "boom" and first["status"] == 500
     assert first["method"] == "GET" and first["url"].endswith("/error")
     assert first["message"] == "expected status 200, got 500"
+    steps = json.loads(ctx.artifact("journey-broken.json"))["results"][0]["steps"]
+    assert [step["shape"] for step in steps] == ['{"ok":boolean}', "text/plain"]
     assert "the database is on fire" in first["response_excerpt"]
     assert len(outcome.details) == 3
     assert "broken #1 step boom" in outcome.details[0] and "500" in outcome.details[0]

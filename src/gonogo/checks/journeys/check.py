@@ -40,7 +40,9 @@ class JourneysCheck(CheckKind[JourneysSettings]):
         if missing:
             return CheckOutcome("error", f"{len(missing)} file(s) to upload cannot be read", details=missing)
         recorder = Recorder(ctx, base_url)
-        engine = Engine(settings, base_url, files=files, expand=ctx.expand, progress=ctx.progress)
+        engine = Engine(
+            settings, base_url, files=files, expand=ctx.expand, progress=ctx.progress, shapes=True
+        )
         results = asyncio.run(engine.run(on_journey_done=recorder.journey))
         recorder.overall(results)
         return _outcome(results, recorder)
