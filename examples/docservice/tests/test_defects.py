@@ -3,19 +3,24 @@ breaks what it says, and only when it is on."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import signal
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import auth_headers
-from docservice.api import create_app
+from docservice.api import create_app, parse_args
 from docservice.config import ApiSettings
 from docservice.db import Database
+from docservice.defects import Slowdown
 from test_survival import api_process, login, wait_until
 
 
@@ -109,3 +114,26 @@ def test_write_behind_loses_the_uploads_no_read_committed_when_killed(tmp_path: 
             httpx.get(f"{url}/documents/{doc}", headers=headers, timeout=10).status_code for doc in ids
         ]
     assert statuses == [200, 404]  # the second was acknowledged, then lost
+
+
+def test_slowdown_makes_every_response_that_fraction_slower() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await asyncio.sleep(0.1)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first", "more_body": True})
+        await send({"type": "http.response.body", "body": b" last"})
+
+    client = TestClient(Slowdown(app, fraction=0.5))  # no lifespan: the app above has none
+    started = time.perf_counter()
+    response = client.get("/")
+    elapsed = time.perf_counter() - started
+    assert response.text == "first last"
+    assert 0.15 <= elapsed < 0.3  # 100 ms, then half of it again before the last body part
+
+
+def test_slowdown_switch_is_a_fraction(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCSERVICE_SLOWDOWN", "0.2")
+    assert parse_args([]).slowdown == 0.2
+    monkeypatch.setenv("DOCSERVICE_SLOWDOWN", "20%")
+    with pytest.raises(SystemExit):
+        parse_args([])

@@ -68,7 +68,7 @@ from docservice.db import (
     StatementFailed,
     User,
 )
-from docservice.defects import Defects, FlushBeforeReads, WriteBehind
+from docservice.defects import Defects, FlushBeforeReads, Slowdown, WriteBehind
 from docservice.monitoring import CONTENT_TYPE, ApiMetrics, DependencyProbe, HealthReport
 from docservice.processing import EXCERPT_BYTES
 from docservice.storage import Storage, TooLarge, UploadWriter, is_disk_full
@@ -755,6 +755,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
             leak_fds=settings.leak_fds,
             crash_after=settings.crash_after,
         )
+    if settings.slowdown:
+        # outermost: the time it slows by is the whole time the request took
+        app.add_middleware(Slowdown, fraction=settings.slowdown)
     app.state.settings = settings
     app.state.db = db
     app.state.storage = storage
@@ -1275,6 +1278,8 @@ def _stability_warnings(settings: ApiSettings) -> list[str]:
         warnings.append("DOCSERVICE_LYING_HEALTH=1: /health answers 200 without checking anything")
     if settings.crash_after:
         warnings.append(f"DOCSERVICE_CRASH_AFTER={settings.crash_after}: the API exits after that many")
+    if settings.slowdown:
+        warnings.append(f"DOCSERVICE_SLOWDOWN={settings.slowdown:g}: every response is that much slower")
     if settings.write_behind:
         warnings.append(
             "DOCSERVICE_WRITE_BEHIND=1: uploads are acknowledged before they are committed"
@@ -1324,6 +1329,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ApiSettings:
         parser.error("--body-timeout must be positive")
     if float(env.get("DOCSERVICE_FLUSH_INTERVAL", "2")) <= 0:
         parser.error("DOCSERVICE_FLUSH_INTERVAL must be positive")
+    slowdown = _fraction(parser, "DOCSERVICE_SLOWDOWN", env)
     return ApiSettings(
         db_path=Path(args.db),
         storage_dir=Path(args.storage),
@@ -1356,7 +1362,22 @@ def parse_args(argv: Sequence[str] | None = None) -> ApiSettings:
         crash_after=_count(parser, "DOCSERVICE_CRASH_AFTER", env, flag_means=3000),
         write_behind=env_flag("DOCSERVICE_WRITE_BEHIND"),
         flush_interval=float(env.get("DOCSERVICE_FLUSH_INTERVAL", "2")),
+        slowdown=slowdown,
     )
+
+
+def _fraction(parser: argparse.ArgumentParser, name: str, env: Mapping[str, str]) -> float:
+    """A switch given as a fraction (`DOCSERVICE_SLOWDOWN=0.2` for 20%); unset or empty is 0."""
+    value = env.get(name, "").strip()
+    if not value:
+        return 0.0
+    try:
+        fraction = float(value)
+    except ValueError:
+        fraction = -1.0
+    if not 0 <= fraction <= 100:
+        parser.error(f"{name} must be a fraction such as 0.2 (20% slower), not {value!r}")
+    return fraction
 
 
 def _count(parser: argparse.ArgumentParser, name: str, env: Mapping[str, str], *, flag_means: int) -> int:

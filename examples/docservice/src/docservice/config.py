@@ -83,6 +83,9 @@ class ApiSettings:
     # flush_interval seconds, whichever comes first; a crash meanwhile loses it
     write_behind: bool = False
     flush_interval: float = 2.0
+    # DOCSERVICE_SLOWDOWN=0.2: every response takes 20% longer than it otherwise would (for
+    # `gonogo compare`: a slower build on purpose)
+    slowdown: float = 0.0
 
     @property
     def database(self) -> Path | str:

@@ -4,6 +4,9 @@ failure switches"). Nothing here runs unless its DOCSERVICE_* switch is set.
 - `Defects` (ASGI middleware): every request leaks memory (DOCSERVICE_LEAK_MEMORY=N KiB) or a
   file descriptor (DOCSERVICE_LEAK_FDS), and the process exits with status 1 once it has
   answered DOCSERVICE_CRASH_AFTER requests.
+- `Slowdown` (ASGI middleware): every response takes DOCSERVICE_SLOWDOWN (a fraction, 0.2 =
+  20%) longer than it otherwise would: before its last body message goes out, the request
+  sleeps that fraction of the time it has taken so far.
 - `WriteBehind`: uploads acknowledged before they are committed (DOCSERVICE_WRITE_BEHIND).
   Pending uploads are committed before any read of documents (so a user always reads what
   was acknowledged) and by a flush every `interval` seconds. Under steady mixed traffic the
@@ -14,13 +17,15 @@ failure switches"). Nothing here runs unless its DOCSERVICE_* switch is set.
 
 from __future__ import annotations
 
-__all__ = ["Defects", "FlushBeforeReads", "WriteBehind"]
+__all__ = ["Defects", "FlushBeforeReads", "Slowdown", "WriteBehind"]
 
 import asyncio
 import logging
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -77,6 +82,34 @@ class Defects:
                     self.answered,
                 )
                 os._exit(CRASH_EXIT_STATUS)  # no cleanup, no drain: a crash
+
+
+class Slowdown:
+    """Pure ASGI middleware: every HTTP response `fraction` slower than it would be.
+
+    The sleep happens in a thread, not with `asyncio.sleep`: the event loop's timers wait in
+    whole milliseconds (epoll), which would turn 20% of a 2 ms request into 50%.
+    """
+
+    def __init__(self, app: ASGIApp, *, fraction: float) -> None:
+        self.app = app
+        self.fraction = fraction
+        self.sleeper = ThreadPoolExecutor(max_workers=32, thread_name_prefix="slowdown")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+
+        async def send_late(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                delay = self.fraction * (time.perf_counter() - started)
+                await loop.run_in_executor(self.sleeper, time.sleep, delay)
+            await send(message)
+
+        await self.app(scope, receive, send_late)
 
 
 class WriteBehind:
