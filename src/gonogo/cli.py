@@ -1,5 +1,6 @@
 """The `gonogo` command. Exit codes: 0 GO, 1 NO-GO, 2 bad plan or usage, 3 run not completed,
-4 GO pending the sign-offs the plan requires. `gonogo verify`: 0 verified, 1 a mismatch."""
+4 GO pending the sign-offs the plan requires. `gonogo verify`: 0 verified, 1 a mismatch.
+`gonogo compare`: 0 the same, 1 a functional difference or a slower latency."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ REPORT_FORMATS = ("json", "md", "junit")
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 EXIT_PENDING_SIGNOFF = 4  # GO, but a sign-off the plan requires is missing: not released yet
 EXIT_VERIFIED, EXIT_MISMATCH = 0, 1  # gonogo verify
+EXIT_SAME, EXIT_DIFFERENT = 0, 1  # gonogo compare: 1 = a functional difference or a slower latency
 
 
 class _Console(Console):
@@ -464,6 +466,76 @@ def report(
         print_summary(document, console)
         return
     sys.stdout.write(render(document, format_name))
+
+
+def _fraction(_: click.Context, __: click.Parameter, value: str) -> float:
+    """`5%` or `0.05` → 0.05."""
+    text = value.strip()
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"expected a percentage such as 5% (or a fraction such as 0.05), not {value!r}"
+        ) from None
+
+
+@cli.command()
+@click.argument("run_a", metavar="RUN_A")
+@click.argument("run_b", metavar="RUN_B", default="latest")
+@click.option(
+    "--format", "format_name", type=click.Choice(["terminal", "md", "json", "html"]), default="terminal"
+)
+@OUTPUT_OPTION
+@click.option(
+    "--tolerance",
+    default="5%",
+    show_default=True,
+    callback=_fraction,
+    help="A latency shift smaller than this share of A's median is no change, however significant.",
+)
+@click.option(
+    "--confidence",
+    type=click.FloatRange(0.5, 0.999),
+    default=0.95,
+    show_default=True,
+    help="The confidence level of the shift's interval (and 1 - the p-value's threshold).",
+)
+@PLAN_OPTION
+@STORE_OPTION
+def compare(
+    run_a: str,
+    run_b: str,
+    format_name: str,
+    output: Path | None,
+    tolerance: float,
+    confidence: float,
+    plan_path: Path | None,
+    store_url: str | None,
+) -> None:
+    """Compare run RUN_B with run RUN_A (the reference): functional parity of the journeys and
+    tests, latency shifts with their confidence intervals, metrics, gates and verdicts.
+
+    Exit 0 when nothing differs functionally and no latency is slower; 1 otherwise (docs/compare.md).
+    """
+    from gonogo.report.comparison import compare_runs
+    from gonogo.report.comparison_render import COMPARE_FORMATS, print_comparison
+
+    store, _, _ = _open_store(store_url, _default_plan(plan_path))
+    with store:
+        store.mark_stale_runs_aborted()
+        comparison = compare_runs(store, run_a, run_b, tolerance=tolerance, confidence=confidence)
+    if format_name == "terminal":
+        if output is not None:
+            raise UserError("--output needs --format md, json or html (the terminal view is printed)")
+        print_comparison(comparison, console)
+    else:
+        text = COMPARE_FORMATS[format_name](comparison)
+        if output is not None:
+            output.write_text(text, encoding="utf-8")
+            console.print(f"wrote {output}")
+        else:
+            sys.stdout.write(text)
+    sys.exit(EXIT_DIFFERENT if comparison.regressed else EXIT_SAME)
 
 
 @cli.command()
