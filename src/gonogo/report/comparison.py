@@ -25,6 +25,7 @@ __all__ = [
     "StepParity",
     "StepTally",
     "TestChange",
+    "classify",
     "compare_runs",
 ]
 
@@ -260,12 +261,12 @@ def compare_runs(
         or tests_compared
         or latencies
         or any(m.a is not None and m.b is not None for m in metrics)
-        or gates
+        or any(g.a_status is not None and g.b_status is not None for g in gates)
     ):
         raise UserError(
             f"runs {record_a.id} ({record_a.name}) and {record_b.id} ({record_b.name}) have nothing in "
             "common to compare: no check of the same name and kind measured anything in both, and "
-            "neither has a gate; compare two runs of the same plan"
+            "no gate is in both; compare two runs of the same plan"
         )
     return Comparison(
         a=sides[0],
@@ -284,17 +285,18 @@ def compare_runs(
     )
 
 
-def classify(change_low: float, change_high: float, shift: float, a_median: float, tolerance: float,
-             significant: bool) -> Classification:  # fmt: skip
-    """Slower or faster only when the interval excludes 0 *and* the shift is larger than the
-    tolerance (a fraction of A's median): with many requests, a shift of a few microseconds
-    is significant, yet no one would call it slower."""
-    excludes_zero = change_low > 0 or change_high < 0
-    if excludes_zero and abs(shift) > tolerance * a_median:
+def classify(low: float, high: float, shift: float, p_value: float, a_median: float, *,
+             tolerance: float, confidence: float) -> Classification:  # fmt: skip
+    """Significant when the interval excludes 0 *and* p < 1 - confidence (both approximations
+    agree; on a handful of values the interval alone is too eager). Slower or faster only when
+    the shift is also larger than the tolerance (a fraction of A's median): with many requests
+    a shift of a few microseconds is significant, yet no one would call it slower."""
+    significant = (low > 0 or high < 0) and p_value < 1 - confidence
+    if not significant:
+        return "no significant difference"
+    if abs(shift) > tolerance * a_median:
         return "slower" if shift > 0 else "faster"
-    if excludes_zero or significant:
-        return "significant but within tolerance"
-    return "no significant difference"
+    return "significant but within tolerance"
 
 
 # -- the parts ----------------------------------------------------------------------------------
@@ -554,7 +556,13 @@ def _latency_changes(
             continue
         a_median, b_median = _median(a[stem]), _median(b[stem])
         classification = classify(
-            shift.low, shift.high, shift.shift, a_median, tolerance, shift.p_value < 1 - confidence
+            shift.low,
+            shift.high,
+            shift.shift,
+            shift.p_value,
+            a_median,
+            tolerance=tolerance,
+            confidence=confidence,
         )
         changes.append(
             LatencyChange(
