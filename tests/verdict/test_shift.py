@@ -67,3 +67,16 @@ def test_nothing_to_compare_is_said() -> None:
     # every value equal: no difference, p = 1
     found = compare({5.0: 10}, {5.0: 7})
     assert found.p_value == 1.0 and found.shift == 0.0 and not found.significant
+
+
+def test_histogram_sample_matches_hdrh_recorded_iterator() -> None:
+    rng = np.random.default_rng(3)
+    histogram = hist.new_histogram()
+    for value in rng.lognormal(9, 1.5, 5000).astype(int) + 1:
+        histogram.record_value(int(value))
+    expected: Counter[float] = Counter()
+    for bucket in histogram.get_recorded_iterator():  # hdrh's own walk (slow, in Python)
+        high = bucket.value_iterated_to
+        middle = (histogram.get_lowest_equivalent_value(high) + high) / 2
+        expected[middle] += bucket.count_added_in_this_iter_step
+    assert histogram_sample(histogram) == dict(expected)

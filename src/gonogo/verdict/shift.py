@@ -24,7 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
-from scipy.stats import norm
+
+# the normal distribution's quantile and tail from scipy.special: scipy.stats costs 1.4 s to import
+from scipy.special import ndtr, ndtri
 
 from gonogo.errors import GonogoError
 
@@ -71,7 +73,7 @@ def compare(
     u, p_value = _mann_whitney(base_values, base_counts, cand_values, cand_counts)
     differences, weights = _pair_differences(base_values, base_counts, cand_values, cand_counts)
     # Moses' interval: drop the c_alpha smallest and largest of the n1·n2 differences
-    z = float(norm.ppf(0.5 + confidence / 2))
+    z = float(ndtri(0.5 + confidence / 2))
     pairs = n1 * n2
     c_alpha = max(0.0, math.floor(pairs / 2 - z * math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)))
     cumulative = np.cumsum(weights)
@@ -89,12 +91,15 @@ def compare(
 
 def histogram_sample(histogram: HdrHistogram) -> dict[float, int]:
     """A stored HdrHistogram as a weighted sample: each bucket's count at the middle of its
-    range (the values in one bucket differ by less than its precision)."""
+    range (the values in one bucket differ by less than its precision). Read from the counts
+    array, not hdrh's recorded-values iterator, which steps through every bucket in Python
+    (0.3 s a histogram)."""
+    counts = np.ctypeslib.as_array(histogram.counts)[: histogram.counts_len]
     sample: dict[float, int] = {}
-    for bucket in histogram.get_recorded_iterator():
-        high = bucket.value_iterated_to
-        low = histogram.get_lowest_equivalent_value(high)
-        sample[(low + high) / 2] = sample.get((low + high) / 2, 0) + bucket.count_added_in_this_iter_step
+    for index in np.flatnonzero(counts):
+        low = histogram.get_value_from_index(int(index))
+        middle = (low + histogram.get_highest_equivalent_value(low)) / 2
+        sample[middle] = sample.get(middle, 0) + int(counts[index])
     return sample
 
 
@@ -129,7 +134,7 @@ def _mann_whitney(
         return u, 1.0
     mean = n1 * n2 / 2.0
     z = (abs(u - mean) - 0.5) / math.sqrt(variance)
-    return u, float(min(1.0, 2 * norm.sf(max(z, 0.0))))
+    return u, float(min(1.0, 2 * ndtr(-max(z, 0.0))))
 
 
 def _pair_differences(
