@@ -9,11 +9,17 @@ from pathlib import Path
 
 import pytest
 from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
+from rich.console import Console
 
 from gonogo.errors import UserError
 from gonogo.evidence import GateRecord, MetricRecord, Store, VerdictRecord
 from gonogo.report.comparison import classify, compare_runs
-from gonogo.report.comparison_render import comparison_html, comparison_json, comparison_markdown
+from gonogo.report.comparison_render import (
+    comparison_html,
+    comparison_json,
+    comparison_markdown,
+    print_comparison,
+)
 
 T0 = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 HOSTILE = "<script>alert('x')</script></style>\""
@@ -172,3 +178,15 @@ def test_nothing_in_common_is_refused_and_other_plans_are_warned_about(store: St
     store.finish_run(empty, "completed")
     with pytest.raises(UserError, match="nothing in common to compare"):
         compare_runs(store, a, empty)
+
+
+def test_the_terminal_names_what_is_slower_and_what_differs(store: Store) -> None:
+    a = record_run(store, median_us=10_000, step_ok=True, failing=set(), gate="pass", seed=1)
+    b = record_run(store, median_us=12_000, step_ok=False, failing=set(), gate="fail", seed=2)
+    console = Console(record=True, width=200)
+    print_comparison(compare_runs(store, a, b), console)
+    text = console.export_text()
+    assert "load.endpoint.list.latency is slower by +2.0 ms (+19.8%)" in text
+    assert "upload: passed (3/3) in A, failed (0/3) in B" in text and HOSTILE in text
+    assert "Gates whose status differs" in text and "load.rps" in text
+    assert text.rstrip().endswith("1 gate(s) changed status")
