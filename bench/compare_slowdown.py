@@ -46,6 +46,7 @@ def run(env: dict[str, str], path: Path) -> str:
     code = subprocess.call([str(GONOGO), "run", str(path)], cwd=EXAMPLE, env=env, stdout=subprocess.DEVNULL)
     (new,) = set(_runs()) - before
     slowdown = env.get("DOCSERVICE_SLOWDOWN")
+    print(f"load average after the run: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"run {new}: exit {code} ({f'DOCSERVICE_SLOWDOWN={slowdown}' if slowdown else 'unchanged'})")
     return new
 
@@ -85,8 +86,13 @@ def main() -> int:
     out.mkdir(parents=True)
     same = compare(env, first, second, out, "same")
     slower = compare(env, first, slowed, out, "slower")
-    overall = next(c for c in slower["latency"] if c["metric"] == "load.latency")  # type: ignore[attr-defined]
-    ok = same["summary"]["slower"] == 0 and overall["classification"] == "slower" and overall["low"] > 0  # type: ignore[index]
+    slowed_endpoints = [
+        c["metric"]
+        for c in slower["latency"]  # type: ignore[attr-defined]
+        if c["distribution"].startswith("endpoint.") and c["classification"] == "slower" and c["low"] > 0
+    ]
+    print(f"slower endpoints (interval excluding 0): {slowed_endpoints}")
+    ok = same["summary"]["slower"] == 0 and bool(slowed_endpoints)  # type: ignore[index]
     print(f"results in {out}: {'as expected' if ok else 'NOT as expected'}")
     return 0 if ok else 1
 

@@ -46,6 +46,8 @@ from gonogo.verdict.shift import TooFewValues, compare
 
 Classification = Literal["slower", "faster", "significant but within tolerance", "no significant difference"]
 MAX_JUNIT_BYTES = 64 * 1024 * 1024  # a JUnit report larger than this is not read for test outcomes
+MAX_PAIRS = 2_000_000  # pairs of distinct values a shift is computed from (each pair costs a sort slot)
+COARSEN_FROM = 0.0025  # the first bucket width (relative) when there are more
 
 
 @dataclass(frozen=True)
@@ -550,7 +552,8 @@ def _latency_changes(
     changes = []
     for stem in sorted(a.keys() & b.keys()):
         try:
-            shift = compare(a[stem], b[stem], confidence=confidence)
+            sample_a, sample_b = _bounded_pair(a[stem], b[stem])
+            shift = compare(sample_a, sample_b, confidence=confidence)
         except TooFewValues as error:
             notes.append(f"{check}.{stem}: not compared ({error})")
             continue
@@ -581,6 +584,27 @@ def _latency_changes(
             )
         )
     return changes
+
+
+def _bounded_pair(a: dict[float, int], b: dict[float, int]) -> tuple[dict[float, int], dict[float, int]]:
+    """Both samples, their values merged into log-spaced buckets when there are too many pairs
+    of distinct values to compare (a fine-grained histogram spanning milliseconds to seconds has
+    thousands of buckets): 0.25% wide first, then twice as wide until they fit. A bucket of
+    0.25% moves a shift by less than that, far under any tolerance worth setting."""
+    width = COARSEN_FROM
+    while len(a) * len(b) > MAX_PAIRS:
+        a, b = _coarsen(a, width), _coarsen(b, width)
+        width *= 2
+    return a, b
+
+
+def _coarsen(sample: dict[float, int], width: float) -> dict[float, int]:
+    step = math.log1p(width)
+    merged: dict[float, int] = {}
+    for value, count in sample.items():
+        key = math.exp(round(math.log(value) / step) * step) if value > 0 else value
+        merged[key] = merged.get(key, 0) + count
+    return merged
 
 
 def _median(sample: dict[float, int]) -> float:
