@@ -190,3 +190,30 @@ def test_the_terminal_names_what_is_slower_and_what_differs(store: Store) -> Non
     assert "upload: passed (3/3) in A, failed (0/3) in B" in text and HOSTILE in text
     assert "Gates whose status differs" in text and "load.rps" in text
     assert text.rstrip().endswith("1 gate(s) changed status")
+
+
+def test_thousands_of_distinct_values_are_bucketed_not_left_out(store: Store) -> None:
+    rng = random.Random(5)
+    runs = []
+    for scale in (1.0, 1.2):
+        run_id = store.begin_run(
+            name="fine", plan_path="x.yaml", plan_hash="f" * 64, plan_text="", git_commit=None,
+            host="elsewhere", tool_versions={}, owner_pid=1,
+        )  # fmt: skip
+        store.end_check(store.begin_check(run_id, "e2e", "journeys"), "completed")
+        results = [
+            {"iteration": n, "ok": True, "duration": 0.1, "steps": [
+                {"step": "get", "ok": True, "latency": scale * rng.lognormvariate(-4, 0.3), "status": 200,
+                 "attempts": 1, "shape": "empty"}]}
+            for n in range(2500)
+        ]  # fmt: skip
+        document = {"journey": "j", "steps": ["get"], "results": results}
+        store.add_artifact(run_id, json.dumps(document).encode(), name="journey-j.json", check="e2e")
+        store.finish_run(run_id, "completed")
+        runs.append(run_id)
+
+    comparison = compare_runs(store, *runs)
+
+    step = next(change for change in comparison.latencies if change.distribution == "j.get.latency")
+    assert step.a_count == step.b_count == 2500 and comparison.notes == []
+    assert step.classification == "slower" and 0.15 < (step.relative_shift or 0) < 0.25
