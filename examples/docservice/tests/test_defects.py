@@ -137,3 +137,29 @@ def test_slowdown_switch_is_a_fraction(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCSERVICE_SLOWDOWN", "20%")
     with pytest.raises(SystemExit):
         parse_args([])
+
+
+def test_slowdown_delays_the_last_declared_byte_not_the_empty_end() -> None:
+    sent_at: list[float] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await asyncio.sleep(0.1)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4")]})
+        await send({"type": "http.response.body", "body": b"data", "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def run() -> None:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent_at.append(time.perf_counter())
+
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+        started = time.perf_counter()
+        await Slowdown(app, fraction=0.5)(scope, receive, send)
+        sent_at[:] = [at - started for at in sent_at]
+
+    asyncio.run(run())
+    # a client reading Content-Length is done with the 4th byte: that message is the late one
+    assert sent_at[0] < 0.13 and 0.14 <= sent_at[1] < 0.3

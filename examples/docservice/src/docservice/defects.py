@@ -5,8 +5,9 @@ failure switches"). Nothing here runs unless its DOCSERVICE_* switch is set.
   file descriptor (DOCSERVICE_LEAK_FDS), and the process exits with status 1 once it has
   answered DOCSERVICE_CRASH_AFTER requests.
 - `Slowdown` (ASGI middleware): every response takes DOCSERVICE_SLOWDOWN (a fraction, 0.2 =
-  20%) longer than it otherwise would: before its last body message goes out, the request
-  sleeps that fraction of the time it has taken so far.
+  20%) longer than it otherwise would: before the body message that completes the response
+  for the client (the one reaching its Content-Length, else the last one) goes out, the
+  request sleeps that fraction of the time it has taken so far.
 - `WriteBehind`: uploads acknowledged before they are committed (DOCSERVICE_WRITE_BEHIND).
   Pending uploads are committed before any read of documents (so a user always reads what
   was acknowledged) and by a flush every `interval` seconds. Under steady mixed traffic the
@@ -102,11 +103,24 @@ class Slowdown:
             return
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
+        length: int | None = None  # the Content-Length, when the response declares one
+        sent = 0
+        slept = False
 
         async def send_late(message: Message) -> None:
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                delay = self.fraction * (time.perf_counter() - started)
-                await loop.run_in_executor(self.sleeper, time.sleep, delay)
+            nonlocal length, sent, slept
+            if message["type"] == "http.response.start":
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"content-length":
+                        length = int(value)
+            elif message["type"] == "http.response.body" and not slept:
+                sent += len(message.get("body", b""))
+                # the response is complete for the client with its last declared byte, or with
+                # the last message of a response of unknown length: sleep before that one
+                if not message.get("more_body", False) or (length is not None and sent >= length):
+                    slept = True
+                    delay = self.fraction * (time.perf_counter() - started)
+                    await loop.run_in_executor(self.sleeper, time.sleep, delay)
             await send(message)
 
         await self.app(scope, receive, send_late)
