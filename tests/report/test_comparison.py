@@ -186,7 +186,7 @@ def test_the_terminal_names_what_is_slower_and_what_differs(store: Store) -> Non
     console = Console(record=True, width=200)
     print_comparison(compare_runs(store, a, b), console)
     text = console.export_text()
-    assert "load.endpoint.list.latency is slower by +2.0 ms (+19.8%)" in text
+    assert "load.endpoint.list.latency is slower by +1.98 ms (+19.8%), interval [+1.92 ms, +1.98 ms]" in text
     assert "upload: passed (3/3) in A, failed (0/3) in B" in text and HOSTILE in text
     assert "Gates whose status differs" in text and "load.rps" in text
     assert text.rstrip().endswith("1 gate(s) changed status")
