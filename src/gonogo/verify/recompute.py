@@ -18,6 +18,7 @@ from gonogo.errors import PlanError
 from gonogo.evidence import CheckRecord, GateRecord, MetricRecord, RunRecord, SampleSeries, VerdictRecord
 from gonogo.plan import parse_plan
 from gonogo.verdict import check_series, decide, evaluate_gates
+from gonogo.verdict.baseline import EvidenceSource, gather_baseline, run_distributions
 
 _GATE_FIELDS = ("metric", "pattern", "expr", "severity", "value", "unit", "threshold", "dimension", "source")
 
@@ -29,8 +30,12 @@ def recompute_verdict(
     samples: Sequence[SampleSeries],
     stored: VerdictRecord,
     checks: Sequence[CheckRecord] = (),
+    source: EvidenceSource | None = None,
 ) -> list[str]:
-    """The mismatches between the stored verdict and the one its evidence gives now."""
+    """The mismatches between the stored verdict and the one its evidence gives now.
+
+    `source` (the store): where the relative gates' baseline runs are read, the same runs the
+    stored verdict names, with their metrics and distributions as they are now."""
     mismatches: list[str] = []
     if hashlib.sha256(plan_text.encode()).hexdigest() != run.plan_hash:
         mismatches.append(
@@ -44,8 +49,25 @@ def recompute_verdict(
             *mismatches,
             f"the verdict cannot be recomputed: the stored plan does not load with this gonogo: {error}",
         ]
-    gates = evaluate_gates(plan.gates, metrics, check_series(samples), checks)
-    fresh = decide(gates, plan.score, run_problems=stored.run_problems, signoff=plan.signoff)
+    baseline = None
+    if stored.baseline is not None:
+        if source is None:
+            return [
+                *mismatches,
+                "the verdict compared with a baseline, and no store was given to read it from",
+            ]
+        baseline = gather_baseline(source, stored.baseline, plan.baseline.confidence)
+    gates = evaluate_gates(
+        plan.gates,
+        metrics,
+        check_series(samples),
+        checks,
+        baseline=baseline,
+        distributions=run_distributions(source, run.id) if baseline is not None and source else None,
+    )
+    fresh = decide(
+        gates, plan.score, run_problems=stored.run_problems, signoff=plan.signoff, baseline=stored.baseline
+    )
     mismatches += _verdict_differences(stored, fresh)
     mismatches += _gate_differences(stored.gates, fresh.gates)
     return mismatches

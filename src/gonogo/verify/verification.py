@@ -118,6 +118,7 @@ def _verify_evidence(store: Store, result: Verification, plan_path: Path | None)
             store.samples(run.id),
             report.verdict,
             report.checks,
+            store,
         )
         result.mismatches += found
         if not found:
