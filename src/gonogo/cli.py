@@ -509,13 +509,13 @@ def baseline_set(run_ref: str, plan_path: Path | None, store_url: str | None) ->
 @STORE_OPTION
 def baseline_show(plan_path: Path | None, store_url: str | None) -> None:
     """Show what the next run of the plan compares with, and the history of its settings."""
-    from gonogo.run.baseline import choose_baseline
+    from gonogo.evidence.baselines import choose_baseline
 
     loaded = _baseline_plan(plan_path)
     store, _, _ = _open_store(store_url, loaded.path)
     with store:
         store.mark_stale_runs_aborted()
-        choice = choose_baseline(store, loaded.name, loaded.baseline)
+        choice = choose_baseline(store, loaded.name, loaded.baseline.runs)
         runs = [store.resolve_run(run_id) for run_id in choice.runs]
         history = store.baseline_history(loaded.name, limit=10)
     console.print(f"plan [bold]{escape(loaded.name)}[/]: the next run compares with {escape(choice.detail)}")

@@ -31,11 +31,11 @@ from gonogo._git import git_output
 from gonogo.checks.base import CheckKind
 from gonogo.errors import GonogoError, ServiceFailed
 from gonogo.evidence import Store, VerdictRecord
+from gonogo.evidence.baselines import choose_baseline
 from gonogo.evidence.records import RunStatus
 from gonogo.plan import CheckSpec, Plan
 from gonogo.report import RunReport, collect
 from gonogo.report.recorded import write_recorded_reports
-from gonogo.run.baseline import choose_baseline
 from gonogo.run.context import CheckRunContext, RunContext
 from gonogo.run.fault_setup import FaultSetup, FaultSetupFailed
 from gonogo.run.progress import Progress
@@ -219,7 +219,9 @@ def execute(
             check_series(store.samples(run_id)),
             store.checks(run_id),
             baseline=baseline,
-            distributions=run_distributions(store, run_id) if baseline is not None else None,
+            distributions=run_distributions(store, run_id)
+            if baseline is not None and baseline.runs
+            else None,
             comparisons=comparisons,
         )
         if baseline is not None:
@@ -242,7 +244,7 @@ def _baseline(plan: Plan, store: Store, run_id: str) -> Baseline | None:
     """The earlier runs the plan's relative gates compare with; None when it has none."""
     if not plan.has_relative_gates:
         return None
-    choice = choose_baseline(store, plan.name, plan.baseline, before=run_id)
+    choice = choose_baseline(store, plan.name, plan.baseline.runs, before=run_id)
     return gather_baseline(store, choice, plan.baseline.confidence)
 
 

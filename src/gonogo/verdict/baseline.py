@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -53,6 +54,10 @@ from gonogo.units import format_value
 COMPARISON_ARTIFACT = "baseline-comparison.json"
 COMPARISON_MEDIA_TYPE = "application/vnd.gonogo.baseline-comparison+json"
 Sample = dict[float, int]
+# bucket pairs compared as they are; beyond, both samples are binned to 1% (log scale): the load
+# engine keeps 3 significant digits, thousands of buckets, and the shift needs every pair
+_MAX_PAIRS = 250_000
+_BIN = math.log1p(0.01)
 NO_BASELINE_HINT = (
     "pin one with `gonogo baseline set RUN`, or pass N runs of this plan: "
     "`baseline: {runs: N}` in the plan compares with the last N passing runs"
@@ -230,6 +235,8 @@ def _judge_distribution(
     for run in runs:
         for value, count in run.distributions[key].items():
             merged[value] = merged.get(value, 0) + count
+    if len(merged) * len(candidate) > _MAX_PAIRS:
+        merged, candidate = _binned(merged), _binned(candidate)
     try:
         shift = compare(merged, candidate, confidence=baseline.confidence)
     except GonogoError as error:
@@ -308,6 +315,16 @@ def _runs(ids: Sequence[str]) -> str:
 
 def _signed(seconds: float) -> str:
     return ("+" if seconds > 0 else "") + format_value(seconds, "seconds")
+
+
+def _binned(sample: Mapping[float, int]) -> Sample:
+    """The sample on a log grid of 1% steps (each value at its bin's centre): a few hundred bins
+    for latencies that span a few times their median."""
+    binned: Sample = {}
+    for value, count in sample.items():
+        key = math.exp(round(math.log(value) / _BIN) * _BIN) if value > 0 else value
+        binned[key] = binned.get(key, 0) + count
+    return binned
 
 
 def _weighted_median(sample: Mapping[float, int]) -> float:

@@ -63,7 +63,7 @@ def recompute_verdict(
         check_series(samples),
         checks,
         baseline=baseline,
-        distributions=run_distributions(source, run.id) if baseline is not None and source else None,
+        distributions=run_distributions(source, run.id) if baseline and baseline.runs and source else None,
     )
     fresh = decide(
         gates, plan.score, run_problems=stored.run_problems, signoff=plan.signoff, baseline=stored.baseline
