@@ -8,7 +8,9 @@ import json
 import os
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
+from hashlib import sha256
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +166,46 @@ def test_no_baseline_or_a_baseline_without_the_figure_is_not_measured(store: Sto
     assert latency.status == rps.status == "not_measured"
     assert f"baseline run {bare} stored no distribution of load.latency" in latency.note
     assert f"baseline run {bare} did not record load.rps" in rps.note
+
+
+def test_verify_recomputes_relative_gates_with_the_same_baseline_runs(store: Store) -> None:
+    """The verdict keeps which runs it compared with; `recompute_verdict` reads those again and
+    finds the same verdict, and names the difference when a baseline run's evidence changed."""
+    from gonogo.plan import parse_plan
+    from gonogo.verdict import decide
+    from gonogo.verify.recompute import recompute_verdict
+
+    plan_text = 'gates:\n  load.latency.p95: "<= +10% baseline"\n  load.rps: ">= -10% baseline"\n'
+    baseline, candidate = load_run(store, scale=1.0, seed=1), load_run(store, scale=1.2, seed=2)
+    plan = parse_plan(plan_text, Path("/p/gonogo.yaml"))
+    choice = BaselineChoice("pinned", [baseline], "run pinned")
+    gates = evaluate_gates(
+        plan.gates,
+        store.metrics(candidate),
+        baseline=gather_baseline(store, choice),
+        distributions=run_distributions(store, candidate),
+    )
+    verdict = decide(gates, plan.score, baseline=choice)
+    assert [g.status for g in verdict.gates] == ["fail", "pass"] and verdict.decision == "NO-GO"
+    store.save_verdict(candidate, verdict)
+    run, stored = store.resolve_run(candidate), store.verdict(candidate)
+    assert stored is not None and stored.baseline == choice
+
+    def recompute() -> list[str]:
+        assert stored is not None
+        return recompute_verdict(
+            replace(run, plan_hash=sha256(plan_text.encode()).hexdigest()),
+            plan_text, store.metrics(candidate), [], stored, source=store,
+        )  # fmt: skip
+
+    assert recompute() == []
+    store.add_metric(  # the baseline's rps recorded again, higher: the candidate's 100/s now fails
+        baseline,
+        MetricRecord("load", "rps", 200.0, "per_second", "performance", "load", datetime.now(UTC)),
+    )
+    found = recompute()
+    assert "gate load.rps >= -10% baseline: stored verdict says pass, recomputed fail" in found
+    store.delete_runs([baseline])
+    assert any(
+        f"baseline run {baseline}, which the verdict compared with, has no evidence" in m for m in recompute()
+    )

@@ -464,13 +464,25 @@ def _parse_share(value: Any) -> float:
 Share = Annotated[float, BeforeValidator(_parse_share), Field(description="e.g. 5% or 0.05")]
 
 
+def _parse_confidence(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a confidence such as 95% or 0.95")
+    number, unit = parse_quantity(value)
+    if unit not in ("ratio", "number") or not 0.5 < number < 1:
+        raise ValueError(f"{value!r} is not a confidence between 50% and 100%; expected e.g. 95% or 0.95")
+    return number
+
+
+Confidence = Annotated[float, BeforeValidator(_parse_confidence), Field(description="e.g. 95% or 0.95")]
+
+
 class BaselinePolicy(StrictModel):
     """What relative gates (`"<= +10% baseline"`) compare with: the run pinned with `gonogo
     baseline set` when there is one, else the last `runs` passing runs of the plan (GO, completed)."""
 
     runs: int = Field(default=5, ge=1, le=100, description="passing runs aggregated when none is pinned")
     # of the interval around the shift of a latency distribution (Hodges-Lehmann, Moses)
-    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    confidence: Confidence = 0.95
     # for `gonogo compare`: a significant shift smaller than this share of the baseline's median
     # is reported as no difference; relative gates carry their own allowance (`+10%`)
     tolerance: Share = 0.0

@@ -57,6 +57,12 @@ def recompute_verdict(
                 "the verdict compared with a baseline, and no store was given to read it from",
             ]
         baseline = gather_baseline(source, stored.baseline, plan.baseline.confidence)
+        mismatches += [
+            f"baseline run {gone.id}, which the verdict compared with, has no evidence in the store any more "
+            "(deleted?): its relative gates cannot be recomputed as they were"
+            for gone in baseline.runs
+            if not gone.metrics and not gone.distributions
+        ]
     gates = evaluate_gates(
         plan.gates,
         metrics,
