@@ -164,6 +164,12 @@ def test_no_baseline_or_a_baseline_without_the_figure_is_not_measured(store: Sto
         gate("load.rps", ">= -10% baseline"),
     )
     assert latency.status == rps.status == "not_measured"
+    rows = []
+    (missing,) = evaluate_gates(
+        [gate("load.requests", "<= +10% baseline")], store.metrics(candidate), comparisons=rows,
+        baseline=gather_baseline(store, BaselineChoice("pinned", [bare], "pinned")),
+    )  # fmt: skip
+    assert missing.status == "not_measured" and rows[0].note.startswith("this run: check load ran")
     assert f"baseline run {bare} stored no distribution of load.latency" in latency.note
     assert f"baseline run {bare} did not record load.rps" in rps.note
 

@@ -69,12 +69,14 @@ def evaluate_gates(
             names = sorted(name for name in judged if fnmatchcase(name, gate.metric))
             if not names:
                 results.append(_not_measured(gate, gate.metric, "no measured metric matches this pattern"))
+                relative.unmeasured(gate, results[-1])
         elif gate.metric in judged:
             names = [gate.metric]
         else:
             names = []
             why = _why_missing(gate, series.get(gate.metric), ran, by_check)
             results.append(_not_measured(gate, gate.metric, why))
+            relative.unmeasured(gate, results[-1])
         for name in names:
             context = latest.get(name) or _sibling(by_check.get(name.split(".", 1)[0], []))
             record = _evaluate(gate, name, latest.get(name), series.get(name), context, relative)
@@ -179,6 +181,17 @@ class _Relative:
     baseline: Baseline | None
     distributions: Mapping[str, Sample]
     comparisons: list[BaselineRow] | None
+
+    def unmeasured(self, gate: GateSpec, record: GateRecord) -> None:
+        """A relative gate whose metric the run did not measure has a row too: every relative
+        gate is in the comparison."""
+        if self.comparisons is None or not gate.expr.relative_to_baseline:
+            return
+        row = BaselineRow(
+            metric=record.metric, expr=record.expr, status="not_measured", method="none", unit="number",
+            baseline_value=None, candidate_value=None, limit=None, note=f"this run: {record.source}",
+        )  # fmt: skip
+        self.comparisons.append(row)
 
 
 def _evaluate(
