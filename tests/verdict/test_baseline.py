@@ -170,6 +170,17 @@ def test_no_baseline_or_a_baseline_without_the_figure_is_not_measured(store: Sto
         baseline=gather_baseline(store, BaselineChoice("pinned", [bare], "pinned")),
     )  # fmt: skip
     assert missing.status == "not_measured" and rows[0].note.startswith("this run: check load ran")
+
+    # a latency percentile without its distribution is never compared as a bare ratio
+    store.add_metric(
+        bare, MetricRecord("load", "latency.p95", 0.05, "seconds", "performance", "x", datetime.now(UTC))
+    )
+    (percentile,) = evaluate_gates(
+        [gate("load.latency.p95", "<= +10% baseline")], store.metrics(bare),
+        baseline=gather_baseline(store, BaselineChoice("pinned", [candidate], "pinned")),
+        distributions=run_distributions(store, bare),
+    )  # fmt: skip
+    assert percentile.status == "not_measured" and "never as a bare ratio" in percentile.source
     assert f"baseline run {bare} stored no distribution of load.latency" in latency.note
     assert f"baseline run {bare} did not record load.rps" in rps.note
 

@@ -37,6 +37,7 @@ __all__ = [
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,6 +58,7 @@ Sample = dict[float, int]
 # bucket pairs compared as they are; beyond, both samples are binned to 1% (log scale): the load
 # engine keeps 3 significant digits, thousands of buckets, and the shift needs every pair
 _MAX_PAIRS = 250_000
+_PERCENTILE = re.compile(r"\.(p\d+(?:[._]\d+)?|median)$")
 _BIN = math.log1p(0.01)
 NO_BASELINE_HINT = (
     "pin one with `gonogo baseline set RUN`, or pass N runs of this plan: "
@@ -214,6 +216,12 @@ def judge_relative(
     candidate = distributions.get(key) if key is not None else None
     if key is not None and candidate:
         return _judge_distribution(gate, name, key, candidate, baseline)
+    if key is not None and metric.unit == "seconds" and _PERCENTILE.search(within):
+        return _not_measured(
+            gate, name, "seconds",
+            f"this run stored no distribution of {key}: a latency percentile is compared as a "
+            "distribution (load and journeys checks store one), never as a bare ratio of two percentiles",
+        )  # fmt: skip
     return _judge_value(gate, name, metric, baseline)
 
 
