@@ -3,7 +3,9 @@ latency comparison; mistakes reported at their line."""
 
 from __future__ import annotations
 
+import re
 import textwrap
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,11 @@ def test_mistakes_are_located(text: str, expected: str, tmp_path: Path) -> None:
     with pytest.raises(PlanError) as raised:
         parse(text, tmp_path)
     assert expected in str(raised.value)
+
+
+def test_the_starter_plans_baseline_example_is_valid_once_uncommented(tmp_path: Path) -> None:
+    text = files("gonogo.plan").joinpath("starter.yaml").read_text().replace("{project}", "x")
+    text = re.sub(r"(?m)^# (baseline:)", r"\1", text)
+    text = re.sub(r"(?m)^  # (smoke\.\S+: \{expr: \"<= \+10% baseline\")", r"  \1", text)
+    plan = parse_plan(text, tmp_path / "gonogo.yaml")
+    assert plan.baseline.runs == 5 and plan.baseline.confidence == 0.95 and plan.has_relative_gates
