@@ -212,6 +212,7 @@ def execute(
 
     with _signals_ignored():
         baseline = _baseline(plan, store, run_id)
+        distributions = run_distributions(store, run_id) if baseline and baseline.runs else None
         comparisons: list[BaselineRow] = []
         gates = evaluate_gates(
             plan.gates,
@@ -219,9 +220,7 @@ def execute(
             check_series(store.samples(run_id)),
             store.checks(run_id),
             baseline=baseline,
-            distributions=run_distributions(store, run_id)
-            if baseline is not None and baseline.runs
-            else None,
+            distributions=distributions,
             comparisons=comparisons,
         )
         if baseline is not None:

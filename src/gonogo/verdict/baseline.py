@@ -115,6 +115,7 @@ class BaselineRow:
     effect_size: float | None = None  # P(candidate value > baseline value), 0.5: no difference
     significant: bool | None = None
     note: str = ""  # why not measured, or how it was judged
+    baseline_runs: list[str] = field(default_factory=list)  # the runs compared with
 
     @property
     def relative_shift(self) -> float | None:
@@ -273,6 +274,7 @@ def _judge_distribution(
         shift=shift.shift, low=shift.low, high=shift.high, confidence=shift.confidence,
         effect_size=shift.effect_size, significant=shift.significant,
         note=f"distribution {key}; allowance {_signed(allowance)}",
+        baseline_runs=[run.id for run in runs],
     )  # fmt: skip
     return RelativeJudgement(status, shift.shift, "seconds", threshold_text, source, row)
 
@@ -294,6 +296,7 @@ def _judge_value(gate: GateSpec, name: str, metric: MetricRecord, baseline: Base
         metric=name, expr=threshold.text, status=status, method="median", unit=unit,
         baseline_value=reference, candidate_value=metric.value, limit=limit,
         note=f"{format_value(metric.value, unit)} {threshold.op} {format_value(limit, unit)}",
+        baseline_runs=[run.id for run in runs],
     )  # fmt: skip
     return RelativeJudgement(status, metric.value, unit, threshold.describe(reference, unit), source, row)
 

@@ -14,11 +14,19 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from gonogo.errors import PlanError
-from gonogo.evidence import CheckRecord, GateRecord, MetricRecord, RunRecord, SampleSeries, VerdictRecord
+from gonogo.errors import PlanError, UserError
+from gonogo.evidence import (
+    CheckRecord,
+    GateRecord,
+    MetricRecord,
+    RunRecord,
+    SampleSeries,
+    Store,
+    VerdictRecord,
+)
 from gonogo.plan import parse_plan
 from gonogo.verdict import check_series, decide, evaluate_gates
-from gonogo.verdict.baseline import EvidenceSource, gather_baseline, run_distributions
+from gonogo.verdict.baseline import gather_baseline, run_distributions
 
 _GATE_FIELDS = ("metric", "pattern", "expr", "severity", "value", "unit", "threshold", "dimension", "source")
 
@@ -30,7 +38,7 @@ def recompute_verdict(
     samples: Sequence[SampleSeries],
     stored: VerdictRecord,
     checks: Sequence[CheckRecord] = (),
-    source: EvidenceSource | None = None,
+    source: Store | None = None,
 ) -> list[str]:
     """The mismatches between the stored verdict and the one its evidence gives now.
 
@@ -56,13 +64,13 @@ def recompute_verdict(
                 *mismatches,
                 "the verdict compared with a baseline, and no store was given to read it from",
             ]
-        baseline = gather_baseline(source, stored.baseline, plan.baseline.confidence)
         mismatches += [
-            f"baseline run {gone.id}, which the verdict compared with, has no evidence in the store any more "
-            "(deleted?): its relative gates cannot be recomputed as they were"
-            for gone in baseline.runs
-            if not gone.metrics and not gone.distributions
+            f"baseline run {gone}, which the verdict compared with, is no longer in the store: "
+            "its relative gates cannot be recomputed as they were"
+            for gone in stored.baseline.runs
+            if not _in_store(source, gone)
         ]
+        baseline = gather_baseline(source, stored.baseline, plan.baseline.confidence)
     gates = evaluate_gates(
         plan.gates,
         metrics,
@@ -77,6 +85,13 @@ def recompute_verdict(
     mismatches += _verdict_differences(stored, fresh)
     mismatches += _gate_differences(stored.gates, fresh.gates)
     return mismatches
+
+
+def _in_store(store: Store, run_id: str) -> bool:
+    try:
+        return store.resolve_run(run_id).id == run_id
+    except UserError:
+        return False
 
 
 def _verdict_differences(stored: VerdictRecord, fresh: VerdictRecord) -> list[str]:
