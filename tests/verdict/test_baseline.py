@@ -21,7 +21,7 @@ from gonogo.loadgen import histogram as hist
 from gonogo.plan.model import GateSpec
 from gonogo.threshold import parse_threshold
 from gonogo.verdict import evaluate_gates
-from gonogo.verdict.baseline import BaselineRow, gather_baseline, run_distributions
+from gonogo.verdict.baseline import BaselineComparison, BaselineRow, gather_baseline, run_distributions
 
 REQUESTS = 5_000
 
@@ -197,11 +197,17 @@ def test_verify_recomputes_relative_gates_with_the_same_baseline_runs(store: Sto
     baseline, candidate = load_run(store, scale=1.0, seed=1), load_run(store, scale=1.2, seed=2)
     plan = parse_plan(plan_text, Path("/p/gonogo.yaml"))
     choice = BaselineChoice("pinned", [baseline], "run pinned")
+    rows: list[BaselineRow] = []
     gates = evaluate_gates(
         plan.gates,
         store.metrics(candidate),
         baseline=gather_baseline(store, choice),
         distributions=run_distributions(store, candidate),
+        comparisons=rows,
+    )
+    # as the run stores it and the reports read it back
+    comparison = BaselineComparison.from_json(
+        json.loads(BaselineComparison("pinned", [baseline], "", 0.95, rows).dumps())
     )
     verdict = decide(gates, plan.score, baseline=choice)
     assert [g.status for g in verdict.gates] == ["fail", "pass"] and verdict.decision == "NO-GO"
@@ -209,14 +215,19 @@ def test_verify_recomputes_relative_gates_with_the_same_baseline_runs(store: Sto
     run, stored = store.resolve_run(candidate), store.verdict(candidate)
     assert stored is not None and stored.baseline == choice
 
-    def recompute() -> list[str]:
+    def recompute(stored_comparison: BaselineComparison | None = comparison) -> list[str]:
         assert stored is not None
         return recompute_verdict(
             replace(run, plan_hash=sha256(plan_text.encode()).hexdigest()),
-            plan_text, store.metrics(candidate), [], stored, source=store,
+            plan_text, store.metrics(candidate), [], stored, source=store, comparison=stored_comparison,
         )  # fmt: skip
 
     assert recompute() == []
+    edited = replace(comparison, rows=[replace(comparison.rows[0], p_value=0.5), comparison.rows[1]])
+    assert recompute(edited) == [
+        f"baseline-comparison.json: load.latency.p95 <= +10% baseline: stored p_value 0.5, "
+        f"recomputed {comparison.rows[0].p_value!r}"
+    ]
     store.add_metric(  # the baseline's rps recorded again, higher: the candidate's 100/s now fails
         baseline,
         MetricRecord("load", "rps", 200.0, "per_second", "performance", "load", datetime.now(UTC)),

@@ -26,7 +26,13 @@ from gonogo.evidence import (
 )
 from gonogo.plan import parse_plan
 from gonogo.verdict import check_series, decide, evaluate_gates
-from gonogo.verdict.baseline import gather_baseline, run_distributions
+from gonogo.verdict.baseline import (
+    COMPARISON_ARTIFACT,
+    BaselineComparison,
+    BaselineRow,
+    gather_baseline,
+    run_distributions,
+)
 
 _GATE_FIELDS = ("metric", "pattern", "expr", "severity", "value", "unit", "threshold", "dimension", "source")
 
@@ -39,11 +45,13 @@ def recompute_verdict(
     stored: VerdictRecord,
     checks: Sequence[CheckRecord] = (),
     source: Store | None = None,
+    comparison: BaselineComparison | None = None,
 ) -> list[str]:
     """The mismatches between the stored verdict and the one its evidence gives now.
 
     `source` (the store): where the relative gates' baseline runs are read, the same runs the
-    stored verdict names, with their metrics and distributions as they are now."""
+    stored verdict names, with their metrics and distributions as they are now. `comparison`:
+    the run's stored `baseline-comparison.json`, whose every number is compared too."""
     mismatches: list[str] = []
     if hashlib.sha256(plan_text.encode()).hexdigest() != run.plan_hash:
         mismatches.append(
@@ -58,6 +66,7 @@ def recompute_verdict(
             f"the verdict cannot be recomputed: the stored plan does not load with this gonogo: {error}",
         ]
     baseline = None
+    rows: list[BaselineRow] = []
     if stored.baseline is not None:
         if source is None:
             return [
@@ -78,13 +87,40 @@ def recompute_verdict(
         checks,
         baseline=baseline,
         distributions=run_distributions(source, run.id) if baseline and baseline.runs and source else None,
+        comparisons=rows,
     )
+    if stored.baseline is not None:
+        mismatches += _comparison_differences(comparison, rows)
     fresh = decide(
         gates, plan.score, run_problems=stored.run_problems, signoff=plan.signoff, baseline=stored.baseline
     )
     mismatches += _verdict_differences(stored, fresh)
     mismatches += _gate_differences(stored.gates, fresh.gates)
     return mismatches
+
+
+def _comparison_differences(stored: BaselineComparison | None, fresh: Sequence[BaselineRow]) -> list[str]:
+    """The stored baseline comparison's numbers against those recomputed now."""
+    if stored is None:
+        return [f"{COMPARISON_ARTIFACT}: the run compared with a baseline, and its comparison is missing"]
+    found: list[str] = []
+    if len(stored.rows) != len(fresh):
+        found.append(f"{COMPARISON_ARTIFACT}: {len(stored.rows)} rows stored, {len(fresh)} recomputed")
+    for mine, theirs in zip(stored.rows, fresh, strict=False):
+        ours, recomputed = asdict(mine), asdict(theirs)
+        for field, value in ours.items():
+            again = recomputed[field]
+            same = (
+                _same_number(value, again)
+                if isinstance(value, float) and isinstance(again, float)
+                else value == again
+            )
+            if not same:
+                found.append(
+                    f"{COMPARISON_ARTIFACT}: {theirs.metric} {theirs.expr}: stored {field} {value!r}, "
+                    f"recomputed {again!r}"
+                )
+    return found
 
 
 def _in_store(store: Store, run_id: str) -> bool:

@@ -119,6 +119,7 @@ def _verify_evidence(store: Store, result: Verification, plan_path: Path | None)
             report.verdict,
             report.checks,
             store,
+            report.baseline,
         )
         result.mismatches += found
         if not found:
