@@ -173,6 +173,13 @@ def validate(plan: Path) -> None:
         if described:
             console.print(f"    {escape(described)}", soft_wrap=True)
     console.print(f"  {len(loaded.gates)} gates, minimum score {loaded.score.minimum:g}")
+    if loaded.has_relative_gates:
+        policy = loaded.baseline
+        console.print(
+            f"  relative gates compare with the run pinned with `gonogo baseline set`, else the last "
+            f"{policy.runs} passing run(s) (confidence {policy.confidence:.0%}; docs/baselines.md)",
+            soft_wrap=True,
+        )
     for gate in loaded.gates:
         notes: list[str] = [gate.severity] if gate.severity != "must" else []
         notes += ["abort_on_fail"] if gate.abort_on_fail else []

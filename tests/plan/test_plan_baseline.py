@@ -59,3 +59,16 @@ def test_the_starter_plans_baseline_example_is_valid_once_uncommented(tmp_path: 
     text = re.sub(r"(?m)^  # (smoke\.\S+: \{expr: \"<= \+10% baseline\")", r"  \1", text)
     plan = parse_plan(text, tmp_path / "gonogo.yaml")
     assert plan.baseline.runs == 5 and plan.baseline.confidence == 0.95 and plan.has_relative_gates
+
+
+def test_validate_says_what_relative_gates_compare_with(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gonogo.cli import cli
+
+    path = tmp_path / "gonogo.yaml"
+    path.write_text(textwrap.dedent(BASE) + "baseline: {runs: 3}\n")
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    said = "compare with the run pinned with `gonogo baseline set`, else the last 3 passing run(s)"
+    assert said in result.output
