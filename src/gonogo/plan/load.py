@@ -25,6 +25,7 @@ from gonogo.errors import PlanError, PlanIssue, UserError
 from gonogo.plan.model import (
     DIMENSIONS,
     PLACEHOLDER,
+    BaselinePolicy,
     CheckSpec,
     GateSpec,
     LocatedValueError,
@@ -40,7 +41,7 @@ from gonogo.threshold import parse_threshold
 from gonogo.units import parse_duration
 
 Location = tuple[str | int, ...]
-TOP_LEVEL_KEYS = ("name", "system", "checks", "gates", "score", "signoff")
+TOP_LEVEL_KEYS = ("name", "system", "checks", "gates", "score", "signoff", "baseline")
 CHECK_COMMON_KEYS = ("kind", "timeout", "needs_system")
 
 
@@ -379,6 +380,7 @@ def parse_plan(text: str, path: Path) -> Plan:
     system = _validate(document, SystemSpec, raw_system, ("system",), skip_own_checks=located)
     score = _validate(document, Score, data.get("score") or {}, ("score",))
     signoff = _validate(document, Signoff, data.get("signoff") or {}, ("signoff",))
+    baseline = _validate(document, BaselinePolicy, data.get("baseline") or {}, ("baseline",))
     checks = dict(_checks(document, data.get("checks") or {}))
     present = _check_kinds(data.get("checks"))
     unresolved = _references(document, checks, raw_system, system, present)
@@ -392,10 +394,12 @@ def parse_plan(text: str, path: Path) -> Plan:
     if document.issues:
         raise PlanError(sorted(document.issues, key=lambda i: (i.line or 0, i.column or 0)))
     assert isinstance(system, SystemSpec) and isinstance(score, Score) and isinstance(signoff, Signoff)
+    assert isinstance(baseline, BaselinePolicy)
     written = set(data.get("gates") or {}) if isinstance(data.get("gates"), dict) else set()
     return Plan(
         path=path, text=text, name=str(name), system=system, checks=checks, gates=gates, score=score,
-        signoff=signoff, default_gate_metrics=frozenset(g.metric for g in gates if g.metric not in written),
+        signoff=signoff, baseline=baseline,
+        default_gate_metrics=frozenset(g.metric for g in gates if g.metric not in written),
     )  # fmt: skip
 
 

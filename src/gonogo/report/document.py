@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-__all__ = ["ResourceSummary", "RunReport", "artifact_command", "collect"]
+__all__ = [
+    "COMPARISON_HEADERS",
+    "ResourceSummary",
+    "RunReport",
+    "artifact_command",
+    "collect",
+    "comparison_cells",
+]
 
+import json
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from statistics import fmean
 
 from gonogo.evidence import (
@@ -21,6 +31,8 @@ from gonogo.evidence import (
 )
 from gonogo.evidence.digest import evidence_digest
 from gonogo.evidence.findings import StoredFinding, read_findings
+from gonogo.units import format_value
+from gonogo.verdict.baseline import COMPARISON_ARTIFACT, BaselineComparison, BaselineRow
 from gonogo.verdict.signoff import SignoffStatus, outcome, signoff_status
 
 
@@ -60,6 +72,8 @@ class RunReport:
     signoffs: list[SignoffRecord] = field(default_factory=list)
     signoff: SignoffStatus | None = None  # None: no sign-off required
     findings: list[StoredFinding] = field(default_factory=list)  # the checks' findings (security)
+    # the relative gates against the baseline, from the run's `baseline-comparison.json`
+    baseline: BaselineComparison | None = None
 
     @property
     def open_findings(self) -> list[StoredFinding]:
@@ -117,4 +131,76 @@ def collect(store: Store, run_id: str) -> RunReport:
         signoffs=signoffs,
         signoff=signoff_status(verdict, signoffs, digest),
         findings=read_findings(artifacts, store.artifact_path),
+        baseline=read_baseline_comparison(artifacts, store.artifact_path),
     )
+
+
+def read_baseline_comparison(
+    artifacts: list[ArtifactRecord], path_of: Callable[[str], Path]
+) -> BaselineComparison | None:
+    """The run's baseline comparison; None when it has none, or its file is missing or unreadable
+    (`gonogo verify` is what reports a missing or altered artifact)."""
+    for artifact in artifacts:
+        if artifact.check is None and artifact.name == COMPARISON_ARTIFACT:
+            try:
+                return BaselineComparison.from_json(json.loads(path_of(artifact.sha256).read_bytes()))
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
+COMPARISON_HEADERS = (
+    "metric",
+    "gate",
+    "baseline",
+    "this run",
+    "p-value",
+    "shift (CI)",
+    "effect size",
+    "status",
+)
+
+
+def comparison_cells(row: BaselineRow) -> list[str]:
+    """One relative gate's comparison as the terminal and Markdown reports show it."""
+    unit = row.unit
+    if row.method == "none":
+        return [row.metric, row.expr, "—", "—", "—", row.note, "—", row.status]
+    if (
+        row.method == "mann-whitney"
+        and row.shift is not None
+        and row.low is not None
+        and row.high is not None
+    ):
+        share = f" ({row.relative_shift:+.1%})" if row.relative_shift is not None else ""
+        confidence = f"{row.confidence:.0%} " if row.confidence is not None else ""
+        return [
+            row.metric,
+            row.expr,
+            f"median {format_value(row.baseline_value, unit)} (n={row.n1})",
+            f"median {format_value(row.candidate_value, unit)} (n={row.n2})",
+            f"{row.p_value:.3g}" if row.p_value is not None else "—",
+            f"{_signed(row.shift, unit)}{share}, {confidence}CI "
+            f"[{_signed(row.low, unit)}, {_signed(row.high, unit)}]",
+            f"{row.effect_size:.2f}" if row.effect_size is not None else "—",
+            row.status,
+        ]
+    change = "—"
+    if row.baseline_value is not None and row.candidate_value is not None:
+        delta = row.candidate_value - row.baseline_value
+        share = f" ({delta / row.baseline_value:+.1%})" if row.baseline_value else ""
+        change = f"{_signed(delta, unit)}{share}, limit {format_value(row.limit, unit)}"
+    return [
+        row.metric,
+        row.expr,
+        format_value(row.baseline_value, unit),
+        format_value(row.candidate_value, unit),
+        "—",
+        change,
+        "—",
+        row.status,
+    ]
+
+
+def _signed(value: float, unit: str) -> str:
+    return ("+" if value > 0 else "") + format_value(value, unit)

@@ -62,6 +62,8 @@ def render_json(report: RunReport) -> str:
         document["verdict"]["outcome"] = report.outcome
         document["verdict"]["run_problems"] = verdict.run_problems
     document["signoff"] = _signoff(report)
+    if report.baseline is not None:  # only runs with relative gates: older reports render as they did
+        document["baseline"] = report.baseline.to_json()
     document["integrity"] = {
         "digest": DIGEST_SCHEMA,
         "evidence_sha256": report.evidence_digest,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __all__ = ["render_markdown"]
 
-from gonogo.report.document import RunReport, artifact_command
+from gonogo.report.document import COMPARISON_HEADERS, RunReport, artifact_command, comparison_cells
 from gonogo.units import format_value
 
 _STATUS = {"pass": "✅ pass", "fail": "❌ fail", "warn": "⚠️ warn", "not_measured": "❔ not measured"}
@@ -38,6 +38,7 @@ def render_markdown(report: RunReport) -> str:
             f"| `{gate.metric}` | {format_value(gate.value, gate.unit or 'number')} "
             f"| `{_cell(gate.expr)}` | {gate.severity} | {_STATUS[gate.status]} | {_cell(gate.source)} |"
         )
+    lines += _baseline(report)
     lines += ["", "## Dimensions", "", "| dimension | score |", "|---|---|"]
     for name, value in verdict.dimensions.items():
         lines.append(f"| {name} | {'not measured' if value is None else f'{value:.1f}'} |")
@@ -48,6 +49,28 @@ def render_markdown(report: RunReport) -> str:
     lines += _artifacts(report)
     lines += ["", f"Evidence digest `{report.evidence_digest}`: check this report with `gonogo verify`.", ""]
     return "\n".join(lines)
+
+
+def _baseline(report: RunReport) -> list[str]:
+    """The relative gates against the earlier runs they compared with."""
+    comparison = report.baseline
+    if comparison is None:
+        return []
+    lines = ["", "## Baseline", "", f"Compared with: {_cell(comparison.detail)}."]
+    if comparison.runs:
+        lines += ["", "Runs: " + ", ".join(f"`{run}`" for run in comparison.runs)]
+    if comparison.rows:
+        lines += [
+            "",
+            "| " + " | ".join(COMPARISON_HEADERS) + " |",
+            "|" + "---|" * len(COMPARISON_HEADERS),
+        ]
+        for row in comparison.rows:
+            cells = comparison_cells(row)
+            cells[0], cells[1] = f"`{cells[0]}`", f"`{cells[1]}`"
+            cells[-1] = _STATUS[row.status]
+            lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return lines
 
 
 DETAILED_SEVERITIES = ("critical", "high", "medium")

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from gonogo.report.document import RunReport
+from gonogo.report.document import COMPARISON_HEADERS, RunReport, comparison_cells
 from gonogo.units import format_value
 
 _STATUS_STYLE = {
@@ -44,6 +44,21 @@ def gate_table(report: RunReport, width: int) -> Table:
     return table
 
 
+def baseline_table(report: RunReport) -> Table:
+    """The relative gates against the baseline: which runs, p-value, shift with its CI, effect size."""
+    comparison = report.baseline
+    assert comparison is not None
+    table = Table(title="Baseline", title_justify="left", expand=False)
+    table.caption = escape(f"compared with {comparison.detail}")
+    for header in COMPARISON_HEADERS:
+        table.add_column(header, overflow="fold")
+    for row in comparison.rows:
+        cells = [escape(cell) for cell in comparison_cells(row)]
+        cells[-1] = _STATUS_STYLE[row.status]
+        table.add_row(*cells)
+    return table
+
+
 SHOWN_FINDINGS = 15
 
 
@@ -71,6 +86,8 @@ def print_summary(report: RunReport, console: Console) -> None:
     if report.open_findings:
         console.print(findings_table(report))
     console.print(gate_table(report, console.width))
+    if report.baseline is not None:
+        console.print(baseline_table(report))
     if verdict is None:
         console.print(Panel(f"[bold]no verdict[/]: {report.run.message}", title=report.run.id))
         return

@@ -118,6 +118,8 @@ def _verify_evidence(store: Store, result: Verification, plan_path: Path | None)
             store.samples(run.id),
             report.verdict,
             report.checks,
+            store,
+            report.baseline,
         )
         result.mismatches += found
         if not found:
