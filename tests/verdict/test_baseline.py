@@ -98,6 +98,13 @@ def test_a_slowdown_of_20_percent_fails_a_gate_of_10_percent_and_no_change_passe
     (row,) = judge(store, [baseline], slower, gate("load.latency.p95", "<= +30% baseline"))
     assert row.status == "pass" and row.significant
 
+    # a gate that asks for an improvement passes only on evidence of it
+    faster = gate("load.latency.p95", "<= -10% baseline")
+    (row,) = judge(store, [baseline], same, faster)
+    assert row.status == "fail" and not row.significant
+    (row,) = judge(store, [slower], baseline, faster)  # 1/1.2: 17% faster, the interval says so
+    assert row.status == "pass" and row.high is not None and row.high < 0
+
 
 def test_the_gate_says_p_value_shift_interval_and_effect_size(store: Store) -> None:
     baseline, slower = load_run(store, scale=1.0, seed=1), load_run(store, scale=1.2, seed=2)

@@ -10,7 +10,8 @@ artifacts with `distributions.py`). The rule, one place for the run and `gonogo 
   shift with its interval (`shift.compare`), the baseline runs' samples merged by summing counts.
   The gate fails only on evidence: when the interval excludes 0 (significant) and the shift breaks
   the allowance, a share of the baseline's median (`<= +10% baseline`: the shift is more than 10%
-  of the baseline's median);
+  of the baseline's median). A gate that no change would break asks for an improvement
+  (`<= -10% baseline`): it passes only on evidence, when its whole interval keeps the allowance;
 - any other figure (counts, rates, requests per second) is compared with the median of the
   baseline runs' values times (1 + the share): `<= +10% baseline` holds for at most 110% of it;
 - no baseline, or a baseline run that lacks the figure: *not measured*, never a pass.
@@ -252,8 +253,12 @@ def _judge_distribution(
         return _not_measured(gate, name, "seconds", f"cannot compare the distributions of {key}: {error}")
     middle = _weighted_median(merged)
     allowance = threshold.limit(middle) - middle
-    holds = threshold.holds(middle + shift.shift, middle)
-    failed = shift.significant and not holds
+    if threshold.holds(middle, middle):  # no change keeps the gate: it fails only on evidence
+        failed = shift.significant and not threshold.holds(middle + shift.shift, middle)
+        rule = "fails only if significant"
+    else:  # the gate asks for a change (`<= -10% baseline`): it passes only on evidence
+        failed = not all(threshold.holds(middle + end, middle) for end in (shift.low, shift.high))
+        rule = "passes only if its whole interval does"
     status = _status(gate, not failed)
     share = f" ({shift.shift / middle:+.1%})" if middle else ""
     verdict = "significant" if shift.significant else "not significant"
@@ -265,7 +270,7 @@ def _judge_distribution(
     )
     threshold_text = (
         f"shift {threshold.op} {_signed(allowance)} ({threshold.text}: of the baseline median "
-        f"{format_value(middle, 'seconds')}; fails only if significant)"
+        f"{format_value(middle, 'seconds')}; {rule})"
     )
     row = BaselineRow(
         metric=name, expr=threshold.text, status=status, method="mann-whitney", unit="seconds",
