@@ -15,6 +15,7 @@ __all__ = [
     "DataVolume",
     "Duration",
     "GateSpec",
+    "History",
     "LocatedValueError",
     "Plan",
     "ProxyRoute",
@@ -44,6 +45,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictInt,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -451,6 +453,17 @@ class Signoff(StrictModel):
         return roles
 
 
+class History(StrictModel):
+    """How far back a run looks in its plan's earlier runs (the history of flaky tests)."""
+
+    runs: StrictInt = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="earlier runs of this plan read besides this one; 0: only this run's reruns",
+    )
+
+
 class Plan(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
@@ -462,6 +475,7 @@ class Plan(BaseModel):
     gates: list[GateSpec]
     score: Score
     signoff: Signoff = Field(default_factory=Signoff)  # no roles: no sign-off required
+    history: History = Field(default_factory=History)
     # the metrics of `gates` that no line of the plan wrote: its check kinds' own gates
     default_gate_metrics: frozenset[str] = frozenset()
 
