@@ -21,6 +21,7 @@ from gonogo.evidence import (
 )
 from gonogo.evidence.digest import evidence_digest
 from gonogo.evidence.findings import StoredFinding, read_findings
+from gonogo.verdict.flaky import FLAKY_ARTIFACT, FlakyHistory, FlakyTest, read_flaky_history
 from gonogo.verdict.signoff import SignoffStatus, outcome, signoff_status
 
 
@@ -60,6 +61,11 @@ class RunReport:
     signoffs: list[SignoffRecord] = field(default_factory=list)
     signoff: SignoffStatus | None = None  # None: no sign-off required
     findings: list[StoredFinding] = field(default_factory=list)  # the checks' findings (security)
+    # The flaky tests of this run (docs/testing.md), from its `flaky-tests.json`, highest flip rate
+    # first, and the runs they were judged over (oldest first, this run last); both empty when the
+    # run judged none (no per-test outcomes).
+    flaky_tests: list[FlakyTest] = field(default_factory=list)
+    flaky_window: list[str] = field(default_factory=list)
 
     @property
     def open_findings(self) -> list[StoredFinding]:
@@ -103,6 +109,7 @@ def collect(store: Store, run_id: str) -> RunReport:
     samples, verdict = store.samples(run_id), store.verdict(run_id)
     signoffs = store.signoffs(run_id)
     digest = evidence_digest(run, checks, metrics, artifacts, events, samples, verdict)
+    flaky = _flaky_history(store, artifacts)
     return RunReport(
         run=run,
         checks=checks,
@@ -117,4 +124,18 @@ def collect(store: Store, run_id: str) -> RunReport:
         signoffs=signoffs,
         signoff=signoff_status(verdict, signoffs, digest),
         findings=read_findings(artifacts, store.artifact_path),
+        flaky_tests=list(flaky.tests) if flaky else [],
+        flaky_window=list(flaky.window) if flaky else [],
     )
+
+
+def _flaky_history(store: Store, artifacts: list[ArtifactRecord]) -> FlakyHistory | None:
+    """The run's `flaky-tests.json`; None when it has none, or it is missing or unreadable
+    (`gonogo verify` is what reports a missing or altered artifact)."""
+    for artifact in artifacts:
+        if artifact.name == FLAKY_ARTIFACT and artifact.check is None:
+            try:
+                return read_flaky_history(store.artifact_path(artifact.sha256).read_bytes())
+            except OSError:
+                return None
+    return None
