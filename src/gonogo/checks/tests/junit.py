@@ -49,7 +49,8 @@ counted from its header, with a warning: a report that lost its testcases still 
 
 Per-test outcomes (`parse_junit(..., outcomes=True)`, for the history of flaky tests): one
 `TestOutcome` per test as counted above, its id `<classname>::<name>` (the innermost suite's
-name when the testcase has no classname), its final outcome, its attempts and whether it
+name when the testcase has no classname; the name alone when they are the same, as jest-junit
+writes them), its final outcome, its attempts and whether it
 passed only on a rerun. Ids need not be unique (mocha and jest repeat titles): the caller
 decides how to fold them.
 
@@ -415,7 +416,8 @@ class _JUnitTarget:
             return
         scope = attempt.classname or suite.name
         name = attempt.name or "(unnamed test)"
-        self.outcomes[key] = (f"{scope}::{name}" if scope else name, *result)
+        test_id = f"{scope}::{name}" if scope and scope != name else name  # jest: classname == name
+        self.outcomes[key] = (test_id, *result)
 
     def _fold_repeat(self, suite: _Suite, attempt: _Attempt, outcome: int) -> tuple[bytes, int, int, bool]:
         """A repeat of classname + name in a pytest or Go suite, or of a testcase marked as
