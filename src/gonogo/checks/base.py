@@ -224,7 +224,7 @@ class CheckKind(ABC, Generic[SettingsT]):
     @classmethod
     def writes_test_outcomes(cls, settings: SettingsT) -> bool:
         """Whether a run with these settings stores per-test outcomes (`test-outcomes.json`), which
-        the history of flaky tests reads (`history.flaky_tests`, docs/testing.md)."""
+        the history of flaky tests reads (`history.flaky_tests`, docs/flaky-tests.md)."""
         return False
 
     @classmethod

@@ -506,7 +506,7 @@ def _checks(document: _Document, raw: Any) -> Iterator[tuple[str, CheckSpec]]:
             document.issue(
                 where,
                 f"{HISTORY_PREFIX!r} cannot name a check: metrics named history.… are the ones a run "
-                "records from its plan's earlier runs (history.flaky_tests, docs/testing.md); choose "
+                "records from its plan's earlier runs (history.flaky_tests, docs/flaky-tests.md); choose "
                 "another name",
                 at_key=True,
             )

@@ -61,7 +61,7 @@ class RunReport:
     signoffs: list[SignoffRecord] = field(default_factory=list)
     signoff: SignoffStatus | None = None  # None: no sign-off required
     findings: list[StoredFinding] = field(default_factory=list)  # the checks' findings (security)
-    # The flaky tests of this run (docs/testing.md), from its `flaky-tests.json`, highest flip rate
+    # The flaky tests of this run (docs/flaky-tests.md), from its `flaky-tests.json`, highest flip rate
     # first, and the runs they were judged over (oldest first, this run last); both empty when the
     # run judged none (no per-test outcomes).
     flaky_tests: list[FlakyTest] = field(default_factory=list)

@@ -61,7 +61,7 @@ def _code(text: str) -> str:
 
 
 def _flaky(report: RunReport) -> list[str]:
-    """The flaky tests with their outcomes over the runs read (docs/testing.md)."""
+    """The flaky tests with their outcomes over the runs read (docs/flaky-tests.md)."""
     if not report.flaky_tests:
         return []
     window = report.flaky_window

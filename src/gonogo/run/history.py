@@ -4,7 +4,7 @@ After the checks and before the gates, the per-test outcomes that `tests` checks
 (`test-outcomes.json`) are read for this run and for up to `history.runs` earlier runs of the
 same plan; `verdict.flaky` judges them, and the result becomes evidence: the metrics
 `history.flaky_tests` and `history.tests_compared_runs`, each naming the runs read, and the run
-artifact `flaky-tests.json` they point at (docs/testing.md).
+artifact `flaky-tests.json` they point at (docs/flaky-tests.md).
 """
 
 from __future__ import annotations

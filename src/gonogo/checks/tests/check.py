@@ -14,7 +14,7 @@ Metrics (names relative to the check; see docs/metrics.md):
   `coverage`.
 
 Per-test outcomes go to the artifact `test-outcomes.json` (`OUTCOMES_ARTIFACT`), the
-evidence the history of flaky tests reads in later runs (docs/testing.md):
+evidence the history of flaky tests reads in later runs (docs/flaky-tests.md):
 `{"format": 1, "tests": [{"id", "outcome", "reruns", "passed_on_rerun", "cases"}]}`, one
 entry per test id (`<classname or suite>::<name>`); testcases that share an id (mocha and
 jest repeat titles, a test in two reports) are folded into one: failed before error before
