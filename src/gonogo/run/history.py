@@ -34,9 +34,11 @@ def record_flaky_tests(store: Store, run_id: str, plan_name: str, earlier_runs: 
     if current is None:
         return None
     window: list[RunOutcomes] = []
+    # Only this run's tests are judged: of the earlier runs, only theirs are kept (memory).
+    wanted = frozenset(current.tests)
     earlier = store.plan_runs(plan_name, before=run_id, limit=earlier_runs) if earlier_runs else []
     for run in reversed(earlier):
-        found, broken = _outcomes(store, run.id)
+        found, broken = _outcomes(store, run.id, wanted)
         unreadable += broken
         if found is not None:
             window.append(found)
@@ -71,7 +73,9 @@ def record_flaky_tests(store: Store, run_id: str, plan_name: str, earlier_runs: 
     return history
 
 
-def _outcomes(store: Store, run_id: str) -> tuple[RunOutcomes | None, list[str]]:
+def _outcomes(
+    store: Store, run_id: str, wanted: frozenset[tuple[str, str]] | None = None
+) -> tuple[RunOutcomes | None, list[str]]:
     """The per-test outcomes a run stored, by (check, test id); None when it stored none. A
     stored document that cannot be read (pruned by hand, another format) leaves that check out
     and names the run."""
@@ -88,7 +92,9 @@ def _outcomes(store: Store, run_id: str) -> tuple[RunOutcomes | None, list[str]]
             continue
         found = True
         for test_id, outcome in outcomes.items():
-            tests[(artifact.check, test_id)] = outcome
+            key = (artifact.check, test_id)
+            if wanted is None or key in wanted:
+                tests[key] = outcome
     if not found:
         return None, unreadable
     return RunOutcomes(run_id, tests), unreadable
