@@ -71,3 +71,4 @@ def test_a_test_that_passes_fails_and_passes_again_is_flaky(tmp_path: Path) -> N
     assert row in markdown
     verified = gonogo("verify", "latest", cwd=tmp_path)
     assert verified.code == 0, verified.text
+    assert "flaky-tests.json: recomputed from the test outcomes of its 3 runs: 1 flaky test" in verified.out

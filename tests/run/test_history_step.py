@@ -1,4 +1,5 @@
-"""The run's history step against a real store: which earlier runs it reads, what it records."""
+"""The run's history step against a real store: which earlier runs it reads, what it records,
+and `gonogo verify` judging it again from the same stored outcomes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from gonogo.evidence import Store
+from gonogo.report import collect
 from gonogo.run.history import record_flaky_tests
+from gonogo.verify.history import verify_flaky_history
 
 
 @pytest.fixture
@@ -85,3 +88,27 @@ def test_a_run_without_outcomes_records_nothing(store: Store) -> None:
     this = run_with(store, None)
     assert record_flaky_tests(store, this, "demo", earlier_runs=10) is None
     assert store.metrics(this) == [] and store.artifacts(this) == []
+
+
+def test_verify_judges_the_stored_outcomes_again(store: Store) -> None:
+    first = run_with(store, {"t": "passed"})
+    second = run_with(store, {"t": "failed"})
+    this = run_with(store, {"t": "passed"})
+    record_flaky_tests(store, this, "demo", earlier_runs=10)
+    (checked,) = verify_flaky_history(store, collect(store, this)).checked
+    assert checked == (
+        "flaky-tests.json: recomputed from the test outcomes of its 3 runs: 1 flaky test, as stored"
+    )
+    # an earlier run's stored outcomes changed after the fact: t never failed, so it is not flaky
+    (artifact,) = [a for a in store.artifacts(second) if a.name == "test-outcomes.json"]
+    path = store.artifact_path(artifact.sha256)
+    path.chmod(0o644)
+    path.write_bytes(_document({"t": "passed"}))
+    (mismatch,) = verify_flaky_history(store, collect(store, this)).mismatches
+    assert mismatch.startswith("flaky-tests.json: the test outcomes of its 3 runs give other flaky tests")
+    assert "stored only: unit t" in mismatch
+    store.delete_runs([first])
+    found = verify_flaky_history(store, collect(store, this))
+    assert found.mismatches == [] and found.warnings == [
+        f"flaky-tests.json: not recomputed, run {first} of its window is no longer in the store"
+    ]

@@ -6,14 +6,8 @@ import json
 
 import pytest
 
-from gonogo.verdict.flaky import (
-    FlakyHistory,
-    RecordedOutcome,
-    RunOutcomes,
-    find_flaky,
-    read_flaky_history,
-    read_test_outcomes,
-)
+from gonogo.evidence.test_outcomes import RecordedOutcome, read_test_outcomes
+from gonogo.verdict.flaky import FlakyHistory, RunOutcomes, find_flaky, read_flaky_history
 
 SYMBOL = {"✓": "passed", "✗": "failed", "E": "error", "s": "skipped"}
 

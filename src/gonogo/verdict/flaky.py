@@ -1,8 +1,9 @@
 """Flaky tests from a plan's history: which tests of this run pass and fail without a change.
 
 The input is a window of runs of one plan, oldest first and this run last, each with the
-per-test outcomes its `tests` checks stored (`test-outcomes.json`, read by `gonogo.run`; this
-module reads no file). For each test of this run (a check name and a test id):
+per-test outcomes its `tests` checks stored (`test-outcomes.json`, see
+`gonogo.evidence.test_outcomes`; read by `gonogo.run` and `gonogo.verify`: this module reads no
+file). For each test of this run (a check name and a test id):
 
 - its *counted outcomes* are its outcomes in the window's runs where it ran: passed, failed or
   error. A run where it is missing or skipped does not count (a skip says nothing of whether
@@ -24,11 +25,9 @@ __all__ = [
     "FLAKY_ARTIFACT",
     "FlakyHistory",
     "FlakyTest",
-    "RecordedOutcome",
     "RunOutcomes",
     "find_flaky",
     "read_flaky_history",
-    "read_test_outcomes",
 ]
 
 import itertools
@@ -37,20 +36,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gonogo.evidence.test_outcomes import RecordedOutcome
+
 FLAKY_ARTIFACT = "flaky-tests.json"  # the run artifact `find_flaky`'s result is stored as
 FLAKY_AFTER_FLIPS = 2  # flips in the window that make a test flaky
 _PASSING = "passed"
 _FAILING = frozenset({"failed", "error"})
 _SYMBOLS = {"passed": "✓", "failed": "✗", "error": "E"}
-
-
-@dataclass(frozen=True)
-class RecordedOutcome:
-    """One test's result in one run, as its check stored it."""
-
-    outcome: str  # passed / failed / error / skipped
-    reruns: int = 0
-    passed_on_rerun: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,25 +149,6 @@ def find_flaky(window: Sequence[RunOutcomes], *, unreadable: Sequence[str] = ())
         judged=judged,
         unreadable=tuple(unreadable),
     )
-
-
-def read_test_outcomes(content: bytes) -> dict[str, RecordedOutcome]:
-    """A `test-outcomes.json` document (format 1) as test id → outcome. Raises ValueError when
-    it is no such document."""
-    document = json.loads(content)
-    tests = document.get("tests") if isinstance(document, dict) else None
-    if not isinstance(tests, list) or document.get("format") != 1:
-        raise ValueError("not a test-outcomes.json document of format 1")
-    found: dict[str, RecordedOutcome] = {}
-    for entry in tests:
-        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-            raise ValueError("a test without an id")
-        found[entry["id"]] = RecordedOutcome(
-            outcome=str(entry.get("outcome", "")),
-            reruns=int(entry.get("reruns", 0)),
-            passed_on_rerun=bool(entry.get("passed_on_rerun", False)),
-        )
-    return found
 
 
 def read_flaky_history(content: bytes) -> FlakyHistory | None:

@@ -13,8 +13,8 @@ Metrics (names relative to the check; see docs/metrics.md):
 - `coverage.lines`, `coverage.branches`, `coverage.critical.lines` - ratios; see
   `coverage`.
 
-Per-test outcomes go to the artifact `test-outcomes.json` (`OUTCOMES_ARTIFACT`), the
-evidence the history of flaky tests reads in later runs (docs/flaky-tests.md):
+Per-test outcomes go to the artifact `test-outcomes.json` (`gonogo.evidence.test_outcomes`),
+the evidence the history of flaky tests reads in later runs (docs/flaky-tests.md):
 `{"format": 1, "tests": [{"id", "outcome", "reruns", "passed_on_rerun", "cases"}]}`, one
 entry per test id (`<classname or suite>::<name>`); testcases that share an id (mocha and
 jest repeat titles, a test in two reports) are folded into one: failed before error before
@@ -28,7 +28,7 @@ metrics, so their gates are *not measured* rather than passed.
 
 from __future__ import annotations
 
-__all__ = ["OUTCOMES_ARTIFACT", "OUTCOMES_FORMAT", "TestsCheck", "outcomes_document"]
+__all__ = ["TestsCheck", "outcomes_document"]
 
 import json
 from collections.abc import Sequence
@@ -41,10 +41,9 @@ from gonogo.checks.tests.coverage import CoverageReport, merge_reports, parse_co
 from gonogo.checks.tests.junit import JUnitSummary, TestOutcome, parse_junit, sum_summaries
 from gonogo.checks.tests.settings import TestsSettings
 from gonogo.errors import InputFileError
+from gonogo.evidence.test_outcomes import OUTCOMES_ARTIFACT, OUTCOMES_FORMAT
 
 LISTED_TESTS = 20  # failing / flaky tests named in the outcome details
-OUTCOMES_ARTIFACT = "test-outcomes.json"
-OUTCOMES_FORMAT = 1
 
 
 class TestsCheck(CheckKind[TestsSettings]):
