@@ -1,6 +1,7 @@
 """A stand-in test runner for docs/flaky-tests.md: writes a JUnit report in which
 `test_upload_retries` fails on every second run (a counter file, runs.txt, says which run
 this is) and `test_checksum` breaks on the third run and stays broken.
+
 Run `gonogo run` here a few times and watch `history.flaky_tests`.
 """
 
