@@ -185,11 +185,12 @@ def validate(plan: Path) -> None:
         notes += ["abort_on_fail"] if gate.abort_on_fail else []
         if gate.metric in loaded.default_gate_metrics:
             check = gate.metric.split(".", 1)[0]
-            notes.append(
-                "every service's own, as no gate names a service metric"
-                if check == "service"
-                else f"the {loaded.checks[check].kind} kind's own, as no gate names {check}"
-            )
+            if check == "service":
+                notes.append("every service's own, as no gate names a service metric")
+            elif check == "history":
+                notes.append("the default for a plan with per-test outcomes, as no gate names history")
+            else:
+                notes.append(f"the {loaded.checks[check].kind} kind's own, as no gate names {check}")
         said = f" ({'; '.join(notes)})" if notes else ""
         console.print(f"    {escape(gate.metric)} {escape(gate.expr.text)}{escape(said)}", soft_wrap=True)
 

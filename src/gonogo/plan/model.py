@@ -16,6 +16,7 @@ __all__ = [
     "DataVolume",
     "Duration",
     "GateSpec",
+    "History",
     "LocatedValueError",
     "Plan",
     "ProxyRoute",
@@ -45,6 +46,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictInt,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -488,6 +490,17 @@ class BaselinePolicy(StrictModel):
     tolerance: Share = 0.0
 
 
+class History(StrictModel):
+    """How far back a run looks in its plan's earlier runs (the history of flaky tests)."""
+
+    runs: StrictInt = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="earlier runs of this plan read besides this one; 0: only this run's reruns",
+    )
+
+
 class Plan(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
@@ -500,6 +513,7 @@ class Plan(BaseModel):
     score: Score
     signoff: Signoff = Field(default_factory=Signoff)  # no roles: no sign-off required
     baseline: BaselinePolicy = Field(default_factory=BaselinePolicy)
+    history: History = Field(default_factory=History)
     # the metrics of `gates` that no line of the plan wrote: its check kinds' own gates
     default_gate_metrics: frozenset[str] = frozenset()
 

@@ -33,6 +33,7 @@ from gonogo.evidence.digest import evidence_digest
 from gonogo.evidence.findings import StoredFinding, read_findings
 from gonogo.units import format_value
 from gonogo.verdict.baseline import COMPARISON_ARTIFACT, BaselineComparison, BaselineRow
+from gonogo.verdict.flaky import FLAKY_ARTIFACT, FlakyHistory, FlakyTest, read_flaky_history
 from gonogo.verdict.signoff import SignoffStatus, outcome, signoff_status
 
 
@@ -74,6 +75,11 @@ class RunReport:
     findings: list[StoredFinding] = field(default_factory=list)  # the checks' findings (security)
     # the relative gates against the baseline, from the run's `baseline-comparison.json`
     baseline: BaselineComparison | None = None
+    # The flaky tests of this run (docs/flaky-tests.md), from its `flaky-tests.json`, highest flip rate
+    # first, and the runs they were judged over (oldest first, this run last); both empty when the
+    # run judged none (no per-test outcomes).
+    flaky_tests: list[FlakyTest] = field(default_factory=list)
+    flaky_window: list[str] = field(default_factory=list)
 
     @property
     def open_findings(self) -> list[StoredFinding]:
@@ -117,6 +123,7 @@ def collect(store: Store, run_id: str) -> RunReport:
     samples, verdict = store.samples(run_id), store.verdict(run_id)
     signoffs = store.signoffs(run_id)
     digest = evidence_digest(run, checks, metrics, artifacts, events, samples, verdict)
+    flaky = _flaky_history(store, artifacts)
     return RunReport(
         run=run,
         checks=checks,
@@ -132,6 +139,8 @@ def collect(store: Store, run_id: str) -> RunReport:
         signoff=signoff_status(verdict, signoffs, digest),
         findings=read_findings(artifacts, store.artifact_path),
         baseline=read_baseline_comparison(artifacts, store.artifact_path),
+        flaky_tests=list(flaky.tests) if flaky else [],
+        flaky_window=list(flaky.window) if flaky else [],
     )
 
 
@@ -204,3 +213,15 @@ def comparison_cells(row: BaselineRow) -> list[str]:
 
 def _signed(value: float, unit: str) -> str:
     return ("+" if value > 0 else "") + format_value(value, unit)
+
+
+def _flaky_history(store: Store, artifacts: list[ArtifactRecord]) -> FlakyHistory | None:
+    """The run's `flaky-tests.json`; None when it has none, or it is missing or unreadable
+    (`gonogo verify` is what reports a missing or altered artifact)."""
+    for artifact in artifacts:
+        if artifact.name == FLAKY_ARTIFACT and artifact.check is None:
+            try:
+                return read_flaky_history(store.artifact_path(artifact.sha256).read_bytes())
+            except OSError:
+                return None
+    return None

@@ -48,6 +48,10 @@ def render_json(report: RunReport) -> str:
         "resources": [asdict(resource) for resource in report.resources],
         "events": [asdict(event) for event in report.events],
         "findings": [finding.to_json() for finding in report.findings],
+        "history": {
+            "window": report.flaky_window,
+            "flaky_tests": [test.to_json() for test in report.flaky_tests],
+        },
     }
     if verdict is not None:
         document["verdict"] = {

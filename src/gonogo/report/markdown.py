@@ -45,6 +45,7 @@ def render_markdown(report: RunReport) -> str:
     lines += ["", "## Checks", "", "| check | kind | status | message |", "|---|---|---|---|"]
     for check in report.checks:
         lines.append(f"| {check.name} | {check.kind} | {check.status} | {_cell(check.message)} |")
+    lines += _flaky(report)
     lines += _findings(report)
     lines += _artifacts(report)
     lines += ["", f"Evidence digest `{report.evidence_digest}`: check this report with `gonogo verify`.", ""]
@@ -70,6 +71,40 @@ def _baseline(report: RunReport) -> list[str]:
             cells[0], cells[1] = f"`{cells[0]}`", f"`{cells[1]}`"
             cells[-1] = _STATUS[row.status]
             lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return lines
+
+
+def _code(text: str) -> str:
+    """`text` as inline code, whatever backticks it holds."""
+    fence = "`"
+    while fence in text:
+        fence += "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{_cell(text)}{pad}{fence}"
+
+
+def _flaky(report: RunReport) -> list[str]:
+    """The flaky tests with their outcomes over the runs read (docs/flaky-tests.md)."""
+    if not report.flaky_tests:
+        return []
+    window = report.flaky_window
+    lines = [
+        "",
+        "## Flaky tests",
+        "",
+        f"Judged over {len(window)} run{'s' if len(window) != 1 else ''} of this plan, oldest first: "
+        + ", ".join(f"`{run}`" for run in window)
+        + ". ✓ passed, ✗ failed, E error; runs where a test was skipped or missing are left out.",
+        "",
+        "| check | test | outcomes | flips | flip rate | reruns | why |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for test in report.flaky_tests:
+        rate = "—" if test.flip_rate is None else f"{test.flip_rate:.0%}"
+        lines.append(
+            f"| {_cell(test.check)} | {_code(test.test)} | {test.symbols} | {test.flips} | {rate} "
+            f"| {test.reruns} | {_cell(test.reason)} |"
+        )
     return lines
 
 

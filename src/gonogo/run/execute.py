@@ -38,6 +38,7 @@ from gonogo.report import RunReport, collect
 from gonogo.report.recorded import write_recorded_reports
 from gonogo.run.context import CheckRunContext, RunContext
 from gonogo.run.fault_setup import FaultSetup, FaultSetupFailed
+from gonogo.run.history import record_flaky_tests
 from gonogo.run.progress import Progress
 from gonogo.run.service_metrics import record_service_metrics
 from gonogo.system import Reaper, System, allocate_ports
@@ -214,6 +215,13 @@ def execute(
         baseline = _baseline(plan, store, run_id)
         distributions = run_distributions(store, run_id) if baseline and baseline.runs else None
         comparisons: list[BaselineRow] = []
+        try:
+            record_flaky_tests(store, run_id, plan.name, plan.history.runs)
+        except Exception as error:  # what the checks measured must still reach a verdict
+            problems.append(f"the history of flaky tests could not be computed: {error}")
+            with contextlib.suppress(Exception):
+                trace = traceback.format_exc().encode()
+                store.add_artifact(run_id, trace, name="history-traceback.txt", media_type="text/plain")
         gates = evaluate_gates(
             plan.gates,
             store.metrics(run_id),

@@ -117,6 +117,11 @@ def _why_missing(
     check, _, name = gate.metric.partition(".")
     if check == "service":
         return "the run did not record it"
+    if check == "history":
+        return (
+            "no check of this run stored per-test outcomes (a tests check whose JUnit reports it read; "
+            "see the tests check's message)"
+        )
     record = ran.get(check)
     recorded = by_check.get(check, [])
     if record is None and not recorded:

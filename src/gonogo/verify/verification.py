@@ -18,6 +18,7 @@ from gonogo.evidence import ReportFileRecord, Store
 from gonogo.report import FORMATS, RunReport, collect, render
 from gonogo.verify.compare import FieldDifference, compare_json
 from gonogo.verify.files import artifact_mismatches, plan_file_findings
+from gonogo.verify.history import verify_flaky_history
 from gonogo.verify.recompute import recompute_verdict
 
 _SUFFIXES = {".json": "json", ".md": "md", ".xml": "junit"}
@@ -134,6 +135,10 @@ def _verify_evidence(store: Store, result: Verification, plan_path: Path | None)
     result.mismatches += found
     if not found:
         result.checked.append(f"artifact files ({len(shas)}): each one's content matches its sha256")
+    history = verify_flaky_history(store, report)
+    result.mismatches += history.mismatches
+    result.warnings += history.warnings
+    result.checked += history.checked
     plan_file = plan_path if plan_path is not None else Path(run.plan_path)
     if plan_file.is_dir():
         plan_file = plan_file / "gonogo.yaml"
