@@ -21,6 +21,18 @@ from gonogo.evidence import (
 )
 from gonogo.evidence.digest import evidence_digest
 from gonogo.evidence.findings import StoredFinding, read_findings
+from gonogo.report.details import (
+    ExperimentTimeline,
+    FlakyTest,
+    JourneyDetail,
+    LatencySpectrum,
+    TrendPoint,
+    read_experiments,
+    read_flaky_tests,
+    read_journeys,
+    read_spectra,
+    read_trend,
+)
 from gonogo.verdict.signoff import SignoffStatus, outcome, signoff_status
 
 
@@ -60,6 +72,15 @@ class RunReport:
     signoffs: list[SignoffRecord] = field(default_factory=list)
     signoff: SignoffStatus | None = None  # None: no sign-off required
     findings: list[StoredFinding] = field(default_factory=list)  # the checks' findings (security)
+    # What the HTML report draws (report/details.py): every sampled series, the journeys and
+    # their failures, the chaos experiments' timelines, the latency spectra, the flaky tests
+    # (None: the run has no flaky-tests.json) and the plan's earlier runs, oldest first.
+    samples: list[SampleSeries] = field(default_factory=list)
+    journeys: list[JourneyDetail] = field(default_factory=list)
+    experiments: list[ExperimentTimeline] = field(default_factory=list)
+    spectra: list[LatencySpectrum] = field(default_factory=list)
+    flaky_tests: list[FlakyTest] | None = None
+    trend: list[TrendPoint] = field(default_factory=list)
 
     @property
     def open_findings(self) -> list[StoredFinding]:
@@ -117,4 +138,10 @@ def collect(store: Store, run_id: str) -> RunReport:
         signoffs=signoffs,
         signoff=signoff_status(verdict, signoffs, digest),
         findings=read_findings(artifacts, store.artifact_path),
+        samples=samples,
+        journeys=read_journeys(artifacts, metrics, store.artifact_path),
+        experiments=read_experiments(artifacts, metrics, store.artifact_path),
+        spectra=read_spectra(artifacts, store.artifact_path),
+        flaky_tests=read_flaky_tests(artifacts, store.artifact_path),
+        trend=read_trend(store, run, checks),
     )

@@ -1,0 +1,169 @@
+"""report.html in a real headless Chromium (Debian's, through Playwright): a real run whose
+evidence carries hostile text (test names, a failing step's response body) must show that
+text as text, run none of it, and draw every chart."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from cli_support import gonogo, write_plan
+
+CHROMIUM = os.environ.get("GONOGO_CHROMIUM", "/usr/bin/chromium")
+
+HOSTILE_TEST = "<script>window.__pwned=1</script>"
+HOSTILE_BODY = "<img src=x onerror=\"window.__pwned=2\"></style><script>window.__pwned=3</script>'\"&amp;"
+
+SERVER = textwrap.dedent(
+    """
+    import sys
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    BODY = {body!r}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, body = (500, BODY) if self.path == "/evil" else (200, "ok")
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+    """
+).format(body=HOSTILE_BODY)
+
+# Failing tests with hostile names: the tests check lists them in its message.
+JUNIT = textwrap.dedent(
+    """
+    from xml.sax.saxutils import quoteattr
+    names = [{test!r}, "</style><b>bold</b>", "quote \\" and ' and &amp;"]
+    cases = "".join(
+        f'<testcase classname="hostile" name={{quoteattr(n)}} time="0.001"><failure message="no"/></testcase>'
+        for n in names
+    )
+    open("report.xml", "w").write(
+        f'<testsuite name="s" tests="{{len(names)}}" failures="{{len(names)}}" errors="0">{{cases}}</testsuite>'
+    )
+    """
+).format(test=HOSTILE_TEST)
+
+
+def _browser_available() -> str | None:
+    """Why the browser test cannot run here, or None."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[dev]')"
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        return f"Chromium is not installed ({CHROMIUM}; `make system-packages` installs Debian's)"
+    return None
+
+
+@pytest.fixture
+def browser_ready() -> None:
+    missing = _browser_available()
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the browser test: {missing}")
+        pytest.skip(missing)
+
+
+def test_report_html_in_headless_chromium(tmp_path: Path, browser_ready: None, no_leftovers: None) -> None:
+    from playwright.sync_api import sync_playwright
+
+    (tmp_path / "server.py").write_text(SERVER)
+    (tmp_path / "junit.py").write_text(JUNIT)
+    write_plan(
+        tmp_path,
+        """
+        name: hostile
+        system:
+          services:
+            web:
+              command: [python, server.py, "{port.web}"]
+              ready: {http: "http://127.0.0.1:{port.web}/", timeout: 20s}
+              grace: 2s
+          base_url: "http://127.0.0.1:{port.web}"
+        checks:
+          unit:
+            kind: tests
+            command: [python, junit.py]
+            junit: [report.xml]
+          smoke:
+            kind: journeys
+            journeys:
+              home:
+                iterations: 2
+                steps:
+                  - name: page
+                    request: {path: /page}
+                    expect: {status: 200}
+                  - name: evil
+                    request: {path: /evil}
+                    expect: {status: 200}
+          burst:
+            kind: load
+            rate: 50/s
+            duration: 2s
+            requests: [{name: page, path: /page}, {name: other, path: /other}]
+        gates:
+          smoke.success_rate: ">= 100%"
+          burst.error_rate: "< 1%"
+          burst.latency.p95: {expr: "< 1s", severity: should}
+        """,
+    )
+    result = gonogo("run", cwd=tmp_path, timeout=120)
+    assert result.code == 1, result.text  # the evil step fails: NO-GO
+    page_file = next((tmp_path / ".gonogo" / "runs").glob("*/report.html"))
+    html = page_file.read_text(encoding="utf-8")
+    assert HOSTILE_TEST not in html  # only ever escaped
+    verified = gonogo("verify", str(page_file), cwd=tmp_path)
+    assert verified.code == 0, verified.text
+    again = tmp_path / "again.html"
+    written = gonogo("report", "latest", "--format", "html", "-o", str(again), cwd=tmp_path)
+    assert written.code == 0, written.text
+    assert again.read_text(encoding="utf-8") == html
+
+    problems: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+            page.on("request", lambda r: None if r.url.startswith("file:") else problems.append(f"request {r.url}"))
+            page.goto(page_file.as_uri())
+            page.wait_for_selector("body[data-charts-drawn]", timeout=10_000)
+            assert page.inner_text("#decision") == "NO-GO"
+            charts = page.eval_on_selector_all(
+                ".chart",
+                """holders => holders.map(h => {
+                    const canvas = h.querySelector("canvas");
+                    return [h.id, canvas ? canvas.width : 0, canvas ? canvas.height : 0];
+                })""",
+            )
+            titles = page.eval_on_selector_all(".chart", "hs => hs.map(h => h.previousElementSibling.textContent)")
+            assert len(charts) >= 4, titles  # latency, rates, percentiles, resources
+            assert all(width > 0 and height > 0 for _, width, height in charts), charts
+            assert any("latency by percentile" in title for title in titles), titles
+            assert any("requests and errors per second" in title for title in titles), titles
+            assert page.evaluate("typeof window.__pwned") == "undefined"
+            text = page.inner_text("body")
+            assert HOSTILE_TEST in text
+            assert "</style><b>bold</b>" in text
+            assert "quote \" and ' and &amp;" in text
+            excerpts = page.eval_on_selector_all("pre.excerpt", "ps => ps.map(p => p.textContent)")
+            assert any(HOSTILE_BODY in excerpt for excerpt in excerpts), excerpts
+            assert page.locator("b", has_text="bold").count() == 0
+        finally:
+            browser.close()
+    assert not problems, problems
