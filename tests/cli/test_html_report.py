@@ -7,15 +7,18 @@ from __future__ import annotations
 import os
 import shutil
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cli_support import gonogo, write_plan
 
+from gonogo.evidence import MetricRecord, Store, VerdictRecord
+
 CHROMIUM = os.environ.get("GONOGO_CHROMIUM", "/usr/bin/chromium")
 
 HOSTILE_TEST = "<script>window.__pwned=1</script>"
-HOSTILE_BODY = "<img src=x onerror=\"window.__pwned=2\"></style><script>window.__pwned=3</script>'\"&amp;"
+HOSTILE_BODY = '<img src=x onerror="window.__pwned=2"></style><script>window.__pwned=3</script>\'"&amp;'
 
 SERVER = textwrap.dedent(
     """
@@ -50,11 +53,29 @@ JUNIT = textwrap.dedent(
         f'<testcase classname="hostile" name={{quoteattr(n)}} time="0.001"><failure message="no"/></testcase>'
         for n in names
     )
+    count = len(names)
     open("report.xml", "w").write(
-        f'<testsuite name="s" tests="{{len(names)}}" failures="{{len(names)}}" errors="0">{{cases}}</testsuite>'
+        f'<testsuite name="s" tests="{{count}}" failures="{{count}}" errors="0">{{cases}}</testsuite>'
     )
     """
 ).format(test=HOSTILE_TEST)
+
+
+def _earlier_run(state_dir: Path) -> None:
+    """A run of the same plan before this one, in the store the run uses: the trend has two runs."""
+    state_dir.mkdir()
+    with Store.open(f"sqlite:///{state_dir / 'gonogo.db'}", artifacts_dir=state_dir / "artifacts") as store:
+        run_id = store.begin_run(
+            name="hostile", plan_path=str(state_dir.parent / "gonogo.yaml"), plan_hash="ab" * 32,
+            plan_text="name: hostile\n", git_commit=None, host="elsewhere", tool_versions={}, owner_pid=1,
+        )  # fmt: skip
+        check_id = store.begin_check(run_id, "burst", "load")
+        now = datetime.now(UTC)
+        for name, value, unit in (("latency.p95", 0.004, "seconds"), ("rps", 48.0, "per_second")):
+            store.add_metric(run_id, MetricRecord("burst", name, value, unit, "performance", "earlier", now))
+        store.end_check(check_id, "completed")
+        store.save_verdict(run_id, VerdictRecord("GO", 95.0, 80, {}, [], [], now))
+        store.finish_run(run_id, "completed")
 
 
 def _browser_available() -> str | None:
@@ -121,6 +142,7 @@ def test_report_html_in_headless_chromium(tmp_path: Path, browser_ready: None, n
           burst.latency.p95: {expr: "< 1s", severity: should}
         """,
     )
+    _earlier_run(tmp_path / ".gonogo")
     result = gonogo("run", cwd=tmp_path, timeout=120)
     assert result.code == 1, result.text  # the evil step fails: NO-GO
     page_file = next((tmp_path / ".gonogo" / "runs").glob("*/report.html"))
@@ -138,9 +160,9 @@ def test_report_html_in_headless_chromium(tmp_path: Path, browser_ready: None, n
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}"))
             page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on("request", lambda r: None if r.url.startswith("file:") else problems.append(f"request {r.url}"))
+            page.on("request", lambda r: r.url.startswith("file:") or problems.append(f"request {r.url}"))
             page.goto(page_file.as_uri())
             page.wait_for_selector("body[data-charts-drawn]", timeout=10_000)
             assert page.inner_text("#decision") == "NO-GO"
@@ -151,11 +173,14 @@ def test_report_html_in_headless_chromium(tmp_path: Path, browser_ready: None, n
                     return [h.id, canvas ? canvas.width : 0, canvas ? canvas.height : 0];
                 })""",
             )
-            titles = page.eval_on_selector_all(".chart", "hs => hs.map(h => h.previousElementSibling.textContent)")
-            assert len(charts) >= 4, titles  # latency, rates, percentiles, resources
+            titles = page.eval_on_selector_all(
+                ".chart", "hs => hs.map(h => h.previousElementSibling.innerText)"
+            )
+            assert len(charts) >= 6, titles  # latency, rates, percentiles, resources, trend
             assert all(width > 0 and height > 0 for _, width, height in charts), charts
             assert any("latency by percentile" in title for title in titles), titles
             assert any("requests and errors per second" in title for title in titles), titles
+            assert "score" in titles and "burst.latency.p95" in titles, titles  # the trend over 2 runs
             assert page.evaluate("typeof window.__pwned") == "undefined"
             text = page.inner_text("body")
             assert HOSTILE_TEST in text

@@ -62,8 +62,9 @@ class ExperimentTimeline:
     injected: datetime | None
     detected: datetime | None  # injected + time_to_detect, when it was detected
     removed: datetime | None
-    recovered: datetime | None
+    recovered: datetime | None  # start of the sustained period in which the hypothesis held
     ended: datetime | None
+    broke: bool | None = None  # whether the hypothesis broke during the fault (None: not known)
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,7 @@ def read_experiments(
         faults = [f for f in document.get("faults") or [] if isinstance(f, dict)]
         injected = _moment(timeline.get("injected"))
         to_detect = _metric_value(metrics, f"{artifact.check}.time_to_detect")
+        failed_rounds = _metric_value(metrics, f"{artifact.check}.hypothesis.during.failed_rounds")
         detected = None
         if injected is not None and to_detect is not None:
             detected = datetime.fromtimestamp(injected.timestamp() + to_detect, tz=injected.tzinfo)
@@ -218,6 +220,7 @@ def read_experiments(
                 removed=_moment(timeline.get("removed")),
                 recovered=_moment(timeline.get("recovered")),
                 ended=_moment(timeline.get("ended")),
+                broke=None if failed_rounds is None else failed_rounds > 0,
             )
         )
     return found

@@ -169,7 +169,9 @@ def _fault_bands(experiment: ExperimentTimeline) -> list[dict[str, Any]]:
         return []
     end = experiment.removed or experiment.ended or experiment.injected
     label = f"{experiment.check}: {', '.join(experiment.faults) or 'fault'}"
-    return [{"from": _epoch(experiment.injected), "to": _epoch(end), "label": label}]
+    return [
+        {"from": _epoch(experiment.injected), "to": _epoch(end), "label": label, "check": experiment.check}
+    ]
 
 
 def _points(series: SampleSeries) -> list[tuple[float, float]]:
@@ -217,7 +219,7 @@ def _charts_of_check(charts: _Charts, report: RunReport, check: str, own: list[S
             endpoint = by_name[name].labels.get("endpoint") or name.split(".")[1]
             latency.append((f"{endpoint} p95", _points(by_name[name])))
             used.add(name)
-        elif name.startswith("endpoint.") and name.endswith(".latency.p99"):
+        elif name.startswith(("endpoint.", "component.")) and ".latency." in name:
             used.add(name)  # the overall p99 is drawn; each endpoint's p95 is enough beside it
     made.append(charts.add(f"{check}: latency per second", "seconds", latency, fold=max))
     throughput = take("rps") or take("throughput")
@@ -256,8 +258,13 @@ def _charts_of_check(charts: _Charts, report: RunReport, check: str, own: list[S
     return [chart for chart in made if chart is not None]
 
 
+def _recovered(experiment: ExperimentTimeline) -> datetime | None:
+    """When the hypothesis held again, if it broke: one that never broke has nothing to recover."""
+    return experiment.recovered if experiment.broke is not False else None
+
+
 def _marks(experiment: ExperimentTimeline) -> list[dict[str, Any]]:
-    moments = (("detected", experiment.detected), ("recovered", experiment.recovered))
+    moments = (("detected", experiment.detected), ("recovered", _recovered(experiment)))
     return [{"at": _epoch(at), "label": label} for label, at in moments if at is not None]
 
 
@@ -349,6 +356,7 @@ def _environment() -> jinja2.Environment:
     )
     environment.filters["value"] = lambda value, unit: format_value(value, unit or "number")
     environment.filters["moment"] = lambda at: "—" if at is None else f"{at:%Y-%m-%d %H:%M:%S}"
+    environment.filters["clock"] = lambda at: f"{at:%H:%M:%S}.{at.microsecond // 1000:03d}"
     return environment
 
 
@@ -385,45 +393,52 @@ def _metric_row(report: RunReport, metric: MetricRecord) -> dict[str, Any]:
     }
 
 
-def _timeline_rows(report: RunReport) -> list[dict[str, Any]]:
-    """Each experiment's phases as percentages of its duration, for a CSS timeline."""
+def _timeline_rows(report: RunReport, charts: dict[str, list[Chart]]) -> list[dict[str, Any]]:
+    """Each experiment's moments, as percentages of its duration for a CSS timeline, with its
+    check's charts (the background load's availability)."""
     rows = []
     for experiment in report.experiments:
         start, end = experiment.started, experiment.ended
-        if start is None or end is None or end <= start:
-            rows.append({"experiment": experiment, "marks": [], "fault": None})
-            continue
-        length = (end - start).total_seconds()
-
-        def at(moment: datetime | None, start: datetime = start, length: float = length) -> float | None:
-            if moment is None:
-                return None
-            return round(min(max((moment - start).total_seconds() / length, 0.0), 1.0) * 100, 2)
-
-        injected, removed = at(experiment.injected), at(experiment.removed)
-        fault = None
-        if injected is not None:
-            fault = {
-                "left": injected,
-                "width": round((removed if removed is not None else 100.0) - injected, 2),
-            }
-        marks = [
-            {"label": label, "left": left, "seconds": (moment - start).total_seconds()}
-            for label, moment in (
-                ("injected", experiment.injected),
-                ("detected", experiment.detected),
-                ("removed", experiment.removed),
-                ("recovered", experiment.recovered),
-            )
-            if moment is not None and (left := at(moment)) is not None
+        length = (end - start).total_seconds() if start is not None and end is not None else 0.0
+        moments = [
+            ("started", experiment.started),
+            ("injected", experiment.injected),
+            ("detected", experiment.detected),
+            ("removed", experiment.removed),
+            ("recovered", _recovered(experiment)),
+            ("ended", experiment.ended),
         ]
-        rows.append({"experiment": experiment, "marks": marks, "fault": fault, "length": length})
+        marks: list[dict[str, Any]] = []
+        placed: dict[str, float] = {}
+        for label, moment in moments:
+            if moment is None:
+                continue
+            since = (moment - start).total_seconds() if start is not None else None
+            left = None
+            if since is not None and length > 0:
+                left = round(min(max(since / length, 0.0), 1.0) * 100, 2)
+            marks.append({"label": label, "at": moment, "since": since, "left": left})
+            if left is not None:
+                placed[label] = left
+        fault = None
+        if "injected" in placed:
+            width = round(placed.get("removed", 100.0) - placed["injected"], 2)
+            fault = {"left": placed["injected"], "width": max(width, 0.3)}
+        rows.append(
+            {
+                "experiment": experiment,
+                "marks": marks,
+                "fault": fault,
+                "charts": charts.get(experiment.check, []),
+            }
+        )
     return rows
 
 
 def render_html(report: RunReport) -> str:
     charts = _Charts(report)
     check_charts = _check_charts(charts, report)
+    experimented = {e.check for e in report.experiments}
     spectra = _spectrum_charts(charts, report)
     resources = _resource_charts(charts, report)
     trend = _trend_charts(charts, report)
@@ -443,13 +458,14 @@ def render_html(report: RunReport) -> str:
             verdict=verdict,
             status_class=_STATUS_CLASS,
             gate_rows=_gate_rows(report),
+            gate_counts=_gate_counts(report),
             metric_rows=_metric_rows(report),
-            check_charts=check_charts,
+            check_charts=[group for group in check_charts if group.check not in experimented],
             spectra=spectra,
             resources=resources,
             resource_summaries=report.resources,
             trend_charts=trend,
-            timelines=_timeline_rows(report),
+            timelines=_timeline_rows(report, {group.check: group.charts for group in check_charts}),
             charts_json=script_json([chart.to_json() for chart in charts.all]),
             notes={chart.id: chart.note for chart in charts.all},
             policy=policy,
@@ -470,6 +486,12 @@ def render_html(report: RunReport) -> str:
             },
         )
     )
+
+
+def _gate_counts(report: RunReport) -> list[tuple[str, int]]:
+    gates = report.verdict.gates if report.verdict else []
+    counts = [(status, sum(1 for g in gates if g.status == status)) for status in _STATUS_CLASS]
+    return [(status, count) for status, count in counts if count]
 
 
 def _gate_rows(report: RunReport) -> list[dict[str, Any]]:

@@ -78,14 +78,17 @@
     if (chart.kind === "time") {
       x = { time: false };
       xAxis.values = function (u, ticks) { return ticks.map(clock); };
+      xAxis.incrs = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400];
+      xAxis.space = 70;
       xAxis.label = "time (UTC)";
     } else if (chart.kind === "spectrum") {
       x = { time: false };
       xAxis.values = function (u, ticks) { return ticks.map(percentileLabel); };
       xAxis.splits = function (u) {
-        var max = u.scales.x.max, splits = [];
-        for (var n = 0; n <= max + 1e-9; n += 1) splits.push(n);
-        return splits;
+        // 0%, 50%, 75%, 90%, 99%, 99.9%, …: evenly spaced in nines, as HdrHistogram plots them
+        var max = u.scales.x.max, splits = [0, Math.log10(2), Math.log10(4)];
+        for (var n = 1; n <= max + 1e-9; n += 1) splits.push(n);
+        return splits.filter(function (n) { return n <= max + 1e-9; });
       };
       xAxis.label = "percentile";
     } else {
@@ -105,8 +108,10 @@
         return chart.labels[Math.round(v)] || "";
       }
     }];
+    var stepped = chart.kind === "time" ? uPlot.paths.stepped({ align: 1 }) : undefined;
     chart.series.forEach(function (s, index) {
       series.push({
+        paths: stepped,
         label: s.label,
         stroke: PALETTE[index % PALETTE.length],
         width: 1.5,
@@ -115,16 +120,23 @@
         value: function (u, v) { return format(v, chart.unit); }
       });
     });
+    var yAxis = {
+      stroke: "#57606a",
+      grid: { stroke: "#eaeef2" },
+      size: 84,
+      values: function (u, ticks) { return ticks.map(function (t) { return format(t, chart.unit); }); }
+    };
+    if (chart.unit === "bytes") {
+      yAxis.incrs = [];  // round binary sizes: 1, 2, 4 … 512 KiB, MiB, GiB
+      [1024, 1048576, 1073741824].forEach(function (base) {
+        for (var m = 1; m < 1024; m *= 2) yAxis.incrs.push(base * m);
+      });
+    }
     return {
       width: width,
       height: chart.kind === "runs" ? 200 : 260,
       scales: { x: x, y: { range: function (u, min, max) { return [Math.min(0, min), max > 0 ? max * 1.05 : 1]; } } },
-      axes: [xAxis, {
-        stroke: "#57606a",
-        grid: { stroke: "#eaeef2" },
-        size: 70,
-        values: function (u, ticks) { return ticks.map(function (t) { return format(t, chart.unit); }); }
-      }],
+      axes: [xAxis, yAxis],
       series: series,
       hooks: { drawClear: [function (u) { drawOverlays(u, chart); }] }
     };
@@ -150,5 +162,19 @@
     document.body.setAttribute("data-charts-drawn", String(plots.length));
   }
 
+  // A link to a row inside a closed <details> (the gates that passed, the evidence) opens it.
+  function reveal() {
+    var target = location.hash ? document.getElementById(location.hash.slice(1)) : null;
+    for (var node = target; node; node = node.parentElement) {
+      if (node.tagName === "DETAILS") node.open = true;
+    }
+    if (target) target.scrollIntoView();
+  }
+
+  window.addEventListener("hashchange", reveal);
+  window.addEventListener("beforeprint", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("details"), function (d) { d.open = true; });
+  });
   draw();
+  reveal();
 })();
