@@ -20,15 +20,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from markupsafe import Markup
 
 from gonogo.evidence import MetricRecord, SampleSeries
 from gonogo.report.details import ExperimentTimeline, main_load_check
 from gonogo.report.document import RunReport, artifact_command
 from gonogo.units import format_value
+
+if TYPE_CHECKING:
+    import jinja2
 
 MAX_POINTS = 600  # per chart: longer series are folded into buckets (max of latency, mean of the rest)
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -346,6 +348,8 @@ def _trend_charts(charts: _Charts, report: RunReport) -> list[Chart]:
 
 @cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # only where a page is rendered: `gonogo --help` and `validate` stay light
+
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("gonogo.report", "templates"),
         autoescape=True,
