@@ -9,7 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gonogo.evidence import CheckRecord, RunRecord, SampleSeries, Store, VerdictRecord
+from gonogo.evidence import CheckRecord, MetricRecord, RunRecord, SampleSeries, Store, VerdictRecord
 from gonogo.report import collect, render
 from gonogo.report.details import spectrum_points
 from gonogo.report.document import RunReport
@@ -94,7 +94,6 @@ def test_the_trend_reads_the_plans_earlier_runs(tmp_path: Path) -> None:
                 git_commit=None, host="h", tool_versions={}, owner_pid=1,
             )  # fmt: skip
             check_id = store.begin_check(run_id, "burst", "load")
-            from gonogo.evidence import MetricRecord
 
             for name, value, unit in (
                 ("latency.p95", 0.01 * (number + 1), "seconds"),
@@ -116,3 +115,35 @@ def test_the_trend_reads_the_plans_earlier_runs(tmp_path: Path) -> None:
     assert data is not None
     titles = [chart["title"] for chart in json.loads(data.group(1)) if chart["kind"] == "runs"]
     assert titles == ["score", "burst.latency.p95", "burst.rps"]
+
+
+def test_a_run_without_a_verdict_says_so() -> None:
+    report = _report([])
+    page = render_html(RunReport(**{**report.__dict__, "verdict": None}))
+    assert "No verdict was reached for this run." in page and 'id="gates"' not in page
+
+
+def test_journeys_of_a_load_show_where_they_failed(tmp_path: Path) -> None:
+    failure = {
+        "journey": "checkout", "iteration": 0, "step": "pay", "method": "POST", "url": "/pay",
+        "status": 502, "message": "expected status 200, got 502", "response_excerpt": HOSTILE,
+        "response_size": 10, "attempts": 1, "at": T0.isoformat(), "kind": "assertion",
+    }  # fmt: skip
+    document = {"failed_at": {"checkout": {"pay": 3}, "browse": {}}, "failures": [failure]}
+    with Store.open(f"sqlite:///{tmp_path / 'gonogo.db'}", artifacts_dir=tmp_path / "artifacts") as store:
+        run_id = store.begin_run(
+            name="demo", plan_path="/p", plan_hash="ab" * 32, plan_text="name: demo\n",
+            git_commit=None, host="h", tool_versions={}, owner_pid=1,
+        )  # fmt: skip
+        store.begin_check(run_id, "shop", "load")
+        content = json.dumps(document).encode()
+        store.add_artifact(run_id, content, name="load-journey-failures.json", check="shop")
+        for name, value in (("journey.checkout.iterations", 40.0), ("journey.checkout.failures", 3.0)):
+            store.add_metric(run_id, MetricRecord("shop", name, value, "count", "reliability", "s", T0))
+        report = collect(store, run_id)
+        page = render(report, "html")
+    checkout = next(j for j in report.journeys if j.name == "checkout")
+    assert (checkout.iterations, checkout.failed, checkout.failed_at) == (40, 3, {"pay": 3})
+    assert [j.name for j in report.journeys] == ["browse", "checkout"]
+    assert "pay (3)" in page
+    assert HOSTILE not in page and HOSTILE in html.unescape(page)

@@ -50,6 +50,7 @@ class JourneyDetail:
     steps: list[str]
     failures: list[dict[str, Any]]  # the first failures (journey/engine.py `Failure` fields)
     failures_total: int
+    failed_at: dict[str, int]  # step → iterations that failed there
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ def read_journeys(
                     steps=[str(step) for step in document.get("steps") or []],
                     failures=failures[:MAX_FAILURES_SHOWN],
                     failures_total=len(failures),
+                    failed_at=_count_steps(failures),
                 )
             )
         elif artifact.name == "load-journey-failures.json":
@@ -165,6 +167,11 @@ def read_journeys(
                 iterations = _metric_value(metrics, f"{check}.journey.{name}.iterations")
                 failed = _metric_value(metrics, f"{check}.journey.{name}.failures")
                 failed_at = (document.get("failed_at") or {}).get(name)
+                counts = (
+                    {str(step): int(n) for step, n in failed_at.items() if isinstance(n, int | float) and n}
+                    if isinstance(failed_at, dict)
+                    else _count_steps(own)
+                )
                 found.append(
                     JourneyDetail(
                         check=check,
@@ -175,9 +182,18 @@ def read_journeys(
                         steps=[str(step) for step in failed_at] if isinstance(failed_at, dict) else [],
                         failures=own[:MAX_FAILURES_SHOWN],
                         failures_total=len(own),
+                        failed_at=counts,
                     )
                 )
     return found
+
+
+def _count_steps(failures: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for failure in failures:
+        step = str(failure.get("step") or "")
+        counts[step] = counts.get(step, 0) + 1
+    return counts
 
 
 def _moment(text: Any) -> datetime | None:
