@@ -4,18 +4,15 @@ text as text, run none of it, and draw every chart."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from browser_support import drawn_charts, report_page, require_browser
 from cli_support import gonogo, write_plan
 
 from gonogo.evidence import MetricRecord, Store, VerdictRecord
-
-CHROMIUM = os.environ.get("GONOGO_CHROMIUM", "/usr/bin/chromium")
 
 HOSTILE_TEST = "<script>window.__pwned=1</script>"
 HOSTILE_BODY = '<img src=x onerror="window.__pwned=2"></style><script>window.__pwned=3</script>\'"&amp;'
@@ -78,29 +75,12 @@ def _earlier_run(state_dir: Path) -> None:
         store.finish_run(run_id, "completed")
 
 
-def _browser_available() -> str | None:
-    """Why the browser test cannot run here, or None."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright package is not installed (pip install -e '.[dev]')"
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        return f"Chromium is not installed ({CHROMIUM}; `make system-packages` installs Debian's)"
-    return None
-
-
 @pytest.fixture
 def browser_ready() -> None:
-    missing = _browser_available()
-    if missing is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the browser test: {missing}")
-        pytest.skip(missing)
+    require_browser()
 
 
 def test_report_html_in_headless_chromium(tmp_path: Path, browser_ready: None, no_leftovers: None) -> None:
-    from playwright.sync_api import sync_playwright
-
     (tmp_path / "server.py").write_text(SERVER)
     (tmp_path / "junit.py").write_text(JUNIT)
     write_plan(
@@ -155,40 +135,21 @@ def test_report_html_in_headless_chromium(tmp_path: Path, browser_ready: None, n
     assert written.code == 0, written.text
     assert again.read_text(encoding="utf-8") == html
 
-    problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}"))
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on("request", lambda r: r.url.startswith("file:") or problems.append(f"request {r.url}"))
-            page.goto(page_file.as_uri())
-            page.wait_for_selector("body[data-charts-drawn]", timeout=10_000)
-            assert page.inner_text("#decision") == "NO-GO"
-            charts = page.eval_on_selector_all(
-                ".chart",
-                """holders => holders.map(h => {
-                    const canvas = h.querySelector("canvas");
-                    return [h.id, canvas ? canvas.width : 0, canvas ? canvas.height : 0];
-                })""",
-            )
-            titles = page.eval_on_selector_all(
-                ".chart", "hs => hs.map(h => h.previousElementSibling.innerText)"
-            )
-            assert len(charts) >= 6, titles  # latency, rates, percentiles, resources, trend
-            assert all(width > 0 and height > 0 for _, width, height in charts), charts
-            assert any("latency by percentile" in title for title in titles), titles
-            assert any("requests and errors per second" in title for title in titles), titles
-            assert "score" in titles and "burst.latency.p95" in titles, titles  # the trend over 2 runs
-            assert page.evaluate("typeof window.__pwned") == "undefined"
-            text = page.inner_text("body")
-            assert HOSTILE_TEST in text
-            assert "</style><b>bold</b>" in text
-            assert "quote \" and ' and &amp;" in text
-            excerpts = page.eval_on_selector_all("pre.excerpt", "ps => ps.map(p => p.textContent)")
-            assert any(HOSTILE_BODY in excerpt for excerpt in excerpts), excerpts
-            assert page.locator("b", has_text="bold").count() == 0
-        finally:
-            browser.close()
+    with report_page(page_file) as (page, problems):
+        assert page.inner_text("#decision") == "NO-GO"
+        charts = drawn_charts(page)
+        titles = [title for title, _, _ in charts]
+        assert len(charts) >= 6, titles  # latency, rates, percentiles, resources, trend
+        assert all(width > 0 and height > 0 for _, width, height in charts), charts
+        assert any("latency by percentile" in title for title in titles), titles
+        assert any("requests and errors per second" in title for title in titles), titles
+        assert "score" in titles and "burst.latency.p95" in titles, titles  # the trend over 2 runs
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        text = page.inner_text("body")
+        assert HOSTILE_TEST in text
+        assert "</style><b>bold</b>" in text
+        assert "quote \" and ' and &amp;" in text
+        excerpts = page.eval_on_selector_all("pre.excerpt", "ps => ps.map(p => p.textContent)")
+        assert any(HOSTILE_BODY in excerpt for excerpt in excerpts), excerpts
+        assert page.locator("b", has_text="bold").count() == 0
     assert not problems, problems

@@ -92,7 +92,8 @@
       };
       xAxis.label = "percentile";
     } else {
-      x = { time: false };
+      // half a run of room each side, so that the first and last labels are not cut
+      x = { time: false, range: function (u, min, max) { return [min - 0.5, max + 0.5]; } };
       xAxis.values = function (u, ticks) {
         return ticks.map(function (t) { return chart.labels[Math.round(t)] || ""; });
       };
