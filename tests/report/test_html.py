@@ -9,7 +9,16 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gonogo.evidence import CheckRecord, MetricRecord, RunRecord, SampleSeries, Store, VerdictRecord
+from gonogo.evidence import (
+    CheckRecord,
+    MetricRecord,
+    RunRecord,
+    SampleSeries,
+    SignoffRequirement,
+    Store,
+    VerdictRecord,
+)
+from gonogo.evidence.findings import FINDINGS_MEDIA_TYPE
 from gonogo.report import collect, render
 from gonogo.report.details import spectrum_points
 from gonogo.report.document import RunReport
@@ -147,3 +156,37 @@ def test_journeys_of_a_load_show_where_they_failed(tmp_path: Path) -> None:
     assert [j.name for j in report.journeys] == ["browse", "checkout"]
     assert "pay (3)" in page
     assert HOSTILE not in page and HOSTILE in html.unescape(page)
+
+
+def test_findings_flaky_tests_and_signoffs_are_shown(tmp_path: Path) -> None:
+    finding = {
+        "rule": "authz", "title": f"GET /admin answers without credentials {HOSTILE}", "severity": "high",
+        "category": "authorization", "operation": "GET /admin", "request": "GET /admin HTTP/1.1",
+        "response": HOSTILE, "reproduction": "curl http://127.0.0.1/admin", "fix": "require a token",
+        "source": "security-authz.json",
+    }  # fmt: skip
+    ignored = {**finding, "severity": "low", "title": "accepted", "ignored_because": "known, ticket 7"}
+    test = {"check": "unit", "test": HOSTILE, "flip_rate": 0.5, "outcomes": ["pass", "fail"], "reruns": 2}
+    flaky = {"tests": [test]}
+    with Store.open(f"sqlite:///{tmp_path / 'gonogo.db'}", artifacts_dir=tmp_path / "artifacts") as store:
+        run_id = store.begin_run(
+            name="demo", plan_path="/p", plan_hash="ab" * 32, plan_text="name: demo\n",
+            git_commit=None, host="h", tool_versions={}, owner_pid=1,
+        )  # fmt: skip
+        store.begin_check(run_id, "sec", "security")
+        findings = json.dumps({"findings": [finding], "ignored": [ignored]}).encode()
+        store.add_artifact(
+            run_id, findings, name="security-findings.json", media_type=FINDINGS_MEDIA_TYPE, check="sec"
+        )
+        store.add_artifact(run_id, json.dumps(flaky).encode(), name="flaky-tests.json")
+        store.save_verdict(
+            run_id,
+            VerdictRecord("GO", 90.0, 80, {}, [], [], T0, signoff=SignoffRequirement(["qa"], 7)),
+        )
+        report = collect(store, run_id)
+        page = render(report, "html")
+    assert HOSTILE not in page
+    text = html.unescape(page)
+    assert 'id="findings"' in page and "require a token" in text and "known, ticket 7" in text
+    assert 'id="flaky"' in page and "50%" in text and report.flaky_tests is not None
+    assert "pending: qa" in text
