@@ -13,6 +13,7 @@ __all__ = [
     "JourneyDetail",
     "LatencySpectrum",
     "TrendPoint",
+    "percentile_levels",
     "read_experiments",
     "read_flaky_tests",
     "read_journeys",
@@ -29,8 +30,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
+
 from gonogo.evidence import ArtifactRecord, CheckRecord, MetricRecord, RunRecord, Store
-from gonogo.verdict.distributions import load_distributions
 
 MAX_FAILURES_SHOWN = 10  # per journey: the first ones say what broke; the artifact has them all
 MAX_EXCERPT_CHARS = 2000
@@ -242,22 +244,27 @@ def read_experiments(
     return found
 
 
-def spectrum_points(sample: Mapping[float, int]) -> list[tuple[float, float]]:
-    """(percentile, value) from 0% up to the last percentile the sample can tell (1 - 1/count),
-    evenly spaced in 'nines' (-log10(1 - p)) like HdrHistogram's percentile plots."""
-    total = sum(sample.values())
+def percentile_levels(total: int) -> list[float]:
+    """The percentiles a spectrum of `total` values shows: from 0% up to the last one they can
+    tell (1 - 1/total), evenly spaced in 'nines' (-log10(1 - p)) as HdrHistogram plots them."""
     if total <= 0:
         return []
-    ordered = sorted(sample.items())
     last_nines = min(math.log10(total), MAX_NINES)
-    points: list[tuple[float, float]] = []
-    steps = int(last_nines / _NINES_STEP)
-    levels = [index * _NINES_STEP for index in range(steps + 1)]
-    if not levels or levels[-1] < last_nines:
+    levels = [index * _NINES_STEP for index in range(int(last_nines / _NINES_STEP) + 1)]
+    if last_nines - levels[-1] > _NINES_STEP / 2:
         levels.append(last_nines)
-    position, cumulative = 0, ordered[0][1]
-    for nines in levels:
-        percentile = 100.0 * (1.0 - 10.0**-nines)
+    else:
+        levels[-1] = last_nines
+    return [100.0 * (1.0 - 10.0**-nines) for nines in levels]
+
+
+def spectrum_points(sample: Mapping[float, int]) -> list[tuple[float, float]]:
+    """(percentile, value) of a weighted sample at `percentile_levels`."""
+    total = sum(sample.values())
+    ordered = sorted(sample.items())
+    points: list[tuple[float, float]] = []
+    position, cumulative = 0, ordered[0][1] if ordered else 0
+    for percentile in percentile_levels(total):
         wanted = percentile / 100.0 * total
         while cumulative < wanted and position + 1 < len(ordered):
             position += 1
@@ -268,20 +275,34 @@ def spectrum_points(sample: Mapping[float, int]) -> list[tuple[float, float]]:
 
 def read_spectra(artifacts: list[ArtifactRecord], path_of: PathOf) -> list[LatencySpectrum]:
     """The latency percentile spectrum of the whole load and of each endpoint, from each load
-    check's `load-histograms.json` (latencies corrected for coordinated omission)."""
+    check's `load-histograms.json` (latencies corrected for coordinated omission). Only those
+    histograms are decoded, and read in one pass each: reading every one bucket by bucket took
+    half a second of every report of the example."""
     found: list[LatencySpectrum] = []
     for artifact in artifacts:
         if artifact.name != "load-histograms.json":
             continue
-        try:
-            distributions = load_distributions(path_of(artifact.sha256).read_bytes())
-        except (OSError, ValueError, TypeError, AttributeError):
+        document = _document(path_of, artifact)
+        if not isinstance(document, dict):
             continue
-        for stem, sample in distributions.items():
-            if stem == "latency" or (stem.startswith("endpoint.") and stem.endswith(".latency")):
-                found.append(
-                    LatencySpectrum(artifact.check or "", stem, sum(sample.values()), spectrum_points(sample))
-                )
+        endpoints = document.get("endpoints")
+        wanted: list[tuple[str, Any]] = [("latency", document.get("overall"))]
+        if isinstance(endpoints, dict):
+            wanted += [(f"endpoint.{name}.latency", pair) for name, pair in endpoints.items()]
+        for stem, pair in wanted:
+            encoded = pair.get("corrected") if isinstance(pair, dict) else None
+            if not isinstance(encoded, str):
+                continue
+            try:
+                histogram = HdrHistogram.decode(encoded.encode("ascii"))
+            except (ValueError, TypeError, AttributeError, UnicodeEncodeError):
+                continue
+            total = histogram.get_total_count()
+            if total:
+                levels = percentile_levels(total)
+                values = histogram.get_percentile_to_value_dict(levels)  # µs, in one pass
+                points = [(level, values[level] / 1e6) for level in levels]
+                found.append(LatencySpectrum(artifact.check or "", stem, total, points))
     return found
 
 
