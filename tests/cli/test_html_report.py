@@ -152,4 +152,8 @@ def test_report_html_in_headless_chromium(tmp_path: Path, browser_ready: None, n
         excerpts = page.eval_on_selector_all("pre.excerpt", "ps => ps.map(p => p.textContent)")
         assert any(HOSTILE_BODY in excerpt for excerpt in excerpts), excerpts
         assert page.locator("b", has_text="bold").count() == 0
+        # a failing gate's evidence link opens the folded evidence at its metric's row
+        page.click("#gates tr:has-text('smoke.success_rate') a")
+        assert page.locator(":target").inner_text().startswith("smoke.success_rate")
+        assert page.locator(":target").is_visible()
     assert not problems, problems

@@ -155,11 +155,15 @@
       var data = [chart.x].concat(chart.series.map(function (s) { return s.values; }));
       plots.push([holder, new uPlot(options(chart, width), data, holder)]);
     });
-    window.addEventListener("resize", function () {
+    function fit(width) {
       plots.forEach(function (pair) {
-        pair[1].setSize({ width: Math.max(pair[0].clientWidth, 320), height: pair[1].height });
+        pair[1].setSize({ width: width || Math.max(pair[0].clientWidth, 320), height: pair[1].height });
       });
-    });
+    }
+    window.addEventListener("resize", function () { fit(); });
+    // A printed page is narrower than the screen: draw the charts to its width, then back.
+    window.addEventListener("beforeprint", function () { fit(680); });
+    window.addEventListener("afterprint", function () { fit(); });
     document.body.setAttribute("data-charts-drawn", String(plots.length));
   }
 
