@@ -134,6 +134,9 @@ def test_report_html_in_headless_chromium(tmp_path: Path, browser_ready: None, n
     written = gonogo("report", "latest", "--format", "html", "-o", str(again), cwd=tmp_path)
     assert written.code == 0, written.text
     assert again.read_text(encoding="utf-8") == html
+    again.write_text(html.replace(">NO-GO<", ">GO<", 1), encoding="utf-8")
+    edited = gonogo("verify", str(again), cwd=tmp_path)
+    assert edited.code == 1 and "again.html: the file was edited" in edited.text, edited.text
 
     with report_page(page_file) as (page, problems):
         assert page.inner_text("#decision") == "NO-GO"
