@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from gonogo.report import RunReport
 
 # The names of gonogo.report.FORMATS (tests/cli/test_plan_commands.py holds them equal).
-REPORT_FORMATS = ("json", "md", "junit")
+REPORT_FORMATS = ("json", "md", "junit", "html")
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 EXIT_PENDING_SIGNOFF = 4  # GO, but a sign-off the plan requires is missing: not released yet

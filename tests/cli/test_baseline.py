@@ -80,6 +80,11 @@ def test_a_pinned_run_is_what_the_next_run_compares_with(plan: Path) -> None:
     (latency_gate,) = [line for line in gates.splitlines() if "latency.p95" in line]
     assert f"Mann-Whitney U vs baseline run {first_id} (pinned): p = " in latency_gate
 
+    page = gonogo("report", second_id, "--format", "html", cwd=plan.parent)
+    assert page.code == 0, page.text
+    section = page.out.split('<section id="baseline">', 1)[1].split("</section>", 1)[0]
+    assert first_id in section and "p-value" in section and "CI [" in section
+
     verified = gonogo("verify", second_id, cwd=plan.parent)
     assert verified.code == 0, verified.text
 

@@ -48,7 +48,8 @@ def test_a_passing_run_is_go_with_four_reports(web_plan: Path, tmp_path: Path) -
     assert resources[("web", "threads")]["samples"] >= 1
     assert any(e["source"] == "web" and e["kind"] == "ready" for e in report["events"])
     run_dir = web_plan.parent / ".gonogo" / "runs" / report["run"]["id"]
-    assert {p.name for p in run_dir.iterdir()} >= {"report.json", "summary.md", "gates.junit.xml"}
+    written = {p.name for p in run_dir.iterdir()}
+    assert written >= {"report.json", "summary.md", "gates.junit.xml", "report.html"}
     assert "# gonogo: web — **GO**" in summary.read_text()
     suite = ElementTree.parse(run_dir / "gates.junit.xml").getroot().find("testsuite")
     # the plan's 2 gates, the web service's own (no unplanned exit, a clean stop), and no flaky test

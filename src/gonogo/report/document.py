@@ -31,6 +31,16 @@ from gonogo.evidence import (
 )
 from gonogo.evidence.digest import evidence_digest
 from gonogo.evidence.findings import StoredFinding, read_findings
+from gonogo.report.details import (
+    ExperimentTimeline,
+    JourneyDetail,
+    LatencySpectrum,
+    TrendPoint,
+    read_experiments,
+    read_journeys,
+    read_spectra,
+    read_trend,
+)
 from gonogo.units import format_value
 from gonogo.verdict.baseline import COMPARISON_ARTIFACT, BaselineComparison, BaselineRow
 from gonogo.verdict.flaky import FLAKY_ARTIFACT, FlakyHistory, FlakyTest, read_flaky_history
@@ -80,6 +90,14 @@ class RunReport:
     # run judged none (no per-test outcomes).
     flaky_tests: list[FlakyTest] = field(default_factory=list)
     flaky_window: list[str] = field(default_factory=list)
+    # What the HTML report draws (report/details.py): every sampled series, the journeys and
+    # their failures, the chaos experiments' timelines, the latency spectra and the plan's
+    # earlier runs, oldest first.
+    samples: list[SampleSeries] = field(default_factory=list)
+    journeys: list[JourneyDetail] = field(default_factory=list)
+    experiments: list[ExperimentTimeline] = field(default_factory=list)
+    spectra: list[LatencySpectrum] = field(default_factory=list)
+    trend: list[TrendPoint] = field(default_factory=list)
 
     @property
     def open_findings(self) -> list[StoredFinding]:
@@ -141,6 +159,11 @@ def collect(store: Store, run_id: str) -> RunReport:
         baseline=read_baseline_comparison(artifacts, store.artifact_path),
         flaky_tests=list(flaky.tests) if flaky else [],
         flaky_window=list(flaky.window) if flaky else [],
+        samples=samples,
+        journeys=read_journeys(artifacts, metrics, store.artifact_path),
+        experiments=read_experiments(artifacts, metrics, store.artifact_path),
+        spectra=read_spectra(artifacts, store.artifact_path),
+        trend=read_trend(store, run, checks),
     )
 
 
