@@ -21,14 +21,16 @@ $(STAMP): pyproject.toml setup.py examples/docservice/pyproject.toml $(wildcard 
 
 # From Debian: PostgreSQL (evidence-store tests against a real server, and the example's database
 # behind the fault proxy); stress-ng (CPU, memory, disk and I/O stress faults); libfaketime (clock
-# skew); iptables (packet loss and partitions inside a network namespace).
-DEBIAN_PACKAGES := postgresql stress-ng faketime libfaketime iptables
+# skew); iptables (packet loss and partitions inside a network namespace); chromium (report.html
+# opened headless by Playwright in the tests; Playwright never downloads a browser of its own).
+DEBIAN_PACKAGES := postgresql stress-ng faketime libfaketime iptables chromium
 system-packages:
 	@missing=""; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v stress-ng >/dev/null 2>&1 || missing="$$missing stress-ng"; \
 	command -v faketime >/dev/null 2>&1 || missing="$$missing faketime libfaketime"; \
 	command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing="$$missing iptables"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ -n "$(APT_GET)" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	  else echo "missing Debian packages:$$missing, and apt-get is not available" >&2; exit 1; fi; \

@@ -31,10 +31,11 @@ from gonogo.units import format_value
 # would otherwise pay for all of them (0.6 s) on every call.
 if TYPE_CHECKING:
     from gonogo.evidence import ArtifactRecord, RunRecord, Store
+    from gonogo.plan import Plan
     from gonogo.report import RunReport
 
 # The names of gonogo.report.FORMATS (tests/cli/test_plan_commands.py holds them equal).
-REPORT_FORMATS = ("json", "md", "junit")
+REPORT_FORMATS = ("json", "md", "junit", "html")
 
 EXIT_GO, EXIT_NO_GO, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 EXIT_PENDING_SIGNOFF = 4  # GO, but a sign-off the plan requires is missing: not released yet
@@ -174,16 +175,24 @@ def validate(plan: Path) -> None:
         if described:
             console.print(f"    {escape(described)}", soft_wrap=True)
     console.print(f"  {len(loaded.gates)} gates, minimum score {loaded.score.minimum:g}")
+    if loaded.has_relative_gates:
+        policy = loaded.baseline
+        console.print(
+            f"  relative gates compare with the run pinned with `gonogo baseline set`, else the last "
+            f"{policy.runs} passing run(s) (confidence {policy.confidence:.0%}; docs/baselines.md)",
+            soft_wrap=True,
+        )
     for gate in loaded.gates:
         notes: list[str] = [gate.severity] if gate.severity != "must" else []
         notes += ["abort_on_fail"] if gate.abort_on_fail else []
         if gate.metric in loaded.default_gate_metrics:
             check = gate.metric.split(".", 1)[0]
-            notes.append(
-                "every service's own, as no gate names a service metric"
-                if check == "service"
-                else f"the {loaded.checks[check].kind} kind's own, as no gate names {check}"
-            )
+            if check == "service":
+                notes.append("every service's own, as no gate names a service metric")
+            elif check == "history":
+                notes.append("the default for a plan with per-test outcomes, as no gate names history")
+            else:
+                notes.append(f"the {loaded.checks[check].kind} kind's own, as no gate names {check}")
         said = f" ({'; '.join(notes)})" if notes else ""
         console.print(f"    {escape(gate.metric)} {escape(gate.expr.text)}{escape(said)}", soft_wrap=True)
 
@@ -536,6 +545,112 @@ def compare(
         else:
             sys.stdout.write(text)
     sys.exit(EXIT_DIFFERENT if comparison.regressed else EXIT_SAME)
+
+
+@cli.group()
+def baseline() -> None:
+    """Pin, show or clear the run that relative gates ("<= +10% baseline") compare with.
+
+    A pinned run wins; without one, a run compares with the last N passing runs of its plan
+    (`baseline: {runs: N}` in the plan, 5 by default). See docs/baselines.md.
+    """
+
+
+@baseline.command("set")
+@click.argument("run_ref", metavar="RUN")
+@PLAN_OPTION
+@STORE_OPTION
+def baseline_set(run_ref: str, plan_path: Path | None, store_url: str | None) -> None:
+    """Pin RUN (an id, a unique prefix or 'latest') as the baseline of its plan.
+
+    Refused for a run of another plan, one still running or not completed, or one without a
+    verdict. Every setting is kept: `gonogo baseline show` lists them.
+    """
+    import getpass
+
+    loaded = _baseline_plan(plan_path)
+    store, _, _ = _open_store(store_url, loaded.path)
+    with store:
+        store.mark_stale_runs_aborted()
+        run = store.resolve_run(run_ref)
+        store.set_baseline(loaded.name, run.id, set_by=getpass.getuser())
+    console.print(
+        f"baseline of plan [bold]{escape(loaded.name)}[/]: run {run.id} ({run.decision}, started "
+        f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC); the next runs' relative gates compare with it"
+    )
+    if run.decision != "GO":
+        console.print(f"[yellow]note:[/] run {run.id} was {run.decision}: its figures become the reference")
+    if not loaded.has_relative_gates:
+        console.print('[yellow]note:[/] the plan has no relative gate (e.g. "<= +10% baseline") yet')
+
+
+@baseline.command("show")
+@PLAN_OPTION
+@STORE_OPTION
+def baseline_show(plan_path: Path | None, store_url: str | None) -> None:
+    """Show what the next run of the plan compares with, and the history of its settings."""
+    from gonogo.evidence.baselines import choose_baseline
+
+    loaded = _baseline_plan(plan_path)
+    store, _, _ = _open_store(store_url, loaded.path)
+    with store:
+        store.mark_stale_runs_aborted()
+        choice = choose_baseline(store, loaded.name, loaded.baseline.runs)
+        runs = [store.resolve_run(run_id) for run_id in choice.runs]
+        history = store.baseline_history(loaded.name, limit=10)
+    console.print(f"plan [bold]{escape(loaded.name)}[/]: the next run compares with {escape(choice.detail)}")
+    if runs:
+        table = Table(
+            "run", "started (UTC)", "status", "verdict", title="Baseline runs", title_justify="left"
+        )
+        for record in runs:
+            started = f"{record.started_at:%Y-%m-%d %H:%M:%S}"
+            table.add_row(record.id, started, record.status, record.decision or "—")
+        console.print(table)
+    if not loaded.has_relative_gates:
+        console.print(
+            '[yellow]note:[/] the plan has no relative gate (e.g. "<= +10% baseline"): nothing uses it'
+        )
+    if history:
+        table = Table("when (UTC)", "by", "setting", title="Settings, newest first", title_justify="left")
+        for setting in history:
+            what = f"pinned run {setting.run_id}" if setting.run_id else "cleared"
+            table.add_row(f"{setting.set_at:%Y-%m-%d %H:%M:%S}", escape(setting.set_by), what)
+        console.print(table)
+
+
+@baseline.command("clear")
+@PLAN_OPTION
+@STORE_OPTION
+def baseline_clear(plan_path: Path | None, store_url: str | None) -> None:
+    """Unpin the plan's baseline: runs compare with the last N passing runs again."""
+    import getpass
+
+    loaded = _baseline_plan(plan_path)
+    store, _, _ = _open_store(store_url, loaded.path)
+    with store:
+        previous = store.baseline_setting(loaded.name)
+        store.clear_baseline(loaded.name, set_by=getpass.getuser())
+    was = (
+        f" (was run {previous.run_id})" if previous is not None and previous.run_id else " (none was pinned)"
+    )
+    console.print(
+        f"baseline of plan [bold]{escape(loaded.name)}[/] cleared{was}; the next runs compare with the last "
+        f"{loaded.baseline.runs} passing run(s)"
+    )
+
+
+def _baseline_plan(plan_path: Path | None) -> Plan:
+    """The plan whose baseline is meant: --plan, else ./gonogo.yaml."""
+    from gonogo.plan import load_plan
+
+    found = _default_plan(plan_path)
+    if found is None:
+        raise UserError(
+            "no plan given and no gonogo.yaml in this folder: a baseline belongs to a plan; "
+            "give it with --plan PATH"
+        )
+    return load_plan(found)
 
 
 @cli.command()

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from browser_support import browser_missing, drawn_charts, report_page
 from cli_support import EXAMPLE, gonogo
 
 from gonogo.units import parse_duration, parse_quantity
@@ -172,6 +173,23 @@ def test_the_example_is_go(tmp_path: Path) -> None:
     assert metrics["telemetry.health.truthful"] == 1
     assert metrics["telemetry.enricher_down.detected"] == metrics["telemetry.database_gone.detected"] == 1
     assert metrics["telemetry.database_gone.error_counter_rise"] > 0
+    _page_is_drawn(plan)
+
+
+def _page_is_drawn(plan: Path) -> None:
+    """Its report.html in headless Chromium: every chart drawn, no error (issue 12)."""
+    if browser_missing() is not None and not os.environ.get("CI"):
+        return  # tests/cli/test_html_report.py says why it is skipped
+    (run_dir,) = sorted((plan.parent / ".gonogo" / "runs").iterdir())[-1:]
+    with report_page(run_dir / "report.html") as (page, problems):
+        assert page.inner_text("#decision") == "GO"
+        charts = drawn_charts(page)
+        titles = {title for title, _, _ in charts}
+    assert all(width > 0 and height > 0 for _, width, height in charts), charts
+    availability = f"{CHAOS[0]}: availability of the background load"
+    expected = {"load: latency by percentile", "CPU per service", availability}
+    assert expected <= titles, titles
+    assert not problems, problems
 
 
 def test_a_failing_unit_test_is_no_go_naming_it(tmp_path: Path) -> None:

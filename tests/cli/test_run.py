@@ -48,11 +48,12 @@ def test_a_passing_run_is_go_with_four_reports(web_plan: Path, tmp_path: Path) -
     assert resources[("web", "threads")]["samples"] >= 1
     assert any(e["source"] == "web" and e["kind"] == "ready" for e in report["events"])
     run_dir = web_plan.parent / ".gonogo" / "runs" / report["run"]["id"]
-    assert {p.name for p in run_dir.iterdir()} >= {"report.json", "summary.md", "gates.junit.xml"}
+    written = {p.name for p in run_dir.iterdir()}
+    assert written >= {"report.json", "summary.md", "gates.junit.xml", "report.html"}
     assert "# gonogo: web — **GO**" in summary.read_text()
     suite = ElementTree.parse(run_dir / "gates.junit.xml").getroot().find("testsuite")
-    # the plan's 2 gates, and the web service's own: no unplanned exit, a clean stop
-    assert suite is not None and suite.get("tests") == "4" and suite.get("failures") == "0"
+    # the plan's 2 gates, the web service's own (no unplanned exit, a clean stop), and no flaky test
+    assert suite is not None and suite.get("tests") == "5" and suite.get("failures") == "0"
     names = {case.get("name", "") for case in suite.iter("testcase")}
     assert {"service.web.exits.unplanned == 0", "service.web.shutdown.clean == 1"} <= names
 
@@ -142,8 +143,11 @@ def test_a_test_command_that_cannot_start_is_not_measured(tmp_path: Path) -> Non
     result = gonogo("run", cwd=tmp_path)
     assert result.code == 1, result.text
     report = latest_report(tmp_path)
-    (gate,) = report["gates"]
-    assert gate["status"] == "not_measured"
+    gates = {gate["metric"]: gate for gate in report["gates"]}
+    assert gates["unit.pass_rate"]["status"] == "not_measured"
+    # no report read, no per-test outcomes: the default gate on flaky tests is not measured either
+    assert gates["history.flaky_tests"]["status"] == "not_measured"
+    assert gates["history.flaky_tests"]["source"].startswith("no check of this run stored per-test outcomes")
     assert report["checks"][0]["status"] == "error"
 
 

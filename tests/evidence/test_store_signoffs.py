@@ -130,7 +130,7 @@ def test_a_store_of_version_2_is_migrated_keeping_its_verdicts(store_url: str, a
             conn.execute(update(s.schema_version).values(version=2))
     with Store.open(store_url, artifacts_dir=artifacts_dir) as store:
         with store._engine.connect() as conn:
-            assert conn.execute(select(s.schema_version.c.version)).scalar_one() == s.SCHEMA_VERSION == 3
+            assert conn.execute(select(s.schema_version.c.version)).scalar_one() == s.SCHEMA_VERSION == 4
         stored = store.verdict(run_id)
         assert stored is not None and stored.decision == "NO-GO" and stored.signoff is None
         assert stored.run_problems == ["check a crashed", "check b could not measure: x"]

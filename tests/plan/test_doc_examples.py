@@ -18,7 +18,7 @@ from gonogo.errors import PlanError
 from gonogo.plan import parse_plan
 
 REPO = Path(__file__).resolve().parents[2]
-PLAN_KEYS = {"name", "system", "checks", "gates", "score", "signoff"}
+PLAN_KEYS = {"name", "system", "checks", "gates", "score", "signoff", "baseline", "history"}
 
 
 def yaml_blocks() -> list[tuple[str, str]]:

@@ -222,6 +222,12 @@ class CheckKind(ABC, Generic[SettingsT]):
         return {}
 
     @classmethod
+    def writes_test_outcomes(cls, settings: SettingsT) -> bool:
+        """Whether a run with these settings stores per-test outcomes (`test-outcomes.json`), which
+        the history of flaky tests reads (`history.flaky_tests`, docs/flaky-tests.md)."""
+        return False
+
+    @classmethod
     def references(cls, settings: SettingsT) -> list[Reference]:
         """The services, proxies and checks of the plan these settings name, which `gonogo
         validate` resolves (an unknown one is refused at its line, with a suggestion)."""

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from gonogo.evidence.records import (
     ArtifactRecord,
     ArtifactRef,
+    BaselineChoice,
+    BaselineSetting,
     CheckRecord,
     EventRecord,
     GateRecord,
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ArtifactRecord",
     "ArtifactRef",
+    "BaselineChoice",
+    "BaselineSetting",
     "CheckRecord",
     "EventRecord",
     "GateRecord",

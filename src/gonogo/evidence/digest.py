@@ -65,6 +65,9 @@ def evidence_digest(
 def _verdict(verdict: VerdictRecord) -> dict[str, Any]:
     fields = asdict(verdict)
     fields["gates"] = [{k: v for k, v in gate.items() if k != "metric_id"} for gate in fields["gates"]]
+    if fields["baseline"] is None:
+        # a run with no relative gate digests as it did before verdicts kept their baseline
+        del fields["baseline"]
     return fields
 
 

@@ -77,8 +77,17 @@ def _verdicts_keep_their_inputs(conn: Connection) -> None:
             )
 
 
+def _verdicts_keep_their_baseline(conn: Connection) -> None:
+    """3 → 4: a verdict keeps the baseline its relative gates were compared with (the
+    `baselines` table is new: `create_all` made it). Older verdicts compared with none."""
+    present = {column["name"] for column in inspect(conn).get_columns("verdicts")}
+    if "baseline" not in present:
+        conn.execute(text("ALTER TABLE verdicts ADD COLUMN baseline TEXT"))
+
+
 # version → the step that takes a database from it to the next one
 _STEPS: dict[int, Callable[[Connection], None]] = {
     1: _artifacts_unique_per_check,
     2: _verdicts_keep_their_inputs,
+    3: _verdicts_keep_their_baseline,
 }

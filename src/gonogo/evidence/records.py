@@ -5,6 +5,8 @@ from __future__ import annotations
 __all__ = [
     "ArtifactRecord",
     "ArtifactRef",
+    "BaselineChoice",
+    "BaselineSetting",
     "CheckRecord",
     "EventRecord",
     "GateRecord",
@@ -136,6 +138,28 @@ class SignoffRequirement:
 
 
 @dataclass(frozen=True)
+class BaselineSetting:
+    """One row of a plan's baseline history: `gonogo baseline set` (a run) or `clear` (none).
+    Rows are only ever added; the latest one is the plan's setting."""
+
+    plan: str  # the plan's name
+    run_id: str | None  # None: cleared (the plan's `baseline: {runs: N}` applies again)
+    set_at: datetime
+    set_by: str  # the OS user
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class BaselineChoice:
+    """Which earlier runs a run's relative gates were compared with, and why those: kept with
+    the verdict so that `gonogo verify` compares with the same runs."""
+
+    how: Literal["pinned", "recent", "none"]  # pinned with `gonogo baseline set`, the last N passing, none
+    runs: list[str]  # run ids, newest first; empty for `none`
+    detail: str  # one sentence a person reads: which runs, and why them (or why none)
+
+
+@dataclass(frozen=True)
 class VerdictRecord:
     decision: Literal["GO", "NO-GO"]
     score: float | None  # overall, 0-100; None when nothing was measured
@@ -148,6 +172,7 @@ class VerdictRecord:
     # verdict can be recomputed from the evidence alone (`gonogo verify`).
     run_problems: list[str] = field(default_factory=list)
     signoff: SignoffRequirement | None = None  # None: the plan required no sign-off
+    baseline: BaselineChoice | None = None  # None: the plan has no relative gate
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ __all__ = [
     "CleanText",
     "UTCDateTime",
     "artifacts",
+    "baselines",
     "checks",
     "events",
     "gates",
@@ -46,7 +47,7 @@ from sqlalchemy.types import TypeDecorator
 
 # Bump when the tables change, with a step in `migrations.py` that brings an older database
 # up to it; the store refuses a database written by a newer gonogo.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -217,6 +218,9 @@ verdicts = Table(
     # The sign-offs the plan required: JSON list of roles, NULL when none was required.
     Column("signoff_roles", CleanText),
     Column("signoff_min_confidence", Integer),
+    # The baseline the relative gates were compared with: JSON {"how", "runs", "detail"},
+    # NULL when the plan had no relative gate.
+    Column("baseline", CleanText),
 )
 
 gates = Table(
@@ -266,4 +270,17 @@ report_files = Table(
     Column("path", CleanText, nullable=False),
     Column("sha256", String(64), nullable=False),
     Column("written_at", UTCDateTime, nullable=False),
+)
+
+# A plan's baseline, as `gonogo baseline set/clear` left it: only ever added to, the latest row
+# (by id) wins, a row without a run is a `clear`. Keyed by the plan's name, as runs are; no
+# foreign key to the run: the history stays readable if the run is deleted.
+baselines = Table(
+    "baselines",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("plan", CleanText, nullable=False, index=True),
+    Column("run_id", String(64)),
+    Column("set_at", UTCDateTime, nullable=False),
+    Column("set_by", CleanText, nullable=False),
 )

@@ -16,6 +16,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -45,6 +46,8 @@ from gonogo.evidence.migrations import migrate
 from gonogo.evidence.records import (
     ArtifactRecord,
     ArtifactRef,
+    BaselineChoice,
+    BaselineSetting,
     CheckRecord,
     EventRecord,
     GateRecord,
@@ -336,6 +339,7 @@ class Store:
                     run_problems=json.dumps(verdict.run_problems),
                     signoff_roles=None if signoff is None else json.dumps(signoff.roles),
                     signoff_min_confidence=None if signoff is None else signoff.min_confidence,
+                    baseline=None if verdict.baseline is None else json.dumps(asdict(verdict.baseline)),
                 )
             )
             if verdict.gates:
@@ -393,6 +397,61 @@ class Store:
                     written_at=self.when(),
                 )
             )
+
+    def set_baseline(self, plan: str, run_id: str, *, set_by: str) -> BaselineSetting:
+        """Pin `run_id` as the baseline of plan `plan`; refused (UserError, saying why) for a
+        run of another plan, one that has not completed, or one without a verdict."""
+        with self._read() as conn:
+            row = conn.execute(_runs_query().where(s.runs.c.id == run_id)).first()
+        if row is None:
+            raise _no_run(run_id)
+        run = _run_record(row)
+        if run.name != plan:
+            raise UserError(
+                f"run {run.id} is a run of plan {run.name!r}, not {plan!r}: a plan's baseline is one of "
+                "its own runs (give the plan with --plan)"
+            )
+        if run.status != "completed":
+            why = {
+                "running": "is still running: pin it once it has finished",
+                "aborted": "was interrupted before it completed (aborted): its evidence is incomplete",
+                "failed": "did not complete (failed): its evidence is incomplete",
+            }[run.status]
+            raise UserError(f"run {run.id} {why}; a baseline must be a completed run")
+        if run.decision is None:
+            raise UserError(
+                f"run {run.id} has no verdict: a baseline must be a run that reached one "
+                "(see `gonogo show RUN`)"
+            )
+        return self._add_baseline(plan, run.id, set_by)
+
+    def clear_baseline(self, plan: str, *, set_by: str) -> BaselineSetting:
+        """Unpin the baseline of plan `plan` (recorded as a row without a run)."""
+        return self._add_baseline(plan, None, set_by)
+
+    def baseline_setting(self, plan: str) -> BaselineSetting | None:
+        """The plan's current setting (the latest row); None if it was never set."""
+        history = self.baseline_history(plan, limit=1)
+        return history[0] if history else None
+
+    def baseline_history(self, plan: str, *, limit: int | None = None) -> list[BaselineSetting]:
+        """Every `baseline set` and `clear` of plan `plan`, newest first."""
+        c = s.baselines.c
+        query = select(s.baselines).where(c.plan == plan).order_by(c.id.desc())
+        with self._read() as conn:
+            rows = conn.execute(query if limit is None else query.limit(limit)).all()
+        return [
+            BaselineSetting(plan=r.plan, run_id=r.run_id, set_at=r.set_at, set_by=r.set_by, id=r.id)
+            for r in rows
+        ]
+
+    def _add_baseline(self, plan: str, run_id: str | None, set_by: str) -> BaselineSetting:
+        set_at = self.when()
+        with self._write() as conn:
+            result = conn.execute(
+                s.baselines.insert().values(plan=plan, run_id=run_id, set_at=set_at, set_by=set_by)
+            )
+        return BaselineSetting(plan, run_id, set_at, set_by, _new_id(result.inserted_primary_key))
 
     def mark_stale_runs_aborted(self) -> list[str]:
         """Runs still `running` whose owner process on this host is gone become `aborted`."""
@@ -664,6 +723,7 @@ class Store:
             decided_at=row.decided_at,
             run_problems=[str(problem) for problem in json.loads(row.run_problems)],
             signoff=signoff,
+            baseline=None if row.baseline is None else _baseline_choice(json.loads(row.baseline)),
         )
 
     def signoffs(self, run_id: str) -> list[SignoffRecord]:
@@ -821,6 +881,12 @@ def _run_record(row: Row[Any]) -> RunRecord:
         message=row.message,
         owner_pid=row.owner_pid,
         decision=row.decision,
+    )
+
+
+def _baseline_choice(stored: dict[str, Any]) -> BaselineChoice:
+    return BaselineChoice(
+        how=stored["how"], runs=[str(run) for run in stored["runs"]], detail=str(stored["detail"])
     )
 
 

@@ -4,6 +4,7 @@ from gonogo.plan.load import load_plan, parse_plan
 from gonogo.plan.model import (
     CheckSpec,
     GateSpec,
+    History,
     Plan,
     ReadinessProbe,
     Score,
@@ -16,6 +17,7 @@ from gonogo.plan.model import (
 __all__ = [
     "CheckSpec",
     "GateSpec",
+    "History",
     "Plan",
     "ReadinessProbe",
     "Score",

@@ -25,8 +25,10 @@ from gonogo.errors import PlanError, PlanIssue, UserError
 from gonogo.plan.model import (
     DIMENSIONS,
     PLACEHOLDER,
+    BaselinePolicy,
     CheckSpec,
     GateSpec,
+    History,
     LocatedValueError,
     Plan,
     ProxyRoute,
@@ -35,12 +37,20 @@ from gonogo.plan.model import (
     Signoff,
     SystemSpec,
 )
-from gonogo.plan.names import SERVICE_PREFIX, PlanNames, matches, overlaps, service_metric_patterns
+from gonogo.plan.names import (
+    HISTORY_FIGURES,
+    HISTORY_PREFIX,
+    SERVICE_PREFIX,
+    PlanNames,
+    matches,
+    overlaps,
+    service_metric_patterns,
+)
 from gonogo.threshold import parse_threshold
 from gonogo.units import parse_duration
 
 Location = tuple[str | int, ...]
-TOP_LEVEL_KEYS = ("name", "system", "checks", "gates", "score", "signoff")
+TOP_LEVEL_KEYS = ("name", "system", "checks", "gates", "score", "signoff", "baseline", "history")
 CHECK_COMMON_KEYS = ("kind", "timeout", "needs_system")
 
 
@@ -379,12 +389,16 @@ def parse_plan(text: str, path: Path) -> Plan:
     system = _validate(document, SystemSpec, raw_system, ("system",), skip_own_checks=located)
     score = _validate(document, Score, data.get("score") or {}, ("score",))
     signoff = _validate(document, Signoff, data.get("signoff") or {}, ("signoff",))
+    baseline = _validate(document, BaselinePolicy, data.get("baseline") or {}, ("baseline",))
+    history = _validate(document, History, _section(document, data, "history"), ("history",))
     checks = dict(_checks(document, data.get("checks") or {}))
     present = _check_kinds(data.get("checks"))
     unresolved = _references(document, checks, raw_system, system, present)
     names = _plan_names(raw_system, present)
     if names.services:
         present = {**present, SERVICE_PREFIX: None}
+    if _outcome_checks(checks):
+        present = {**present, HISTORY_PREFIX: None}
     gates = list(_gates(document, data.get("gates") or {}, checks, present, names, unresolved))
     _dimension_typos(document, data, score)
     _lonely_ports(document, data)
@@ -392,11 +406,25 @@ def parse_plan(text: str, path: Path) -> Plan:
     if document.issues:
         raise PlanError(sorted(document.issues, key=lambda i: (i.line or 0, i.column or 0)))
     assert isinstance(system, SystemSpec) and isinstance(score, Score) and isinstance(signoff, Signoff)
+    assert isinstance(baseline, BaselinePolicy)
     written = set(data.get("gates") or {}) if isinstance(data.get("gates"), dict) else set()
+    assert isinstance(history, History)
     return Plan(
         path=path, text=text, name=str(name), system=system, checks=checks, gates=gates, score=score,
-        signoff=signoff, default_gate_metrics=frozenset(g.metric for g in gates if g.metric not in written),
+        signoff=signoff, baseline=baseline, history=history,
+        default_gate_metrics=frozenset(g.metric for g in gates if g.metric not in written),
     )  # fmt: skip
+
+
+def _section(document: _Document, data: dict[Any, Any], key: str) -> Any:
+    """A top-level section that is a mapping; `history:` left empty is the defaults."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        document.issue((key,), f"expected a mapping, e.g. {key}: {{runs: 10}}; got {_describe_input(value)}")
+        return {}
+    return value
 
 
 def _dependency_issues(document: _Document, raw_system: Any) -> bool:
@@ -474,6 +502,15 @@ def _checks(document: _Document, raw: Any) -> Iterator[tuple[str, CheckSpec]]:
                 where,
                 f"{SERVICE_PREFIX!r} cannot name a check: metrics named service.<service>.… are the ones "
                 "every run records of its services (docs/metrics.md); choose another name",
+                at_key=True,
+            )
+            continue
+        if name == HISTORY_PREFIX:
+            document.issue(
+                where,
+                f"{HISTORY_PREFIX!r} cannot name a check: metrics named history.… are the ones a run "
+                "records from its plan's earlier runs (history.flaky_tests, docs/flaky-tests.md); choose "
+                "another name",
                 at_key=True,
             )
             continue
@@ -617,12 +654,22 @@ def _gates(
     declared = {name: None if name in unresolved else _declared(spec, names) for name, spec in checks.items()}
     if names.services:
         declared[SERVICE_PREFIX] = service_metric_patterns(names.services, names.with_metrics)
+    if HISTORY_PREFIX in present:
+        declared[HISTORY_PREFIX] = list(HISTORY_FIGURES)
     for metric, rules in raw.items():
         where: Location = ("gates", metric)
         if not isinstance(metric, str) or not metric:
             document.issue(where, "a gate's key must be a metric name such as unit.pass_rate")
             continue
         prefix = metric.split(".", 1)[0]
+        if prefix == HISTORY_PREFIX and prefix not in present:
+            document.issue(
+                where,
+                f"{metric} is computed from the per-test outcomes of a tests check with `junit` reports, "
+                "and this plan has none: add one, or drop this gate",
+                at_key=True,
+            )
+            continue
         if not _is_glob(prefix) and present and prefix not in present:
             document.issue(
                 where,
@@ -651,11 +698,11 @@ def _gates(
             document.issue(where, problem, at_key=True)
             continue
         for gate, at in parsed:
-            if prefix == SERVICE_PREFIX and gate.expr.timeframe is not None:
+            if prefix in (SERVICE_PREFIX, HISTORY_PREFIX) and gate.expr.timeframe is not None:
                 document.issue(
                     at,
                     f"a timeframe ({gate.expr.text!r}) applies the threshold to a per-second series, and "
-                    "the service.* metrics are figures of the whole run, with no such series",
+                    f"the {prefix}.* metrics are figures of the whole run, with no such series",
                 )
             elif _has_series(document, gate, checks.get(prefix), at) and _followed(
                 document, gate, checks.get(prefix), at
@@ -663,6 +710,7 @@ def _gates(
                 yield gate
     yield from _default_gates(checks, raw)
     yield from _default_service_gates(names, raw)
+    yield from _default_history_gates(checks, raw)
 
 
 def _default_gates(checks: dict[str, CheckSpec], raw: dict[Any, Any]) -> Iterator[GateSpec]:
@@ -687,6 +735,28 @@ def _default_service_gates(names: PlanNames, raw: dict[Any, Any]) -> Iterator[Ga
     for service in sorted(names.services):
         for metric, rule in SERVICE_DEFAULT_GATES.items():
             yield GateSpec(metric=f"{SERVICE_PREFIX}.{service}.{metric}", expr=parse_threshold(rule))
+
+
+# A flaky test is a risk, not proof of a defect: the default gate warns (half credit in the tests
+# dimension) without blocking a release on its own; a plan that writes `history.flaky_tests` decides.
+HISTORY_DEFAULT_GATES = {"flaky_tests": {"expr": "== 0", "severity": "should"}}
+
+
+def _outcome_checks(checks: dict[str, CheckSpec]) -> list[str]:
+    """The checks that store per-test outcomes, which the history of flaky tests reads."""
+    kinds = {name: plugins.load_kind(spec.kind) for name, spec in checks.items()}
+    return [name for name, kind in kinds.items() if kind.writes_test_outcomes(checks[name].settings)]
+
+
+def _default_history_gates(checks: dict[str, CheckSpec], raw: dict[Any, Any]) -> Iterator[GateSpec]:
+    """`history.flaky_tests == 0` as a should gate when a check stores per-test outcomes, unless a
+    gate of the plan names a history metric."""
+    if not _outcome_checks(checks):
+        return
+    if any(isinstance(metric, str) and metric.split(".", 1)[0] == HISTORY_PREFIX for metric in raw):
+        return
+    for metric, rule in HISTORY_DEFAULT_GATES.items():
+        yield GateSpec.model_validate({"metric": f"{HISTORY_PREFIX}.{metric}", **rule})
 
 
 def _is_glob(text: str) -> bool:
@@ -747,6 +817,10 @@ def _unmeasurable(
             return f"no service named {service!r} in this plan" + _suggest(service, services)
         return f"the run records no metric {metric!r} of its services" + _closest_metric(
             SERVICE_PREFIX, rest, found
+        )
+    if prefix == HISTORY_PREFIX:
+        return f"the run records no metric {metric!r} from its history" + _closest_metric(
+            HISTORY_PREFIX, rest, found
         )
     spec = checks[prefix]
     return (

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 __all__ = [
     "DEFAULT_LOG_ERRORS",
+    "BaselinePolicy",
     "ByteSize",
     "CheckSpec",
     "DataVolume",
     "Duration",
     "GateSpec",
+    "History",
     "LocatedValueError",
     "Plan",
     "ProxyRoute",
@@ -44,6 +46,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictInt,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -451,6 +454,53 @@ class Signoff(StrictModel):
         return roles
 
 
+def _parse_share(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a share such as 5% or 0.05")
+    number, unit = parse_quantity(value)
+    if unit not in ("ratio", "number") or not 0 <= number < 1:
+        raise ValueError(f"{value!r} is not a share below 100%; expected e.g. 5% or 0.05")
+    return number
+
+
+Share = Annotated[float, BeforeValidator(_parse_share), Field(description="e.g. 5% or 0.05")]
+
+
+def _parse_confidence(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a confidence such as 95% or 0.95")
+    number, unit = parse_quantity(value)
+    if unit not in ("ratio", "number") or not 0.5 < number < 1:
+        raise ValueError(f"{value!r} is not a confidence between 50% and 100%; expected e.g. 95% or 0.95")
+    return number
+
+
+Confidence = Annotated[float, BeforeValidator(_parse_confidence), Field(description="e.g. 95% or 0.95")]
+
+
+class BaselinePolicy(StrictModel):
+    """What relative gates (`"<= +10% baseline"`) compare with: the run pinned with `gonogo
+    baseline set` when there is one, else the last `runs` passing runs of the plan (GO, completed)."""
+
+    runs: int = Field(default=5, ge=1, le=100, description="passing runs aggregated when none is pinned")
+    # of the interval around the shift of a latency distribution (Hodges-Lehmann, Moses)
+    confidence: Confidence = 0.95
+    # for `gonogo compare`: a significant shift smaller than this share of the baseline's median
+    # is reported as no difference; relative gates carry their own allowance (`+10%`)
+    tolerance: Share = 0.0
+
+
+class History(StrictModel):
+    """How far back a run looks in its plan's earlier runs (the history of flaky tests)."""
+
+    runs: StrictInt = Field(
+        default=10,
+        ge=0,
+        le=1000,
+        description="earlier runs of this plan read besides this one; 0: only this run's reruns",
+    )
+
+
 class Plan(BaseModel):
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
@@ -462,12 +512,19 @@ class Plan(BaseModel):
     gates: list[GateSpec]
     score: Score
     signoff: Signoff = Field(default_factory=Signoff)  # no roles: no sign-off required
+    baseline: BaselinePolicy = Field(default_factory=BaselinePolicy)
+    history: History = Field(default_factory=History)
     # the metrics of `gates` that no line of the plan wrote: its check kinds' own gates
     default_gate_metrics: frozenset[str] = frozenset()
 
     @property
     def directory(self) -> Path:
         return self.path.parent
+
+    @property
+    def has_relative_gates(self) -> bool:
+        """Whether a gate compares with a baseline (`"<= +10% baseline"`)."""
+        return any(gate.expr.relative_to_baseline for gate in self.gates)
 
     def port_names(self) -> list[str]:
         """Every `{port.NAME}` the plan mentions, in order of first mention."""

@@ -12,6 +12,8 @@ them against the `PlanNames` it builds and points at the line.
 from __future__ import annotations
 
 __all__ = [
+    "HISTORY_FIGURES",
+    "HISTORY_PREFIX",
     "LIMIT_FIGURES",
     "SERVICE_PREFIX",
     "TREND_FIGURES",
@@ -62,6 +64,10 @@ class Reference:
     purpose: str = ""
     advice: str = ""  # what to do when a need is not met
 
+
+# Metrics a run records from its plan's history (`history.flaky_tests`): no check may be named so.
+HISTORY_PREFIX = "history"
+HISTORY_FIGURES = ("flaky_tests", "tests_compared_runs")
 
 # Metrics every run records of every service (`service.api.exits.unplanned`): no check may be named so.
 SERVICE_PREFIX = "service"

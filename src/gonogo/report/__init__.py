@@ -1,4 +1,4 @@
-"""Reports, rendered from the evidence store only: terminal, JSON, Markdown, JUnit XML."""
+"""Reports, rendered from the evidence store only: terminal, JSON, Markdown, JUnit XML, HTML."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gonogo.report.document import RunReport, collect
+from gonogo.report.html import render_html
 from gonogo.report.json_report import render_json
 from gonogo.report.junit import render_junit
 from gonogo.report.markdown import render_markdown
@@ -19,6 +20,7 @@ FORMATS: dict[str, tuple[str, Callable[[RunReport], str]]] = {
     "json": ("report.json", render_json),
     "md": ("summary.md", render_markdown),
     "junit": ("gates.junit.xml", render_junit),
+    "html": ("report.html", render_html),
 }
 
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-__all__ = ["ResourceSummary", "RunReport", "artifact_command", "collect"]
+__all__ = [
+    "COMPARISON_HEADERS",
+    "ResourceSummary",
+    "RunReport",
+    "artifact_command",
+    "collect",
+    "comparison_cells",
+]
 
+import json
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from statistics import fmean
 
 from gonogo.evidence import (
@@ -21,6 +31,19 @@ from gonogo.evidence import (
 )
 from gonogo.evidence.digest import evidence_digest
 from gonogo.evidence.findings import StoredFinding, read_findings
+from gonogo.report.details import (
+    ExperimentTimeline,
+    JourneyDetail,
+    LatencySpectrum,
+    TrendPoint,
+    read_experiments,
+    read_journeys,
+    read_spectra,
+    read_trend,
+)
+from gonogo.units import format_value
+from gonogo.verdict.baseline import COMPARISON_ARTIFACT, BaselineComparison, BaselineRow
+from gonogo.verdict.flaky import FLAKY_ARTIFACT, FlakyHistory, FlakyTest, read_flaky_history
 from gonogo.verdict.signoff import SignoffStatus, outcome, signoff_status
 
 
@@ -60,6 +83,21 @@ class RunReport:
     signoffs: list[SignoffRecord] = field(default_factory=list)
     signoff: SignoffStatus | None = None  # None: no sign-off required
     findings: list[StoredFinding] = field(default_factory=list)  # the checks' findings (security)
+    # the relative gates against the baseline, from the run's `baseline-comparison.json`
+    baseline: BaselineComparison | None = None
+    # The flaky tests of this run (docs/flaky-tests.md), from its `flaky-tests.json`, highest flip rate
+    # first, and the runs they were judged over (oldest first, this run last); both empty when the
+    # run judged none (no per-test outcomes).
+    flaky_tests: list[FlakyTest] = field(default_factory=list)
+    flaky_window: list[str] = field(default_factory=list)
+    # What the HTML report draws (report/details.py): every sampled series, the journeys and
+    # their failures, the chaos experiments' timelines, the latency spectra and the plan's
+    # earlier runs, oldest first.
+    samples: list[SampleSeries] = field(default_factory=list)
+    journeys: list[JourneyDetail] = field(default_factory=list)
+    experiments: list[ExperimentTimeline] = field(default_factory=list)
+    spectra: list[LatencySpectrum] = field(default_factory=list)
+    trend: list[TrendPoint] = field(default_factory=list)
 
     @property
     def open_findings(self) -> list[StoredFinding]:
@@ -103,6 +141,7 @@ def collect(store: Store, run_id: str) -> RunReport:
     samples, verdict = store.samples(run_id), store.verdict(run_id)
     signoffs = store.signoffs(run_id)
     digest = evidence_digest(run, checks, metrics, artifacts, events, samples, verdict)
+    flaky = _flaky_history(store, artifacts)
     return RunReport(
         run=run,
         checks=checks,
@@ -117,4 +156,95 @@ def collect(store: Store, run_id: str) -> RunReport:
         signoffs=signoffs,
         signoff=signoff_status(verdict, signoffs, digest),
         findings=read_findings(artifacts, store.artifact_path),
+        baseline=read_baseline_comparison(artifacts, store.artifact_path),
+        flaky_tests=list(flaky.tests) if flaky else [],
+        flaky_window=list(flaky.window) if flaky else [],
+        samples=samples,
+        journeys=read_journeys(artifacts, metrics, store.artifact_path),
+        experiments=read_experiments(artifacts, metrics, store.artifact_path),
+        spectra=read_spectra(artifacts, store.artifact_path),
+        trend=read_trend(store, run, checks),
     )
+
+
+def read_baseline_comparison(
+    artifacts: list[ArtifactRecord], path_of: Callable[[str], Path]
+) -> BaselineComparison | None:
+    """The run's baseline comparison; None when it has none, or its file is missing or unreadable
+    (`gonogo verify` is what reports a missing or altered artifact)."""
+    for artifact in artifacts:
+        if artifact.check is None and artifact.name == COMPARISON_ARTIFACT:
+            try:
+                return BaselineComparison.from_json(json.loads(path_of(artifact.sha256).read_bytes()))
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
+COMPARISON_HEADERS = (
+    "metric",
+    "gate",
+    "baseline",
+    "this run",
+    "p-value",
+    "shift (CI)",
+    "effect size",
+    "status",
+)
+
+
+def comparison_cells(row: BaselineRow) -> list[str]:
+    """One relative gate's comparison as the terminal and Markdown reports show it."""
+    unit = row.unit
+    if row.method == "none":
+        return [row.metric, row.expr, "—", "—", "—", row.note, "—", row.status]
+    if (
+        row.method == "mann-whitney"
+        and row.shift is not None
+        and row.low is not None
+        and row.high is not None
+    ):
+        share = f" ({row.relative_shift:+.1%})" if row.relative_shift is not None else ""
+        confidence = f"{row.confidence:.0%} " if row.confidence is not None else ""
+        return [
+            row.metric,
+            row.expr,
+            f"median {format_value(row.baseline_value, unit)} (n={row.n1})",
+            f"median {format_value(row.candidate_value, unit)} (n={row.n2})",
+            f"{row.p_value:.3g}" if row.p_value is not None else "—",
+            f"{_signed(row.shift, unit)}{share}, {confidence}CI "
+            f"[{_signed(row.low, unit)}, {_signed(row.high, unit)}]",
+            f"{row.effect_size:.2f}" if row.effect_size is not None else "—",
+            row.status,
+        ]
+    change = "—"
+    if row.baseline_value is not None and row.candidate_value is not None:
+        delta = row.candidate_value - row.baseline_value
+        share = f" ({delta / row.baseline_value:+.1%})" if row.baseline_value else ""
+        change = f"{_signed(delta, unit)}{share}, limit {format_value(row.limit, unit)}"
+    return [
+        row.metric,
+        row.expr,
+        format_value(row.baseline_value, unit),
+        format_value(row.candidate_value, unit),
+        "—",
+        change,
+        "—",
+        row.status,
+    ]
+
+
+def _signed(value: float, unit: str) -> str:
+    return ("+" if value > 0 else "") + format_value(value, unit)
+
+
+def _flaky_history(store: Store, artifacts: list[ArtifactRecord]) -> FlakyHistory | None:
+    """The run's `flaky-tests.json`; None when it has none, or it is missing or unreadable
+    (`gonogo verify` is what reports a missing or altered artifact)."""
+    for artifact in artifacts:
+        if artifact.name == FLAKY_ARTIFACT and artifact.check is None:
+            try:
+                return read_flaky_history(store.artifact_path(artifact.sha256).read_bytes())
+            except OSError:
+                return None
+    return None

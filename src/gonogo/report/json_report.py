@@ -48,6 +48,10 @@ def render_json(report: RunReport) -> str:
         "resources": [asdict(resource) for resource in report.resources],
         "events": [asdict(event) for event in report.events],
         "findings": [finding.to_json() for finding in report.findings],
+        "history": {
+            "window": report.flaky_window,
+            "flaky_tests": [test.to_json() for test in report.flaky_tests],
+        },
     }
     if verdict is not None:
         document["verdict"] = {
@@ -62,6 +66,8 @@ def render_json(report: RunReport) -> str:
         document["verdict"]["outcome"] = report.outcome
         document["verdict"]["run_problems"] = verdict.run_problems
     document["signoff"] = _signoff(report)
+    if report.baseline is not None:  # only runs with relative gates: older reports render as they did
+        document["baseline"] = report.baseline.to_json()
     document["integrity"] = {
         "digest": DIGEST_SCHEMA,
         "evidence_sha256": report.evidence_digest,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __all__ = ["render_markdown"]
 
-from gonogo.report.document import RunReport, artifact_command
+from gonogo.report.document import COMPARISON_HEADERS, RunReport, artifact_command, comparison_cells
 from gonogo.units import format_value
 
 _STATUS = {"pass": "✅ pass", "fail": "❌ fail", "warn": "⚠️ warn", "not_measured": "❔ not measured"}
@@ -38,16 +38,74 @@ def render_markdown(report: RunReport) -> str:
             f"| `{gate.metric}` | {format_value(gate.value, gate.unit or 'number')} "
             f"| `{_cell(gate.expr)}` | {gate.severity} | {_STATUS[gate.status]} | {_cell(gate.source)} |"
         )
+    lines += _baseline(report)
     lines += ["", "## Dimensions", "", "| dimension | score |", "|---|---|"]
     for name, value in verdict.dimensions.items():
         lines.append(f"| {name} | {'not measured' if value is None else f'{value:.1f}'} |")
     lines += ["", "## Checks", "", "| check | kind | status | message |", "|---|---|---|---|"]
     for check in report.checks:
         lines.append(f"| {check.name} | {check.kind} | {check.status} | {_cell(check.message)} |")
+    lines += _flaky(report)
     lines += _findings(report)
     lines += _artifacts(report)
     lines += ["", f"Evidence digest `{report.evidence_digest}`: check this report with `gonogo verify`.", ""]
     return "\n".join(lines)
+
+
+def _baseline(report: RunReport) -> list[str]:
+    """The relative gates against the earlier runs they compared with."""
+    comparison = report.baseline
+    if comparison is None:
+        return []
+    lines = ["", "## Baseline", "", f"Compared with: {_cell(comparison.detail)}."]
+    if comparison.runs:
+        lines += ["", "Runs: " + ", ".join(f"`{run}`" for run in comparison.runs)]
+    if comparison.rows:
+        lines += [
+            "",
+            "| " + " | ".join(COMPARISON_HEADERS) + " |",
+            "|" + "---|" * len(COMPARISON_HEADERS),
+        ]
+        for row in comparison.rows:
+            cells = comparison_cells(row)
+            cells[0], cells[1] = f"`{cells[0]}`", f"`{cells[1]}`"
+            cells[-1] = _STATUS[row.status]
+            lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return lines
+
+
+def _code(text: str) -> str:
+    """`text` as inline code, whatever backticks it holds."""
+    fence = "`"
+    while fence in text:
+        fence += "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{_cell(text)}{pad}{fence}"
+
+
+def _flaky(report: RunReport) -> list[str]:
+    """The flaky tests with their outcomes over the runs read (docs/flaky-tests.md)."""
+    if not report.flaky_tests:
+        return []
+    window = report.flaky_window
+    lines = [
+        "",
+        "## Flaky tests",
+        "",
+        f"Judged over {len(window)} run{'s' if len(window) != 1 else ''} of this plan, oldest first: "
+        + ", ".join(f"`{run}`" for run in window)
+        + ". ✓ passed, ✗ failed, E error; runs where a test was skipped or missing are left out.",
+        "",
+        "| check | test | outcomes | flips | flip rate | reruns | why |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for test in report.flaky_tests:
+        rate = "—" if test.flip_rate is None else f"{test.flip_rate:.0%}"
+        lines.append(
+            f"| {_cell(test.check)} | {_code(test.test)} | {test.symbols} | {test.flips} | {rate} "
+            f"| {test.reruns} | {_cell(test.reason)} |"
+        )
+    return lines
 
 
 DETAILED_SEVERITIES = ("critical", "high", "medium")

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from gonogo.report.document import RunReport
+from gonogo.report.document import COMPARISON_HEADERS, RunReport, comparison_cells
 from gonogo.units import format_value
 
 _STATUS_STYLE = {
@@ -44,6 +44,21 @@ def gate_table(report: RunReport, width: int) -> Table:
     return table
 
 
+def baseline_table(report: RunReport) -> Table:
+    """The relative gates against the baseline: which runs, p-value, shift with its CI, effect size."""
+    comparison = report.baseline
+    assert comparison is not None
+    table = Table(title="Baseline", title_justify="left", expand=False)
+    table.caption = escape(f"compared with {comparison.detail}")
+    for header in COMPARISON_HEADERS:
+        table.add_column(header, overflow="fold")
+    for row in comparison.rows:
+        cells = [escape(cell) for cell in comparison_cells(row)]
+        cells[-1] = _STATUS_STYLE[row.status]
+        table.add_row(*cells)
+    return table
+
+
 SHOWN_FINDINGS = 15
 
 
@@ -65,12 +80,40 @@ def findings_table(report: RunReport) -> Table:
 
 _SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow"}
 
+SHOWN_FLAKY = 15
+
+
+def flaky_table(report: RunReport) -> Table:
+    """The flaky tests: their outcomes over the runs read (oldest first), flip rate and reruns."""
+    runs = len(report.flaky_window)
+    table = Table(
+        title=f"Flaky tests (over {runs} run{'s' if runs != 1 else ''}, oldest first)",
+        title_justify="left",
+        expand=False,
+    )
+    table.add_column("check", no_wrap=True)
+    table.add_column("test", overflow="fold")
+    table.add_column("outcomes", overflow="fold")
+    table.add_column("flip rate", no_wrap=True, justify="right")
+    table.add_column("reruns", no_wrap=True, justify="right")
+    for test in report.flaky_tests[:SHOWN_FLAKY]:
+        rate = "—" if test.flip_rate is None else f"{test.flip_rate:.0%}"
+        table.add_row(escape(test.check), escape(test.test), test.symbols, rate, str(test.reruns))
+    if len(report.flaky_tests) > SHOWN_FLAKY:
+        more = len(report.flaky_tests) - SHOWN_FLAKY
+        table.caption = f"… and {more} more: all of them in summary.md and report.json"
+    return table
+
 
 def print_summary(report: RunReport, console: Console) -> None:
     verdict = report.verdict
     if report.open_findings:
         console.print(findings_table(report))
+    if report.flaky_tests:
+        console.print(flaky_table(report))
     console.print(gate_table(report, console.width))
+    if report.baseline is not None:
+        console.print(baseline_table(report))
     if verdict is None:
         console.print(Panel(f"[bold]no verdict[/]: {report.run.message}", title=report.run.id))
         return

@@ -31,16 +31,27 @@ from gonogo._git import git_output
 from gonogo.checks.base import CheckKind
 from gonogo.errors import GonogoError, ServiceFailed
 from gonogo.evidence import Store, VerdictRecord
+from gonogo.evidence.baselines import choose_baseline
 from gonogo.evidence.records import RunStatus
 from gonogo.plan import CheckSpec, Plan
 from gonogo.report import RunReport, collect
 from gonogo.report.recorded import write_recorded_reports
 from gonogo.run.context import CheckRunContext, RunContext
 from gonogo.run.fault_setup import FaultSetup, FaultSetupFailed
+from gonogo.run.history import record_flaky_tests
 from gonogo.run.progress import Progress
 from gonogo.run.service_metrics import record_service_metrics
 from gonogo.system import Reaper, System, allocate_ports
 from gonogo.verdict import check_series, decide, evaluate_gates
+from gonogo.verdict.baseline import (
+    COMPARISON_ARTIFACT,
+    COMPARISON_MEDIA_TYPE,
+    Baseline,
+    BaselineComparison,
+    BaselineRow,
+    gather_baseline,
+    run_distributions,
+)
 
 
 @dataclass
@@ -201,15 +212,53 @@ def execute(
                 shutil.rmtree(scratch_dir, ignore_errors=True)
 
     with _signals_ignored():
+        baseline = _baseline(plan, store, run_id)
+        distributions = run_distributions(store, run_id) if baseline and baseline.runs else None
+        comparisons: list[BaselineRow] = []
+        try:
+            record_flaky_tests(store, run_id, plan.name, plan.history.runs)
+        except Exception as error:  # what the checks measured must still reach a verdict
+            problems.append(f"the history of flaky tests could not be computed: {error}")
+            with contextlib.suppress(Exception):
+                trace = traceback.format_exc().encode()
+                store.add_artifact(run_id, trace, name="history-traceback.txt", media_type="text/plain")
         gates = evaluate_gates(
-            plan.gates, store.metrics(run_id), check_series(store.samples(run_id)), store.checks(run_id)
+            plan.gates,
+            store.metrics(run_id),
+            check_series(store.samples(run_id)),
+            store.checks(run_id),
+            baseline=baseline,
+            distributions=distributions,
+            comparisons=comparisons,
         )
-        verdict = decide(gates, plan.score, run_problems=problems, signoff=plan.signoff)
+        if baseline is not None:
+            _store_comparison(store, run_id, baseline, comparisons)
+        verdict = decide(
+            gates,
+            plan.score,
+            run_problems=problems,
+            signoff=plan.signoff,
+            baseline=None if baseline is None else baseline.choice,
+        )
         store.save_verdict(run_id, verdict)
         store.finish_run(run_id, status, "; ".join(problems))
         report = collect(store, run_id)
         reports = write_recorded_reports(store, report, run_dir)
     return RunOutcome(run_id, status, verdict, report, reports, problems)
+
+
+def _baseline(plan: Plan, store: Store, run_id: str) -> Baseline | None:
+    """The earlier runs the plan's relative gates compare with; None when it has none."""
+    if not plan.has_relative_gates:
+        return None
+    choice = choose_baseline(store, plan.name, plan.baseline.runs, before=run_id)
+    return gather_baseline(store, choice, plan.baseline.confidence)
+
+
+def _store_comparison(store: Store, run_id: str, baseline: Baseline, rows: list[BaselineRow]) -> None:
+    choice = baseline.choice
+    comparison = BaselineComparison(choice.how, choice.runs, choice.detail, baseline.confidence, rows)
+    store.add_artifact(run_id, comparison.dumps(), name=COMPARISON_ARTIFACT, media_type=COMPARISON_MEDIA_TYPE)
 
 
 def _run_check(ctx: RunContext, name: str, spec: CheckSpec) -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
-from gonogo.evidence.records import GateRecord, SignoffRequirement, VerdictRecord
+from gonogo.evidence.records import BaselineChoice, GateRecord, SignoffRequirement, VerdictRecord
 from gonogo.plan.model import DIMENSIONS, Score, Signoff
 from gonogo.verdict.gates import describe_gate
 
@@ -43,12 +43,14 @@ def decide(
     *,
     run_problems: Sequence[str] = (),
     signoff: Signoff | None = None,
+    baseline: BaselineChoice | None = None,
 ) -> VerdictRecord:
     """GO only when every must gate passes and the overall score reaches the minimum.
 
     `run_problems` are reasons the run itself was incomplete (a check that crashed,
     an interrupted run); each one makes the verdict NO-GO. `signoff`: the plan's required
     sign-offs, kept with the verdict (a GO is released once they are given, verdict/signoff.py).
+    `baseline`: the earlier runs the relative gates were compared with, kept for `gonogo verify`.
     """
     dimensions = dimension_scores(gates)
     overall = overall_score(dimensions, score.weights)
@@ -82,4 +84,5 @@ def decide(
             if signoff is None or not signoff.roles
             else SignoffRequirement(roles=list(signoff.roles), min_confidence=signoff.min_confidence)
         ),
+        baseline=baseline,
     )

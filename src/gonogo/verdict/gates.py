@@ -12,13 +12,14 @@ from __future__ import annotations
 __all__ = ["check_series", "evaluate_gates"]
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from fnmatch import fnmatchcase
 
 from gonogo.evidence.records import CheckRecord, GateRecord, GateStatus, MetricRecord, SampleSeries
 from gonogo.plan.model import GateSpec
 from gonogo.units import format_value
+from gonogo.verdict.baseline import Baseline, BaselineRow, Sample, judge_relative
 
 _GLOB_CHARACTERS = "*?["
 
@@ -37,12 +38,20 @@ def evaluate_gates(
     metrics: Sequence[MetricRecord],
     series: Series | None = None,
     checks: Sequence[CheckRecord] | None = None,
+    *,
+    baseline: Baseline | None = None,
+    distributions: Mapping[str, Sample] | None = None,
+    comparisons: list[BaselineRow] | None = None,
 ) -> list[GateRecord]:
     """One result per gate and matched metric; globs expand to every metric they match.
 
     `series`: per-second series by full metric name, for gates with a timeframe.
     `checks`: the checks that ran, to say why a metric is missing.
+    `baseline`: the earlier runs relative gates compare with (verdict/baseline.py), and
+    `distributions` the run's own latency distributions by `<check>.<stem>`; each relative
+    gate's comparison is appended to `comparisons` when given.
     """
+    relative = _Relative(baseline, distributions or {}, comparisons)
     series = series or {}
     latest: dict[str, MetricRecord] = {}
     for metric in metrics:  # recorded order: a metric measured twice keeps its last value
@@ -60,15 +69,17 @@ def evaluate_gates(
             names = sorted(name for name in judged if fnmatchcase(name, gate.metric))
             if not names:
                 results.append(_not_measured(gate, gate.metric, "no measured metric matches this pattern"))
+                relative.unmeasured(gate, results[-1])
         elif gate.metric in judged:
             names = [gate.metric]
         else:
             names = []
             why = _why_missing(gate, series.get(gate.metric), ran, by_check)
             results.append(_not_measured(gate, gate.metric, why))
+            relative.unmeasured(gate, results[-1])
         for name in names:
             context = latest.get(name) or _sibling(by_check.get(name.split(".", 1)[0], []))
-            record = _evaluate(gate, name, latest.get(name), series.get(name), context)
+            record = _evaluate(gate, name, latest.get(name), series.get(name), context, relative)
             if record.dimension == "unknown":
                 record = replace(record, dimension=_dimension_like(name, latest))
             results.append(record)
@@ -106,6 +117,11 @@ def _why_missing(
     check, _, name = gate.metric.partition(".")
     if check == "service":
         return "the run did not record it"
+    if check == "history":
+        return (
+            "no check of this run stored per-test outcomes (a tests check whose JUnit reports it read; "
+            "see the tests check's message)"
+        )
     record = ran.get(check)
     recorded = by_check.get(check, [])
     if record is None and not recorded:
@@ -163,12 +179,33 @@ def _span(points: Sequence[tuple[datetime, float]], context: MetricRecord | None
     return f"{len(points) - after} s" + (f" + {after} s of drain" if after else "")
 
 
+@dataclass(frozen=True)
+class _Relative:
+    """What relative gates need, passed down together."""
+
+    baseline: Baseline | None
+    distributions: Mapping[str, Sample]
+    comparisons: list[BaselineRow] | None
+
+    def unmeasured(self, gate: GateSpec, record: GateRecord) -> None:
+        """A relative gate whose metric the run did not measure has a row too: every relative
+        gate is in the comparison."""
+        if self.comparisons is None or not gate.expr.relative_to_baseline:
+            return
+        row = BaselineRow(
+            metric=record.metric, expr=record.expr, status="not_measured", method="none", unit="number",
+            baseline_value=None, candidate_value=None, limit=None, note=f"this run: {record.source}",
+        )  # fmt: skip
+        self.comparisons.append(row)
+
+
 def _evaluate(
     gate: GateSpec,
     name: str,
     metric: MetricRecord | None,
     series: SampleSeries | None,
     context: MetricRecord | None,
+    relative: _Relative,
 ) -> GateRecord:
     threshold = gate.expr
     unit = metric.unit if metric is not None else (series.unit if series is not None else "number")
@@ -208,9 +245,26 @@ def _evaluate(
         )
         source = f"{lead}{said}{whole} ({origin})"
         value = judged if judged is not None else value
+    if threshold.relative_to_baseline and metric is not None and relative.baseline is not None:
+        comparison = judge_relative(gate, name, metric, relative.baseline, relative.distributions)
+        if relative.comparisons is not None:
+            relative.comparisons.append(comparison.row)
+        return GateRecord(
+            metric=name,
+            pattern=gate.metric,
+            expr=threshold.text,
+            severity=gate.severity,
+            status=comparison.status,
+            value=comparison.value,
+            unit=comparison.unit,
+            threshold=comparison.threshold,
+            dimension=gate.dimension or metric.dimension,
+            source=comparison.source,
+            metric_id=metric.id,
+        )
     if threshold.relative_to_baseline:
-        # Baselines come from earlier runs; none is wired in yet, and a relative gate
-        # with nothing to compare with must say so rather than pass.
+        # No baseline was looked for (a run from before baselines, whose verdict kept none):
+        # a relative gate with nothing to compare with must say so rather than pass.
         status, source = "not_measured", f"no baseline to compare with ({origin})"
     elif not threshold.compatible_with(unit):
         status = "fail"

@@ -14,10 +14,25 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from gonogo.errors import PlanError
-from gonogo.evidence import CheckRecord, GateRecord, MetricRecord, RunRecord, SampleSeries, VerdictRecord
+from gonogo.errors import PlanError, UserError
+from gonogo.evidence import (
+    CheckRecord,
+    GateRecord,
+    MetricRecord,
+    RunRecord,
+    SampleSeries,
+    Store,
+    VerdictRecord,
+)
 from gonogo.plan import parse_plan
 from gonogo.verdict import check_series, decide, evaluate_gates
+from gonogo.verdict.baseline import (
+    COMPARISON_ARTIFACT,
+    BaselineComparison,
+    BaselineRow,
+    gather_baseline,
+    run_distributions,
+)
 
 _GATE_FIELDS = ("metric", "pattern", "expr", "severity", "value", "unit", "threshold", "dimension", "source")
 
@@ -29,8 +44,14 @@ def recompute_verdict(
     samples: Sequence[SampleSeries],
     stored: VerdictRecord,
     checks: Sequence[CheckRecord] = (),
+    source: Store | None = None,
+    comparison: BaselineComparison | None = None,
 ) -> list[str]:
-    """The mismatches between the stored verdict and the one its evidence gives now."""
+    """The mismatches between the stored verdict and the one its evidence gives now.
+
+    `source` (the store): where the relative gates' baseline runs are read, the same runs the
+    stored verdict names, with their metrics and distributions as they are now. `comparison`:
+    the run's stored `baseline-comparison.json`, whose every number is compared too."""
     mismatches: list[str] = []
     if hashlib.sha256(plan_text.encode()).hexdigest() != run.plan_hash:
         mismatches.append(
@@ -44,11 +65,69 @@ def recompute_verdict(
             *mismatches,
             f"the verdict cannot be recomputed: the stored plan does not load with this gonogo: {error}",
         ]
-    gates = evaluate_gates(plan.gates, metrics, check_series(samples), checks)
-    fresh = decide(gates, plan.score, run_problems=stored.run_problems, signoff=plan.signoff)
+    baseline = None
+    rows: list[BaselineRow] = []
+    if stored.baseline is not None:
+        if source is None:
+            return [
+                *mismatches,
+                "the verdict compared with a baseline, and no store was given to read it from",
+            ]
+        mismatches += [
+            f"baseline run {gone}, which the verdict compared with, is no longer in the store: "
+            "its relative gates cannot be recomputed as they were"
+            for gone in stored.baseline.runs
+            if not _in_store(source, gone)
+        ]
+        baseline = gather_baseline(source, stored.baseline, plan.baseline.confidence)
+    gates = evaluate_gates(
+        plan.gates,
+        metrics,
+        check_series(samples),
+        checks,
+        baseline=baseline,
+        distributions=run_distributions(source, run.id) if baseline and baseline.runs and source else None,
+        comparisons=rows,
+    )
+    if stored.baseline is not None:
+        mismatches += _comparison_differences(comparison, rows)
+    fresh = decide(
+        gates, plan.score, run_problems=stored.run_problems, signoff=plan.signoff, baseline=stored.baseline
+    )
     mismatches += _verdict_differences(stored, fresh)
     mismatches += _gate_differences(stored.gates, fresh.gates)
     return mismatches
+
+
+def _comparison_differences(stored: BaselineComparison | None, fresh: Sequence[BaselineRow]) -> list[str]:
+    """The stored baseline comparison's numbers against those recomputed now."""
+    if stored is None:
+        return [f"{COMPARISON_ARTIFACT}: the run compared with a baseline, and its comparison is missing"]
+    found: list[str] = []
+    if len(stored.rows) != len(fresh):
+        found.append(f"{COMPARISON_ARTIFACT}: {len(stored.rows)} rows stored, {len(fresh)} recomputed")
+    for mine, theirs in zip(stored.rows, fresh, strict=False):
+        ours, recomputed = asdict(mine), asdict(theirs)
+        for field, value in ours.items():
+            again = recomputed[field]
+            same = (
+                _same_number(value, again)
+                if isinstance(value, float) and isinstance(again, float)
+                else value == again
+            )
+            if not same:
+                found.append(
+                    f"{COMPARISON_ARTIFACT}: {theirs.metric} {theirs.expr}: stored {field} {value!r}, "
+                    f"recomputed {again!r}"
+                )
+    return found
+
+
+def _in_store(store: Store, run_id: str) -> bool:
+    try:
+        return store.resolve_run(run_id).id == run_id
+    except UserError:
+        return False
 
 
 def _verdict_differences(stored: VerdictRecord, fresh: VerdictRecord) -> list[str]:

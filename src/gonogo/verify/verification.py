@@ -18,13 +18,15 @@ from gonogo.evidence import ReportFileRecord, Store
 from gonogo.report import FORMATS, RunReport, collect, render
 from gonogo.verify.compare import FieldDifference, compare_json
 from gonogo.verify.files import artifact_mismatches, plan_file_findings
+from gonogo.verify.history import verify_flaky_history
 from gonogo.verify.recompute import recompute_verdict
 
-_SUFFIXES = {".json": "json", ".md": "md", ".xml": "junit"}
+_SUFFIXES = {".json": "json", ".md": "md", ".xml": "junit", ".html": "html", ".htm": "html"}
 _MAX_DIFFERENCES = 20  # per file: an item removed from a list shifts every item after it
 _MD_DIGEST = re.compile(r"Evidence digest `([0-9a-f]{64})`")
 _MD_RUN = re.compile(r"^Run `([^`]+)`", re.MULTILINE)
 _JUNIT_PROPERTY = r'<property name="gonogo\.{}" value="([^"]+)"'
+_HTML_META = r'<meta name="gonogo-{}" content="([^"]+)"'
 
 
 @dataclass
@@ -69,7 +71,7 @@ def report_format(path: Path) -> str:
     format_name = _SUFFIXES.get(path.suffix.lower())
     if format_name is None:
         raise UserError(
-            f"{path}: not a report gonogo writes (report.json, summary.md, gates.junit.xml); "
+            f"{path}: not a report gonogo writes (report.json, summary.md, gates.junit.xml, report.html); "
             "to verify a run, give its id or 'latest'"
         )
     return format_name
@@ -91,7 +93,11 @@ def run_of_report_file(path: Path, format_name: str) -> str:
         except (ValueError, KeyError, TypeError):
             found = None
     else:
-        pattern = _MD_RUN if format_name == "md" else re.compile(_JUNIT_PROPERTY.format("run_id"))
+        pattern = {
+            "md": _MD_RUN,
+            "junit": re.compile(_JUNIT_PROPERTY.format("run_id")),
+            "html": re.compile(_HTML_META.format("run")),
+        }.get(format_name, _MD_RUN)
         match = pattern.search(text)
         found = match.group(1) if match else None
     if not found:
@@ -118,6 +124,8 @@ def _verify_evidence(store: Store, result: Verification, plan_path: Path | None)
             store.samples(run.id),
             report.verdict,
             report.checks,
+            store,
+            report.baseline,
         )
         result.mismatches += found
         if not found:
@@ -132,6 +140,10 @@ def _verify_evidence(store: Store, result: Verification, plan_path: Path | None)
     result.mismatches += found
     if not found:
         result.checked.append(f"artifact files ({len(shas)}): each one's content matches its sha256")
+    history = verify_flaky_history(store, report)
+    result.mismatches += history.mismatches
+    result.warnings += history.warnings
+    result.checked += history.checked
     plan_file = plan_path if plan_path is not None else Path(run.plan_path)
     if plan_file.is_dir():
         plan_file = plan_file / "gonogo.yaml"
@@ -244,7 +256,11 @@ def _without_state(signoff: Any) -> Any:
 def _verify_written(
     result: Verification, label: str, text: str, format_name: str, written: ReportFileRecord
 ) -> None:
-    pattern = _MD_DIGEST if format_name == "md" else re.compile(_JUNIT_PROPERTY.format("evidence_sha256"))
+    pattern = {
+        "md": _MD_DIGEST,
+        "junit": re.compile(_JUNIT_PROPERTY.format("evidence_sha256")),
+        "html": re.compile(_HTML_META.format("evidence-digest")),
+    }.get(format_name, _MD_DIGEST)
     match = pattern.search(text)
     now = result.report.evidence_digest
     when = f"{written.written_at:%Y-%m-%d %H:%M:%S} UTC"

@@ -13,7 +13,7 @@ from gonogo.checks.tests.coverage import (
     detect_format,
     parse_coverage,
 )
-from gonogo.checks.tests.junit import JUnitSummary, ListedTest, parse_junit, sum_summaries
+from gonogo.checks.tests.junit import JUnitSummary, ListedTest, TestOutcome, parse_junit, sum_summaries
 from gonogo.checks.tests.settings import CoverageSettings, TestsSettings
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "FileCoverage",
     "JUnitSummary",
     "ListedTest",
+    "TestOutcome",
     "TestsCheck",
     "TestsSettings",
     "detect_format",

@@ -13,6 +13,13 @@ Metrics (names relative to the check; see docs/metrics.md):
 - `coverage.lines`, `coverage.branches`, `coverage.critical.lines` - ratios; see
   `coverage`.
 
+Per-test outcomes go to the artifact `test-outcomes.json` (`gonogo.evidence.test_outcomes`),
+the evidence the history of flaky tests reads in later runs (docs/flaky-tests.md):
+`{"format": 1, "tests": [{"id", "outcome", "reruns", "passed_on_rerun", "cases"}]}`, one
+entry per test id (`<classname or suite>::<name>`); testcases that share an id (mocha and
+jest repeat titles, a test in two reports) are folded into one: failed before error before
+passed before skipped, their reruns added, `cases` says how many.
+
 A report only counts if this run wrote it: files matching the globs that existed before
 the command started and were not rewritten are ignored (never deleted). A command that
 cannot start, times out, or leaves no readable report gives an `error` outcome and no test
@@ -21,7 +28,7 @@ metrics, so their gates are *not measured* rather than passed.
 
 from __future__ import annotations
 
-__all__ = ["TestsCheck"]
+__all__ = ["TestsCheck", "outcomes_document"]
 
 import json
 from collections.abc import Sequence
@@ -31,9 +38,10 @@ from typing import ClassVar
 from gonogo.checks.base import ArtifactRef, CheckContext, CheckKind, CheckOutcome, MetricPatterns, PlanNames
 from gonogo.checks.command import CommandRun
 from gonogo.checks.tests.coverage import CoverageReport, merge_reports, parse_coverage
-from gonogo.checks.tests.junit import JUnitSummary, parse_junit, sum_summaries
+from gonogo.checks.tests.junit import JUnitSummary, TestOutcome, parse_junit, sum_summaries
 from gonogo.checks.tests.settings import TestsSettings
 from gonogo.errors import InputFileError
+from gonogo.evidence.test_outcomes import OUTCOMES_ARTIFACT, OUTCOMES_FORMAT
 
 LISTED_TESTS = 20  # failing / flaky tests named in the outcome details
 
@@ -59,6 +67,10 @@ class TestsCheck(CheckKind[TestsSettings]):
             names += ["coverage.lines", "coverage.branches"]
             names += ["coverage.critical.lines"] if settings.coverage.critical else []
         return names
+
+    @classmethod
+    def writes_test_outcomes(cls, settings: TestsSettings) -> bool:
+        return bool(settings.junit)
 
     def run(self, settings: TestsSettings, ctx: CheckContext) -> CheckOutcome:
         return _Run(settings, ctx).run()
@@ -122,7 +134,7 @@ class _Run:
             artifact = ctx.store_artifact(path, name=name, media_type="application/xml")
             artifacts.append(artifact)
             try:
-                summary = parse_junit(path, max_listed=LISTED_TESTS)
+                summary = parse_junit(path, max_listed=LISTED_TESTS, outcomes=True)
             except InputFileError as error:
                 # One unreadable file makes every count partial, so none is recorded.
                 self.problems.append(str(error))
@@ -132,6 +144,11 @@ class _Run:
             self.notes += [f"{name}: {warning}" for warning in summary.warnings]
             manifest.append(_manifest_entry(name, artifact, summary))
         total = sum_summaries(summaries, max_listed=LISTED_TESTS)
+        ctx.store_artifact(
+            json.dumps(outcomes_document(total.outcomes), indent=1).encode(),
+            name=OUTCOMES_ARTIFACT,
+            media_type="application/json",
+        )
         source = self._source(files, self.junit_globs)
         artifact = artifacts[0] if len(artifacts) == 1 else self._manifest("junit-reports.json", manifest)
         for metric in ("total", "passed", "failed", "errors", "skipped", "flaky"):
@@ -245,6 +262,40 @@ class _Run:
         else:
             reports = f"{len(files)} files matching " + ", ".join(globs)
         return f"{reports} written by `{self.command.text}`" if self.command.text else reports
+
+
+# Which outcome a folded id keeps: the worst of its testcases.
+_OUTCOME_RANK = {"failed": 0, "error": 1, "passed": 2, "skipped": 3}
+
+
+def outcomes_document(outcomes: Sequence[TestOutcome]) -> dict[str, object]:
+    """The `test-outcomes.json` document: one entry per test id, in first-seen order."""
+    folded: dict[str, TestOutcome] = {}
+    cases: dict[str, int] = {}
+    for outcome in outcomes:
+        kept = folded.get(outcome.id)
+        cases[outcome.id] = cases.get(outcome.id, 0) + 1
+        if kept is None:
+            folded[outcome.id] = outcome
+            continue
+        worst = min(kept.outcome, outcome.outcome, key=_OUTCOME_RANK.__getitem__)
+        folded[outcome.id] = TestOutcome(
+            outcome.id,
+            worst,
+            kept.attempts + outcome.attempts - 1,  # reruns add up
+            kept.passed_on_rerun or outcome.passed_on_rerun,
+        )
+    tests = [
+        {
+            "id": test.id,
+            "outcome": test.outcome,
+            "reruns": test.reruns,
+            "passed_on_rerun": test.passed_on_rerun,
+            "cases": cases[test.id],
+        }
+        for test in folded.values()
+    ]
+    return {"format": OUTCOMES_FORMAT, "tests": tests}
 
 
 def _media_type(path: Path) -> str:

@@ -47,14 +47,22 @@ A suite whose header disagrees with its testcases gives a warning that names bot
 A suite (or `<testsuites>`) that lists no testcase but whose header says it had tests is
 counted from its header, with a warning: a report that lost its testcases still failed.
 
+Per-test outcomes (`parse_junit(..., outcomes=True)`, for the history of flaky tests): one
+`TestOutcome` per test as counted above, its id `<classname>::<name>` (the innermost suite's
+name when the testcase has no classname; the name alone when they are the same, as jest-junit
+writes them), its final outcome, its attempts and whether it
+passed only on a rerun. Ids need not be unique (mocha and jest repeat titles): the caller
+decides how to fold them.
+
 Memory: the file is streamed; what is kept grows only with the number of distinct tests of
 pytest and Go suites and of testcases marked as repetitions (about 100 bytes each, to fold
-their reruns), never with the file's size.
+their reruns), never with the file's size; asked for per-test outcomes, with the number of
+tests (up to `MAX_OUTCOMES`).
 """
 
 from __future__ import annotations
 
-__all__ = ["JUnitSummary", "ListedTest", "parse_junit", "sum_summaries"]
+__all__ = ["MAX_OUTCOMES", "JUnitSummary", "ListedTest", "TestOutcome", "parse_junit", "sum_summaries"]
 
 import hashlib
 import math
@@ -72,6 +80,7 @@ _OUTCOMES: tuple[Outcome, ...] = ("passed", "failed", "error", "skipped")
 _MESSAGE_CHARS = 200
 _KEPT_NOTABLE = 500  # tests remembered by name (failing or flaky); bounds memory
 _KEPT_WARNINGS = 20  # header disagreements named one by one; the rest are only counted
+MAX_OUTCOMES = 100_000  # per-test outcomes kept per file (about 200 bytes each); bounds memory
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,22 @@ class ListedTest:
 
 
 @dataclass(frozen=True)
+class TestOutcome:
+    """One test's result in a report: its final attempt, and whether a rerun saved it."""
+
+    __test__ = False  # not a pytest test class
+
+    id: str  # `<classname or suite>::<name>`; not necessarily unique within a report
+    outcome: Outcome  # of its final attempt
+    attempts: int  # 1 + its reruns
+    passed_on_rerun: bool  # it passed after at least one failed attempt (flaky in this run)
+
+    @property
+    def reruns(self) -> int:
+        return self.attempts - 1
+
+
+@dataclass(frozen=True)
 class JUnitSummary:
     """Counts of distinct tests, marked reruns folded into their final attempt."""
 
@@ -109,6 +134,7 @@ class JUnitSummary:
     failing: tuple[ListedTest, ...] = ()  # first failed/errored tests, in file order
     flaky_tests: tuple[ListedTest, ...] = ()  # first flaky tests, in file order
     warnings: tuple[str, ...] = ()  # where the report contradicts itself, and what was done
+    outcomes: tuple[TestOutcome, ...] = ()  # per test, in file order; only when asked for
 
     @property
     def ran(self) -> int:
@@ -121,13 +147,14 @@ class JUnitSummary:
         return self.passed / self.ran if self.ran else None
 
 
-def parse_junit(path: Path, *, max_listed: int = 20) -> JUnitSummary:
-    """Read one JUnit XML file, streaming, and count its tests.
+def parse_junit(path: Path, *, max_listed: int = 20, outcomes: bool = False) -> JUnitSummary:
+    """Read one JUnit XML file, streaming, and count its tests; with `outcomes`, keep each
+    test's outcome too (`JUnitSummary.outcomes`, up to `MAX_OUTCOMES`).
 
     Raises HostileInputError (DTD, entities, absurd nesting) or InputFileError (empty,
     truncated, malformed, not JUnit), naming the file and line.
     """
-    target = _JUnitTarget(max_listed)
+    target = _JUnitTarget(max_listed, keep_outcomes=outcomes)
     stream_xml(path, target)
     return target.summary()
 
@@ -148,6 +175,7 @@ def sum_summaries(summaries: Iterable[JUnitSummary], *, max_listed: int = 20) ->
         failing=tuple(t for s in items for t in s.failing)[:max_listed],
         flaky_tests=tuple(t for s in items for t in s.flaky_tests)[:max_listed],
         warnings=tuple(w for s in items for w in s.warnings),
+        outcomes=tuple(o for s in items for o in s.outcomes),
     )
 
 
@@ -225,8 +253,12 @@ class _Suite:
 
 
 class _JUnitTarget:
-    def __init__(self, max_listed: int) -> None:
+    def __init__(self, max_listed: int, *, keep_outcomes: bool = False) -> None:
         self.max_listed = max_listed
+        self.keep_outcomes = keep_outcomes
+        # key (as for `notable`) -> (id, outcome, tries, passed on rerun); reruns overwrite
+        self.outcomes: dict[object, tuple[str, int, int, bool]] = {}
+        self.outcomes_dropped = 0
         self.root_seen = False
         # Innermost last; the bottom frame stands for the document and is never closed.
         self.suites: list[_Suite] = [_Suite("", {}, reruns=_UNMARKED, serial=0)]
@@ -363,6 +395,8 @@ class _JUnitTarget:
         is_flaky = outcome == _PASSED and failed_before
         if is_flaky:
             self.flaky += 1
+        if self.keep_outcomes:
+            self._keep_outcome(key, suite, attempt, (outcome, tries, is_flaky))
 
         if outcome in (_FAILED, _ERROR) or is_flaky:
             kept = self.notable.get(key)
@@ -373,6 +407,17 @@ class _JUnitTarget:
                 self.notable[key] = ListedTest(attempt.display_name(), _OUTCOMES[outcome], tries, message)
         else:
             self.notable.pop(key, None)
+
+    def _keep_outcome(
+        self, key: object, suite: _Suite, attempt: _Attempt, result: tuple[int, int, bool]
+    ) -> None:
+        if key not in self.outcomes and len(self.outcomes) >= MAX_OUTCOMES:
+            self.outcomes_dropped += 1
+            return
+        scope = attempt.classname or suite.name
+        name = attempt.name or "(unnamed test)"
+        test_id = f"{scope}::{name}" if scope and scope != name else name  # jest: classname == name
+        self.outcomes[key] = (test_id, *result)
 
     def _fold_repeat(self, suite: _Suite, attempt: _Attempt, outcome: int) -> tuple[bytes, int, int, bool]:
         """A repeat of classname + name in a pytest or Go suite, or of a testcase marked as
@@ -416,6 +461,11 @@ class _JUnitTarget:
         warnings = list(self.warnings)
         if self.unlisted_warnings:
             warnings.append(f"... and {self.unlisted_warnings} more suites whose header disagrees")
+        if self.outcomes_dropped:
+            warnings.append(
+                f"per-test outcomes kept for the first {MAX_OUTCOMES} tests only; "
+                f"{self.outcomes_dropped} more are counted but left out of the history of flaky tests"
+            )
         return JUnitSummary(
             total=total,
             passed=passed,
@@ -429,6 +479,10 @@ class _JUnitTarget:
             failing=tuple(t for t in listed if t.outcome != "passed")[: self.max_listed],
             flaky_tests=tuple(t for t in listed if t.outcome == "passed")[: self.max_listed],
             warnings=tuple(warnings),
+            outcomes=tuple(
+                TestOutcome(test_id, _OUTCOMES[outcome], tries, rerun_passed)
+                for test_id, outcome, tries, rerun_passed in self.outcomes.values()
+            ),
         )
 
 
