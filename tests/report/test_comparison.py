@@ -217,3 +217,22 @@ def test_thousands_of_distinct_values_are_bucketed_not_left_out(store: Store) ->
     step = next(change for change in comparison.latencies if change.distribution == "j.get.latency")
     assert step.a_count == step.b_count == 2500 and comparison.notes == []
     assert step.classification == "slower" and 0.15 < (step.relative_shift or 0) < 0.25
+
+
+def test_stored_test_outcomes_are_read_before_the_junit_reports(store: Store) -> None:
+    runs: list[str] = []
+    before = {"t1": ("passed", False), "t2": ("passed", False)}
+    after = {"t1": ("failed", True), "t2": ("error", False)}
+    for outcomes in (before, after):
+        run_id = record_run(store, median_us=10_000, step_ok=True, failing=set(), gate="pass", seed=len(runs))
+        tests = [{"id": test, "outcome": outcome, "reruns": int(rerun), "passed_on_rerun": rerun, "cases": 1}
+                 for test, (outcome, rerun) in outcomes.items()]  # fmt: skip
+        document = json.dumps({"format": 1, "tests": tests}).encode()
+        store.add_artifact(run_id, document, name="test-outcomes.json", check="unit")
+        runs.append(run_id)
+
+    comparison = compare_runs(store, *runs)
+
+    # t1 failed once and passed on its rerun: passed; t2's error is a failure
+    assert [(t.test, t.a, t.b) for t in comparison.tests] == [("t2", "passed", "failed")]
+    assert comparison.tests_compared == 2

@@ -41,6 +41,7 @@ from defusedxml import ElementTree
 
 from gonogo.errors import UserError
 from gonogo.evidence import ArtifactRecord, GateRecord, MetricRecord, RunRecord, Store
+from gonogo.evidence.test_outcomes import OUTCOMES_ARTIFACT, read_test_outcomes
 from gonogo.verdict.distributions import Distributions, journey_distributions, load_distributions
 from gonogo.verdict.shift import TooFewValues, compare
 
@@ -250,7 +251,7 @@ def compare_runs(
         if kind == "journeys":
             steps += _journey_parity(name, reader.journeys(mine_a), reader.journeys(mine_b), notes)
         if kind == "tests":
-            changes, both = _test_parity(name, reader.junit(mine_a), reader.junit(mine_b), notes)
+            changes, both = _test_parity(name, reader.tests(mine_a), reader.tests(mine_b), notes)
             tests += changes
             tests_compared += both
         latencies += _latency_changes(
@@ -389,7 +390,27 @@ class _Artifacts:
                 )
         return found
 
-    def junit(self, artifacts: Iterable[ArtifactRecord]) -> dict[str, str] | None:
+    def tests(self, artifacts: Iterable[ArtifactRecord]) -> dict[str, str] | None:
+        """Each test's outcome (passed / failed / skipped): from the check's `test-outcomes.json`,
+        else (a run stored before there was one) from its JUnit reports; None: neither stored."""
+        artifacts = list(artifacts)
+        stored = next((a for a in artifacts if a.name == OUTCOMES_ARTIFACT), None)
+        if stored is None:
+            return self._junit(artifacts)
+        content = self._read(stored)
+        try:
+            recorded = read_test_outcomes(content) if content is not None else None
+        except (ValueError, TypeError) as error:
+            self._notes.append(f"{stored.check}: {stored.name} cannot be read ({error})")
+            recorded = None
+        if recorded is None:
+            return self._junit(artifacts)
+        return {
+            test: "passed" if item.passed_on_rerun else "failed" if item.outcome == "error" else item.outcome
+            for test, item in recorded.items()
+        }
+
+    def _junit(self, artifacts: Iterable[ArtifactRecord]) -> dict[str, str] | None:
         """Each test's outcome over the check's JUnit reports; None: no report stored."""
         reports = [a for a in artifacts if a.media_type == "application/xml" or a.name.endswith(".xml")]
         if not reports:
