@@ -47,6 +47,8 @@ def test_non_json_bodies_are_their_media_type() -> None:
     big = json.dumps(["x" * 100] * 5000).encode()
     assert big.__len__() > SHAPE_BODY_BYTES
     assert body_shape(big[:2048], len(big), False, "application/json").startswith("application/json (over")
+    kept = body_shape(b'{"a": 1', 9000, False, "application/json")
+    assert kept == "application/json (not kept whole: not read)"
     problem = b'{"type":"about:blank","status":404}'
     shape = body_shape(problem, len(problem), True, "application/problem+json")
     assert shape == '{"status":number,"type":string}'

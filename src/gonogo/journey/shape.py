@@ -70,8 +70,10 @@ def body_shape(body: bytes, size: int, complete: bool, content_type: str, parsed
     if not (kind.endswith("/json") or kind.endswith("+json")):
         return kind
     if parsed is None:
-        if not complete or size > SHAPE_BODY_BYTES:
+        if size > SHAPE_BODY_BYTES:
             return f"{kind} (over {SHAPE_BODY_BYTES // 1024} KiB: not read)"
+        if not complete:  # a raw-mode step keeps only the first bytes of a body it does not read
+            return f"{kind} (not kept whole: not read)"
         try:
             parsed = json.loads(body)
         except ValueError:
