@@ -37,9 +37,8 @@ __all__ = [
 ]
 
 import json
-import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import median
@@ -56,11 +55,7 @@ from gonogo.units import format_value
 COMPARISON_ARTIFACT = "baseline-comparison.json"
 COMPARISON_MEDIA_TYPE = "application/vnd.gonogo.baseline-comparison+json"
 Sample = dict[float, int]
-# bucket pairs compared as they are; beyond, both samples are binned to 1% (log scale): the load
-# engine keeps 3 significant digits, thousands of buckets, and the shift needs every pair
-_MAX_PAIRS = 250_000
 _PERCENTILE = re.compile(r"\.(p\d+(?:[._]\d+)?|median)$")
-_BIN = math.log1p(0.01)
 NO_BASELINE_HINT = (
     "pin one with `gonogo baseline set RUN`, or pass N runs of this plan: "
     "`baseline: {runs: N}` in the plan compares with the last N passing runs"
@@ -240,18 +235,17 @@ def _judge_distribution(
             f"baseline {_runs(lacking)} stored no distribution of {key} to compare with",
         )
     from gonogo.verdict.shift import compare
+    from gonogo.verdict.shift import median as sample_median
 
     merged: Sample = {}
     for run in runs:
         for value, count in run.distributions[key].items():
             merged[value] = merged.get(value, 0) + count
-    if len(merged) * len(candidate) > _MAX_PAIRS:
-        merged, candidate = _binned(merged), _binned(candidate)
     try:
         shift = compare(merged, candidate, confidence=baseline.confidence)
     except GonogoError as error:
         return _not_measured(gate, name, "seconds", f"cannot compare the distributions of {key}: {error}")
-    middle = _weighted_median(merged)
+    middle = sample_median(merged)
     allowance = threshold.limit(middle) - middle
     if threshold.holds(middle, middle):  # no change keeps the gate: it fails only on evidence
         failed = shift.significant and not threshold.holds(middle + shift.shift, middle)
@@ -274,7 +268,7 @@ def _judge_distribution(
     )
     row = BaselineRow(
         metric=name, expr=threshold.text, status=status, method="mann-whitney", unit="seconds",
-        baseline_value=middle, candidate_value=_weighted_median(candidate), limit=allowance,
+        baseline_value=middle, candidate_value=sample_median(candidate), limit=allowance,
         n1=shift.baseline_count, n2=shift.candidate_count, u=shift.u, p_value=shift.p_value,
         shift=shift.shift, low=shift.low, high=shift.high, confidence=shift.confidence,
         effect_size=shift.effect_size, significant=shift.significant,
@@ -331,30 +325,3 @@ def _runs(ids: Sequence[str]) -> str:
 
 def _signed(seconds: float) -> str:
     return ("+" if seconds > 0 else "") + format_value(seconds, "seconds")
-
-
-def _binned(sample: Mapping[float, int]) -> Sample:
-    """The sample on a log grid of 1% steps (each value at its bin's centre): a few hundred bins
-    for latencies that span a few times their median."""
-    binned: Sample = {}
-    for value, count in sample.items():
-        key = math.exp(round(math.log(value) / _BIN) * _BIN) if value > 0 else value
-        binned[key] = binned.get(key, 0) + count
-    return binned
-
-
-def _weighted_median(sample: Mapping[float, int]) -> float:
-    items = sorted(sample.items())
-    total = sum(count for _, count in items)
-    lower_rank, upper_rank = (total + 1) // 2, total // 2 + 1  # the same rank when total is odd
-    return (_at_rank(items, lower_rank) + _at_rank(items, upper_rank)) / 2
-
-
-def _at_rank(items: Iterable[tuple[float, int]], rank: int) -> float:
-    seen = 0
-    value = 0.0
-    for value, count in items:
-        seen += count
-        if seen >= rank:
-            return value
-    return value

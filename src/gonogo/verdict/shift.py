@@ -16,7 +16,7 @@ differences of every pair of buckets (buckets of the baseline x buckets of the c
 
 from __future__ import annotations
 
-__all__ = ["Shift", "TooFewValues", "compare", "histogram_sample"]
+__all__ = ["Shift", "TooFewValues", "compare", "histogram_sample", "median"]
 
 import math
 from collections.abc import Mapping
@@ -30,8 +30,10 @@ from scipy.special import ndtr, ndtri
 
 from gonogo.errors import GonogoError
 
-# bucket pairs held at once for the shift; a 2-digit histogram has a few hundred buckets
-_MAX_PAIRS = 4_000_000
+# pairs of distinct values the shift is computed from (each costs a sort slot); beyond, both
+# samples are merged into log-spaced buckets, 0.25% wide first, then twice as wide until they fit
+_MAX_PAIRS = 2_000_000
+_FIRST_BUCKET = 0.0025
 
 
 class TooFewValues(GonogoError, ValueError):
@@ -66,7 +68,13 @@ class Shift:
 def compare(
     baseline: Mapping[float, int], candidate: Mapping[float, int], *, confidence: float = 0.95
 ) -> Shift:
-    """Compare two weighted samples (value → how many times it was seen)."""
+    """Compare two weighted samples (value → how many times it was seen).
+
+    A fine-grained histogram spanning milliseconds to seconds has thousands of buckets: when the
+    pairs of distinct values exceed what the shift can sort, both samples are merged into
+    log-spaced buckets (0.25% wide, doubling until they fit), which moves the shift by less than
+    a bucket's width, far under any tolerance worth setting."""
+    baseline, candidate = _bounded(baseline, candidate)
     base_values, base_counts = _arrays(baseline, "baseline")
     cand_values, cand_counts = _arrays(candidate, "candidate")
     n1, n2 = int(base_counts.sum()), int(cand_counts.sum())
@@ -87,6 +95,31 @@ def compare(
         high=_at_rank(differences, cumulative, pairs - c_alpha),
         confidence=confidence,
     )
+
+
+def median(sample: Mapping[float, int]) -> float:
+    """The weighted median of a sample (the mean of the two middle values of an even count)."""
+    values, counts = _arrays(sample, "sample")
+    return _weighted_median(values, np.cumsum(counts))
+
+
+def _bounded(
+    baseline: Mapping[float, int], candidate: Mapping[float, int]
+) -> tuple[Mapping[float, int], Mapping[float, int]]:
+    width = _FIRST_BUCKET
+    while len(baseline) * len(candidate) > _MAX_PAIRS:
+        baseline, candidate = _coarsened(baseline, width), _coarsened(candidate, width)
+        width *= 2
+    return baseline, candidate
+
+
+def _coarsened(sample: Mapping[float, int], width: float) -> dict[float, int]:
+    step = math.log1p(width)
+    merged: dict[float, int] = {}
+    for value, count in sample.items():
+        key = math.exp(round(math.log(value) / step) * step) if value > 0 else value
+        merged[key] = merged.get(key, 0) + count
+    return merged
 
 
 def histogram_sample(histogram: HdrHistogram) -> dict[float, int]:
@@ -142,11 +175,6 @@ def _pair_differences(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every candidate - baseline difference of a pair of buckets, sorted, with its weight (the
     number of value pairs it stands for)."""
-    if len(base_values) * len(cand_values) > _MAX_PAIRS:
-        raise TooFewValues(
-            f"{len(base_values)} x {len(cand_values)} distinct values are too many pairs to compare; "
-            "compare histograms (a few hundred buckets each), not raw samples of this size"
-        )
     differences = np.subtract.outer(cand_values, base_values).ravel()
     weights = np.multiply.outer(cand_counts, base_counts).ravel()
     order = np.argsort(differences, kind="stable")
