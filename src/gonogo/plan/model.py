@@ -454,18 +454,6 @@ class Signoff(StrictModel):
         return roles
 
 
-def _parse_share(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("expected a share such as 5% or 0.05")
-    number, unit = parse_quantity(value)
-    if unit not in ("ratio", "number") or not 0 <= number < 1:
-        raise ValueError(f"{value!r} is not a share below 100%; expected e.g. 5% or 0.05")
-    return number
-
-
-Share = Annotated[float, BeforeValidator(_parse_share), Field(description="e.g. 5% or 0.05")]
-
-
 def _parse_confidence(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a confidence such as 95% or 0.95")
@@ -485,9 +473,6 @@ class BaselinePolicy(StrictModel):
     runs: int = Field(default=5, ge=1, le=100, description="passing runs aggregated when none is pinned")
     # of the interval around the shift of a latency distribution (Hodges-Lehmann, Moses)
     confidence: Confidence = 0.95
-    # for `gonogo compare`: a significant shift smaller than this share of the baseline's median
-    # is reported as no difference; relative gates carry their own allowance (`+10%`)
-    tolerance: Share = 0.0
 
 
 class History(StrictModel):
