@@ -490,7 +490,7 @@ def _fraction(_: click.Context, __: click.Parameter, value: str) -> float:
 
 @cli.command()
 @click.argument("run_a", metavar="RUN_A")
-@click.argument("run_b", metavar="RUN_B", default="latest")
+@click.argument("run_b", metavar="[RUN_B]", default="latest")
 @click.option(
     "--format", "format_name", type=click.Choice(["terminal", "md", "json", "html"]), default="terminal"
 )
@@ -521,8 +521,9 @@ def compare(
     plan_path: Path | None,
     store_url: str | None,
 ) -> None:
-    """Compare run RUN_B with run RUN_A (the reference): functional parity of the journeys and
-    tests, latency shifts with their confidence intervals, metrics, gates and verdicts.
+    """Compare run RUN_B (default: latest) with run RUN_A (the reference): functional parity of
+    the journeys and tests, latency shifts with their confidence intervals, metrics, gates and
+    verdicts.
 
     Exit 0 when nothing differs functionally and no latency is slower; 1 otherwise (docs/compare.md).
     """
@@ -698,21 +699,28 @@ def approve(
 
 @cli.command()
 @click.argument("target", metavar="RUN|REPORT", default="latest")
-@PLAN_OPTION
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The plan file to check against the plan the run stored (default: the plan's path at "
+    "the run); its store is read unless --store is given (default store: ./gonogo.yaml's, else "
+    "the report's).",
+)
 @STORE_OPTION
 def verify(target: str, plan_path: Path | None, store_url: str | None) -> None:
     """Recompute a run's gates, score and verdict from its evidence; check its artifacts, plan
     file and reports (exit 1 naming each mismatch, 0 when everything matches).
 
     RUN (an id, a prefix or 'latest') checks the reports in the run's folder; REPORT (a
-    report.json, summary.md or gates.junit.xml) checks that file. --plan PATH compares
-    another copy of the plan file (default: the plan's path at the run).
+    report.json, summary.md, gates.junit.xml or report.html) checks that file.
     """
     from gonogo.report.terminal import signoff_lines
     from gonogo.verify import verify_report_file, verify_run
 
     given = Path(target)
-    is_file = given.suffix.lower() in (".json", ".md", ".xml") or given.is_file()
+    is_file = given.suffix.lower() in (".json", ".md", ".xml", ".html", ".htm") or given.is_file()
     where = _default_plan(plan_path)
     if is_file and where is None and store_url is None and given.is_file():
         where = _plan_of_report(given)
