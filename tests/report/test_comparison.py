@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -164,7 +165,23 @@ def test_hostile_names_are_text_in_html_and_markdown(store: Store) -> None:
     assert "<script>" not in html and '</style>"' not in html
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&lt;/style&gt;&#34;" in html
     assert html.count("<style>") == 1 and html.count("</style>") == 1
-    assert "<script" not in comparison_markdown(comparison)
+    # in Markdown a `<` that could open a tag is backslash-escaped, no HTML entity
+    markdown = comparison_markdown(comparison)
+    assert re.search(r"(?<!\\)<(script|/style)", markdown) is None and "&lt;" not in markdown
+    assert "\\<script>alert('x')\\</script>\\</style>\"" in markdown
+
+
+def test_every_format_reads_as_people_write(store: Store) -> None:
+    a = record_run(store, median_us=10_000, step_ok=True, failing=set(), gate="pass", seed=1)
+    b = record_run(store, median_us=12_000, step_ok=True, failing=set(), gate="not_measured", seed=2)
+    comparison = compare_runs(store, a, b)
+
+    markdown = comparison_markdown(comparison)
+    assert "| <0.0001 |" in markdown  # the p-value of a 20% slowdown over 2000 values each
+    assert "| load.rps | >= 90/s | pass (100.0/s) | not measured |" in markdown
+    html = comparison_html(comparison)
+    assert "<td>2026-12-07 " in html and " UTC</td>" in html and "+00:00" not in html
+    assert "<td>not measured</td>" in html and "not_measured" not in html
 
 
 def test_nothing_in_common_is_refused_and_other_plans_are_warned_about(store: Store, tmp_path: Path) -> None:

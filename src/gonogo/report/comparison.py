@@ -4,7 +4,7 @@ Three things are compared (docs/compare.md):
 
 - functional parity: per journey step, whether it passed, the status codes and the response
   shapes seen; per tests check, the tests that fail in one run and not the other (from the
-  stored JUnit reports);
+  stored test outcomes), those either run judged flaky marked and not counted;
 - performance: every latency distribution both runs stored for the same check (the load
   histograms, the journeys' step latencies) with the Mann-Whitney U test and the
   Hodges-Lehmann shift and its confidence interval (`verdict/shift.py`), classified with a
@@ -43,6 +43,7 @@ from gonogo.errors import UserError
 from gonogo.evidence import ArtifactRecord, GateRecord, MetricRecord, RunRecord, Store
 from gonogo.evidence.test_outcomes import OUTCOMES_ARTIFACT, read_test_outcomes
 from gonogo.verdict.distributions import Distributions, journey_distributions, load_distributions
+from gonogo.verdict.flaky import FLAKY_ARTIFACT, read_flaky_history
 from gonogo.verdict.shift import TooFewValues, compare
 
 Classification = Literal["slower", "faster", "significant but within tolerance", "no significant difference"]
@@ -100,6 +101,15 @@ class TestChange:
     test: str
     a: str | None  # passed / failed / skipped; None: not in that run's reports
     b: str | None
+    # the runs ("A", "B") whose flaky-test history judged it flaky → why (docs/flaky-tests.md);
+    # a flaky test's flip is no functional difference: it does not set the exit code
+    flaky: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        line = f"{self.check}: test {self.test}: {self.a or 'absent'} in A, {self.b or 'absent'} in B"
+        if self.flaky:
+            line += " (flaky in " + "; ".join(f"{run}: {why}" for run, why in self.flaky.items()) + ")"
+        return line
 
 
 @dataclass(frozen=True)
@@ -181,11 +191,13 @@ class Comparison:
             for step in self.steps
             for difference in step.differences
         ]
-        for test in self.tests:
-            lines.append(
-                f"{test.check}: test {test.test}: {test.a or 'absent'} in A, {test.b or 'absent'} in B"
-            )
+        lines += [test.describe() for test in self.tests if not test.flaky]
         return lines
+
+    @property
+    def flaky_tests(self) -> list[TestChange]:
+        """Tests whose outcome differs, which run A or B judged flaky: not counted as differences."""
+        return [test for test in self.tests if test.flaky]
 
     @property
     def slower(self) -> list[LatencyChange]:
@@ -240,6 +252,7 @@ def compare_runs(
                         f"check {name} did not complete in run {run} ({check.status}): it measured less"
                     )
     reader = _Artifacts(store, notes)
+    flaky = {"A": reader.flaky(artifacts_a), "B": reader.flaky(artifacts_b)}
     steps: list[StepParity] = []
     tests: list[TestChange] = []
     tests_compared = 0
@@ -251,7 +264,7 @@ def compare_runs(
         if kind == "journeys":
             steps += _journey_parity(name, reader.journeys(mine_a), reader.journeys(mine_b), notes)
         if kind == "tests":
-            changes, both = _test_parity(name, reader.tests(mine_a), reader.tests(mine_b), notes)
+            changes, both = _test_parity(name, reader.tests(mine_a), reader.tests(mine_b), notes, flaky)
             tests += changes
             tests_compared += both
         latencies += _latency_changes(
@@ -410,6 +423,16 @@ class _Artifacts:
             for test, item in recorded.items()
         }
 
+    def flaky(self, artifacts: Iterable[ArtifactRecord]) -> dict[tuple[str, str], str]:
+        """The tests the run's `flaky-tests.json` judged flaky, (check, test) → why; empty when
+        it has none (no tests check, or a run stored before flaky-test history)."""
+        stored = next((a for a in artifacts if a.name == FLAKY_ARTIFACT and a.check is None), None)
+        content = self._read(stored) if stored is not None else None
+        history = read_flaky_history(content) if content is not None else None
+        if content is not None and history is None:
+            self._notes.append(f"{FLAKY_ARTIFACT} cannot be read: its flaky tests are not marked")
+        return {(test.check, test.test): test.reason for test in history.tests} if history else {}
+
     def _junit(self, artifacts: Iterable[ArtifactRecord]) -> dict[str, str] | None:
         """Each test's outcome over the check's JUnit reports; None: no report stored."""
         reports = [a for a in artifacts if a.media_type == "application/xml" or a.name.endswith(".xml")]
@@ -542,7 +565,11 @@ def _step_differences(a: StepTally | None, b: StepTally | None, shapes_known: bo
 
 
 def _test_parity(
-    check: str, outcomes_a: dict[str, str] | None, outcomes_b: dict[str, str] | None, notes: list[str]
+    check: str,
+    outcomes_a: dict[str, str] | None,
+    outcomes_b: dict[str, str] | None,
+    notes: list[str],
+    flaky: dict[str, dict[tuple[str, str], str]],
 ) -> tuple[list[TestChange], int]:
     if outcomes_a is None or outcomes_b is None:
         notes.append(f"{check}: no JUnit report stored in both runs: the tests' outcomes not compared")
@@ -554,7 +581,8 @@ def _test_parity(
         if a is None or b is None:
             continue  # a test added or removed is not a failure; counted below
         if (a == "failed") != (b == "failed"):
-            changes.append(TestChange(check, test, a, b))
+            judged = {run: found[check, test] for run, found in flaky.items() if (check, test) in found}
+            changes.append(TestChange(check, test, a, b, judged))
     if only:
         notes.append(
             f"{check}: {only} test(s) are in only one run's reports (added or removed): not compared"

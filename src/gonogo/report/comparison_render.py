@@ -12,8 +12,10 @@ __all__ = [
 ]
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
@@ -21,7 +23,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gonogo.report.comparison import Comparison, LatencyChange, MetricChange, RunSide, StepTally
+from gonogo.report.comparison import (
+    Comparison,
+    GateChange,
+    LatencyChange,
+    MetricChange,
+    RunSide,
+    StepTally,
+    TestChange,
+)
 from gonogo.units import format_value
 
 SCHEMA = "gonogo.compare/1"
@@ -62,14 +72,42 @@ def _interval(change: LatencyChange) -> str:
     return f"[{_signed(change.low, 'seconds')}, {_signed(change.high, 'seconds')}]"
 
 
+def _started(side: RunSide) -> str:
+    """When the run started, as the other reports show it: `2026-12-07 13:07:02 UTC`."""
+    try:
+        moment = datetime.fromisoformat(side.started_at)
+    except ValueError:
+        return side.started_at
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _gate_side(gate: GateChange, side: str) -> str:
+    """A gate in one run: `fail (80/s)`, `not measured`, or `absent` (no such gate in that run)."""
+    status, value = (gate.a_status, gate.a_value) if side == "a" else (gate.b_status, gate.b_value)
+    if status is None:
+        return "absent"
+    if status == "not_measured":
+        return "not measured"
+    return f"{status} ({format_value(value, gate.unit or 'number')})"
+
+
+def _flaky(test: TestChange) -> str:
+    """Which run judged the test flaky, and why; empty when neither did."""
+    return "; ".join(f"flaky in {run}: {why}" for run, why in test.flaky.items())
+
+
 def _p_value(value: float) -> str:
     return f"{value:.2g}" if value >= 1e-4 else "<0.0001"
 
 
 def _verdict_line(comparison: Comparison) -> str:
     functional = len(comparison.functional_differences)
+    flaky = len(comparison.flaky_tests)
     parts = [
         "functional parity" if not functional else f"{functional} functional difference(s)",
+        *([f"{flaky} flaky test(s) differ, not counted"] if flaky else []),
         f"{len(comparison.slower)} slower",
         f"{len(comparison.faster)} faster",
         f"{len(comparison.latencies) - len(comparison.slower) - len(comparison.faster)} unchanged latencies",
@@ -128,10 +166,13 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
     if comparison.tests_compared or comparison.tests:
         if comparison.tests:
             table = Table(
-                "check", "test", "A", "B", title="Tests whose outcome differs", title_justify="left"
+                "check", "test", "A", "B", "flaky", title="Tests whose outcome differs", title_justify="left"
             )
             for test in comparison.tests:
-                table.add_row(escape(test.check), escape(test.test), test.a or "—", test.b or "—")
+                table.add_row(
+                    escape(test.check), escape(test.test), test.a or "—", test.b or "—",
+                    f"[yellow]{escape(_flaky(test))}[/] (not counted)" if test.flaky else "—",
+                )  # fmt: skip
             console.print(table)
         else:
             console.print(f"tests: the same {comparison.tests_compared} test(s) fail and pass in both runs")
@@ -157,10 +198,7 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
         table = Table("gate", "threshold", "A", "B", title="Gates whose status differs", title_justify="left")
         for gate in changed_gates:
             table.add_row(
-                escape(gate.metric),
-                escape(gate.expr),
-                f"{gate.a_status or 'absent'} ({format_value(gate.a_value, gate.unit or 'number')})",
-                f"{gate.b_status or 'absent'} ({format_value(gate.b_value, gate.unit or 'number')})",
+                escape(gate.metric), escape(gate.expr), _gate_side(gate, "a"), _gate_side(gate, "b")
             )
         console.print(table)
     moved = _moved_metrics(comparison)
@@ -188,6 +226,8 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
         console.print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
     for line in comparison.functional_differences:
         console.print(f"[bold red]✗[/] {escape(line)}", soft_wrap=True)
+    for test in comparison.flaky_tests:
+        console.print(f"[yellow]~[/] {escape(test.describe())}: not counted", soft_wrap=True)
     for change in comparison.slower:
         console.print(
             f"[bold red]✗[/] {escape(change.check)}.{escape(change.distribution)} is slower by "
@@ -202,14 +242,18 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
 # -- Markdown -----------------------------------------------------------------------------------
 
 
+# `<` that could open an HTML tag, comment or declaration: `<script`, `</style`, `<!--`, `<?`
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
 def _md(text: object) -> str:
-    """A table cell: pipes and line breaks would break the table; `<` would open HTML."""
+    """A table cell: pipes and line breaks would break the table, and a `<` that could open a
+    tag is backslash-escaped (shown as `<` once rendered); no HTML entity, so the Markdown reads
+    as it renders (`<0.0001`)."""
     return (
-        str(text)
-        .replace("\\", "\\\\")
+        _TAG_START.sub(r"\\<", str(text).replace("\\", "\\\\"))
         .replace("|", "\\|")
         .replace("\n", " ")
-        .replace("<", "&lt;")
         .replace("`", "\\`")
     )
 
@@ -228,6 +272,7 @@ def comparison_markdown(comparison: Comparison) -> str:
         lines += [f"- ✗ {_md(line)}" for line in differences]
     else:
         lines.append("No functional difference.")
+    lines += [f"- ~ {_md(test.describe())}: not counted" for test in comparison.flaky_tests]
     lines.append("")
     if comparison.steps:
         lines += [
@@ -243,6 +288,12 @@ def comparison_markdown(comparison: Comparison) -> str:
         lines.append(
             f"{comparison.tests_compared} test(s) in both runs' reports; {len(comparison.tests)} differ."
         )
+        lines.append("")
+    if comparison.tests:
+        lines += ["| check | test | A | B | flaky (not counted) |", "|---|---|---|---|---|"]
+        for test in comparison.tests:
+            cells = [test.check, test.test, test.a or "absent", test.b or "absent", _flaky(test) or "—"]
+            lines.append("| " + " | ".join(_md(cell) for cell in cells) + " |")
         lines.append("")
     lines += [
         "## Latency",
@@ -280,10 +331,7 @@ def comparison_markdown(comparison: Comparison) -> str:
     if changed:
         lines += ["| gate | threshold | A | B |", "|---|---|---|---|"]
         for gate in changed:
-            unit = gate.unit or "number"
-            cells = [gate.metric, gate.expr,
-                     f"{gate.a_status or 'absent'} ({format_value(gate.a_value, unit)})",
-                     f"{gate.b_status or 'absent'} ({format_value(gate.b_value, unit)})"]  # fmt: skip
+            cells = [gate.metric, gate.expr, _gate_side(gate, "a"), _gate_side(gate, "b")]
             lines.append("| " + " | ".join(_md(cell) for cell in cells) + " |")
     else:
         lines.append(f"None of the {len(comparison.gates)} gates changed status.")
@@ -327,6 +375,7 @@ def comparison_json(comparison: Comparison) -> str:
         "regressed": comparison.regressed,
         "summary": {
             "functional_differences": len(comparison.functional_differences),
+            "flaky_tests": len(comparison.flaky_tests),
             "slower": len(comparison.slower),
             "faster": len(comparison.faster),
             "latencies_compared": len(comparison.latencies),
@@ -386,6 +435,9 @@ def comparison_html(comparison: Comparison) -> str:
         differences=comparison.functional_differences,
         changed_gates=comparison.changed_gates,
         changed_metrics=[metric for metric in comparison.metrics if metric.changed],
+        started=_started,
+        gate_side=_gate_side,
+        flaky=_flaky,
         latencies=[
             {
                 "change": change,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 __all__ = ["CheckRunContext", "RunContext"]
 
-import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -267,12 +266,10 @@ class CheckRunContext:
         )
 
     def _portable(self, source: str) -> str:
-        """Paths inside this run's scratch space read as `{work_dir}`: shorter, and the same
-        from run to run, so sources can be compared across runs."""
-        plan_dir = self._run.plan.directory
-        for path in (str(self._work_dir), os.path.relpath(self._work_dir, plan_dir)):
-            source = source.replace(path, "{work_dir}")
-        return source.replace(f"{plan_dir}/", "")
+        """Paths inside the plan's folder read relative to it (the check's work dir as
+        `.gonogo/runs/<run>/scratch/checks/<check>`): shorter, and still a path a reader can
+        follow, where a placeholder such as `{work_dir}` would read as one left unfilled."""
+        return source.replace(f"{self._run.plan.directory}/", "")
 
     def store_artifact(
         self, content: Path | bytes, *, name: str, media_type: str = "application/octet-stream"

@@ -119,7 +119,7 @@ def execute(
         reaper=reaper,
         progress=progress,
     )
-    progress.milestone("run", f"run {run_id} of plan {plan.path.name} started")
+    progress.milestone("run", f"run {run_id} of plan {plan.name} ({plan.path.name}) started")
     status: RunStatus = "completed"
     problems: list[str] = []
     system: System | None = None
