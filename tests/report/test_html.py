@@ -124,8 +124,14 @@ def test_the_trend_reads_the_plans_earlier_runs(tmp_path: Path) -> None:
     assert [p.latency_p95 for p in report.trend] == [0.01, 0.02, 0.03]
     data = re.search(r'id="gonogo-charts">(.*?)</script>', page, re.S)
     assert data is not None
-    titles = [chart["title"] for chart in json.loads(data.group(1)) if chart["kind"] == "runs"]
-    assert titles == ["score", "burst.latency.p95", "burst.rps"]
+    runs_charts = [chart for chart in json.loads(data.group(1)) if chart["kind"] == "runs"]
+    assert [chart["title"] for chart in runs_charts] == ["score", "burst.latency.p95", "burst.rps"]
+    # to the second, and (begun within milliseconds here) told apart by the end of the run id
+    labels = runs_charts[0]["labels"]
+    assert len(set(labels)) == 3
+    for label, point in zip(labels, report.trend, strict=True):
+        assert label.startswith(f"{point.started_at:%m-%d %H:%M:%S}")
+    assert runs_charts[0]["tips"][-1].endswith(f" UTC, run {ids[-1]}")
 
 
 def test_a_run_without_a_verdict_says_so() -> None:

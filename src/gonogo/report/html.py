@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from markupsafe import Markup
 
 from gonogo.evidence import MetricRecord, SampleSeries
-from gonogo.report.details import ExperimentTimeline, main_load_check
+from gonogo.report.details import ExperimentTimeline, TrendPoint, main_load_check
 from gonogo.report.document import COMPARISON_HEADERS, RunReport, artifact_command, comparison_cells
 from gonogo.units import format_value
 
@@ -72,6 +72,7 @@ class Chart:
     bands: list[dict[str, Any]] = field(default_factory=list)  # {"from", "to", "label"}: faults
     marks: list[dict[str, Any]] = field(default_factory=list)  # {"at", "label"}: detected, recovered
     labels: list[str] = field(default_factory=list)  # runs charts: the x axis' run labels
+    tips: list[str] = field(default_factory=list)  # runs charts: each run in the legend, in full
     note: str = ""
 
     def to_json(self) -> dict[str, Any]:
@@ -85,6 +86,7 @@ class Chart:
             "bands": self.bands,
             "marks": self.marks,
             "labels": self.labels,
+            "tips": self.tips,
         }
 
 
@@ -140,6 +142,7 @@ class _Charts:
         fold: Callable[[list[float]], float] = _mean,
         marks: list[dict[str, Any]] | None = None,
         labels: list[str] | None = None,
+        tips: list[str] | None = None,
     ) -> Chart | None:
         named = [(name, points) for name, points in named if points]
         if not named:
@@ -155,6 +158,7 @@ class _Charts:
             bands=self._bands_within(x) if kind == "time" else [],
             marks=marks or [],
             labels=labels or [],
+            tips=tips or [],
             note=note,
         )
         self.all.append(chart)
@@ -324,7 +328,8 @@ def _trend_charts(charts: _Charts, report: RunReport) -> list[Chart]:
     trend = report.trend
     if len(trend) < 2:
         return []
-    labels = [f"{p.started_at:%m-%d %H:%M}" for p in trend]
+    labels = _run_labels(trend)
+    tips = [f"{p.started_at:%Y-%m-%d %H:%M:%S} UTC, run {p.run_id}" for p in trend]
     main = main_load_check(report.checks)
     figures: list[tuple[str, str, Callable[[Any], float | None]]] = [("score", "number", lambda p: p.score)]
     if main is not None:
@@ -337,10 +342,21 @@ def _trend_charts(charts: _Charts, report: RunReport) -> list[Chart]:
     for title, unit, read in figures:
         points = [(float(index), value) for index, p in enumerate(trend) if (value := read(p)) is not None]
         if len(points) >= 2:
-            chart = charts.add(title, unit, [(title, points)], kind="runs", labels=labels)
+            chart = charts.add(title, unit, [(title, points)], kind="runs", labels=labels, tips=tips)
             if chart is not None:
                 made.append(chart)
     return made
+
+
+def _run_labels(trend: Sequence[TrendPoint]) -> list[str]:
+    """Each run's start to the second, so that runs minutes apart read apart; runs that started
+    in the same second are told apart by the end of their id."""
+    labels = [f"{p.started_at:%m-%d %H:%M:%S}" for p in trend]
+    repeated = {label for label in labels if labels.count(label) > 1}
+    return [
+        f"{label} ({p.run_id[-6:]})" if label in repeated else label
+        for label, p in zip(labels, trend, strict=True)
+    ]
 
 
 # -- the page ---------------------------------------------------------------------------------

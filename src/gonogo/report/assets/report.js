@@ -98,7 +98,7 @@
         return ticks.map(function (t) { return chart.labels[Math.round(t)] || ""; });
       };
       xAxis.splits = function () { return chart.x; };
-      xAxis.label = "run (oldest first)";
+      xAxis.label = "run started (UTC, oldest first)";
     }
     var series = [{
       label: chart.kind === "spectrum" ? "percentile" : chart.kind === "runs" ? "run" : "time",
@@ -106,7 +106,7 @@
         if (v === null || v === undefined) return "—";
         if (chart.kind === "time") return clock(v);
         if (chart.kind === "spectrum") return percentileLabel(v);
-        return chart.labels[Math.round(v)] || "";
+        return chart.tips[Math.round(v)] || chart.labels[Math.round(v)] || "";
       }
     }];
     var stepped = chart.kind === "time" ? uPlot.paths.stepped({ align: 1 }) : undefined;
