@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "Unit",
+    "format_p_value",
     "format_value",
     "parse_duration",
     "parse_quantity",
@@ -118,3 +119,11 @@ def format_value(value: float | None, unit: str) -> str:
     if unit == "count" or float(value).is_integer():
         return f"{value:.0f}"
     return f"{value:.4g}"
+
+
+def format_p_value(p: float) -> str:
+    """A p-value to 3 significant digits (`0.042`, `3.4e-30`); one that underflowed to 0 is
+    `< 1e-300`, as a p-value is never 0."""
+    if p <= 0:
+        return "< 1e-300"
+    return f"{p:.3g}"

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
+import textwrap
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -21,7 +23,15 @@ from gonogo.loadgen import histogram as hist
 from gonogo.plan.model import GateSpec
 from gonogo.threshold import parse_threshold
 from gonogo.verdict import evaluate_gates
-from gonogo.verdict.baseline import BaselineComparison, BaselineRow, gather_baseline, run_distributions
+from gonogo.verdict.baseline import (
+    Baseline,
+    BaselineComparison,
+    BaselineRow,
+    BaselineRun,
+    gather_baseline,
+    judge_relative,
+    run_distributions,
+)
 
 REQUESTS = 5_000
 
@@ -32,23 +42,35 @@ def store(tmp_path: Path) -> Iterator[Store]:
         yield opened
 
 
-def load_run(store: Store, *, scale: float, seed: int, rps: float = 100.0) -> str:
-    """A run whose load check answered REQUESTS requests, lognormal around 40 ms times `scale`,
-    stored as the load check stores them (µs HdrHistograms, base64, in load-histograms.json)."""
+def load_run(
+    store: Store,
+    *,
+    scale: float,
+    seed: int,
+    rps: float = 100.0,
+    tail: float = 0.0,
+    plan_hash: str = "h",
+    centre: float = 40_000,
+    spread: float = 0.4,
+) -> str:
+    """A run whose load check answered REQUESTS requests, lognormal around `centre` µs times
+    `scale`, every tenth of them `tail` µs slower, stored as the load check stores them (µs
+    HdrHistograms, base64, in load-histograms.json)."""
     run_id = store.begin_run(
-        name="demo", plan_path="/p/gonogo.yaml", plan_hash="h", plan_text="name: demo\n", git_commit=None,
-        host=socket.gethostname(), tool_versions={}, owner_pid=os.getpid(),
+        name="demo", plan_path="/p/gonogo.yaml", plan_hash=plan_hash, plan_text="name: demo\n",
+        git_commit=None, host=socket.gethostname(), tool_versions={}, owner_pid=os.getpid(),
     )  # fmt: skip
     histogram = hist.new_histogram()
     rng = np.random.default_rng(seed)
-    for latency in rng.lognormal(np.log(40_000), 0.4, REQUESTS) * scale:
-        histogram.record_value(int(latency))
+    for index, latency in enumerate(rng.lognormal(np.log(centre), spread, REQUESTS) * scale):
+        histogram.record_value(int(latency + (tail if index % 10 == 0 else 0)))
     encoded = hist.encode(histogram)
     document = {"overall": {"corrected": encoded, "uncorrected": encoded}, "endpoints": {}}
     ref = store.add_artifact(run_id, json.dumps(document).encode(), name="load-histograms.json", check="load")
     now = datetime.now(UTC)
-    p95 = histogram.get_value_at_percentile(95) / 1e6
-    for name, value, unit in (("latency.p95", p95, "seconds"), ("rps", rps, "per_second")):
+    figures = [(f"latency.p{q}", histogram.get_value_at_percentile(q) / 1e6, "seconds") for q in (50, 95, 99)]
+    figures += [("latency.max", histogram.get_max_value() / 1e6, "seconds"), ("rps", rps, "per_second")]
+    for name, value, unit in figures:
         store.add_metric(
             run_id,
             MetricRecord(
@@ -82,49 +104,134 @@ def test_a_slowdown_of_20_percent_fails_a_gate_of_10_percent_and_no_change_passe
     baseline = load_run(store, scale=1.0, seed=1)
     slower = load_run(store, scale=1.2, seed=2)
     same = load_run(store, scale=1.0, seed=3)
-    p95 = gate("load.latency.p95", "<= +10% baseline")
+    p95, median = gate("load.latency.p95", "<= +10% baseline"), gate("load.latency.p50", "<= +10% baseline")
 
-    (row,) = judge(store, [baseline], slower, p95)
-    assert row.status == "fail" and row.method == "mann-whitney" and row.significant
-    assert row.low is not None and row.low > 0 and row.p_value is not None and row.p_value < 1e-6
-    assert row.relative_shift is not None and 0.15 < row.relative_shift < 0.25
-    assert row.n1 == row.n2 == REQUESTS and row.effect_size is not None and row.effect_size > 0.6
+    quantile, location = judge(store, [baseline], slower, p95, median)
+    assert quantile.status == location.status == "fail"
+    assert quantile.method == "quantile" and quantile.statistic == "p95" and location.method == "mann-whitney"
+    assert quantile.candidate_low is not None and quantile.limit is not None
+    assert quantile.candidate_low > quantile.limit  # this run's whole interval is above the limit
+    for row in (quantile, location):  # the whole distribution's statistics are in both rows
+        assert row.significant and row.low is not None and row.low > 0
+        assert row.p_value is not None and row.p_value < 1e-6
+        assert row.n1 == row.n2 == REQUESTS and row.effect_size is not None and row.effect_size > 0.6
+    assert location.relative_shift is not None and 0.15 < location.relative_shift < 0.25
 
-    (row,) = judge(store, [baseline], same, p95)
-    assert row.status == "pass" and not row.significant
-    assert row.low is not None and row.high is not None and row.low <= 0 <= row.high
+    quantile, location = judge(store, [baseline], same, p95, median)
+    assert quantile.status == location.status == "pass" and not location.significant
+    assert location.low is not None and location.high is not None and location.low <= 0 <= location.high
 
     # 20% slower is within an allowance of 30%: significant, but not beyond the limit
-    (row,) = judge(store, [baseline], slower, gate("load.latency.p95", "<= +30% baseline"))
-    assert row.status == "pass" and row.significant
+    loose = (gate("load.latency.p95", "<= +30% baseline"), gate("load.latency.p50", "<= +30% baseline"))
+    assert [row.status for row in judge(store, [baseline], slower, *loose)] == ["pass", "pass"]
 
     # a gate that asks for an improvement passes only on evidence of it
-    faster = gate("load.latency.p95", "<= -10% baseline")
-    (row,) = judge(store, [baseline], same, faster)
-    assert row.status == "fail" and not row.significant
-    (row,) = judge(store, [slower], baseline, faster)  # 1/1.2: 17% faster, the interval says so
-    assert row.status == "pass" and row.high is not None and row.high < 0
+    faster = (gate("load.latency.p95", "<= -10% baseline"), gate("load.latency.p50", "<= -10% baseline"))
+    assert [row.status for row in judge(store, [baseline], same, *faster)] == ["fail", "fail"]
+    quantile, location = judge(store, [slower], baseline, *faster)  # 1/1.2: 17% faster
+    assert quantile.status == location.status == "pass"
+    assert location.high is not None and location.high < 0
+    assert quantile.candidate_high is not None and quantile.limit is not None
+    assert quantile.candidate_high < quantile.limit
 
 
-def test_the_gate_says_p_value_shift_interval_and_effect_size(store: Store) -> None:
-    baseline, slower = load_run(store, scale=1.0, seed=1), load_run(store, scale=1.2, seed=2)
+def test_a_percentile_gate_judges_that_percentile_not_the_median(store: Store) -> None:
+    """One request in ten 30 ms slower: the p95 moves from ~5.6 ms to ~34 ms and the median by
+    3%; a faster median with that tail is still a slower p95. Each gate judges its statistic."""
+    fast = {"centre": 4_000, "spread": 0.2}  # ~4 ms, as a small service answers
+    baseline = load_run(store, scale=1.0, seed=1, **fast)
+    tail = load_run(store, scale=1.0, seed=2, tail=30_000, **fast)
+    faster_with_tail = load_run(store, scale=0.85, seed=3, tail=30_000, **fast)
+    p95, p99 = gate("load.latency.p95", "<= +10% baseline"), gate("load.latency.p99", "<= +10% baseline")
+    p50 = gate("load.latency.p50", "<= +10% baseline")
+
+    rows = judge(store, [baseline], tail, p95, p99, p50)
+    assert [row.status for row in rows] == ["fail", "fail", "pass"], [row.note for row in rows]
+    rows = judge(store, [baseline], faster_with_tail, p95, p50)
+    assert [row.status for row in rows] == ["fail", "pass"]
+    assert rows[1].shift is not None and rows[1].shift < 0  # its median is faster
+    # the other way round: a run without the tail against one with it is no regression of p95
+    (row,) = judge(store, [tail], baseline, p95)
+    assert row.status == "pass"
+
+
+def test_the_gate_shows_the_statistic_its_limit_and_the_statistics(store: Store) -> None:
+    baseline = load_run(store, scale=1.0, seed=1, centre=4_000, spread=0.2)
+    slower = load_run(store, scale=1.0, seed=2, tail=30_000, centre=4_000, spread=0.2)
     choice = BaselineChoice("pinned", [baseline], "run pinned")
-    (result,) = evaluate_gates(
-        [gate("load.latency.p95", "<= +10% baseline")],
+    p95, p50 = evaluate_gates(
+        [gate("load.latency.p95", "<= +10% baseline"), gate("load.latency.p50", "<= +10% baseline")],
         store.metrics(slower),
         baseline=gather_baseline(store, choice),
         distributions=run_distributions(store, slower),
     )
-    assert result.status == "fail" and result.unit == "seconds" and result.value is not None
+    recorded = {metric.name: metric.value for metric in store.metrics(slower)}
+    assert p95.status == "fail" and p95.unit == "seconds" and p95.value == recorded["latency.p95"]
+    assert p50.status == "pass" and p50.value == recorded["latency.p50"]
     for said in (
-        "Mann-Whitney U",
+        "this run's p95 ",
         f"baseline run {baseline} (pinned)",
-        "p = ",
+        "Mann-Whitney U p = ",
         "95% CI [+",
         "effect size 0.",
     ):
-        assert said in result.source
-    assert result.threshold.startswith("shift <= +") and "of the baseline median" in result.threshold
+        assert said in p95.source, p95.source
+    assert re.fullmatch(
+        r"<= [0-9.]+ ms \(\+10% of baseline p95 [0-9.]+ ms \[[0-9.]+ ms, [0-9.]+ ms\], from its upper end; "
+        r"fails only when this run's p95 is above it with 95% confidence\)",
+        p95.threshold,
+    ), p95.threshold
+    assert p50.threshold.startswith("<= ") and "(+10% of the baseline median " in p50.threshold
+
+
+def test_a_relative_gate_on_a_maximum_is_refused_or_not_measured(store: Store, tmp_path: Path) -> None:
+    from gonogo.errors import PlanError
+    from gonogo.plan import parse_plan
+
+    baseline, candidate = load_run(store, scale=1.0, seed=1), load_run(store, scale=1.0, seed=2)
+    (row,) = judge(store, [baseline], candidate, gate("load.latency.max", "<= +10% baseline"))
+    assert row.status == "not_measured" and "….p99" in row.note
+    plan = """
+        system: {base_url: "http://127.0.0.1:1"}
+        checks:
+          e2e: {kind: journeys, journeys: {home: {steps: [{name: index, request: {path: /}}]}}}
+        gates: {e2e.home.index.latency.max: "<= +10% baseline"}
+    """
+    with pytest.raises(PlanError) as raised:
+        parse_plan(textwrap.dedent(plan), tmp_path / "gonogo.yaml")
+    assert "maximum or minimum cannot be judged on evidence" in str(raised.value)
+
+
+def test_too_few_values_for_a_percentile_is_not_measured(store: Store) -> None:
+    few = {0.001 * (1 + i / 100): 1 for i in range(100)}
+    choice = BaselineChoice("pinned", ["b"], "run pinned")
+    baseline = Baseline(choice, [BaselineRun("b", {}, {"load.latency": few})])
+    metric = MetricRecord("load", "latency.p99", 0.002, "seconds", "performance", "x", datetime.now(UTC))
+    judged = judge_relative(
+        gate("load.latency.p99", "<= +10% baseline"), "load.latency.p99", metric, baseline,
+        {"load.latency": few},
+    )  # fmt: skip
+    assert judged.status == "not_measured"
+    said = "this run has 100, the baseline 100, and a 95% interval of the p99 takes at least 563"
+    assert said in judged.source
+
+
+def test_a_baseline_run_of_another_plan_version_is_said(store: Store) -> None:
+    baseline = load_run(store, scale=1.0, seed=1, plan_hash="a" * 64)
+    candidate = load_run(store, scale=1.0, seed=2, plan_hash="b" * 64)
+    gathered = gather_baseline(store, BaselineChoice("pinned", [baseline], "run pinned"), plan_hash="b" * 64)
+    said = (
+        f"baseline run {baseline} ran another version of the plan "
+        "(sha256 aaaaaaaaaaaa…; this run's bbbbbbbbbbbb…)"
+    )
+    assert said in gathered.detail
+    (result,) = evaluate_gates(
+        [gate("load.latency.p95", "<= +10% baseline")], store.metrics(candidate),
+        baseline=gathered, distributions=run_distributions(store, candidate),
+    )  # fmt: skip
+    assert said in result.source and result.status == "pass"
+    same = gather_baseline(store, BaselineChoice("pinned", [baseline], "run pinned"), plan_hash="a" * 64)
+    assert same.plan_note == ""
 
 
 def test_several_baseline_runs_are_merged(store: Store) -> None:
@@ -201,14 +308,16 @@ def test_verify_recomputes_relative_gates_with_the_same_baseline_runs(store: Sto
     from gonogo.verify.recompute import recompute_verdict
 
     plan_text = 'gates:\n  load.latency.p95: "<= +10% baseline"\n  load.rps: ">= -10% baseline"\n'
-    baseline, candidate = load_run(store, scale=1.0, seed=1), load_run(store, scale=1.2, seed=2)
+    plan_hash = sha256(plan_text.encode()).hexdigest()
+    baseline = load_run(store, scale=1.0, seed=1, plan_hash=plan_hash)
+    candidate = load_run(store, scale=1.2, seed=2, plan_hash=plan_hash)
     plan = parse_plan(plan_text, Path("/p/gonogo.yaml"))
     choice = BaselineChoice("pinned", [baseline], "run pinned")
     rows: list[BaselineRow] = []
     gates = evaluate_gates(
         plan.gates,
         store.metrics(candidate),
-        baseline=gather_baseline(store, choice),
+        baseline=gather_baseline(store, choice, plan_hash=plan_hash),
         distributions=run_distributions(store, candidate),
         comparisons=rows,
     )
@@ -225,8 +334,7 @@ def test_verify_recomputes_relative_gates_with_the_same_baseline_runs(store: Sto
     def recompute(stored_comparison: BaselineComparison | None = comparison) -> list[str]:
         assert stored is not None
         return recompute_verdict(
-            replace(run, plan_hash=sha256(plan_text.encode()).hexdigest()),
-            plan_text, store.metrics(candidate), [], stored, source=store, comparison=stored_comparison,
+            run, plan_text, store.metrics(candidate), [], stored, source=store, comparison=stored_comparison,
         )  # fmt: skip
 
     assert recompute() == []

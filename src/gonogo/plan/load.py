@@ -698,7 +698,15 @@ def _gates(
             document.issue(where, problem, at_key=True)
             continue
         for gate, at in parsed:
-            if prefix in (SERVICE_PREFIX, HISTORY_PREFIX) and gate.expr.timeframe is not None:
+            if gate.expr.relative_to_baseline and metric.rsplit(".", 1)[-1] in ("max", "min"):
+                document.issue(
+                    at,
+                    f"a relative gate ({gate.expr.text!r}) on a maximum or minimum cannot be judged on "
+                    "evidence: one value decides it and it has no confidence interval, so it could only "
+                    "end not measured; compare a high percentile with the baseline instead "
+                    '(….p99 or ….p99_9: "<= +10% baseline"), or hold the maximum to a fixed limit ("< 2s")',
+                )
+            elif prefix in (SERVICE_PREFIX, HISTORY_PREFIX) and gate.expr.timeframe is not None:
                 document.issue(
                     at,
                     f"a timeframe ({gate.expr.text!r}) applies the threshold to a per-second series, and "

@@ -32,7 +32,7 @@ from gonogo.report.comparison import (
     StepTally,
     TestChange,
 )
-from gonogo.units import format_value
+from gonogo.units import format_p_value, format_value
 
 SCHEMA = "gonogo.compare/1"
 SHOWN_METRICS = 30  # in the terminal: the metrics that moved most
@@ -99,7 +99,7 @@ def _flaky(test: TestChange) -> str:
 
 
 def _p_value(value: float) -> str:
-    return f"{value:.2g}" if value >= 1e-4 else "<0.0001"
+    return format_p_value(value)
 
 
 def _verdict_line(comparison: Comparison) -> str:

@@ -8,6 +8,7 @@ __all__ = [
     "RunReport",
     "artifact_command",
     "collect",
+    "comparison_caption",
     "comparison_cells",
 ]
 
@@ -41,7 +42,7 @@ from gonogo.report.details import (
     read_spectra,
     read_trend,
 )
-from gonogo.units import format_value
+from gonogo.units import format_p_value, format_value
 from gonogo.verdict.baseline import COMPARISON_ARTIFACT, BaselineComparison, BaselineRow
 from gonogo.verdict.flaky import FLAKY_ARTIFACT, FlakyHistory, FlakyTest, read_flaky_history
 from gonogo.verdict.signoff import SignoffStatus, outcome, signoff_status
@@ -187,44 +188,63 @@ COMPARISON_HEADERS = (
     "baseline",
     "this run",
     "p-value",
-    "shift (CI)",
+    "distribution shift (CI)",
     "effect size",
     "status",
 )
 
 
 def comparison_cells(row: BaselineRow) -> list[str]:
-    """One relative gate's comparison as the terminal and Markdown reports show it."""
+    """One relative gate's comparison as the terminal, Markdown and HTML reports show it: the
+    figure of the baseline and of this run the gate judged (with their intervals, for a
+    percentile), the limit beside the gate, and the whole distribution's p-value, shift and
+    effect size."""
     unit = row.unit
     if row.method == "none":
         return [row.metric, row.expr, "—", "—", "—", row.note, "—", row.status]
-    if (
-        row.method == "mann-whitney"
-        and row.shift is not None
-        and row.low is not None
-        and row.high is not None
-    ):
+    p_value = format_p_value(row.p_value) if row.p_value is not None else "—"
+    effect = f"{row.effect_size:.2f}" if row.effect_size is not None else "—"
+    shift = "—"
+    if row.shift is not None and row.low is not None and row.high is not None:
         share = f" ({row.relative_shift:+.1%})" if row.relative_shift is not None else ""
         confidence = f"{row.confidence:.0%} " if row.confidence is not None else ""
+        ends = f"[{_signed(row.low, unit)}, {_signed(row.high, unit)}]"
+        shift = f"{_signed(row.shift, unit)}{share}, {confidence}CI {ends}"
+    op = row.expr.split(" ", 1)[0]
+    if row.method == "quantile":
+        statistic = row.statistic or "percentile"
         return [
             row.metric,
-            row.expr,
+            f"{row.expr}: {statistic} {op} {format_value(row.limit, unit)}",
+            f"{statistic} {format_value(row.baseline_value, unit)} "
+            f"{_interval(row.baseline_low, row.baseline_high, unit)} (n={row.n1})",
+            f"{statistic} {format_value(row.candidate_value, unit)} "
+            f"{_interval(row.candidate_low, row.candidate_high, unit)} (n={row.n2})",
+            p_value,
+            shift,
+            effect,
+            row.status,
+        ]
+    if row.method == "mann-whitney":
+        limit = f": shift {op} {_signed(row.limit, unit)}" if row.limit is not None else ""
+        return [
+            row.metric,
+            f"{row.expr}{limit}",
             f"median {format_value(row.baseline_value, unit)} (n={row.n1})",
             f"median {format_value(row.candidate_value, unit)} (n={row.n2})",
-            f"{row.p_value:.3g}" if row.p_value is not None else "—",
-            f"{_signed(row.shift, unit)}{share}, {confidence}CI "
-            f"[{_signed(row.low, unit)}, {_signed(row.high, unit)}]",
-            f"{row.effect_size:.2f}" if row.effect_size is not None else "—",
+            p_value,
+            shift,
+            effect,
             row.status,
         ]
     change = "—"
     if row.baseline_value is not None and row.candidate_value is not None:
         delta = row.candidate_value - row.baseline_value
         share = f" ({delta / row.baseline_value:+.1%})" if row.baseline_value else ""
-        change = f"{_signed(delta, unit)}{share}, limit {format_value(row.limit, unit)}"
+        change = f"{_signed(delta, unit)}{share}"
     return [
         row.metric,
-        row.expr,
+        f"{row.expr}: {op} {format_value(row.limit, unit)}",
         format_value(row.baseline_value, unit),
         format_value(row.candidate_value, unit),
         "—",
@@ -232,6 +252,20 @@ def comparison_cells(row: BaselineRow) -> list[str]:
         "—",
         row.status,
     ]
+
+
+def comparison_caption(comparison: BaselineComparison) -> str:
+    """What the relative gates compared with, as one sentence."""
+    if comparison.how == "none":
+        return (
+            f"No baseline: {comparison.detail}; every relative gate is not measured until there is one "
+            "(pin a run with gonogo baseline set RUN)"
+        )
+    return f"Compared with {comparison.detail}"
+
+
+def _interval(low: float | None, high: float | None, unit: str) -> str:
+    return f"[{format_value(low, unit)}, {format_value(high, unit)}]"
 
 
 def _signed(value: float, unit: str) -> str:

@@ -26,7 +26,13 @@ from markupsafe import Markup
 
 from gonogo.evidence import MetricRecord, SampleSeries
 from gonogo.report.details import ExperimentTimeline, TrendPoint, main_load_check
-from gonogo.report.document import COMPARISON_HEADERS, RunReport, artifact_command, comparison_cells
+from gonogo.report.document import (
+    COMPARISON_HEADERS,
+    RunReport,
+    artifact_command,
+    comparison_caption,
+    comparison_cells,
+)
 from gonogo.units import format_value
 
 if TYPE_CHECKING:
@@ -479,6 +485,7 @@ def render_html(report: RunReport) -> str:
             status_class=_STATUS_CLASS,
             gate_rows=_gate_rows(report),
             baseline_headers=COMPARISON_HEADERS,
+            baseline_caption=comparison_caption(report.baseline) if report.baseline else "",
             baseline_rows=[(row, comparison_cells(row)) for row in report.baseline.rows]
             if report.baseline
             else [],

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 __all__ = ["render_markdown"]
 
-from gonogo.report.document import COMPARISON_HEADERS, RunReport, artifact_command, comparison_cells
+from gonogo.report.document import (
+    COMPARISON_HEADERS,
+    RunReport,
+    artifact_command,
+    comparison_caption,
+    comparison_cells,
+)
 from gonogo.units import format_value
 
 _STATUS = {"pass": "✅ pass", "fail": "❌ fail", "warn": "⚠️ warn", "not_measured": "❔ not measured"}
@@ -57,7 +63,7 @@ def _baseline(report: RunReport) -> list[str]:
     comparison = report.baseline
     if comparison is None:
         return []
-    lines = ["", "## Baseline", "", f"Compared with: {_cell(comparison.detail)}."]
+    lines = ["", "## Baseline", "", f"{_cell(comparison_caption(comparison))}."]
     if comparison.runs:
         lines += ["", "Runs: " + ", ".join(f"`{run}`" for run in comparison.runs)]
     if comparison.rows:

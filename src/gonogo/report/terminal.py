@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from gonogo.report.document import COMPARISON_HEADERS, RunReport, comparison_cells
+from gonogo.report.document import COMPARISON_HEADERS, RunReport, comparison_caption, comparison_cells
 from gonogo.units import format_value
 
 _STATUS_STYLE = {
@@ -49,7 +49,7 @@ def baseline_table(report: RunReport) -> Table:
     comparison = report.baseline
     assert comparison is not None
     table = Table(title="Baseline", title_justify="left", expand=False)
-    table.caption = escape(f"compared with {comparison.detail}")
+    table.caption = escape(comparison_caption(comparison))
     for header in COMPARISON_HEADERS:
         table.add_column(header, overflow="fold")
     for row in comparison.rows:

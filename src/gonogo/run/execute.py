@@ -252,12 +252,12 @@ def _baseline(plan: Plan, store: Store, run_id: str) -> Baseline | None:
     if not plan.has_relative_gates:
         return None
     choice = choose_baseline(store, plan.name, plan.baseline.runs, before=run_id)
-    return gather_baseline(store, choice, plan.baseline.confidence)
+    return gather_baseline(store, choice, plan.baseline.confidence, store.resolve_run(run_id).plan_hash)
 
 
 def _store_comparison(store: Store, run_id: str, baseline: Baseline, rows: list[BaselineRow]) -> None:
     choice = baseline.choice
-    comparison = BaselineComparison(choice.how, choice.runs, choice.detail, baseline.confidence, rows)
+    comparison = BaselineComparison(choice.how, choice.runs, baseline.detail, baseline.confidence, rows)
     store.add_artifact(run_id, comparison.dumps(), name=COMPARISON_ARTIFACT, media_type=COMPARISON_MEDIA_TYPE)
 
 

@@ -4,14 +4,23 @@ What the run hands the verdict is a `Baseline`: the earlier runs chosen (`Baseli
 with its metrics and the distributions behind its latency figures (read from the stored
 artifacts with `distributions.py`). The rule, one place for the run and `gonogo verify`:
 
-- a figure with a distribution in the candidate (latency and duration statistics of `load` and
-  `journeys` checks: `load.endpoint.list.latency.p95` is the distribution `load.endpoint.list.latency`)
-  is compared whole, never as a ratio of two percentiles: Mann-Whitney U and the Hodges-Lehmann
-  shift with its interval (`shift.compare`), the baseline runs' samples merged by summing counts.
-  The gate fails only on evidence: when the interval excludes 0 (significant) and the shift breaks
-  the allowance, a share of the baseline's median (`<= +10% baseline`: the shift is more than 10%
-  of the baseline's median). A gate that no change would break asks for an improvement
-  (`<= -10% baseline`): it passes only on evidence, when its whole interval keeps the allowance;
+- a percentile other than the median with a distribution in the candidate (`load.latency.p95`
+  reads the distribution `load.latency` of a `load` or `journeys` check) is judged as that
+  percentile, never as a ratio of two point values: each run's percentile has a
+  distribution-free confidence interval (`quantile.py`), the limit is the share applied to the
+  end of the baseline's interval that favours the run, and the gate fails only when this run's
+  whole interval breaks it (`<= +10% baseline`: this run's p95 is above 110% of the baseline's,
+  with confidence). A gate that no change would keep asks for an improvement (`<= -10% baseline`)
+  and passes only when this run's whole interval keeps the limit drawn from the baseline's
+  other end. Mann-Whitney U and the Hodges-Lehmann shift of the whole distribution are reported
+  beside it;
+- the median, p50 or mean with a distribution is judged by the location of the whole
+  distribution: Mann-Whitney U and the Hodges-Lehmann shift with its interval (`shift.compare`),
+  the baseline runs' samples merged by summing counts. It fails only on evidence: when the
+  interval excludes 0 (significant) and the shift breaks the allowance, a share of the baseline's
+  median; a gate asking for an improvement passes only when its whole interval keeps it;
+- a maximum or minimum is one value with no interval: no relative gate (`gonogo validate`
+  refuses it; through a pattern, it is *not measured*);
 - any other figure (counts, rates, requests per second) is compared with the median of the
   baseline runs' values times (1 + the share): `<= +10% baseline` holds for at most 110% of it;
 - no baseline, or a baseline run that lacks the figure: *not measured*, never a pass.
@@ -33,6 +42,7 @@ __all__ = [
     "RelativeJudgement",
     "gather_baseline",
     "judge_relative",
+    "no_baseline_hint",
     "run_distributions",
 ]
 
@@ -42,12 +52,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from statistics import median
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gonogo.errors import GonogoError
-from gonogo.evidence.records import ArtifactRecord, BaselineChoice, GateStatus, MetricRecord
+from gonogo.evidence.records import ArtifactRecord, BaselineChoice, GateStatus, MetricRecord, RunRecord
 from gonogo.plan.model import GateSpec
-from gonogo.units import format_value
+from gonogo.threshold import Threshold
+from gonogo.units import format_p_value, format_value
+
+if TYPE_CHECKING:
+    from gonogo.verdict.quantile import QuantileInterval
+    from gonogo.verdict.shift import Shift
 
 # distributions.py and shift.py (hdrh, numpy, scipy) are imported where used: the reports import
 # this module, and `gonogo report` must not pay for them.
@@ -56,9 +71,12 @@ COMPARISON_ARTIFACT = "baseline-comparison.json"
 COMPARISON_MEDIA_TYPE = "application/vnd.gonogo.baseline-comparison+json"
 Sample = dict[float, int]
 _PERCENTILE = re.compile(r"\.(p\d+(?:[._]\d+)?|median)$")
-NO_BASELINE_HINT = (
-    "pin one with `gonogo baseline set RUN`, or pass N runs of this plan: "
-    "`baseline: {runs: N}` in the plan compares with the last N passing runs"
+_QUANTILE = re.compile(r"p(\d+)(?:[._](\d+))?")
+EXTREMES = ("max", "min")
+EXTREME_WHY = (
+    "a relative gate on a maximum or minimum cannot be judged on evidence: one value decides it and "
+    "it has no confidence interval; compare a high percentile with the baseline instead (….p99 or "
+    '….p99_9: "<= +10% baseline"), or hold the maximum to a fixed limit ("< 2s")'
 )
 
 
@@ -71,12 +89,15 @@ class EvidenceSource(Protocol):
 
     def artifact_path(self, sha256: str) -> Path: ...
 
+    def resolve_run(self, ref: str) -> RunRecord: ...
+
 
 @dataclass(frozen=True)
 class BaselineRun:
     id: str
     metrics: dict[str, float]  # full metric name → its last recorded value
     distributions: dict[str, Sample]  # `<check>.<stem>` → seconds → count
+    plan_hash: str | None = None  # sha256 of the plan it ran; None when unknown
 
 
 @dataclass(frozen=True)
@@ -86,6 +107,28 @@ class Baseline:
     choice: BaselineChoice
     runs: list[BaselineRun]
     confidence: float = 0.95
+    plan_hash: str | None = None  # sha256 of the plan of the run being judged
+
+    @property
+    def plan_note(self) -> str:
+        """`; baseline run X ran another version of the plan (…)`, or "" when every baseline run
+        ran this one: not an error (a plan changes between runs), but its figures may differ for it."""
+        if self.plan_hash is None:
+            return ""
+        other = [run for run in self.runs if run.plan_hash is not None and run.plan_hash != self.plan_hash]
+        if not other:
+            return ""
+        hashes = ", ".join(sorted({f"{run.plan_hash[:12]}…" for run in other if run.plan_hash}))
+        ran = "ran another version" if len(other) == 1 else "ran other versions"
+        return (
+            f"; baseline {_runs([run.id for run in other])} {ran} of the plan "
+            f"(sha256 {hashes}; this run's {self.plan_hash[:12]}…)"
+        )
+
+    @property
+    def detail(self) -> str:
+        """Which runs and why, and whether they ran another version of the plan."""
+        return self.choice.detail + self.plan_note
 
 
 @dataclass(frozen=True)
@@ -95,11 +138,17 @@ class BaselineRow:
     metric: str
     expr: str
     status: GateStatus
-    method: str  # mann-whitney (distributions), median (values), none (not measured)
+    # quantile (a percentile's intervals), mann-whitney (the shift of a distribution's location),
+    # median (values against the baseline runs' median), none (not measured)
+    method: str
     unit: str
-    baseline_value: float | None  # the baseline's median (of its values, or of its distribution)
-    candidate_value: float | None  # the run's value (median of its distribution, for mann-whitney)
-    limit: float | None  # the largest (or smallest) allowed: value, or shift for mann-whitney
+    # the baseline's figure: the percentile of its distribution (quantile), its median
+    # (mann-whitney), the median of its runs' values (median)
+    baseline_value: float | None
+    # the run's: the gated percentile (quantile), its distribution's median (mann-whitney), its value
+    candidate_value: float | None
+    # the largest (or smallest) allowed: the percentile (quantile), the shift (mann-whitney), the value
+    limit: float | None
     n1: int | None = None  # values in the baseline's distribution
     n2: int | None = None  # in the candidate's
     u: float | None = None
@@ -112,11 +161,18 @@ class BaselineRow:
     significant: bool | None = None
     note: str = ""  # why not measured, or how it was judged
     baseline_runs: list[str] = field(default_factory=list)  # the runs compared with
+    statistic: str | None = None  # the gated statistic of a distribution: p95, median, mean
+    # method quantile: the confidence intervals of the baseline's and this run's percentile
+    baseline_low: float | None = None
+    baseline_high: float | None = None
+    candidate_low: float | None = None
+    candidate_high: float | None = None
 
     @property
     def relative_shift(self) -> float | None:
-        """The shift as a share of the baseline's median."""
-        if self.shift is None or not self.baseline_value:
+        """The shift as a share of the baseline's median (of a mann-whitney row: a quantile row's
+        baseline value is its percentile)."""
+        if self.method != "mann-whitney" or self.shift is None or not self.baseline_value:
             return None
         return self.shift / self.baseline_value
 
@@ -185,13 +241,20 @@ def run_distributions(source: EvidenceSource, run_id: str) -> dict[str, Sample]:
     return found
 
 
-def gather_baseline(source: EvidenceSource, choice: BaselineChoice, confidence: float = 0.95) -> Baseline:
-    """The chosen runs' metrics and distributions, as the verdict reads them."""
+def gather_baseline(
+    source: EvidenceSource, choice: BaselineChoice, confidence: float = 0.95, plan_hash: str | None = None
+) -> Baseline:
+    """The chosen runs' metrics and distributions, as the verdict reads them; `plan_hash`: of the
+    plan of the run being judged, to say when a baseline run ran another version of it."""
     runs = []
     for run_id in choice.runs:
         latest = {metric.full_name: metric.value for metric in source.metrics(run_id)}
-        runs.append(BaselineRun(run_id, latest, run_distributions(source, run_id)))
-    return Baseline(choice, runs, confidence)
+        try:
+            ran: str | None = source.resolve_run(run_id).plan_hash
+        except GonogoError:  # gone from the store: verify says so
+            ran = None
+        runs.append(BaselineRun(run_id, latest, run_distributions(source, run_id), ran))
+    return Baseline(choice, runs, confidence, plan_hash)
 
 
 def judge_relative(
@@ -206,13 +269,19 @@ def judge_relative(
 
     if baseline is None or not baseline.runs:
         detail = baseline.choice.detail if baseline is not None else "no baseline was looked for"
-        return _not_measured(gate, name, metric.unit, f"no baseline ({detail}): {NO_BASELINE_HINT}")
+        return _not_measured(gate, name, metric.unit, f"no baseline ({detail}): {no_baseline_hint(gate)}")
     check, _, within = name.partition(".")
     stem = distribution_stem(within)
+    statistic = within[len(stem) + 1 :] if stem else ""
+    quantile = _quantile(statistic)
+    if statistic in EXTREMES or quantile in (0.0, 1.0):
+        return _not_measured(gate, name, metric.unit, EXTREME_WHY)
     key = f"{check}.{stem}" if stem else None
     candidate = distributions.get(key) if key is not None else None
     if key is not None and candidate:
-        return _judge_distribution(gate, name, key, candidate, baseline)
+        if quantile is not None and quantile != 0.5:
+            return _judge_quantile(gate, name, key, statistic, quantile, candidate, metric, baseline)
+        return _judge_distribution(gate, name, key, statistic, candidate, metric, baseline)
     if key is not None and metric.unit == "seconds" and _PERCENTILE.search(within):
         return _not_measured(
             gate, name, "seconds",
@@ -222,11 +291,35 @@ def judge_relative(
     return _judge_value(gate, name, metric, baseline)
 
 
-def _judge_distribution(
+def no_baseline_hint(gate: GateSpec) -> str:
+    """What to do about a relative gate without a baseline, for this gate's severity."""
+    if gate.severity == "must":
+        return (
+            "pin a run with gonogo baseline set RUN (until there is a baseline this must gate is not "
+            "measured and every run is NO-GO, so no run of this plan can pass to become one)"
+        )
+    return (
+        "pin a run with gonogo baseline set RUN, or let a run of this plan pass first "
+        "(the last N passing runs are the baseline, baseline.runs: N)"
+    )
+
+
+def _quantile(statistic: str) -> float | None:
+    """`p95` → 0.95, `p99_9` → 0.999, `median` → 0.5; None for any other statistic."""
+    if statistic == "median":
+        return 0.5
+    match = _QUANTILE.fullmatch(statistic)
+    if match is None:
+        return None
+    return float(f"{match.group(1)}.{match.group(2) or 0}") / 100
+
+
+def _distribution_shift(
     gate: GateSpec, name: str, key: str, candidate: Sample, baseline: Baseline
-) -> RelativeJudgement:
-    threshold, runs = gate.expr, baseline.runs
-    lacking = [run.id for run in runs if not run.distributions.get(key)]
+) -> tuple[Sample, Shift] | RelativeJudgement:
+    """The baseline runs' merged distribution of `key` and the candidate's shift from it, or
+    the judgement *not measured* saying why there is none."""
+    lacking = [run.id for run in baseline.runs if not run.distributions.get(key)]
     if lacking:
         return _not_measured(
             gate,
@@ -235,36 +328,163 @@ def _judge_distribution(
             f"baseline {_runs(lacking)} stored no distribution of {key} to compare with",
         )
     from gonogo.verdict.shift import compare
-    from gonogo.verdict.shift import median as sample_median
 
     merged: Sample = {}
-    for run in runs:
+    for run in baseline.runs:
         for value, count in run.distributions[key].items():
             merged[value] = merged.get(value, 0) + count
     try:
-        shift = compare(merged, candidate, confidence=baseline.confidence)
+        return merged, compare(merged, candidate, confidence=baseline.confidence)
     except GonogoError as error:
         return _not_measured(gate, name, "seconds", f"cannot compare the distributions of {key}: {error}")
+
+
+def _whole_distribution(shift: Shift, middle: float) -> str:
+    """Mann-Whitney U, the Hodges-Lehmann shift with its interval and the effect size, in words."""
+    share = f" ({shift.shift / middle:+.1%})" if middle else ""
+    verdict = "significant" if shift.significant else "not significant"
+    return (
+        f"Mann-Whitney U p = {format_p_value(shift.p_value)} ({verdict}); Hodges-Lehmann shift "
+        f"{_signed(shift.shift)}{share}, {shift.confidence:.0%} CI [{_signed(shift.low)}, "
+        f"{_signed(shift.high)}]; effect size {shift.effect_size:.2f} (P(candidate > baseline))"
+    )
+
+
+def _judge_quantile(
+    gate: GateSpec,
+    name: str,
+    key: str,
+    statistic: str,
+    quantile: float,
+    candidate: Sample,
+    metric: MetricRecord,
+    baseline: Baseline,
+) -> RelativeJudgement:
+    """A gate on a percentile other than the median judges that percentile: the interval of this
+    run's against the limit set by the baseline's interval, failing (or passing) only on evidence."""
+    found = _distribution_shift(gate, name, key, candidate, baseline)
+    if isinstance(found, RelativeJudgement):
+        return found
+    merged, shift = found
+    from gonogo.verdict.quantile import TooFewForQuantile, quantile_interval
+    from gonogo.verdict.shift import median as sample_median
+
+    try:
+        base = quantile_interval(merged, quantile, baseline.confidence)
+        cand = quantile_interval(candidate, quantile, baseline.confidence)
+    except TooFewForQuantile as error:
+        return _not_measured(
+            gate, name, "seconds",
+            f"too few values to judge the {statistic} of {key} on evidence: this run has "
+            f"{shift.candidate_count}, the baseline {shift.baseline_count}, and a {baseline.confidence:.0%} "
+            f"interval of the {statistic} takes at least {error.needed} (send more requests, or gate a "
+            "lower percentile)",
+        )  # fmt: skip
+    threshold = gate.expr
+    judged = _judge_interval(threshold, base, cand)
+    status = _status(gate, judged.holds)
+    conf = f"{baseline.confidence:.0%}"
+    source = (
+        f"this run's {statistic} {format_value(metric.value, 'seconds')} ({conf} CI "
+        f"{_interval(cand.low, cand.high)}, {cand.count} values of {key}) against the {statistic} of "
+        f"{_baseline_runs(baseline)}: {format_value(base.value, 'seconds')} ({conf} CI "
+        f"{_interval(base.low, base.high)}, {base.count} values); the whole distribution: "
+        f"{_whole_distribution(shift, sample_median(merged))}{baseline.plan_note}"
+    )
+    rule = judged.rule.format(statistic=statistic, confidence=conf)
+    threshold_text = (
+        f"{judged.limit_text} ({_share(threshold)} of baseline {statistic} "
+        f"{format_value(base.value, 'seconds')} {_interval(base.low, base.high)}{judged.end}; {rule})"
+    )
+    row = BaselineRow(
+        metric=name, expr=threshold.text, status=status, method="quantile", unit="seconds",
+        baseline_value=base.value, candidate_value=metric.value, limit=judged.limit,
+        n1=shift.baseline_count, n2=shift.candidate_count, u=shift.u, p_value=shift.p_value,
+        shift=shift.shift, low=shift.low, high=shift.high, confidence=shift.confidence,
+        effect_size=shift.effect_size, significant=shift.significant,
+        note=f"distribution {key}; {statistic} limit {judged.limit_text}",
+        baseline_runs=[run.id for run in baseline.runs], statistic=statistic,
+        baseline_low=base.low, baseline_high=base.high, candidate_low=cand.low, candidate_high=cand.high,
+    )  # fmt: skip
+    return RelativeJudgement(status, metric.value, "seconds", threshold_text, source, row)
+
+
+@dataclass(frozen=True)
+class _IntervalJudgement:
+    holds: bool
+    limit: float  # the limit the decision used (of the ends of the limit's interval, the one compared)
+    limit_text: str  # `<= 5.1 ms`, or `within [4.0 ms, 5.1 ms]` for == and !=
+    end: str  # which end of the baseline's interval the limit is taken from
+    rule: str  # when it fails or passes, with {statistic} and {confidence} to fill in
+
+
+def _judge_interval(
+    threshold: Threshold, base: QuantileInterval, cand: QuantileInterval
+) -> _IntervalJudgement:
+    """A quantile gate on evidence. A gate that no change would break fails only when even this
+    run's most favourable end breaks the limit drawn from the baseline's most lenient end; a gate
+    asking for a change (`<= -10% baseline`) passes only when even its least favourable end keeps
+    the limit drawn from the baseline's strictest end."""
+    factor = 1.0 + threshold.value
+    asks_change = not threshold.holds(base.value, base.value)
+    if threshold.op in ("==", "!="):
+        lowest, highest = sorted((base.low * factor, base.high * factor))
+        overlap = cand.low <= highest and cand.high >= lowest
+        within = f"within [{format_value(lowest, 'seconds')}, {format_value(highest, 'seconds')}]"
+        if threshold.op == "==":
+            rule = "fails only when this run's {statistic} interval lies wholly outside it"
+            return _IntervalJudgement(overlap, base.value * factor, within, "", rule)
+        rule = "passes only when this run's {statistic} interval lies wholly outside it"
+        return _IntervalJudgement(not overlap, base.value * factor, f"not {within}", "", rule)
+    upward = threshold.op in ("<", "<=")  # a high value breaks it
+    breaks, keeps = ("above", "below") if upward else ("below", "above")
+    if not asks_change:
+        base_end, cand_end = (base.high, cand.low) if upward else (base.low, cand.high)
+        rule = "fails only when this run's {statistic} is " + breaks + " it with {confidence} confidence"
+    else:
+        base_end, cand_end = (base.low, cand.high) if upward else (base.high, cand.low)
+        rule = "passes only when this run's {statistic} is " + keeps + " it with {confidence} confidence"
+    limit = threshold.limit(base_end)
+    end = ", from its upper end" if base_end == base.high else ", from its lower end"
+    limit_text = f"{threshold.op} {format_value(limit, 'seconds')}"
+    return _IntervalJudgement(threshold.holds(cand_end, base_end), limit, limit_text, end, rule)
+
+
+def _judge_distribution(
+    gate: GateSpec,
+    name: str,
+    key: str,
+    statistic: str,
+    candidate: Sample,
+    metric: MetricRecord,
+    baseline: Baseline,
+) -> RelativeJudgement:
+    """A gate on the median, p50 or mean judges the location of the whole distribution: the
+    Hodges-Lehmann shift against a share of the baseline's median."""
+    found = _distribution_shift(gate, name, key, candidate, baseline)
+    if isinstance(found, RelativeJudgement):
+        return found
+    merged, shift = found
+    from gonogo.verdict.shift import median as sample_median
+
+    threshold, runs = gate.expr, baseline.runs
     middle = sample_median(merged)
     allowance = threshold.limit(middle) - middle
     if threshold.holds(middle, middle):  # no change keeps the gate: it fails only on evidence
         failed = shift.significant and not threshold.holds(middle + shift.shift, middle)
-        rule = "fails only if significant"
+        rule = f"fails only if the Hodges-Lehmann shift is significant and breaks {_signed(allowance)}"
     else:  # the gate asks for a change (`<= -10% baseline`): it passes only on evidence
         failed = not all(threshold.holds(middle + end, middle) for end in (shift.low, shift.high))
-        rule = "passes only if its whole interval does"
+        rule = f"passes only if the whole CI of the Hodges-Lehmann shift keeps {_signed(allowance)}"
     status = _status(gate, not failed)
-    share = f" ({shift.shift / middle:+.1%})" if middle else ""
-    verdict = "significant" if shift.significant else "not significant"
     source = (
-        f"Mann-Whitney U vs {_baseline_runs(baseline)}: p = {shift.p_value:.3g} ({verdict}); "
-        f"Hodges-Lehmann shift {_signed(shift.shift)}{share}, {shift.confidence:.0%} CI "
-        f"[{_signed(shift.low)}, {_signed(shift.high)}]; effect size {shift.effect_size:.2f} "
-        f"(P(candidate > baseline)); {shift.candidate_count} values of {key} vs {shift.baseline_count}"
+        f"this run's {statistic} {format_value(metric.value, 'seconds')}; the distribution {key} against "
+        f"{_baseline_runs(baseline)}: {_whole_distribution(shift, middle)}; {shift.candidate_count} values "
+        f"vs {shift.baseline_count}{baseline.plan_note}"
     )
     threshold_text = (
-        f"shift {threshold.op} {_signed(allowance)} ({threshold.text}: of the baseline median "
-        f"{format_value(middle, 'seconds')}; {rule})"
+        f"{threshold.op} {format_value(threshold.limit(middle), 'seconds')} ({_share(threshold)} of the "
+        f"baseline median {format_value(middle, 'seconds')}; {rule})"
     )
     row = BaselineRow(
         metric=name, expr=threshold.text, status=status, method="mann-whitney", unit="seconds",
@@ -273,9 +493,9 @@ def _judge_distribution(
         shift=shift.shift, low=shift.low, high=shift.high, confidence=shift.confidence,
         effect_size=shift.effect_size, significant=shift.significant,
         note=f"distribution {key}; allowance {_signed(allowance)}",
-        baseline_runs=[run.id for run in runs],
+        baseline_runs=[run.id for run in runs], statistic=statistic,
     )  # fmt: skip
-    return RelativeJudgement(status, shift.shift, "seconds", threshold_text, source, row)
+    return RelativeJudgement(status, metric.value, "seconds", threshold_text, source, row)
 
 
 def _judge_value(gate: GateSpec, name: str, metric: MetricRecord, baseline: Baseline) -> RelativeJudgement:
@@ -289,7 +509,7 @@ def _judge_value(gate: GateSpec, name: str, metric: MetricRecord, baseline: Base
     of = "the median of " if len(runs) > 1 else ""
     source = (
         f"{format_value(metric.value, unit)} against {format_value(reference, unit)}, {of}"
-        f"{_baseline_runs(baseline)} ({metric.source})"
+        f"{_baseline_runs(baseline)} ({metric.source}){baseline.plan_note}"
     )
     row = BaselineRow(
         metric=name, expr=threshold.text, status=status, method="median", unit=unit,
@@ -325,3 +545,12 @@ def _runs(ids: Sequence[str]) -> str:
 
 def _signed(seconds: float) -> str:
     return ("+" if seconds > 0 else "") + format_value(seconds, "seconds")
+
+
+def _interval(low: float, high: float) -> str:
+    return f"[{format_value(low, 'seconds')}, {format_value(high, 'seconds')}]"
+
+
+def _share(threshold: Threshold) -> str:
+    """`+10%` of `<= +10% baseline`."""
+    return f"{threshold.value * 100:+g}%"

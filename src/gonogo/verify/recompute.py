@@ -79,7 +79,7 @@ def recompute_verdict(
             for gone in stored.baseline.runs
             if not _in_store(source, gone)
         ]
-        baseline = gather_baseline(source, stored.baseline, plan.baseline.confidence)
+        baseline = gather_baseline(source, stored.baseline, plan.baseline.confidence, run.plan_hash)
     gates = evaluate_gates(
         plan.gates,
         metrics,
