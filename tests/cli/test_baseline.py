@@ -41,6 +41,7 @@ def plan(tmp_path: Path) -> Path:
                     expect: {status: 200}
         gates:
           smoke.success_rate: ">= -1% baseline"
+          smoke.home.index.latency.p50: {expr: "<= +50% baseline", severity: should}
           smoke.home.index.latency.p95: {expr: "<= +50% baseline", severity: should}
         baseline:
           runs: 3
@@ -60,6 +61,8 @@ def test_a_pinned_run_is_what_the_next_run_compares_with(plan: Path) -> None:
     first = gonogo("run", cwd=plan.parent)
     assert first.code == 1, first.text  # a must gate with nothing to compare with: not measured
     assert "no baseline (no run is pinned and no earlier run of plan 'web' passed" in first.out
+    flowing = re.sub(r"[\s│]+", " ", first.out)  # the table's cells as they read
+    assert "pin a run with gonogo baseline set RUN (until there is a baseline this must gate" in flowing
     first_id = run_id_of(first.out)
     pinned = gonogo("baseline", "set", first_id[:15], cwd=plan.parent)
     assert pinned.code == 0 and f"run {first_id} (NO-GO" in pinned.out, pinned.text
@@ -72,13 +75,17 @@ def test_a_pinned_run_is_what_the_next_run_compares_with(plan: Path) -> None:
     gates, baseline = summary.out.split("## Gates", 1)[1].split("## Baseline", 1)
     baseline = baseline.split("\n## ", 1)[0]
     assert f"run {first_id}, pinned by" in baseline and "p-value" in baseline
-    (latency,) = [line for line in baseline.splitlines() if "latency.p95" in line]
+    (latency,) = [line for line in baseline.splitlines() if "latency.p50" in line]
     cells = [cell.strip() for cell in latency.split("|")[1:-1]]
     assert re.fullmatch(r"[0-9.e+-]+", cells[4]) and "CI [" in cells[5], latency  # p-value, shift (CI)
+    # 30 values bound no p95: it is not measured, and says how many it takes
+    (tail,) = [line for line in baseline.splitlines() if "latency.p95" in line]
+    assert "not measured" in tail and "interval of the p95 takes at least 110" in tail, tail
     (rate,) = [line for line in baseline.splitlines() if "success_rate" in line]
     assert "✅ pass" in rate and "100%" in rate
-    (latency_gate,) = [line for line in gates.splitlines() if "latency.p95" in line]
-    assert f"Mann-Whitney U vs baseline run {first_id} (pinned): p = " in latency_gate
+    (latency_gate,) = [line for line in gates.splitlines() if "latency.p50" in line]
+    said = f"the distribution smoke.home.index.latency against baseline run {first_id} (pinned): Mann-Whitney U p = "
+    assert said in latency_gate, latency_gate
 
     page = gonogo("report", second_id, "--format", "html", cwd=plan.parent)
     assert page.code == 0, page.text
