@@ -70,3 +70,28 @@ def test_timeframe_thresholds_find_the_longest_breach() -> None:
         parse_threshold("< 1s for ever")
     with pytest.raises(ValueError, match="cannot have a timeframe"):
         parse_threshold("<= +10% baseline for 10s")
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("<= 10% baseline", "the share needs its sign (+ or -)"),
+        ("<= +10% basline", "'basline' is not 'baseline'"),
+        ("<= 10 % Baseline", "'Baseline' is not 'baseline'; the share needs its sign (+ or -)"),
+        ("<= +10 baseline", "the share must be a signed percentage before 'baseline'"),
+    ],
+)
+def test_a_mistyped_relative_threshold_is_told_the_relative_form(text: str, why: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        parse_threshold(text)
+    assert str(raised.value) == (
+        f"{text!r} is not a relative threshold ({why}); expected OP +N% baseline or OP -N% baseline, "
+        "the sign required, e.g. '<= +10% baseline'"
+    )
+    assert parse_threshold("<= +10 % baseline").value == pytest.approx(0.1)
+
+
+def test_p_values_keep_three_digits_and_never_read_0() -> None:
+    from gonogo.units import format_p_value
+
+    assert [format_p_value(p) for p in (0.0, 3.4e-30, 0.04213, 1.0)] == ["< 1e-300", "3.4e-30", "0.0421", "1"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = ["Breach", "Threshold", "parse_threshold"]
 
+import difflib
 import operator
 import re
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ _OPERATORS: dict[str, Callable[[float, float], bool]] = {
 }
 _EXPRESSION = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*(.+?)\s*$")
 _RELATIVE = re.compile(r"^([-+]\d+(?:\.\d+)?)\s*%\s+baseline$")
+_RELATIVE_FORM = "OP +N% baseline or OP -N% baseline, the sign required, e.g. '<= +10% baseline'"
 _TIMEFRAME = re.compile(r"^(.*?)\s+for\s+(\S+)$")
 
 
@@ -155,8 +157,25 @@ def parse_threshold(text: str) -> Threshold:
     relative = _RELATIVE.match(rest)
     if relative:
         return Threshold(text.strip(), op, float(relative.group(1)) / 100.0, "ratio", True)
+    _refuse_near_relative(text.strip(), rest)
     try:
         value, unit = parse_quantity(rest)
     except ValueError as error:
         raise ValueError(f"{text.strip()!r} is not a threshold: {error}") from None
     return Threshold(text.strip(), op, value, unit)
+
+
+def _refuse_near_relative(text: str, rest: str) -> None:
+    """A threshold that means to be relative but is not written as one gets the relative form in
+    its message, not the quantity's list of units."""
+    words = re.findall(r"[A-Za-z]+", rest)
+    near = [word for word in words if difflib.get_close_matches(word.lower(), ["baseline"], cutoff=0.75)]
+    if not near:
+        return
+    problems = []
+    if near[0] != "baseline":
+        problems.append(f"{near[0]!r} is not 'baseline'")
+    if not re.match(r"^[-+]", rest):
+        problems.append("the share needs its sign (+ or -)")
+    why = "; ".join(problems) or "the share must be a signed percentage before 'baseline'"
+    raise ValueError(f"{text!r} is not a relative threshold ({why}); expected {_RELATIVE_FORM}")

@@ -84,7 +84,10 @@ def test_a_pinned_run_is_what_the_next_run_compares_with(plan: Path) -> None:
     (rate,) = [line for line in baseline.splitlines() if "success_rate" in line]
     assert "✅ pass" in rate and "100%" in rate
     (latency_gate,) = [line for line in gates.splitlines() if "latency.p50" in line]
-    said = f"the distribution smoke.home.index.latency against baseline run {first_id} (pinned): Mann-Whitney U p = "
+    said = (
+        f"the distribution smoke.home.index.latency against baseline run {first_id} (pinned): "
+        "Mann-Whitney U p = "
+    )
     assert said in latency_gate, latency_gate
 
     page = gonogo("report", second_id, "--format", "html", cwd=plan.parent)
