@@ -97,6 +97,8 @@ def test_a_pinned_run_is_what_the_next_run_compares_with(plan: Path) -> None:
 
     verified = gonogo("verify", second_id, cwd=plan.parent)
     assert verified.code == 0, verified.text
+    said = f"relative gates recomputed against baseline run {first_id} (pinned)"
+    assert said in re.sub(r"\s+", " ", verified.out), verified.out
 
     cleared = gonogo("baseline", "clear", cwd=plan.parent)
     assert cleared.code == 0 and f"(was run {first_id})" in cleared.out

@@ -75,12 +75,16 @@ def verify_flaky_history(store: Store, report: RunReport) -> HistoryFindings:
             *(f"stored only: {check} {test}" for check, test in sorted(mine - theirs)),
         ]
         found.mismatches.append(
-            f"{FLAKY_ARTIFACT}: the test outcomes of its {len(window)} runs give other flaky tests "
+            f"{FLAKY_ARTIFACT}: the test outcomes of its {_runs(len(window))} give other flaky tests "
             f"({'; '.join(said) or 'their figures differ'})"
         )
         return found
     found.checked.append(
-        f"{FLAKY_ARTIFACT}: recomputed from the test outcomes of its {len(window)} runs: "
+        f"{FLAKY_ARTIFACT}: recomputed from the test outcomes of its {_runs(len(window))}: "
         f"{len(fresh.tests)} flaky test{'s' if len(fresh.tests) != 1 else ''}, as stored"
     )
     return found
+
+
+def _runs(count: int) -> str:
+    return f"{count} run{'s' if count != 1 else ''}"

@@ -133,6 +133,13 @@ def _verify_evidence(store: Store, result: Verification, plan_path: Path | None)
                 f"verdict recomputed from {len(report.metrics)} metrics with the plan stored with the run: "
                 f"{report.verdict.decision}, {len(report.verdict.gates)} gates, as stored"
             )
+            baseline = report.verdict.baseline
+            if baseline is not None and baseline.runs:
+                runs = ", ".join(baseline.runs)
+                result.checked.append(
+                    f"relative gates recomputed against baseline run{'s' if len(baseline.runs) > 1 else ''} "
+                    f"{runs} ({baseline.how}), from their metrics and histograms as stored now: as stored"
+                )
     shas = {a.sha256 for a in report.artifacts} | {
         m.artifact_sha256 for m in report.metrics if m.artifact_sha256
     }
@@ -170,7 +177,7 @@ def _verify_report(store: Store, result: Verification, path: Path, format_name: 
     if format_name == "json":
         _verify_json(result, label, text, fresh, written, older=not recorded_any)
     elif written:
-        _verify_written(result, label, text, format_name, written[-1])
+        _verify_written(store, result, label, text, format_name, written[-1])
     elif not recorded_any:
         # Runs from before gonogo recorded the reports it writes: an older rendering and an
         # edit look the same, so say so instead of calling it either.
@@ -254,7 +261,7 @@ def _without_state(signoff: Any) -> Any:
 
 
 def _verify_written(
-    result: Verification, label: str, text: str, format_name: str, written: ReportFileRecord
+    store: Store, result: Verification, label: str, text: str, format_name: str, written: ReportFileRecord
 ) -> None:
     pattern = {
         "md": _MD_DIGEST,
@@ -271,9 +278,21 @@ def _verify_written(
         )
     else:
         result.warnings.append(
-            f"{label}: as gonogo wrote it at {when}; the store shows more since (a sign-off?): "
-            "regenerate it with `gonogo report`"
+            f"{label}: as gonogo wrote it at {when}, on the evidence the store has now; "
+            f"{_changed_since(store, result, written)}: regenerate it with `gonogo report`"
         )
+
+
+def _changed_since(store: Store, result: Verification, written: ReportFileRecord) -> str:
+    """Why a report gonogo wrote on this run's evidence renders differently now: a sign-off
+    recorded since, else what the report shows of the plan's other runs."""
+    later = [s for s in store.signoffs(result.report.run.id) if s.signed_at > written.written_at]
+    if later:
+        return f"{len(later)} sign-off{'s' if len(later) != 1 else ''} recorded since"
+    return (
+        "no sign-off since, so what changed is what it shows of the plan's other runs (the trend over "
+        "earlier runs: one of them was added, edited or deleted since, a baseline run among them)"
+    )
 
 
 def _first_difference(text: str, fresh: str) -> str:
