@@ -249,7 +249,7 @@ _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 def _md(text: object) -> str:
     """A table cell: pipes and line breaks would break the table, and a `<` that could open a
     tag is backslash-escaped (shown as `<` once rendered); no HTML entity, so the Markdown reads
-    as it renders (`<0.0001`)."""
+    as it renders (`< 1e-300`)."""
     return (
         _TAG_START.sub(r"\\<", str(text).replace("\\", "\\\\"))
         .replace("|", "\\|")
