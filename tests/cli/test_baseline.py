@@ -89,6 +89,7 @@ def test_a_pinned_run_is_what_the_next_run_compares_with(plan: Path) -> None:
         "Mann-Whitney U p = "
     )
     assert said in latency_gate, latency_gate
+    assert "(+50% of the baseline median " in latency_gate  # the threshold column: the limit
 
     page = gonogo("report", second_id, "--format", "html", cwd=plan.parent)
     assert page.code == 0, page.text

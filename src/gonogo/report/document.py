@@ -10,6 +10,7 @@ __all__ = [
     "collect",
     "comparison_caption",
     "comparison_cells",
+    "gate_threshold",
 ]
 
 import json
@@ -23,6 +24,7 @@ from gonogo.evidence import (
     ArtifactRecord,
     CheckRecord,
     EventRecord,
+    GateRecord,
     MetricRecord,
     RunRecord,
     SampleSeries,
@@ -252,6 +254,18 @@ def comparison_cells(row: BaselineRow) -> list[str]:
         "—",
         row.status,
     ]
+
+
+def gate_threshold(gate: GateRecord, *, full: bool = True) -> str:
+    """A gate's threshold as the gate tables show it: the expression, or for a relative gate that
+    was judged the limit it came to (`<= 48.9 ms (+10% of baseline p95 …; fails only when …)`);
+    `full=False`, for a terminal: the limit and the expression (`<= 48.9 ms (<= +10% baseline)`)."""
+    if not gate.expr.endswith("baseline") or gate.threshold == gate.expr or gate.status == "not_measured":
+        return gate.expr
+    if full:
+        return gate.threshold
+    limit = gate.threshold.split(" (", 1)[0]
+    return f"{limit} ({gate.expr})"
 
 
 def comparison_caption(comparison: BaselineComparison) -> str:

@@ -32,6 +32,7 @@ from gonogo.report.document import (
     artifact_command,
     comparison_caption,
     comparison_cells,
+    gate_threshold,
 )
 from gonogo.units import format_value
 
@@ -381,6 +382,7 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     environment.filters["value"] = lambda value, unit: format_value(value, unit or "number")
+    environment.filters["threshold"] = gate_threshold
     environment.filters["moment"] = lambda at: "—" if at is None else f"{at:%Y-%m-%d %H:%M:%S}"
     environment.filters["clock"] = lambda at: f"{at:%H:%M:%S}.{at.microsecond // 1000:03d}"
     return environment

@@ -10,6 +10,7 @@ from gonogo.report.document import (
     artifact_command,
     comparison_caption,
     comparison_cells,
+    gate_threshold,
 )
 from gonogo.units import format_value
 
@@ -42,7 +43,8 @@ def render_markdown(report: RunReport) -> str:
     for gate in verdict.gates:
         lines.append(
             f"| `{gate.metric}` | {format_value(gate.value, gate.unit or 'number')} "
-            f"| `{_cell(gate.expr)}` | {gate.severity} | {_STATUS[gate.status]} | {_cell(gate.source)} |"
+            f"| `{_cell(gate_threshold(gate))}` | {gate.severity} | {_STATUS[gate.status]} "
+            f"| {_cell(gate.source)} |"
         )
     lines += _baseline(report)
     lines += ["", "## Dimensions", "", "| dimension | score |", "|---|---|"]

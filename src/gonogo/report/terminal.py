@@ -9,7 +9,13 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from gonogo.report.document import COMPARISON_HEADERS, RunReport, comparison_caption, comparison_cells
+from gonogo.report.document import (
+    COMPARISON_HEADERS,
+    RunReport,
+    comparison_caption,
+    comparison_cells,
+    gate_threshold,
+)
 from gonogo.units import format_value
 
 _STATUS_STYLE = {
@@ -36,7 +42,7 @@ def gate_table(report: RunReport, width: int) -> Table:
         row = [
             gate.metric,
             format_value(gate.value, gate.unit or "number"),
-            gate.expr,
+            gate_threshold(gate, full=False),
             gate.severity,
             _STATUS_STYLE[gate.status],
         ]

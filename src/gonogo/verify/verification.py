@@ -291,7 +291,8 @@ def _changed_since(store: Store, result: Verification, written: ReportFileRecord
         return f"{len(later)} sign-off{'s' if len(later) != 1 else ''} recorded since"
     return (
         "no sign-off since, so what changed is what it shows of the plan's other runs (the trend over "
-        "earlier runs: one of them was added, edited or deleted since, a baseline run among them)"
+        "earlier runs: one of them was added, edited or deleted since, a baseline run among them), or "
+        "how this version of gonogo renders it"
     )
 
 
