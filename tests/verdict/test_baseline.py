@@ -69,6 +69,7 @@ def load_run(
     ref = store.add_artifact(run_id, json.dumps(document).encode(), name="load-histograms.json", check="load")
     now = datetime.now(UTC)
     figures = [(f"latency.p{q}", histogram.get_value_at_percentile(q) / 1e6, "seconds") for q in (50, 95, 99)]
+    figures += [("latency.p99_9", histogram.get_value_at_percentile(99.9) / 1e6, "seconds")]
     figures += [("latency.max", histogram.get_max_value() / 1e6, "seconds"), ("rps", rps, "per_second")]
     for name, value, unit in figures:
         store.add_metric(
@@ -147,6 +148,9 @@ def test_a_percentile_gate_judges_that_percentile_not_the_median(store: Store) -
 
     rows = judge(store, [baseline], tail, p95, p99, p50)
     assert [row.status for row in rows] == ["fail", "fail", "pass"], [row.note for row in rows]
+    # p99.9 of 5000 values: its interval's upper rank is past the largest value, so not measured
+    (row,) = judge(store, [baseline], tail, gate("load.latency.p99_9", "<= +10% baseline"))
+    assert row.status == "not_measured" and "interval of the p99_9 takes at least 5661" in row.note
     rows = judge(store, [baseline], faster_with_tail, p95, p50)
     assert [row.status for row in rows] == ["fail", "pass"]
     assert rows[1].shift is not None and rows[1].shift < 0  # its median is faster

@@ -24,7 +24,7 @@ from gonogo.verdict.shift import histogram_sample
 Sample = dict[float, int]
 Distributions = dict[str, Sample]  # stem → seconds → count
 
-_STATISTIC = re.compile(r"\.(p\d+(?:\.\d+)?|max|min|mean|median)$")
+_STATISTIC = re.compile(r"\.(p\d+(?:[._]\d+)?|max|min|mean|median)$")  # p99_9 as the load check names it
 
 
 def distribution_stem(metric_name: str) -> str | None:
