@@ -188,7 +188,7 @@ def test_the_gate_shows_the_statistic_its_limit_and_the_statistics(store: Store)
     assert p50.threshold.startswith("<= ") and "(+10% of the baseline median " in p50.threshold
 
 
-def test_a_relative_gate_on_a_maximum_is_refused_or_not_measured(store: Store, tmp_path: Path) -> None:
+def test_a_relative_gate_on_a_maximum_or_on_too_few_values_is_refused(store: Store, tmp_path: Path) -> None:
     from gonogo.errors import PlanError
     from gonogo.plan import parse_plan
 
@@ -204,6 +204,15 @@ def test_a_relative_gate_on_a_maximum_is_refused_or_not_measured(store: Store, t
     with pytest.raises(PlanError) as raised:
         parse_plan(textwrap.dedent(plan), tmp_path / "gonogo.yaml")
     assert "maximum or minimum cannot be judged on evidence" in str(raised.value)
+    # 30 iterations give a step's latency 30 values a run: a p95 takes 110, the median is judged whole
+    few = plan.replace("{path: /}}]}}}", "{path: /}}], iterations: 30}}}")
+    few = few.replace(".latency.max", ".latency.p95")
+    with pytest.raises(PlanError) as raised:
+        parse_plan(textwrap.dedent(few), tmp_path / "gonogo.yaml")
+    said = "takes at least 110 values, and this check gives at most 30 a run: it could only end not measured"
+    assert said in str(raised.value)
+    parse_plan(textwrap.dedent(few.replace(".p95", ".p50")), tmp_path / "gonogo.yaml")
+    parse_plan(textwrap.dedent(few.replace("iterations: 30", "iterations: 110")), tmp_path / "gonogo.yaml")
 
 
 def test_too_few_values_for_a_percentile_is_not_measured(store: Store) -> None:

@@ -215,6 +215,14 @@ class CheckKind(ABC, Generic[SettingsT]):
         return None
 
     @classmethod
+    def most_values(cls, settings: SettingsT, metric: str) -> int | None:
+        """The most values one run can put in the distribution behind `metric` (a name after
+        `<check>.`, such as `home.index.latency.p95`), when the settings fix it; `gonogo validate`
+        refuses a relative gate on a percentile that so few values could never bound. None:
+        the kind cannot tell (the run's duration and rate decide)."""
+        return None
+
+    @classmethod
     def default_gates(cls, settings: SettingsT) -> Mapping[str, str | Mapping[str, object]]:
         """Gates that hold when the plan names none of this check's metrics in `gates` (metric name
         after `<check>.` → a threshold or a gate mapping, as written in a plan): what a check

@@ -399,7 +399,8 @@ def parse_plan(text: str, path: Path) -> Plan:
         present = {**present, SERVICE_PREFIX: None}
     if _outcome_checks(checks):
         present = {**present, HISTORY_PREFIX: None}
-    gates = list(_gates(document, data.get("gates") or {}, checks, present, names, unresolved))
+    confidence = baseline.confidence if isinstance(baseline, BaselinePolicy) else 0.95
+    gates = list(_gates(document, data.get("gates") or {}, checks, present, names, unresolved, confidence))
     _dimension_typos(document, data, score)
     _lonely_ports(document, data)
 
@@ -643,9 +644,11 @@ def _gates(
     present: dict[str, str | None],
     names: PlanNames,
     unresolved: set[str],
+    confidence: float = 0.95,
 ) -> Iterator[GateSpec]:
     """The gates; refused when a gate could only end *not measured*, but not for a check whose
-    settings or references are wrong already (one mistake, one message)."""
+    settings or references are wrong already (one mistake, one message). `confidence`: the
+    baseline's, of the intervals a relative percentile gate needs enough values for."""
     if not isinstance(raw, dict):
         document.issue(
             ("gates",), 'expected a mapping of metric name → threshold, e.g. unit.pass_rate: ">= 99%"'
@@ -706,6 +709,10 @@ def _gates(
                     "end not measured; compare a high percentile with the baseline instead "
                     '(….p99 or ….p99_9: "<= +10% baseline"), or hold the maximum to a fixed limit ("< 2s")',
                 )
+            elif gate.expr.relative_to_baseline and (
+                too_few := _too_few_for_percentile(metric, checks.get(prefix), confidence)
+            ):
+                document.issue(at, too_few)
             elif prefix in (SERVICE_PREFIX, HISTORY_PREFIX) and gate.expr.timeframe is not None:
                 document.issue(
                     at,
@@ -719,6 +726,35 @@ def _gates(
     yield from _default_gates(checks, raw)
     yield from _default_service_gates(names, raw)
     yield from _default_history_gates(checks, raw)
+
+
+_PERCENTILE = re.compile(r"p(\d+)(?:[._](\d+))?")
+
+
+def _too_few_for_percentile(metric: str, spec: CheckSpec | None, confidence: float) -> str | None:
+    """Why a relative gate on a percentile could only end *not measured*: its check's settings
+    allow fewer values than an interval of that percentile takes (docs/baselines.md)."""
+    _, _, within = metric.partition(".")
+    statistic = within.rsplit(".", 1)[-1]
+    match = _PERCENTILE.fullmatch(statistic)
+    if spec is None or match is None or _is_glob(metric):
+        return None
+    quantile = float(f"{match.group(1)}.{match.group(2) or 0}") / 100
+    if not 0 < quantile < 1 or quantile == 0.5:  # the median is judged by the shift of the whole
+        return None
+    most = plugins.load_kind(spec.kind).most_values(spec.settings, within)
+    if most is None:
+        return None
+    from gonogo.verdict.quantile import values_needed  # scipy: only for such a gate
+
+    needed = values_needed(quantile, confidence)
+    if most >= needed:
+        return None
+    return (
+        f"a relative gate on the {statistic} is judged by its {confidence:.0%} confidence interval, which "
+        f"takes at least {needed} values, and this check gives at most {most} a run: it could only end "
+        "not measured; raise the iterations, or compare the median (….p50) with the baseline"
+    )
 
 
 def _default_gates(checks: dict[str, CheckSpec], raw: dict[Any, Any]) -> Iterator[GateSpec]:

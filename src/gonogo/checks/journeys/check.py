@@ -31,6 +31,19 @@ class JourneysCheck(CheckKind[JourneysSettings]):
     def metric_names(cls, settings: JourneysSettings, plan: PlanNames) -> MetricPatterns:
         return metric_names(settings)
 
+    @classmethod
+    def most_values(cls, settings: JourneysSettings, metric: str) -> int | None:
+        """A journey's duration and each of its steps' latencies get one value per iteration."""
+        journey_name, _, rest = metric.partition(".")
+        journey = settings.journeys.get(journey_name)
+        if journey is None:
+            return None
+        steps = {step.name for step in journey.steps}
+        figure = rest.rsplit(".", 1)[0]
+        if figure == "duration" or (figure.endswith(".latency") and figure[: -len(".latency")] in steps):
+            return journey.iterations
+        return None
+
     def run(self, settings: JourneysSettings, ctx: CheckContext) -> CheckOutcome:
         base_url, problem = resolve_base_url(settings.base_url, ctx)
         if problem:
