@@ -44,12 +44,10 @@ from gonogo.evidence import ArtifactRecord, GateRecord, MetricRecord, RunRecord,
 from gonogo.evidence.test_outcomes import OUTCOMES_ARTIFACT, read_test_outcomes
 from gonogo.verdict.distributions import Distributions, journey_distributions, load_distributions
 from gonogo.verdict.flaky import FLAKY_ARTIFACT, read_flaky_history
-from gonogo.verdict.shift import TooFewValues, compare
+from gonogo.verdict.shift import TooFewValues, compare, median
 
 Classification = Literal["slower", "faster", "significant but within tolerance", "no significant difference"]
 MAX_JUNIT_BYTES = 64 * 1024 * 1024  # a JUnit report larger than this is not read for test outcomes
-MAX_PAIRS = 2_000_000  # pairs of distinct values a shift is computed from (each pair costs a sort slot)
-COARSEN_FROM = 0.0025  # the first bucket width (relative) when there are more
 
 
 @dataclass(frozen=True)
@@ -601,12 +599,11 @@ def _latency_changes(
     changes = []
     for stem in sorted(a.keys() & b.keys()):
         try:
-            sample_a, sample_b = _bounded_pair(a[stem], b[stem])
-            shift = compare(sample_a, sample_b, confidence=confidence)
+            shift = compare(a[stem], b[stem], confidence=confidence)
         except TooFewValues as error:
             notes.append(f"{check}.{stem}: not compared ({error})")
             continue
-        a_median, b_median = _median(a[stem]), _median(b[stem])
+        a_median, b_median = median(a[stem]), median(b[stem])
         classification = classify(
             shift.low,
             shift.high,
@@ -633,39 +630,6 @@ def _latency_changes(
             )
         )
     return changes
-
-
-def _bounded_pair(a: dict[float, int], b: dict[float, int]) -> tuple[dict[float, int], dict[float, int]]:
-    """Both samples, their values merged into log-spaced buckets when there are too many pairs
-    of distinct values to compare (a fine-grained histogram spanning milliseconds to seconds has
-    thousands of buckets): 0.25% wide first, then twice as wide until they fit. A bucket of
-    0.25% moves a shift by less than that, far under any tolerance worth setting."""
-    width = COARSEN_FROM
-    while len(a) * len(b) > MAX_PAIRS:
-        a, b = _coarsen(a, width), _coarsen(b, width)
-        width *= 2
-    return a, b
-
-
-def _coarsen(sample: dict[float, int], width: float) -> dict[float, int]:
-    step = math.log1p(width)
-    merged: dict[float, int] = {}
-    for value, count in sample.items():
-        key = math.exp(round(math.log(value) / step) * step) if value > 0 else value
-        merged[key] = merged.get(key, 0) + count
-    return merged
-
-
-def _median(sample: dict[float, int]) -> float:
-    """The weighted median (the lower middle value of an even count)."""
-    items = sorted(sample.items())
-    total = sum(count for _, count in items)
-    seen = 0
-    for value, count in items:
-        seen += count
-        if 2 * seen >= total:
-            return value
-    return items[-1][0]
 
 
 def _metric_changes(a: list[MetricRecord], b: list[MetricRecord], checks: set[str]) -> list[MetricChange]:
