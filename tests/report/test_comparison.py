@@ -253,3 +253,28 @@ def test_stored_test_outcomes_are_read_before_the_junit_reports(store: Store) ->
     # t1 failed once and passed on its rerun: passed; t2's error is a failure
     assert [(t.test, t.a, t.b) for t in comparison.tests] == [("t2", "passed", "failed")]
     assert comparison.tests_compared == 2
+
+
+def test_many_distributions_at_once_are_judged_on_holm_adjusted_p_values() -> None:
+    """Between two identical runs, one of 35 distributions reads p = 0.044 by chance (the
+    example's unchanged pair did): adjusted for the 35 it is no difference; p = 1e-40 still is."""
+    from gonogo.report.comparison import LatencyChange, _holm
+
+    def change(name: str, p: float, shift: float) -> LatencyChange:
+        return LatencyChange(
+            check="load", distribution=name, a_count=500, b_count=500, a_median=0.010, b_median=0.011,
+            p_value=p, shift=shift, low=shift / 2, high=shift * 2, effect_size=0.6,
+            classification="no significant difference",
+        )  # fmt: skip
+
+    quiet = [change(f"endpoint.e{i}.latency", 0.5, 0.0001) for i in range(33)]
+    judged = _holm(
+        [change("chance", 0.044, 0.001), change("real", 1e-40, 0.002), *quiet],
+        tolerance=0.05,
+        confidence=0.95,
+    )
+    by_name = {c.distribution: c for c in judged}
+    assert by_name["chance"].classification == "no significant difference"
+    assert by_name["chance"].p_adjusted == 1.0  # 0.044 x 34, at most 1
+    assert by_name["real"].classification == "slower" and by_name["real"].p_adjusted == pytest.approx(35e-40)
+    assert all(c.p_adjusted <= 1.0 for c in judged)

@@ -33,7 +33,7 @@ import fnmatch
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -124,6 +124,8 @@ class LatencyChange:
     high: float
     effect_size: float  # P(a B value exceeds an A value), ties half; 0.5: no difference
     classification: Classification
+    # Holm's adjustment of p_value for every distribution compared at once: what decides
+    p_adjusted: float = 1.0
 
     @property
     def relative_shift(self) -> float | None:
@@ -266,8 +268,9 @@ def compare_runs(
             tests += changes
             tests_compared += both
         latencies += _latency_changes(
-            name, reader.distributions(mine_a), reader.distributions(mine_b), tolerance, confidence, notes
+            name, reader.distributions(mine_a), reader.distributions(mine_b), confidence, notes
         )
+    latencies = _holm(latencies, tolerance=tolerance, confidence=confidence)
     metrics = _metric_changes(store.metrics(record_a.id), store.metrics(record_b.id), set(common))
     gates = _gate_changes(store, record_a.id, record_b.id)
     if not (
@@ -302,9 +305,11 @@ def compare_runs(
 def classify(low: float, high: float, shift: float, p_value: float, a_median: float, *,
              tolerance: float, confidence: float) -> Classification:  # fmt: skip
     """Significant when the interval excludes 0 *and* p < 1 - confidence (both approximations
-    agree; on a handful of values the interval alone is too eager). Slower or faster only when
-    the shift is also larger than the tolerance (a fraction of A's median): with many requests
-    a shift of a few microseconds is significant, yet no one would call it slower."""
+    agree; on a handful of values the interval alone is too eager). `p_value` is Holm's adjusted
+    one: a comparison tests every distribution at once (the example has 35), and at 5% each,
+    one or two of them would read as changed between two identical runs. Slower or faster only
+    when the shift is also larger than the tolerance (a fraction of A's median): with many
+    requests a shift of a few microseconds is significant, yet no one would call it slower."""
     significant = (low > 0 or high < 0) and p_value < 1 - confidence
     if not significant:
         return "no significant difference"
@@ -589,12 +594,7 @@ def _test_parity(
 
 
 def _latency_changes(
-    check: str,
-    a: Distributions,
-    b: Distributions,
-    tolerance: float,
-    confidence: float,
-    notes: list[str],
+    check: str, a: Distributions, b: Distributions, confidence: float, notes: list[str]
 ) -> list[LatencyChange]:
     changes = []
     for stem in sorted(a.keys() & b.keys()):
@@ -603,33 +603,50 @@ def _latency_changes(
         except TooFewValues as error:
             notes.append(f"{check}.{stem}: not compared ({error})")
             continue
-        a_median, b_median = median(a[stem]), median(b[stem])
-        classification = classify(
-            shift.low,
-            shift.high,
-            shift.shift,
-            shift.p_value,
-            a_median,
-            tolerance=tolerance,
-            confidence=confidence,
-        )
         changes.append(
             LatencyChange(
                 check=check,
                 distribution=stem,
                 a_count=shift.baseline_count,
                 b_count=shift.candidate_count,
-                a_median=a_median,
-                b_median=b_median,
+                a_median=median(a[stem]),
+                b_median=median(b[stem]),
                 p_value=shift.p_value,
                 shift=shift.shift,
                 low=shift.low,
                 high=shift.high,
                 effect_size=shift.effect_size,
-                classification=classification,
+                classification="no significant difference",
             )
         )
     return changes
+
+
+def _holm(changes: list[LatencyChange], *, tolerance: float, confidence: float) -> list[LatencyChange]:
+    """Every change classified on its Holm-adjusted p-value (step-down: the i-th smallest of m
+    p-values times m - i, never below the one before; at most 1)."""
+    adjusted: dict[int, float] = {}
+    running = 0.0
+    order = sorted(range(len(changes)), key=lambda index: changes[index].p_value)
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(changes) - rank) * changes[index].p_value))
+        adjusted[index] = running
+    return [
+        replace(
+            change,
+            p_adjusted=adjusted[index],
+            classification=classify(
+                change.low,
+                change.high,
+                change.shift,
+                adjusted[index],
+                change.a_median,
+                tolerance=tolerance,
+                confidence=confidence,
+            ),
+        )
+        for index, change in enumerate(changes)
+    ]
 
 
 def _metric_changes(a: list[MetricRecord], b: list[MetricRecord], checks: set[str]) -> list[MetricChange]:

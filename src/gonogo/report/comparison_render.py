@@ -98,8 +98,11 @@ def _flaky(test: TestChange) -> str:
     return "; ".join(f"flaky in {run}: {why}" for run, why in test.flaky.items())
 
 
-def _p_value(value: float) -> str:
-    return format_p_value(value)
+def _p_value(change: LatencyChange) -> str:
+    """The p-value and, when it differs, Holm's adjustment of it, which decides."""
+    p = format_p_value(change.p_value)
+    adjusted = format_p_value(change.p_adjusted)
+    return p if adjusted == p else f"{p} (Holm {adjusted})"
 
 
 def _verdict_line(comparison: Comparison) -> str:
@@ -189,7 +192,7 @@ def print_comparison(comparison: Comparison, console: Console) -> None:
             table.add_row(
                 escape(change.check), escape(change.distribution), f"{change.a_count} / {change.b_count}",
                 _seconds(change.a_median), _seconds(change.b_median), _signed(change.shift, "seconds"),
-                _interval(change), _percent(change.relative_shift), _p_value(change.p_value),
+                _interval(change), _percent(change.relative_shift), _p_value(change),
                 f"{change.effect_size:.2f}", _CLASS_STYLE[change.classification],
             )  # fmt: skip
         console.print(table)
@@ -299,8 +302,9 @@ def comparison_markdown(comparison: Comparison) -> str:
         "## Latency",
         "",
         "Mann-Whitney U and the Hodges-Lehmann shift of B - A with its "
-        f"{comparison.confidence:.0%} interval; slower or faster only when the interval excludes 0 "
-        f"and the shift exceeds {comparison.tolerance:.1%} of A's median.",
+        f"{comparison.confidence:.0%} interval; slower or faster only when the interval excludes 0, "
+        "the p-value adjusted for every distribution compared (Holm) is below "
+        f"{1 - comparison.confidence:.2g}, and the shift exceeds {comparison.tolerance:.1%} of A's median.",
         "",
     ]
     if comparison.latencies:
@@ -313,7 +317,7 @@ def comparison_markdown(comparison: Comparison) -> str:
             cells = [
                 change.check, change.distribution, f"{change.a_count} / {change.b_count}",
                 _seconds(change.a_median), _seconds(change.b_median), _signed(change.shift, "seconds"),
-                _interval(change), _percent(change.relative_shift), _p_value(change.p_value),
+                _interval(change), _percent(change.relative_shift), _p_value(change),
                 f"{change.effect_size:.2f}",
                 f"**{change.classification}**" if change.classification in ("slower", "faster")
                 else change.classification,
@@ -446,7 +450,7 @@ def comparison_html(comparison: Comparison) -> str:
                 "shift": _signed(change.shift, "seconds"),
                 "interval": _interval(change),
                 "percent": _percent(change.relative_shift),
-                "p": _p_value(change.p_value),
+                "p": _p_value(change),
             }
             for change in comparison.latencies
         ],
