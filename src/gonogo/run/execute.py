@@ -212,8 +212,16 @@ def execute(
                 shutil.rmtree(scratch_dir, ignore_errors=True)
 
     with _signals_ignored():
-        baseline = _baseline(plan, store, run_id)
-        distributions = run_distributions(store, run_id) if baseline and baseline.runs else None
+        baseline: Baseline | None = None
+        distributions = None
+        try:
+            baseline = _baseline(plan, store, run_id)
+            distributions = run_distributions(store, run_id) if baseline and baseline.runs else None
+        except Exception as error:  # what the checks measured must still reach a verdict
+            problems.append(f"the baseline could not be read: {error}")
+            with contextlib.suppress(Exception):
+                trace = traceback.format_exc().encode()
+                store.add_artifact(run_id, trace, name="baseline-traceback.txt", media_type="text/plain")
         comparisons: list[BaselineRow] = []
         try:
             record_flaky_tests(store, run_id, plan.name, plan.history.runs)
